@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// pigen's executable entry: binds the process to the CLI and exits with its code.
+
+import { main } from './cli/main.js';
+
+// A closed pipe (`pigen validate | head`) ends the output quietly, as for any Unix tool.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
+const epochEnv = process.env.SOURCE_DATE_EPOCH;
+const epoch = epochEnv && /^\d+$/.test(epochEnv) ? Number(epochEnv) : 0;
+const code = await main(process.argv.slice(2), {
+  cwd: process.cwd(),
+  env: process.env,
+  stdout: { write: (s) => void process.stdout.write(s), isTTY: process.stdout.isTTY === true },
+  stderr: { write: (s) => void process.stderr.write(s), isTTY: process.stderr.isTTY === true },
+  epoch,
+});
+process.exitCode = code;

@@ -1,0 +1,165 @@
+// Diagnostics: construction, lookup of source positions, and formatting.
+//
+// Text format (colour only when the caller asks for it):
+//
+//   error[port-clash]: all.children.infra.vars.vlogs_port: port 8428 is already used by vmetrics_port on 10.10.10.10
+//     --> pigsty.yml:14:21
+//      |
+//   13 |       vmetrics_port: 8428
+//   14 |       vlogs_port: 8428
+//      |                   ^
+//      = note: vmetrics_port is set at pigsty.yml:13:22
+//      = hint: move one of the two services to another port, or disable one
+
+import { hintFor, type Code } from './codes.js';
+import type { Diagnostic, Loaded, Path, Pos, Severity } from './types.js';
+
+export function diag(
+  code: Code,
+  severity: Severity,
+  path: Path,
+  message: string,
+  extra: Partial<Pick<Diagnostic, 'hint' | 'related' | 'pos' | 'file'>> = {},
+): Diagnostic {
+  return { code, severity, path, message, ...extra };
+}
+
+export const err = (code: Code, path: Path, message: string, extra?: Partial<Diagnostic>) =>
+  diag(code, 'error', path, message, extra);
+export const warn = (code: Code, path: Path, message: string, extra?: Partial<Diagnostic>) =>
+  diag(code, 'warning', path, message, extra);
+
+export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severity === 'error');
+
+export const pathKey = (p: Path) => p.join('\u0000');
+
+/** Renders a parameter path the way users write it: all.children.infra.hosts['10.10.10.10'].infra_seq */
+export function formatPath(p: Path): string {
+  let out = '';
+  for (const seg of p) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(seg)) out += (out ? '.' : '') + seg;
+    else out += `[${JSON.stringify(seg).replace(/^"|"$/g, "'")}]`;
+  }
+  return out || '(top level)';
+}
+
+/**
+ * The source position for a path: the value's position, or for a missing key the nearest
+ * existing ancestor. `preferKey` points at the key instead of the value (e.g. unknown parameters).
+ */
+export function positionOf(loaded: Loaded, p: Path, preferKey = false): Pos | undefined {
+  for (let n = p.length; n >= 0; n--) {
+    const e = loaded.positions.get(pathKey(p.slice(0, n)));
+    if (e) return (preferKey && n === p.length && e.key) || e.value;
+  }
+  return undefined;
+}
+
+/** Fills in file and position for diagnostics that have a path but no position yet. */
+export function locate(ds: Diagnostic[], loaded: Loaded | undefined, file: string): Diagnostic[] {
+  return ds.map((d) => {
+    if (d.pos || !loaded) return { file: d.file ?? file, ...d };
+    const pos = positionOf(loaded, d.path, d.code === 'unknown-param' || d.code === 'duplicate-key');
+    const related = d.related && !d.related.pos && d.related.path.length ? { ...d.related, pos: positionOf(loaded, d.related.path) } : d.related;
+    return { ...d, file: d.file ?? file, ...(pos ? { pos } : {}), ...(related ? { related } : {}) };
+  });
+}
+
+/** Sorts by file position so output reads top to bottom; errors before warnings at the same spot. */
+export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return [...ds].sort(
+    (a, b) =>
+      (a.pos?.line ?? 0) - (b.pos?.line ?? 0) ||
+      (a.pos?.col ?? 0) - (b.pos?.col ?? 0) ||
+      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) ||
+      a.code.localeCompare(b.code) ||
+      a.message.localeCompare(b.message),
+  );
+}
+
+export interface FormatOptions {
+  color: boolean;
+  /** Source text by file name, for code frames. */
+  sources: Map<string, string>;
+}
+
+const paint = (on: boolean, code: string, s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
+
+/** Formats diagnostics as text with code frames; one blank line between entries. */
+export function formatDiagnostics(ds: readonly Diagnostic[], opts: FormatOptions): string {
+  return ds.map((d) => formatOne(d, opts)).join('\n');
+}
+
+function formatOne(d: Diagnostic, { color, sources }: FormatOptions): string {
+  const sev = d.severity === 'error' ? paint(color, '1;31', 'error') : paint(color, '1;33', 'warning');
+  const lines: string[] = [];
+  const where = d.path.length ? `${formatPath(d.path)}: ` : '';
+  lines.push(`${sev}${paint(color, '1', `[${d.code}]`)}: ${paint(color, '1', where + d.message)}`);
+  if (d.file) lines.push(`  ${paint(color, '34', '-->')} ${d.file}${d.pos ? `:${d.pos.line}:${d.pos.col}` : ''}`);
+  const text = d.file ? sources.get(d.file) : undefined;
+  if (text !== undefined && d.pos) lines.push(...codeFrame(text, d.pos, color));
+  if (d.related) {
+    const at = d.related.pos && d.file ? ` at ${d.file}:${d.related.pos.line}:${d.related.pos.col}` : '';
+    lines.push(`   ${paint(color, '34', '=')} note: ${d.related.message}${at}`);
+  }
+  lines.push(`   ${paint(color, '34', '=')} hint: ${d.hint ?? hintFor(d.code)}`);
+  return lines.join('\n') + '\n';
+}
+
+function codeFrame(text: string, pos: Pos, color: boolean): string[] {
+  const all = splitLines(text, pos.line + 1);
+  const first = Math.max(1, pos.line - 1);
+  const last = Math.min(all.length, pos.line);
+  const width = String(last).length;
+  const gutter = (n: string) => paint(color, '34', `${n.padStart(width)} |`);
+  const out = [gutter('')];
+  // Long lines are shown as a window around the column so the caret stays on screen.
+  const WIDTH = 100;
+  const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
+  for (let n = first; n <= last; n++) {
+    const raw = all[n - 1] ?? '';
+    let shown = raw.slice(start, start + WIDTH);
+    if (start > 0) shown = '...' + shown;
+    if (raw.length > start + WIDTH) shown += '...';
+    out.push(`${gutter(String(n))} ${shown.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')}`);
+  }
+  const caretCol = pos.col - start + (start > 0 ? 3 : 0);
+  out.push(`${gutter('')} ${' '.repeat(Math.max(0, caretCol - 1))}${paint(color, '1;31', '^')}`);
+  return out;
+}
+
+/** The first `max` lines of a text, without scanning the rest (inventories can be large). */
+function splitLines(text: string, max: number): string[] {
+  const out: string[] = [];
+  let start = 0;
+  while (out.length < max) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) {
+      out.push(text.slice(start));
+      break;
+    }
+    out.push(text.slice(start, nl).replace(/\r$/, ''));
+    start = nl + 1;
+  }
+  return out;
+}
+
+/** JSON form for --json: stable field order, no colour, path both as list and as text. */
+export function diagnosticsToJson(ds: readonly Diagnostic[]) {
+  return ds.map((d) => ({
+    code: d.code,
+    severity: d.severity,
+    message: d.message,
+    path: formatPath(d.path),
+    pathSegments: d.path,
+    file: d.file ?? null,
+    line: d.pos?.line ?? null,
+    col: d.pos?.col ?? null,
+    hint: d.hint ?? hintFor(d.code),
+    related: d.related ? { message: d.related.message, path: formatPath(d.related.path), line: d.related.pos?.line ?? null, col: d.related.pos?.col ?? null } : null,
+  }));
+}
+
+/** Thrown only for bugs; the CLI prints an 'internal error' banner and exits 1. */
+export class InternalError extends Error {}

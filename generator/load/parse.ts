@@ -1,0 +1,250 @@
+// Parse an inventory the way Ansible reads it (PyYAML, YAML 1.1), keeping a source position for
+// every node. pigsty-infra.md §1.5: yes/no/on/off/true/false are booleans but y/n stay strings;
+// integer map keys survive (as their decimal string); anchors, aliases and merge keys work;
+// a duplicate key is an error.
+
+import {
+  LineCounter,
+  parseDocument,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  Scalar,
+  type Node as YNode,
+  type Document,
+  type ScalarTag,
+  type Tags,
+} from 'yaml';
+import { err } from '../diagnostics.js';
+import { pathKey } from '../diagnostics.js';
+import type { Diagnostic, Json, JsonObject, Loaded, Path, Pos, Result, Source } from '../types.js';
+
+/** Inventories are small; anything past this is the wrong file (and would only waste memory). */
+export const MAX_INVENTORY_BYTES = 8 * 1024 * 1024;
+
+// PyYAML's bool resolver: only the words, never y/Y/n/N.
+const pyTrue: ScalarTag = {
+  identify: (v) => v === true,
+  default: true,
+  tag: 'tag:yaml.org,2002:bool',
+  test: /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/,
+  resolve: () => new Scalar(true),
+};
+const pyFalse: ScalarTag = {
+  identify: (v) => v === false,
+  default: true,
+  tag: 'tag:yaml.org,2002:bool',
+  test: /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/,
+  resolve: () => new Scalar(false),
+};
+
+function customTags(tags: Tags): Tags {
+  // Timestamps stay strings (pigen never computes with dates); bools follow PyYAML.
+  const tagOf = (t: Tags[number]) => (typeof t === 'string' ? t : t.tag);
+  const keep = tags.filter((t) => tagOf(t) !== 'tag:yaml.org,2002:bool' && tagOf(t) !== 'tag:yaml.org,2002:timestamp');
+  return [pyTrue, pyFalse, ...keep];
+}
+
+/** Parses one inventory source. Pure: bytes in, data with positions (or diagnostics) out. */
+export function parseInventory(src: Source): Result<Loaded> {
+  const file = src.name;
+  const at = (pos: Pos, code: Parameters<typeof err>[0], message: string, hint?: string): Diagnostic =>
+    err(code, [], message, { file, pos, ...(hint ? { hint } : {}) });
+
+  if (src.bytes.length > MAX_INVENTORY_BYTES) {
+    return {
+      diagnostics: [
+        at({ line: 1, col: 1 }, 'file-too-large', `file is ${src.bytes.length} bytes; the limit is ${MAX_INVENTORY_BYTES} bytes`),
+      ],
+    };
+  }
+  const bad = firstNonText(src.bytes);
+  if (bad) return { diagnostics: [at(bad.pos, 'not-text', bad.why)] };
+  let text = new TextDecoder('utf-8').decode(src.bytes);
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+
+  const lc = new LineCounter();
+  const pos = (offset: number): Pos => lc.linePos(offset);
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, {
+      version: '1.1',
+      merge: true,
+      uniqueKeys: true,
+      prettyErrors: false,
+      lineCounter: lc,
+      customTags,
+      strict: true,
+    });
+  } catch (e) {
+    return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', `cannot parse YAML: ${(e as Error).message}`)] };
+  }
+  const diagnostics: Diagnostic[] = [];
+  for (const e of doc.errors) {
+    const p = pos(e.pos[0]);
+    const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    if (e.code === 'DUPLICATE_KEY') diagnostics.push(at(p, 'duplicate-key', 'duplicate key: ' + lowerFirst(msg)));
+    else diagnostics.push(at(p, 'yaml-syntax', lowerFirst(msg)));
+  }
+  for (const w of doc.warnings) {
+    if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(at(pos(w.pos[0]), 'yaml-tag', lowerFirst(w.message.split('\n')[0]!)));
+  }
+  if (diagnostics.length) return { diagnostics };
+  if (!doc.contents || (isScalar(doc.contents) && doc.contents.value == null)) {
+    return { diagnostics: [at({ line: 1, col: 1 }, 'empty-file', 'the inventory is empty')] };
+  }
+
+  const positions: Loaded['positions'] = new Map();
+  const walker = new Walker(doc, pos, positions, file);
+  const data = walker.convert(doc.contents as YNode, [], new Set());
+  if (walker.diagnostics.length) return { diagnostics: walker.diagnostics };
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
+    return { diagnostics: [at(positions.get('')?.value ?? { line: 1, col: 1 }, 'not-mapping', `the top level is ${kind}, not a mapping`)] };
+  }
+  return { value: { file, text, data, positions }, diagnostics: [] };
+}
+
+class Walker {
+  diagnostics: Diagnostic[] = [];
+  constructor(
+    private doc: Document.Parsed,
+    private pos: (o: number) => Pos,
+    private positions: Loaded['positions'],
+    private file: string,
+  ) {}
+
+  private record(path: Path, node: YNode | null | undefined, keyNode?: YNode | null) {
+    const k = pathKey(path);
+    if (this.positions.has(k)) return;
+    const value = node?.range ? this.pos(node.range[0]) : keyNode?.range ? this.pos(keyNode.range[0]) : { line: 1, col: 1 };
+    const key = keyNode?.range ? this.pos(keyNode.range[0]) : undefined;
+    this.positions.set(k, key ? { value, key } : { value });
+  }
+
+  convert(node: YNode | null | undefined, path: Path, seen: Set<YNode>, keyNode?: YNode | null): Json {
+    this.record(path, node, keyNode);
+    if (node == null) return null;
+    if (isAlias(node)) {
+      const target = node.resolve(this.doc) as YNode | undefined;
+      if (!target) {
+        this.diagnostics.push(err('alias-error', path, `unknown alias *${node.source}`, { file: this.file, pos: this.pos(node.range![0]) }));
+        return null;
+      }
+      if (seen.has(target)) {
+        this.diagnostics.push(err('alias-error', path, `alias *${node.source} refers to itself`, { file: this.file, pos: this.pos(node.range![0]) }));
+        return null;
+      }
+      return this.convert(target, path, new Set(seen).add(target));
+    }
+    if (isScalar(node)) return scalarValue(node);
+    if (isSeq(node)) return node.items.map((it, i) => this.convert(it as YNode, [...path, i], seen));
+    if (isMap(node)) {
+      const out: JsonObject = {};
+      const merges: YNode[] = [];
+      for (const pair of node.items) {
+        const k = pair.key as YNode | null;
+        if (isScalar(k) && typeof k.value === 'symbol') {
+          merges.push(pair.value as YNode);
+          continue;
+        }
+        const key = keyString(k);
+        if (key === undefined) {
+          this.diagnostics.push(
+            err('yaml-syntax', path, 'a mapping key must be a plain value (string or number)', {
+              file: this.file,
+              pos: k?.range ? this.pos(k.range[0]) : this.pos(node.range![0]),
+            }),
+          );
+          continue;
+        }
+        defineKey(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
+      }
+      // Merge keys: explicit keys win; earlier sources win over later ones (YAML merge spec).
+      for (const m of merges) {
+        const sources = isSeq(m) ? (m.items as YNode[]) : [m];
+        for (const s0 of sources) {
+          const s = isAlias(s0) ? (s0.resolve(this.doc) as YNode | undefined) : s0;
+          if (!s || !isMap(s)) {
+            this.diagnostics.push(
+              err('yaml-syntax', path, 'a merge key (<<) takes a mapping or a list of mappings', {
+                file: this.file,
+                pos: this.pos((s0?.range ?? node.range!)[0]),
+              }),
+            );
+            continue;
+          }
+          const merged = this.convert(s, [...path, '<<'], seen) as JsonObject;
+          for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) defineKey(out, k, v);
+          for (const [pk, pv] of [...this.positions]) {
+            const prefix = pathKey([...path, '<<']);
+            if (pk.startsWith(prefix + '\u0000')) {
+              const rest = pk.slice(prefix.length);
+              const target = pathKey(path) + rest;
+              if (!this.positions.has(target)) this.positions.set(target, pv);
+            }
+          }
+        }
+      }
+      return out;
+    }
+    this.diagnostics.push(err('yaml-syntax', path, 'unsupported YAML node', { file: this.file, pos: this.pos((node as YNode).range?.[0] ?? 0) }));
+    return null;
+  }
+}
+
+function defineKey(o: JsonObject, k: string, v: Json) {
+  // defineProperty so a key named __proto__ is stored as data, not as the prototype.
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
+function keyString(k: YNode | null): string | undefined {
+  if (k == null) return 'null';
+  if (!isScalar(k)) return undefined;
+  const v = k.value;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(k.source ?? v);
+  if (typeof v === 'boolean' || v === null) return String(k.source ?? v);
+  return undefined;
+}
+
+function scalarValue(node: Scalar): Json {
+  const v = node.value as unknown;
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(node.source ?? v);
+  if (typeof v === 'bigint') return String(v);
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  return String(node.source ?? v);
+}
+
+const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
+
+/** The first byte that makes this not UTF-8 text (NUL or invalid sequence), with its position. */
+function firstNonText(bytes: Uint8Array): { pos: Pos; why: string } | undefined {
+  let line = 1;
+  let col = 1;
+  const n = bytes.length;
+  for (let i = 0; i < n; ) {
+    const b = bytes[i]!;
+    if (b === 0) return { pos: { line, col }, why: 'the file contains a NUL byte; it is binary, not YAML text' };
+    let len = 1;
+    if (b >= 0x80) {
+      if (b >= 0xc2 && b <= 0xdf) len = 2;
+      else if (b >= 0xe0 && b <= 0xef) len = 3;
+      else if (b >= 0xf0 && b <= 0xf4) len = 4;
+      else return { pos: { line, col }, why: `invalid UTF-8 byte 0x${b.toString(16)}` };
+      for (let j = 1; j < len; j++) {
+        const c = bytes[i + j];
+        if (c === undefined || (c & 0xc0) !== 0x80) return { pos: { line, col }, why: `invalid UTF-8 sequence at byte 0x${b.toString(16)}` };
+      }
+    }
+    if (b === 0x0a) {
+      line++;
+      col = 1;
+    } else col++;
+    i += len;
+  }
+  return undefined;
+}

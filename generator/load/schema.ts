@@ -1,0 +1,135 @@
+// Schema stage: checks the parsed inventory against schemas/inventory.schema.json with ajv and
+// turns every ajv error into a diagnostic that points at the offending YAML node.
+
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsImport from 'ajv-formats';
+import { err } from '../diagnostics.js';
+import type { Code } from '../codes.js';
+import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
+
+// ajv-formats is CommonJS; its default export arrives wrapped under NodeNext resolution.
+const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (a: Ajv) => Ajv;
+
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** Compiles (once per schema object) the inventory schema. */
+export function compileSchema(schema: JsonObject): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+    addFormats(ajv);
+    ajv.addKeyword('x-pigen-secret');
+    ajv.addKeyword('x-pigen-placeholders');
+    v = ajv.compile(schema);
+    compiled.set(schema, v);
+  }
+  return v;
+}
+
+/** Validates and returns one diagnostic per real problem (anyOf/oneOf noise collapsed). */
+export function checkSchema(loaded: Loaded, schema: JsonObject): Diagnostic[] {
+  const validate = compileSchema(schema);
+  if (validate(loaded.data)) return [];
+  return collapse(validate.errors ?? []).map((e) => toDiagnostic(e));
+}
+
+function pointerToPath(ptr: string): Path {
+  if (ptr === '') return [];
+  return ptr
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/**
+ * For anyOf/oneOf, keep the errors of a branch that got into the value (the user most likely
+ * meant that one); when no branch got past the value itself, keep one summary.
+ */
+function collapse(errors: ErrorObject[]): ErrorObject[] {
+  let out = [...errors];
+  const depth = (e: ErrorObject) => pointerToPath(e.instancePath).length;
+  const under = (e: ErrorObject, alt: ErrorObject) => e.instancePath === alt.instancePath || e.instancePath.startsWith(alt.instancePath + '/');
+  for (const alt of errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')) {
+    if (!out.includes(alt)) continue;
+    const same = out.filter((e) => e !== alt && e.instancePath === alt.instancePath);
+    const deeper = out.filter((e) => under(e, alt) && depth(e) > depth(alt));
+    if (deeper.length) {
+      // A branch got into the value: its errors explain the problem; the branch-level ones are noise.
+      out = out.filter((e) => e !== alt && !same.includes(e));
+    } else {
+      const types = new Set<string>();
+      for (const e of same) {
+        if (e.keyword === 'type') types.add(String((e.params as { type: string }).type));
+        else if (e.keyword === 'required') types.add(`a mapping with \`${(e.params as { missingProperty: string }).missingProperty}\``);
+      }
+      if (types.size) alt.message = `must be ${[...types].join(' or ')}`;
+      out = out.filter((e) => !same.includes(e));
+    }
+  }
+  return out;
+}
+
+const describe = (v: Json | undefined): string => {
+  if (v === null || v === undefined) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  const s = JSON.stringify(v);
+  return `${typeof v} ${s.length > 40 ? s.slice(0, 37) + '..."' : s}`;
+};
+
+function toDiagnostic(e: ErrorObject): Diagnostic {
+  const path = pointerToPath(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  const data = e.data as Json | undefined;
+  let code: Code = 'schema-other';
+  let message = e.message ?? 'is not valid';
+  let at = path;
+  let hint: string | undefined;
+  switch (e.keyword) {
+    case 'type':
+      code = 'schema-type';
+      message = `must be ${String(p.type).replace(/,/g, ' or ')}, got ${describe(data)}`;
+      break;
+    case 'enum': {
+      code = 'schema-enum';
+      const allowed = (p.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ');
+      message = `${describe(data)} is not allowed`;
+      hint = `use one of: ${allowed}`;
+      break;
+    }
+    case 'const':
+      code = 'schema-enum';
+      message = `must be ${JSON.stringify(p.allowedValue)}, got ${describe(data)}`;
+      break;
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      code = 'schema-range';
+      message = `${describe(data)} ${e.message}`;
+      break;
+    case 'minLength':
+    case 'maxLength':
+    case 'minItems':
+    case 'maxItems':
+      code = 'schema-range';
+      break;
+    case 'required':
+      code = 'schema-required';
+      message = `missing required field \`${String(p.missingProperty)}\``;
+      break;
+    case 'additionalProperties':
+      code = 'schema-unknown-field';
+      at = [...path, String(p.additionalProperty)];
+      message = `unknown field \`${String(p.additionalProperty)}\``;
+      break;
+    case 'format':
+    case 'pattern':
+      code = 'schema-format';
+      message = `${describe(data)} ${e.message}`;
+      break;
+    default:
+      break;
+  }
+  return err(code, at, message, hint ? { hint } : {});
+}

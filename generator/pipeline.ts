@@ -1,0 +1,45 @@
+// The pure pipeline: load → schema → resolve (→ plan → render in later stages). Inputs are values
+// already in memory; the result carries every diagnostic of every stage that ran.
+
+import { hasErrors, locate, sortDiagnostics } from './diagnostics.js';
+import { parseInventory } from './load/parse.js';
+import { checkSchema } from './load/schema.js';
+import { resolve } from './resolve/index.js';
+import type { Assets, Diagnostic, Inventory, Loaded, ResolveOptions, Source } from './types.js';
+
+export interface Validated {
+  loaded?: Loaded;
+  inventory?: Inventory;
+  diagnostics: Diagnostic[];
+}
+
+/** Parses, checks the schema and resolves. Stops after a stage that reported an error. */
+export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions): Validated {
+  const parsed = parseInventory(src);
+  if (!parsed.value) return { diagnostics: sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)) };
+  const loaded = parsed.value;
+  const schemaDiags = locate(checkSchema(loaded, assets.schema), loaded, src.name);
+  // Resolve even when the schema found type errors in leaf values: rules report more at once.
+  // Structural errors (e.g. `all` not a mapping) make resolve skip the broken parts.
+  let resolved: ReturnType<typeof resolve>;
+  try {
+    resolved = resolve(loaded, assets.schema, opts);
+  } catch (e) {
+    // Values of the wrong type can trip a rule; the schema errors already explain them.
+    if (hasErrors(schemaDiags)) return { loaded, diagnostics: sortDiagnostics(schemaDiags) };
+    throw e;
+  }
+  const resolveDiags = locate(resolved.diagnostics, loaded, src.name);
+  const diagnostics = sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags]));
+  return {
+    loaded,
+    ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),
+    diagnostics,
+  };
+}
+
+/** A schema error and a rule error at the same spot say the same thing twice: keep the schema one. */
+function dedupeByLocation(ds: Diagnostic[]): Diagnostic[] {
+  const schemaAt = new Set(ds.filter((d) => d.code.startsWith('schema-')).map((d) => d.path.join('\u0000')));
+  return ds.filter((d) => d.code.startsWith('schema-') || d.severity === 'warning' || !schemaAt.has(d.path.join('\u0000')));
+}

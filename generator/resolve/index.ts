@@ -1,0 +1,155 @@
+// Resolve stage: defaults < all.vars < group vars < host vars < --set (dicts and lists replace, as in
+// Ansible), placeholders, identity (nodename, cluster, modules), then the rules.
+
+import { err, hasErrors, warn } from '../diagnostics.js';
+import type {
+  Diagnostic,
+  GroupModule,
+  Inventory,
+  Json,
+  JsonObject,
+  Loaded,
+  Path,
+  ResolveOptions,
+  ResolvedNode,
+  Result,
+} from '../types.js';
+import { compareIp, didYouMean, isIPv4 } from '../util/text.js';
+import { readStructure } from './groups.js';
+import { checkPlaceholders, substituteAdminIp } from './placeholders.js';
+import { RULES } from './rules.js';
+import { knownParams, paramDefaults, isForeignParam } from './params.js';
+
+const MODULE_ORDER: GroupModule[] = ['infra', 'node', 'etcd', 'minio', 'pgsql', 'redis'];
+
+export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions): Result<Inventory> {
+  const diags: Diagnostic[] = [];
+  const { groups, occurrences, allVars } = readStructure(loaded.data, diags);
+  const defaults = paramDefaults(schema);
+  const known = knownParams(schema);
+
+  // Unknown parameter names, in every vars block.
+  const checkNames = (vars: JsonObject, base: Path) => {
+    for (const k of Object.keys(vars)) {
+      if (known.has(k) || isForeignParam(k)) continue;
+      const guess = didYouMean(k, known);
+      const d = (opts.strict ? err : warn)('unknown-param', [...base, k], `unknown parameter \`${k}\``, {
+        hint: guess ? `did you mean \`${guess}\`?` : 'pigen does not know this parameter; it is carried through untouched',
+      });
+      diags.push(d);
+    }
+    diags.push(...checkPlaceholders(vars, base));
+  };
+  checkNames(allVars, ['all', 'vars']);
+  for (const g of groups) checkNames(g.vars, [...g.path, 'vars']);
+  for (const o of occurrences) checkNames(o.vars, o.path);
+  opts.sets.forEach((s, i) => {
+    if (!known.has(s.key) && !isForeignParam(s.key)) {
+      const guess = didYouMean(s.key, known);
+      diags.push((opts.strict ? err : warn)('unknown-param', ['--set', i], `unknown parameter \`${s.key}\` in --set ${s.raw}`, guess ? { hint: `did you mean \`${guess}\`?` } : {}));
+    }
+    diags.push(...checkPlaceholders({ [s.key]: s.value }, ['--set', i]));
+  });
+
+  // Group order as Ansible applies group vars: depth, then ansible_group_priority, then name.
+  const ordered = [...groups].sort((a, b) => a.depth - b.depth || a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  // Global scope (for fleet-wide values like admin_ip).
+  const globals: JsonObject = { ...defaults };
+  const globalOrigins: Record<string, Path> = {};
+  for (const [k, v] of Object.entries(allVars)) {
+    globals[k] = v;
+    globalOrigins[k] = ['all', 'vars', k];
+  }
+  for (const s of opts.sets) globals[s.key] = s.value;
+  const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
+
+  const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);
+  const nodes: ResolvedNode[] = [];
+  for (const ip of ips) {
+    const vars: JsonObject = { ...globals };
+    const origins: Record<string, Path> = { ...globalOrigins };
+    const memberOf = ordered.filter((g) => g.hosts.includes(ip));
+    for (const g of memberOf) {
+      for (const [k, v] of Object.entries(g.vars)) {
+        vars[k] = v;
+        origins[k] = [...g.path, 'vars', k];
+      }
+    }
+    const occ = occurrences.filter((o) => o.ip === ip);
+    for (const o of occ) {
+      for (const [k, v] of Object.entries(o.vars)) {
+        vars[k] = v;
+        origins[k] = [...o.path, k];
+      }
+    }
+    opts.sets.forEach((s, i) => {
+      vars[s.key] = s.value;
+      origins[s.key] = ['--set', i];
+    });
+    const own = structuredClone(vars) as JsonObject;
+    substituteAdminIp(own, adminIp, ip === adminIp);
+
+    const modules = new Set<GroupModule>(['node']);
+    for (const g of memberOf) modules.add(g.module);
+    const { nodename, source } = nodenameOf(ip, own);
+    let cluster = typeof own.node_cluster === 'string' ? own.node_cluster : 'nodes';
+    if (cluster === 'nodes' && own.node_id_from_pg !== false && typeof own.pg_cluster === 'string') cluster = own.pg_cluster;
+    nodes.push({
+      ip,
+      nodename,
+      nodenameSource: source,
+      cluster,
+      groups: memberOf.map((g) => g.name).sort(),
+      modules: MODULE_ORDER.filter((m) => modules.has(m)),
+      vars: own,
+      origins,
+      path: occ[0]!.path,
+    });
+  }
+
+  const infra = nodes
+    .filter((n) => n.modules.includes('infra'))
+    .sort((a, b) => seqOf(a) - seqOf(b) || compareIp(a.ip, b.ip))
+    .map((n) => n.ip);
+  const inventory: Inventory = {
+    file: loaded.file,
+    adminIp,
+    groups: groups.map(({ name, module, hosts, vars, path }) => ({ name, module, hosts: [...hosts].sort(compareIp), vars, path })),
+    nodes,
+    infra,
+    globals,
+  };
+  if (!isIPv4(adminIp)) {
+    diags.push(err('admin-ip-invalid', globalOrigins.admin_ip ?? ['all', 'vars'], `admin_ip \`${adminIp}\` is not an IPv4 address`));
+  }
+  for (const rule of RULES) diags.push(...rule(inventory, loaded));
+  return hasErrors(diags) ? { diagnostics: diags } : { value: inventory, diagnostics: diags };
+}
+
+const seqOf = (n: ResolvedNode) => (typeof n.vars.infra_seq === 'number' ? n.vars.infra_seq : Number.MAX_SAFE_INTEGER);
+
+/** pigsty-infra.md §1.2: <pg_cluster>-<pg_seq> when node_id_from_pg, else nodename, else from the IP. */
+export function nodenameOf(ip: string, vars: JsonObject): { nodename: string; source: ResolvedNode['nodenameSource'] } {
+  const pgc = vars.pg_cluster;
+  const pgs = vars.pg_seq;
+  if (vars.node_id_from_pg !== false && typeof pgc === 'string' && pgc !== '' && (typeof pgs === 'number' || typeof pgs === 'string') && pgs !== '') {
+    return { nodename: `${pgc}-${pgs}`, source: 'pg' };
+  }
+  if (typeof vars.nodename === 'string' && vars.nodename !== '') return { nodename: vars.nodename, source: 'nodename' };
+  return { nodename: `node-${ip.replace(/\./g, '-')}`, source: 'ip' };
+}
+
+/** Parses `--set KEY=VALUE` with the same YAML 1.1 scalar rules as the inventory. */
+export function parseSet(raw: string, parseValue: (s: string) => Json | undefined): { key: string; value: Json; raw: string } | Diagnostic {
+  const eq = raw.indexOf('=');
+  const key = eq > 0 ? raw.slice(0, eq).trim() : '';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+    return err('bad-set', ['--set'], `\`${raw}\` is not KEY=VALUE`);
+  }
+  const value = parseValue(raw.slice(eq + 1));
+  if (value === undefined) return err('bad-set', ['--set', key], `cannot parse the value of --set ${key}`, { hint: 'the value is read as YAML, e.g. --set nginx_port=8080 or --set "node_etc_hosts=[\'1.2.3.4 x.pigsty\']"' });
+  return { key, value, raw };
+}
+
+export type { Json };

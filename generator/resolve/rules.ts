@@ -1,0 +1,356 @@
+// Semantic rules over the resolved inventory. Each rule is a small named function with stable codes;
+// all rules run, so the user sees every problem at once.
+
+import { err, positionOf } from '../diagnostics.js';
+import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
+import { isHostname, isIPv4 } from '../util/text.js';
+
+export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
+
+/** Where a node's parameter was set (falls back to the host entry for defaults). */
+const originOf = (n: ResolvedNode, k: string): Path => n.origins[k] ?? n.path;
+const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Reports each problem once even when many nodes inherit the same bad value. */
+function dedupe(ds: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return ds.filter((d) => {
+    const k = `${d.code}\u0001${d.path.join('\u0000')}\u0001${d.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+export const infraSeq: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  const bySeq = new Map<number, ResolvedNode>();
+  for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
+    const seq = n.vars.infra_seq;
+    if (seq === undefined || seq === null) {
+      out.push(err('infra-seq-missing', n.path, `infra host ${n.ip} has no \`infra_seq\``));
+      continue;
+    }
+    if (typeof seq !== 'number' || !Number.isInteger(seq)) continue; // schema reports the type
+    const first = bySeq.get(seq);
+    if (first) {
+      out.push(
+        err('infra-seq-duplicate', originOf(n, 'infra_seq'), `infra_seq ${seq} is used by ${first.ip} and ${n.ip}`, {
+          related: { path: originOf(first, 'infra_seq'), message: `${first.ip} already has infra_seq ${seq}` },
+        }),
+      );
+    } else bySeq.set(seq, n);
+  }
+  return out;
+};
+
+export const adminIpIsInfra: Rule = (inv) => {
+  if (!isIPv4(inv.adminIp) || inv.infra.length === 0) return [];
+  if (inv.infra.includes(inv.adminIp)) return [];
+  const where = inv.nodes[0]?.origins.admin_ip ?? ['all', 'vars'];
+  return [
+    err('admin-ip-not-infra', where, `admin_ip ${inv.adminIp} is not one of the infra hosts (${inv.infra.join(', ')})`, {
+      hint: `set admin_ip to the infra host that serves the repo, e.g. ${inv.infra[0]}`,
+    }),
+  ];
+};
+
+export const uniqueNodenames: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  const seen = new Map<string, ResolvedNode>();
+  for (const n of inv.nodes) {
+    const at = n.nodenameSource === 'pg' ? originOf(n, 'pg_seq') : n.nodenameSource === 'nodename' ? originOf(n, 'nodename') : n.path;
+    if (!isHostname(n.nodename)) {
+      out.push(err('nodename-invalid', at, `nodename \`${n.nodename}\` of ${n.ip} is not a valid hostname`));
+      continue;
+    }
+    const first = seen.get(n.nodename);
+    if (first) {
+      out.push(
+        err('nodename-duplicate', at, `nodename \`${n.nodename}\` is used by ${first.ip} and ${n.ip}`, {
+          related: { path: first.path, message: `${first.ip} is also named ${n.nodename}` },
+        }),
+      );
+    } else seen.set(n.nodename, n);
+  }
+  return out;
+};
+
+export const oneGroupPerModule: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const by = new Map<string, string>();
+    for (const g of inv.groups.filter((x) => x.hosts.includes(n.ip) && x.module !== 'node')) {
+      const first = by.get(g.module);
+      if (first) {
+        out.push(
+          err('module-conflict', [...g.path, 'hosts', n.ip], `${n.ip} is in two ${g.module} groups: \`${first}\` and \`${g.name}\``, {
+            related: { path: ['all', 'children', first, 'hosts', n.ip], message: `${n.ip} is first in \`${first}\`` },
+          }),
+        );
+      } else by.set(g.module, g.name);
+    }
+  }
+  return out;
+};
+
+/** The listening ports of every enabled service on a node: [param, port, enabled-by]. */
+export function servicePorts(n: ResolvedNode): { param: string; port: Json | undefined; label: string }[] {
+  const v = n.vars;
+  const on = (k: string) => v[k] !== false;
+  const ports: { param: string; port: Json | undefined; label: string }[] = [];
+  const add = (param: string, label = param) => ports.push({ param, port: v[param], label });
+  const m = new Set(n.modules);
+  if (m.has('infra')) {
+    if (on('nginx_enabled')) {
+      add('nginx_port');
+      if (v.nginx_sslmode !== 'disable') add('nginx_ssl_port');
+      if (on('nginx_exporter_enabled')) add('nginx_exporter_port');
+    }
+    if (on('dns_enabled')) add('dns_port');
+    if (on('vmetrics_enabled')) add('vmetrics_port');
+    if (on('vlogs_enabled')) add('vlogs_port');
+    if (on('vtraces_enabled')) add('vtraces_port');
+    if (on('vmalert_enabled') && on('vmetrics_enabled')) add('vmalert_port');
+    if (on('alertmanager_enabled')) add('alertmanager_port');
+    if (on('blackbox_enabled')) add('blackbox_port');
+    if (on('grafana_enabled')) add('grafana_port');
+  }
+  if (on('node_exporter_enabled')) add('node_exporter_port');
+  if (on('haproxy_enabled')) add('haproxy_exporter_port');
+  if (on('vector_enabled')) add('vector_port');
+  if (v.vip_enabled === true) add('vip_exporter_port');
+  if (m.has('pgsql')) for (const k of ['pg_port', 'pgbouncer_port', 'pg_exporter_port', 'pgbouncer_exporter_port', 'patroni_port', 'pgbackrest_exporter_port']) add(k);
+  if (m.has('etcd')) for (const k of ['etcd_port', 'etcd_peer_port']) add(k);
+  if (m.has('minio')) for (const k of ['minio_port', 'minio_admin_port']) add(k);
+  if (m.has('redis')) {
+    add('redis_exporter_port');
+    if (isObj(v.redis_instances)) for (const p of Object.keys(v.redis_instances)) ports.push({ param: `redis_instances.${p}`, port: Number(p), label: `redis instance ${p}` });
+  }
+  return ports.filter((p) => p.port !== undefined && p.port !== null);
+}
+
+function originForPort(n: ResolvedNode, param: string): Path {
+  if (param.startsWith('redis_instances.')) {
+    const base = originOf(n, 'redis_instances');
+    return [...base, param.slice('redis_instances.'.length)];
+  }
+  return originOf(n, param);
+}
+
+const isPortNumber = (p: Json | undefined): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
+
+export const portsValid: Rule = (inv, loaded) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const ports = servicePorts(n);
+    for (const p of ports) {
+      // Schema-known ports are range-checked by the schema; this catches redis instance keys and --set.
+      if (!isPortNumber(p.port) && (p.param.startsWith('redis_instances.') || originForPort(n, p.param)[0] === '--set')) {
+        out.push(err('port-range', originForPort(n, p.param), `${p.label} on ${n.ip}: ${JSON.stringify(p.port)} is not a port (1..65535)`));
+      }
+    }
+    const seen = new Map<number, { param: string; label: string; path: Path; isDefault: boolean }>();
+    // Visit in source order so the later setting is the one reported.
+    const located = ports
+      .filter((p) => isPortNumber(p.port))
+      .map((p) => ({ ...p, path: originForPort(n, p.param) }))
+      .map((p) => ({ ...p, pos: posKey(positionOf(loaded, p.path)), isDefault: !n.origins[p.param.split('.')[0]!] }))
+      .sort((a, b) => Number(!a.isDefault) - Number(!b.isDefault) || a.pos - b.pos);
+    for (const p of located) {
+      const port = p.port as number;
+      const first = seen.get(port);
+      if (first) {
+        out.push(
+          err('port-clash', p.path, `port ${port} of ${p.label} clashes with ${first.label} on ${n.ip} (${n.nodename})`, {
+            related: first.isDefault
+              ? { path: [], pos: undefined, message: `${first.label} uses port ${port} by default` }
+              : { path: first.path, message: `${first.label} uses port ${port}` },
+          }),
+        );
+      } else seen.set(port, { param: p.param, label: p.label, path: p.path, isDefault: p.isDefault });
+    }
+  }
+  return dedupe(out);
+};
+
+const posKey = (p: Pos | undefined) => (p ? p.line * 100000 + p.col : 0);
+
+/** Characters that would break or extend a generated file, by field kind. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const STRICT_BAD = /[;{}"'`#\\$<>|&]/;
+const OPTIONS_BAD = /[;{}"'`#\\$<>|&]/;
+
+/** Placeholders are filled in by pigen itself (unknown ones are reported on their own). */
+const KNOWN_PLACEHOLDER = /\$\{[A-Za-z0-9_]*\}/g;
+
+function describeBad(s0: string, re: RegExp): string | undefined {
+  const s = s0.replace(KNOWN_PLACEHOLDER, 'x');
+  const m = s.match(CONTROL) ?? s.match(re);
+  if (!m) return undefined;
+  const c = m[0];
+  const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab' };
+  return names[c] ?? (CONTROL.test(c) ? `control character U+${c.charCodeAt(0).toString(16).padStart(4, '0')}` : `\`${c}\``);
+}
+
+interface FieldCheck {
+  /** Parameter, then a path pattern inside it ('*' = any key/index). */
+  pattern: string[];
+  what: string;
+  bad: RegExp;
+}
+
+const FIELD_CHECKS: FieldCheck[] = [
+  { pattern: ['infra_portal', '*', 'domain'], what: 'portal domain', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'domains', '*'], what: 'portal domain', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'endpoint'], what: 'portal endpoint', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'path'], what: 'portal path', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'cert'], what: 'portal cert path', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'key'], what: 'portal key path', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'log'], what: 'portal log name', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'realm'], what: 'portal realm', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'certbot'], what: 'portal certbot name', bad: STRICT_BAD },
+  { pattern: ['dns_records', '*'], what: 'DNS record', bad: STRICT_BAD },
+  { pattern: ['node_etc_hosts', '*'], what: 'hosts entry', bad: STRICT_BAD },
+  { pattern: ['node_default_etc_hosts', '*'], what: 'hosts entry', bad: STRICT_BAD },
+  { pattern: ['node_dns_servers', '*'], what: 'DNS server', bad: STRICT_BAD },
+  { pattern: ['node_dns_options', '*'], what: 'DNS option', bad: STRICT_BAD },
+  { pattern: ['node_ntp_servers', '*'], what: 'NTP server', bad: STRICT_BAD },
+  { pattern: ['node_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['node_default_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['infra_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['repo_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&]/ },
+  { pattern: ['repo_upstream', '*', 'name'], what: 'repo name', bad: STRICT_BAD },
+  { pattern: ['vector_log_endpoint', '*'], what: 'log endpoint', bad: STRICT_BAD },
+  { pattern: ['nodename'], what: 'nodename', bad: STRICT_BAD },
+  { pattern: ['node_cluster'], what: 'node cluster name', bad: STRICT_BAD },
+  { pattern: ['nginx_home'], what: 'path', bad: STRICT_BAD },
+  { pattern: ['nginx_data'], what: 'path', bad: STRICT_BAD },
+  { pattern: ['infra_data'], what: 'path', bad: STRICT_BAD },
+  { pattern: ['vector_data'], what: 'path', bad: STRICT_BAD },
+  { pattern: ['node_data'], what: 'path', bad: STRICT_BAD },
+  { pattern: ['repo_bundle'], what: 'bundle location', bad: STRICT_BAD },
+  { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#\\$<>|&]/ },
+  { pattern: ['node_timezone'], what: 'timezone', bad: STRICT_BAD },
+];
+
+function walkPattern(v: Json | undefined, pat: string[], path: Path, fn: (s: string, p: Path) => void) {
+  if (v === undefined) return;
+  if (pat.length === 0) {
+    if (typeof v === 'string') fn(v, path);
+    return;
+  }
+  const [seg, ...rest] = pat as [string, ...string[]];
+  if (Array.isArray(v)) {
+    if (seg === '*') v.forEach((x, i) => walkPattern(x, rest, [...path, i], fn));
+  } else if (isObj(v)) {
+    const keys = seg === '*' ? Object.keys(v) : Object.prototype.hasOwnProperty.call(v, seg) ? [seg] : [];
+    for (const k of keys) walkPattern(v[k], rest, [...path, k], fn);
+  }
+}
+
+/** Values that would break or extend a generated file are rejected, never escaped. */
+export const noInjection: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    const check = (s: string, path: Path, what: string, re: RegExp) => {
+      const bad = describeBad(s, re);
+      if (!bad) return;
+      const [param, ...rest] = path as [string, ...Path];
+      const base = originOf(n, param);
+      out.push(
+        err('injection', [...base, ...rest], `${what} ${JSON.stringify(s.length > 60 ? s.slice(0, 57) + '...' : s)} contains ${bad}`, {
+          hint: `remove ${bad} from the ${what}; pigen rejects such values instead of escaping them`,
+        }),
+      );
+    };
+    for (const fc of FIELD_CHECKS) walkPattern(v[fc.pattern[0]!], fc.pattern.slice(1), [fc.pattern[0]!], (s, p) => check(s, p, fc.what, fc.bad));
+    for (const [k, val] of Object.entries(v)) {
+      if (k.endsWith('_options') && typeof val === 'string') check(val, [k], 'option string', OPTIONS_BAD);
+      if (/_password$|_secret_key$|^vip_auth_pass$/.test(k) && typeof val === 'string') check(val, [k], 'password', /["'`\\$]/);
+    }
+  }
+  return dedupe(out);
+};
+
+export const portalEntries: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
+    const portal = n.vars.infra_portal;
+    if (!isObj(portal)) continue;
+    const base = originOf(n, 'infra_portal');
+    const domains = new Map<string, Path>();
+    for (const [key, e] of Object.entries(portal)) {
+      if (!isObj(e)) continue;
+      const p = [...base, key];
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(key)) out.push(err('portal-name', p, `portal key \`${key}\` cannot be used as a file and upstream name`));
+      const names = [e.domain, ...(Array.isArray(e.domains) ? e.domains : [])];
+      names.forEach((d, i) => {
+        if (typeof d !== 'string' || describeBad(d, STRICT_BAD)) return;
+        const dp = i === 0 ? [...p, 'domain'] : [...p, 'domains', i - 1];
+        if (!isHostname(d) || isIPv4(d)) {
+          out.push(err('portal-domain', dp, `\`${d}\` is not a valid domain name`));
+          return;
+        }
+        const first = domains.get(d.toLowerCase());
+        if (first) out.push(err('portal-duplicate-domain', dp, `domain \`${d}\` is served by two portal entries`, { related: { path: first, message: `\`${d}\` is first used here` } }));
+        else domains.set(d.toLowerCase(), dp);
+      });
+      if (typeof e.endpoint === 'string' && !e.endpoint.includes('${') && !describeBad(e.endpoint, STRICT_BAD)) {
+        const m = e.endpoint.match(/^([^:]+):(\d+)$/);
+        const host = m?.[1] ?? '';
+        const port = Number(m?.[2]);
+        if (!m || !(isIPv4(host) || isHostname(host)) || !(port >= 1 && port <= 65535)) {
+          out.push(err('portal-endpoint', [...p, 'endpoint'], `endpoint \`${e.endpoint}\` is not host:port with a port in 1..65535`));
+        }
+      }
+      if (typeof e.path === 'string' && !describeBad(e.path, STRICT_BAD) && (!e.path.startsWith('/') || e.path.includes('..'))) {
+        out.push(err('portal-path', [...p, 'path'], `path \`${e.path}\` is not an absolute directory`));
+      }
+      if (typeof e.log === 'string' && e.log.includes('/')) out.push(err('bad-value', [...p, 'log'], `log \`${e.log}\` must be a file name under /var/log/nginx, without '/'`));
+      for (const f of ['cert', 'key'] as const) {
+        const val = e[f];
+        if (typeof val === 'string' && !val.startsWith('/')) out.push(err('portal-path', [...p, f], `${f} \`${val}\` must be an absolute path`));
+      }
+      if (typeof e.config === 'string') {
+        let depth = 0;
+        for (const c of e.config) {
+          if (c === '{') depth++;
+          if (c === '}') depth--;
+          if (depth < 0) break;
+        }
+        if (depth !== 0 || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
+      }
+    }
+  }
+  return dedupe(out);
+};
+
+/** IPs in DNS/hosts/NTP/vector fields must be well-formed where the field starts with an IP. */
+export const addressFields: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    for (const k of ['dns_records', 'node_etc_hosts', 'node_default_etc_hosts'] as const) {
+      const list = v[k];
+      if (!Array.isArray(list)) continue;
+      list.forEach((e, i) => {
+        if (typeof e !== 'string' || describeBad(e, STRICT_BAD)) return;
+        const [ip, ...names] = e.trim().split(/\s+/);
+        if (!ip || !isIPv4(ip) || names.length === 0 || !names.every(isHostname)) {
+          out.push(err('bad-value', [...originOf(n, k), i], `\`${e}\` is not "<ipv4> <hostname> [hostname...]"`));
+        }
+      });
+    }
+    const dns = v.node_dns_servers;
+    if (Array.isArray(dns)) dns.forEach((e, i) => {
+      if (typeof e === 'string' && !describeBad(e, STRICT_BAD) && !isIPv4(e.trim())) out.push(err('bad-ip', [...originOf(n, 'node_dns_servers'), i], `DNS server \`${e}\` is not an IPv4 address`));
+    });
+  }
+  return dedupe(out);
+};
+
+export const RULES: Rule[] = [infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields];

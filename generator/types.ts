@@ -1,0 +1,140 @@
+// Every type that crosses a stage boundary: load → resolve → plan → render → emit.
+// Stages are pure functions of these values; only cli.ts and io.ts touch the process.
+
+import type { Code } from './codes.js';
+
+/** A JSON-like value as parsed from the inventory (YAML 1.1, Ansible semantics). */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
+
+/** A source file given to the pipeline (already read by io.ts). */
+export interface Source {
+  /** Path as shown to the user in diagnostics. */
+  name: string;
+  /** Raw bytes of the file. */
+  bytes: Uint8Array;
+}
+
+/** A position in a source file, 1-based. */
+export interface Pos {
+  line: number;
+  col: number;
+}
+
+/** A JSON pointer-like path into the inventory, as a list of keys. */
+export type PathSeg = string | number;
+export type Path = PathSeg[];
+
+export type Severity = 'error' | 'warning';
+
+/** One problem found in the input. Never thrown; collected and reported all at once. */
+export interface Diagnostic {
+  code: Code;
+  severity: Severity;
+  /** Short, lowercase statement of what is wrong. */
+  message: string;
+  /** Parameter path (e.g. ['all','children','infra','hosts','10.10.10.10','infra_seq']). */
+  path: Path;
+  /** Source file name, when the diagnostic points into one. */
+  file?: string;
+  pos?: Pos;
+  /** How to fix it. */
+  hint?: string;
+  /** An earlier related location (e.g. the first of two duplicates). */
+  related?: { path: Path; pos?: Pos; message: string };
+}
+
+export interface Result<T> {
+  /** Absent exactly when diagnostics contain an error. */
+  value?: T;
+  diagnostics: Diagnostic[];
+}
+
+/** Output of the load stage: the parsed document with source positions for every node. */
+export interface Loaded {
+  file: string;
+  text: string;
+  data: JsonObject;
+  /** Key: path joined by '\u0000'. Value: position of the value node (and of its key, when in a map). */
+  positions: Map<string, { value: Pos; key?: Pos }>;
+}
+
+/** The module a group makes its hosts members of (pigsty-infra.md §1.1). */
+export type GroupModule = 'infra' | 'etcd' | 'pgsql' | 'minio' | 'redis' | 'node';
+/** Module set of one node: always includes 'node'. */
+export type NodeModule = GroupModule;
+
+export interface GroupInfo {
+  name: string;
+  module: GroupModule;
+  hosts: string[];
+  vars: JsonObject;
+  path: Path;
+}
+
+/** One host after variable resolution. */
+export interface ResolvedNode {
+  ip: string;
+  nodename: string;
+  /** Whether the nodename came from pg, explicit nodename, or was derived from the IP. */
+  nodenameSource: 'pg' | 'nodename' | 'ip';
+  cluster: string;
+  groups: string[];
+  modules: NodeModule[];
+  /** Fully merged variables (defaults < all.vars < group vars < host vars < --set), placeholders substituted. */
+  vars: JsonObject;
+  /** For each parameter, the inventory path that set it (absent: pigen's default). */
+  origins: Record<string, Path>;
+  /** Path of the host's first definition in the inventory. */
+  path: Path;
+}
+
+export interface Inventory {
+  file: string;
+  adminIp: string;
+  groups: GroupInfo[];
+  /** Sorted by IP (numerically). */
+  nodes: ResolvedNode[];
+  /** IPs of infra nodes, sorted by infra_seq. */
+  infra: string[];
+  /** Global vars after defaults and --set (for fleet-wide settings). */
+  globals: JsonObject;
+}
+
+export interface ResolveOptions {
+  /** --set KEY=VALUE pairs, already parsed as YAML scalars. */
+  sets: { key: string; value: Json; raw: string }[];
+  strict: boolean;
+}
+
+/** The kinds of file a node receives (README documents this vocabulary). */
+export type FileKind =
+  | 'cloud-config'
+  | 'nginx'
+  | 'vmalert-rules'
+  | 'alertmanager'
+  | 'scrape-config'
+  | 'scrape-targets'
+  | 'blackbox'
+  | 'dnsmasq'
+  | 'chrony'
+  | 'systemd-unit'
+  | 'env'
+  | 'grafana'
+  | 'vector'
+  | 'apt-source'
+  | 'yum-repo'
+  | 'hosts'
+  | 'resolv'
+  | 'ca-cert'
+  | 'tls-cert'
+  | 'tls-key'
+  | 'other';
+
+/** Files pigen ships with (schemas/, templates/), read once by io.ts and passed to the pure stages. */
+export interface Assets {
+  /** schemas/inventory.schema.json, parsed. */
+  schema: JsonObject;
+  /** templates/** by path relative to templates/ (e.g. 'nginx/home.conf.njk'). */
+  templates: Map<string, string>;
+}

@@ -1,0 +1,53 @@
+// Small pure helpers shared by stages.
+
+/** Levenshtein distance, for did-you-mean suggestions. */
+export function distance(a: string, b: string): number {
+  if (a === b) return 0;
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate within a distance proportional to the word's length, if any. */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD || (d === bestD && best !== undefined && c < best)) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return bestD <= limit ? best : undefined;
+}
+
+export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const isIPv4 = (s: string) => IPV4.test(s);
+/** RFC 1123 hostname (labels of letters, digits and inner dashes), also accepting '*.' wildcards off. */
+export const HOSTNAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+export const isHostname = (s: string) => HOSTNAME.test(s);
+
+/** Numeric sort key for IPv4 addresses (falls back to string order for anything else). */
+export function compareIp(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  if (pa.length === 4 && pb.length === 4 && [...pa, ...pb].every((n) => Number.isInteger(n))) {
+    for (let i = 0; i < 4; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+    return 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Byte-wise (locale-independent) string comparison for deterministic sorting. */
+export const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,0 +1,53 @@
+// Shared test helpers: tool discovery with loud SKIP (and failure under CI=true), temp dirs, paths.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The shared fixtures folder (../shared/fixtures from the project root), or null in a clone without it. */
+export const SHARED = (() => {
+  const p = join(ROOT, '..', 'shared', 'fixtures');
+  return existsSync(p) ? p : null;
+})();
+export const CI = process.env.CI === 'true';
+
+/** Absolute path of a program on PATH, or null. */
+export function which(tool: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/**
+ * Returns true when every tool is on PATH. Otherwise prints a loud SKIP and returns false,
+ * or throws under CI=true (CI must have every tool .ci/run installs).
+ */
+export function needTools(what: string, ...tools: string[]): boolean {
+  const missing = tools.filter((t) => !which(t));
+  if (missing.length === 0) return true;
+  const msg = `SKIP ${what}: missing ${missing.join(', ')} (install with .ci/run)`;
+  if (CI) throw new Error(`${msg} — tools are required under CI=true`);
+  console.log(`\n!!!!!!!! ${msg} !!!!!!!!\n`);
+  return false;
+}
+
+/** Returns true when ../shared/fixtures exists; else prints a clear notice (and fails under CI). */
+export function needShared(what: string): boolean {
+  if (SHARED) return true;
+  const msg = `SKIP ${what}: ../shared/fixtures is not beside this clone (CI has it)`;
+  if (CI) throw new Error(msg);
+  console.log(`\n!!!!!!!! ${msg} !!!!!!!!\n`);
+  return false;
+}
+
+export function tmp(prefix = 'pigen-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, input: opts.input, maxBuffer: 1 << 28 });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+export { execFileSync };
