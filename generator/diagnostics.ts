@@ -56,12 +56,21 @@ export function positionOf(loaded: Loaded, p: Path, preferKey = false): Pos | un
   return undefined;
 }
 
+/** Codes whose problem is the key itself (a name), not its value: they point at the key. */
+const AT_KEY = new Set<string>(['unknown-param', 'duplicate-key', 'schema-unknown-field', 'bad-host-key', 'empty-group', 'portal-name', 'module-conflict']);
+
 /** Fills in file and position for diagnostics that have a path but no position yet. */
 export function locate(ds: Diagnostic[], loaded: Loaded | undefined, file: string): Diagnostic[] {
+  // A --set value is not in the file: it gets no file position (the message names the --set).
+  const inFile = (p: Path) => p[0] !== '--set';
   return ds.map((d) => {
+    if (!inFile(d.path) && !d.pos) {
+      const related = d.related && !d.related.pos && loaded && d.related.path.length && inFile(d.related.path) ? { ...d.related, pos: positionOf(loaded, d.related.path) } : d.related;
+      return { ...d, ...(related ? { related } : {}) };
+    }
     if (d.pos || !loaded) return { file: d.file ?? file, ...d };
-    const pos = positionOf(loaded, d.path, d.code === 'unknown-param' || d.code === 'duplicate-key');
-    const related = d.related && !d.related.pos && d.related.path.length ? { ...d.related, pos: positionOf(loaded, d.related.path) } : d.related;
+    const pos = positionOf(loaded, d.path, AT_KEY.has(d.code));
+    const related = d.related && !d.related.pos && d.related.path.length && inFile(d.related.path) ? { ...d.related, pos: positionOf(loaded, d.related.path) } : d.related;
     return { ...d, file: d.file ?? file, ...(pos ? { pos } : {}), ...(related ? { related } : {}) };
   });
 }

@@ -18,7 +18,7 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
   const parsed = parseInventory(src);
   if (!parsed.value) return { diagnostics: sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)) };
   const loaded = parsed.value;
-  const schemaDiags = locate(checkSchema(loaded, assets.schema), loaded, src.name);
+  const schemaDiags = locate([...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);
   // Resolve even when the schema found type errors in leaf values: rules report more at once.
   // Structural errors (e.g. `all` not a mapping) make resolve skip the broken parts.
   let resolved: ReturnType<typeof resolve>;
@@ -36,6 +36,17 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
     ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),
     diagnostics,
   };
+}
+
+/** --set values get the same type and range checks as the inventory's own vars. */
+function checkSets(loaded: Loaded, assets: Assets, opts: ResolveOptions): Diagnostic[] {
+  return opts.sets.flatMap((s, i) =>
+    checkSchema({ ...loaded, data: { all: { vars: { [s.key]: s.value } } } }, assets.schema).map((d) => ({
+      ...d,
+      path: ['--set', i, ...d.path.slice(3)],
+      message: `${d.message} (in --set ${s.raw})`,
+    })),
+  );
 }
 
 /** A schema error and a rule error at the same spot say the same thing twice: keep the schema one. */

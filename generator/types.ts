@@ -138,3 +138,82 @@ export interface Assets {
   /** templates/** by path relative to templates/ (e.g. 'nginx/home.conf.njk'). */
   templates: Map<string, string>;
 }
+
+/** One file a node must have, as planned: what to render and how it lies on disk. */
+export interface FilePlan {
+  /** Absolute path on the node. */
+  path: string;
+  kind: FileKind;
+  /** Octal mode string, e.g. '0644'. */
+  mode: string;
+  /** 'user:group'. */
+  owner: string;
+  /** Template under templates/ (rendered with ctx), or literal content. */
+  template?: string;
+  ctx?: object;
+  content?: string;
+  /** Data serialised as YAML by the render stage (keys in the order given). */
+  data?: Json;
+  /** Holds a secret: never printed, mode must not be world-readable. */
+  secret?: boolean;
+  /** Written after packages are installed (owner or path created by a package). */
+  defer?: boolean;
+  /** How it reaches the node in user-data: write_files (default), or a cloud-init module. */
+  via?: 'write_files' | 'apt' | 'ntp' | 'ca_certs';
+}
+
+/** A symlink a node must have (e.g. /infra → /data/infra). */
+export interface LinkPlan {
+  path: string;
+  target: string;
+}
+
+/** Everything one node needs, independent of how it is delivered (user-data, image, rootfs). */
+export interface NodePlan {
+  ip: string;
+  nodename: string;
+  cluster: string;
+  modules: NodeModule[];
+  os: import('./plan/os.js').OsProfile;
+  /** Set when nodename_overwrite is true. */
+  hostname?: string;
+  files: FilePlan[];
+  links: LinkPlan[];
+  dirs: { path: string; owner: string; mode: string }[];
+  packages: string[];
+  /** System users and groups pigen creates (services' users). */
+  groups: string[];
+  users: { name: string; groups: string[]; home: string }[];
+  /** Units pigen writes and starts, in start order. */
+  services: string[];
+  /** Distro units masked because pigen runs the daemon under its own unit. */
+  masked: string[];
+  /** Distro services restarted after their config is written. */
+  restart: string[];
+  /** APT sources (deb) as cloud-init apt.sources entries. */
+  aptSources: { name: string; filename: string; source: string }[];
+  /** Remove existing repo files first (node_repo_remove). */
+  repoRemove: boolean;
+  /** Commands that must run once per instance before files are written (links, dirs). */
+  early: string[];
+  /** Commands that run once at the end (enable services...). */
+  late: string[];
+  timezone?: string;
+}
+
+export interface Plan {
+  nodes: NodePlan[];
+}
+
+/** A file after rendering. */
+export interface RenderedFile extends Omit<FilePlan, 'template' | 'ctx' | 'content' | 'data'> {
+  content: string;
+}
+
+export interface RenderedNode extends Omit<NodePlan, 'files'> {
+  files: RenderedFile[];
+}
+
+/** One entry of an output tree, relative to the output directory. */
+export type OutEntry = { path: string; data: Uint8Array; mode: number } | { path: string; link: string };
+export type OutTree = OutEntry[];

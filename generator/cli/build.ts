@@ -1,21 +1,53 @@
-// `pigen build`: compile the inventory into out/ (rendering lands with the render stage).
+// `pigen build`: compile the inventory into an output directory, written atomically.
 
+import { compile } from '../compile.js';
+import { packageVersion, readAssets, writeTree } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson } from './common.js';
 
 export const build: Command = {
   name: 'build',
-  summary: 'render every node\'s files, user-data and manifest into an output directory',
+  summary: "render every node's files, user-data and manifest into an output directory",
   usage: 'pigen build [INVENTORY] [-o DIR] [--strict] [--json] [--set KEY=VALUE ...]',
-  help: `${INVENTORY_HELP}
+  help: `Writes, for every node, out/nodes/<ip>/rootfs/ (each file as it lies on disk), user-data (one
+complete #cloud-config), meta-data (NoCloud), and out/manifest.json. The new tree is built beside
+DIR and swapped in; a build that changes nothing rewrites no file.
+
+${INVENTORY_HELP}
   -o, --out DIR      output directory (default: out)`,
   options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' } },
   maxArgs: 1,
   async run(ctx, values, args) {
     const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
-    printDiagnostics(ctx, r);
-    if (hasErrors(r.diagnostics) || !r.inventory) return 2;
-    ctx.stdout.write(`${r.source?.name}: resolved ${r.inventory.nodes.length} nodes; rendering is not implemented yet\n`);
+    if (!values.json) printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) {
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+      return 2;
+    }
+    const t0 = performance.now();
+    const version = packageVersion();
+    const out = (values.out as string | undefined) ?? 'out';
+    const c = compile(r.inventory, readAssets(), { version });
+    const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
+    let stats;
+    try {
+      stats = writeTree(outDir, c.tree);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      ctx.stderr.write(`pigen: cannot write ${out}: ${err.code === 'ENOTPIGEN' ? err.message : err.message}\n`);
+      return 1;
+    }
+    const ms = performance.now() - t0;
+    const files = c.tree.length;
+    if (values.json) {
+      ctx.stdout.write(
+        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
+      );
+    } else {
+      const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
+      ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files (${what}) in ${ms.toFixed(0)} ms\n`);
+      for (const n of c.nodes) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
+    }
     return 0;
   },
 };

@@ -11,7 +11,9 @@ import {
   isScalar,
   isSeq,
   Scalar,
+  visit,
   type Node as YNode,
+  type YAMLError,
   type Document,
   type ScalarTag,
   type Tags,
@@ -81,8 +83,8 @@ export function parseInventory(src: Source): Result<Loaded> {
     return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', `cannot parse YAML: ${(e as Error).message}`)] };
   }
   const diagnostics: Diagnostic[] = [];
-  for (const e of doc.errors) {
-    const p = pos(e.pos[0]);
+  for (const e of syntaxErrors(doc)) {
+    const p = pos(errorOffset(doc, e));
     const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     if (e.code === 'DUPLICATE_KEY') diagnostics.push(at(p, 'duplicate-key', 'duplicate key: ' + lowerFirst(msg)));
     else diagnostics.push(at(p, 'yaml-syntax', lowerFirst(msg)));
@@ -219,6 +221,44 @@ function scalarValue(node: Scalar): Json {
   return String(node.source ?? v);
 }
 
+/**
+ * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
+ * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
+ */
+function syntaxErrors(doc: Document.Parsed): YAMLError[] {
+  const CAUSES = ['DUPLICATE_KEY', 'MISSING_CHAR', 'MULTILINE_IMPLICIT_KEY'];
+  const byStart = new Map<number, YAMLError>();
+  for (const e of doc.errors) {
+    const prev = byStart.get(e.pos[0]);
+    if (!prev || (CAUSES.includes(e.code) && !CAUSES.includes(prev.code))) byStart.set(e.pos[0], e);
+  }
+  return doc.errors.filter((e) => byStart.get(e.pos[0]) === e);
+}
+
+/**
+ * Where to point for a parser error. The parser reports an unclosed quote or flow collection where
+ * it gave up (often the end of the file); the user needs the opening quote or bracket. A key that
+ * runs over two lines (a line indented too deep) is reported at its start; the ':' that made the
+ * second line a key is where PyYAML and the user look.
+ */
+function errorOffset(doc: Document.Parsed, e: YAMLError): number {
+  const [start, end] = e.pos;
+  if (e.code === 'MULTILINE_IMPLICIT_KEY') return Math.max(start, end);
+  const unclosedQuote = e.code === 'MISSING_CHAR' && /quote/.test(e.message);
+  const unclosedFlow = /end with a [}\]]/.test(e.message);
+  if (!unclosedQuote && !unclosedFlow) return start;
+  let opener: number | undefined;
+  const consider = (n: YNode) => {
+    if (n.range && n.range[1] === start && (opener === undefined || n.range[0] > opener)) opener = n.range[0];
+  };
+  visit(doc, {
+    Scalar: (_, n) => void (unclosedQuote && (n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') && consider(n)),
+    Map: (_, n) => void (unclosedFlow && n.flow && consider(n)),
+    Seq: (_, n) => void (unclosedFlow && n.flow && consider(n)),
+  });
+  return opener ?? start;
+}
+
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
 /** The first byte that makes this not UTF-8 text (NUL or invalid sequence), with its position. */
@@ -226,7 +266,9 @@ function firstNonText(bytes: Uint8Array): { pos: Pos; why: string } | undefined 
   let line = 1;
   let col = 1;
   const n = bytes.length;
-  for (let i = 0; i < n; ) {
+  // A leading BOM is not a column: the YAML positions are counted without it.
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let i = bom; i < n; ) {
     const b = bytes[i]!;
     if (b === 0) return { pos: { line, col }, why: 'the file contains a NUL byte; it is binary, not YAML text' };
     let len = 1;

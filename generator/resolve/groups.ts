@@ -62,8 +62,9 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
     if (isObj(g.children)) {
       for (const [cn, cg] of Object.entries(g.children)) visit(cn, cg, [...path, 'children', cn], depth + 1, [...parents, name]);
     }
-    // A group with no hosts of its own and no child groups: bin/validate rejects it.
-    if (hosts.length === 0 && !isObj(g.children)) {
+    // A group with no hosts of its own and no child groups: bin/validate rejects it. (Hosts with
+    // bad keys are reported as such; the group is not empty then.)
+    if (hosts.length === 0 && !(isObj(g.hosts) && Object.keys(g.hosts).length > 0) && !isObj(g.children)) {
       diags.push(err('empty-group', path, `group \`${name}\` has no hosts`));
     }
   };

@@ -61,7 +61,10 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     globals[k] = v;
     globalOrigins[k] = ['all', 'vars', k];
   }
-  for (const s of opts.sets) globals[s.key] = s.value;
+  opts.sets.forEach((s, i) => {
+    globals[s.key] = s.value;
+    globalOrigins[s.key] = ['--set', i];
+  });
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
 
   const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);

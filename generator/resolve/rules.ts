@@ -147,7 +147,8 @@ export const portsValid: Rule = (inv, loaded) => {
     for (const p of ports) {
       // Schema-known ports are range-checked by the schema; this catches redis instance keys and --set.
       if (!isPortNumber(p.port) && (p.param.startsWith('redis_instances.') || originForPort(n, p.param)[0] === '--set')) {
-        out.push(err('port-range', originForPort(n, p.param), `${p.label} on ${n.ip}: ${JSON.stringify(p.port)} is not a port (1..65535)`));
+        const path = originForPort(n, p.param);
+        out.push(err('port-range', path, `${p.label} on ${n.ip}: ${JSON.stringify(p.port)} is not a port (1..65535)`, portAt(loaded, p.param, path)));
       }
     }
     const seen = new Map<number, { param: string; label: string; path: Path; isDefault: boolean }>();
@@ -163,6 +164,7 @@ export const portsValid: Rule = (inv, loaded) => {
       if (first) {
         out.push(
           err('port-clash', p.path, `port ${port} of ${p.label} clashes with ${first.label} on ${n.ip} (${n.nodename})`, {
+            ...portAt(loaded, p.param, p.path),
             related: first.isDefault
               ? { path: [], pos: undefined, message: `${first.label} uses port ${port} by default` }
               : { path: first.path, message: `${first.label} uses port ${port}` },
@@ -173,6 +175,12 @@ export const portsValid: Rule = (inv, loaded) => {
   }
   return dedupe(out);
 };
+
+/** A redis instance's port is its key: point there, not at the instance's options. */
+function portAt(loaded: Loaded, param: string, path: Path): { pos?: Pos } {
+  const pos = param.startsWith('redis_instances.') && path[0] !== '--set' ? positionOf(loaded, path, true) : undefined;
+  return pos ? { pos } : {};
+}
 
 const posKey = (p: Pos | undefined) => (p ? p.line * 100000 + p.col : 0);
 
@@ -260,6 +268,8 @@ export const noInjection: Rule = (inv) => {
       const bad = describeBad(s, re);
       if (!bad) return;
       const [param, ...rest] = path as [string, ...Path];
+      // pigen's defaults are clean; one can only turn bad through admin_ip, which is reported itself.
+      if (!n.origins[param]) return;
       const base = originOf(n, param);
       out.push(
         err('injection', [...base, ...rest], `${what} ${JSON.stringify(s.length > 60 ? s.slice(0, 57) + '...' : s)} contains ${bad}`, {
@@ -336,9 +346,11 @@ export const addressFields: Rule = (inv) => {
     const v = n.vars;
     for (const k of ['dns_records', 'node_etc_hosts', 'node_default_etc_hosts'] as const) {
       const list = v[k];
-      if (!Array.isArray(list)) continue;
+      // Defaults are only wrong through a bad admin_ip (reported itself); `${...}` left after
+      // substitution is an unknown placeholder (reported itself).
+      if (!Array.isArray(list) || !n.origins[k]) continue;
       list.forEach((e, i) => {
-        if (typeof e !== 'string' || describeBad(e, STRICT_BAD)) return;
+        if (typeof e !== 'string' || describeBad(e, STRICT_BAD) || e.includes('${')) return;
         const [ip, ...names] = e.trim().split(/\s+/);
         if (!ip || !isIPv4(ip) || names.length === 0 || !names.every(isHostname)) {
           out.push(err('bad-value', [...originOf(n, k), i], `\`${e}\` is not "<ipv4> <hostname> [hostname...]"`));
@@ -346,8 +358,8 @@ export const addressFields: Rule = (inv) => {
       });
     }
     const dns = v.node_dns_servers;
-    if (Array.isArray(dns)) dns.forEach((e, i) => {
-      if (typeof e === 'string' && !describeBad(e, STRICT_BAD) && !isIPv4(e.trim())) out.push(err('bad-ip', [...originOf(n, 'node_dns_servers'), i], `DNS server \`${e}\` is not an IPv4 address`));
+    if (Array.isArray(dns) && n.origins.node_dns_servers) dns.forEach((e, i) => {
+      if (typeof e === 'string' && !describeBad(e, STRICT_BAD) && !e.includes('${') && !isIPv4(e.trim())) out.push(err('bad-ip', [...originOf(n, 'node_dns_servers'), i], `DNS server \`${e}\` is not an IPv4 address`));
     });
   }
   return dedupe(out);

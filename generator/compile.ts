@@ -1,0 +1,15 @@
+// The whole pure pipeline after resolve: plan → render → emit.
+
+import { emit, type EmitResult } from './emit/index.js';
+import { plan } from './plan/index.js';
+import { render } from './render/index.js';
+import type { Assets, Inventory, RenderedNode } from './types.js';
+
+export interface Compiled extends EmitResult {
+  nodes: RenderedNode[];
+}
+
+export function compile(inv: Inventory, assets: Assets, opts: { version: string }): Compiled {
+  const nodes = render(assets, plan(inv));
+  return { nodes, ...emit(nodes, { version: opts.version, inventory: inv.file }) };
+}

@@ -1,0 +1,85 @@
+// Emit stage: the output tree (rootfs per node, user-data, meta-data, manifest.json) as values.
+// io.ts writes it atomically; nothing here touches the filesystem.
+
+import { createHash } from 'node:crypto';
+import type { OutEntry, OutTree, RenderedNode } from '../types.js';
+import { byCodeUnit } from '../util/text.js';
+import { cloudConfigText } from './cloud-config.js';
+
+const enc = new TextEncoder();
+export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+/** Maps an on-node path to its physical location under rootfs (following the node's symlinks). */
+function physical(n: RenderedNode, path: string): string {
+  for (const l of n.links) if (path === l.path || path.startsWith(l.path + '/')) return l.target + path.slice(l.path.length);
+  return path;
+}
+
+export interface ManifestFile {
+  path: string;
+  out: string;
+  kind: string;
+  mode: string;
+  owner: string;
+  sha256: string;
+  size: number;
+  secret?: true;
+}
+
+export interface EmitResult {
+  tree: OutTree;
+  manifest: Record<string, unknown>;
+}
+
+export function emit(nodes: RenderedNode[], opts: { version: string; inventory: string }): EmitResult {
+  const tree: OutEntry[] = [];
+  const manifestNodes: Record<string, unknown> = {};
+  for (const n of nodes) {
+    const base = `nodes/${n.ip}`;
+    const files: ManifestFile[] = [];
+    for (const l of n.links) {
+      // A relative link inside rootfs, so the tree is self-contained.
+      const depth = l.path.split('/').length - 2;
+      tree.push({ path: `${base}/rootfs${l.path}`, link: '../'.repeat(depth) + l.target.slice(1) });
+    }
+    for (const f of n.files) {
+      const out = `${base}/rootfs${physical(n, f.path)}`;
+      const data = enc.encode(f.content);
+      tree.push({ path: out, data, mode: parseInt(f.mode, 8) });
+      files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: sha256(data), size: data.length, ...(f.secret ? { secret: true as const } : {}) });
+    }
+    const ud = enc.encode(cloudConfigText(n, { version: opts.version }));
+    tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600 });
+    const instanceId = `pigen-${n.nodename}-${sha256(ud).slice(0, 12)}`;
+    tree.push({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
+    manifestNodes[n.ip] = {
+      nodename: n.nodename,
+      cluster: n.cluster,
+      modules: n.modules,
+      os: n.os.code,
+      packages: n.packages,
+      services: n.services,
+      links: n.links,
+      userData: { out: `${base}/user-data`, size: ud.length, sha256: sha256(ud) },
+      files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
+    };
+  }
+  const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes };
+  tree.push({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
+  tree.sort((a, b) => byCodeUnit(a.path, b.path));
+  return { tree, manifest };
+}
+
+/** JSON with object keys sorted at every level (arrays keep their order). */
+export function stableJson(v: unknown): string {
+  const norm = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(norm);
+    if (x && typeof x === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const k of Object.keys(x).sort(byCodeUnit)) o[k] = norm((x as Record<string, unknown>)[k]);
+      return o;
+    }
+    return x;
+  };
+  return JSON.stringify(norm(v), null, 2);
+}

@@ -1,0 +1,52 @@
+// Plan stage: one typed model per node, independent of delivery (user-data, image, rootfs).
+
+import type { Inventory, NodePlan, Plan } from '../types.js';
+import { byCodeUnit } from '../util/text.js';
+import { planInfra, uniqueFiles } from './infra.js';
+import { planNodeBase } from './node.js';
+import { osProfile } from './os.js';
+import { Vars } from './vars.js';
+
+export function plan(inv: Inventory): Plan {
+  return { nodes: inv.nodes.map((n) => planNode(inv, n)) };
+}
+
+export function planNode(inv: Inventory, n: Inventory['nodes'][number]): NodePlan {
+  const v = new Vars(n.vars);
+  const os = osProfile(v.str('os_profile', 'd12'));
+  const base = planNodeBase(inv, n, os);
+  const parts = [base];
+  if (n.modules.includes('infra')) parts.push({ ...planInfra(inv, n, os), apt: [] });
+  const all = <K extends 'files' | 'packages' | 'services' | 'restart' | 'users' | 'dirs' | 'early' | 'late'>(k: K) => parts.flatMap((p) => p[k] as NodePlan[K][number][]);
+  const users = all('users');
+  const groups = [...new Set(users.flatMap((u) => u.groups))].sort(byCodeUnit);
+  const timezone = v.str('node_timezone');
+  return {
+    ip: n.ip,
+    nodename: n.nodename,
+    cluster: n.cluster,
+    modules: n.modules,
+    os,
+    ...(base.hostname ? { hostname: base.hostname } : {}),
+    files: uniqueFiles(all('files')).sort((a, b) => byCodeUnit(a.path, b.path)),
+    links: n.modules.includes('infra') ? infraLinks(v) : [],
+    dirs: all('dirs').sort((a, b) => byCodeUnit(a.path, b.path)),
+    packages: [...new Set(all('packages'))].sort(byCodeUnit),
+    groups,
+    users: users.sort((a, b) => byCodeUnit(a.name, b.name)),
+    services: all('services'),
+    masked: n.modules.includes('infra') || v.on('node_exporter_enabled') ? os.conflictingUnits : [],
+    restart: [...new Set(all('restart'))],
+    aptSources: base.apt,
+    repoRemove: v.on('node_repo_remove'),
+    early: all('early'),
+    late: all('late'),
+    ...(timezone ? { timezone } : {}),
+  };
+}
+
+function infraLinks(v: Vars) {
+  const links = [{ path: '/infra', target: '/data/infra' }];
+  if (v.on('nginx_enabled')) links.push({ path: v.str('nginx_home', '/www'), target: v.str('nginx_data', '/data/nginx') });
+  return links.sort((a, b) => byCodeUnit(a.path, b.path));
+}

@@ -1,0 +1,153 @@
+// What every node gets (NODE module, pigsty-infra.md §2.7): hostname, /etc/hosts, DNS, chrony,
+// repo sources, node_exporter, vector, packages.
+
+import type { FilePlan, Inventory, NodePlan, ResolvedNode } from '../types.js';
+import { expandPackages, type OsProfile } from './os.js';
+import { planRepos } from './repo.js';
+import { splitOptions, unitFiles } from './units.js';
+import { Vars } from './vars.js';
+
+export interface Part {
+  files: FilePlan[];
+  packages: string[];
+  services: string[];
+  restart: string[];
+  users: NodePlan['users'];
+  dirs: NodePlan['dirs'];
+  early: string[];
+  late: string[];
+}
+
+export const emptyPart = (): Part => ({ files: [], packages: [], services: [], restart: [], users: [], dirs: [], early: [], late: [] });
+
+const entryLines = (list: string[]) => list.map((s) => s.trim().split(/\s+/).join(' '));
+
+export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Part & { apt: NodePlan['aptSources']; hostname?: string } {
+  const v = new Vars(n.vars);
+  const p = emptyPart();
+  const hostname = v.on('nodename_overwrite') ? n.nodename : undefined;
+
+  // /etc/hosts: the node's own name plus node_default_etc_hosts + node_etc_hosts, marked as Pigsty's.
+  if (v.on('node_write_etc_hosts')) {
+    const entries = entryLines([...v.strings('node_default_etc_hosts'), ...v.strings('node_etc_hosts')]);
+    p.files.push({
+      path: '/etc/hosts',
+      kind: 'hosts',
+      mode: '0644',
+      owner: 'root:root',
+      template: 'node/hosts.njk',
+      ctx: { nodename: hostname ?? n.nodename, ip: n.ip, entries },
+    });
+  }
+
+  // DNS: node_dns_options then a nameserver per node_dns_servers; `add` keeps up to 3 existing ones.
+  const method = v.str('node_dns_method', 'add');
+  if (method !== 'none') {
+    const servers = v.strings('node_dns_servers').map((s) => s.trim());
+    p.files.push({
+      path: '/etc/resolv.conf',
+      kind: 'resolv',
+      mode: '0644',
+      owner: 'root:root',
+      template: 'node/resolv.conf.njk',
+      ctx: { options: v.strings('node_dns_options').map((s) => s.trim()), servers },
+    });
+    if (method === 'add') {
+      p.early.push('[ -e /etc/resolv.conf.pigen-orig ] || cp -L /etc/resolv.conf /etc/resolv.conf.pigen-orig 2>/dev/null || true');
+      const skip = [...servers, inv.adminIp].join(' ');
+      p.late.push(
+        `for ns in $(awk '$1=="nameserver"{print $2}' /etc/resolv.conf.pigen-orig 2>/dev/null | head -n 3); do case " ${skip} " in *" $ns "*) ;; *) grep -qx "nameserver $ns" /etc/resolv.conf || echo "nameserver $ns" >> /etc/resolv.conf ;; esac; done`,
+      );
+    }
+  }
+
+  // Time: chrony through cloud-init's ntp module, with Pigsty's chrony.conf as its template.
+  if (v.on('node_ntp_enabled')) {
+    p.packages.push(os.packages.chrony);
+    p.files.push({
+      path: os.chronyConf,
+      kind: 'chrony',
+      mode: '0644',
+      owner: 'root:root',
+      template: 'node/chrony.conf.njk',
+      ctx: { servers: v.strings('node_ntp_servers').map((s) => s.trim()), drift: os.chronyDrift },
+      via: 'ntp',
+    });
+  }
+
+  // Repos.
+  const repos = planRepos(v, os, inv.adminIp);
+  p.files.push(...repos.files);
+
+  // node_exporter.
+  if (v.on('node_exporter_enabled')) {
+    p.packages.push(os.packages.node_exporter);
+    p.files.push(
+      ...unitFiles({
+        name: 'node_exporter',
+        description: 'Prometheus node_exporter (pigsty)',
+        user: 'root',
+        exec: os.bins.node_exporter,
+        envVar: 'NODE_EXPORTER_OPTS',
+        flags: [`--web.listen-address=:${v.num('node_exporter_port', 9100)}`, `--web.telemetry-path=${v.str('exporter_metrics_path', '/metrics')}`, ...splitOptions(v.str('node_exporter_options'))],
+        cpuQuota: '30%',
+      }),
+    );
+    p.services.push('node_exporter');
+  }
+
+  // vector: ships journald (and nginx logs on infra nodes) to every infra node's VictoriaLogs.
+  if (v.on('vector_enabled')) {
+    p.packages.push(os.packages.vector);
+    const endpoints = logEndpoints(inv, v);
+    const dataDir = v.str('vector_data', '/data/vector');
+    p.dirs.push({ path: dataDir, owner: 'root:root', mode: '0755' });
+    p.files.push(
+      {
+        path: '/etc/vector/vector.yaml',
+        kind: 'vector',
+        mode: '0644',
+        owner: 'root:root',
+        template: 'vector/vector.yaml.njk',
+        ctx: { dataDir, port: v.num('vector_port', 9598), endpoints, ip: n.ip, ins: n.nodename, cls: n.cluster, infra: n.modules.includes('infra'), readFrom: v.str('vector_read_from', 'beginning') },
+      },
+      ...unitFiles({
+        name: 'vector',
+        description: 'Vector log shipper (pigsty)',
+        user: 'root',
+        exec: os.bins.vector,
+        envVar: 'VECTOR_OPTS',
+        flags: ['--config-dir', '/etc/vector'],
+        nofile: 655360,
+        after: ['network-online.target'],
+        wants: ['network-online.target'],
+      }),
+    );
+    p.services.push('vector');
+  }
+
+  // Packages: the components above, the OS base set, node_packages, and node_default_packages when
+  // the inventory sets it (its schema default is Pigsty's EL list, not valid on every OS).
+  p.packages.push(...os.basePackages);
+  const pgv = v.str('pg_version', '18');
+  p.packages.push(...expandPackages(os, v.list('node_packages'), pgv));
+  if (n.origins.node_default_packages) p.packages.push(...expandPackages(os, v.list('node_default_packages'), pgv));
+
+  return { ...p, apt: repos.apt, ...(hostname ? { hostname } : {}) };
+}
+
+/** vector_log_endpoint: `[infra]` means every infra node's vlogs; otherwise host:port or URLs. */
+function logEndpoints(inv: Inventory, v: Vars): string[] {
+  const raw = v.strings('vector_log_endpoint');
+  const out: string[] = [];
+  for (const e of raw.length ? raw : ['infra']) {
+    if (e === 'infra') {
+      for (const ip of inv.infra) {
+        const infraNode = inv.nodes.find((x) => x.ip === ip)!;
+        const iv = new Vars(infraNode.vars);
+        if (iv.on('vlogs_enabled')) out.push(`http://${ip}:${iv.num('vlogs_port', 9428)}/insert/jsonline`);
+      }
+    } else out.push(e.includes('://') ? e : `http://${e}/insert/jsonline`);
+  }
+  return [...new Set(out)];
+}

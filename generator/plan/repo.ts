@@ -1,0 +1,93 @@
+// Repo sources on every node (pigsty-infra.md §2.4, §4): one file per module in node_repo_modules,
+// with every repo_upstream item of that module for this OS release and arch.
+
+import type { FilePlan, Json, JsonObject, NodePlan } from '../types.js';
+import type { OsProfile } from './os.js';
+import type { Vars } from './vars.js';
+
+/** The default upstream list (repo_upstream_default) for the OS, when the inventory sets none. */
+function defaultUpstream(os: OsProfile): JsonObject[] {
+  const all = [11, 12, 13, 22, 24, 26];
+  if (os.family === 'deb') {
+    return [
+      { name: 'pigsty-local', description: 'Pigsty Local', module: 'local', releases: all, arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://${admin_ip}/pigsty ./' } },
+      { name: 'pigsty-pgsql', description: 'Pigsty PgSQL', module: 'pgsql', releases: all, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://repo.pigsty.io/apt/pgsql/${distro_codename} ${distro_codename} main', china: 'https://repo.pigsty.cc/apt/pgsql/${distro_codename} ${distro_codename} main' } },
+      { name: 'pigsty-infra', description: 'Pigsty Infra', module: 'infra', releases: all, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://repo.pigsty.io/apt/infra/ generic main', china: 'https://repo.pigsty.cc/apt/infra/ generic main' } },
+      { name: 'base', description: 'Debian Basic', module: 'node', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://deb.debian.org/debian/ ${distro_codename} main non-free-firmware' } },
+      { name: 'updates', description: 'Debian Updates', module: 'node', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://deb.debian.org/debian/ ${distro_codename}-updates main non-free-firmware' } },
+      { name: 'security', description: 'Debian Security', module: 'node', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://security.debian.org/debian-security ${distro_codename}-security main non-free-firmware' } },
+      { name: 'pgdg', description: 'PGDG', module: 'pgsql', releases: all, arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://apt.postgresql.org/pub/repos/apt/ ${distro_codename}-pgdg main' } },
+    ];
+  }
+  const el = [8, 9, 10];
+  return [
+    { name: 'pigsty-local', description: 'Pigsty Local', module: 'local', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'http://${admin_ip}/pigsty' }, meta: { skip_if_unavailable: 1, priority: 1, module_hotfixes: 1 } },
+    { name: 'pigsty-infra', description: 'Pigsty Infra', module: 'infra', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://repo.pigsty.io/yum/infra/$basearch' }, meta: { priority: 12 } },
+    { name: 'pigsty-pgsql', description: 'Pigsty PgSQL', module: 'pgsql', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://repo.pigsty.io/yum/pgsql/el$releasever.$basearch' }, meta: { priority: 11 } },
+    { name: 'baseos', description: 'EL BaseOS', module: 'node', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://dl.rockylinux.org/pub/rocky/$releasever/BaseOS/$basearch/os/' } },
+    { name: 'appstream', description: 'EL AppStream', module: 'node', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://dl.rockylinux.org/pub/rocky/$releasever/AppStream/$basearch/os/' }, meta: { exclude: 'postgresql* libpq*' } },
+    { name: 'crb', description: 'EL CRB', module: 'node', releases: [9, 10], arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://dl.rockylinux.org/pub/rocky/$releasever/CRB/$basearch/os/' } },
+    { name: 'epel', description: 'EL EPEL', module: 'node', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://dl.fedoraproject.org/pub/epel/$releasever/Everything/$basearch/' } },
+    { name: 'pgdg-common', description: 'PostgreSQL Common', module: 'pgsql', releases: el, arch: ['x86_64', 'aarch64'], baseurl: { default: 'https://download.postgresql.org/pub/repos/yum/common/redhat/rhel-$releasever-$basearch' } },
+  ];
+}
+
+const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export interface RepoItem {
+  name: string;
+  description: string;
+  module: string;
+  baseurl: string;
+  meta: [string, string][];
+}
+
+/** The repo items a node of this OS uses for a module, baseurls resolved for the region. */
+export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: string[]): RepoItem[] {
+  const configured = v.list('repo_upstream').filter(isObj);
+  const items = configured.length ? configured : defaultUpstream(os);
+  const region = v.str('region', 'default');
+  const rel = Number(os.releasever);
+  const out: RepoItem[] = [];
+  for (const mod of modules) {
+    for (const it of items) {
+      if (it.module !== mod) continue;
+      const releases = Array.isArray(it.releases) ? it.releases : [];
+      const arch = Array.isArray(it.arch) ? it.arch : [os.arch];
+      if (releases.length && !releases.includes(rel)) continue;
+      if (!arch.includes(os.arch)) continue;
+      const base = isObj(it.baseurl) ? it.baseurl : {};
+      const chosen = typeof base[region] === 'string' && base[region] !== '' ? base[region] : base.default;
+      if (typeof chosen !== 'string') continue;
+      const url = chosen
+        .split('${admin_ip}').join(adminIp)
+        .split('${distro_codename}').join(os.distroCodename)
+        .split('${distro_name}').join(os.distroName)
+        .split('${releasever}').join(os.releasever)
+        .split('${arch}').join(os.arch);
+      const meta: [string, string][] = [];
+      if (isObj(it.meta)) for (const [k, x] of Object.entries(it.meta).sort(([a], [b]) => (a < b ? -1 : 1))) meta.push([k, String(x)]);
+      out.push({ name: String(it.name), description: String(it.description ?? it.name), module: mod, baseurl: url, meta });
+    }
+  }
+  return out;
+}
+
+/** Repo files for node_repo_modules: apt .list lines (via cloud-init apt) or yum .repo stanzas. */
+export function planRepos(v: Vars, os: OsProfile, adminIp: string): { files: FilePlan[]; apt: NodePlan['aptSources'] } {
+  const modules = v.csv('node_repo_modules');
+  const files: FilePlan[] = [];
+  const apt: NodePlan['aptSources'] = [];
+  for (const mod of modules) {
+    const items = repoItems(v, os, adminIp, [mod]);
+    if (!items.length) continue;
+    if (os.family === 'deb') {
+      const content = items.map((i) => `deb [trusted=yes] ${i.baseurl}`).join('\n') + '\n';
+      files.push({ path: `${os.repoDir}/${mod}.list`, kind: 'apt-source', mode: '0644', owner: 'root:root', content, via: 'apt' });
+      apt.push({ name: mod, filename: `${mod}.list`, source: content.trimEnd() });
+    } else {
+      files.push({ path: `${os.repoDir}/${mod}.repo`, kind: 'yum-repo', mode: '0644', owner: 'root:root', template: 'repo/yum.repo.njk', ctx: { items } });
+    }
+  }
+  return { files, apt };
+}
