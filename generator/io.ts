@@ -170,3 +170,12 @@ export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json
   }
   return { written, unchanged, removed, noop: false };
 }
+
+/** Writes one file atomically: a temp file beside it, then rename. */
+export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cwd = process.cwd()): void {
+  const target = resolvePath(cwd, path);
+  const tmpPath = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
+  writeFileSync(tmpPath, data, { mode });
+  chmodSync(tmpPath, mode);
+  renameSync(tmpPath, target);
+}

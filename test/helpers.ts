@@ -51,3 +51,17 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; input?: s
 }
 
 export { execFileSync };
+
+/** URL of tsx's loader, so a child Node can run TypeScript from any working directory. */
+export const TSX = import.meta.resolve('tsx');
+
+/** Runs the pigen CLI from source (no build step) in `cwd`. */
+export function pigen(args: string[], cwd: string = ROOT, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    maxBuffer: 1 << 28,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}

@@ -2,7 +2,7 @@
 // are testable in-process and nothing else reads `process`.
 
 export interface Streams {
-  write(s: string): void;
+  write(s: string | Uint8Array): void;
   isTTY: boolean;
 }
 

@@ -8,8 +8,9 @@ import type { Command } from './commands.js';
 import { ExitError, UsageError, type CliContext } from './context.js';
 import { validate } from './validate.js';
 import { build } from './build.js';
+import { userdata } from './userdata.js';
 
-export const COMMANDS: Command[] = [validate, build];
+export const COMMANDS: Command[] = [validate, build, userdata];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

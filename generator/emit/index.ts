@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
 import { cloudConfigText } from './cloud-config.js';
+import { CLOUDS, fitAll, LIMITS } from './userdata.js';
 
 const enc = new TextEncoder();
 export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -48,7 +49,14 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       tree.push({ path: out, data, mode: parseInt(f.mode, 8) });
       files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: sha256(data), size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
-    const ud = enc.encode(cloudConfigText(n, { version: opts.version }));
+    const udText = cloudConfigText(n, { version: opts.version });
+    const ud = enc.encode(udText);
+    const fits = fitAll(udText);
+    const targets: Record<string, unknown> = {};
+    for (const c of CLOUDS) {
+      const f = fits[c];
+      targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
+    }
     tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600 });
     const instanceId = `pigen-${n.nodename}-${sha256(ud).slice(0, 12)}`;
     tree.push({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
@@ -60,7 +68,7 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       packages: n.packages,
       services: n.services,
       links: n.links,
-      userData: { out: `${base}/user-data`, size: ud.length, sha256: sha256(ud) },
+      userData: { out: `${base}/user-data`, size: ud.length, sha256: sha256(ud), targets },
       files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
     };
   }

@@ -1,0 +1,93 @@
+// `pigen userdata NODE`: one node's user-data, encoded to fit a target cloud's size limit.
+
+import { compile } from '../compile.js';
+import { cloudConfigText } from '../emit/cloud-config.js';
+import { CLOUDS, LIMITS, candidates, encodeUserData, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
+import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { UsageError } from './context.js';
+
+const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b64'] as const;
+
+export const userdata: Command = {
+  name: 'userdata',
+  summary: "print or write one node's user-data, encoded to fit a cloud's size limit",
+  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [-o FILE]',
+  help: `NODE is a node's IP or nodename. The size and the budget go to stderr; the user-data to stdout
+or FILE. Limits (bytes the instance receives):
+${CLOUDS.map((c) => `  ${c.padEnd(10)} ${Number.isFinite(LIMITS[c].bytes) ? String(LIMITS[c].bytes).padStart(7) : '   none'}  ${LIMITS[c].note}`).join('\n')}
+
+Encodings: plain; gzip (whole document; cloud-init decompresses it); base64 and gzip+base64
+(for APIs and tools that take base64); files-gz+b64 (each large write_files entry as
+'encoding: gz+b64', still a readable #cloud-config). auto (default) picks the smallest form the
+target accepts: gzip where the platform delivers binary user-data, files-gz+b64 otherwise.
+When nothing fits, exit 1 with the five largest contributors: use a baked image (pigen bake).
+
+${INVENTORY_HELP}
+  --cloud NAME       target platform (default: aws)
+  --encoding ENC     see above (default: auto)
+  --mime             MIME multipart: the cloud-config plus a shell part (deterministic boundary)
+  -o, --out FILE     write to FILE (atomically) instead of stdout`,
+  options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
+  maxArgs: 2,
+  async run(ctx, values, args) {
+    const [nodeArg, invArg] = args;
+    if (!nodeArg) throw new UsageError(`missing NODE\nUsage: ${this.usage}`);
+    const cloud = ((values.cloud as string | undefined) ?? 'aws') as Cloud;
+    if (!CLOUDS.includes(cloud)) throw new UsageError(`unknown --cloud '${cloud}' (one of: ${CLOUDS.join(', ')})`);
+    const encoding = ((values.encoding as string | undefined) ?? 'auto') as (typeof ENCODINGS)[number];
+    if (!ENCODINGS.includes(encoding)) throw new UsageError(`unknown --encoding '${encoding}' (one of: ${ENCODINGS.join(', ')})`);
+    const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true);
+    printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) return 2;
+    const node = r.inventory.nodes.find((n) => n.ip === nodeArg || n.nodename === nodeArg);
+    if (!node) {
+      ctx.stderr.write(`pigen: no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}\n`);
+      return 2;
+    }
+    const version = packageVersion();
+    const rendered = compile(r.inventory, readAssets(), { version }).nodes.find((n) => n.ip === node.ip)!;
+    let text = cloudConfigText(rendered, { version });
+    if (values.mime) text = toMime(text);
+    const limit = LIMITS[cloud].bytes;
+    let chosen: Encoding;
+    if (encoding === 'auto') {
+      const forms = values.mime ? (['plain', ...(LIMITS[cloud].binary ? ['gzip' as const] : [])] as Encoding[]) : candidates(cloud);
+      chosen = forms.reduce((a, b) => (encodeUserData(text, b).delivered < encodeUserData(text, a).delivered ? b : a));
+    } else {
+      chosen = encoding;
+      if ((chosen === 'gzip' || chosen === 'gzip+base64') && !LIMITS[cloud].binary) {
+        ctx.stderr.write(`pigen: warning: ${cloud} delivers user-data as text; a gzip document will not decode there\n`);
+      }
+    }
+    const { bytes, delivered } = encodeUserData(text, chosen);
+    const fits = delivered <= limit;
+    const pct = Number.isFinite(limit) ? ` (${Math.round((delivered / limit) * 100)}%)` : '';
+    const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';
+    if (values.json) {
+      ctx.stdout.write(JSON.stringify({ node: node.ip, nodename: node.nodename, cloud, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+    }
+    if (!fits) {
+      const top = largestContributors(text).map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
+      ctx.stderr.write(
+        `pigen: ${node.nodename} (${node.ip}): user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` +
+          `  largest contributors:\n${top}\n` +
+          `  hint: bake what the node's role shares into a golden image (pigen bake) and boot it with the small user-data.baked\n`,
+      );
+      return 1;
+    }
+    ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
+    if (values.json) return 0;
+    if (values.out) {
+      writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);
+    } else {
+      if (ctx.stdout.isTTY && (chosen === 'gzip')) {
+        ctx.stderr.write('pigen: refusing to print gzip bytes to a terminal; use -o FILE or --encoding gzip+base64\n');
+        return 2;
+      }
+      ctx.stdout.write(bytes);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,161 @@
+// User-data that fits every cloud: size budgets per target, encodings, MIME multipart.
+// Pure: text in, bytes out (gzip through zlib's sync API with a fixed header: no name, mtime 0).
+
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { parseDocument, stringify, isMap, isSeq } from 'yaml';
+
+export type Cloud = 'aws' | 'azure' | 'gcp' | 'openstack' | 'vsphere' | 'nocloud';
+export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b64';
+
+/**
+ * Size limits of user-data per target. `binary`: the platform delivers arbitrary bytes, so a
+ * gzip-compressed document works (cloud-init detects and decompresses it).
+ * Sources:
+ *  - aws: EC2 user data is limited to 16 KB raw, before base64 (EC2 docs; aws/aws-sdk-java#408).
+ *  - azure: customData 65,535 bytes decoded, 87,380 base64 chars (VirtualMachineOSProfile.CustomData).
+ *  - gcp: 256 KiB per metadata value, 512 KB total; values are text (Compute API Metadata.Items).
+ *  - openstack: Nova user_data 65,535 bytes (openshift/installer#3240).
+ *  - vsphere: guestinfo.userdata 524,288 bytes (Broadcom CustomizationCloudinitPrep).
+ *  - nocloud: a seed file/ISO; no limit.
+ */
+export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: string }> = {
+  aws: { bytes: 16_384, binary: true, note: 'EC2 user data, raw bytes before base64' },
+  azure: { bytes: 65_535, binary: true, note: 'Azure customData, decoded bytes' },
+  gcp: { bytes: 262_144, binary: false, note: 'GCP metadata value (text)' },
+  openstack: { bytes: 65_535, binary: true, note: 'OpenStack Nova user_data' },
+  vsphere: { bytes: 524_288, binary: true, note: 'vSphere guestinfo.userdata' },
+  nocloud: { bytes: Number.POSITIVE_INFINITY, binary: true, note: 'NoCloud seed, no limit' },
+};
+export const CLOUDS = Object.keys(LIMITS) as Cloud[];
+
+const enc = new TextEncoder();
+export const gzip = (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 9 }));
+
+/** Rewrites every write_files content larger than `min` bytes as `encoding: gz+b64`. */
+export function encodeFiles(cloudConfig: string, min = 512): string {
+  const nl = cloudConfig.indexOf('\n');
+  const header: string[] = [];
+  let rest = cloudConfig;
+  // Keep the #cloud-config line and pigen's comment header as they are.
+  while (rest.startsWith('#')) {
+    const i = rest.indexOf('\n');
+    header.push(rest.slice(0, i));
+    rest = rest.slice(i + 1);
+  }
+  void nl;
+  const doc = parseDocument(rest);
+  const wf = doc.get('write_files');
+  if (isSeq(wf)) {
+    for (const item of wf.items) {
+      if (!isMap(item)) continue;
+      const content = item.get('content');
+      if (typeof content !== 'string' || enc.encode(content).length < min) continue;
+      item.set('content', Buffer.from(gzip(enc.encode(content))).toString('base64'));
+      item.set('encoding', 'gz+b64');
+    }
+  }
+  return header.join('\n') + '\n' + stringify(doc, { lineWidth: 0, indent: 2, blockQuote: 'literal' });
+}
+
+/** Encodes a cloud-config in one of the forms; `bytes` is what the platform receives decoded. */
+export function encodeUserData(text: string, encoding: Encoding): { bytes: Uint8Array; delivered: number } {
+  const raw = enc.encode(text);
+  switch (encoding) {
+    case 'plain':
+      return { bytes: raw, delivered: raw.length };
+    case 'gzip': {
+      const g = gzip(raw);
+      return { bytes: g, delivered: g.length };
+    }
+    case 'base64':
+      // The API takes base64; the instance receives the decoded bytes.
+      return { bytes: enc.encode(Buffer.from(raw).toString('base64') + '\n'), delivered: raw.length };
+    case 'gzip+base64': {
+      const g = gzip(raw);
+      return { bytes: enc.encode(Buffer.from(g).toString('base64') + '\n'), delivered: g.length };
+    }
+    case 'files-gz+b64': {
+      const t = enc.encode(encodeFiles(text));
+      return { bytes: t, delivered: t.length };
+    }
+  }
+}
+
+/** Forms a target accepts: binary platforms take a gzip document; text ones per-file gz+b64. */
+export function candidates(cloud: Cloud): Encoding[] {
+  return LIMITS[cloud].binary ? ['plain', 'gzip', 'files-gz+b64'] : ['plain', 'files-gz+b64'];
+}
+
+export interface Fit {
+  cloud: Cloud;
+  encoding: Encoding;
+  size: number;
+  limit: number;
+  fits: boolean;
+}
+
+/** The smallest accepted form for a target and whether it fits. */
+export function bestFit(text: string, cloud: Cloud): Fit {
+  let best: Fit | undefined;
+  for (const e of candidates(cloud)) {
+    const size = encodeUserData(text, e).delivered;
+    if (!best || size < best.size) best = { cloud, encoding: e, size, limit: LIMITS[cloud].bytes, fits: size <= LIMITS[cloud].bytes };
+  }
+  return best!;
+}
+
+/** The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first. */
+export function largestContributors(text: string, n = 5): { path: string; bytes: number }[] {
+  const body = text.replace(/^(#.*\n)+/, '');
+  const data = parseDocument(body).toJS() as { write_files?: { path: string; content?: string }[]; ntp?: { config?: { confpath?: string; template?: string } } };
+  const list = (data.write_files ?? []).map((f) => ({ path: f.path, bytes: enc.encode(f.content ?? '').length }));
+  if (data.ntp?.config?.template) list.push({ path: data.ntp.config.confpath ?? 'ntp', bytes: enc.encode(data.ntp.config.template).length });
+  return list.sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1)).slice(0, n);
+}
+
+/**
+ * MIME multipart form: the cloud-config part without runcmd, and the runcmd steps as a
+ * text/x-shellscript part (both run in cloud-init's final stage). The boundary is derived from
+ * the content hash, so the output is deterministic (cloud-init's make-mime uses a random one).
+ */
+export function toMime(text: string): string {
+  const lines = text.split('\n');
+  const headerEnd = lines.findIndex((l) => !l.startsWith('#'));
+  const header = lines.slice(0, headerEnd).join('\n');
+  const doc = parseDocument(lines.slice(headerEnd).join('\n'));
+  const run = (doc.get('runcmd') as { toJSON(): unknown } | undefined)?.toJSON() as (string | string[])[] | undefined;
+  doc.delete('runcmd');
+  const cc = `${header}\n${stringify(doc, { lineWidth: 0, indent: 2, blockQuote: 'literal' })}`;
+  const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\nset -e\n${(run ?? []).map((c) => (Array.isArray(c) ? c.join(' ') : c)).join('\n')}\n`;
+  const boundary = `pigen-${createHash('sha256').update(cc).update('\0').update(script).digest('hex').slice(0, 32)}`;
+  const part = (type: string, name: string, body: string) =>
+    `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename="${name}"\n\n${body}`;
+  return (
+    `Content-Type: multipart/mixed; boundary="${boundary}"\nMIME-Version: 1.0\n\n` +
+    part('text/cloud-config', 'cloud-config.yaml', cc) +
+    '\n' +
+    part('text/x-shellscript', 'pigen-firstboot.sh', script) +
+    `\n--${boundary}--\n`
+  );
+}
+
+/** Per-target fit for every cloud, computing each encoding once. */
+export function fitAll(text: string): Record<Cloud, Fit> {
+  const sizes = new Map<Encoding, number>();
+  const sizeOf = (e: Encoding) => {
+    let s = sizes.get(e);
+    if (s === undefined) sizes.set(e, (s = encodeUserData(text, e).delivered));
+    return s;
+  };
+  const out = {} as Record<Cloud, Fit>;
+  for (const cloud of CLOUDS) {
+    let best: Fit | undefined;
+    for (const e of candidates(cloud)) {
+      const size = sizeOf(e);
+      if (!best || size < best.size) best = { cloud, encoding: e, size, limit: LIMITS[cloud].bytes, fits: size <= LIMITS[cloud].bytes };
+    }
+    out[cloud] = best!;
+  }
+  return out;
+}

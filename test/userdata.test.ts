@@ -1,0 +1,154 @@
+// pigen userdata: size budgets per cloud, encodings that cloud-init itself decodes back to the same
+// files, MIME with a deterministic boundary, and the manifest's per-target sizes.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { parse } from 'yaml';
+import { needTools, pigen, run, tmp, which } from './helpers.ts';
+import { CLOUDS, LIMITS, encodeUserData, fitAll, toMime } from '../generator/emit/userdata.ts';
+
+const cli = (args: string[], cwd = tmp()) => pigen(args, cwd);
+
+const dir = tmp();
+const built = cli(['build', '-o', join(dir, 'out')], dir);
+const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8'));
+const ip = '10.10.10.10';
+const text = readFileSync(join(dir, 'out/nodes', ip, 'user-data'), 'utf8');
+
+/** The interpreter cloud-init runs with (its modules are not on every python3). */
+function cloudInitPython(): string | null {
+  const ci = which('cloud-init');
+  if (!ci) return null;
+  const first = readFileSync(ci, 'utf8').split('\n')[0]!;
+  return first.startsWith('#!') ? first.slice(2).trim().split(' ')[0]! : null;
+}
+
+test('build records each node\'s user-data size and fit per target in manifest.json', () => {
+  assert.is(built.code, 0, built.stderr);
+  const t = manifest.nodes[ip].userData.targets;
+  for (const c of CLOUDS) {
+    assert.ok(t[c], c);
+    assert.is(typeof t[c].size, 'number');
+    assert.is(t[c].fits, t[c].limit === null || t[c].size <= t[c].limit);
+  }
+  assert.is(t.aws.encoding, 'gzip');
+  assert.is(t.gcp.encoding, 'files-gz+b64', 'GCP metadata is text: no whole-document gzip');
+});
+
+test('auto picks the smallest accepted form and reports size and budget', () => {
+  for (const c of CLOUDS) {
+    const out = join(dir, `ud.${c}`);
+    const r = cli(['userdata', ip, '--cloud', c, '-o', out], dir);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`for ${c}`));
+    const size = readFileSync(out).length;
+    if (Number.isFinite(LIMITS[c].bytes)) assert.ok(size <= LIMITS[c].bytes, `${c}: ${size}`);
+  }
+  assert.equal(Array.from(readFileSync(join(dir, 'ud.aws')).subarray(0, 2)), [0x1f, 0x8b], 'aws gets gzip');
+  const fits = fitAll(text);
+  assert.is(fits.aws.encoding, 'gzip');
+});
+
+test('a node that fits nowhere: exit 1 with size, limit, five largest contributors and the bake hint', () => {
+  const r = cli(['userdata', 'pg-meta-1', '--cloud', 'aws', '--encoding', 'plain'], dir);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /over the aws limit of 16384 bytes/);
+  assert.match(r.stderr, /largest contributors/);
+  assert.is((r.stderr.match(/^\s+\d+\s+\//gm) ?? []).length, 5);
+  assert.match(r.stderr, /pigen bake/);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('unknown node and bad flags are usage errors (exit 2)', () => {
+  assert.is(cli(['userdata', '10.9.9.9'], dir).code, 2);
+  assert.is(cli(['userdata', ip, '--cloud', 'mars'], dir).code, 2);
+  assert.is(cli(['userdata', ip, '--encoding', 'rot13'], dir).code, 2);
+  assert.is(cli(['userdata'], dir).code, 2);
+});
+
+test('every encoded form decodes (gunzip, base64) back to the same cloud-config', () => {
+  for (const e of ['plain', 'gzip', 'base64', 'gzip+base64'] as const) {
+    const { bytes } = encodeUserData(text, e);
+    let b = Buffer.from(bytes);
+    if (e.includes('base64')) b = Buffer.from(b.toString('utf8'), 'base64');
+    if (e.startsWith('gzip')) {
+      assert.is(b[3], 0, 'gzip header has no file name or comment');
+      assert.is(b.readUInt32LE(4), 0, 'gzip header mtime 0');
+      b = gunzipSync(b);
+    }
+    assert.is(b.toString('utf8'), text, e);
+  }
+});
+
+test('cloud-init decodes gzip user-data and gz+b64 write_files back to the rootfs files; all forms pass its schema', () => {
+  if (!needTools('cloud-init decoding', 'cloud-init')) return;
+  const py = cloudInitPython();
+  assert.ok(py, 'cloud-init interpreter');
+  const work = tmp();
+  const forms = { plain: encodeUserData(text, 'plain').bytes, gzip: encodeUserData(text, 'gzip').bytes, files: encodeUserData(text, 'files-gz+b64').bytes };
+  for (const [name, bytes] of Object.entries(forms)) writeFileSync(join(work, name), bytes);
+  // cloud-init's own code: util.decomp_gzip for the document, cc_write_files for each entry.
+  const script = `
+import sys, json, yaml
+from cloudinit import util
+from cloudinit.config import cc_write_files as w
+out = {}
+for name in ('plain', 'gzip', 'files'):
+    raw = open(sys.argv[1] + '/' + name, 'rb').read()
+    doc = util.decomp_gzip(raw, quiet=False) if name == 'gzip' else raw.decode()
+    open(sys.argv[1] + '/' + name + '.decoded', 'w').write(doc)
+    cfg = yaml.safe_load(doc)
+    files = {}
+    for f in cfg.get('write_files', []):
+        enc = w.canonicalize_extraction(f.get('encoding'))
+        c = w.extract_contents(f.get('content', ''), enc)
+        files[f['path']] = c.decode() if isinstance(c, bytes) else c
+    out[name] = files
+print(json.dumps(out))
+`;
+  const r = run(py!, ['-c', script, work]);
+  assert.is(r.code, 0, r.stderr);
+  const decoded = JSON.parse(r.stdout) as Record<string, Record<string, string>>;
+  const rootfs = join(dir, 'out/nodes', ip, 'rootfs');
+  const files = manifest.nodes[ip].files as { path: string; out: string; via?: string }[];
+  for (const form of ['plain', 'gzip', 'files']) {
+    let checked = 0;
+    for (const f of files) {
+      const got = decoded[form]![f.path];
+      if (got === undefined) continue; // delivered by the apt/ntp modules
+      assert.is(got, readFileSync(join(dir, 'out', f.out), 'utf8'), `${form}: ${f.path}`);
+      checked++;
+    }
+    assert.ok(checked > 20, `${form}: ${checked} files compared`);
+    const s = run('cloud-init', ['schema', '-c', join(work, `${form}.decoded`)]);
+    assert.is(s.code, 0, s.stdout + s.stderr);
+  }
+  assert.ok(existsSync(rootfs));
+});
+
+test('MIME multipart: deterministic boundary from the content, two parts, runcmd moved to the shell part', () => {
+  const a = toMime(text);
+  const b = toMime(text);
+  assert.is(a, b);
+  const boundary = a.match(/boundary="([^"]+)"/)![1]!;
+  assert.match(boundary, /^pigen-[0-9a-f]{32}$/);
+  assert.is(a.split(`--${boundary}\n`).length - 1, 2);
+  assert.ok(a.endsWith(`--${boundary}--\n`));
+  const changed = toMime(text.replace('pg-meta-1', 'pg-meta-2'));
+  assert.is.not(changed.match(/boundary="([^"]+)"/)![1], boundary);
+  const ccPart = a.split(`--${boundary}`)[1]!.split('\n\n').slice(1).join('\n\n');
+  const cc = parse(ccPart);
+  assert.is(cc.runcmd, undefined);
+  assert.match(a, /systemctl enable --now/);
+  const py = cloudInitPython();
+  if (py) {
+    const f = join(tmp(), 'mime');
+    writeFileSync(f, a);
+    const r = run(py, ['-c', 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],"rb")); print(",".join(p.get_content_type() for p in m.walk() if not p.is_multipart()))', f]);
+    assert.is(r.stdout.trim(), 'text/cloud-config,text/x-shellscript');
+  }
+});
+
+test.run();
