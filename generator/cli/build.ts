@@ -38,6 +38,15 @@ ${INVENTORY_HELP}
       return 1;
     }
     const ms = performance.now() - t0;
+    // One warning per node whose user-data fits no cloud's limit (NoCloud has none).
+    const tooBig: string[] = [];
+    for (const [ip, n] of Object.entries(c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean }> } }>)) {
+      const clouds = Object.entries(n.userData.targets).filter(([k]) => k !== 'nocloud');
+      if (!clouds.some(([, t]) => t.fits)) tooBig.push(ip);
+      if (!values.json && !clouds.some(([, t]) => t.fits)) {
+        ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
+      }
+    }
     const files = c.tree.length;
     if (values.json) {
       ctx.stdout.write(
