@@ -68,18 +68,22 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
 
   const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);
+  // Indexes so large fleets resolve in linear time.
+  const occByIp = new Map<string, typeof occurrences>();
+  for (const o of occurrences) occByIp.set(o.ip, [...(occByIp.get(o.ip) ?? []), o]);
+  const hostSets = new Map(ordered.map((g) => [g, new Set(g.hosts)]));
   const nodes: ResolvedNode[] = [];
   for (const ip of ips) {
     const vars: JsonObject = { ...globals };
     const origins: Record<string, Path> = { ...globalOrigins };
-    const memberOf = ordered.filter((g) => g.hosts.includes(ip));
+    const memberOf = ordered.filter((g) => hostSets.get(g)!.has(ip));
     for (const g of memberOf) {
       for (const [k, v] of Object.entries(g.vars)) {
         vars[k] = v;
         origins[k] = [...g.path, 'vars', k];
       }
     }
-    const occ = occurrences.filter((o) => o.ip === ip);
+    const occ = occByIp.get(ip) ?? [];
     for (const o of occ) {
       for (const [k, v] of Object.entries(o.vars)) {
         vars[k] = v;
