@@ -4,7 +4,6 @@
 // a duplicate key is an error.
 
 import {
-  LineCounter,
   parseDocument,
   isAlias,
   isMap,
@@ -66,8 +65,7 @@ export function parseInventory(src: Source): Result<Loaded> {
   let text = new TextDecoder('utf-8').decode(src.bytes);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 
-  const lc = new LineCounter();
-  const pos = (offset: number): Pos => lc.linePos(offset);
+  const pos = positionsOf(text);
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, {
@@ -75,7 +73,6 @@ export function parseInventory(src: Source): Result<Loaded> {
       merge: true,
       uniqueKeys: true,
       prettyErrors: false,
-      lineCounter: lc,
       customTags,
       strict: true,
     });
@@ -257,6 +254,26 @@ function errorOffset(doc: Document.Parsed, e: YAMLError): number {
     Seq: (_, n) => void (unclosedFlow && n.flow && consider(n)),
   });
   return opener ?? start;
+}
+
+/**
+ * Offset → 1-based line:col, from the text itself. (yaml's LineCounter is fed by the lexer, which
+ * skips newlines while it recovers from some errors; its lines then drift from the file's.)
+ */
+function positionsOf(text: string): (offset: number) => Pos {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset) => {
+    const o = Math.max(0, Math.min(offset, text.length));
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= o) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: o - starts[lo]! + 1 };
+  };
 }
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);

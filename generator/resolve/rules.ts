@@ -342,6 +342,7 @@ export const portalEntries: Rule = (inv) => {
 /** IPs in DNS/hosts/NTP/vector fields must be well-formed where the field starts with an IP. */
 export const addressFields: Rule = (inv) => {
   const out: Diagnostic[] = [];
+  const badAdminIp = isIPv4(inv.adminIp) ? undefined : inv.adminIp;
   for (const n of inv.nodes) {
     const v = n.vars;
     for (const k of ['dns_records', 'node_etc_hosts', 'node_default_etc_hosts'] as const) {
@@ -352,6 +353,7 @@ export const addressFields: Rule = (inv) => {
       list.forEach((e, i) => {
         if (typeof e !== 'string' || describeBad(e, STRICT_BAD) || e.includes('${')) return;
         const [ip, ...names] = e.trim().split(/\s+/);
+        if (ip === badAdminIp) return; // `${admin_ip}` with a bad admin_ip: reported on admin_ip
         if (!ip || !isIPv4(ip) || names.length === 0 || !names.every(isHostname)) {
           out.push(err('bad-value', [...originOf(n, k), i], `\`${e}\` is not "<ipv4> <hostname> [hostname...]"`));
         }
@@ -359,7 +361,7 @@ export const addressFields: Rule = (inv) => {
     }
     const dns = v.node_dns_servers;
     if (Array.isArray(dns) && n.origins.node_dns_servers) dns.forEach((e, i) => {
-      if (typeof e === 'string' && !describeBad(e, STRICT_BAD) && !e.includes('${') && !isIPv4(e.trim())) out.push(err('bad-ip', [...originOf(n, 'node_dns_servers'), i], `DNS server \`${e}\` is not an IPv4 address`));
+      if (typeof e === 'string' && !describeBad(e, STRICT_BAD) && !e.includes('${') && e.trim() !== badAdminIp && !isIPv4(e.trim())) out.push(err('bad-ip', [...originOf(n, 'node_dns_servers'), i], `DNS server \`${e}\` is not an IPv4 address`));
     });
   }
   return dedupe(out);

@@ -1,0 +1,440 @@
+// The invalid-inventory corpus: every file in test/fixtures/invalid/ must be rejected with the
+// diagnostics its header names, at exactly that line:col. A case file starts with comment lines:
+//
+//   # <what is wrong>
+//   # expect: port-clash@14:17 injection@15:9   (every one must be reported, at that line:col)
+//   ...  # only                                 (and nothing else may be reported)
+//
+// Cases that cannot carry a header (the empty file, binary garbage, a 50 MB file) are in TABLE
+// below or generated here. Also: --set, --strict, the injection matrix (every field kind × every
+// dangerous character), CRLF/BOM variants, and the CLI's exit code and output for broken input.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadAndResolve } from '../generator/pipeline.ts';
+import { readAssets } from '../generator/io.ts';
+import { CODES } from '../generator/codes.ts';
+import { parseSet } from '../generator/resolve/index.ts';
+import { parseInventory } from '../generator/load/parse.ts';
+import type { Diagnostic, Json, ResolveOptions } from '../generator/types.ts';
+import { ROOT, run, tmp } from './helpers.ts';
+
+const DIR = join(ROOT, 'test', 'fixtures', 'invalid');
+const VALID = join(ROOT, 'test', 'fixtures', 'valid');
+const assets = readAssets();
+const NO_OPTS: ResolveOptions = { sets: [], strict: false };
+
+interface Expectation {
+  expects: string[];
+  only: boolean;
+}
+
+/** Reads `# expect:` and `# only` from the leading comment lines of a case. */
+function header(bytes: Uint8Array, file: string): Expectation {
+  const lines = Buffer.from(bytes).toString('latin1').split('\n');
+  const expects: string[] = [];
+  let only = false;
+  for (const line of lines) {
+    if (!line.startsWith('#')) break;
+    const m = line.match(/^#\s*expect:\s*([^#]*)/);
+    if (m) expects.push(...m[1]!.trim().split(/\s+/).filter(Boolean));
+    if (/#\s*only\b/.test(line)) only = true;
+  }
+  for (const e of expects) assert.match(e, /^[a-z-]+@\d+:\d+$/, `${file}: malformed expectation ${e}`);
+  return { expects, only };
+}
+
+/** Cases whose expectations cannot live in the file itself. */
+const TABLE: Record<string, Expectation> = {
+  '71-empty.yml': { expects: ['empty-file@1:1'], only: true },
+};
+
+const key = (d: Diagnostic) => `${d.code}@${d.pos?.line ?? '-'}:${d.pos?.col ?? '-'}`;
+
+/** Shape checks every diagnostic must pass, whatever the input. */
+function assertWellFormed(ds: Diagnostic[], text: string, name: string) {
+  const lines = text.split('\n').length;
+  for (const d of ds) {
+    assert.ok(d.code in CODES, `${name}: unknown code ${d.code}`);
+    assert.ok(d.severity === 'error' || d.severity === 'warning', `${name}: bad severity ${d.severity}`);
+    assert.type(d.message, 'string');
+    assert.ok(d.message.length > 0, `${name}: empty message for ${d.code}`);
+    if (d.pos) {
+      assert.ok(Number.isInteger(d.pos.line) && d.pos.line >= 1 && d.pos.line <= lines + 1, `${name}: ${key(d)} line out of range (${lines} lines)`);
+      assert.ok(Number.isInteger(d.pos.col) && d.pos.col >= 1, `${name}: ${key(d)} col < 1`);
+      assert.is(d.file, name, `${name}: ${key(d)} names file ${d.file}`);
+    }
+  }
+}
+
+function check(name: string, bytes: Uint8Array, exp: Expectation, opts: ResolveOptions = NO_OPTS) {
+  const r = loadAndResolve({ name, bytes }, assets, opts);
+  const got = r.diagnostics.map(key);
+  const shown = `\n  got:      ${got.join(' ') || '(nothing)'}\n  expected: ${exp.expects.join(' ')}${exp.only ? ' (only)' : ''}`;
+  for (const e of exp.expects) assert.ok(got.includes(e), `${name}: missing ${e}${shown}`);
+  if (exp.only) assert.equal(got.filter((g) => !exp.expects.includes(g)), [], `${name}: unexpected diagnostics${shown}`);
+  assertWellFormed(r.diagnostics, Buffer.from(bytes).toString('utf8'), name);
+  if (r.diagnostics.some((d) => d.severity === 'error')) assert.is(r.inventory, undefined, `${name}: an inventory with errors must not resolve`);
+  return r;
+}
+
+const caseFiles = readdirSync(DIR).filter((f) => /\.(yml|bin)$/.test(f)).sort();
+
+test('the corpus has at least 45 cases, named <nn>-<short-name>.yml, numbers unique', () => {
+  assert.ok(caseFiles.length >= 45, `only ${caseFiles.length} cases`);
+  const nums = new Set<string>();
+  for (const f of caseFiles) {
+    assert.match(f, /^\d\d-[a-z0-9-]+\.(yml|bin)$/, `bad case name ${f}`);
+    const n = f.slice(0, 2);
+    assert.not.ok(nums.has(n), `case number ${n} used twice`);
+    nums.add(n);
+    const exp = TABLE[f] ?? header(readFileSync(join(DIR, f)), f);
+    assert.ok(exp.expects.length > 0, `${f}: no expectations (add a # expect: header or a TABLE entry)`);
+  }
+});
+
+for (const f of caseFiles) {
+  test(`case ${f}`, () => {
+    const bytes = readFileSync(join(DIR, f));
+    check(f, bytes, TABLE[f] ?? header(bytes, f));
+  });
+}
+
+test('CRLF line endings and a UTF-8 BOM give the same diagnostics at the same line:col', () => {
+  for (const f of caseFiles.filter((x) => !TABLE[x])) {
+    const bytes = readFileSync(join(DIR, f));
+    const exp = header(bytes, f);
+    const crlf = Buffer.from(Buffer.from(bytes).toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
+    check(`${f} (CRLF)`, crlf, { expects: exp.expects, only: false });
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes]);
+    check(`${f} (BOM)`, bom, { expects: exp.expects, only: false });
+  }
+});
+
+// ── inputs generated here (binary, huge) ────────────────────────────────────────────────────
+
+/** mulberry32: small seeded PRNG so the garbage is the same on every run. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('binary garbage (random bytes with NULs) is not-text, reported once, no crash', () => {
+  const rnd = prng(0xb1a5);
+  for (let k = 0; k < 20; k++) {
+    const bytes = new Uint8Array(4096);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rnd() * 256);
+    bytes[100 + k] = 0; // at least one NUL
+    const r = loadAndResolve({ name: 'garbage.bin', bytes }, assets, NO_OPTS);
+    assert.equal(r.diagnostics.map((d) => d.code), ['not-text'], `garbage #${k}`);
+    assertWellFormed(r.diagnostics, Buffer.from(bytes).toString('latin1'), 'garbage.bin');
+  }
+});
+
+test('binary at a known position: NUL, gzip and PNG magic, a BOM before a NUL', () => {
+  const enc = (s: string) => Buffer.from(s, 'latin1');
+  const cases: [string, Buffer, string][] = [
+    ['nul-in-value', enc('all:\n  vars:\n    admin_ip: 10.10\x00.10.10\n'), 'not-text@3:20'],
+    ['nul-first', enc('\x00all:\n'), 'not-text@1:1'],
+    ['gzip', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]), 'not-text@1:2'],
+    ['png', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), 'not-text@1:1'],
+    ['bom-then-nul', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), enc('all:\x00\n')]), 'not-text@1:5'],
+    ['truncated-utf8', Buffer.concat([enc('all:\n  vars: { node_cluster: "caf'), Buffer.from([0xc3])]), 'not-text@2:29'],
+    ['overlong-utf8', Buffer.concat([enc('all: '), Buffer.from([0xc0, 0xaf])]), 'not-text@1:6'],
+  ];
+  for (const [name, bytes, want] of cases) check(name, bytes, { expects: [want], only: true });
+});
+
+test('a 50 MB file is refused before parsing: file-too-large at 1:1', () => {
+  const dir = tmp('pigen-invalid-');
+  const path = join(dir, 'huge.yml');
+  const line = '# padding padding padding padding padding padding padding padding padding padding\n';
+  const head = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n';
+  const size = 50 * 1024 * 1024;
+  writeFileSync(path, head + line.repeat(Math.ceil((size - head.length) / line.length)));
+  const bytes = readFileSync(path);
+  assert.ok(bytes.length >= size);
+  const t0 = Date.now();
+  check('huge.yml', bytes, { expects: ['file-too-large@1:1'], only: true });
+  assert.ok(Date.now() - t0 < 5000, 'the size check must come before any parsing');
+  const r = run(process.execPath, ['--import', 'tsx', join(ROOT, 'generator', 'cli.ts'), 'validate', path, '--json'], { cwd: ROOT });
+  assert.is(r.code, 2, r.stderr);
+  assert.equal(JSON.parse(r.stdout).diagnostics.map((d: { code: string; line: number; col: number }) => `${d.code}@${d.line}:${d.col}`), ['file-too-large@1:1']);
+});
+
+// ── hints, --strict, multi-error ───────────────────────────────────────────────────────────────
+
+const load = (f: string, opts: ResolveOptions = NO_OPTS) => loadAndResolve({ name: f, bytes: readFileSync(join(DIR, f)) }, assets, opts);
+
+test('unknown parameter: a warning with did-you-mean; an error under --strict', () => {
+  const lax = load('51-unknown-param.yml');
+  const w = lax.diagnostics.find((d) => d.code === 'unknown-param');
+  assert.ok(w);
+  assert.is(w!.severity, 'warning');
+  assert.match(w!.hint ?? '', /did you mean `nginx_port`/);
+  assert.ok(lax.inventory, 'warnings alone do not stop resolution');
+  const strict = load('51-unknown-param.yml', { sets: [], strict: true });
+  const e = strict.diagnostics.find((d) => d.code === 'unknown-param');
+  assert.is(e?.severity, 'error');
+  assert.equal(e?.pos, w!.pos);
+  assert.is(strict.inventory, undefined);
+});
+
+test('unknown placeholder: the hint suggests ${admin_ip}', () => {
+  const d = load('29-unknown-placeholder.yml').diagnostics.find((x) => x.code === 'unknown-placeholder');
+  assert.ok(d);
+  assert.match(d!.message, /\$\{admin_ipp\}/);
+  assert.match(d!.hint ?? '', /did you mean `\$\{admin_ip\}`/);
+  const repo = load('66-unknown-repo-placeholder.yml').diagnostics.find((x) => x.code === 'unknown-placeholder');
+  assert.match(repo!.hint ?? '', /pg_version/);
+});
+
+test('unknown enum value: the hint lists the allowed values', () => {
+  const d = load('30-unknown-enum.yml').diagnostics.find((x) => x.code === 'schema-enum');
+  assert.match(d!.hint ?? '', /"disable", "enable", "enforce"/);
+});
+
+test('related locations: duplicates point back at the first occurrence', () => {
+  const seq = load('26-infra-seq-duplicate.yml').diagnostics.find((x) => x.code === 'infra-seq-duplicate');
+  assert.equal(seq!.related?.pos, { line: 7, col: 35 });
+  const dom = load('35-portal-duplicate-domain.yml').diagnostics.find((x) => x.code === 'portal-duplicate-domain');
+  assert.equal(dom!.related?.pos, { line: 12, col: 26 });
+  const grp = load('18-port-clash-group.yml').diagnostics.find((x) => x.code === 'port-clash');
+  assert.equal(grp!.related?.pos, { line: 9, col: 23 });
+});
+
+test('all problems of a multi-error file are reported in one run', () => {
+  const r = load('52-multi-error.yml');
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  const codes = new Set(errors.map((d) => d.code));
+  for (const c of ['infra-seq-duplicate', 'nodename-duplicate', 'bad-host-key', 'schema-range', 'schema-enum', 'port-clash', 'unknown-placeholder', 'injection']) {
+    assert.ok(codes.has(c as keyof typeof CODES), `missing ${c}; got ${[...codes].join(', ')}`);
+  }
+  assert.ok(codes.size >= 5);
+  // Sorted top to bottom.
+  const lines = r.diagnostics.map((d) => d.pos!.line);
+  assert.equal(lines, [...lines].sort((a, b) => a - b));
+});
+
+// ── the injection matrix: every field kind × every dangerous character ────────────────────────
+
+const BAD_CHARS: [string, string][] = [
+  ['newline', '\n'],
+  ['carriage return', '\r'],
+  ['tab', '\t'],
+  ['semicolon', ';'],
+  ['open brace', '{'],
+  ['close brace', '}'],
+  ['double quote', '"'],
+  ['single quote', "'"],
+  ['hash', '#'],
+  ['backtick', '`'],
+  ['command substitution', '$(id)'],
+  ['pipe', '|'],
+];
+
+/** Field kinds: the YAML line that sets the field (VALUE is replaced), and a harmless value. */
+const FIELDS: { name: string; line: string; good: string; host?: boolean }[] = [
+  { name: 'portal domain', line: '    infra_portal: { home: { domain: i.pigsty }, x: { domain: VALUE } }', good: 'x.pigsty' },
+  { name: 'portal endpoint', line: '    infra_portal: { home: { domain: i.pigsty }, x: { domain: x.pigsty, endpoint: VALUE } }', good: '127.0.0.1:3000' },
+  { name: 'portal path', line: '    infra_portal: { home: { domain: i.pigsty }, x: { domain: x.pigsty, path: VALUE } }', good: '/www/x' },
+  { name: 'node_etc_hosts entry', line: '    node_etc_hosts: [ VALUE ]', good: '10.10.10.10 x.pigsty' },
+  { name: 'dns_records entry', line: '    dns_records: [ VALUE ]', good: '10.10.10.10 x.pigsty' },
+  { name: 'node_dns_servers entry', line: '    node_dns_servers: [ VALUE ]', good: '10.10.10.10' },
+  { name: 'node_ntp_servers entry', line: '    node_ntp_servers: [ VALUE ]', good: 'pool pool.ntp.org iburst' },
+  { name: 'node_packages entry', line: '    node_packages: [ VALUE ]', good: 'openssh-server' },
+  { name: 'vmetrics_options', line: '    vmetrics_options: VALUE', good: '-retentionPeriod=15d' },
+  { name: 'node_exporter_options', line: '    node_exporter_options: VALUE', good: '--collector.tcpstat' },
+  { name: 'nodename', line: '        10.10.10.11: { nodename: VALUE }', good: 'web-1', host: true },
+];
+
+function injectionDoc(field: (typeof FIELDS)[number], value: string): { text: string; line: number; col: number } {
+  const yamlValue = JSON.stringify(value); // a JSON string is a YAML double-quoted scalar, escapes included
+  const fieldLine = field.line.replace('VALUE', yamlValue);
+  const lines = [
+    'all:',
+    '  children:',
+    '    infra:',
+    '      hosts:',
+    '        10.10.10.10: { infra_seq: 1 }',
+    '    web:',
+    '      hosts:',
+    field.host ? fieldLine : '        10.10.10.11: {}',
+    '  vars:',
+    '    admin_ip: 10.10.10.10',
+    ...(field.host ? [] : [fieldLine]),
+  ];
+  const line = field.host ? 8 : 11;
+  return { text: lines.join('\n') + '\n', line, col: fieldLine.indexOf(yamlValue) + 1 };
+}
+
+test('injection matrix: each field kind rejects each dangerous character at its line:col', () => {
+  let n = 0;
+  for (const field of FIELDS) {
+    // The harmless value is accepted (so the matrix tests the character, not the field).
+    const ok = injectionDoc(field, field.good);
+    const okR = loadAndResolve({ name: 'ok.yml', bytes: Buffer.from(ok.text) }, assets, NO_OPTS);
+    assert.equal(okR.diagnostics.filter((d) => d.severity === 'error').map(key), [], `${field.name}: harmless value rejected`);
+    for (const [what, ch] of BAD_CHARS) {
+      const value = field.good + ch + 'evil';
+      const doc = injectionDoc(field, value);
+      const name = `${field.name} + ${what}`;
+      const r = loadAndResolve({ name, bytes: Buffer.from(doc.text) }, assets, NO_OPTS);
+      const got = r.diagnostics.map(key);
+      assert.ok(got.includes(`injection@${doc.line}:${doc.col}`), `${name}: expected injection@${doc.line}:${doc.col}, got ${got.join(' ')}\n${doc.text}`);
+      const others = r.diagnostics.filter((d) => d.code !== 'injection' && d.code !== 'nodename-invalid');
+      assert.equal(others.map(key), [], `${name}: unexpected diagnostics`);
+      assert.is(r.inventory, undefined);
+      n++;
+    }
+  }
+  assert.is(n, FIELDS.length * BAD_CHARS.length);
+});
+
+// ── --set ──────────────────────────────────────────────────────────────────────────────────────
+
+/** The CLI's --set value parser: the value is read as a YAML 1.1 scalar. */
+const setValue = (s: string): Json | undefined => {
+  const r = parseInventory({ name: '--set', bytes: new TextEncoder().encode(`v: ${s === '' ? "''" : s}\n`) });
+  return r.value ? ((r.value.data as { v?: Json }).v ?? null) : undefined;
+};
+
+test('--set syntax errors are bad-set', () => {
+  for (const raw of ['nginx_port', '=8080', '9port=1', 'nginx port=1', 'nginx_port=[1', 'nginx_port={']) {
+    const r = parseSet(raw, setValue);
+    assert.ok('code' in r, `${raw} should be rejected`);
+    assert.is((r as Diagnostic).code, 'bad-set', raw);
+    assert.is((r as Diagnostic).severity, 'error', raw);
+  }
+  const ok = parseSet('nginx_port=8080', setValue);
+  assert.equal(ok, { key: 'nginx_port', value: 8080, raw: 'nginx_port=8080' });
+});
+
+const validBytes = readFileSync(join(VALID, '01-single-node.yml'));
+const withSets = (...raws: string[]) => {
+  const sets = raws.map((raw) => parseSet(raw, setValue) as ResolveOptions['sets'][number]);
+  return loadAndResolve({ name: 'single.yml', bytes: validBytes }, assets, { sets, strict: false });
+};
+
+test('--set values are checked like the inventory (range, enum, type, clash) and carry no file position', () => {
+  assert.equal(withSets().diagnostics, [], 'the base inventory is valid');
+  const cases: [string, string][] = [
+    ['nginx_port=99999', 'schema-range'],
+    ['nginx_port=0', 'schema-range'],
+    ['nginx_port=abc', 'schema-type'],
+    ['nginx_sslmode=sometimes', 'schema-enum'],
+    ['admin_ip=10.10.10', 'schema-format'],
+    ['vlogs_port=8428', 'port-clash'],
+    ['admin_ip=10.10.10.11', 'admin-ip-not-infra'],
+  ];
+  for (const [raw, code] of cases) {
+    const r = withSets(raw);
+    const errs = r.diagnostics.filter((d) => d.severity === 'error');
+    assert.equal(errs.map((d) => d.code), [code], `--set ${raw}: ${errs.map((d) => `${d.code}: ${d.message}`).join('; ')}`);
+    assert.equal(errs[0]!.path.slice(0, 2), ['--set', 0], `--set ${raw}`);
+    assert.is(errs[0]!.pos, undefined, `--set ${raw} must not point into the file`);
+    assert.is(r.inventory, undefined);
+  }
+  const unk = withSets('nginx_prot=8080').diagnostics;
+  assert.equal(unk.map((d) => `${d.code}/${d.severity}`), ['unknown-param/warning']);
+  assert.match(unk[0]!.hint ?? '', /nginx_port/);
+});
+
+// ── the CLI: exit code 2, no stack trace, JSON and text output ──────────────────────────────────
+
+const CLI = join(ROOT, 'generator', 'cli.ts');
+const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: DIR });
+const noStack = (name: string, s: string) => {
+  assert.not.match(s, /^ {4}at /m, `${name}: stack trace in output:\n${s}`);
+  assert.not.match(s, /internal error/i, `${name}: internal error:\n${s}`);
+};
+
+test('CLI --json on broken inputs: exit 2, parseable JSON with the expected line:col, no stack trace', () => {
+  const dir = tmp('pigen-invalid-cli-');
+  const garbage = join(dir, 'garbage.bin');
+  const rnd = prng(7);
+  writeFileSync(garbage, Buffer.from(Array.from({ length: 2048 }, () => Math.floor(rnd() * 256)).concat([0])));
+  const cases: [string, string[]][] = [
+    ['04-unclosed-quote.yml', ['yaml-syntax@9:15']],
+    ['06-duplicate-key-nested.yml', ['duplicate-key@11:5']],
+    ['17-port-clash-global.yml', ['port-clash@10:17']],
+    ['53-invalid-utf8.yml', ['not-text@4:25']],
+    ['71-empty.yml', ['empty-file@1:1']],
+    [garbage, []],
+  ];
+  for (const [file, want] of cases) {
+    const r = cli('validate', file, '--json');
+    assert.is(r.code, 2, `${file}: exit ${r.code}\n${r.stderr}`);
+    noStack(file, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.is(out.ok, false);
+    assert.ok(out.errors >= 1);
+    const got = out.diagnostics.map((d: { code: string; line: number; col: number }) => `${d.code}@${d.line}:${d.col}`);
+    for (const w of want) assert.ok(got.includes(w), `${file}: missing ${w} in ${got.join(' ')}`);
+    for (const d of out.diagnostics) {
+      assert.ok(d.code in CODES);
+      assert.type(d.hint, 'string');
+    }
+  }
+});
+
+test('CLI text output: file:line:col, a caret under the column, a hint line; all errors at once', () => {
+  const r = cli('validate', '52-multi-error.yml');
+  assert.is(r.code, 2);
+  noStack('52-multi-error.yml', r.stdout + r.stderr);
+  const exp = header(readFileSync(join(DIR, '52-multi-error.yml')), '52-multi-error.yml');
+  for (const e of exp.expects) {
+    const [code, at] = e.split('@') as [string, string];
+    assert.ok(r.stderr.includes(`[${code}]`), `missing [${code}]`);
+    assert.ok(r.stderr.includes(`52-multi-error.yml:${at}`), `missing 52-multi-error.yml:${at}\n${r.stderr}`);
+  }
+  assert.match(r.stderr, /^\s+\|\s+\^$/m);
+  assert.match(r.stderr, /= hint: /);
+  assert.match(r.stderr, /\b\d+ errors?, \d+ warnings?/);
+  // The caret sits under the reported column of the reported line.
+  const frame = r.stderr.split('\n');
+  const at = frame.findIndex((l) => l.includes('52-multi-error.yml:15:17'));
+  const src = frame.slice(at).find((l) => /^\s*15 \| /.test(l))!;
+  const caret = frame.slice(at).find((l) => /^\s+\|\s+\^$/.test(l))!;
+  assert.is(caret.indexOf('^') - caret.indexOf('|'), src.indexOf('70000') - src.indexOf('|'));
+
+  for (const f of ['03-tab-indentation.yml', '21-host-key-256.yml']) {
+    const t = cli('validate', f);
+    assert.is(t.code, 2, f);
+    noStack(f, t.stdout + t.stderr);
+    const [code, at] = header(readFileSync(join(DIR, f)), f).expects[0]!.split('@') as [string, string];
+    assert.ok(t.stderr.includes(`error[${code}]`) && t.stderr.includes(`${f}:${at}`), `${f}:\n${t.stderr}`);
+    assert.match(t.stderr, /^\s+\|\s*\^$/m);
+    assert.match(t.stderr, /= hint: /);
+  }
+});
+
+test('CLI --set: bad syntax and out-of-range values exit 2 with a readable message', () => {
+  const valid = join(VALID, '01-single-node.yml');
+  const ok = cli('validate', valid);
+  assert.is(ok.code, 0, ok.stderr);
+  const bad = cli('validate', valid, '--set', 'nginx_port');
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /error\[bad-set\]/);
+  noStack('--set nginx_port', bad.stderr);
+  const range = cli('validate', valid, '--set', 'nginx_port=99999', '--json');
+  assert.is(range.code, 2, range.stderr);
+  noStack('--set nginx_port=99999', range.stderr);
+  const out = JSON.parse(range.stdout);
+  const d = out.diagnostics.find((x: { severity: string }) => x.severity === 'error');
+  assert.is(d.code, 'schema-range');
+  assert.match(d.message, /--set nginx_port=99999/);
+  assert.is(d.line, null);
+  const strict = cli('validate', valid, '--set', 'nginx_prot=1', '--strict');
+  assert.is(strict.code, 2);
+  assert.match(strict.stderr, /error\[unknown-param\]/);
+});
+
+test.run();
