@@ -89,6 +89,13 @@ export function parseInventory(src: Source): Result<Loaded> {
   for (const w of doc.warnings) {
     if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(at(pos(w.pos[0]), 'yaml-tag', lowerFirst(w.message.split('\n')[0]!)));
   }
+  // One broken bracket can cascade into hundreds of errors; the first ones are the useful ones.
+  const MAX_SYNTAX = 20;
+  if (diagnostics.length > MAX_SYNTAX) {
+    const extra = diagnostics.length - MAX_SYNTAX;
+    diagnostics.length = MAX_SYNTAX;
+    diagnostics.push(at(diagnostics[MAX_SYNTAX - 1]!.pos!, 'yaml-syntax', `${extra} more syntax error${extra === 1 ? '' : 's'} not shown`, 'fix the first errors; later ones often follow from them'));
+  }
   if (diagnostics.length) return { diagnostics };
   if (!doc.contents || (isScalar(doc.contents) && doc.contents.value == null)) {
     return { diagnostics: [at({ line: 1, col: 1 }, 'empty-file', 'the inventory is empty')] };

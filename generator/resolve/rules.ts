@@ -15,7 +15,8 @@ const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v =
 function dedupe(ds: Diagnostic[]): Diagnostic[] {
   const seen = new Set<string>();
   return ds.filter((d) => {
-    const k = `${d.code}\u0001${d.path.join('\u0000')}\u0001${d.message}`;
+    // A port clash inherited by many nodes is one problem at one place.
+    const k = `${d.code}\u0001${d.path.join('\u0000')}\u0001${d.code === 'port-clash' ? '' : d.message}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
