@@ -158,8 +158,12 @@ export interface FilePlan {
   secret?: boolean;
   /** Written after packages are installed (owner or path created by a package). */
   defer?: boolean;
-  /** How it reaches the node in user-data: write_files (default), or a cloud-init module. */
-  via?: 'write_files' | 'apt' | 'ntp' | 'ca_certs';
+  /**
+   * How it reaches the node in user-data: write_files (default), or a cloud-init module.
+   * `bootcmd`: an executable written and run by bootcmd at every boot, before write_files,
+   * apt sources and packages (the repo_bundle installer).
+   */
+  via?: 'write_files' | 'apt' | 'ntp' | 'ca_certs' | 'bootcmd';
 }
 
 /** A symlink a node must have (e.g. /infra → /data/infra). */

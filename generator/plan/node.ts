@@ -3,7 +3,7 @@
 
 import type { FilePlan, Inventory, NodePlan, ResolvedNode } from '../types.js';
 import { expandPackages, type OsProfile } from './os.js';
-import { planRepos } from './repo.js';
+import { planRepos, servesBundle } from './repo.js';
 import { splitOptions, unitFiles } from './units.js';
 import { Vars } from './vars.js';
 
@@ -76,7 +76,7 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
   }
 
   // Repos.
-  const repos = planRepos(v, os, inv.adminIp);
+  const repos = planRepos(v, os, inv.adminIp, servesBundle(v, n.ip, inv.adminIp, n.modules));
   p.files.push(...repos.files);
 
   // node_exporter.

@@ -43,7 +43,7 @@ export interface RepoItem {
 }
 
 /** The repo items a node of this OS uses for a module, baseurls resolved for the region. */
-export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: string[]): RepoItem[] {
+export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: string[], selfRepo = false): RepoItem[] {
   const configured = v.list('repo_upstream').filter(isObj);
   const items = configured.length ? configured : defaultUpstream(os);
   const region = v.str('region', 'default');
@@ -59,12 +59,15 @@ export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: stri
       const base = isObj(it.baseurl) ? it.baseurl : {};
       const chosen = typeof base[region] === 'string' && base[region] !== '' ? base[region] : base.default;
       if (typeof chosen !== 'string') continue;
-      const url = chosen
+      let url = chosen
         .split('${admin_ip}').join(adminIp)
         .split('${distro_codename}').join(os.distroCodename)
         .split('${distro_name}').join(os.distroName)
         .split('${releasever}').join(os.releasever)
         .split('${arch}').join(os.arch);
+      // The node that serves the repo installs from its own files (it has no nginx yet when its
+      // packages are installed): http://<admin_ip>/… becomes file:<repo_home>/… (§4).
+      if (selfRepo) url = selfRepoUrl(url, adminIp, v.str('repo_home', '/www'), os);
       const meta: [string, string][] = [];
       if (isObj(it.meta)) for (const [k, x] of Object.entries(it.meta).sort(([a], [b]) => (a < b ? -1 : 1))) meta.push([k, String(x)]);
       out.push({ name: String(it.name), description: String(it.description ?? it.name), module: mod, baseurl: url, meta });
@@ -73,13 +76,28 @@ export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: stri
   return out;
 }
 
+/** Rewrites http://<admin_ip>[:80]/path to the local directory (deb `file:/www/…`, rpm `file:///www/…`). */
+export function selfRepoUrl(url: string, adminIp: string, home: string, os: OsProfile): string {
+  const m = new RegExp(`^http://${adminIp.replace(/\./g, '\\.')}(?::80)?/`).exec(url);
+  if (!m) return url;
+  return `${os.family === 'deb' ? 'file:' : 'file://'}${home.replace(/\/$/, '')}/${url.slice(m[0].length)}`;
+}
+
+/**
+ * Whether this node installs the offline bundle (repo_bundle) at boot: the admin (repo-serving)
+ * infra node with repo_enabled.
+ */
+export function servesBundle(v: Vars, ip: string, adminIp: string, modules: readonly string[]): boolean {
+  return v.str('repo_bundle') !== '' && ip === adminIp && modules.includes('infra') && v.on('repo_enabled');
+}
+
 /** Repo files for node_repo_modules: apt .list lines (via cloud-init apt) or yum .repo stanzas. */
-export function planRepos(v: Vars, os: OsProfile, adminIp: string): { files: FilePlan[]; apt: NodePlan['aptSources'] } {
+export function planRepos(v: Vars, os: OsProfile, adminIp: string, selfRepo = false): { files: FilePlan[]; apt: NodePlan['aptSources'] } {
   const modules = v.csv('node_repo_modules');
   const files: FilePlan[] = [];
   const apt: NodePlan['aptSources'] = [];
   for (const mod of modules) {
-    const items = repoItems(v, os, adminIp, [mod]);
+    const items = repoItems(v, os, adminIp, [mod], selfRepo);
     if (!items.length) continue;
     if (os.family === 'deb') {
       const content = items.map((i) => `deb [trusted=yes] ${i.baseurl}`).join('\n') + '\n';

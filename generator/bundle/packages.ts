@@ -1,0 +1,45 @@
+// Which packages go into the offline repo (repo_packages + repo_extra_packages through the per-OS
+// alias table, pigsty-infra.md §2.4), and the isolated apt-get invocations that download them with
+// their dependencies into a cache directory (Pigsty's method on a Debian build host).
+
+import { expandPackages, osProfile, type OsProfile } from '../plan/os.js';
+import { Vars } from '../plan/vars.js';
+import type { Inventory, JsonObject } from '../types.js';
+
+/** The variables of the repo-serving node: the admin node when it is in the inventory. */
+export function repoVars(inv: Inventory): JsonObject {
+  return (inv.nodes.find((n) => n.ip === inv.adminIp) ?? inv.nodes[0])?.vars ?? inv.globals;
+}
+
+export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string } {
+  const v = new Vars(repoVars(inv));
+  const os = osProfile(v.str('os_profile', 'd12'));
+  const version = v.str('version', 'v4.5.0');
+  const items = [...v.list('repo_packages'), ...v.list('repo_extra_packages')];
+  const packages = expandPackages(os, items, v.str('pg_version', '18'));
+  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz` };
+}
+
+/**
+ * apt-get options for a client isolated in `cache`: its own lists, archives and an empty dpkg
+ * status (so the whole dependency closure is fetched, as a bare node needs), the host's sources.
+ */
+export function isolatedApt(cache: string, extra: string[] = []): string[] {
+  return [
+    '-o', `Dir::Cache=${cache}`,
+    '-o', `Dir::State=${cache}/state`,
+    '-o', `Dir::State::status=${cache}/state/status`,
+    '-o', 'Debug::NoLocking=1',
+    '-o', 'APT::Sandbox::User=root',
+    ...extra,
+  ];
+}
+
+/** Package names apt reported it cannot find ("Unable to locate package X", "has no installation candidate"). */
+export function missingPackages(aptOutput: string): string[] {
+  const out = new Set<string>();
+  for (const m of aptOutput.matchAll(/Unable to locate package (\S+)/g)) out.add(m[1]!);
+  for (const m of aptOutput.matchAll(/Package '?([^' ]+)'? has no installation candidate/g)) out.add(m[1]!);
+  for (const m of aptOutput.matchAll(/Couldn't find any package by (?:glob|regex) '([^']+)'/g)) out.add(m[1]!);
+  return [...out].sort();
+}

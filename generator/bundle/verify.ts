@@ -1,0 +1,181 @@
+// `pigen bundle verify`: reads a bundle as a stream (multi-member gzip → tar) and checks, in this
+// order, reporting the first problem found:
+//  1. structure: every entry under the single top directory `pigsty/`, no absolute or `..` paths,
+//     only regular files and directories, no duplicates, `repo_complete` the last entry;
+//  2. `repo_complete` equals sha256(manifest.sha256);
+//  3. every manifest line matches its file, and every file is in the manifest;
+//  4. the APT index: Release checksums of Packages/Packages.gz, Packages.gz = gzip(Packages), and
+//     each Packages stanza's Filename exists with its Size and SHA256; every .deb has a stanza.
+// Files stream through sha256; only the small index files are kept in memory.
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { createGunzip, gunzipSync } from 'node:zlib';
+import { extract } from 'tar-stream';
+import { byCodeUnit } from '../util/text.js';
+import { TOP } from './build.js';
+import { get, parsePackages } from './deb.js';
+
+export interface VerifyResult {
+  ok: boolean;
+  /** The first problem, when not ok. */
+  error?: string;
+  /** How many problems were found (after the first structural one, checking stops). */
+  problems: number;
+  files: number;
+  bytes: number;
+  debs: number;
+  manifestSha256?: string;
+}
+
+/** Index files kept in memory to check their content (they are small). */
+const KEEP = new Set(['Packages', 'Packages.gz', 'Release', 'manifest.sha256', 'repo_complete']);
+const KEEP_LIMIT = 512 << 20;
+
+export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<VerifyResult> {
+  const files = new Map<string, { size: number; sha256: string }>();
+  const kept = new Map<string, Uint8Array>();
+  const order: string[] = [];
+  let bytes = 0;
+  let structural: string | undefined;
+  const fail = (msg: string) => {
+    structural ??= msg;
+  };
+
+  const gunzip = createGunzip();
+  const ex = extract();
+  const src = Readable.from(input);
+  src.on('error', (e) => gunzip.destroy(e));
+  src.pipe(gunzip);
+  gunzip.on('error', (e) => ex.destroy(e));
+  gunzip.pipe(ex);
+  try {
+    for await (const entry of ex) {
+      const h = entry.header;
+      const name = h.name;
+      order.push(name);
+      if (structural) {
+        entry.resume();
+        continue;
+      }
+      if (order.length === 1 && !(h.type === 'directory' && name.replace(/\/$/, '') === TOP)) fail(`first entry is ${name}, not the top directory ${TOP}/`);
+      if (!name.startsWith(`${TOP}/`)) fail(`entry ${name} is outside the top directory ${TOP}/`);
+      const rel = name.slice(TOP.length + 1).replace(/\/$/, '');
+      if (name.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.')) fail(`entry ${name} has an unsafe path`);
+      if (h.type !== 'file' && h.type !== 'directory') fail(`entry ${name} is a ${h.type}, not a regular file or directory`);
+      if (files.has(rel)) fail(`entry ${name} appears twice`);
+      if (files.has('repo_complete')) fail(`entry ${name} follows repo_complete, which must be the last entry`);
+      if (structural || h.type === 'directory') {
+        entry.resume();
+        continue;
+      }
+      const hash = createHash('sha256');
+      const keep = KEEP.has(rel) && (h.size ?? 0) <= KEEP_LIMIT;
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for await (const c of entry) {
+        hash.update(c as Uint8Array);
+        size += (c as Uint8Array).length;
+        if (keep) parts.push(c as Uint8Array);
+      }
+      bytes += size;
+      files.set(rel, { size, sha256: hash.digest('hex') });
+      if (keep) kept.set(rel, Buffer.concat(parts));
+    }
+  } catch (e) {
+    const last = order[order.length - 1];
+    const msg = (e as Error).message;
+    return done(`truncated or corrupt bundle: ${msg}${last ? ` (at or after entry ${last})` : ' (no tar entry could be read)'}`, 1);
+  }
+
+  const result = (problems: string[]) => done(problems[0], problems.length);
+  function done(error: string | undefined, problems: number): VerifyResult {
+    return {
+      ok: !error,
+      ...(error ? { error } : {}),
+      problems: error ? Math.max(1, problems) : 0,
+      files: files.size,
+      bytes,
+      debs: [...files.keys()].filter((k) => k.endsWith('.deb')).length,
+      ...(kept.has('manifest.sha256') ? { manifestSha256: createHash('sha256').update(kept.get('manifest.sha256')!).digest('hex') } : {}),
+    };
+  }
+  if (structural) return done(structural, 1);
+  if (order.length === 0) return done('empty archive: no entries', 1);
+
+  const problems: string[] = [];
+  const manifest = kept.get('manifest.sha256');
+  const marker = kept.get('repo_complete');
+  if (!manifest) problems.push('manifest.sha256 is missing');
+  if (!marker) problems.push('repo_complete is missing (an incomplete bundle)');
+  if (order[order.length - 1] !== `${TOP}/repo_complete` && marker) problems.push('repo_complete is not the last entry');
+  if (problems.length) return result(problems);
+
+  const manifestSha = createHash('sha256').update(manifest!).digest('hex');
+  const markerText = Buffer.from(marker!).toString('utf8').trim();
+  if (markerText !== manifestSha) problems.push(`repo_complete holds ${markerText.slice(0, 64) || '(nothing)'}, but sha256(manifest.sha256) is ${manifestSha}`);
+
+  // manifest.sha256 lines: "<64 hex>  <path>".
+  const listed = new Set<string>();
+  const lines = Buffer.from(manifest!).toString('utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  lines.forEach((line, i) => {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!m) return void problems.push(`manifest.sha256 line ${i + 1} is malformed: ${JSON.stringify(line.slice(0, 100))}`);
+    const [, sum, path] = m as unknown as [string, string, string];
+    listed.add(path);
+    const f = files.get(path);
+    if (!f) problems.push(`${path}: listed in manifest.sha256 but not in the bundle`);
+    else if (f.sha256 !== sum) problems.push(`${path}: sha256 ${f.sha256} does not match manifest.sha256 (${sum})`);
+  });
+  for (const path of [...files.keys()].sort(byCodeUnit)) {
+    if (path !== 'manifest.sha256' && path !== 'repo_complete' && !listed.has(path)) problems.push(`${path}: in the bundle but not in manifest.sha256`);
+  }
+
+  // APT index.
+  const debs = [...files.keys()].filter((k) => !k.includes('/') && k.endsWith('.deb'));
+  const packages = kept.get('Packages');
+  if (debs.length && !packages) problems.push(`the bundle has ${debs.length} .deb files but no Packages index`);
+  if (packages) {
+    const gz = kept.get('Packages.gz');
+    if (!gz) problems.push('Packages.gz is missing');
+    else {
+      let plain: Uint8Array | undefined;
+      try {
+        plain = gunzipSync(gz);
+      } catch (e) {
+        problems.push(`Packages.gz does not decompress: ${(e as Error).message}`);
+      }
+      if (plain && Buffer.compare(Buffer.from(plain), Buffer.from(packages)) !== 0) problems.push('Packages.gz does not decompress to Packages');
+    }
+    const release = kept.get('Release');
+    if (!release) problems.push('Release is missing');
+    else checkRelease(Buffer.from(release).toString('utf8'), files, problems);
+    const described = new Set<string>();
+    for (const st of parsePackages(Buffer.from(packages).toString('utf8'))) {
+      const pkg = get(st, 'Package') ?? '?';
+      const fn = (get(st, 'Filename') ?? '').replace(/^\.\//, '');
+      const f = files.get(fn);
+      described.add(fn);
+      if (!fn) problems.push(`Packages: stanza for ${pkg} has no Filename`);
+      else if (!f) problems.push(`Packages: ${pkg} points at ${fn}, which is not in the bundle`);
+      else {
+        if (get(st, 'Size') !== String(f.size)) problems.push(`Packages: ${fn} has Size ${get(st, 'Size')}, the file has ${f.size} bytes`);
+        if (get(st, 'SHA256') !== f.sha256) problems.push(`Packages: ${fn} has SHA256 ${get(st, 'SHA256')}, the file has ${f.sha256}`);
+      }
+    }
+    for (const d of debs) if (!described.has(d)) problems.push(`${d}: not described in Packages`);
+  }
+  return result(problems);
+}
+
+function checkRelease(text: string, files: Map<string, { size: number; sha256: string }>, problems: string[]): void {
+  const m = /^SHA256:\n((?:[ \t].*\n?)*)/m.exec(text);
+  if (!m) return void problems.push('Release has no SHA256 section');
+  for (const line of m[1]!.split('\n').filter((l) => l.trim())) {
+    const [sum, size, name] = line.trim().split(/\s+/);
+    const f = files.get(name ?? '');
+    if (!f) problems.push(`Release lists ${name}, which is not in the bundle`);
+    else if (f.sha256 !== sum || String(f.size) !== size) problems.push(`Release: ${name} checksum or size does not match the file`);
+  }
+}

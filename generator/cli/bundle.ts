@@ -1,0 +1,252 @@
+// `pigen bundle`: the offline repo bundle (a reproducible .tgz of the local repo with its APT index,
+// manifest.sha256 and the repo_complete marker last), `pigen bundle verify FILE`, and the package
+// list / download helpers. See generator/bundle/build.ts for the layout.
+
+import { availableParallelism } from 'node:os';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { buildBundle, BundleError, GENERATED, type BundleInput } from '../bundle/build.js';
+import { bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
+import { formatBytes, ProgressReporter } from '../bundle/progress.js';
+import { verifyBundle } from '../bundle/verify.js';
+import { atomicFileSink, ensurePaths, fileSizeOf, findProgram, isDirectory, listDirFiles, makeTempDir, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { UsageError, type CliContext } from './context.js';
+
+export const bundle: Command = {
+  name: 'bundle',
+  summary: 'build or verify the offline repo bundle (pigsty-pkg-<version>.<os>.<arch>.tgz)',
+  usage: 'pigen bundle [INVENTORY] --from DIR [-o FILE] | pigen bundle verify FILE | pigen bundle [INVENTORY] --packages | --download --cache DIR',
+  help: `Builds a reproducible .tgz of a local repo, extracted on the repo-serving infra node with
+'tar -C /www': one top directory pigsty/ with the packages of DIR, an APT flat-repo index
+(Packages, Packages.gz, Release) generated from each .deb's control data, repodata/ from
+createrepo_c for .rpm files, manifest.sha256 (sha256sum -c format) and, as the last entry,
+repo_complete holding the sha256 of manifest.sha256. Same inputs and SOURCE_DATE_EPOCH give
+the same bytes. Compression runs in parallel (independent gzip members, like pigz).
+
+  pigen bundle verify FILE   checks structure, every checksum, the index and the marker;
+                             exit 1 naming the first mismatch
+
+${INVENTORY_HELP}
+  --from DIR         directory of .deb and/or .rpm files (top level; hidden files ignored)
+  -o, --out FILE     output file or directory (default: pigsty-pkg-<version>.<os>.<arch>.tgz from
+                     the inventory's version and os_profile)
+  --level N          gzip level 1-9 (default 6)
+  -j, --jobs N       gzip members compressed at once (default: number of CPUs)
+  --packages         print the packages repo_packages + repo_extra_packages resolve to (one a
+                     line; with --json a list)
+  --download         download those packages and their dependencies with an isolated apt-get
+                     (Debian build host) into --cache DIR (DIR/archives; reused on later runs)
+  --cache DIR        cache directory for --download
+  --quiet            no progress output
+
+Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
+  options: {
+    ...INVENTORY_OPTIONS,
+    from: { type: 'string' },
+    out: { type: 'string', short: 'o' },
+    level: { type: 'string' },
+    jobs: { type: 'string', short: 'j' },
+    packages: { type: 'boolean' },
+    download: { type: 'boolean' },
+    cache: { type: 'string' },
+    quiet: { type: 'boolean' },
+  },
+  maxArgs: 2,
+  async run(ctx, values, args) {
+    if (args[0] === 'verify') return verifyCommand(ctx, args[1], values.json === true);
+    if (args.length > 1) throw new UsageError(`too many arguments: ${args.slice(1).join(' ')}\nUsage: ${bundle.usage}`);
+
+    const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
+    if (!values.json) printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) {
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+      return 2;
+    }
+    const facts = bundleFacts(r.inventory);
+
+    if (values.packages) {
+      ctx.stdout.write(values.json ? JSON.stringify(facts.packages, null, 2) + '\n' : facts.packages.map((p) => p + '\n').join(''));
+      return 0;
+    }
+    if (values.download) {
+      if (typeof values.cache !== 'string') throw new UsageError(`--download needs --cache DIR\nUsage: ${bundle.usage}`);
+      return download(ctx, facts, abs(ctx, values.cache), values.quiet === true);
+    }
+
+    if (typeof values.from !== 'string') throw new UsageError(`missing --from DIR (the directory of .deb/.rpm files)\nUsage: ${bundle.usage}`);
+    const level = intOption(values.level, 'level', 6, 1, 9);
+    const jobs = intOption(values.jobs, 'jobs', Math.max(1, availableParallelism()), 1, 256);
+    const from = abs(ctx, values.from);
+    if (!isDirectory(from)) {
+      ctx.stderr.write(`pigen: --from ${values.from}: not a directory\n`);
+      return 2;
+    }
+    const listing = listDirFiles(from);
+    const ignored = listing.files.filter((f) => GENERATED.has(f.name));
+    const payloadFiles = listing.files.filter((f) => !GENERATED.has(f.name));
+    const debs = payloadFiles.filter((f) => f.name.endsWith('.deb'));
+    const rpms = payloadFiles.filter((f) => f.name.endsWith('.rpm'));
+    if (!debs.length && !rpms.length) {
+      ctx.stderr.write(`pigen: --from ${values.from}: no .deb or .rpm files\n`);
+      return 2;
+    }
+    if (ignored.length) ctx.stderr.write(`pigen: note: regenerating ${ignored.map((f) => f.name).join(', ')} (the copies in ${values.from} are ignored)\n`);
+    if (listing.skipped.length) ctx.stderr.write(`pigen: note: skipping non-files in ${values.from}: ${listing.skipped.join(', ')}\n`);
+    if ((facts.os.family === 'deb' && rpms.length && !debs.length) || (facts.os.family === 'rpm' && debs.length && !rpms.length)) {
+      ctx.stderr.write(`pigen: warning: os_profile ${facts.os.code} uses ${facts.os.family} packages, but ${values.from} holds ${debs.length ? '.deb' : '.rpm'} files\n`);
+    }
+
+    let out = typeof values.out === 'string' ? abs(ctx, values.out) : join(ctx.cwd, facts.defaultName);
+    if (isDirectory(out)) out = join(out, facts.defaultName);
+
+    // zlib's async gzip runs on libuv's threadpool (4 threads unless told before first use).
+    if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(Math.max(4, Math.min(jobs, 128)));
+
+    let tmp: string | undefined;
+    let repodata: BundleInput[] = [];
+    try {
+      if (rpms.length) {
+        const made = await createrepo(ctx, rpms.map((f) => f.path), ctx.epoch);
+        if ('error' in made) {
+          ctx.stderr.write(`pigen: ${made.error}\n`);
+          return 1;
+        }
+        tmp = made.tmp;
+        repodata = made.files;
+      }
+      const payload: BundleInput[] = payloadFiles.map((f) => ({ name: f.name, size: f.size, read: () => readFileChunks(f.path) }));
+      const sink = await atomicFileSink(out);
+      const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr);
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await buildBundle({ epoch: ctx.epoch, payload, repodata, sink, level, concurrency: jobs, onProgress: (p) => reporter?.update(p) });
+        await sink.commit();
+      } catch (e) {
+        sink.abort();
+        reporter?.done();
+        if (e instanceof BundleError) {
+          ctx.stderr.write(`pigen: bundle failed: ${e.message}\n`);
+          return 1;
+        }
+        const err = e as NodeJS.ErrnoException;
+        if (err.code) {
+          ctx.stderr.write(`pigen: bundle failed: ${err.message}\n`);
+          return 1;
+        }
+        throw e;
+      }
+      reporter?.done();
+      const secs = (performance.now() - t0) / 1000;
+      const shown = typeof values.out === 'string' ? values.out : facts.defaultName;
+      if (values.json) {
+        ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
+      } else {
+        ctx.stdout.write(
+          `${shown}: ${res.files} files (${res.debs} .deb, ${res.rpms} .rpm), ${formatBytes(res.bytesIn)} → ${formatBytes(res.bytesOut)} in ${secs.toFixed(1)} s` +
+            ` (${formatBytes(secs > 0 ? res.bytesIn / secs : 0)}/s, ${res.members} gzip members)\nrepo_complete: ${res.manifestSha256}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      if (tmp) removePath(tmp);
+    }
+  },
+};
+
+function abs(ctx: CliContext, p: string): string {
+  return isAbsolute(p) ? p : resolvePath(ctx.cwd, p);
+}
+
+function intOption(v: unknown, name: string, d: number, min: number, max: number): number {
+  if (v === undefined) return d;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not '${String(v)}'`);
+  return n;
+}
+
+async function verifyCommand(ctx: CliContext, file: string | undefined, json: boolean): Promise<number> {
+  if (!file) throw new UsageError(`bundle verify needs a FILE\nUsage: pigen bundle verify FILE`);
+  const path = abs(ctx, file);
+  if (fileSizeOf(path) === undefined || isDirectory(path)) {
+    ctx.stderr.write(`pigen: cannot read ${file}: no such file\n`);
+    return 2;
+  }
+  const res = await verifyBundle(readFileChunks(path));
+  if (json) {
+    ctx.stdout.write(JSON.stringify({ file, ...res }, null, 2) + '\n');
+    return res.ok ? 0 : 1;
+  }
+  if (!res.ok) {
+    const more = res.problems > 1 ? ` (and ${res.problems - 1} more problem${res.problems === 2 ? '' : 's'})` : '';
+    ctx.stderr.write(`pigen: ${file}: verification failed: ${res.error}${more}\n`);
+    return 1;
+  }
+  ctx.stdout.write(`${file}: ok: ${res.files} files (${res.debs} .deb), ${formatBytes(res.bytes)}; every checksum matches manifest.sha256; repo_complete ${res.manifestSha256}\n`);
+  return 0;
+}
+
+/** createrepo_c over the .rpm files, staged as symlinks in a temp dir so hrefs are flat names. */
+async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promise<{ error: string } | { tmp: string; files: BundleInput[] }> {
+  const tool = findProgram('createrepo_c', ctx.env.PATH ?? '');
+  if (!tool) return { error: `.rpm files need createrepo_c to build repodata/, and it is not on PATH (Debian: apt-get install createrepo-c; EL: dnf install createrepo_c)` };
+  const tmp = makeTempDir('pigen-repodata-');
+  const stage = join(tmp, 'in');
+  const outDir = join(tmp, 'out');
+  ensurePaths([stage, outDir]);
+  for (const p of rpms) symlinkFile(p, join(stage, p.slice(p.lastIndexOf('/') + 1)));
+  const args = ['--no-database', '--revision', String(epoch), '--set-timestamp-to-revision', '-o', outDir, stage];
+  const r = await runProgram(tool, args, { env: { ...ctx.env, SOURCE_DATE_EPOCH: String(epoch) } });
+  if (r.code !== 0) {
+    removePath(tmp);
+    return { error: `createrepo_c failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
+  }
+  const dir = join(outDir, 'repodata');
+  const files = listDirFiles(dir).files.map((f) => ({ name: `repodata/${f.name}`, size: f.size, read: () => readFileChunks(f.path) }));
+  return { tmp, files };
+}
+
+/** --download: isolated apt-get update + install --download-only into CACHE/archives. */
+async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, cache: string, quiet: boolean): Promise<number> {
+  if (facts.os.family !== 'deb') {
+    ctx.stderr.write(`pigen: --download uses apt-get and supports deb profiles only (os_profile is ${facts.os.code}); on EL use repotrack\n`);
+    return 1;
+  }
+  const apt = findProgram('apt-get', ctx.env.PATH ?? '');
+  if (!apt) {
+    ctx.stderr.write('pigen: --download needs apt-get (a Debian build host)\n');
+    return 1;
+  }
+  ensurePaths([join(cache, 'archives', 'partial'), join(cache, 'state', 'lists', 'partial')], [join(cache, 'state', 'status')]);
+  const opts = isolatedApt(cache);
+  const log = quiet ? undefined : (s: string) => ctx.stderr.write(s);
+  const up = await runProgram(apt, [...opts, '-q', 'update'], { onOutput: log });
+  if (up.code !== 0) {
+    ctx.stderr.write(`pigen: apt-get update failed (exit ${up.code})\n`);
+    return 1;
+  }
+  let wanted = [...facts.packages];
+  const missing: string[] = [];
+  for (let attempt = 0; attempt < 3 && wanted.length; attempt++) {
+    const r = await runProgram(apt, [...opts, '-q', '-y', '--no-install-recommends', 'install', '--download-only', ...wanted], { onOutput: log });
+    if (r.code === 0) {
+      wanted = [];
+      break;
+    }
+    const gone = missingPackages(r.stdout + r.stderr).filter((p) => wanted.includes(p));
+    if (!gone.length) {
+      ctx.stderr.write(`pigen: apt-get install --download-only failed (exit ${r.code})\n`);
+      return 1;
+    }
+    missing.push(...gone);
+    wanted = wanted.filter((p) => !gone.includes(p));
+  }
+  const got = listDirFiles(join(cache, 'archives')).files.filter((f) => f.name.endsWith('.deb'));
+  ctx.stdout.write(`${join(cache, 'archives')}: ${got.length} .deb files (${formatBytes(got.reduce((n, f) => n + f.size, 0))}); bundle them with: pigen bundle --from ${join(cache, 'archives')}\n`);
+  if (missing.length) {
+    ctx.stderr.write(`pigen: ${missing.length} package${missing.length === 1 ? '' : 's'} not found in the apt sources: ${[...new Set(missing)].sort().join(' ')}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,416 @@
+// pigen bundle: ar/.deb parsing (gzip, xz, zstd and plain control members), the Packages/Release
+// format, reproducible multi-member gzip output, verify, and the generated boot-time installer
+// against good, corrupt and truncated bundles (rebased into a temp dir through WWW=...).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { readAr, writeAr } from '../generator/bundle/ar.ts';
+import { buildBundle, type BundleInput } from '../generator/bundle/build.ts';
+import { debControl, packagesStanza, parseControl, parsePackages, releaseFile } from '../generator/bundle/deb.ts';
+import { ParallelGzip } from '../generator/bundle/pgzip.ts';
+import { ProgressReporter } from '../generator/bundle/progress.ts';
+import { verifyBundle } from '../generator/bundle/verify.ts';
+import { main } from '../generator/cli/main.ts';
+import { needTools, run, tmp, which } from './helpers.ts';
+
+const HAVE_DPKG = needTools('bundle .deb tests', 'dpkg-deb', 'tar', 'sha256sum');
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function cli(args: string[], env: Record<string, string | undefined> = {}, epoch = 0) {
+  let out = '';
+  let err = '';
+  const code = await main(args, {
+    cwd: process.cwd(),
+    env: { ...process.env, ...env },
+    stdout: { write: (s) => void (out += s), isTTY: false },
+    stderr: { write: (s) => void (err += s), isTTY: false },
+    epoch,
+  });
+  return { code, out, err };
+}
+
+/** Builds a small .deb with dpkg-deb and the given compression (control member compressed alike). */
+function makeDeb(dir: string, name: string, z: string, extra = ''): string {
+  const root = join(dir, `src-${name}`);
+  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(root, 'usr/share', name), { recursive: true });
+  writeFileSync(join(root, 'usr/share', name, 'data.txt'), `payload of ${name}\n`.repeat(200));
+  writeFileSync(
+    join(root, 'DEBIAN/control'),
+    `Package: ${name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nSection: misc\nPriority: optional\n${extra}Description: pigen test package ${name}\n Longer description.\n .\n Second paragraph.\n`,
+  );
+  const out = join(dir, 'debs', `${name}_1.0-1_all.deb`);
+  mkdirSync(join(dir, 'debs'), { recursive: true });
+  const r = run('dpkg-deb', ['--root-owner-group', `-Z${z}`, '--build', root, out]);
+  assert.is(r.code, 0, r.stderr);
+  return out;
+}
+
+let work = '';
+let debs = '';
+const COMPRESSIONS = ['gzip', 'xz', 'zstd', 'none'];
+if (HAVE_DPKG) {
+  work = tmp('pigen-bundle-');
+  for (const z of COMPRESSIONS) makeDeb(work, `pigen-${z}`, z, z === 'gzip' ? 'Depends: pigen-xz (>= 1.0)\n' : '');
+  debs = join(work, 'debs');
+}
+
+// ── ar and .deb control ──────────────────────────────────────────────────────────────────────
+
+test('ar: writeAr/readAr round trip, odd sizes padded, truncation detected', () => {
+  const a = writeAr([
+    { name: 'debian-binary', data: new TextEncoder().encode('2.0\n') },
+    { name: 'odd', data: new Uint8Array([1, 2, 3]) },
+    { name: 'even', data: new Uint8Array([4, 5]) },
+  ]);
+  const r = readAr(a);
+  assert.equal(r.members.map((m) => [m.name, m.size]), [['debian-binary', 4], ['odd', 3], ['even', 2]]);
+  assert.equal([...r.data.get('odd')!], [1, 2, 3]);
+  assert.equal([...r.data.get('even')!], [4, 5]);
+  assert.throws(() => readAr(a.subarray(0, a.length - 1)), /truncated/);
+  assert.throws(() => readAr(new TextEncoder().encode('not an archive')), /bad magic/);
+});
+
+for (const z of COMPRESSIONS) {
+  test(`deb: control from a dpkg-deb -Z${z} package (control.tar${z === 'none' ? '' : '.' + ({ gzip: 'gz', xz: 'xz', zstd: 'zst' } as Record<string, string>)[z]})`, async () => {
+    if (!HAVE_DPKG) return;
+    const bytes = readFileSync(join(debs, `pigen-${z}_1.0-1_all.deb`));
+    const members = readAr(bytes, () => false).members.map((m) => m.name);
+    assert.is(members[0], 'debian-binary');
+    assert.ok(members[1]!.startsWith('control.tar'), members.join(','));
+    if (z === 'xz') assert.is(members[1], 'control.tar.xz');
+    if (z === 'zstd') assert.is(members[1], 'control.tar.zst');
+    const fields = parseControl(await debControl(bytes));
+    assert.is(fields[0]![1], `pigen-${z}`);
+    assert.ok(fields.find(([k]) => k === 'Description')![1].includes('\n .\n Second paragraph.'));
+  });
+}
+
+test('deb: the ar parser agrees with ar(1) and dpkg-deb -f', async () => {
+  if (!HAVE_DPKG) return;
+  const file = join(debs, 'pigen-xz_1.0-1_all.deb');
+  const names = readAr(readFileSync(file), () => false).members.map((m) => m.name);
+  if (which('ar')) assert.equal(names, run('ar', ['t', file]).stdout.trim().split('\n')); // binutils, optional
+  assert.is(parseControl(await debControl(readFileSync(file))).find(([k]) => k === 'Version')![1], run('dpkg-deb', ['-f', file, 'Version']).stdout.trim());
+});
+
+// ── Packages / Release format ────────────────────────────────────────────────────────────────
+
+test('Packages stanza: Package first, control fields, Filename ./, Size, checksums, Description last', () => {
+  const fields = parseControl('Package: foo\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: libc6 (>= 2.36),\n libfoo1\nDescription: short\n long line\nMD5sum: stale\n');
+  const s = packagesStanza(fields, 'foo_2.3-4_amd64.deb', { size: 12, md5: 'm'.repeat(32), sha1: 's'.repeat(40), sha256: 'h'.repeat(64) });
+  assert.is(
+    s,
+    'Package: foo\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: libc6 (>= 2.36),\n libfoo1\nFilename: ./foo_2.3-4_amd64.deb\nSize: 12\n' +
+      `MD5sum: ${'m'.repeat(32)}\nSHA1: ${'s'.repeat(40)}\nSHA256: ${'h'.repeat(64)}\nDescription: short\n long line\n`,
+  );
+  const back = parsePackages(s + '\n' + s);
+  assert.is(back.length, 2);
+  assert.is(back[0]!.find(([k]) => k === 'Filename')![1], './foo_2.3-4_amd64.deb');
+  assert.throws(() => parseControl('Version: 1\nArchitecture: all\n'), /no Package field/);
+});
+
+test('Release: Date from the epoch, MD5Sum/SHA1/SHA256 blocks', () => {
+  const r = releaseFile({ epoch: 86400, origin: 'pigsty', files: [{ name: 'Packages', size: 100, md5: 'a', sha1: 'b', sha256: 'c' }, { name: 'Packages.gz', size: 7, md5: 'd', sha1: 'e', sha256: 'f' }] });
+  assert.match(r, /^Date: Fri, 02 Jan 1970 00:00:00 UTC$/m);
+  assert.match(r, /^SHA256:\n c 100 Packages\n f   7 Packages.gz\n/m);
+  assert.match(r, /^MD5Sum:\n a 100 Packages\n/m);
+});
+
+// ── gzip ─────────────────────────────────────────────────────────────────────────────────────
+
+test('parallel gzip: members decompress to the input; output independent of concurrency; fixed headers', async () => {
+  const input = new Uint8Array(300_000);
+  for (let i = 0; i < input.length; i++) input[i] = (i * 7919) % 251 ^ (i >> 9);
+  const compress = async (concurrency: number, pieces: number) => {
+    const parts: Uint8Array[] = [];
+    const gz = new ParallelGzip({ write: async (b) => void parts.push(b) }, { chunkSize: 64 * 1024, concurrency });
+    const step = Math.ceil(input.length / pieces);
+    for (let i = 0; i < input.length; i += step) await gz.write(input.subarray(i, i + step));
+    await gz.end();
+    return { bytes: Buffer.concat(parts), members: gz.members };
+  };
+  const a = await compress(1, 1);
+  const b = await compress(8, 37);
+  assert.is(a.members, 5);
+  assert.ok(a.bytes.equals(b.bytes), 'same bytes whatever the concurrency and write sizes');
+  assert.ok(Buffer.from(gunzipSync(a.bytes)).equals(Buffer.from(input)));
+  // Every member: magic, deflate, no flags (no name), mtime 0, OS 3.
+  let members = 0;
+  for (let i = 0; i + 10 <= a.bytes.length; i++) {
+    if (a.bytes[i] === 0x1f && a.bytes[i + 1] === 0x8b && a.bytes[i + 2] === 8 && i % 1 === 0) {
+      if (a.bytes.readUInt32LE(i + 4) === 0 && a.bytes[i + 3] === 0 && a.bytes[i + 9] === 3) members++;
+    }
+  }
+  assert.ok(members >= 5, `found ${members} fixed member headers`);
+  assert.equal([...a.bytes.subarray(0, 10)], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+});
+
+// ── Bundles ──────────────────────────────────────────────────────────────────────────────────
+
+async function bundleBytes(epoch: number, chunkSize?: number, concurrency?: number): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  const payload: BundleInput[] = readdirSync(debs)
+    .sort()
+    .reverse() // the builder sorts
+    .map((n) => {
+      const data = readFileSync(join(debs, n));
+      return { name: n, size: data.length, read: async function* () { for (let i = 0; i < data.length; i += 333) yield data.subarray(i, i + 333); } };
+    });
+  await buildBundle({ epoch, payload, sink: { write: async (b) => void parts.push(b) }, ...(chunkSize ? { chunkSize } : {}), ...(concurrency ? { concurrency } : {}) });
+  return Buffer.concat(parts);
+}
+
+test('bundle: tar layout (pigsty/ first, packages, index, manifest, repo_complete last), owners, modes, mtime', async () => {
+  if (!HAVE_DPKG) return;
+  const file = join(work, 'layout.tgz');
+  writeFileSync(file, await bundleBytes(1_700_000_000));
+  const list = run('tar', ['--numeric-owner', '-tvzf', file]).stdout.trim().split('\n');
+  const names = list.map((l) => l.split(/\s+/).pop());
+  assert.equal(names, [
+    'pigsty/',
+    ...COMPRESSIONS.map((z) => `pigsty/pigen-${z}_1.0-1_all.deb`).sort(),
+    'pigsty/Packages',
+    'pigsty/Packages.gz',
+    'pigsty/Release',
+    'pigsty/manifest.sha256',
+    'pigsty/repo_complete',
+  ]);
+  for (const l of list) {
+    assert.match(l, l.startsWith('d') ? /^drwxr-xr-x 0\/0 / : /^-rw-r--r-- 0\/0 /);
+    assert.match(l, /2023-11-1[45] /); // 1_700_000_000 (the day depends on TZ)
+  }
+  const x = join(work, 'layout');
+  mkdirSync(x);
+  assert.is(run('tar', ['-xzf', file, '-C', x]).code, 0);
+  const repo = join(x, 'pigsty');
+  const check = run('sha256sum', ['--strict', '-c', 'manifest.sha256'], { cwd: repo });
+  assert.is(check.code, 0, check.stdout + check.stderr);
+  assert.is(readFileSync(join(repo, 'repo_complete'), 'utf8'), sha(readFileSync(join(repo, 'manifest.sha256'))) + '\n');
+  const packages = readFileSync(join(repo, 'Packages'));
+  assert.ok(Buffer.from(gunzipSync(readFileSync(join(repo, 'Packages.gz')))).equals(packages));
+  const stanzas = parsePackages(packages.toString());
+  assert.is(stanzas.length, 4);
+  for (const st of stanzas) {
+    const f = st.find(([k]) => k === 'Filename')![1];
+    const data = readFileSync(join(repo, f));
+    const get = (k: string) => st.find(([n]) => n === k)![1];
+    assert.is(get('Size'), String(data.length));
+    assert.is(get('MD5sum'), createHash('md5').update(data).digest('hex'));
+    assert.is(get('SHA1'), createHash('sha1').update(data).digest('hex'));
+    assert.is(get('SHA256'), sha(data));
+  }
+  assert.is(stanzas.find((s) => s[0]![1] === 'pigen-gzip')!.find(([k]) => k === 'Depends')![1], 'pigen-xz (>= 1.0)');
+  const release = readFileSync(join(repo, 'Release'), 'utf8');
+  assert.ok(release.includes(` ${sha(packages)} ${packages.length} Packages`));
+  if (which('dpkg-scanpackages')) {
+    // Optional cross-check (dpkg-dev); the format itself is asserted above.
+    const ref = run('dpkg-scanpackages', ['-m', '.', '/dev/null'], { cwd: repo }).stdout;
+    const names = (t: string) => parsePackages(t).map((s) => [s.find(([k]) => k === 'Package')![1], s.find(([k]) => k === 'SHA256')![1]]).sort();
+    assert.equal(names(packages.toString()), names(ref));
+  }
+});
+
+test('bundle: reproducible (same epoch → same bytes, whatever chunking or concurrency); another epoch differs', async () => {
+  if (!HAVE_DPKG) return;
+  const a = await bundleBytes(0);
+  const b = await bundleBytes(0);
+  assert.ok(a.equals(b), 'two builds are byte-identical');
+  const small1 = await bundleBytes(0, 8192, 1);
+  const small8 = await bundleBytes(0, 8192, 8);
+  assert.ok(small1.equals(small8), 'concurrency does not change the output');
+  assert.ok(Buffer.from(gunzipSync(small1)).equals(Buffer.from(gunzipSync(a))), 'same tar inside, whatever the member size');
+  const c = await bundleBytes(1234567890);
+  assert.not.ok(a.equals(c), 'SOURCE_DATE_EPOCH changes the bytes');
+});
+
+test('CLI: pigen bundle writes the default name atomically, twice identical; verify says ok', async () => {
+  if (!HAVE_DPKG) return;
+  const outDir = join(work, 'cli');
+  mkdirSync(outDir);
+  const r1 = await cli(['bundle', '--from', debs, '-o', outDir, '--quiet']);
+  assert.is(r1.code, 0, r1.err);
+  const name = 'pigsty-pkg-v4.5.0.d12.x86_64.tgz';
+  assert.equal(readdirSync(outDir), [name], 'no temp file left beside the output');
+  const first = readFileSync(join(outDir, name));
+  const r2 = await cli(['bundle', '--from', debs, '-o', join(outDir, name), '--quiet', '--json']);
+  assert.is(r2.code, 0, r2.err);
+  assert.is(JSON.parse(r2.out).debs, 4);
+  assert.ok(first.equals(readFileSync(join(outDir, name))));
+  const v = await cli(['bundle', 'verify', join(outDir, name)]);
+  assert.is(v.code, 0, v.err);
+  assert.match(v.out, /ok: 9 files \(4 \.deb\)/);
+  const e = await cli(['bundle', '--from', debs, '-o', join(outDir, 'e.tgz'), '--quiet'], {}, 86400);
+  assert.is(e.code, 0, e.err);
+  assert.not.ok(readFileSync(join(outDir, 'e.tgz')).equals(first));
+});
+
+test('CLI: usage errors and clear failures', async () => {
+  const noFrom = await cli(['bundle']);
+  assert.is(noFrom.code, 2);
+  assert.match(noFrom.err, /--from DIR/);
+  const empty = tmp('pigen-empty-');
+  const none = await cli(['bundle', '--from', empty]);
+  assert.is(none.code, 2);
+  assert.match(none.err, /no \.deb or \.rpm files/);
+  writeFileSync(join(empty, 'foo-1.0-1.el9.x86_64.rpm'), 'not really an rpm');
+  const rpm = await cli(['bundle', '--from', empty, '-o', join(empty, 'x.tgz')], { PATH: '/nonexistent' });
+  assert.is(rpm.code, 1);
+  assert.match(rpm.err, /createrepo_c/);
+  assert.not.ok(existsSync(join(empty, 'x.tgz')));
+  const missing = await cli(['bundle', 'verify', join(empty, 'nope.tgz')]);
+  assert.is(missing.code, 2);
+  const noFile = await cli(['bundle', 'verify']);
+  assert.is(noFile.code, 2);
+});
+
+test('CLI: --packages resolves repo_packages + repo_extra_packages through the alias table', async () => {
+  const inv = join(tmp('pigen-inv-'), 'pigsty.yml');
+  writeFileSync(inv, 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    pg_version: 17\n    repo_packages: [node-package1, "htop, jq"]\n');
+  const r = await cli(['bundle', inv, '--packages']);
+  assert.is(r.code, 0, r.err);
+  const list = r.out.trim().split('\n');
+  assert.ok(list.includes('chrony') && list.includes('htop') && list.includes('jq') && list.includes('postgresql-17'), list.join(' '));
+  assert.equal(list, [...list].sort());
+  const j = await cli(['bundle', inv, '--packages', '--json']);
+  assert.equal(JSON.parse(j.out), list);
+  const el = await cli(['bundle', inv, '--packages', '--set', 'os_profile=el9']);
+  assert.ok(el.out.split('\n').includes('postgresql17-server'));
+});
+
+test('progress: plain lines on a pipe every interval, a redrawn bar on a TTY', () => {
+  let t = 0;
+  const lines: string[] = [];
+  const plain = new ProgressReporter({ write: (s) => void lines.push(s), isTTY: false }, { now: () => t, interval: 2000 });
+  const p = { bytes: 0, totalBytes: 4 << 20, files: 0, totalFiles: 4, written: 0 };
+  plain.update(p);
+  t = 2500;
+  plain.update({ ...p, bytes: 2 << 20, files: 2 });
+  t = 3000;
+  plain.update({ ...p, bytes: 3 << 20, files: 3 });
+  assert.is(lines.length, 1);
+  assert.match(lines[0]!, /^bundle: 50%  2\.00 MiB\/4\.00 MiB  2\/4 files  .*ETA 0:03\n$/);
+  const tty: string[] = [];
+  const bar = new ProgressReporter({ write: (s) => void tty.push(s), isTTY: true }, { now: () => t });
+  bar.update({ ...p, bytes: 1 << 20, files: 1 });
+  bar.done();
+  assert.match(tty[0]!, /^\r\x1b\[Kbundle \[######\.+\]  25%/);
+  assert.is(tty[1], '\r\x1b[K');
+});
+
+// ── verify and the boot-time installer against corrupt and truncated bundles ────────────────
+
+/** Renders the installer through `pigen build` with repo_bundle set; returns its path. */
+async function installer(): Promise<string> {
+  const dir = tmp('pigen-installer-');
+  const inv = join(dir, 'pigsty.yml');
+  writeFileSync(inv, 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    repo_bundle: /tmp/pkg.tgz\n');
+  const r = await cli(['build', inv, '-o', join(dir, 'out')]);
+  assert.is(r.code, 0, r.err);
+  const p = join(dir, 'out/nodes/10.10.10.10/rootfs/usr/local/bin/pigen-install-bundle');
+  assert.ok(existsSync(p));
+  chmodSync(p, 0o755);
+  return p;
+}
+
+/** The repo_complete text in an uncompressed bundle tar (the last entry's data). */
+function readMarker(tar: Buffer): string {
+  const m = /([0-9a-f]{64})\n$/.exec(tar.toString('latin1').replace(/\0+$/, ''));
+  return m![1]!;
+}
+
+function install(script: string, bundle: string): { code: number; www: string; out: string } {
+  const www = join(tmp('pigen-www-'), 'www');
+  const r = run('env', [`WWW=${www}`, 'sh', script, bundle]);
+  return { code: r.code, www, out: r.stdout + r.stderr };
+}
+
+test('installer: installs a good bundle (marker last), skips when complete', async () => {
+  if (!HAVE_DPKG || !needTools('installer test', 'sha256sum', 'mktemp', 'tar')) return;
+  const script = await installer();
+  const good = join(work, 'good.tgz');
+  writeFileSync(good, await bundleBytes(0));
+  const r = install(script, good);
+  assert.is(r.code, 0, r.out);
+  assert.ok(existsSync(join(r.www, 'pigsty/repo_complete')));
+  assert.is(readdirSync(join(r.www, 'pigsty')).length, 9);
+  assert.equal(readdirSync(join(r.www, '..')).sort(), ['www'], 'temp dir removed');
+  const again = run('env', [`WWW=${r.www}`, 'sh', script, '/nonexistent.tgz']);
+  assert.is(again.code, 0);
+  assert.match(again.stderr, /already complete/);
+});
+
+test('verify and installer: corruption inside a valid gzip/tar is named; no repo_complete', async () => {
+  if (!HAVE_DPKG) return;
+  const script = await installer();
+  const tar = Buffer.from(gunzipSync(await bundleBytes(0)));
+  // Flip a byte inside the first package's data (the header is 512 bytes after the pigsty/ entry).
+  const bad = Buffer.from(tar);
+  bad[512 * 2 + 100] ^= 0xff;
+  const file = join(work, 'tampered.tgz');
+  writeFileSync(file, gzipSync(bad));
+  const v = await cli(['bundle', 'verify', file]);
+  assert.is(v.code, 1);
+  assert.match(v.err, /pigen-gzip_1\.0-1_all\.deb: sha256 [0-9a-f]+ does not match manifest\.sha256/);
+  const r = install(script, file);
+  assert.is.not(r.code, 0);
+  assert.not.ok(existsSync(join(r.www, 'pigsty/repo_complete')), r.out);
+  // A marker that does not match the manifest (same length, so the tar stays valid).
+  const marker = tar.lastIndexOf(Buffer.from(readMarker(tar)));
+  const forged = Buffer.from(tar);
+  forged.write('f'.repeat(64), marker, 'latin1');
+  const res = await verifyBundle((async function* () { yield gzipSync(forged); })());
+  assert.not.ok(res.ok);
+  assert.match(res.error!, /^repo_complete holds f{64}, but sha256\(manifest\.sha256\) is /);
+  const file2 = join(work, 'forged.tgz');
+  writeFileSync(file2, gzipSync(forged));
+  const r2 = install(script, file2);
+  assert.is.not(r2.code, 0);
+  assert.match(r2.out, /does not match sha256 of manifest/);
+  assert.not.ok(existsSync(join(r2.www, 'pigsty/repo_complete')));
+});
+
+test('verify and installer: truncation at random points always fails, never leaves repo_complete', async () => {
+  if (!HAVE_DPKG) return;
+  const script = await installer();
+  const full = await bundleBytes(0, 4096, 2);
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const points = [1, 10, 100, full.length - 1, full.length - 8, ...Array.from({ length: 10 }, () => Math.floor(rand() * full.length))];
+  for (const n of points) {
+    const file = join(work, `trunc-${n}.tgz`);
+    writeFileSync(file, full.subarray(0, n));
+    const v = await cli(['bundle', 'verify', file]);
+    assert.is(v.code, 1, `verify of a bundle truncated at ${n}/${full.length} must fail`);
+    assert.match(v.err, /verification failed/);
+    const r = install(script, file);
+    assert.is.not(r.code, 0, `installer accepted a bundle truncated at ${n}: ${r.out}`);
+    assert.not.ok(existsSync(join(r.www, 'pigsty/repo_complete')), `repo_complete present after truncation at ${n}`);
+  }
+});
+
+test('user-data: the repo-serving infra node writes and runs the installer in bootcmd and uses a file: source', async () => {
+  const dir = tmp('pigen-ud-');
+  const inv = join(dir, 'pigsty.yml');
+  const base = 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 }, 10.10.10.12: { infra_seq: 2 } } }\n    nodes: { hosts: { 10.10.10.11: {} } }\n  vars:\n    admin_ip: 10.10.10.10\n';
+  writeFileSync(inv, base + '    repo_bundle: https://files.example.com/pkg.tgz\n');
+  assert.is((await cli(['build', inv, '-o', join(dir, 'out')])).code, 0);
+  const ud = (ip: string) => readFileSync(join(dir, 'out/nodes', ip, 'user-data'), 'utf8');
+  const admin = ud('10.10.10.10');
+  assert.match(admin, /- - \/usr\/local\/bin\/pigen-install-bundle\n/);
+  assert.ok(admin.indexOf('pigen-install-bundle') < admin.indexOf('\nwrite_files:'), 'installer runs in bootcmd, before write_files');
+  assert.match(admin, /source: deb \[trusted=yes\] file:\/www\/pigsty \.\//);
+  assert.ok(admin.includes("SRC=${1:-'https://files.example.com/pkg.tgz'}"));
+  for (const ip of ['10.10.10.11', '10.10.10.12']) {
+    assert.not.ok(ud(ip).includes('pigen-install-bundle'), ip);
+    assert.match(ud(ip), /source: deb \[trusted=yes\] http:\/\/10\.10\.10\.10\/pigsty \.\//);
+  }
+  writeFileSync(inv, base + '    repo_bundle: /tmp/pkg.tgz\n    repo_enabled: false\n');
+  assert.is((await cli(['build', inv, '-o', join(dir, 'out')])).code, 0);
+  assert.not.ok(ud('10.10.10.10').includes('pigen-install-bundle'), 'repo_enabled: false → no installer');
+});
+
+test.run();
