@@ -1,0 +1,816 @@
+// `pigen check`: prove a build output with the real daemons' validators. For every file of
+// manifest.json it runs the validator(s) of its kind that are on PATH (each in a scratch
+// directory, on a copy whose absolute node paths are rebased into a copy of the node's rootfs),
+// plus cloud-init's and the upstream schema's checks of every user-data.
+
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
+import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
+import { PACKAGE_ROOT } from '../io.js';
+import { BUILTIN } from './check-builtin.js';
+import type { Command } from './commands.js';
+import { UsageError } from './context.js';
+
+// ── Types ───────────────────────────────────────────────────────────────────
+
+export type CheckResult = 'ok' | 'FAIL' | 'skipped';
+
+export interface CheckRow {
+  /** Node IP. */
+  node: string;
+  /** Path on the node ('user-data' for the node's cloud-config). */
+  path: string;
+  /** Relative to the output directory. */
+  out: string;
+  kind: string;
+  validator: string;
+  result: CheckResult;
+  /** First line of the validator's message (or why it was skipped). */
+  message: string;
+  /** Non-fatal findings (deprecated cloud-config keys, stand-in files used). */
+  warnings?: string[];
+  /** The validator's whole output, for failures. */
+  output?: string;
+}
+
+export interface CheckReport {
+  dir: string;
+  rows: CheckRow[];
+  /** Programs a check needed that are not on PATH. */
+  notFound: string[];
+  counts: Record<CheckResult, number>;
+  /** How many files each validator actually checked (ok or FAIL). */
+  ran: Record<string, number>;
+}
+
+export interface CheckOptions {
+  /** Environment for PATH lookups and the validators (default process.env). */
+  env?: Record<string, string | undefined>;
+  /** Upstream cloud-config JSON schema; null = none (the upstream-schema check is skipped). */
+  cloudInitSchema?: string | null;
+  /** Validators run in parallel (default: CPU count, at most 8). */
+  jobs?: number;
+}
+
+/** DIR is not a pigen output (no readable manifest.json with nodes). */
+export class NotPigenOutput extends Error {}
+
+interface ManifestFile {
+  path: string;
+  out: string;
+  kind: string;
+}
+interface ManifestNode {
+  files: ManifestFile[];
+  userData?: { out: string };
+}
+
+/** What one validator concluded about one file. */
+interface Outcome {
+  result: CheckResult;
+  message: string;
+  warnings?: string[];
+  output?: string;
+}
+
+/** One file to check, with what a validator may need around it. */
+interface Subject {
+  node: string;
+  path: string;
+  out: string;
+  kind: string;
+  /** Absolute path of the file in DIR. */
+  abs: string;
+  /** Absolute path of the node's rootfs in DIR. */
+  rootfs: string;
+  /** Every file of the node (for units' neighbours). */
+  nodeFiles: ManifestFile[];
+  /** The output directory. */
+  dir: string;
+  sha: string;
+}
+
+interface Validator {
+  name: string;
+  /** Programs that must be on PATH. */
+  programs: string[];
+  /** Results depend on the file's bytes alone, so identical files share one run. */
+  pure: boolean;
+  /** What else the result depends on (for sharing runs across nodes), when not pure. */
+  context?(s: Subject, t: Toolbox): string;
+  run(s: Subject, t: Toolbox): Promise<Outcome>;
+}
+
+// ── Running programs ────────────────────────────────────────────────────────
+
+interface Ran {
+  code: number;
+  out: string;
+}
+
+class Toolbox {
+  readonly work: string;
+  private seq = 0;
+  private nodeRoots = new Map<string, Promise<string>>();
+  private unitRoots = new Map<string, Promise<string>>();
+  private tlsPair: Promise<{ crt: string; key: string } | null> | undefined;
+  private running = 0;
+  private queue: (() => void)[] = [];
+
+  constructor(
+    readonly env: Record<string, string | undefined>,
+    readonly schemaPath: string | null,
+    private readonly jobs: number,
+  ) {
+    this.work = mkdtempSync(join(tmpdir(), 'pigen-check-'));
+  }
+
+  dispose() {
+    rmSync(this.work, { recursive: true, force: true });
+  }
+
+  private pathCache = new Map<string, string | null>();
+  /** Absolute path of a program on PATH, or null. */
+  which(program: string): string | null {
+    if (this.pathCache.has(program)) return this.pathCache.get(program)!;
+    let found: string | null = null;
+    for (const d of (this.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+      const p = join(d, program);
+      try {
+        accessSync(p, constants.X_OK);
+        if (statSync(p).isFile()) {
+          found = p;
+          break;
+        }
+      } catch {
+        /* not here */
+      }
+    }
+    this.pathCache.set(program, found);
+    return found;
+  }
+
+  /** A new empty scratch directory. */
+  scratch(tag: string): string {
+    const d = join(this.work, `${String(++this.seq).padStart(4, '0')}-${tag.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  private async slot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.jobs) await new Promise<void>((r) => this.queue.push(r));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.queue.shift()?.();
+    }
+  }
+
+  /** Runs a program (looked up on PATH) in cwd; exit code and stdout+stderr. */
+  exec(program: string, args: string[], cwd: string): Promise<Ran> {
+    const bin = this.which(program) ?? program;
+    return this.slot(
+      () =>
+        new Promise<Ran>((resolve) => {
+          execFile(bin, args, { cwd, env: this.env as NodeJS.ProcessEnv, timeout: 120_000, maxBuffer: 1 << 26, encoding: 'utf8' }, (err, stdout, stderr) => {
+            const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
+            const code = e ? (typeof e.code === 'number' ? e.code : e.killed ? 124 : 127) : 0;
+            resolve({ code, out: `${stdout ?? ''}${stderr ?? ''}${e && typeof e.code !== 'number' ? `\n${e.message}` : ''}` });
+          });
+        }),
+    );
+  }
+
+  /** A copy of the node's rootfs (symlinks kept) to rebase absolute paths into; one per node. */
+  nodeRoot(s: Subject): Promise<string> {
+    let p = this.nodeRoots.get(s.node);
+    if (!p) {
+      const dir = join(this.scratch(`root-${s.node}`), 'root');
+      cpSync(s.rootfs, dir, { recursive: true, verbatimSymlinks: true });
+      p = Promise.resolve(dir);
+      this.nodeRoots.set(s.node, p);
+    }
+    return p;
+  }
+
+  private unitSets = new Map<string, string>();
+  /** The node's units, as "name sha" lines: nodes with the same units share one unit root. */
+  unitSet(s: Subject): string {
+    const known = this.unitSets.get(s.node);
+    if (known !== undefined) return known;
+    const set = s.nodeFiles
+      .filter((f) => f.kind === 'systemd-unit')
+      .map((f) => `${basename(f.path)} ${hash(readFileSync(join(s.dir, f.out)))}`)
+      .sort()
+      .join('\n');
+    this.unitSets.set(s.node, set);
+    return set;
+  }
+
+  /**
+   * A root for `systemd-analyze verify --root`: the node's units in /etc/systemd/system, this
+   * machine's distro units (targets) in /usr/lib/systemd/system, and an executable stub at every
+   * absolute Exec*= path (the daemons come from packages the node installs, not from pigen).
+   */
+  unitRoot(s: Subject, set: string): Promise<string> {
+    let p = this.unitRoots.get(set);
+    if (!p) {
+      p = (async () => {
+        const root = join(this.scratch(`units-${s.node}`), 'root');
+        const sys = join(root, 'etc/systemd/system');
+        mkdirSync(sys, { recursive: true });
+        for (const d of ['/usr/lib/systemd/system', '/lib/systemd/system']) {
+          if (existsSync(d)) {
+            cpSync(d, join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+            break;
+          }
+        }
+        for (const f of s.nodeFiles) {
+          if (f.kind !== 'systemd-unit') continue;
+          const text = readFileSync(join(s.dir, f.out), 'utf8');
+          writeFileSync(join(sys, basename(f.path)), text);
+          for (const bin of execPaths(text)) {
+            const stub = join(root, bin);
+            if (existsSync(stub)) continue;
+            mkdirSync(dirname(stub), { recursive: true });
+            writeFileSync(stub, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+          }
+        }
+        return root;
+      })();
+      this.unitRoots.set(set, p);
+    }
+    return p;
+  }
+
+  /** A throwaway self-signed cert and key (openssl), for TLS files the node gets from its CA. */
+  tls(): Promise<{ crt: string; key: string } | null> {
+    if (!this.tlsPair) {
+      this.tlsPair = (async () => {
+        if (!this.which('openssl')) return null;
+        const d = this.scratch('tls');
+        const r = await this.exec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pigen-check', '-keyout', 'stand-in.key', '-out', 'stand-in.crt'], d);
+        return r.code === 0 ? { crt: join(d, 'stand-in.crt'), key: join(d, 'stand-in.key') } : null;
+      })();
+    }
+    return this.tlsPair;
+  }
+
+  upstreamSchema(): Promise<UpstreamSchema | string> {
+    const key = this.schemaPath ?? '';
+    let p = schemas.get(key);
+    if (!p) schemas.set(key, (p = loadUpstreamSchema(this.schemaPath)));
+    return p;
+  }
+}
+
+/** Absolute executables named by Exec*= lines (prefixes @-:+! stripped). */
+export function execPaths(unit: string): string[] {
+  const out = new Set<string>();
+  for (const m of unit.matchAll(/^\s*Exec[A-Za-z]*\s*=\s*(.*)$/gm)) {
+    const word = (m[1] ?? '').trim().split(/\s+/)[0]?.replace(/^[-@:+!]+/, '');
+    if (word && word.startsWith('/')) out.add(word);
+  }
+  return [...out];
+}
+
+// ── Output helpers ──────────────────────────────────────────────────────────
+
+const NOISE = /^\s*$|level=info|\tinfo\t|^Checking |^ *SUCCESS|^Found:|^ - /;
+/** A log line without its timestamp/level/caller prefix; go-kit lines reduced to msg and err. */
+function unlog(l: string): string {
+  const kit = /\bmsg="((?:[^"\\]|\\.)*)"(?:.*?\berr="((?:[^"\\]|\\.)*)")?/.exec(l);
+  if (kit && /^ts=|\blevel=/.test(l)) return [kit[1], kit[2]].filter(Boolean).join(': ').replace(/\\n\s*/g, ' ').replace(/\\"/g, '"');
+  return l
+    .replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z?\s+(?:(?:fatal|error|warn|info|panic)\s+\S+:\d+\s+)?/, '')
+    .trim();
+}
+/** The first telling line of a validator's output. */
+function firstLine(out: string): string {
+  const ls = out
+    .split('\n')
+    .filter((l) => !/level=info|\tinfo\t/.test(l))
+    .map((l) => unlog(l.trim()))
+    .filter((l) => l && !/^(FAILED|Error):?$/.test(l));
+  let i = ls.findIndex((l) => /error|fatal|fail|invalid|unknown|bad |not |cannot|refus|unexpected|missing/i.test(l));
+  if (i < 0) i = ls.findIndex((l) => !NOISE.test(l));
+  if (i < 0) i = 0;
+  // "...: yaml: unmarshal errors:" says what is wrong on the next line.
+  const line = ls[i]?.endsWith(':') && ls[i + 1] ? `${ls[i]} ${ls[i + 1]}` : (ls[i] ?? '');
+  return line.replace(/\s+/g, ' ');
+}
+
+/** The output without info-level log lines (for the details under the table). */
+const details = (out: string) => out.split('\n').filter((l) => !/level=info|\tinfo\t/.test(l) && l.trim()).join('\n');
+
+/** Replaces scratch paths in a validator's output with the node path of the file. */
+function tidy(out: string, replacements: [string, string][]): string {
+  let t = out;
+  for (const [from, to] of replacements.sort((a, b) => b[0].length - a[0].length)) t = t.split(from).join(to);
+  return t.trim();
+}
+
+function verdict(r: Ran, replacements: [string, string][], failed = r.code !== 0): Outcome {
+  const out = tidy(r.out, replacements);
+  if (!failed) return { result: 'ok', message: '' };
+  return { result: 'FAIL', message: firstLine(out) || `exit ${r.code}`, output: details(out).slice(0, 20_000) };
+}
+
+/** Copies the file into a fresh scratch dir under its own name; runs there. */
+async function simple(s: Subject, t: Toolbox, program: string, args: (file: string) => string[], judge?: (r: Ran) => boolean): Promise<Outcome> {
+  const d = t.scratch(`${program}-${basename(s.path)}`);
+  const name = basename(s.path) || 'file';
+  writeFileSync(join(d, name), readFileSync(s.abs), { mode: 0o600 });
+  const r = await t.exec(program, args(name), d);
+  return verdict(r, [[join(d, name), s.path], [d + '/', '']], judge ? !judge(r) : undefined);
+}
+
+// ── Rebasing absolute node paths ────────────────────────────────────────────
+
+/** Keys of a Prometheus/VictoriaMetrics scrape config whose values are files on the node. */
+const SCRAPE_FILE_KEYS = new Set(['files', 'ca_file', 'cert_file', 'key_file', 'password_file', 'bearer_token_file', 'credentials_file', 'client_secret_file']);
+const TLS_KEYS = new Set(['ca_file', 'cert_file', 'key_file']);
+
+/**
+ * The scrape config with every file path rebased into the node's root copy; TLS and secret
+ * files the node gets from elsewhere (Pigsty's CA) are created there as stand-ins.
+ */
+async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise<{ text: string; notes: string[]; problem?: string }> {
+  const text = readFileSync(s.abs, 'utf8');
+  const doc = parseDocument(text, { version: '1.1' });
+  if (doc.errors.length) return { text, notes: [] }; // the validators report the syntax error themselves
+  // Insert the root before each path in place, so the validators' line numbers stay right.
+  const at: number[] = [];
+  const standIns: [string, string][] = [];
+  const globs: string[] = [];
+  visit(doc, {
+    Scalar(_k, node, path) {
+      const parent = path[path.length - 1];
+      const pair = isPair(parent) ? parent : isSeq(parent) && isPair(path[path.length - 2]) ? (path[path.length - 2] as Pair) : undefined;
+      const key = pair && isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (!key || !SCRAPE_FILE_KEYS.has(key) || (isSeq(parent) ? key !== 'files' : key === 'files')) return;
+      if (typeof node.value !== 'string' || !node.value.startsWith('/') || !node.range) return;
+      const slash = text.indexOf('/', node.range[0]);
+      if (slash < 0 || slash >= node.range[1]) return;
+      at.push(slash);
+      if (key === 'files') globs.push(node.value);
+      else if (!existsSync(join(root, node.value))) standIns.push([key, node.value]);
+    },
+  });
+  let out = text;
+  for (const i of at.sort((a, b) => b - a)) out = out.slice(0, i) + root + out.slice(i);
+  const notes: string[] = [];
+  for (const g of globs) if (!globMatches(root, g)) notes.push(`no file of the node matches ${g}`);
+  if (standIns.length) {
+    const tls = standIns.some(([k]) => TLS_KEYS.has(k)) ? await t.tls() : null;
+    for (const [k, p] of standIns) {
+      const target = join(root, p);
+      mkdirSync(dirname(target), { recursive: true });
+      if (TLS_KEYS.has(k)) {
+        if (!tls) return { text, notes, problem: `openssl not found: cannot make a stand-in for ${p}` };
+        if (!existsSync(target)) writeFileSync(target, readFileSync(k === 'key_file' ? tls.key : tls.crt), { mode: 0o600 });
+      } else if (!existsSync(target)) writeFileSync(target, 'pigen-check-stand-in\n', { mode: 0o600 });
+    }
+    notes.push(`stand-ins used for ${[...new Set(standIns.map(([, p]) => p))].sort().join(', ')} (not among the node's files)`);
+  }
+  return { text: out, notes };
+}
+
+/** Whether a file_sd pattern (wildcards in the last segment only) matches a file under root. */
+function globMatches(root: string, pattern: string): boolean {
+  const dir = join(root, dirname(pattern));
+  const re = new RegExp(`^${basename(pattern).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  try {
+    return readdirSync(dir).some((n) => re.test(n));
+  } catch {
+    return false;
+  }
+}
+
+/** dnsmasq options that name files or directories it reads. */
+const DNSMASQ_PATH_OPTS = new Set(['hostsdir', 'conf-dir', 'conf-file', 'addn-hosts', 'resolv-conf', 'servers-file', 'dhcp-hostsfile', 'dhcp-optsfile', 'dhcp-hostsdir', 'dhcp-optsdir']);
+const DNSMASQ_DIR_OPTS = new Set(['hostsdir', 'conf-dir', 'dhcp-hostsdir', 'dhcp-optsdir']);
+
+function rebaseDnsmasq(text: string, root: string): string {
+  return text
+    .split('\n')
+    .map((l) => {
+      const m = /^\s*([a-z-]+)\s*=\s*(\/[^,\s]*)(.*)$/.exec(l);
+      if (!m || !DNSMASQ_PATH_OPTS.has(m[1]!)) return l;
+      const p = join(root, m[2]!);
+      // The package creates these directories on the node.
+      if (DNSMASQ_DIR_OPTS.has(m[1]!)) mkdirSync(p, { recursive: true });
+      return `${m[1]}=${p}${m[3]}`;
+    })
+    .join('\n');
+}
+
+// ── The upstream cloud-config schema (ajv, draft-04) ────────────────────────
+
+/** Compiled schemas by path, kept for the process (compiling takes a while). */
+const schemas = new Map<string, Promise<UpstreamSchema | string>>();
+
+interface UpstreamSchema {
+  validate(doc: unknown): { errors: string[]; deprecated: string[] };
+}
+
+async function loadUpstreamSchema(path: string | null): Promise<UpstreamSchema | string> {
+  if (!path) return 'no upstream schema (pass --cloud-init-schema FILE)';
+  let schema: object;
+  try {
+    schema = JSON.parse(readFileSync(path, 'utf8')) as object;
+  } catch (e) {
+    return `cannot read ${path}: ${(e as Error).message}`;
+  }
+  const ajvMod = (await import('ajv-draft-04')) as unknown as { default: unknown };
+  const formatsMod = (await import('ajv-formats')) as unknown as { default: unknown };
+  type AjvLike = {
+    addKeyword(def: object): void;
+    addSchema(s: object, key: string): void;
+    getSchema(key: string): (((d: unknown) => boolean) & { errors?: { instancePath: string; message?: string; params: Record<string, unknown> }[] | null }) | undefined;
+  };
+  const Ajv04 = ((ajvMod.default as { default?: unknown }).default ?? ajvMod.default) as new (o: object) => AjvLike;
+  const addFormats = ((formatsMod.default as { default?: unknown }).default ?? formatsMod.default) as (a: AjvLike) => void;
+  const ajv = new Ajv04({ allErrors: true, strict: false, logger: false });
+  addFormats(ajv);
+  // `deprecated: true` marks keys and forms to stop using: record where it applied, judge later.
+  let seen: { at: string; schemaPath: string; data: unknown; why: string }[] | null = null;
+  ajv.addKeyword({
+    keyword: 'deprecated',
+    schemaType: 'boolean',
+    compile(on: boolean, parent: Record<string, unknown>, it: { errSchemaPath: string }) {
+      const schemaPath = it.errSchemaPath;
+      const why = String(parent.deprecated_description ?? 'deprecated');
+      return (data: unknown, cxt: { instancePath: string }) => {
+        if (on && seen) seen.push({ at: cxt.instancePath || '/', schemaPath, data, why });
+        return true;
+      };
+    },
+  });
+  ajv.addSchema(schema, 'cloud-config');
+  const validate = ajv.getSchema('cloud-config')!;
+  return {
+    validate(doc) {
+      seen = [];
+      const ok = validate(doc);
+      const hits = seen;
+      seen = null;
+      const errors = ok ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message}${e.params.additionalProperty ? ` ('${String(e.params.additionalProperty)}')` : ''}`);
+      // A deprecated subschema is only a finding when the data actually takes that form (not
+      // when it was merely tried as one branch of a oneOf/anyOf).
+      const deprecated = [
+        ...new Set(
+          hits
+            .filter((h) => {
+              const sub = ajv.getSchema(`cloud-config${h.schemaPath}`);
+              return sub ? sub(h.data) : true;
+            })
+            .map((h) => `${h.at}: deprecated: ${h.why}`),
+        ),
+      ];
+      return { errors: [...new Set(errors)], deprecated };
+    },
+  };
+}
+
+/** The default upstream schema: ../shared/fixtures/cloud-init-schema beside the package. */
+export function defaultCloudInitSchema(): string | null {
+  const p = resolvePath(PACKAGE_ROOT, '..', 'shared', 'fixtures', 'cloud-init-schema', 'schema-cloud-config-v1.json');
+  return existsSync(p) ? p : null;
+}
+
+// ── Validators ──────────────────────────────────────────────────────────────
+
+const V: Record<string, Validator> = {
+  'cloud-init': {
+    name: 'cloud-init',
+    programs: ['cloud-init'],
+    pure: true,
+    async run(s, t) {
+      const d = t.scratch('cloud-init');
+      writeFileSync(join(d, 'user-data'), readFileSync(s.abs));
+      const r = await t.exec('cloud-init', ['schema', '-c', 'user-data'], d);
+      const o = verdict(r, [[d + '/', '']], r.code !== 0 || !/Valid cloud-config/.test(r.out));
+      const dep = /Cloud config schema deprecations:\s*(.+)/.exec(r.out)?.[1]?.trim();
+      if (dep) o.warnings = dep.split(/, (?=[\w.-]+: )/).map((x) => `deprecated: ${x}`);
+      return o;
+    },
+  },
+  'upstream-schema': {
+    name: 'upstream-schema',
+    programs: [],
+    pure: true,
+    async run(s, t) {
+      const schema = await t.upstreamSchema();
+      if (typeof schema === 'string') return { result: 'skipped', message: schema };
+      const text = readFileSync(s.abs, 'utf8');
+      if (!text.startsWith('#cloud-config\n')) return { result: 'FAIL', message: "first line is not '#cloud-config'" };
+      let doc: unknown;
+      try {
+        doc = parse(text, { version: '1.1', uniqueKeys: true }); // cloud-init reads it with PyYAML (YAML 1.1)
+      } catch (e) {
+        return { result: 'FAIL', message: `YAML: ${(e as Error).message.split('\n')[0]}` };
+      }
+      const { errors, deprecated } = schema.validate(doc);
+      const o: Outcome = errors.length ? { result: 'FAIL', message: errors[0]!, output: errors.join('\n') } : { result: 'ok', message: '' };
+      if (deprecated.length) o.warnings = deprecated;
+      return o;
+    },
+  },
+  vmalert: { name: 'vmalert', programs: ['vmalert'], pure: true, run: (s, t) => simple(s, t, 'vmalert', (f) => ['-dryRun', `-rule=${f}`]) },
+  'promtool-rules': { name: 'promtool', programs: ['promtool'], pure: true, run: (s, t) => simple(s, t, 'promtool', (f) => ['check', 'rules', f]) },
+  amtool: { name: 'amtool', programs: ['amtool'], pure: true, run: (s, t) => simple(s, t, 'amtool', (f) => ['check-config', f]) },
+  blackbox: {
+    name: 'prometheus-blackbox-exporter',
+    programs: ['prometheus-blackbox-exporter'],
+    pure: true,
+    run: (s, t) => simple(s, t, 'prometheus-blackbox-exporter', (f) => ['--config.check', `--config.file=${f}`]),
+  },
+  chronyd: { name: 'chronyd', programs: ['chronyd'], pure: true, run: (s, t) => simple(s, t, 'chronyd', (f) => ['-p', '-f', f]) },
+  dnsmasq: {
+    name: 'dnsmasq',
+    programs: ['dnsmasq'],
+    pure: false,
+    async run(s, t) {
+      const root = await t.nodeRoot(s);
+      const d = t.scratch('dnsmasq');
+      writeFileSync(join(d, 'dnsmasq.conf'), rebaseDnsmasq(readFileSync(s.abs, 'utf8'), root));
+      const r = await t.exec('dnsmasq', ['--test', '-C', 'dnsmasq.conf'], d);
+      return verdict(r, [[join(d, 'dnsmasq.conf'), s.path], [root, ''], [d + '/', '']], r.code !== 0 || !/syntax check OK/.test(r.out));
+    },
+  },
+  'openssl-cert': { name: 'openssl', programs: ['openssl'], pure: true, run: (s, t) => simple(s, t, 'openssl', (f) => ['x509', '-noout', '-in', f]) },
+  // -noout: a key's bytes are never printed, whatever happens.
+  'openssl-key': { name: 'openssl', programs: ['openssl'], pure: true, run: (s, t) => simple(s, t, 'openssl', (f) => ['pkey', '-noout', '-in', f]) },
+  'systemd-analyze': {
+    name: 'systemd-analyze',
+    programs: ['systemd-analyze'],
+    pure: false,
+    context: (s, t) => t.unitSet(s),
+    async run(s, t) {
+      const root = await t.unitRoot(s, t.unitSet(s));
+      const unit = basename(s.path);
+      const d = t.scratch(`systemd-${unit}`);
+      const r = await t.exec('systemd-analyze', ['verify', `--root=${root}`, unit], d);
+      const out = tidy(r.out, [[root, '']]);
+      // Warnings about the unit's own lines (unknown keys, bad values) exit 0 but are mistakes.
+      const ownLines = out.split('\n').filter((l) => l.startsWith(`${s.path}:`) || l.startsWith(`/etc/systemd/system/${unit}:`));
+      const o = verdict({ code: r.code, out }, [], r.code !== 0 || ownLines.length > 0);
+      if (o.result === 'FAIL' && ownLines.length) o.message = ownLines[0]!;
+      return o;
+    },
+  },
+  'victoria-metrics': {
+    name: 'victoria-metrics',
+    programs: ['victoria-metrics'],
+    pure: false,
+    async run(s, t) {
+      const root = await t.nodeRoot(s);
+      const { text, notes, problem } = await rebaseScrapeConfig(s, t, root);
+      if (problem) return { result: 'skipped', message: problem };
+      const d = t.scratch('victoria-metrics');
+      writeFileSync(join(d, 'prometheus.yml'), text);
+      const r = await t.exec('victoria-metrics', ['-promscrape.config=prometheus.yml', '-promscrape.config.dryRun', '-loggerLevel=ERROR'], d);
+      const o = verdict(r, [[root, ''], [join(d, 'prometheus.yml'), s.path], [d + '/', '']]);
+      if (notes.length) o.warnings = notes;
+      return o;
+    },
+  },
+  'promtool-config': {
+    name: 'promtool',
+    programs: ['promtool'],
+    pure: false,
+    async run(s, t) {
+      const root = await t.nodeRoot(s);
+      const { text } = await rebaseScrapeConfig(s, t, root);
+      const d = t.scratch('promtool-config');
+      writeFileSync(join(d, 'prometheus.yml'), text);
+      const r = await t.exec('promtool', ['check', 'config', '--syntax-only', 'prometheus.yml'], d);
+      return verdict(r, [[root, ''], [join(d, 'prometheus.yml'), s.path], [d + '/', '']]);
+    },
+  },
+};
+
+function builtin(kind: string): Validator {
+  return {
+    name: 'builtin',
+    programs: [],
+    pure: true,
+    async run(s) {
+      const r = BUILTIN[kind]!(readFileSync(s.abs, 'utf8'), s.path);
+      const o: Outcome = r.errors.length ? { result: 'FAIL', message: r.errors[0]!, output: r.errors.join('\n') } : { result: 'ok', message: '' };
+      if (r.warnings.length) o.warnings = r.warnings;
+      return o;
+    },
+  };
+}
+
+/** The validators of a file, by kind (dnsmasq: the main config, or a hosts-format records file). */
+export function validatorsFor(kind: string, path: string): Validator[] {
+  switch (kind) {
+    case 'cloud-config':
+      return [V['cloud-init']!, V['upstream-schema']!];
+    case 'vmalert-rules':
+      return [V.vmalert!, V['promtool-rules']!];
+    case 'alertmanager':
+      return [V.amtool!];
+    case 'blackbox':
+      return [V.blackbox!];
+    case 'chrony':
+      return [V.chronyd!];
+    case 'systemd-unit':
+      return [V['systemd-analyze']!];
+    case 'scrape-config':
+      return [V['victoria-metrics']!, V['promtool-config']!];
+    case 'dnsmasq':
+      return path.endsWith('.conf') ? [V.dnsmasq!] : [builtin('dnsmasq-hosts')];
+    case 'ca-cert':
+    case 'tls-cert':
+      return [V['openssl-cert']!];
+    case 'tls-key':
+      return [V['openssl-key']!];
+    default:
+      return BUILTIN[kind] ? [builtin(kind)] : [];
+  }
+}
+
+// ── The engine ──────────────────────────────────────────────────────────────
+
+function readManifest(dir: string): Record<string, ManifestNode> {
+  const mf = join(dir, 'manifest.json');
+  let m: { generator?: unknown; nodes?: unknown };
+  try {
+    m = JSON.parse(readFileSync(mf, 'utf8')) as typeof m;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new NotPigenOutput(code === 'ENOENT' || code === 'ENOTDIR' ? `${dir} is not a pigen output (no manifest.json)` : `${mf}: ${(e as Error).message}`);
+  }
+  if (typeof m.generator !== 'string' || !m.generator.startsWith('pigen') || !m.nodes || typeof m.nodes !== 'object') {
+    throw new NotPigenOutput(`${mf} is not a pigen manifest`);
+  }
+  const nodes = m.nodes as Record<string, ManifestNode>;
+  for (const [ip, n] of Object.entries(nodes)) {
+    if (!n || !Array.isArray(n.files) || n.files.some((f) => typeof f?.path !== 'string' || typeof f?.out !== 'string' || typeof f?.kind !== 'string')) {
+      throw new NotPigenOutput(`${mf}: node ${ip} has no valid files list`);
+    }
+  }
+  return nodes;
+}
+
+/**
+ * Outcomes of the checks whose result depends only on the file (and the program that checked
+ * it), kept for the process: identical files across nodes and builds are checked once.
+ */
+const shared = new Map<string, Promise<Outcome>>();
+
+/** Runs every check over the output directory DIR. Throws NotPigenOutput when DIR is not one. */
+export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise<CheckReport> {
+  const nodes = readManifest(dir);
+  const schemaPath = opts.cloudInitSchema === undefined ? defaultCloudInitSchema() : opts.cloudInitSchema;
+  const t = new Toolbox(opts.env ?? process.env, schemaPath, opts.jobs ?? Math.max(1, Math.min(8, availableParallelism())));
+  const rows: CheckRow[] = [];
+  const pending: Promise<void>[] = [];
+  const notFound = new Set<string>();
+  try {
+    for (const ip of Object.keys(nodes).sort()) {
+      const n = nodes[ip]!;
+      const rootfs = join(dir, 'nodes', ip, 'rootfs');
+      const subjects: Subject[] = n.files.map((f) => ({ node: ip, path: f.path, out: f.out, kind: f.kind, abs: join(dir, f.out), rootfs, nodeFiles: n.files, dir, sha: '' }));
+      const ud = n.userData?.out ?? `nodes/${ip}/user-data`;
+      subjects.push({ node: ip, path: 'user-data', out: ud, kind: 'cloud-config', abs: join(dir, ud), rootfs, nodeFiles: n.files, dir, sha: '' });
+      for (const s of subjects) {
+        const vs = validatorsFor(s.kind, s.path);
+        const base = { node: ip, path: s.path, out: s.out, kind: s.kind };
+        if (!existsSync(s.abs)) {
+          rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: `${s.out} is listed in manifest.json but missing` });
+          continue;
+        }
+        if (!vs.length) {
+          rows.push({ ...base, validator: '-', result: 'skipped', message: `no validator for kind ${s.kind}` });
+          continue;
+        }
+        s.sha = hash(readFileSync(s.abs));
+        for (const v of vs) {
+          const row: CheckRow = { ...base, validator: v.name, result: 'skipped', message: '' };
+          rows.push(row);
+          const missing = v.programs.filter((p) => !t.which(p));
+          if (missing.length) {
+            missing.forEach((p) => notFound.add(p));
+            row.message = `${missing.join(', ')} not found on PATH`;
+            continue;
+          }
+          const ctxKey = v.pure ? '' : v.context?.(s, t);
+          // The programs' locations and the schema are part of the key: another PATH, another run.
+          const tools = v.programs.map((x) => t.which(x)).join(',') + (v.name === 'upstream-schema' ? `|${schemaPath}` : '');
+          const key = ctxKey === undefined ? undefined : `${v.name}|${tools}|${s.kind}|${s.path}|${s.sha}|${ctxKey}`;
+          let p = key ? shared.get(key) : undefined;
+          if (!p) {
+            p = v.run(s, t).catch((e: unknown) => ({ result: 'FAIL' as const, message: `check crashed: ${(e as Error).message}` }));
+            if (key) shared.set(key, p);
+          }
+          pending.push(
+            p.then((o) => {
+              Object.assign(row, { result: o.result, message: o.message });
+              if (o.warnings?.length) row.warnings = o.warnings;
+              if (o.output) row.output = o.output;
+            }),
+          );
+        }
+      }
+    }
+    await Promise.all(pending);
+  } finally {
+    t.dispose();
+  }
+  const counts: Record<CheckResult, number> = { ok: 0, FAIL: 0, skipped: 0 };
+  const ran: Record<string, number> = {};
+  for (const r of rows) {
+    counts[r.result]++;
+    if (r.result !== 'skipped') ran[r.validator] = (ran[r.validator] ?? 0) + 1;
+  }
+  return { dir, rows, notFound: [...notFound].sort(), counts, ran };
+}
+
+const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+// ── The command ─────────────────────────────────────────────────────────────
+
+function table(rows: CheckRow[]): string {
+  const cells = rows.map((r) => {
+    const note = r.result === 'ok' && r.warnings?.length ? `warning: ${r.warnings[0]}${r.warnings.length > 1 ? ` (+${r.warnings.length - 1} more)` : ''}` : r.message;
+    return [`${r.node}:${r.path}`, r.validator, r.result, note.length > 160 ? note.slice(0, 157) + '...' : note];
+  });
+  const head = ['FILE', 'VALIDATOR', 'RESULT', 'MESSAGE'];
+  const w = [0, 1, 2].map((i) => Math.max(head[i]!.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => `${c[0]!.padEnd(w[0]!)}  ${c[1]!.padEnd(w[1]!)}  ${c[2]!.padEnd(w[2]!)}  ${c[3]}`.trimEnd();
+  return [line(head), ...cells.map(line)].join('\n') + '\n';
+}
+
+export const check: Command = {
+  name: 'check',
+  summary: "run the real validators (cloud-init, vmalert, promtool, amtool, ...) over a build's output",
+  usage: 'pigen check [DIR] [--json] [--cloud-init-schema FILE]',
+  help: `Reads DIR/manifest.json (DIR defaults to out) and checks every file with the validator of its
+kind, when that program is on PATH: cloud-config (each node's user-data) with 'cloud-init schema -c'
+and the upstream JSON schema; vmalert-rules with 'vmalert -dryRun' and 'promtool check rules';
+alertmanager with 'amtool check-config'; blackbox with 'prometheus-blackbox-exporter
+--config.check'; dnsmasq with 'dnsmasq --test'; chrony with 'chronyd -p'; systemd-unit with
+'systemd-analyze verify --root' (daemon binaries stubbed); scrape-config with 'victoria-metrics
+-promscrape.config.dryRun' and 'promtool check config --syntax-only'. env, hosts, resolv, grafana,
+vector, apt-source, yum-repo and scrape-targets get a built-in check; ca-cert, tls-cert and tls-key
+files are read with 'openssl x509|pkey -noout'. Validators run in scratch directories (mode 0700),
+on copies whose absolute node paths point into a copy of the node's rootfs.
+
+Prints a table (file, validator, ok/FAIL/skipped, first line of the message), then the validators
+that were not found. Deprecated cloud-config keys are warnings. Exit 0 when nothing failed, 1 when
+a check failed, 2 when DIR is not a pigen output.
+
+Arguments:
+  DIR                       a 'pigen build' output directory (default: out)
+
+Options:
+  --cloud-init-schema FILE  upstream cloud-config schema (draft-04 JSON); default
+                            ../shared/fixtures/cloud-init-schema/schema-cloud-config-v1.json
+                            beside the package, when it exists
+  --json                    print the table as JSON on stdout
+  -h, --help                show this help`,
+  options: { json: { type: 'boolean' }, 'cloud-init-schema': { type: 'string' } },
+  maxArgs: 1,
+  async run(ctx, values, args) {
+    const dirArg = args[0] ?? 'out';
+    const dir = resolvePath(ctx.cwd, dirArg);
+    let schema: string | null | undefined;
+    if (typeof values['cloud-init-schema'] === 'string') {
+      schema = resolvePath(ctx.cwd, values['cloud-init-schema']);
+      if (!existsSync(schema)) throw new UsageError(`--cloud-init-schema: no such file: ${values['cloud-init-schema']}`);
+    }
+    let report: CheckReport;
+    try {
+      report = await checkOutput(dir, { env: ctx.env, ...(schema !== undefined ? { cloudInitSchema: schema } : {}) });
+    } catch (e) {
+      if (e instanceof NotPigenOutput) {
+        ctx.stderr.write(`pigen: ${e.message}; run 'pigen build -o ${dirArg}' first\n`);
+        return 2;
+      }
+      throw e;
+    }
+    const failed = report.counts.FAIL > 0;
+    if (values.json) {
+      ctx.stdout.write(JSON.stringify({ dir: dirArg, ok: !failed, counts: report.counts, ran: report.ran, notFound: report.notFound, rows: report.rows }, null, 2) + '\n');
+    } else {
+      ctx.stdout.write(table(report.rows));
+      for (const r of report.rows.filter((x) => x.result === 'FAIL' && x.output && x.output.includes('\n'))) {
+        ctx.stdout.write(`\n${r.node}:${r.path} (${r.validator}):\n${r.output!.split('\n').slice(0, 20).map((l) => `  ${l}`).join('\n')}\n`);
+      }
+      ctx.stdout.write(`\nvalidators not found: ${report.notFound.length ? report.notFound.join(', ') : 'none'}\n`);
+      const c = report.counts;
+      ctx.stdout.write(`${report.rows.length} checks: ${c.ok} ok, ${c.FAIL} FAIL, ${c.skipped} skipped\n`);
+    }
+    return failed ? 1 : 0;
+  },
+};

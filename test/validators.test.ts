@@ -1,0 +1,159 @@
+// `pigen check` over real builds: the embedded default and Pigsty's inventories (meta, full, simu,
+// rich, el, and el as EL9) pass every validator — cloud-init 22.4 and the upstream cloud-config
+// schema, vmalert, promtool, amtool, blackbox, dnsmasq, chronyd, systemd-analyze, VictoriaMetrics
+// and the built-in checks — and every validator actually ran. A corrupted alertmanager.yml, rule
+// file or unit makes `pigen check` exit 1 naming the file.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkOutput, type CheckReport } from '../generator/cli/check.ts';
+import { loadInventory } from '../generator/cli/common.ts';
+import type { CliContext } from '../generator/cli/context.ts';
+import { main } from '../generator/cli/main.ts';
+import { compile } from '../generator/compile.ts';
+import { packageVersion, readAssets, writeTree } from '../generator/io.ts';
+import { SHARED, needShared, needTools, tmp } from './helpers.ts';
+
+const TOOLS = ['cloud-init', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl'];
+const HAVE = needTools('pigen check with the real validators', ...TOOLS);
+const SCHEMA = SHARED ? join(SHARED, 'cloud-init-schema', 'schema-cloud-config-v1.json') : null;
+/** Every validator `pigen check` has; upstream-schema needs the shared schema file. */
+const VALIDATORS = ['cloud-init', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'builtin', ...(SCHEMA ? ['upstream-schema'] : [])];
+
+const quiet = { write: () => {}, isTTY: false };
+const temps: string[] = [];
+const temp = (prefix: string) => {
+  const d = tmp(prefix);
+  temps.push(d);
+  return d;
+};
+test.after(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Builds an inventory in-process (as `pigen build` does) into a fresh temp dir. */
+function build(arg: string | undefined, sets: string[] = []): string {
+  const cwd = arg ? SHARED! : temp('pigen-vt-inv-'); // no ./pigsty.yml there: the embedded default
+  const ctx: CliContext = { cwd, env: {}, stdout: quiet, stderr: quiet, epoch: 0 };
+  const r = loadInventory(ctx, arg, sets, false);
+  if (!r.inventory) throw new Error(`cannot load ${arg ?? 'the embedded default'}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  const out = join(temp('pigen-vt-'), 'out');
+  writeTree(out, compile(r.inventory, readAssets(), { version: packageVersion() }).tree);
+  return out;
+}
+
+function failures(r: CheckReport): string {
+  return r.rows
+    .filter((x) => x.result === 'FAIL')
+    .map((x) => `  ${x.node}:${x.path} [${x.validator}] ${x.message}\n${(x.output ?? '').split('\n').slice(0, 8).map((l) => `      ${l}`).join('\n')}`)
+    .join('\n');
+}
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const ctx: CliContext = {
+    cwd: process.cwd(),
+    env: process.env,
+    stdout: { write: (s) => void (stdout += String(s)), isTTY: false },
+    stderr: { write: (s) => void (stderr += String(s)), isTTY: false },
+    epoch: 0,
+  };
+  const code = await main(args, ctx);
+  return { code, stdout, stderr };
+}
+
+const CASES: [string, string | undefined, string[]][] = [['embedded default', undefined, []]];
+if (HAVE && needShared('pigen check of the Pigsty inventories')) {
+  for (const f of ['meta', 'full', 'simu', 'rich', 'el']) CASES.push([f, `pigsty-conf/${f}.yml`, []]);
+  CASES.push(['el (os_profile=el9)', 'pigsty-conf/el.yml', ['os_profile=el9']]);
+}
+
+for (const [name, arg, sets] of CASES) {
+  test(`pigen check passes on ${name}, every validator ran`, async () => {
+    if (!HAVE) return;
+    const dir = build(arg, sets);
+    const r = await checkOutput(dir, { cloudInitSchema: SCHEMA });
+    assert.equal(r.notFound, [], 'validators not found');
+    assert.is(r.counts.FAIL, 0, `failures:\n${failures(r)}`);
+    for (const v of VALIDATORS) assert.ok((r.ran[v] ?? 0) > 0, `${v} never ran (ran: ${JSON.stringify(r.ran)})`);
+    // Every user-data is checked by both cloud-config validators, with no deprecated key.
+    const nodes = new Set(r.rows.map((x) => x.node));
+    for (const v of ['cloud-init', ...(SCHEMA ? ['upstream-schema'] : [])]) {
+      assert.is(r.rows.filter((x) => x.path === 'user-data' && x.validator === v && x.result === 'ok').length, nodes.size, `${v} on every user-data`);
+    }
+    const deprecated = r.rows.flatMap((x) => (x.warnings ?? []).filter((w) => /deprecat/i.test(w)).map((w) => `${x.node}:${x.path} ${w}`));
+    assert.equal(deprecated, [], 'deprecated cloud-config keys');
+    // Only the kinds without a validator are skipped.
+    const skippedKinds = new Set(r.rows.filter((x) => x.result === 'skipped').map((x) => x.kind));
+    for (const k of skippedKinds) assert.ok(['nginx', 'other', 'ca-cert', 'tls-cert', 'tls-key'].includes(k), `kind ${k} skipped`);
+  });
+}
+
+test('a corrupted alertmanager.yml, rule file and unit: pigen check exits 1 naming each file', async () => {
+  if (!HAVE) return;
+  const dir = build(undefined);
+  const rootfs = join(dir, 'nodes', '10.10.10.10', 'rootfs');
+  const edit = (p: string, f: (s: string) => string) => writeFileSync(join(rootfs, p), f(readFileSync(join(rootfs, p), 'utf8')));
+  edit('etc/alertmanager.yml', (s) => s.replace('group_wait: 30s', 'group_wait: thirty'));
+  edit('data/infra/rules/node.yml', (s) => s.replace(/expr: /, 'expr: sum(('));
+  edit('etc/systemd/system/vector.service', (s) => s.replace(/^ExecStart=.*$/m, ''));
+  appendFileSync(join(rootfs, 'etc/systemd/system/node_exporter.service'), 'LimitNOFILEE=1\n');
+  const r = await cli(['check', dir]);
+  assert.is(r.code, 1, r.stdout + r.stderr);
+  const failed = r.stdout.split('\n').filter((l) => /\sFAIL\s/.test(l));
+  const named = (path: string, validator: string) => failed.some((l) => l.startsWith(`10.10.10.10:${path} `) && l.includes(` ${validator} `));
+  assert.ok(named('/etc/alertmanager.yml', 'amtool'), r.stdout);
+  assert.ok(named('/infra/rules/node.yml', 'vmalert'), r.stdout);
+  assert.ok(named('/infra/rules/node.yml', 'promtool'), r.stdout);
+  assert.ok(named('/etc/systemd/system/vector.service', 'systemd-analyze'), r.stdout);
+  assert.ok(named('/etc/systemd/system/node_exporter.service', 'systemd-analyze'), r.stdout);
+  assert.is(failed.length, 5, r.stdout);
+  assert.match(r.stdout, /not a valid duration string/);
+  assert.match(r.stdout, /LimitNOFILEE/);
+
+  // --json: the same table as data.
+  const j = await cli(['check', dir, '--json']);
+  assert.is(j.code, 1);
+  const data = JSON.parse(j.stdout) as { ok: boolean; counts: { FAIL: number }; rows: { path: string; result: string }[] };
+  assert.is(data.ok, false);
+  assert.is(data.counts.FAIL, 5);
+  assert.ok(data.rows.some((x) => x.path === '/etc/alertmanager.yml' && x.result === 'FAIL'));
+});
+
+test('user-data: an unknown key fails the upstream schema, a deprecated key is only a warning', async () => {
+  if (!HAVE || !SCHEMA) return;
+  const dir = build(undefined);
+  const ud = join(dir, 'nodes', '10.10.10.10', 'user-data');
+  const text = readFileSync(ud, 'utf8');
+  writeFileSync(ud, text.replace('\nmanage_etc_hosts: false\n', '\nmanage_etc_hosts: false\napt_update: true\n'));
+  let r = await checkOutput(dir, { cloudInitSchema: SCHEMA });
+  const rows = r.rows.filter((x) => x.path === 'user-data');
+  assert.equal(rows.map((x) => x.result), ['ok', 'ok'], failures(r));
+  for (const x of rows) assert.ok(x.warnings?.some((w) => w.includes('apt_update')), `${x.validator} warns about apt_update`);
+
+  writeFileSync(ud, text.replace('\nmanage_etc_hosts: false\n', '\nmanage_etc_hosts: false\nmanage_etc_hostz: false\n'));
+  r = await checkOutput(dir, { cloudInitSchema: SCHEMA });
+  const up = r.rows.find((x) => x.path === 'user-data' && x.validator === 'upstream-schema')!;
+  assert.is(up.result, 'FAIL');
+  assert.match(up.message, /manage_etc_hostz/);
+});
+
+test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH are skipped and listed', async () => {
+  const empty = temp('pigen-vt-notout-');
+  const r = await cli(['check', empty]);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /not a pigen output/);
+  writeFileSync(join(empty, 'manifest.json'), '{"nodes": 1}');
+  assert.is((await cli(['check', empty])).code, 2);
+
+  const dir = build(undefined);
+  const report = await checkOutput(dir, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });
+  assert.is(report.counts.FAIL, 0, failures(report));
+  assert.ok(report.notFound.includes('amtool') && report.notFound.includes('cloud-init'), report.notFound.join(','));
+  assert.equal(Object.keys(report.ran), ['builtin']);
+  const am = report.rows.find((x) => x.path === '/etc/alertmanager.yml')!;
+  assert.is(am.result, 'skipped');
+  assert.match(am.message, /amtool not found/);
+});
+
+test.run();
