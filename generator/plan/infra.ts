@@ -4,6 +4,7 @@
 import type { FilePlan, Inventory, Json, JsonObject, ResolvedNode } from '../types.js';
 import { emptyPart, type Part } from './node.js';
 import { expandPackages, type OsProfile } from './os.js';
+import { servesBundle } from './repo.js';
 import { fleetTargets } from './targets.js';
 import { splitOptions, unitFiles } from './units.js';
 import { Vars } from './vars.js';
@@ -38,7 +39,16 @@ export interface PortalEntry {
   realm: string;
   index: boolean;
   log: string;
-  config: string;
+  /** Raw `config` directives, one line each (trailing blanks trimmed). */
+  config: string[];
+}
+
+/** A raw nginx snippet as lines, re-indented by the template: outer blank lines dropped. */
+function configLines(s: string): string[] {
+  const lines = s.split(/\r?\n/).map((l) => l.trim());
+  while (lines.length && !lines[0]) lines.shift();
+  while (lines.length && !lines[lines.length - 1]) lines.pop();
+  return lines;
 }
 
 /** infra_portal entries that render a server block (those with a domain), sorted by key. */
@@ -68,7 +78,7 @@ export function portalEntries(v: Vars): PortalEntry[] {
       realm: typeof e.realm === 'string' ? e.realm : 'Pigsty',
       index: key === 'home' ? e.index !== false : e.index === true,
       log: typeof e.log === 'string' ? e.log : `${key}.log`,
-      config: typeof e.config === 'string' ? e.config : '',
+      config: typeof e.config === 'string' ? configLines(e.config) : [],
     });
   }
   return out;
@@ -293,10 +303,16 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
       defer: true,
     });
     for (const e of entries) {
-      p.files.push({ path: `/etc/nginx/conf.d/${e.key}.conf`, kind: 'nginx', mode: '0644', owner: 'root:root', template: `nginx/${e.kind}.conf.njk`, ctx: { e, ...common }, defer: true });
+      // Plain HTTP of a non-home entry only redirects to HTTPS when HTTPS is enforced.
+      const redirect = common.ssl && (common.enforce || e.enforceHttps) && e.kind !== 'home';
+      p.files.push({ path: `/etc/nginx/conf.d/${e.key}.conf`, kind: 'nginx', mode: '0644', owner: 'root:root', template: `nginx/${e.kind}.conf.njk`, ctx: { e, redirect, ...common }, defer: true });
     }
+    // The nginx.org package's default server (EL) would answer for localhost; Pigsty removes it.
+    if (!entries.some((e) => e.key === 'default')) p.late.push('rm -f /etc/nginx/conf.d/default.conf');
+    // Written whenever an entry asks for basic auth, even without users: an empty file denies
+    // everybody (401), a missing one makes nginx answer 500.
     const users = v.obj('nginx_users');
-    if (Object.keys(users).length) {
+    if (Object.keys(users).length || entries.some((e) => e.auth)) {
       p.files.push({
         path: '/etc/nginx/.htpasswd',
         kind: 'other',
@@ -308,13 +324,22 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
       });
     }
     // Without a CA from the secrets file, each infra node makes its own self-signed certificate at
-    // first boot, so no private key ever travels in user-data.
+    // first boot, so no private key ever travels in user-data. Entries signed by certbot get one
+    // too: nginx refuses to start while a configured certificate is missing, and certbot (run
+    // later, by hand) needs nginx up to answer its challenge.
     if (common.ssl) {
-      const certs = [...new Set(entries.filter((e) => !e.certbot).map((e) => `${e.cert}|${e.key_file}|${e.domain}`))].sort();
-      for (const c of certs) {
-        const [crt, key, domain] = c.split('|') as [string, string, string];
+      const days = v.str('nginx_cert_validity', '397d').replace(/d$/, '') || '397';
+      const certs = new Map<string, { key: string; names: string[] }>();
+      for (const e of entries) {
+        const c = certs.get(e.cert) ?? { key: e.key_file, names: [] };
+        c.names.push(e.domain, ...e.domains);
+        certs.set(e.cert, c);
+      }
+      for (const crt of [...certs.keys()].sort()) {
+        const { key, names } = certs.get(crt)!;
+        const san = [...new Set([...names, 'localhost'])].map((d) => `DNS:${d}`).concat(['IP:127.0.0.1', `IP:${n.ip}`]).join(',');
         p.late.push(
-          `[ -s ${crt} ] || { mkdir -p $(dirname ${crt}) $(dirname ${key}) && openssl req -x509 -newkey rsa:2048 -nodes -days 397 -subj /CN=${domain} -addext subjectAltName=DNS:${domain},DNS:localhost,IP:127.0.0.1,IP:${n.ip} -keyout ${key} -out ${crt} 2>/dev/null && chmod 0600 ${key}; }`,
+          `[ -s ${crt} ] || { mkdir -p $(dirname ${crt}) $(dirname ${key}) && openssl req -x509 -newkey rsa:2048 -nodes -days ${days} -subj /CN=${names[0]} -addext subjectAltName=${san} -keyout ${key} -out ${crt} 2>/dev/null && chmod 0600 ${key}; }`,
         );
       }
     }
@@ -404,6 +429,36 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
       }),
     );
     p.services.push('dnsmasq');
+  }
+
+  // ── offline repo bundle (repo_bundle): verified and installed at boot, before packages ──
+  if (servesBundle(v, n.ip, inv.adminIp, n.modules)) {
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const src = v.str('repo_bundle');
+    const home = v.str('repo_home', '/www');
+    const name = v.str('repo_name', 'pigsty');
+    p.files.push({
+      path: '/usr/local/bin/pigen-install-bundle',
+      kind: 'other',
+      mode: '0755',
+      owner: 'root:root',
+      template: 'repo/install-bundle.sh.njk',
+      ctx: { src, home, name, src_q: q(src), home_q: q(home), name_q: q(name) },
+      via: 'bootcmd',
+    });
+  }
+
+  // VictoriaMetrics 1.79 loads the scrape config's TLS files with the config and exits when one
+  // is missing or unreadable. Pigsty's CA provides /etc/pki/{ca.crt,infra.crt,infra.key}; when
+  // nothing (the CA, a portal entry's certificate command above) has made them by now,
+  // self-signed stand-ins keep vmetrics up; the etcd/minio scrapes then fail verification until
+  // the real files are installed. The key must be readable by vmetrics' user.
+  if (v.on('vmetrics_enabled') && (fleetModules.has('etcd') || fleetModules.has('minio'))) {
+    const days = v.str('cert_validity', '7300d').replace(/d$/, '') || '7300';
+    p.late.push(
+      `[ -s /etc/pki/infra.crt ] && [ -s /etc/pki/infra.key ] || { mkdir -p /etc/pki && openssl req -x509 -newkey rsa:2048 -nodes -days ${days} -subj /CN=${n.ip} -addext subjectAltName=DNS:localhost,DNS:${n.nodename},IP:127.0.0.1,IP:${n.ip} -keyout /etc/pki/infra.key -out /etc/pki/infra.crt 2>/dev/null; }; chown root:infra /etc/pki/infra.key && chmod 0640 /etc/pki/infra.key`,
+      '[ -s /etc/pki/ca.crt ] || cp /etc/pki/infra.crt /etc/pki/ca.crt',
+    );
   }
 
   if (n.origins.infra_packages) p.packages.push(...expandPackages(os, v.list('infra_packages'), v.str('pg_version', '18')));
