@@ -105,12 +105,15 @@ export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json
   const parent = dirname(dir);
   const name = basename(dir);
   mkdirSync(parent, { recursive: true });
-  // Recover from a swap interrupted between its two renames.
+  // Leftovers of interrupted builds: `.new-*` partial staging trees, `.old-*` complete previous
+  // trees (only ever made by a rename), `.del-*` previous trees being removed. A swap interrupted
+  // between its two renames left no output: put the newest previous tree back first.
+  const leftovers = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`));
   if (!existsSync(dir)) {
-    const old = readdirSync(parent).filter((n) => n.startsWith(`.${name}.old-`)).sort();
-    if (old.length) renameSync(join(parent, old[old.length - 1]!), dir);
+    const old = leftovers('old').map((n) => ({ n, t: lstatSync(join(parent, n)).ctimeMs })).sort((a, b) => a.t - b.t || (a.n < b.n ? -1 : 1));
+    if (old.length) renameSync(join(parent, old[old.length - 1]!.n), dir);
   }
-  for (const n of readdirSync(parent)) if (n.startsWith(`.${name}.new-`)) rmSync(join(parent, n), { recursive: true, force: true });
+  for (const n of [...leftovers('new'), ...leftovers('old'), ...leftovers('del')]) rmSync(join(parent, n), { recursive: true, force: true });
   const existing = listTree(dir);
   if (existing.size && !existing.has(marker)) {
     throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
@@ -161,9 +164,13 @@ export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json
   const removed = [...existing.keys()].filter((k) => !wanted.has(k)).length;
   if (existing.size) {
     const old = join(parent, `.${name}.old-${process.pid}`);
+    const del = join(parent, `.${name}.del-${process.pid}`);
     renameSync(dir, old);
     renameSync(staging, dir);
-    rmSync(old, { recursive: true, force: true });
+    // Renamed before removal, so a `.old-*` is always complete (an interrupted removal leaves a
+    // `.del-*`, which is never restored); the next build removes either.
+    renameSync(old, del);
+    rmSync(del, { recursive: true, force: true });
   } else {
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);
@@ -178,4 +185,149 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cw
   writeFileSync(tmpPath, data, { mode });
   chmodSync(tmpPath, mode);
   renameSync(tmpPath, target);
+}
+
+// ── Offline repo bundles: streaming reads, an atomic output file, external tools ─────────────
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, fsyncSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+/** A regular file at the top of a directory. */
+export interface DirFile {
+  name: string;
+  path: string;
+  size: number;
+}
+
+/**
+ * The regular files directly inside `dir` (symlinks to files count), sorted by name; hidden files
+ * are ignored and subdirectories reported as skipped.
+ */
+export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[] } {
+  const files: DirFile[] = [];
+  const skipped: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    const st = statSync(path);
+    if (st.isFile()) files.push({ name, path, size: st.size });
+    else skipped.push(name);
+  }
+  return { files, skipped };
+}
+
+/** Whether a path is an existing directory. */
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Size of a file, or undefined when it does not exist. */
+export function fileSizeOf(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Streams a file in chunks of up to `chunk` bytes (memory stays flat whatever its size). */
+export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGenerator<Uint8Array> {
+  for await (const c of createReadStream(path, { highWaterMark: chunk })) yield c as Buffer;
+}
+
+/**
+ * An output file written through a temp file beside it (`.<name>.tmp-<pid>`) and renamed into
+ * place by commit(), after an fsync; abort() removes the temp file. Writes wait for drain.
+ */
+export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): void; tmpPath: string }> {
+  mkdirSync(dirname(target), { recursive: true });
+  const tmpPath = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
+  const ws = createWriteStream(tmpPath, { mode: 0o644 });
+  await once(ws, 'open');
+  let failed: Error | undefined;
+  ws.on('error', (e) => (failed = e));
+  return {
+    tmpPath,
+    async write(b) {
+      if (failed) throw failed;
+      if (!ws.write(b)) await Promise.race([once(ws, 'drain'), once(ws, 'error')]);
+      if (failed) throw failed;
+    },
+    async commit() {
+      fsyncSync((ws as unknown as { fd: number }).fd);
+      ws.end();
+      await once(ws, 'close');
+      if (failed) throw failed;
+      chmodSync(tmpPath, 0o644);
+      renameSync(tmpPath, target);
+    },
+    abort() {
+      ws.destroy();
+      rmSync(tmpPath, { force: true });
+    },
+  };
+}
+
+/** A fresh temp directory (under the system temp dir unless `parent` is given). */
+export function makeTempDir(prefix = 'pigen-', parent?: string): string {
+  return mkdtempSync(join(parent ?? tmpdir(), prefix));
+}
+
+export function removePath(path: string): void {
+  rmSync(path, { recursive: true, force: true });
+}
+
+/** Absolute path of a program on PATH, or undefined. */
+export function findProgram(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const d of path.split(':').filter(Boolean)) {
+    const p = join(d, name);
+    try {
+      const st = statSync(p);
+      if (st.isFile() && st.mode & 0o111) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** Runs a program, streaming its stderr to `onStderr` when given; resolves with its exit code. */
+export async function runProgram(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; onOutput?: (s: string) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: (opts.env ?? process.env) as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onOutput?.(d.toString());
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      opts.onOutput?.(d.toString());
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Creates directories (with parents) and empty files that do not exist yet. */
+export function ensurePaths(dirs: string[], emptyFiles: string[] = []): void {
+  for (const d of dirs) mkdirSync(d, { recursive: true });
+  for (const f of emptyFiles) if (!existsSync(f)) writeFileSync(f, '');
+}
+
+/** Makes `link` a symlink to `target` (tests and tools that stage files without copying). */
+export function symlinkFile(target: string, link: string): void {
+  symlinkSync(target, link);
+}
+
+/** Reads a text file if it exists (e.g. the secrets file); undefined when absent. */
+export function readOptionalText(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }

@@ -1,0 +1,366 @@
+// Determinism and atomic writes of `pigen build`:
+//  - the same inventory built twice gives byte-identical trees (same order, bytes, modes, links);
+//  - the time zone, the locale and the umask of the process change neither bytes nor modes (the
+//    modes come from the manifest);
+//  - a rebuild that changes nothing rewrites no file; a rebuild after `--set` gives new inodes to
+//    exactly the files whose bytes changed;
+//  - SIGKILL at random moments of a build leaves the output directory holding the previous or the
+//    new tree, complete, never a mix; the next build cleans up what the killed one left;
+//  - `build -o DIR` refuses a non-empty directory that is not a pigen output and leaves it alone.
+// The CLI runs from source as a child process (node --import tsx generator/cli.ts).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
+import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
+
+const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
+
+/** The child's environment: nothing inherited that could change the output, plus `extra`. */
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k === 'TZ' || k === 'LANG' || k === 'LANGUAGE' || k.startsWith('LC_') || k === 'SOURCE_DATE_EPOCH' || k === 'FORCE_COLOR') continue;
+    env[k] = v;
+  }
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+/** Runs `pigen ARGS` under `sh -c 'umask U; exec node …'`. */
+function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; umask?: string } = {}) {
+  const r = spawnSync('sh', ['-c', `umask ${opts.umask ?? '022'}; exec "$0" "$@"`, process.execPath, ...cliArgs(...args)], {
+    cwd: opts.cwd ?? ROOT,
+    env: opts.env ?? childEnv(),
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function assertOk(r: { code: number; stdout: string; stderr: string }, what: string) {
+  assert.is(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr.slice(0, 4000)}`);
+}
+
+function assertSame(actual: Map<string, Entry>, expected: Map<string, Entry>, labels: { actual: string; expected: string }, modes = true) {
+  const d = diffTrees(actual, expected, { modes });
+  if (!sameTree(d)) {
+    throw new assert.Assertion({ message: `${labels.actual} differs from ${labels.expected}`, details: reportDiff(d, actual, expected, labels), operator: 'tree', expects: expected.size, actual: actual.size });
+  }
+}
+
+const files = (m: Map<string, Entry>) => [...m].filter(([, e]) => e.kind === 'file') as [string, Extract<Entry, { kind: 'file' }>][];
+
+// ── Determinism ─────────────────────────────────────────────────────────────
+
+test('the same inventory built twice gives identical trees: order, bytes, modes, symlinks', () => {
+  const emptyCwd = tmp('pigen-det-cwd-');
+  const cases: [string, BuildInput][] = [
+    ['two-infra', { cwd: ROOT, arg: 'test/fixtures/two-infra.yml' }],
+    ['default', { cwd: emptyCwd }],
+  ];
+  if (needShared('determinism of simu and el9')) {
+    cases.push(['simu', { cwd: SHARED!, arg: 'pigsty-conf/simu.yml' }], ['el9', { cwd: SHARED!, arg: 'pigsty-conf/el.yml', sets: ['os_profile=el9'] }]);
+  }
+  for (const [name, input] of cases) {
+    const a = compileInventory(input);
+    const b = compileInventory(input);
+    assert.equal(a.tree.map((e) => e.path), b.tree.map((e) => e.path), `${name}: entry order`);
+    assertSame(treeEntries(b.tree), treeEntries(a.tree), { actual: `${name} (second build)`, expected: `${name} (first build)` });
+  }
+  rmSync(emptyCwd, { recursive: true, force: true });
+});
+
+test('the child environment really differs: umask 077 vs 022, Pacific/Chatham tr-TR vs UTC C', () => {
+  const probe = `process.stdout.write([process.umask().toString(8), Intl.DateTimeFormat().resolvedOptions().timeZone, new Intl.Collator().resolvedOptions().locale].join(' '))`;
+  const run = (umask: string, env: Record<string, string>) =>
+    spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, '--no-deprecation', '-e', probe], { env: childEnv(env), encoding: 'utf8' }).stdout;
+  assert.is(run('077', { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' }), '77 Pacific/Chatham tr-TR');
+  assert.is(run('022', { TZ: 'UTC', LC_ALL: 'C' }), '22 UTC en-US');
+});
+
+test('TZ, locale and umask change neither bytes nor modes; modes are those of the manifest', () => {
+  const invs = [TWO_INFRA];
+  if (needShared('environment determinism of simu')) invs.push(join(SHARED!, 'pigsty-conf', 'simu.yml'));
+  for (const inv of invs) {
+    const dir = tmp('pigen-env-');
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    assertOk(cli(['build', inv, '-o', a], { umask: '077', env: childEnv({ TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' }) }), 'build under tr_TR/Chatham/077');
+    assertOk(cli(['build', inv, '-o', b], { umask: '022', env: childEnv({ TZ: 'UTC', LC_ALL: 'C' }) }), 'build under C/UTC/022');
+    const ta = scan(a, true);
+    const tb = scan(b, true);
+    assertSame(ta, tb, { actual: 'tr_TR/Chatham/077', expected: 'C/UTC/022' });
+    // Both are what compile() says, modes included (in-process, the same inventory name).
+    const expected = treeEntries(compileInventory({ cwd: ROOT, arg: inv }).tree);
+    assertSame(new Map([...ta].filter(([, e]) => e.kind !== 'dir')), expected, { actual: 'tr_TR/Chatham/077 build', expected: 'compile()' });
+    for (const [k, e] of ta) if (e.kind === 'dir') assert.is(e.mode, 0o755, `${k}/: directory mode ${e.mode.toString(8)}`);
+    assert.is(lstatSync(a).mode & 0o7777, 0o755, 'the output directory itself is 0755 under umask 077');
+    // The manifest's mode of every rootfs file is the mode on disk; user-data holds secrets: 0600.
+    assert.equal(checkManifest(a), [], `${inv}: manifest vs tree`);
+    for (const [k, e] of files(ta)) if (k.endsWith('/user-data')) assert.is(e.mode, 0o600, `${k} mode`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ── Atomic writes ───────────────────────────────────────────────────────────
+
+test('a rebuild that changes nothing rewrites no file (inode, mtime, ctime kept) and says so', () => {
+  const dir = tmp('pigen-noop-');
+  const out = join(dir, 'out');
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'first build');
+  const before = scan(out, true);
+  const outIno = lstatSync(out).ino;
+  const r = cli(['build', TWO_INFRA, '-o', out]);
+  assertOk(r, 'second build');
+  assert.match(r.stdout, /up to date, nothing rewritten/);
+  const after = scan(out, true);
+  assert.is(lstatSync(out).ino, outIno, 'the output directory was replaced');
+  assert.equal([...after.keys()], [...before.keys()]);
+  for (const [k, e] of after) {
+    const p = before.get(k)!;
+    if (e.kind === 'file' && p.kind === 'file') {
+      assert.is(e.ino, p.ino, `${k}: new inode`);
+      assert.is(e.mtimeMs, p.mtimeMs, `${k}: mtime changed`);
+      assert.is(e.ctimeMs, p.ctimeMs, `${k}: ctime changed`);
+    } else if (e.kind === 'dir' && p.kind === 'dir') assert.is(e.ino, p.ino, `${k}/: directory replaced`);
+  }
+  const j = cli(['build', TWO_INFRA, '-o', out, '--json']);
+  assertOk(j, 'third build (--json)');
+  const stats = JSON.parse(j.stdout);
+  assert.equal([stats.written, stats.removed, stats.unchanged], [0, 0, stats.files]);
+  assert.equal(readdirSync(dir), ['out'], 'nothing left beside the output');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('--set node_exporter_port: only files whose bytes change get a new inode, the others keep theirs', () => {
+  const dir = tmp('pigen-set-');
+  const out = join(dir, 'out');
+  const SET = 'node_exporter_port=9111';
+  const base = compileInventory({ cwd: ROOT, arg: TWO_INFRA });
+  const next = compileInventory({ cwd: ROOT, arg: TWO_INFRA, sets: [SET] });
+  const baseMap = treeEntries(base.tree);
+  const nextMap = treeEntries(next.tree);
+  const changed = new Set(files(nextMap).filter(([k, e]) => { const p = baseMap.get(k); return !p || p.kind !== 'file' || !p.data.equals(e.data) || p.mode !== e.mode; }).map(([k]) => k));
+  const removed = [...baseMap.keys()].filter((k) => !nextMap.has(k));
+  const nFiles = files(nextMap).length;
+  assert.ok(changed.size > 0 && changed.size < nFiles, `a port change should change some files, not all (${changed.size} of ${nFiles})`);
+  assert.ok(changed.has('manifest.json'));
+
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'first build');
+  const first = scan(out);
+  const r = cli(['build', TWO_INFRA, '-o', out, '--set', SET]);
+  assertOk(r, 'build with --set');
+  assert.match(r.stdout, new RegExp(`\\(${changed.size} written, ${nFiles - changed.size} unchanged, ${removed.length} removed\\)`));
+  const second = scan(out);
+  assertSame(second, nextMap, { actual: 'output after --set', expected: 'compile() with --set' });
+  for (const [k, e] of files(second)) {
+    const p = first.get(k);
+    if (changed.has(k)) assert.ok(!p || (p.kind === 'file' && p.ino !== e.ino), `${k} changed but kept its inode`);
+    else {
+      assert.ok(p && p.kind === 'file' && p.ino === e.ino && p.mtimeMs === e.mtimeMs, `${k} is unchanged but was rewritten`);
+    }
+  }
+  // And back: the files that never changed still have the inode of the very first build.
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'build without --set');
+  const third = scan(out);
+  assertSame(third, baseMap, { actual: 'output after reverting --set', expected: 'compile()' });
+  for (const [k, e] of files(third)) {
+    const p = first.get(k) as Extract<Entry, { kind: 'file' }>;
+    if (changed.has(k)) assert.is.not(e.ino, p.ino, `${k}: reverted file kept the inode of the --set build`);
+    else assert.is(e.ino, p.ino, `${k}: unchanged through both builds but rewritten`);
+  }
+  assert.equal(readdirSync(dir), ['out'], 'nothing left beside the output');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A synthetic inventory: 3 infra nodes, one etcd member, and pg clusters of 3 up to `n` nodes. */
+function bigInventory(n: number): string {
+  const l = ['all:', '  children:', '    infra:', '      hosts:'];
+  l.push('        10.10.10.10: { infra_seq: 1 }', '        10.10.10.11: { infra_seq: 2, repo_enabled: false }', '        10.10.10.12: { infra_seq: 3, repo_enabled: false }');
+  l.push('    etcd:', '      hosts:', '        10.10.10.10: { etcd_seq: 1 }', '      vars: { etcd_cluster: etcd }');
+  let i = 3;
+  for (let c = 1; i < n; c++) {
+    l.push(`    pg-c${c}:`, '      hosts:');
+    for (let s = 1; s <= 3 && i < n; s++, i++) l.push(`        10.10.${11 + Math.floor(i / 200)}.${(i % 200) + 1}: { pg_seq: ${s}, pg_role: ${s === 1 ? 'primary' : 'replica'} }`);
+    l.push(`      vars: { pg_cluster: pg-c${c} }`);
+  }
+  l.push('  vars:', '    admin_ip: 10.10.10.10', '    infra_portal:', '      home: { domain: i.pigsty }');
+  return l.join('\n') + '\n';
+}
+
+/** mulberry32: a seeded PRNG, so a failing run can be repeated with PIGEN_SEED. */
+function prng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Nodes of the synthetic inventory and kills while writing (PIGEN_KILL_NODES, PIGEN_KILLS). */
+const KILL_NODES = Number(process.env.PIGEN_KILL_NODES) || 60;
+const KILLS = Number(process.env.PIGEN_KILLS) || 5;
+
+test('SIGKILL at random moments of a build leaves the previous or the new tree, complete, never a mix', async () => {
+  const seed = Number(process.env.PIGEN_SEED) || Date.now() % 1_000_000;
+  const rand = prng(seed);
+  const where = `(seed ${seed}; repeat with PIGEN_SEED=${seed})`;
+  const dir = tmp('pigen-kill-');
+  writeFileSync(join(dir, 'big.yml'), bigInventory(KILL_NODES));
+  const out = join(dir, 'out');
+  // Two trees that differ in many files: A (as written) and B (another node_exporter_port).
+  const sets = { A: [] as string[], B: ['--set', 'node_exporter_port=9111'] };
+  const trees = {
+    A: treeEntries(compileInventory({ cwd: dir, arg: 'big.yml' }).tree),
+    B: treeEntries(compileInventory({ cwd: dir, arg: 'big.yml', sets: ['node_exporter_port=9111'] }).tree),
+  };
+  const differing = files(trees.B).filter(([k, e]) => { const a = trees.A.get(k); return !a || a.kind !== 'file' || !a.data.equals(e.data); }).length;
+  assert.ok(differing >= KILL_NODES, `A and B should differ in many files (${differing})`);
+
+  /** Which complete tree `d` holds; fails on anything else. */
+  const classify = (d: string, label: string): 'A' | 'B' => {
+    const problems = checkManifest(d);
+    assert.equal(problems, [], `${label} is not a complete, self-consistent output ${where}`);
+    const s = scan(d);
+    for (const k of ['A', 'B'] as const) if (sameTree(diffTrees(s, trees[k], { modes: true }))) return k;
+    throw new assert.Assertion({ message: `${label} is neither the previous nor the new tree ${where}`, details: reportDiff(diffTrees(s, trees.A, { modes: true }), s, trees.A, { actual: label, expected: 'tree A' }), operator: 'kill', expects: 'A or B', actual: 'a mix' });
+  };
+  /**
+   * The state after a kill: out/ holds A or B. The one moment it cannot is between the swap's two
+   * renames (rename(2) cannot exchange two directories); then out/ is missing and the complete
+   * previous tree waits as .out.old-<pid> for the next build to put back.
+   */
+  const state = (): { tree: 'A' | 'B'; swap: boolean } => {
+    if (existsSync(out)) return { tree: classify(out, 'out/'), swap: false };
+    const old = readdirSync(dir).filter((n) => n.startsWith('.out.old-'));
+    assert.is(old.length, 1, `out/ is missing and there is no single .out.old-* to recover it ${where}: ${readdirSync(dir).join(' ')}`);
+    return { tree: classify(join(dir, old[0]!), old[0]!), swap: true };
+  };
+
+  /** Builds the other tree; kills it `delay` ms after it starts, or after its staging dir appears. */
+  const attempt = async (kill?: { after: 'start' | 'staging'; delay: number }) => {
+    const target = state().tree === 'A' ? 'B' : 'A';
+    const t0 = performance.now();
+    const child = spawn(process.execPath, cliArgs('build', 'big.yml', '-o', 'out', ...sets[target]), { cwd: dir, env: childEnv(), stdio: 'ignore' });
+    let done = false;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.on('exit', (code, signal) => {
+        done = true;
+        res({ code, signal });
+      }),
+    );
+    const staging = join(dir, `.out.new-${child.pid}`);
+    let stagingAt: number | undefined;
+    if (!kill || kill.after === 'staging') {
+      while (!done && !existsSync(staging)) await sleep(1);
+      if (!done) stagingAt = performance.now();
+    }
+    if (kill) {
+      await sleep(kill.delay);
+      if (!done) child.kill('SIGKILL');
+    }
+    const { code, signal } = await exited;
+    const left = readdirSync(dir).filter((n) => n.endsWith(`-${child.pid}`));
+    const after = state();
+    if (signal !== 'SIGKILL') {
+      assert.is(code, 0, `a build that was not killed failed ${where}`);
+      assert.is(after.tree, target, `a build completed but out/ is not the new tree ${where}`);
+    }
+    const ms = performance.now() - t0;
+    return { target, signal, code, after, left, writeMs: stagingAt === undefined ? undefined : performance.now() - stagingAt, ms };
+  };
+
+  assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'initial build');
+  assert.is(state().tree, 'A');
+  // One complete rebuild, to learn how long writing and swapping take here.
+  const full = await attempt();
+  assert.is(full.after.tree, 'B');
+  const writeMs = full.writeMs ?? 200;
+  const log = [`complete rebuild: ${full.ms.toFixed(0)} ms, of which writing and swapping ${writeMs.toFixed(0)} ms`];
+  let interrupted = 0;
+  // Two kills in the first 5–200 ms (startup), then kills spread over the writing and the swap.
+  const plan = [
+    ...[0, 1].map(() => ({ after: 'start' as const, delay: 5 + Math.floor(rand() * 196) })),
+    ...Array.from({ length: KILLS }, () => ({ after: 'staging' as const, delay: Math.floor(rand() * writeMs * 1.2) })),
+  ];
+  for (const [i, k] of plan.entries()) {
+    const r = await attempt(k);
+    if (r.signal === 'SIGKILL' && r.left.length) interrupted++;
+    log.push(`kill ${i}: ${k.after}+${k.delay}ms → ${r.signal ?? `exit ${r.code}`}; out/ ${r.after.swap ? `missing, previous tree ${r.after.tree} set aside` : `is tree ${r.after.tree}`}${r.left.length ? `; left ${r.left.join(' ')}` : ''}`);
+  }
+  console.log(`  ${where}\n  ${log.join('\n  ')}`);
+  assert.ok(interrupted >= 1, `no kill landed while the tree was being written; the test proved nothing ${where}\n${log.join('\n')}`);
+
+  // A normal build recovers: the wanted tree, and nothing left beside it.
+  const target = state().tree === 'A' ? 'B' : 'A';
+  assertOk(cli(['build', 'big.yml', '-o', 'out', ...sets[target]], { cwd: dir }), 'build after the kills');
+  assert.is(state().tree, target);
+  assert.equal(readdirSync(dir).sort(), ['big.yml', 'out'], `leftovers beside the output after a normal build ${where}`);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a build cleans up after killed ones: partial staging tree, set-aside and half-removed old trees, a swap cut between its renames', () => {
+  const dir = tmp('pigen-recover-');
+  const out = join(dir, 'out');
+  const SET = 'node_exporter_port=9111';
+  const A = treeEntries(compileInventory({ cwd: ROOT, arg: TWO_INFRA }).tree);
+  const B = treeEntries(compileInventory({ cwd: ROOT, arg: TWO_INFRA, sets: [SET] }).tree);
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'first build');
+
+  // Killed while writing the staging tree; after the swap, before the previous tree was renamed
+  // for removal; and while removing it.
+  const partial = (name: string) => {
+    cpSync(out, join(dir, name), { recursive: true, verbatimSymlinks: true });
+    rmSync(join(dir, name, 'manifest.json'));
+    rmSync(join(dir, name, 'nodes', '10.10.10.21'), { recursive: true });
+  };
+  partial('.out.new-999999');
+  cpSync(out, join(dir, '.out.old-999998'), { recursive: true, verbatimSymlinks: true });
+  partial('.out.del-999997');
+  const r = cli(['build', TWO_INFRA, '-o', out]);
+  assertOk(r, 'no-change build with leftovers');
+  assertSame(scan(out), A, { actual: 'out/', expected: 'compile()' });
+  assert.equal(readdirSync(dir), ['out'], 'leftovers of killed builds are still there after a build');
+
+  // Killed between the two renames: out/ is missing, the complete previous tree is set aside
+  // (beside an older tree whose removal was cut short: that one must not come back).
+  partial('.out.del-999996');
+  renameSync(out, join(dir, '.out.old-999995'));
+  assertOk(cli(['build', TWO_INFRA, '-o', out, '--set', SET]), 'build after a cut swap');
+  assertSame(scan(out), B, { actual: 'out/', expected: 'compile() with --set' });
+  assert.equal(readdirSync(dir), ['out'], 'leftovers after recovering a cut swap');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('build -o DIR refuses a non-empty directory that is not a pigen output, exit 1, and leaves it untouched', () => {
+  const dir = tmp('pigen-refuse-');
+  const mine = join(dir, 'mine');
+  mkdirSync(join(mine, 'sub'), { recursive: true });
+  writeFileSync(join(mine, 'notes.txt'), 'my notes\n');
+  writeFileSync(join(mine, 'sub', 'keep.txt'), 'keep me\n');
+  chmodSync(join(mine, 'sub', 'keep.txt'), 0o600);
+  const before = scan(mine, true);
+  const ino = lstatSync(mine).ino;
+  const r = cli(['build', TWO_INFRA, '-o', mine]);
+  assert.is(r.code, 1, `exit code\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.match(r.stderr, /not a pigen output/);
+  const after = scan(mine, true);
+  assert.is(lstatSync(mine).ino, ino, 'the directory was replaced');
+  assertSame(after, before, { actual: 'mine/ after', expected: 'mine/ before' });
+  for (const [k, e] of after) {
+    const p = before.get(k)!;
+    if (e.kind === 'file' && p.kind === 'file') assert.ok(e.ino === p.ino && e.mtimeMs === p.mtimeMs && e.ctimeMs === p.ctimeMs, `${k} was touched`);
+  }
+  assert.equal(readdirSync(dir), ['mine'], 'nothing left beside the directory');
+  // An existing empty directory is fine.
+  mkdirSync(join(dir, 'empty'));
+  assertOk(cli(['build', TWO_INFRA, '-o', join(dir, 'empty')]), 'build into an empty directory');
+  assert.equal(checkManifest(join(dir, 'empty')), []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test.run();
