@@ -47,6 +47,7 @@ export const CODES = {
   'bad-ip': { hint: 'use a dotted IPv4 address' },
   'bad-value': { hint: 'fix the value' },
   'default-secret': { hint: 'run `pigen secrets init` to generate random secrets' },
+  'stale-secret': { hint: 'run `pigen secrets rotate infra:<ip>` to issue a certificate for the current inventory' },
 
   // ── plan / render / emit ──────────────────────────────────────────────────
   'render-failed': { hint: 'this is a bug in a pigen template; please report it' },

@@ -203,6 +203,8 @@ export interface NodePlan {
   /** Commands that run once at the end (enable services...). */
   late: string[];
   timezone?: string;
+  /** The CA certificate every node trusts (from the secrets file). */
+  caCert?: string;
 }
 
 export interface Plan {

@@ -27,7 +27,7 @@ ${INVENTORY_HELP}
     const t0 = performance.now();
     const version = packageVersion();
     const out = (values.out as string | undefined) ?? 'out';
-    const c = compile(r.inventory, readAssets(), { version });
+    const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) });
     const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
     let stats;
     try {

@@ -1,7 +1,9 @@
 // Shared by commands: loading the inventory with --set/--strict, printing diagnostics.
 
-import { diagnosticsToJson, formatDiagnostics, hasErrors } from '../diagnostics.js';
-import { readAssets, readInventory } from '../io.js';
+import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
+import { readAssets, readInventory, readOptionalText } from '../io.js';
+import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecrets, type Secrets } from '../secrets/index.js';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseInventory } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
 import { parseSet } from '../resolve/index.js';
@@ -18,9 +20,10 @@ function parseSetValue(s: string): Json | undefined {
 export interface LoadResult extends Validated {
   source?: Source;
   sourceText?: string;
+  secrets?: Secrets;
 }
 
-export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean): LoadResult {
+export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean, opts: { noSecrets?: boolean } = {}): LoadResult {
   const src = readInventory(arg, ctx.cwd);
   if (!('bytes' in src)) return { diagnostics: [src] };
   const parsedSets: ResolveOptions['sets'] = [];
@@ -31,8 +34,42 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     else parsedSets.push(r);
   }
   if (setDiags.length) return { source: src, diagnostics: setDiags };
-  const v = loadAndResolve(src, readAssets(), { sets: parsedSets, strict });
-  return { ...v, source: src, sourceText: v.loaded?.text };
+  const assets = readAssets();
+  const v = loadAndResolve(src, assets, { sets: parsedSets, strict });
+  const result: LoadResult = { ...v, source: src, sourceText: v.loaded?.text };
+  if (!v.inventory || opts.noSecrets) return result;
+  // The secrets file beside the inventory: its passwords replace published defaults.
+  const secretsPath = join(arg ? dirname(resolvePath(ctx.cwd, arg)) : ctx.cwd, SECRETS_FILE);
+  const text = readOptionalText(secretsPath);
+  if (text !== undefined) {
+    const parsed = parseSecrets(text);
+    if (typeof parsed === 'string') {
+      result.diagnostics = [...result.diagnostics, err('bad-value', [], `${secretsPath}: ${parsed}`, { file: secretsPath, hint: 'recreate it with `pigen secrets init --force`' })];
+      delete result.inventory;
+      return result;
+    }
+    result.secrets = parsed;
+    applyPasswords(v.inventory, assets.schema, parsed);
+    for (const ip of v.inventory.infra) {
+      const tls = parsed.infra[ip];
+      const want = infraSans(v.inventory, ip);
+      if (!tls) {
+        result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `${secretsPath} has no certificate for infra node ${ip}; it will make a self-signed one at first boot`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
+      } else if (want.join(',') !== [...tls.sans].join(',')) {
+        result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `the certificate of ${ip} in ${secretsPath} does not cover the current names (${want.filter((x) => !tls.sans.includes(x)).join(', ') || 'names removed'})`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
+      }
+    }
+  }
+  const defaults = defaultPasswords(v.inventory, assets.schema);
+  if (defaults.length) {
+    const d = (strict ? err : warn)('default-secret', [], `well-known default passwords are in use: ${defaults.join(', ')}`, {
+      file: src.name,
+      hint: text === undefined ? 'run `pigen secrets init` to generate random ones (kept in pigsty.secrets.yml)' : 'run `pigen secrets rotate all` to generate the missing ones',
+    });
+    result.diagnostics = [...result.diagnostics, d];
+    if (strict) delete result.inventory;
+  }
+  return result;
 }
 
 /** Prints diagnostics to stderr (text) — JSON output is the command's business. */

@@ -9,8 +9,11 @@ import { ExitError, UsageError, type CliContext } from './context.js';
 import { validate } from './validate.js';
 import { build } from './build.js';
 import { userdata } from './userdata.js';
+import { secrets } from './secrets.js';
+import { check } from './check.js';
+import { bundle } from './bundle.js';
 
-export const COMMANDS: Command[] = [validate, build, userdata];
+export const COMMANDS: Command[] = [validate, build, userdata, bundle, check, secrets];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -47,7 +47,7 @@ ${INVENTORY_HELP}
       return 2;
     }
     const version = packageVersion();
-    const rendered = compile(r.inventory, readAssets(), { version }).nodes.find((n) => n.ip === node.ip)!;
+    const rendered = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) }).nodes.find((n) => n.ip === node.ip)!;
     let text = cloudConfigText(rendered, { version });
     if (values.mime) text = toMime(text);
     const limit = LIMITS[cloud].bytes;

@@ -37,7 +37,18 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
     );
   }
   const uniqueEarly = [...new Set(early)];
-  if (uniqueEarly.length) cc.bootcmd = [['cloud-init-per', 'instance', 'pigen-early', 'sh', '-c', uniqueEarly.join('\n')]];
+  const bootcmd: unknown[] = [];
+  if (uniqueEarly.length) bootcmd.push(['cloud-init-per', 'instance', 'pigen-early', 'sh', '-c', uniqueEarly.join('\n')]);
+  // Executables that must run before write_files, apt and packages (the repo_bundle installer):
+  // bootcmd writes each one (write_files comes later) and runs it at every boot; they are
+  // idempotent. A file in the golden image (omitted) is only run.
+  for (const f of n.files.filter((x) => x.via === 'bootcmd')) {
+    if (!opts.omit?.(f)) {
+      bootcmd.push(['sh', '-c', 'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1.tmp" && chmod "$3" "$1.tmp" && mv "$1.tmp" "$1"', 'pigen', f.path, f.content, f.mode]);
+    }
+    bootcmd.push([f.path]);
+  }
+  if (bootcmd.length) cc.bootcmd = bootcmd;
 
   if (n.groups.length) cc.groups = [...n.groups];
   if (n.users.length) {
@@ -46,6 +57,8 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
       ...n.users.map((u) => ({ name: u.name, system: true, groups: u.groups.join(','), homedir: u.home, shell: '/usr/sbin/nologin', lock_passwd: true, no_create_home: true })),
     ];
   }
+
+  if (n.caCert) cc.ca_certs = { trusted: [n.caCert] };
 
   // APT sources through cloud-init's apt module.
   if (n.os.family === 'deb' && n.aptSources.length) {
@@ -81,7 +94,7 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
     wf.push({ path: '/usr/sbin/policy-rc.d', permissions: '0755', owner: 'root:root', content: '#!/bin/sh\n# pigen: no service starts during first-boot package installs\nexit 101\n' });
   }
   for (const f of files) {
-    if (f.via === 'apt' || f.via === 'ntp') continue;
+    if (f.via === 'apt' || f.via === 'ntp' || f.via === 'bootcmd') continue;
     const entry: Record<string, unknown> = { path: f.path, permissions: f.mode, owner: f.owner, content: f.content };
     if (f.defer || !f.owner.startsWith('root:root')) entry.defer = true;
     wf.push(entry);

@@ -6,17 +6,20 @@ import { planInfra, uniqueFiles } from './infra.js';
 import { planNodeBase } from './node.js';
 import { osProfile } from './os.js';
 import { Vars } from './vars.js';
+import type { Secrets } from '../secrets/index.js';
 
-export function plan(inv: Inventory): Plan {
-  return { nodes: inv.nodes.map((n) => planNode(inv, n)) };
+export function plan(inv: Inventory, secrets?: Secrets): Plan {
+  return { nodes: inv.nodes.map((n) => planNode(inv, n, secrets)) };
 }
 
-export function planNode(inv: Inventory, n: Inventory['nodes'][number]): NodePlan {
+export function planNode(inv: Inventory, n: Inventory['nodes'][number], secrets?: Secrets): NodePlan {
   const v = new Vars(n.vars);
   const os = osProfile(v.str('os_profile', 'd12'));
   const base = planNodeBase(inv, n, os);
   const parts = [base];
-  if (n.modules.includes('infra')) parts.push({ ...planInfra(inv, n, os), apt: [] });
+  if (n.modules.includes('infra')) parts.push({ ...planInfra(inv, n, os, secrets), apt: [] });
+  // Every node trusts the CA (cloud-init ca_certs) and has it at Pigsty's path.
+  if (secrets) base.files.push({ path: '/etc/pki/ca.crt', kind: 'ca-cert', mode: '0644', owner: 'root:root', content: secrets.ca.cert });
   const all = <K extends 'files' | 'packages' | 'services' | 'restart' | 'users' | 'dirs' | 'early' | 'late'>(k: K) => parts.flatMap((p) => p[k] as NodePlan[K][number][]);
   const users = all('users');
   const groups = [...new Set(users.flatMap((u) => u.groups))].sort(byCodeUnit);
@@ -42,6 +45,7 @@ export function planNode(inv: Inventory, n: Inventory['nodes'][number]): NodePla
     early: all('early'),
     late: all('late'),
     ...(timezone ? { timezone } : {}),
+    ...(secrets ? { caCert: secrets.ca.cert } : {}),
   };
 }
 

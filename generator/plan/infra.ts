@@ -8,6 +8,7 @@ import { servesBundle } from './repo.js';
 import { fleetTargets } from './targets.js';
 import { splitOptions, unitFiles } from './units.js';
 import { Vars } from './vars.js';
+import type { Secrets } from '../secrets/index.js';
 
 const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -52,7 +53,7 @@ function configLines(s: string): string[] {
 }
 
 /** infra_portal entries that render a server block (those with a domain), sorted by key. */
-export function portalEntries(v: Vars): PortalEntry[] {
+export function portalEntries(v: Vars, signed = false): PortalEntry[] {
   const portal = v.obj('infra_portal');
   const out: PortalEntry[] = [];
   for (const key of Object.keys(portal).sort()) {
@@ -71,8 +72,9 @@ export function portalEntries(v: Vars): PortalEntry[] {
       scheme: e.scheme === 'https' ? 'https' : 'http',
       websocket: e.websocket === true,
       ...(typeof e.certbot === 'string' && e.certbot ? { certbot: e.certbot } : {}),
-      cert: typeof e.cert === 'string' ? e.cert : `/etc/nginx/conf.d/cert/${domain}.crt`,
-      key_file: typeof e.key === 'string' ? e.key : `/etc/nginx/conf.d/cert/${domain}.key`,
+      // With the secrets file, every entry uses the node's CA-signed certificate (SAN: all domains).
+      cert: typeof e.cert === 'string' ? e.cert : signed ? '/etc/nginx/conf.d/cert/pigsty.crt' : `/etc/nginx/conf.d/cert/${domain}.crt`,
+      key_file: typeof e.key === 'string' ? e.key : signed ? '/etc/nginx/conf.d/cert/pigsty.key' : `/etc/nginx/conf.d/cert/${domain}.key`,
       enforceHttps: e.enforce_https === true,
       auth: e.auth === true,
       realm: typeof e.realm === 'string' ? e.realm : 'Pigsty',
@@ -84,7 +86,7 @@ export function portalEntries(v: Vars): PortalEntry[] {
   return out;
 }
 
-export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part {
+export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secrets?: Secrets): Part {
   const v = new Vars(n.vars);
   const p = emptyPart();
   const seq = v.num('infra_seq', 0);
@@ -194,7 +196,8 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
           `-datasource.url=${vm}`,
           `-remoteRead.url=${vm}`,
           `-remoteWrite.url=${vm}`,
-          ...(v.on('alertmanager_enabled') ? [`-notifier.url=http://127.0.0.1:${v.num('alertmanager_port', 9059)}`] : ['-notifier.blackhole']),
+          // Debian's vmalert 1.79 has no -notifier.blackhole: without alertmanager, notifications just fail.
+          `-notifier.url=http://127.0.0.1:${v.num('alertmanager_port', 9059)}`,
           `-httpListenAddr=:${v.num('vmalert_port', 8880)}`,
           '-rule=/infra/rules/*.yml',
           `-evaluationInterval=${scrapeInterval}`,
@@ -267,7 +270,8 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
   }
 
   // ── nginx + portal ──
-  const entries = portalEntries(v);
+  const tls = secrets?.infra[n.ip];
+  const entries = portalEntries(v, tls !== undefined);
   if (v.on('nginx_enabled')) {
     p.packages.push(os.packages.nginx);
     const sslmode = v.str('nginx_sslmode', 'enable');
@@ -459,6 +463,21 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile): Part 
       `[ -s /etc/pki/infra.crt ] && [ -s /etc/pki/infra.key ] || { mkdir -p /etc/pki && openssl req -x509 -newkey rsa:2048 -nodes -days ${days} -subj /CN=${n.ip} -addext subjectAltName=DNS:localhost,DNS:${n.nodename},IP:127.0.0.1,IP:${n.ip} -keyout /etc/pki/infra.key -out /etc/pki/infra.crt 2>/dev/null; }; chown root:infra /etc/pki/infra.key && chmod 0640 /etc/pki/infra.key`,
       '[ -s /etc/pki/ca.crt ] || cp /etc/pki/infra.crt /etc/pki/ca.crt',
     );
+  }
+
+  // The node's CA-signed key and certificate from the secrets file: for services (/etc/pki) and
+  // for nginx. The key lands only on this node, never world-readable.
+  if (tls) {
+    p.files.push(
+      { path: '/etc/pki/infra.crt', kind: 'tls-cert', mode: '0644', owner: 'root:root', content: tls.cert },
+      { path: '/etc/pki/infra.key', kind: 'tls-key', mode: '0640', owner: 'root:infra', content: tls.key, secret: true, defer: true },
+    );
+    if (v.on('nginx_enabled')) {
+      p.files.push(
+        { path: '/etc/nginx/conf.d/cert/pigsty.crt', kind: 'tls-cert', mode: '0644', owner: 'root:root', content: tls.cert, defer: true },
+        { path: '/etc/nginx/conf.d/cert/pigsty.key', kind: 'tls-key', mode: '0600', owner: 'root:root', content: tls.key, secret: true, defer: true },
+      );
+    }
   }
 
   if (n.origins.infra_packages) p.packages.push(...expandPackages(os, v.list('infra_packages'), v.str('pg_version', '18')));

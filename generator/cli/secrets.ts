@@ -1,0 +1,160 @@
+// `pigen secrets init|rotate`: the secrets file beside the inventory. Keys and certificates are made
+// with the openssl program (no hand-written ASN.1); passwords with Node's CSPRNG. Never prints a
+// secret value.
+
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { readAssets, writeFileAtomic } from '../io.js';
+import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, type NodeTls, type Secrets } from '../secrets/index.js';
+import type { Inventory } from '../types.js';
+import { Vars } from '../plan/vars.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { UsageError, type CliContext } from './context.js';
+
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.error) throw Object.assign(new Error('the openssl program is needed to make keys and certificates (apt-get install openssl)'), { expected: true });
+  if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr.trim().split('\n')[0]}`);
+}
+
+function makeCa(cn: string): Secrets['ca'] {
+  const d = mkdtempSync(join(tmpdir(), 'pigen-ca-'));
+  try {
+    openssl(
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '36500', '-subj', `/CN=${cn}`,
+        '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:1', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+      d,
+    );
+    return { cn, key: readFileSync(join(d, 'ca.key'), 'utf8'), cert: readFileSync(join(d, 'ca.crt'), 'utf8') };
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: number): NodeTls {
+  const d = mkdtempSync(join(tmpdir(), 'pigen-tls-'));
+  try {
+    writeFileSync(join(d, 'ca.key'), ca.key, { mode: 0o600 });
+    writeFileSync(join(d, 'ca.crt'), ca.cert);
+    writeFileSync(
+      join(d, 'ext.cnf'),
+      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(',')}\n`,
+    );
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'node.key', '-out', 'node.csr', '-subj', `/CN=${ip}`], d);
+    openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x' + randomBytes(16).toString('hex'), '-days', String(days), '-extfile', 'ext.cnf', '-out', 'node.crt'], d);
+    return { key: readFileSync(join(d, 'node.key'), 'utf8'), cert: readFileSync(join(d, 'node.crt'), 'utf8'), sans };
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+const password = () => randomBytes(18).toString('base64url');
+const days = (inv: Inventory, ip: string) => {
+  const v = new Vars(inv.nodes.find((n) => n.ip === ip)!.vars);
+  const m = v.str('nginx_cert_validity', '397d').match(/^(\d+)d$/);
+  return m ? Number(m[1]) : 397;
+};
+
+/** Where the secrets file of an inventory lives: beside it (or in cwd for the embedded default). */
+export function secretsPathFor(ctx: CliContext, inventoryArg: string | undefined): string {
+  if (inventoryArg) return join(dirname(resolvePath(ctx.cwd, inventoryArg)), SECRETS_FILE);
+  return join(ctx.cwd, SECRETS_FILE);
+}
+
+function ensureGitignore(dir: string): void {
+  const gi = join(dir, '.gitignore');
+  const text = existsSync(gi) ? readFileSync(gi, 'utf8') : '';
+  if (text.split('\n').some((l) => l.trim() === SECRETS_FILE || l.trim() === `/${SECRETS_FILE}`)) return;
+  appendFileSync(gi, `${text && !text.endsWith('\n') ? '\n' : ''}${SECRETS_FILE}\n`);
+}
+
+export const secrets: Command = {
+  name: 'secrets',
+  summary: 'create or rotate the secrets file (CA, infra TLS keys, passwords)',
+  usage: 'pigen secrets init [INVENTORY] [--force] | pigen secrets rotate NAME [INVENTORY]',
+  help: `init writes ${SECRETS_FILE} beside the inventory (mode 0600, added to a .gitignore next to it):
+  - a CA (CN from ca_cn, 36500 days, CA:TRUE, pathlen 1);
+  - for each infra node a TLS key and a certificate signed by that CA (SAN: every portal domain,
+    i.pigsty, localhost, 127.0.0.1, the node IP and nodename; validity nginx_cert_validity);
+  - a random value for every password parameter left at Pigsty's published default.
+rotate NAME regenerates one entry: 'ca' (and every certificate it signed), 'infra:<ip>', or a
+password name (e.g. grafana_admin_password). 'rotate all' regenerates everything.
+Builds read the file; the same inventory and secrets give byte-identical output. No secret value is
+ever printed.
+
+${INVENTORY_HELP}
+  --force            init: replace an existing secrets file`,
+  options: { ...INVENTORY_OPTIONS, force: { type: 'boolean' } },
+  maxArgs: 3,
+  async run(ctx, values, args) {
+    const [sub, a1, a2] = args;
+    if (sub !== 'init' && sub !== 'rotate') throw new UsageError(`expected 'init' or 'rotate'\nUsage: ${this.usage}`);
+    const name = sub === 'rotate' ? a1 : undefined;
+    const invArg = sub === 'rotate' ? a2 : a1;
+    if (sub === 'rotate' && !name) throw new UsageError(`rotate needs NAME ('ca', 'infra:<ip>', a password name, or 'all')\nUsage: ${this.usage}`);
+    const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true, { noSecrets: true });
+    printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) return 2;
+    const inv = r.inventory;
+    const path = secretsPathFor(ctx, invArg);
+    const schema = readAssets().schema;
+    const caCn = new Vars(inv.globals).str('ca_cn', 'pigsty-ca');
+    const log = (s: string) => ctx.stderr.write(s + '\n');
+    try {
+      let s: Secrets;
+      if (sub === 'init') {
+        if (existsSync(path) && !values.force) {
+          ctx.stderr.write(`pigen: ${path} exists; use 'pigen secrets rotate NAME' or --force to replace it\n`);
+          return 1;
+        }
+        const ca = makeCa(caCn);
+        s = { version: 1, ca, infra: {}, passwords: {} };
+        for (const ip of inv.infra) s.infra[ip] = makeNodeCert(ca, ip, infraSans(inv, ip), days(inv, ip));
+        for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
+        log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
+      } else {
+        if (!existsSync(path)) {
+          ctx.stderr.write(`pigen: ${path} does not exist; run 'pigen secrets init' first\n`);
+          return 1;
+        }
+        const parsed = parseSecrets(readFileSync(path, 'utf8'));
+        if (typeof parsed === 'string') {
+          ctx.stderr.write(`pigen: ${path}: ${parsed}\n`);
+          return 2;
+        }
+        s = parsed;
+        const all = name === 'all';
+        if (all || name === 'ca') {
+          s.ca = makeCa(caCn);
+          for (const ip of inv.infra) s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
+          log(`rotated the CA and ${inv.infra.length} infra certificate(s)`);
+        }
+        if (!all && name!.startsWith('infra:')) {
+          const ip = name!.slice(6);
+          if (!inv.infra.includes(ip)) throw new UsageError(`${ip} is not an infra node (infra: ${inv.infra.join(', ')})`);
+          s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
+          log(`rotated the certificate of ${ip}`);
+        }
+        if (all) for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
+        else if (name !== 'ca' && !name!.startsWith('infra:')) {
+          const known = new Set([...Object.keys(s.passwords), ...defaultPasswords(inv, schema)]);
+          if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, ${[...known].join(', ')})`);
+          s.passwords[name!] = password();
+          log(`rotated ${name}`);
+        }
+      }
+      writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
+      ensureGitignore(dirname(path));
+      ctx.stdout.write(`${path}\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      ctx.stderr.write(`pigen: ${(e as Error).message}\n`);
+      return 1;
+    }
+  },
+};

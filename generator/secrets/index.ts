@@ -1,0 +1,92 @@
+// The secrets file (pigsty.secrets.yml, beside the inventory, mode 0600): a CA, one TLS key and
+// certificate per infra node, and random values for passwords left at Pigsty's published defaults.
+// Pure: parsing, serialising, and deciding what a file must hold. Key generation is done by the
+// CLI with the openssl program (generator/cli/secrets.ts).
+
+import { parse, stringify } from 'yaml';
+import type { Inventory, JsonObject } from '../types.js';
+import { secretParams } from '../resolve/params.js';
+import { portalEntries } from '../plan/infra.js';
+import { Vars } from '../plan/vars.js';
+
+export const SECRETS_FILE = 'pigsty.secrets.yml';
+
+export interface NodeTls {
+  key: string;
+  cert: string;
+  /** SANs the certificate was issued for (to detect a stale certificate). */
+  sans: string[];
+}
+
+export interface Secrets {
+  version: 1;
+  ca: { cn: string; key: string; cert: string };
+  infra: Record<string, NodeTls>;
+  passwords: Record<string, string>;
+}
+
+/** SANs of an infra node's certificate: portal domains, i.pigsty, localhost, 127.0.0.1, IP, nodename. */
+export function infraSans(inv: Inventory, ip: string): string[] {
+  const n = inv.nodes.find((x) => x.ip === ip)!;
+  const v = new Vars(n.vars);
+  const dns = new Set<string>(['i.pigsty', 'localhost', n.nodename]);
+  for (const e of portalEntries(v)) {
+    dns.add(e.domain);
+    for (const d of e.domains) dns.add(d);
+  }
+  return [...[...dns].sort().map((d) => `DNS:${d}`), 'IP:127.0.0.1', `IP:${ip}`];
+}
+
+/** Password parameters whose value, somewhere in the fleet, is still the published default. */
+export function defaultPasswords(inv: Inventory, schema: JsonObject): string[] {
+  const props = ((schema.definitions as JsonObject).vars as JsonObject).properties as Record<string, JsonObject>;
+  const out = new Set<string>();
+  for (const k of secretParams(schema)) {
+    const def = props[k]?.default;
+    if (typeof def !== 'string' || def === '') continue;
+    if (inv.nodes.some((n) => n.vars[k] === def)) out.add(k);
+  }
+  return [...out].sort();
+}
+
+/** Applies the secrets file's passwords where the inventory leaves the published default. */
+export function applyPasswords(inv: Inventory, schema: JsonObject, secrets: Secrets | undefined): void {
+  if (!secrets) return;
+  const props = ((schema.definitions as JsonObject).vars as JsonObject).properties as Record<string, JsonObject>;
+  for (const n of inv.nodes) {
+    for (const [k, value] of Object.entries(secrets.passwords)) {
+      if (n.vars[k] === props[k]?.default) n.vars[k] = value;
+    }
+  }
+}
+
+export function serializeSecrets(s: Secrets): string {
+  return (
+    '# pigen secrets: the CA, infra TLS keys and generated passwords for this inventory.\n' +
+    '# Keep it private (mode 0600, never commit it). Manage it with `pigen secrets`.\n' +
+    stringify(s, { lineWidth: 0, blockQuote: 'literal', sortMapEntries: true })
+  );
+}
+
+/** Parses a secrets file; returns a message when it is not one. */
+export function parseSecrets(text: string): Secrets | string {
+  let d: unknown;
+  try {
+    d = parse(text);
+  } catch (e) {
+    return `not valid YAML: ${(e as Error).message.split('\n')[0]}`;
+  }
+  const s = d as Partial<Secrets> | null;
+  if (!s || typeof s !== 'object' || s.version !== 1) return 'not a pigen secrets file (version: 1 missing)';
+  if (!s.ca || typeof s.ca.key !== 'string' || typeof s.ca.cert !== 'string') return 'the CA key or certificate is missing';
+  return { version: 1, ca: s.ca, infra: s.infra ?? {}, passwords: s.passwords ?? {} } as Secrets;
+}
+
+/** Every secret value in a secrets file, for leak scanning and redaction. */
+export function secretValues(s: Secrets): { name: string; value: string; kind: 'ca-key' | 'tls-key' | 'password'; node?: string }[] {
+  const pemBody = (pem: string) => pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const out: ReturnType<typeof secretValues> = [{ name: 'ca.key', value: pemBody(s.ca.key), kind: 'ca-key' }];
+  for (const [ip, t] of Object.entries(s.infra)) out.push({ name: `infra.${ip}.key`, value: pemBody(t.key), kind: 'tls-key', node: ip });
+  for (const [k, v] of Object.entries(s.passwords)) out.push({ name: k, value: v, kind: 'password' });
+  return out;
+}

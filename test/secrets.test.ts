@@ -1,0 +1,232 @@
+// pigen secrets: the secrets file (CA, infra certificates, passwords), openssl accepts every
+// certificate, rotation, and no command prints a secret value.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, statSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { parse as parseYaml } from 'yaml';
+import { copyNginxTree, nginxTest, NGINX } from './nginx-conf.ts';
+import { join } from 'node:path';
+import { needShared, needTools, pigen, run, SHARED, tmp } from './helpers.ts';
+import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
+
+const hasOpenssl = needTools('secrets (openssl)', 'openssl');
+const dir = tmp();
+let s: Secrets;
+
+function load(d = dir): Secrets {
+  const p = parseSecrets(readFileSync(join(d, 'pigsty.secrets.yml'), 'utf8'));
+  assert.type(p, 'object');
+  return p as Secrets;
+}
+
+function certText(pem: string): string {
+  const f = join(tmp(), 'c.pem');
+  writeFileSync(f, pem);
+  return run('openssl', ['x509', '-in', f, '-noout', '-text']).stdout;
+}
+
+test('secrets init writes a 0600 file beside the inventory and a .gitignore entry; prints no secret', () => {
+  if (!hasOpenssl) return;
+  const r = pigen(['secrets', 'init'], dir);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(statSync(join(dir, 'pigsty.secrets.yml')).mode & 0o777, 0o600);
+  assert.match(readFileSync(join(dir, '.gitignore'), 'utf8'), /^pigsty\.secrets\.yml$/m);
+  s = load();
+  for (const v of secretValues(s)) {
+    assert.not.ok(r.stdout.includes(v.value) || r.stderr.includes(v.value), `${v.name} printed`);
+  }
+  assert.is(pigen(['secrets', 'init'], dir).code, 1, 'refuses to overwrite without --force');
+});
+
+test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
+  if (!hasOpenssl) return;
+  const t = certText(s.ca.cert);
+  assert.match(t, /Subject: CN ?= ?pigsty-ca/);
+  assert.match(t, /CA:TRUE, pathlen:1/);
+  const notAfter = new Date(t.match(/Not After : (.*)/)![1]!);
+  const years = (notAfter.getTime() - Date.now()) / (365.25 * 864e5);
+  assert.ok(years > 99 && years < 101, `CA valid ${years} years`);
+});
+
+test('each infra certificate is signed by the CA (openssl verify) with the SANs and validity asked for', () => {
+  if (!hasOpenssl) return;
+  const d = tmp();
+  writeFileSync(join(d, 'ca.crt'), s.ca.cert);
+  const ips = Object.keys(s.infra);
+  assert.equal(ips, ['10.10.10.10']);
+  for (const ip of ips) {
+    writeFileSync(join(d, 'n.crt'), s.infra[ip]!.cert);
+    const v = run('openssl', ['verify', '-CAfile', join(d, 'ca.crt'), join(d, 'n.crt')]);
+    assert.is(v.code, 0, v.stdout + v.stderr);
+    const t = certText(s.infra[ip]!.cert);
+    for (const san of ['DNS:i.pigsty', 'DNS:localhost', 'DNS:pg-meta-1', 'IP Address:127.0.0.1', `IP Address:${ip}`]) assert.ok(t.includes(san), san);
+    const notAfter = new Date(t.match(/Not After : (.*)/)![1]!);
+    const d397 = (notAfter.getTime() - Date.now()) / 864e5;
+    assert.ok(d397 > 396 && d397 < 398, `validity ${d397} days`);
+  }
+});
+
+test('passwords: random values for every password left at its published default', () => {
+  if (!hasOpenssl) return;
+  assert.ok(s.passwords.grafana_admin_password);
+  assert.is.not(s.passwords.grafana_admin_password, 'pigsty');
+  assert.ok(s.passwords.grafana_admin_password!.length >= 20);
+  const v = pigen(['validate'], dir);
+  assert.not.match(v.stderr, /default-secret/, 'no default-password warning once secrets exist');
+});
+
+test('without a secrets file: one warning about default passwords; --strict makes it an error', () => {
+  const d = tmp();
+  const r = pigen(['validate'], d);
+  assert.is(r.code, 0);
+  assert.is((r.stderr.match(/default-secret/g) ?? []).length, 1);
+  const strict = pigen(['validate', '--strict'], d);
+  assert.is(strict.code, 2);
+  assert.match(strict.stderr, /error\[default-secret\]/);
+});
+
+test('rotate NAME regenerates only that entry', () => {
+  if (!hasOpenssl) return;
+  const before = load();
+  assert.is(pigen(['secrets', 'rotate', 'grafana_admin_password'], dir).code, 0);
+  const after = load();
+  assert.is.not(after.passwords.grafana_admin_password, before.passwords.grafana_admin_password);
+  assert.is(after.passwords.haproxy_admin_password, before.passwords.haproxy_admin_password);
+  assert.is(after.ca.key, before.ca.key);
+  assert.is(pigen(['secrets', 'rotate', 'infra:10.10.10.10'], dir).code, 0);
+  const t = load();
+  assert.is.not(t.infra['10.10.10.10']!.key, after.infra['10.10.10.10']!.key);
+  assert.is(t.ca.cert, after.ca.cert);
+  assert.is(pigen(['secrets', 'rotate', 'nope'], dir).code, 2);
+  assert.is(pigen(['secrets', 'rotate', 'infra:10.9.9.9'], dir).code, 2);
+});
+
+test('simu: one certificate per infra node, each with every portal domain', () => {
+  if (!hasOpenssl || !needShared('secrets on simu.yml')) return;
+  const d = tmp();
+  copyFileSync(join(SHARED!, 'pigsty-conf', 'simu.yml'), join(d, 'pigsty.yml'));
+  assert.is(pigen(['secrets', 'init'], d).code, 0);
+  const ss = load(d);
+  assert.equal(Object.keys(ss.infra).sort(), ['10.10.10.10', '10.10.10.11', '10.10.10.12']);
+  const t = certText(ss.infra['10.10.10.11']!.cert);
+  assert.ok(t.includes('IP Address:10.10.10.11'));
+  assert.ok(t.includes('DNS:i.pigsty'));
+});
+
+test('no secret lands where it must not: CA key nowhere, TLS key only on its node (0600/0640), passwords only in secret service files', () => {
+  if (!hasOpenssl) return;
+  const s2 = load();
+  const out = join(dir, 'out');
+  const b = pigen(['build', '-o', out, '--json'], dir);
+  assert.is(b.code, 0, b.stderr);
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+  const files = new Map<string, { mode: string; secret?: boolean; node: string }>();
+  for (const [ip, n] of Object.entries(manifest.nodes as Record<string, { files: { out: string; mode: string; secret?: boolean }[] }>)) {
+    for (const f of n.files) files.set(f.out, { mode: f.mode, secret: f.secret, node: ip });
+  }
+  // Every output, plus every encoded user-data form decoded again (base64 blocks and gzip).
+  const texts: { name: string; text: string; node?: string; mode?: number }[] = [];
+  const walk = (d: string, rel = '') => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(join(d, e.name), r);
+      else if (e.isFile()) texts.push({ name: r, text: readFileSync(join(d, e.name), 'utf8'), node: r.startsWith('nodes/') ? r.split('/')[1] : undefined, mode: statSync(join(d, e.name)).mode & 0o777 });
+    }
+  };
+  walk(out);
+  for (const enc of ['gzip', 'files-gz+b64', 'gzip+base64']) {
+    const f = join(tmp(), 'ud');
+    assert.is(pigen(['userdata', '10.10.10.10', '--cloud', 'nocloud', '--encoding', enc, '-o', f], dir).code, 0);
+    let raw = readFileSync(f);
+    if (enc === 'gzip+base64') raw = Buffer.from(raw.toString('utf8'), 'base64');
+    let text = enc.startsWith('gzip') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
+    // files-gz+b64: decode each gz+b64 block too
+    for (const m of text.matchAll(/content: ([A-Za-z0-9+/=]{40,})/g)) text += '\n' + gunzipSync(Buffer.from(m[1]!, 'base64')).toString('utf8');
+    texts.push({ name: `userdata:${enc}`, text, node: '10.10.10.10', mode: 0o600 });
+  }
+  for (const v of secretValues(s2)) {
+    const hits = texts.filter((t) => t.text.replace(/\s+/g, '').includes(v.kind === 'password' ? v.value : v.value));
+    if (v.kind === 'ca-key') assert.equal(hits.map((h) => h.name), [], 'the CA key appears in no output');
+    for (const h of hits) {
+      assert.is(h.node, v.kind === 'tls-key' ? v.node : h.node, `${v.name} in ${h.name}`);
+      assert.is((h.mode ?? 0) & 0o004, 0, `${v.name} in world-readable ${h.name}`);
+      const meta = files.get(h.name);
+      if (meta) {
+        assert.ok(meta.secret, `${h.name} holds ${v.name} but is not marked secret`);
+        if (v.kind === 'tls-key') assert.ok(['0600', '0640'].includes(meta.mode), `${h.name} mode ${meta.mode}`);
+      }
+    }
+    if (v.kind === 'tls-key') assert.ok(hits.length >= 2, `${v.name} reaches its node (${hits.length})`);
+    assert.not.ok(b.stdout.includes(v.value), `${v.name} printed by build --json`);
+  }
+  const grafana = texts.find((t) => t.name.endsWith('etc/grafana/grafana.ini'))!;
+  assert.ok(grafana.text.includes(s2.passwords.grafana_admin_password!), 'grafana gets its generated password');
+  const vj = pigen(['validate', '--json'], dir);
+  for (const v of secretValues(s2)) assert.not.ok(vj.stdout.includes(v.value), `${v.name} in validate --json`);
+});
+
+test('every node trusts the CA (cloud-init ca_certs), and the same inventory + secrets build byte-identically', () => {
+  if (!hasOpenssl) return;
+  const s2 = load();
+  const a = join(dir, 'o1');
+  const b2 = join(dir, 'o2');
+  assert.is(pigen(['build', '-o', a], dir).code, 0);
+  assert.is(pigen(['build', '-o', b2], dir).code, 0);
+  const ud = readFileSync(join(a, 'nodes/10.10.10.10/user-data'), 'utf8');
+  const cc = parseYaml(ud);
+  assert.equal(cc.ca_certs.trusted, [s2.ca.cert]);
+  assert.is(readFileSync(join(a, 'nodes/10.10.10.10/rootfs/etc/pki/ca.crt'), 'utf8'), s2.ca.cert);
+  assert.is(readFileSync(join(a, 'manifest.json'), 'utf8'), readFileSync(join(b2, 'manifest.json'), 'utf8'));
+  assert.is(ud, readFileSync(join(b2, 'nodes/10.10.10.10/user-data'), 'utf8'));
+});
+
+test('nginx serves HTTPS with the generated certificate; curl --cacert <ca> accepts it for the portal domain', async () => {
+  if (!hasOpenssl || !needTools('HTTPS with the generated certificate', 'nginx', 'curl')) return;
+  const p1 = await freePort();
+  const p2 = await freePort();
+  const out = join(dir, 'https');
+  const b = pigen(['build', '-o', out, '--set', `nginx_port=${p1}`, '--set', `nginx_ssl_port=${p2}`], dir);
+  assert.is(b.code, 0, b.stderr);
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+  const nodeFiles = (manifest.nodes['10.10.10.10'].files as { path: string; out: string }[]).map((f) => ({ path: f.path, content: readFileSync(join(out, f.out), 'utf8') }));
+  const prefix = tmp();
+  const copy = copyNginxTree(nodeFiles, prefix);
+  for (const [crt, key] of copy.certs) {
+    assert.ok(existsSync(prefix + crt), `${crt} is shipped, not made at boot`);
+    assert.ok(existsSync(prefix + key));
+  }
+  const t = nginxTest(copy);
+  assert.is(t.code, 0, t.stderr);
+  const caFile = join(prefix, 'ca.crt');
+  writeFileSync(caFile, load().ca.cert);
+  const child = spawn(NGINX(), ['-p', prefix + '/', '-c', copy.conf, '-g', `daemon off; pid ${prefix}/nginx.pid;`], { stdio: 'ignore' });
+  try {
+    let r = { code: -1, stdout: '', stderr: '' };
+    for (let i = 0; i < 50; i++) {
+      r = run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile, '--resolve', `i.pigsty:${p2}:127.0.0.1`, `https://i.pigsty:${p2}/`]);
+      if (r.code === 0) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.is(r.code, 0, `curl: ${r.stderr}`);
+    const wrong = run('curl', ['-sS', '-o', '/dev/null', '--resolve', `i.pigsty:${p2}:127.0.0.1`, `https://i.pigsty:${p2}/`]);
+    assert.is.not(wrong.code, 0, 'without the CA the certificate is not trusted');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+test.run();
