@@ -1,0 +1,156 @@
+// Resolve on real inventories: node counts, infra nodes, admin_ip, nodenames, modules, portal
+// entries and resolved values as pigsty-infra.md implies; precedence on the project's own fixtures.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, SHARED, needShared } from './helpers.ts';
+import { loadAndResolve } from '../generator/pipeline.ts';
+import { readAssets } from '../generator/io.ts';
+import { parseSet } from '../generator/resolve/index.ts';
+import { parseInventory } from '../generator/load/parse.ts';
+import { hasErrors } from '../generator/diagnostics.ts';
+import type { Inventory, Json } from '../generator/types.ts';
+
+const assets = readAssets();
+function resolveText(text: string, sets: string[] = [], name = 'inline.yml'): ReturnType<typeof loadAndResolve> {
+  const parsedSets = sets.map((s) => parseSet(s, (v) => (parseInventory({ name: '--set', bytes: Buffer.from(`v: ${v}\n`) }).value?.data as { v: Json }).v) as { key: string; value: Json; raw: string });
+  return loadAndResolve({ name, bytes: Buffer.from(text) }, assets, { sets: parsedSets, strict: false });
+}
+function fixture(name: string): Inventory {
+  const r = loadAndResolve({ name, bytes: readFileSync(join(SHARED!, 'pigsty-conf', name)) }, assets, { sets: [], strict: false });
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics.filter((d) => d.severity === 'error'), null, 1));
+  return r.inventory!;
+}
+const node = (inv: Inventory, ip: string) => inv.nodes.find((n) => n.ip === ip)!;
+
+test('all six shared inventories validate with no errors', () => {
+  if (!needShared('resolve on shared inventories')) return;
+  for (const f of ['meta.yml', 'rich.yml', 'full.yml', 'simu.yml', 'el.yml', 'debian.yml']) fixture(f);
+});
+
+test('meta.yml: one node, pg-meta-1, every module, online repos, portal with a ${admin_ip} endpoint', () => {
+  if (!SHARED) return;
+  const inv = fixture('meta.yml');
+  assert.is(inv.nodes.length, 1);
+  assert.equal(inv.infra, ['10.10.10.10']);
+  assert.is(inv.adminIp, '10.10.10.10');
+  const n = node(inv, '10.10.10.10');
+  assert.is(n.nodename, 'pg-meta-1');
+  assert.is(n.cluster, 'pg-meta');
+  assert.equal(n.modules, ['infra', 'node', 'etcd', 'pgsql']);
+  assert.is(n.vars.repo_enabled, false, 'infra group vars');
+  assert.is(n.vars.node_repo_modules, 'node,infra,pgsql');
+  assert.is(n.vars.nodename_overwrite, false);
+  assert.equal(Object.keys(n.vars.infra_portal as object), ['home', 'pgadmin']);
+  assert.is((n.vars.infra_portal as Record<string, Record<string, string>>).pgadmin!.endpoint, '10.10.10.10:8885');
+  assert.equal(n.vars.node_etc_hosts, ['10.10.10.10 i.pigsty sss.pigsty']);
+  assert.is(n.vars.nginx_port, 80, 'default');
+  assert.is(n.vars.vmetrics_port, 8428, 'default');
+  assert.equal(n.vars.node_firewall_public_port, [22, 80, 443, 5432], 'all.vars replaces the default list');
+  assert.is(n.vars.pg_version, 18);
+});
+
+test('full.yml: four nodes, one infra, a 3-node pg-test cluster with redis, local repo by default', () => {
+  if (!SHARED) return;
+  const inv = fixture('full.yml');
+  assert.equal(inv.nodes.map((n) => n.ip), ['10.10.10.10', '10.10.10.11', '10.10.10.12', '10.10.10.13']);
+  assert.equal(inv.infra, ['10.10.10.10']);
+  assert.equal(inv.nodes.map((n) => n.nodename), ['pg-meta-1', 'pg-test-1', 'pg-test-2', 'pg-test-3']);
+  for (const ip of ['10.10.10.11', '10.10.10.12', '10.10.10.13']) {
+    assert.is(node(inv, ip).cluster, 'pg-test');
+    assert.ok(node(inv, ip).modules.includes('pgsql'));
+    assert.not.ok(node(inv, ip).modules.includes('infra'));
+  }
+  assert.is(node(inv, '10.10.10.11').vars.node_repo_modules, 'local', 'role default');
+});
+
+test('simu.yml: 20 nodes, 3 infra replicas by infra_seq, NTP from the admin node dropped only on it', () => {
+  if (!SHARED) return;
+  const inv = fixture('simu.yml');
+  assert.is(inv.nodes.length, 20);
+  assert.equal(inv.infra, ['10.10.10.10', '10.10.10.11', '10.10.10.12']);
+  assert.equal(inv.infra.map((ip) => node(inv, ip).vars.infra_seq), [1, 2, 3]);
+  assert.is(inv.adminIp, '10.10.10.10');
+  assert.is(node(inv, '10.10.10.11').vars.repo_enabled, false);
+  assert.is(node(inv, '10.10.10.12').vars.repo_enabled, false);
+  const names = inv.nodes.map((n) => n.nodename);
+  assert.is(new Set(names).size, 20, 'nodenames unique');
+  const portal = node(inv, '10.10.10.10').vars.infra_portal as Record<string, unknown>;
+  assert.is(Object.keys(portal).length, 8);
+  const dns = node(inv, '10.10.10.21').vars.node_dns_servers as string[];
+  assert.ok(dns.length >= 2 && dns.every((s) => /^10\.10\.10\.1[0-2]$/.test(s)), JSON.stringify(dns));
+  assert.equal(node(inv, '10.10.10.21').vars.node_ntp_servers, ['pool cn.pool.ntp.org iburst', 'pool 10.10.10.10 iburst']);
+});
+
+test('${admin_ip} in NTP servers: substituted elsewhere, the line dropped on the admin node itself', () => {
+  const r = resolveText(`all:
+  vars: { admin_ip: 10.10.10.10, node_ntp_servers: ['pool pool.ntp.org iburst', 'server \${admin_ip} iburst'], node_dns_servers: ['\${admin_ip}'] }
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    web: { hosts: { 10.10.10.11: {} } }
+`);
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+  const inv = r.inventory!;
+  assert.equal(node(inv, '10.10.10.10').vars.node_ntp_servers, ['pool pool.ntp.org iburst']);
+  assert.equal(node(inv, '10.10.10.11').vars.node_ntp_servers, ['pool pool.ntp.org iburst', 'server 10.10.10.10 iburst']);
+  assert.equal(node(inv, '10.10.10.11').vars.node_dns_servers, ['10.10.10.10']);
+});
+
+test('precedence: defaults < all.vars < group vars (by name) < host vars < --set; lists replace', () => {
+  const text = `all:
+  vars: { admin_ip: 10.10.10.10, nginx_port: 81, node_etc_hosts: ['\${admin_ip} a.pigsty'] }
+  children:
+    infra:
+      hosts: { 10.10.10.10: { infra_seq: 1, vlogs_port: 9500 } }
+      vars: { nginx_port: 82, node_etc_hosts: ['1.2.3.4 b.pigsty'] }
+    zzz:
+      hosts: { 10.10.10.10: { nodename: box1 } }
+      vars: { nginx_port: 83 }
+`;
+  const r = resolveText(text);
+  assert.not.ok(hasErrors(r.diagnostics));
+  const n = r.inventory!.nodes[0]!;
+  assert.is(n.vars.nginx_port, 83, 'groups apply by name: zzz after infra');
+  assert.is(n.vars.vlogs_port, 9500, 'host var');
+  assert.equal(n.vars.node_etc_hosts, ['1.2.3.4 b.pigsty'], 'a list replaces, never merges');
+  assert.is(n.vars.grafana_port, 3000, 'default');
+  assert.is(n.nodename, 'box1');
+  const s = resolveText(text, ['nginx_port=8080', 'vlogs_port=9600']);
+  assert.is(s.inventory!.nodes[0]!.vars.nginx_port, 8080);
+  assert.is(s.inventory!.nodes[0]!.vars.vlogs_port, 9600, '--set beats host vars');
+  assert.equal(s.inventory!.nodes[0]!.origins.nginx_port, ['--set', 0]);
+});
+
+test('nodename: pg identity, then nodename, then derived from the IP; node_cluster from pg_cluster', () => {
+  const r = resolveText(`all:
+  vars: { admin_ip: 10.10.10.10 }
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    pg-x:
+      vars: { pg_cluster: pg-x }
+      hosts: { 10.10.10.11: { pg_seq: 2, pg_role: primary, nodename: ignored } }
+    web:
+      hosts: { 10.10.10.12: { nodename: web-1 } }
+    other:
+      vars: { node_id_from_pg: false }
+      hosts: { 10.10.10.13: { pg_cluster: pg-y, pg_seq: 1, nodename: kept } }
+`);
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+  const inv = r.inventory!;
+  assert.is(node(inv, '10.10.10.10').nodename, 'node-10-10-10-10');
+  assert.is(node(inv, '10.10.10.11').nodename, 'pg-x-2');
+  assert.is(node(inv, '10.10.10.11').cluster, 'pg-x');
+  assert.is(node(inv, '10.10.10.12').nodename, 'web-1');
+  assert.is(node(inv, '10.10.10.12').cluster, 'nodes');
+  assert.is(node(inv, '10.10.10.13').nodename, 'kept');
+  assert.equal(node(inv, '10.10.10.11').modules, ['node', 'pgsql']);
+});
+
+test('the project fixtures resolve (anchors, merge keys, YAML 1.1 booleans)', () => {
+  const r = loadAndResolve({ name: 'two-infra.yml', bytes: readFileSync(join(ROOT, 'test/fixtures/two-infra.yml')) }, assets, { sets: [], strict: false });
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+  assert.is(r.inventory!.infra.length, 2);
+});
+
+test.run();
