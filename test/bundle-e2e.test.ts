@@ -1,9 +1,12 @@
 // End to end with real parts: `pigen bundle --download` fetches real Debian packages (jq and its
-// whole dependency closure) with an isolated apt-get, `pigen bundle` bundles them, the generated
-// boot-time installer verifies and extracts the bundle into a temp /www, the real nginx serves it
-// on a loopback port (a minimal autoindex server over that /www, standing in for the home
-// server), and an isolated apt client pointed at `deb [trusted=yes] http://127.0.0.1:PORT/pigsty ./`
-// (its own sources list, state and cache) runs `apt-get update` and `install --download-only`.
+// whole dependency closure) with an isolated apt-get, `pigen bundle` bundles them, `pigen build`
+// (nginx_port on a free loopback port, nginx_sslmode=disable, node_repo_modules=local) renders the
+// repo-serving infra node and a plain node; the infra node's generated nginx tree is rebased into
+// a temp prefix (test/nginx-conf.ts), its generated boot-time installer verifies and extracts the
+// bundle into the rebased nginx_home, the real nginx serves it with that generated home-server
+// configuration (/pigsty/ = <nginx_home>/pigsty, autoindex), and an isolated apt client (its own
+// sources list, state and cache) uses the plain node's generated `pigsty-local` source line,
+// rewritten to 127.0.0.1:PORT, for `apt-get update` and `install --download-only`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
@@ -12,6 +15,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
 import { needTools, run, tmp } from './helpers.ts';
+import { all, copyNginxTree, location, NGINX, nginxTest, one, servers } from './nginx-conf.ts';
 
 const HAVE = needTools('bundle end-to-end (apt, nginx)', 'apt-get', 'nginx', 'dpkg-deb', 'sha256sum', 'tar', 'curl');
 
@@ -45,7 +49,7 @@ test('real packages: download, bundle, install with the generated script, serve 
   const inv = join(dir, 'pigsty.yml');
   writeFileSync(
     inv,
-    'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    repo_packages: [jq]\n    repo_extra_packages: []\n    repo_bundle: /tmp/pkg.tgz\n',
+    'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    nodes: { hosts: { 10.10.10.11: {} } }\n  vars:\n    admin_ip: 10.10.10.10\n    repo_packages: [jq]\n    repo_extra_packages: []\n    repo_bundle: /tmp/pkg.tgz\n',
   );
 
   // 1. Download with dependencies (isolated apt: own lists, cache, empty dpkg status).
@@ -68,40 +72,59 @@ test('real packages: download, bundle, install with the generated script, serve 
   const v = await cli(['bundle', 'verify', bundle]);
   assert.is(v.code, 0, v.err);
 
-  // 3. Install with the generated boot-time script into a temp /www.
-  assert.is((await cli(['build', inv, '-o', join(dir, 'out')])).code, 0);
+  // 3. The generated files: the repo-serving infra node (installer, nginx home server on a free
+  //    loopback port, plain HTTP) and a plain node (its `pigsty-local` apt source).
+  const port = await freePort();
+  const sets = [`nginx_port=${port}`, 'nginx_sslmode=disable', 'node_repo_modules=local'];
+  const built = await cli(['build', inv, '-o', join(dir, 'out'), ...sets.flatMap((x) => ['--set', x])]);
+  assert.is(built.code, 0, built.err);
+  const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; kind: string }[] }> };
+  const filesOf = (ip: string) => manifest.nodes[ip]!.files.map((f) => ({ ...f, content: readFileSync(join(dir, 'out', f.out), 'utf8') }));
+  const sources = filesOf('10.10.10.11').filter((f) => f.kind === 'apt-source');
+  assert.equal(sources.map((f) => f.path), ['/etc/apt/sources.list.d/local.list'], 'node_repo_modules=local: one apt source');
+  const line = sources[0]!.content.trim();
+  assert.is(line, 'deb [trusted=yes] http://10.10.10.10/pigsty ./', 'the generated pigsty-local source line');
+
+  // 4. nginx: the infra node's generated tree, rebased under a temp prefix (copyNginxTree).
+  chmodSync(dir, 0o755); // nginx workers (www-data) read the repo under it
+  const prefix = join(dir, 'nginx');
+  const copy = copyNginxTree(filesOf('10.10.10.10'), prefix);
+  assert.equal(copy.certs, [], 'nginx_sslmode=disable: no certificate to make');
+  const home = servers(copy.files).find(({ server }) => all(server.block, 'listen').some((d) => d.args[0] === String(port)));
+  assert.ok(home, `a server listens on nginx_port ${port}`);
+  const repoLoc = location(home!.server.block, '/pigsty/');
+  assert.ok(repoLoc, 'the home server has a /pigsty/ location');
+  assert.is(one(repoLoc!.block, 'autoindex')?.args[0], 'on');
+  const nginxHome = one(repoLoc!.block, 'root')?.args[0] ?? '';
+  assert.is(nginxHome, '/www', '/pigsty/ serves <nginx_home>/pigsty');
+  const www = prefix + nginxHome;
+  const t = nginxTest(copy);
+  assert.is(t.code, 0, t.stderr);
+
+  // 5. Install with the generated boot-time script into the rebased nginx_home.
   const script = join(dir, 'out/nodes/10.10.10.10/rootfs/usr/local/bin/pigen-install-bundle');
   chmodSync(script, 0o755);
-  const www = join(dir, 'www');
   const ins = run('env', [`WWW=${www}`, 'sh', script, bundle]);
   assert.is(ins.code, 0, ins.stdout + ins.stderr);
   assert.ok(existsSync(join(www, 'pigsty/repo_complete')));
-  chmodSync(dir, 0o755);
 
-  // 4. Serve with nginx on a loopback port.
-  const port = await freePort();
-  const prefix = join(dir, 'nginx');
-  mkdirSync(join(prefix, 'tmp'), { recursive: true });
-  const conf = join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `user root root;\nworker_processes 1;\npid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents { worker_connections 64; }\n` +
-      `http {\n  access_log ${prefix}/access.log;\n  client_body_temp_path ${prefix}/tmp/body; proxy_temp_path ${prefix}/tmp/proxy; fastcgi_temp_path ${prefix}/tmp/fcgi; uwsgi_temp_path ${prefix}/tmp/uwsgi; scgi_temp_path ${prefix}/tmp/scgi;\n` +
-      `  types { application/octet-stream deb; text/plain txt; }\n  default_type application/octet-stream;\n` +
-      `  server {\n    listen 127.0.0.1:${port};\n    root ${www};\n    autoindex on;\n  }\n}\n`,
-  );
-  const start = run('nginx', ['-p', prefix, '-c', conf]);
+  // 6. Serve it with the real nginx, generated configuration.
+  const nginxArgs = ['-p', `${prefix}/`, '-c', copy.conf, '-g', `pid ${prefix}/nginx.pid;`];
+  const start = run(NGINX(), nginxArgs);
   assert.is(start.code, 0, start.stderr);
   try {
     const idx = run('curl', ['-fsS', `http://127.0.0.1:${port}/pigsty/`]);
     assert.is(idx.code, 0, idx.stderr);
+    assert.match(idx.stdout, /Index of \/pigsty\//);
     assert.match(idx.stdout, /repo_complete/);
 
-    // 5. An isolated apt client using only this repo.
+    // 7. An isolated apt client using only this repo: the generated source line, on the test port.
     const a = join(dir, 'apt');
     mkdirSync(join(a, 'state/lists/partial'), { recursive: true });
     mkdirSync(join(a, 'cache/archives/partial'), { recursive: true });
-    writeFileSync(join(a, 'sources.list'), `deb [trusted=yes] http://127.0.0.1:${port}/pigsty ./\n`);
+    const rewritten = line.replace('http://10.10.10.10/', `http://127.0.0.1:${port}/`);
+    assert.is(rewritten, `deb [trusted=yes] http://127.0.0.1:${port}/pigsty ./`);
+    writeFileSync(join(a, 'sources.list'), rewritten + '\n');
     const opts = [
       '-o', `Dir::Etc::sourcelist=${join(a, 'sources.list')}`,
       '-o', 'Dir::Etc::sourceparts=/dev/null',
@@ -124,11 +147,14 @@ test('real packages: download, bundle, install with the generated script, serve 
       const sum = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
       assert.is(sum(join(a, 'cache/archives', name!)), sum(join(www, 'pigsty', name!)));
     }
-    const log = readFileSync(join(prefix, 'access.log'), 'utf8');
+    // The home server's own access log (access_log /var/log/nginx/home.log, rebased).
+    const logPath = all(home!.server.block, 'access_log')[0]?.args[0];
+    assert.ok(logPath?.startsWith('/'), 'the home server has an access log');
+    const log = readFileSync(prefix + logPath!, 'utf8');
     assert.match(log, /GET \/pigsty\/(\.\/)?jq_\S+\.deb HTTP\/1\.1" 200/, log);
     assert.match(log, /GET \/pigsty\/(\.\/)?Packages(\.gz)? HTTP\/1\.1" 200/, log);
   } finally {
-    run('nginx', ['-p', prefix, '-c', conf, '-s', 'stop']);
+    run(NGINX(), [...nginxArgs, '-s', 'stop']);
   }
 });
 

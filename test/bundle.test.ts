@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { extract as tarExtract, pack as tarPack, type Header } from 'tar-stream';
 import { readAr, writeAr } from '../generator/bundle/ar.ts';
 import { buildBundle, type BundleInput } from '../generator/bundle/build.ts';
 import { debControl, packagesStanza, parseControl, parsePackages, releaseFile } from '../generator/bundle/deb.ts';
@@ -176,6 +177,7 @@ test('bundle: tar layout (pigsty/ first, packages, index, manifest, repo_complet
     'pigsty/Packages',
     'pigsty/Packages.gz',
     'pigsty/Release',
+    'pigsty/manifest.size',
     'pigsty/manifest.sha256',
     'pigsty/repo_complete',
   ]);
@@ -190,6 +192,17 @@ test('bundle: tar layout (pigsty/ first, packages, index, manifest, repo_complet
   const check = run('sha256sum', ['--strict', '-c', 'manifest.sha256'], { cwd: repo });
   assert.is(check.code, 0, check.stdout + check.stderr);
   assert.is(readFileSync(join(repo, 'repo_complete'), 'utf8'), sha(readFileSync(join(repo, 'manifest.sha256'))) + '\n');
+  // manifest.sha256: every file but itself and the marker (manifest.size included);
+  // manifest.size: "<bytes>  <path>" of the same files but itself, same order.
+  const all = readdirSync(repo).sort();
+  const sums = readFileSync(join(repo, 'manifest.sha256'), 'utf8').trimEnd().split('\n').map((l) => l.slice(66));
+  assert.equal(sums, all.filter((n) => n !== 'manifest.sha256' && n !== 'repo_complete'));
+  const sizes = readFileSync(join(repo, 'manifest.size'), 'utf8').trimEnd().split('\n');
+  assert.equal(sizes.map((l) => l.replace(/^\d+  /, '')), sums.filter((n) => n !== 'manifest.size'));
+  for (const l of sizes) {
+    const [, size, name] = /^(\d+)  (.+)$/.exec(l)!;
+    assert.is(run('stat', ['-c', '%s', join(repo, name!)]).stdout.trim(), size, `${name}: stat -c %s`);
+  }
   const packages = readFileSync(join(repo, 'Packages'));
   assert.ok(Buffer.from(gunzipSync(readFileSync(join(repo, 'Packages.gz')))).equals(packages));
   const stanzas = parsePackages(packages.toString());
@@ -242,7 +255,7 @@ test('CLI: pigen bundle writes the default name atomically, twice identical; ver
   assert.ok(first.equals(readFileSync(join(outDir, name))));
   const v = await cli(['bundle', 'verify', join(outDir, name)]);
   assert.is(v.code, 0, v.err);
-  assert.match(v.out, /ok: 9 files \(4 \.deb\)/);
+  assert.match(v.out, /ok: 10 files \(4 \.deb\)/);
   const e = await cli(['bundle', '--from', debs, '-o', join(outDir, 'e.tgz'), '--quiet'], {}, 86400);
   assert.is(e.code, 0, e.err);
   assert.not.ok(readFileSync(join(outDir, 'e.tgz')).equals(first));
@@ -322,6 +335,48 @@ function readMarker(tar: Buffer): string {
   return m![1]!;
 }
 
+/**
+ * Re-packs an uncompressed bundle tar (same entries, order and headers) with `edit` applied to
+ * the named files. With `reseal`, manifest.sha256's lines for the edited files and repo_complete
+ * are recomputed (manifest.sha256 itself may be edited too), so the marker and every checksum
+ * hold and only what the edit broke is wrong.
+ */
+async function repack(tar: Buffer, edit: Record<string, (text: string) => string>, reseal: boolean): Promise<Buffer> {
+  const entries: { header: Header; data: Buffer }[] = [];
+  const ex = tarExtract();
+  const read = (async () => {
+    for await (const e of ex) {
+      const parts: Buffer[] = [];
+      for await (const c of e) parts.push(c as Buffer);
+      entries.push({ header: e.header, data: Buffer.concat(parts) });
+    }
+  })();
+  ex.end(tar);
+  await read;
+  const byName = (n: string) => entries.find((e) => e.header.name === `pigsty/${n}`)!;
+  for (const [name, f] of Object.entries(edit)) byName(name).data = Buffer.from(f(byName(name).data.toString('utf8')));
+  if (reseal) {
+    const sums = byName('manifest.sha256');
+    sums.data = Buffer.from(
+      sums.data
+        .toString('utf8')
+        .split('\n')
+        .map((l) => (edit[l.slice(66)] && l.slice(66) !== 'manifest.sha256' ? `${sha(byName(l.slice(66)).data)}  ${l.slice(66)}` : l))
+        .join('\n'),
+    );
+    byName('repo_complete').data = Buffer.from(sha(sums.data) + '\n');
+  }
+  const p = tarPack();
+  const out: Buffer[] = [];
+  const collect = (async () => {
+    for await (const c of p) out.push(c as Buffer);
+  })();
+  for (const e of entries) p.entry({ ...e.header, size: e.data.length }, e.data);
+  p.finalize();
+  await collect;
+  return Buffer.concat(out);
+}
+
 function install(script: string, bundle: string): { code: number; www: string; out: string } {
   const www = join(tmp('pigen-www-'), 'www');
   const r = run('env', [`WWW=${www}`, 'sh', script, bundle]);
@@ -336,7 +391,7 @@ test('installer: installs a good bundle (marker last), skips when complete', asy
   const r = install(script, good);
   assert.is(r.code, 0, r.out);
   assert.ok(existsSync(join(r.www, 'pigsty/repo_complete')));
-  assert.is(readdirSync(join(r.www, 'pigsty')).length, 9);
+  assert.is(readdirSync(join(r.www, 'pigsty')).length, 10);
   assert.equal(readdirSync(join(r.www, '..')).sort(), ['www'], 'temp dir removed');
   const again = run('env', [`WWW=${r.www}`, 'sh', script, '/nonexistent.tgz']);
   assert.is(again.code, 0);
@@ -371,6 +426,66 @@ test('verify and installer: corruption inside a valid gzip/tar is named; no repo
   assert.is.not(r2.code, 0);
   assert.match(r2.out, /does not match sha256 of manifest/);
   assert.not.ok(existsSync(join(r2.www, 'pigsty/repo_complete')));
+  // A size changed in manifest.size alone: its own checksum no longer matches.
+  const sized = await repack(tar, { 'manifest.size': (t) => t.replace(/^(\d)/, (d) => String((Number(d) + 1) % 10)) }, false);
+  const file3 = join(work, 'sized.tgz');
+  writeFileSync(file3, gzipSync(sized));
+  const v3 = await cli(['bundle', 'verify', file3]);
+  assert.is(v3.code, 1);
+  assert.match(v3.err, /manifest\.size: sha256 [0-9a-f]+ does not match manifest\.sha256/);
+  const r3 = install(script, file3);
+  assert.is.not(r3.code, 0);
+  assert.match(r3.out, /checksum mismatch/);
+  assert.not.ok(existsSync(join(r3.www, 'pigsty/repo_complete')));
+});
+
+test('verify and installer: sizes are checked against manifest.size (resealed bundles: marker and checksums hold); no repo_complete', async () => {
+  if (!HAVE_DPKG) return;
+  const script = await installer();
+  const tar = Buffer.from(gunzipSync(await bundleBytes(0)));
+  const cases: { what: string; edit: Record<string, (t: string) => string>; verify: RegExp; install: RegExp }[] = [
+    {
+      what: 'a wrong size',
+      edit: { 'manifest.size': (t) => t.replace(/^(\d+)(  pigen-gzip_)/m, (_, n: string, rest: string) => `${Number(n) + 1}${rest}`) },
+      verify: /^pigen-gzip_1\.0-1_all\.deb: size (\d+) does not match manifest\.size \((?!\1)\d+\)$/,
+      install: /pigen-gzip_1\.0-1_all\.deb: size \d+ does not match manifest\.size \(\d+\)/,
+    },
+    {
+      what: 'a file missing from manifest.size',
+      edit: { 'manifest.size': (t) => t.replace(/^\d+  Packages\n/m, '') },
+      verify: /^Packages: listed in manifest\.sha256 but not in manifest\.size$/,
+      install: /manifest\.size does not list the files of manifest\.sha256/,
+    },
+    {
+      what: 'a malformed manifest.size line',
+      edit: { 'manifest.size': (t) => t.replace(/^(\d+)  Release$/m, '$1 Release') },
+      verify: /^manifest\.size line \d+ is malformed: "\d+ Release"$/,
+      install: /manifest\.size does not list the files of manifest\.sha256/,
+    },
+    {
+      what: 'manifest.size not in manifest.sha256',
+      edit: { 'manifest.sha256': (t) => t.replace(/^[0-9a-f]{64}  manifest\.size\n/m, '') },
+      verify: /^manifest\.size: in the bundle but not in manifest\.sha256$/,
+      install: /manifest\.size is not listed in manifest\.sha256/,
+    },
+  ];
+  for (const c of cases) {
+    const forged = await repack(tar, c.edit, true);
+    assert.is.not(Buffer.compare(forged, tar), 0, `${c.what}: the edit changed something`);
+    const res = await verifyBundle((async function* () { yield gzipSync(forged); })());
+    assert.not.ok(res.ok, c.what);
+    assert.match(res.error!, c.verify, `${c.what}: ${res.error}`);
+    const file = join(work, `resealed-${c.what.replace(/\W+/g, '-')}.tgz`);
+    writeFileSync(file, gzipSync(forged));
+    const r = install(script, file);
+    assert.is.not(r.code, 0, `${c.what}: installer accepted it: ${r.out}`);
+    assert.match(r.out, c.install, c.what);
+    assert.not.ok(existsSync(join(r.www, 'pigsty/repo_complete')), `${c.what}: repo_complete left behind`);
+  }
+  // The unchanged repack installs (the helper itself is faithful).
+  const same = join(work, 'repacked.tgz');
+  writeFileSync(same, gzipSync(await repack(tar, {}, true)));
+  assert.is(install(script, same).code, 0);
 });
 
 test('verify and installer: truncation at random points always fails, never leaves repo_complete', async () => {

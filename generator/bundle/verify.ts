@@ -3,8 +3,10 @@
 //  1. structure: every entry under the single top directory `pigsty/`, no absolute or `..` paths,
 //     only regular files and directories, no duplicates, `repo_complete` the last entry;
 //  2. `repo_complete` equals sha256(manifest.sha256);
-//  3. every manifest line matches its file, and every file is in the manifest;
-//  4. the APT index: Release checksums of Packages/Packages.gz, Packages.gz = gzip(Packages), and
+//  3. every manifest.sha256 line matches its file, and every file is in it (manifest.size too);
+//  4. every manifest.size line matches its file's size, and it lists exactly the files of
+//     manifest.sha256 but itself;
+//  5. the APT index: Release checksums of Packages/Packages.gz, Packages.gz = gzip(Packages), and
 //     each Packages stanza's Filename exists with its Size and SHA256; every .deb has a stanza.
 // Files stream through sha256; only the small index files are kept in memory.
 
@@ -13,7 +15,7 @@ import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { byCodeUnit } from '../util/text.js';
-import { TOP } from './build.js';
+import { MARKER, SIZES, SUMS, TOP } from './build.js';
 import { get, parsePackages } from './deb.js';
 
 export interface VerifyResult {
@@ -29,7 +31,7 @@ export interface VerifyResult {
 }
 
 /** Index files kept in memory to check their content (they are small). */
-const KEEP = new Set(['Packages', 'Packages.gz', 'Release', 'manifest.sha256', 'repo_complete']);
+const KEEP = new Set(['Packages', 'Packages.gz', 'Release', SIZES, SUMS, MARKER]);
 const KEEP_LIMIT = 512 << 20;
 
 export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<VerifyResult> {
@@ -97,16 +99,18 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
       files: files.size,
       bytes,
       debs: [...files.keys()].filter((k) => k.endsWith('.deb')).length,
-      ...(kept.has('manifest.sha256') ? { manifestSha256: createHash('sha256').update(kept.get('manifest.sha256')!).digest('hex') } : {}),
+      ...(kept.has(SUMS) ? { manifestSha256: createHash('sha256').update(kept.get(SUMS)!).digest('hex') } : {}),
     };
   }
   if (structural) return done(structural, 1);
   if (order.length === 0) return done('empty archive: no entries', 1);
 
   const problems: string[] = [];
-  const manifest = kept.get('manifest.sha256');
-  const marker = kept.get('repo_complete');
+  const manifest = kept.get(SUMS);
+  const sizes = kept.get(SIZES);
+  const marker = kept.get(MARKER);
   if (!manifest) problems.push('manifest.sha256 is missing');
+  if (!sizes) problems.push('manifest.size is missing');
   if (!marker) problems.push('repo_complete is missing (an incomplete bundle)');
   if (order[order.length - 1] !== `${TOP}/repo_complete` && marker) problems.push('repo_complete is not the last entry');
   if (problems.length) return result(problems);
@@ -129,7 +133,27 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
     else if (f.sha256 !== sum) problems.push(`${path}: sha256 ${f.sha256} does not match manifest.sha256 (${sum})`);
   });
   for (const path of [...files.keys()].sort(byCodeUnit)) {
-    if (path !== 'manifest.sha256' && path !== 'repo_complete' && !listed.has(path)) problems.push(`${path}: in the bundle but not in manifest.sha256`);
+    if (path !== SUMS && path !== MARKER && !listed.has(path)) problems.push(`${path}: in the bundle but not in manifest.sha256`);
+  }
+
+  // manifest.size lines: "<bytes>  <path>", the files of manifest.sha256 but itself.
+  const sized = new Set<string>();
+  const sizeLines = Buffer.from(sizes!).toString('utf8').split('\n');
+  if (sizeLines[sizeLines.length - 1] === '') sizeLines.pop();
+  sizeLines.forEach((line, i) => {
+    const m = /^(0|[1-9][0-9]*)  (.+)$/.exec(line);
+    if (!m) return void problems.push(`manifest.size line ${i + 1} is malformed: ${JSON.stringify(line.slice(0, 100))}`);
+    const [, size, path] = m as unknown as [string, string, string];
+    if (sized.has(path)) problems.push(`${path}: listed twice in manifest.size`);
+    sized.add(path);
+    const f = files.get(path);
+    if (path === SIZES || !listed.has(path)) problems.push(`${path}: listed in manifest.size, which lists only the other files of manifest.sha256`);
+    else if (!f) problems.push(`${path}: listed in manifest.size but not in the bundle`);
+    else if (String(f.size) !== size) problems.push(`${path}: size ${f.size} does not match manifest.size (${size})`);
+  });
+  if (!listed.has(SIZES)) problems.push('manifest.size is not listed in manifest.sha256');
+  for (const path of [...listed].sort(byCodeUnit)) {
+    if (path !== SIZES && !sized.has(path)) problems.push(`${path}: listed in manifest.sha256 but not in manifest.size`);
   }
 
   // APT index.

@@ -1,5 +1,5 @@
 // `pigen bundle`: the offline repo bundle (a reproducible .tgz of the local repo with its APT index,
-// manifest.sha256 and the repo_complete marker last), `pigen bundle verify FILE`, and the package
+// manifest.size, manifest.sha256 and the repo_complete marker last), `pigen bundle verify FILE`, and the package
 // list / download helpers. See generator/bundle/build.ts for the layout.
 
 import { availableParallelism } from 'node:os';
@@ -20,11 +20,12 @@ export const bundle: Command = {
   help: `Builds a reproducible .tgz of a local repo, extracted on the repo-serving infra node with
 'tar -C /www': one top directory pigsty/ with the packages of DIR, an APT flat-repo index
 (Packages, Packages.gz, Release) generated from each .deb's control data, repodata/ from
-createrepo_c for .rpm files, manifest.sha256 (sha256sum -c format) and, as the last entry,
-repo_complete holding the sha256 of manifest.sha256. Same inputs and SOURCE_DATE_EPOCH give
+createrepo_c for .rpm files, manifest.size ('<bytes>  <path>' of every file),
+manifest.sha256 (sha256sum -c format, every file including manifest.size) and, as the last
+entry, repo_complete holding the sha256 of manifest.sha256. Same inputs and SOURCE_DATE_EPOCH give
 the same bytes. Compression runs in parallel (independent gzip members, like pigz).
 
-  pigen bundle verify FILE   checks structure, every checksum, the index and the marker;
+  pigen bundle verify FILE   checks structure, every checksum and size, the index and the marker;
                              exit 1 naming the first mismatch
 
 ${INVENTORY_HELP}
@@ -183,7 +184,7 @@ async function verifyCommand(ctx: CliContext, file: string | undefined, json: bo
     ctx.stderr.write(`pigen: ${file}: verification failed: ${res.error}${more}\n`);
     return 1;
   }
-  ctx.stdout.write(`${file}: ok: ${res.files} files (${res.debs} .deb), ${formatBytes(res.bytes)}; every checksum matches manifest.sha256; repo_complete ${res.manifestSha256}\n`);
+  ctx.stdout.write(`${file}: ok: ${res.files} files (${res.debs} .deb), ${formatBytes(res.bytes)}; every checksum matches manifest.sha256 and every size manifest.size; repo_complete ${res.manifestSha256}\n`);
   return 0;
 }
 
