@@ -11,6 +11,9 @@ for (const s of [process.stdout, process.stderr]) {
   });
 }
 
+// The AWS SDK (pigen bake --target aws) warns on every run that Node 20 support ends in 2027.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const epochEnv = process.env.SOURCE_DATE_EPOCH;
 const epoch = epochEnv && /^\d+$/.test(epochEnv) ? Number(epochEnv) : 0;
 const code = await main(process.argv.slice(2), {

@@ -10,7 +10,7 @@ export interface Compiled extends EmitResult {
   nodes: RenderedNode[];
 }
 
-export function compile(inv: Inventory, assets: Assets, opts: { version: string; secrets?: Secrets }): Compiled {
+export function compile(inv: Inventory, assets: Assets, opts: { version: string; secrets?: Secrets; bundleSha256?: string }): Compiled {
   const nodes = render(assets, plan(inv, opts.secrets));
-  return { nodes, ...emit(nodes, { version: opts.version, inventory: inv.file }) };
+  return { nodes, ...emit(nodes, { version: opts.version, inventory: inv.file, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) }) };
 }

@@ -216,7 +216,8 @@ export function checkManifest(dir: string): string[] {
   const problems: string[] = [];
   const mpath = join(dir, 'manifest.json');
   if (!existsSync(mpath)) return ['manifest.json is missing'];
-  let manifest: { nodes: Record<string, { userData: { out: string; sha256: string; size: number }; links: { path: string; target: string }[]; files: { out: string; sha256: string; size: number; mode: string }[] }> };
+  type Out = { out: string; sha256: string; size: number };
+  let manifest: { images?: Record<string, { json: Out; pkrvars: Out }>; nodes: Record<string, { userData: Out; image?: { userData: Out }; links: { path: string; target: string }[]; files: { out: string; sha256: string; size: number; mode: string }[] }> };
   try {
     manifest = JSON.parse(readFileSync(mpath, 'utf8'));
   } catch (e) {
@@ -235,6 +236,7 @@ export function checkManifest(dir: string): string[] {
   for (const [ip, n] of Object.entries(manifest.nodes)) {
     for (const f of n.files) checkFile(f.out, f.sha256, f.size, f.mode);
     checkFile(n.userData.out, n.userData.sha256, n.userData.size);
+    if (n.image) checkFile(n.image.userData.out, n.image.userData.sha256, n.image.userData.size);
     const md = `nodes/${ip}/meta-data`;
     listed.add(md);
     if (present.get(md)?.kind !== 'file') problems.push(`${md}: missing`);
@@ -244,6 +246,7 @@ export function checkManifest(dir: string): string[] {
       if (present.get(p)?.kind !== 'link') problems.push(`${p}: symlink missing`);
     }
   }
+  for (const img of Object.values(manifest.images ?? {})) for (const f of [img.json, img.pkrvars]) checkFile(f.out, f.sha256, f.size);
   for (const k of present.keys()) if (!listed.has(k)) problems.push(`${k}: not in the manifest`);
   return problems;
 }

@@ -1,7 +1,9 @@
 // `pigen build`: compile the inventory into an output directory, written atomically.
 
 import { compile } from '../compile.js';
-import { packageVersion, readAssets, writeTree } from '../io.js';
+import { fileSizeOf, packageVersion, readAssets, readFileChunks, writeTree } from '../io.js';
+import { verifyBundle } from '../bundle/verify.js';
+import { resolve as resolvePath } from 'node:path';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson } from './common.js';
 
@@ -14,8 +16,14 @@ complete #cloud-config), meta-data (NoCloud), and out/manifest.json. The new tre
 DIR and swapped in; a build that changes nothing rewrites no file.
 
 ${INVENTORY_HELP}
-  -o, --out DIR      output directory (default: out)`,
-  options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' } },
+  -o, --out DIR      output directory (default: out)
+  --bundle FILE      the offline repo bundle the repo-serving node's image carries (its manifest
+                     hash becomes part of that image's content hash, as with pigen bake --bundle)
+
+Also writes, per golden image, out/images/<image>.json (content, packages, content hash, nodes)
+and out/images/<image>.pkrvars.hcl (Packer variables for images/), and per node
+out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).`,
+  options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' }, bundle: { type: 'string' } },
   maxArgs: 1,
   async run(ctx, values, args) {
     const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
@@ -27,7 +35,17 @@ ${INVENTORY_HELP}
     const t0 = performance.now();
     const version = packageVersion();
     const out = (values.out as string | undefined) ?? 'out';
-    const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) });
+    let bundleSha256: string | undefined;
+    if (typeof values.bundle === 'string') {
+      const path = resolvePath(ctx.cwd, values.bundle);
+      const v = fileSizeOf(path) === undefined ? undefined : await verifyBundle(readFileChunks(path));
+      if (!v?.ok || !v.manifestSha256) {
+        ctx.stderr.write(`pigen: --bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}\n`);
+        return 2;
+      }
+      bundleSha256 = v.manifestSha256;
+    }
+    const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) });
     const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
     let stats;
     try {

@@ -12,8 +12,9 @@ import { userdata } from './userdata.js';
 import { secrets } from './secrets.js';
 import { check } from './check.js';
 import { bundle } from './bundle.js';
+import { bake } from './bake.js';
 
-export const COMMANDS: Command[] = [validate, build, userdata, bundle, check, secrets];
+export const COMMANDS: Command[] = [validate, build, userdata, bundle, bake, check, secrets];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

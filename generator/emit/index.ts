@@ -6,6 +6,7 @@ import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
 import { cloudConfigText } from './cloud-config.js';
 import { CLOUDS, fitAll, LIMITS } from './userdata.js';
+import { bakedNode, imageJson, packerVars, splitImages } from './images.js';
 
 const enc = new TextEncoder();
 export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -32,9 +33,26 @@ export interface EmitResult {
   manifest: Record<string, unknown>;
 }
 
-export function emit(nodes: RenderedNode[], opts: { version: string; inventory: string }): EmitResult {
+export function emit(nodes: RenderedNode[], opts: { version: string; inventory: string; bundleSha256?: string }): EmitResult {
   const tree: OutEntry[] = [];
   const manifestNodes: Record<string, unknown> = {};
+  // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
+  const split = splitImages(nodes, { version: opts.version, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });
+  const manifestImages: Record<string, unknown> = {};
+  for (const img of split.images) {
+    const json = enc.encode(stableJson(imageJson(img)) + '\n');
+    const vars = enc.encode(packerVars(img, opts.version));
+    tree.push({ path: `images/${img.name}.json`, data: json, mode: 0o644 });
+    tree.push({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644 });
+    manifestImages[img.name] = {
+      role: img.role,
+      os: img.os,
+      hash: img.hash,
+      nodes: img.nodes,
+      json: { out: `images/${img.name}.json`, size: json.length, sha256: sha256(json) },
+      pkrvars: { out: `images/${img.name}.pkrvars.hcl`, size: vars.length, sha256: sha256(vars) },
+    };
+  }
   for (const n of nodes) {
     const base = `nodes/${n.ip}`;
     const files: ManifestFile[] = [];
@@ -58,6 +76,13 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
     }
     tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600 });
+    const own = split.byNode.get(n.ip)!;
+    const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
+      /\n/,
+      `\n# boots from image ${own.image.name}: image files and packages left out\n`,
+    );
+    const baked = enc.encode(bakedText);
+    tree.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600 });
     const instanceId = `pigen-${n.nodename}-${sha256(ud).slice(0, 12)}`;
     tree.push({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
     manifestNodes[n.ip] = {
@@ -69,10 +94,11 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       services: n.services,
       links: n.links,
       userData: { out: `${base}/user-data`, size: ud.length, sha256: sha256(ud), targets },
+      image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: sha256(baked) } },
       files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
     };
   }
-  const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes };
+  const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
   tree.push({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
   tree.sort((a, b) => byCodeUnit(a.path, b.path));
   return { tree, manifest };

@@ -1,0 +1,90 @@
+// EC2 lookups for `pigen bake --target aws`: does an AMI with this content hash exist (tag filter),
+// and which source AMI to bake on (owner + name pattern, newest CreationDate, per target OS).
+
+import { DescribeImagesCommand, EC2Client, type Image } from '@aws-sdk/client-ec2';
+
+/** The official base images pigen bakes on, per os_profile. */
+export const SOURCE_AMIS: Record<string, { owner: string; name: string; sshUser: string }> = {
+  // Debian's cloud team account (https://wiki.debian.org/Cloud/AmazonEC2Image/Bookworm).
+  d12: { owner: '136693071363', name: 'debian-12-amd64-*', sshUser: 'admin' },
+  // Rocky Linux's official account.
+  el9: { owner: '792107900819', name: 'Rocky-9-EC2-Base-9.*x86_64*', sshUser: 'rocky' },
+};
+
+export interface Ec2Options {
+  region: string;
+  endpoint?: string;
+  maxAttempts?: number;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+export function ec2Client(o: Ec2Options): EC2Client {
+  return new EC2Client({
+    region: o.region,
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+  });
+}
+
+/** An EC2 failure explained for the user (throttling, credentials, anything else). */
+export class Ec2Error extends Error {}
+
+function explain(e: unknown, what: string): Ec2Error {
+  const err = e as { name?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const code = err.Code ?? err.name ?? 'Error';
+  const status = err.$metadata?.httpStatusCode;
+  const at = status ? ` (HTTP ${status})` : '';
+  if (/RequestLimitExceeded|Throttl/i.test(code) || status === 503) {
+    return new Ec2Error(`${what}: EC2 is throttling requests (${code}${at}) and retries ran out; wait and run pigen bake again, or raise AWS_MAX_ATTEMPTS`);
+  }
+  if (/AuthFailure|UnauthorizedOperation|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken|CredentialsProviderError/i.test(code) || status === 401 || status === 403) {
+    return new Ec2Error(`${what}: AWS rejected the credentials (${code}${at}): ${err.message ?? ''}`.trim() + '; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the ec2:DescribeImages permission');
+  }
+  return new Ec2Error(`${what}: ${code}${at}: ${err.message ?? String(e)}`);
+}
+
+/** The AMI (owned by this account) tagged with the content hash, if any. */
+export async function findBakedImage(client: EC2Client, hash: string, os: string): Promise<Image | undefined> {
+  let res;
+  try {
+    res = await client.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        Filters: [
+          { Name: 'tag:pigen:content-hash', Values: [hash] },
+          { Name: 'tag:pigen:os', Values: [os] },
+        ],
+      }),
+    );
+  } catch (e) {
+    throw explain(e, 'looking up baked images');
+  }
+  return newest((res.Images ?? []).filter((i) => i.State === undefined || i.State === 'available'));
+}
+
+/** The newest available source AMI for the OS (owner + name pattern). */
+export async function findSourceImage(client: EC2Client, os: string): Promise<Image | undefined> {
+  const src = SOURCE_AMIS[os];
+  if (!src) throw new Ec2Error(`no source AMI is known for os_profile ${os}`);
+  let res;
+  try {
+    res = await client.send(
+      new DescribeImagesCommand({
+        Owners: [src.owner],
+        Filters: [
+          { Name: 'name', Values: [src.name] },
+          { Name: 'architecture', Values: ['x86_64'] },
+          { Name: 'state', Values: ['available'] },
+        ],
+      }),
+    );
+  } catch (e) {
+    throw explain(e, `looking up the source AMI (owner ${src.owner}, name ${src.name})`);
+  }
+  return newest(res.Images ?? []);
+}
+
+function newest(images: Image[]): Image | undefined {
+  return [...images].sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? '') || (a.ImageId ?? '').localeCompare(b.ImageId ?? ''))[0];
+}

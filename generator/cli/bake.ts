@@ -1,0 +1,280 @@
+// `pigen bake`: bake the golden images of an inventory with Packer (images/*.pkr.hcl), only those
+// whose content hash has no image yet: locally a rootfs tarball in the output directory, on AWS an
+// AMI tagged pigen:content-hash, with qemu a qcow2 in the output directory.
+
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { ec2Client, Ec2Error, findBakedImage, findSourceImage, SOURCE_AMIS } from '../bake/ec2.js';
+import { stageTree } from '../bake/stage.js';
+import { verifyBundle } from '../bundle/verify.js';
+import { compile } from '../compile.js';
+import { splitImages, type ImageSpec } from '../emit/images.js';
+import { fileSizeOf, findProgram, isDirectory, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree } from '../io.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { UsageError, type CliContext } from './context.js';
+
+type Target = 'local' | 'aws' | 'qemu';
+const TARGETS: Target[] = ['local', 'aws', 'qemu'];
+/** Packer's -only name of each target (build name . source type . source name). */
+const PACKER_ONLY: Record<Target, string> = { local: 'local.null.local', aws: 'cloud.amazon-ebs.pigsty', qemu: 'cloud.qemu.pigsty' };
+
+interface Step {
+  image: ImageSpec;
+  action: 'bake' | 'reuse';
+  why: string;
+  /** The existing artifact (reuse) or the one the bake makes. */
+  artifact: string;
+  vars: Record<string, string>;
+}
+
+export const bake: Command = {
+  name: 'bake',
+  summary: 'bake golden images with Packer (only those whose content hash has no image yet)',
+  usage: 'pigen bake [INVENTORY] [--only IMAGE] [--target local|aws|qemu] [--dry-run] [-o DIR] [--bundle FILE]',
+  help: `Splits every node into image content (what all nodes of its role share: packages, units,
+rules, configs) and boot content (user-data.baked), names each image by its role, OS and content
+hash (pigsty-<role>-<os>-<hash12>, tagged with the pigen version too), and runs Packer with
+images/*.pkr.hcl for each image that does not exist yet:
+
+  local   a Debian root filesystem from debootstrap (minbase) with cloud-init, the image's
+          packages (from --bundle, a file: repo inside it) and files, cleaned with cloud-init clean,
+          packed as DIR/<image>.rootfs.tar.gz (needs root, debootstrap and the Debian mirror)
+  aws     an AMI from the newest source AMI of the OS (owner + name pattern); existing AMIs are
+          found by DescribeImages with the tag pigen:content-hash
+  qemu    a qcow2 from a cloud image, in DIR/<image>.qemu/
+
+${INVENTORY_HELP}
+  --only IMAGE       bake only this image (full name, name without the hash, or role); repeatable
+  --target T         local (default), aws or qemu
+  --dry-run          print the plan (bake or reuse, and why) without running Packer
+  -o, --out DIR      where local/qemu artifacts go and Packer works (default: baked)
+  --bundle FILE      pigen bundle the packages are installed from (its manifest hash is part of
+                     the content hash of the image that carries the offline repo)
+  --mirror URL       Debian mirror for debootstrap (default: the host's, else deb.debian.org)
+  --cache DIR        keep debootstrap results here between bakes (keyed by suite+variant+packages)
+  --aws-region R     (default: AWS_REGION, else us-east-1)
+  --aws-endpoint URL EC2 endpoint override (also AWS_ENDPOINT_URL_EC2); AWS_MAX_ATTEMPTS sets retries
+
+Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
+  options: {
+    ...INVENTORY_OPTIONS,
+    only: { type: 'string', multiple: true },
+    target: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    out: { type: 'string', short: 'o' },
+    bundle: { type: 'string' },
+    mirror: { type: 'string' },
+    cache: { type: 'string' },
+    'aws-region': { type: 'string' },
+    'aws-endpoint': { type: 'string' },
+  },
+  maxArgs: 1,
+  async run(ctx, values, args) {
+    const target = (values.target ?? 'local') as Target;
+    if (!TARGETS.includes(target)) throw new UsageError(`--target must be one of ${TARGETS.join(', ')}, not '${String(values.target)}'`);
+    const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
+    if (!values.json) printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) {
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+      return 2;
+    }
+    const version = packageVersion();
+
+    let bundle: string | undefined;
+    let bundleSha256: string | undefined;
+    if (typeof values.bundle === 'string') {
+      bundle = abs(ctx, values.bundle);
+      if (fileSizeOf(bundle) === undefined || isDirectory(bundle)) {
+        ctx.stderr.write(`pigen: --bundle ${values.bundle}: no such file\n`);
+        return 2;
+      }
+      const v = await verifyBundle(readFileChunks(bundle));
+      if (!v.ok) {
+        ctx.stderr.write(`pigen: --bundle ${values.bundle}: not a valid pigen bundle: ${v.error}\n`);
+        return 1;
+      }
+      bundleSha256 = v.manifestSha256;
+    }
+
+    const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) });
+    const split = splitImages(c.nodes, { version, ...(bundleSha256 ? { bundleSha256 } : {}) });
+    const only = (values.only as string[] | undefined) ?? [];
+    const images = only.length ? split.images.filter((i) => only.some((o) => matches(i, o))) : split.images;
+    const unmatched = only.filter((o) => !split.images.some((i) => matches(i, o)));
+    if (unmatched.length) {
+      throw new UsageError(`no image matches --only ${unmatched.join(', ')}; the images of this inventory: ${split.images.map((i) => `${i.name} (${i.role})`).join(', ')}`);
+    }
+
+    const outDir = abs(ctx, typeof values.out === 'string' ? values.out : 'baked');
+    const steps: Step[] = [];
+    try {
+      if (target === 'aws') {
+        const region = (values['aws-region'] as string | undefined) ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+        const endpoint = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
+        const attempts = Number(ctx.env.AWS_MAX_ATTEMPTS);
+        const key = ctx.env.AWS_ACCESS_KEY_ID;
+        const secret = ctx.env.AWS_SECRET_ACCESS_KEY;
+        const client = ec2Client({
+          region,
+          ...(endpoint ? { endpoint } : {}),
+          ...(Number.isInteger(attempts) && attempts > 0 ? { maxAttempts: attempts } : {}),
+          ...(key && secret ? { credentials: { accessKeyId: key, secretAccessKey: secret, ...(ctx.env.AWS_SESSION_TOKEN ? { sessionToken: ctx.env.AWS_SESSION_TOKEN } : {}) } } : {}),
+        });
+        try {
+          for (const img of images) {
+            const found = await findBakedImage(client, img.hash, img.os);
+            if (found) {
+              steps.push({ image: img, action: 'reuse', why: `AMI ${found.ImageId} (${found.Name ?? '?'}, ${found.CreationDate ?? '?'}) has tag pigen:content-hash=${img.hash}`, artifact: found.ImageId ?? '', vars: {} });
+              continue;
+            }
+            const src = await findSourceImage(client, img.os);
+            if (!src?.ImageId) throw new Ec2Error(`no source AMI found for ${img.os} (owner ${SOURCE_AMIS[img.os]?.owner}, name ${SOURCE_AMIS[img.os]?.name}) in ${region}`);
+            steps.push({
+              image: img,
+              action: 'bake',
+              why: `no AMI in ${region} has tag pigen:content-hash=${img.hash}; source ${src.ImageId} (${src.Name ?? '?'}, ${src.CreationDate ?? '?'})`,
+              artifact: img.name,
+              vars: { aws_region: region, source_ami: src.ImageId, ssh_username: SOURCE_AMIS[img.os]!.sshUser },
+            });
+          }
+        } finally {
+          client.destroy();
+        }
+      } else {
+        for (const img of images) {
+          const artifact = target === 'local' ? join(outDir, `${img.name}.rootfs.tar.gz`) : join(outDir, `${img.name}.qemu`, `${img.name}.qcow2`);
+          const exists = fileSizeOf(artifact) !== undefined;
+          steps.push({ image: img, action: exists ? 'reuse' : 'bake', why: exists ? `${rel(ctx, artifact)} exists (content hash ${img.hash.slice(0, 12)})` : `no ${rel(ctx, artifact)}`, artifact, vars: {} });
+        }
+      }
+    } catch (e) {
+      if (e instanceof Ec2Error) {
+        ctx.stderr.write(`pigen: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+
+    const dry = values['dry-run'] === true;
+    if (values.json && dry) {
+      ctx.stdout.write(JSON.stringify({ ok: true, target, images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact })) }, null, 2) + '\n');
+      return 0;
+    }
+    ctx.stdout.write(`${steps.length} image${steps.length === 1 ? '' : 's'} (target ${target}, pigen ${version}):\n`);
+    for (const s of steps) ctx.stdout.write(`  ${s.action.padEnd(5)} ${s.image.name}  ${s.image.nodes.length} node${s.image.nodes.length === 1 ? '' : 's'}, ${s.image.files.length} files, ${s.image.packages.length} packages: ${s.why}\n`);
+    if (dry) return 0;
+
+    const todo = steps.filter((s) => s.action === 'bake');
+    if (!todo.length) return 0;
+    const packer = findProgram('packer', ctx.env.PATH ?? '');
+    if (!packer) {
+      ctx.stderr.write('pigen: bake needs packer on PATH (Debian: apt-get install packer)\n');
+      return 1;
+    }
+    if (target === 'local') {
+      const missing = ['debootstrap', 'chroot', 'tar'].filter((p) => !findProgram(p, ctx.env.PATH ?? ''));
+      if (missing.length) {
+        ctx.stderr.write(`pigen: the local bake needs ${missing.join(', ')} on PATH (Debian: apt-get install debootstrap)\n`);
+        return 1;
+      }
+      const rpm = todo.find((s) => s.image.family !== 'deb');
+      if (rpm) {
+        ctx.stderr.write(`pigen: the local bake builds Debian root filesystems; ${rpm.image.name} is ${rpm.image.os} (bake it with --target aws or qemu)\n`);
+        return 1;
+      }
+    }
+
+    const mirror = (values.mirror as string | undefined) ?? hostMirror();
+    let failed = 0;
+    for (const s of todo) {
+      const img = s.image;
+      const work = join(outDir, '.work', img.name);
+      const content = join(work, 'content');
+      const t0 = performance.now();
+      try {
+        writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), 'image.json');
+        const vars: Record<string, string> = {
+          content_dir: content,
+          output_dir: outDir,
+          work_dir: work,
+          debian_mirror: mirror,
+          bundle: bundle ?? '',
+          ...(typeof values.cache === 'string' ? { debootstrap_cache: abs(ctx, values.cache) } : {}),
+          ...s.vars,
+        };
+        const packerArgs = ['build', '-color=false', `-only=${PACKER_ONLY[target]}`, `-var-file=${join(content, 'image.pkrvars.hcl')}`];
+        for (const [k, v] of Object.entries(vars)) packerArgs.push('-var', `${k}=${v}`);
+        packerArgs.push(join(PACKAGE_ROOT, 'images'));
+        ctx.stdout.write(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
+        const prefix = linePrefixer(ctx, img.name, t0);
+        const res = await runProgram(packer, packerArgs, { env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' }, onOutput: prefix.push });
+        prefix.flush();
+        const secs = ((performance.now() - t0) / 1000).toFixed(1);
+        const made = target !== 'aws' ? fileSizeOf(s.artifact) !== undefined : true;
+        if (res.code !== 0 || !made) {
+          ctx.stderr.write(`pigen: bake of ${img.name} failed after ${secs} s (packer exit ${res.code}${made ? '' : `, no ${rel(ctx, s.artifact)}`}); see the [${img.name}] lines above\n`);
+          failed++;
+        } else {
+          const ami = target === 'aws' ? /ami-[0-9a-f]{8,}/.exec(res.stdout.split('\n').reverse().find((l) => /ami-[0-9a-f]{8,}/.test(l)) ?? '')?.[0] : undefined;
+          ctx.stdout.write(`[${img.name}] baked in ${secs} s: ${target === 'aws' ? (ami ?? 'AMI') : rel(ctx, s.artifact)}\n`);
+        }
+      } finally {
+        cleanWork(ctx, work);
+      }
+    }
+    return failed ? 1 : 0;
+  },
+};
+
+function matches(img: ImageSpec, o: string): boolean {
+  return img.name === o || img.name.replace(/-[0-9a-f]{12}$/, '') === o || img.role === o || img.hash.startsWith(o);
+}
+
+function abs(ctx: CliContext, p: string): string {
+  return isAbsolute(p) ? p : resolvePath(ctx.cwd, p);
+}
+
+function rel(ctx: CliContext, p: string): string {
+  return p.startsWith(ctx.cwd + '/') ? p.slice(ctx.cwd.length + 1) : p;
+}
+
+/** Prefixes every output line with [image +Ns], so parallel or long bakes stay readable. */
+function linePrefixer(ctx: CliContext, name: string, t0: number) {
+  let buf = '';
+  const emit = (line: string) => ctx.stdout.write(`[${name} +${Math.round((performance.now() - t0) / 1000)}s] ${line}\n`);
+  return {
+    push: (s: string) => {
+      buf += s;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        emit(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    },
+    flush: () => {
+      if (buf) emit(buf);
+      buf = '';
+    },
+  };
+}
+
+/** The Debian mirror the host's apt uses (deb822 .sources or sources.list), else deb.debian.org. */
+function hostMirror(): string {
+  const texts = [readOptionalText('/etc/apt/sources.list.d/debian.sources'), readOptionalText('/etc/apt/sources.list')];
+  for (const t of texts) {
+    if (!t) continue;
+    const m = /^URIs:\s*(\S+\/debian)\/?\s*$/m.exec(t) ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+\w+/m.exec(t);
+    if (m) return m[1]!;
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+/** Removes a bake's scratch directory, never across a mount left behind (e.g. a proc in the rootfs). */
+function cleanWork(ctx: CliContext, work: string) {
+  const mounts = (readOptionalText('/proc/mounts') ?? '').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === work || m.startsWith(work + '/'));
+  if (mounts.length) {
+    ctx.stderr.write(`pigen: leaving ${work} in place: still mounted: ${mounts.join(', ')}\n`);
+    return;
+  }
+  removePath(work);
+}

@@ -1,0 +1,250 @@
+// The bake/boot split: what goes into a node's golden image, and the small user-data a node booted
+// from that image still needs. Pure: works on rendered nodes, returns values.
+//
+// How a file is classified (per node, decided per image role):
+//
+//   role   = the node's sorted module set + os_profile (+ "repo" when it serves the offline bundle)
+//   image  = a file is image content for a role when ALL of these hold:
+//     1. its kind is not boot-only: hosts, resolv, scrape-targets (fleet lists that change whenever
+//        a node is added), ca-cert / tls-cert / tls-key (key material never goes into an image that
+//        may be shared), cloud-config; and it is not marked secret (grafana passwords...);
+//     2. every node of the role has it with the same bytes, mode and owner;
+//     3. it embeds the identity of no node of the role: that node's IP (as a whole address) or its
+//        nodename (as a whole word). This is what decides for a role with a single node, where 2
+//        has nothing to compare against: e.g. vector.yaml (labels ip/ins) and dnsmasq.conf (listen
+//        address) stay boot content, alert rules and units go into the image.
+//   boot   = everything else, plus hostname, users, links, dirs and the runcmd steps (idempotent).
+//
+// The image also carries the role's packages (all of the node's packages), users and groups, and
+// links. Its content hash is a sha256 over a canonical JSON of: OS, files sorted by path (path,
+// mode, owner, sha256 of the content), packages, users, groups, links, repo removal, and the
+// bundle manifest hash (repo_complete) when the image carries the offline repo. Roles whose image
+// content is identical share one image (the hash is the identity), so e.g. every non-infra role of
+// a fleet where pigen plans only the NODE module's files boots from the same image.
+
+import type { RenderedFile, RenderedNode } from '../types.js';
+import { byCodeUnit } from '../util/text.js';
+import { createHash } from 'node:crypto';
+
+const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+const enc = new TextEncoder();
+
+/** Kinds that never go into an image (fleet lists, identity, key material). */
+export const BOOT_KINDS: ReadonlySet<string> = new Set(['hosts', 'resolv', 'scrape-targets', 'ca-cert', 'tls-cert', 'tls-key', 'cloud-config']);
+
+export interface ImageFile {
+  path: string;
+  kind: string;
+  mode: string;
+  owner: string;
+  sha256: string;
+  size: number;
+  /** Where the bytes lie in the build output (one node's rootfs). */
+  from: string;
+}
+
+export interface ImageSpec {
+  /** pigsty-<role>-<os>-<hash12>: unique per content. */
+  name: string;
+  /** Modules every node of the image has ('node' dropped unless alone), joined with '-'; '-repo' when it carries the offline repo. */
+  role: string;
+  /** The role keys (module set + os [+ repo]) whose nodes boot from it. */
+  roles: string[];
+  os: string;
+  distro: string;
+  family: 'deb' | 'rpm';
+  hash: string;
+  generator: string;
+  files: ImageFile[];
+  packages: string[];
+  groups: string[];
+  users: { name: string; groups: string[]; home: string }[];
+  links: { path: string; target: string }[];
+  /** The distro's repo files are removed at bake time (node_repo_remove). */
+  repoRemove: boolean;
+  /** The offline repo is extracted into the image (the repo-serving infra node). */
+  repo?: { installer: string; bundleSha256: string | null };
+  nodes: string[];
+}
+
+export interface SplitResult {
+  images: ImageSpec[];
+  /** Per node IP: its image and the paths that come from it. */
+  byNode: Map<string, { image: ImageSpec; inImage: Set<string> }>;
+}
+
+/** The repo-serving infra node: it installs the offline bundle (its installer is among its files). */
+export const BUNDLE_INSTALLER = '/usr/local/bin/pigen-install-bundle';
+export const servesRepo = (n: RenderedNode) => n.files.some((f) => f.path === BUNDLE_INSTALLER);
+
+const MODULE_ORDER = ['infra', 'etcd', 'minio', 'pgsql', 'redis', 'node'];
+
+export function roleKey(n: RenderedNode): string {
+  const mods = [...n.modules].sort((a, b) => MODULE_ORDER.indexOf(a) - MODULE_ORDER.indexOf(b));
+  return `${mods.join(',')}@${n.os.code}${servesRepo(n) ? '+repo' : ''}`;
+}
+
+/** Whether `text` contains `ip` as a whole address or `name` as a whole word. */
+function embedsIdentity(text: string, ip: string, name: string): boolean {
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (new RegExp(`(?<![\\d.])${esc(ip)}(?!\\.?\\d)`).test(text)) return true;
+  return new RegExp(`(?<![\\w.-])${esc(name)}(?![\\w-])`).test(text);
+}
+
+function imageCandidate(f: RenderedFile): boolean {
+  return !BOOT_KINDS.has(f.kind) && !f.secret;
+}
+
+const same = (a: RenderedFile, b: RenderedFile) => a.content === b.content && a.mode === b.mode && a.owner === b.owner;
+
+/** Maps an on-node path to where it lies under the node's rootfs in the output (following its links). */
+function physical(n: RenderedNode, path: string): string {
+  for (const l of n.links) if (path === l.path || path.startsWith(l.path + '/')) return l.target + path.slice(l.path.length);
+  return path;
+}
+
+export interface SplitOptions {
+  version: string;
+  /** sha256 of the offline bundle's manifest.sha256 (its repo_complete), when known. */
+  bundleSha256?: string;
+}
+
+export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitResult {
+  const roles = new Map<string, RenderedNode[]>();
+  for (const n of nodes) {
+    const k = roleKey(n);
+    roles.set(k, [...(roles.get(k) ?? []), n]);
+  }
+  const byHash = new Map<string, ImageSpec>();
+  const byNode = new Map<string, { image: ImageSpec; inImage: Set<string> }>();
+  for (const [key, members] of [...roles].sort(([a], [b]) => byCodeUnit(a, b))) {
+    const first = members[0]!;
+    const inImage = new Set<string>();
+    const files: ImageFile[] = [];
+    for (const f of first.files) {
+      if (!imageCandidate(f)) continue;
+      const ok = members.every((m) => {
+        const g = m.files.find((x) => x.path === f.path);
+        return g !== undefined && imageCandidate(g) && same(f, g) && !members.some((o) => embedsIdentity(g.content, o.ip, o.nodename));
+      });
+      if (!ok) continue;
+      inImage.add(f.path);
+      const data = enc.encode(f.content);
+      files.push({ path: f.path, kind: f.kind, mode: f.mode, owner: f.owner, sha256: sha256(data), size: data.length, from: `nodes/${first.ip}/rootfs${physical(first, f.path)}` });
+    }
+    files.sort((a, b) => byCodeUnit(a.path, b.path));
+    // Users, groups, links and packages of the role: identical across its members by construction
+    // (they derive from the module set and group vars); the first node's are taken, and a member
+    // that differs is left out of the image's packages by intersection.
+    const packages = first.packages.filter((p) => members.every((m) => m.packages.includes(p)));
+    const repo = servesRepo(first) ? { installer: BUNDLE_INSTALLER, bundleSha256: opts.bundleSha256 ?? null } : undefined;
+    // Apt sources in the image make the distro-repo removal a bake step (else first boot would move them away).
+    const repoRemove = first.repoRemove;
+    const content = {
+      os: first.os.code,
+      files: files.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, sha256: f.sha256 })),
+      packages,
+      groups: first.groups,
+      users: first.users,
+      links: first.links,
+      repoRemove,
+      ...(repo ? { repo } : {}),
+    };
+    const hash = sha256(JSON.stringify(content));
+    let image = byHash.get(hash);
+    if (!image) {
+      image = {
+        name: '',
+        role: '',
+        roles: [],
+        os: first.os.code,
+        distro: first.os.distroCodename,
+        family: first.os.family,
+        hash,
+        generator: `pigen ${opts.version}`,
+        files,
+        packages,
+        groups: [...first.groups],
+        users: first.users.map((u) => ({ ...u, groups: [...u.groups] })),
+        links: first.links.map((l) => ({ ...l })),
+        repoRemove,
+        ...(repo ? { repo } : {}),
+        nodes: [],
+      };
+      byHash.set(hash, image);
+    }
+    image.roles.push(key);
+    for (const m of members) {
+      image.nodes.push(m.ip);
+      byNode.set(m.ip, { image, inImage });
+    }
+  }
+  const images = [...byHash.values()];
+  for (const img of images) {
+    const members = nodes.filter((n) => img.nodes.includes(n.ip));
+    const common = MODULE_ORDER.filter((m) => members.every((n) => (n.modules as string[]).includes(m)));
+    const mods = common.length > 1 ? common.filter((m) => m !== 'node') : common;
+    img.role = mods.join('-') + (img.repo ? '-repo' : '');
+    img.name = imageName(img.role, img.os, img.hash);
+    img.nodes = members.map((n) => n.ip);
+    img.roles.sort(byCodeUnit);
+  }
+  images.sort((a, b) => byCodeUnit(a.name, b.name));
+  return { images, byNode };
+}
+
+export function imageName(role: string, os: string, hash: string): string {
+  return `pigsty-${role}-${os}-${hash.slice(0, 12)}`;
+}
+
+/** The image description written to out/images/<name>.json. */
+export function imageJson(img: ImageSpec): Record<string, unknown> {
+  return {
+    name: img.name,
+    role: img.role,
+    roles: img.roles,
+    os: img.os,
+    distro: img.distro,
+    hash: img.hash,
+    generator: img.generator,
+    files: img.files,
+    packages: img.packages,
+    groups: img.groups,
+    users: img.users,
+    links: img.links,
+    repoRemove: img.repoRemove,
+    ...(img.repo ? { repo: img.repo } : {}),
+    nodes: img.nodes,
+  };
+}
+
+const hclString = (s: string) => JSON.stringify(s).replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+
+/** Packer variables of one image (out/images/<name>.pkrvars.hcl): everything known at build time. */
+export function packerVars(img: ImageSpec, version: string): string {
+  const list = (xs: string[]) => `[${xs.map(hclString).join(', ')}]`;
+  const lines = [
+    `# generated by pigen ${version}: Packer variables of image ${img.name}; do not edit: rebuild instead`,
+    `image_name    = ${hclString(img.name)}`,
+    `image_role    = ${hclString(img.role)}`,
+    `os_profile    = ${hclString(img.os)}`,
+    `os_family     = ${hclString(img.family)}`,
+    `distro_suite  = ${hclString(img.distro)}`,
+    `content_hash  = ${hclString(img.hash)}`,
+    `pigen_version = ${hclString(version)}`,
+    `packages      = ${list(img.packages)}`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** A node's role-independent rendering for a node booted from its image: image files omitted. */
+export function bakedNode(n: RenderedNode, inImage: Set<string>): RenderedNode {
+  const aptInImage = n.files.some((f) => f.via === 'apt' && inImage.has(f.path));
+  return {
+    ...n,
+    // Sources whose files are in the image are not configured again; the distro-repo removal
+    // already happened at bake time when any is.
+    aptSources: n.aptSources.filter((s) => !n.files.some((f) => f.via === 'apt' && inImage.has(f.path) && f.path.endsWith(`/${s.filename}`))),
+    repoRemove: n.repoRemove && !aptInImage,
+  };
+}

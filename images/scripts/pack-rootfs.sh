@@ -1,0 +1,27 @@
+#!/bin/sh
+# Local bake, last step: forget the bake (cloud-init clean: logs, machine-id, seed; an empty
+# /etc/machine-id makes the first boot generate one), then pack $ROOT as $OUT (gzip tar, numeric
+# owners, sorted names), written beside it and renamed into place. Env: ROOT OUT IMAGE HASH.
+set -eu
+: "${ROOT:?}" "${OUT:?}" "${IMAGE:?}" "${HASH:?}"
+log() { echo "pack-rootfs: $*"; }
+if [ -x "$ROOT/usr/bin/cloud-init" ]; then
+  chroot "$ROOT" cloud-init clean --logs --machine-id --seed
+else
+  log "warning: no cloud-init in the root filesystem"
+  rm -rf "$ROOT/var/lib/cloud" "$ROOT"/var/log/cloud-init*.log
+fi
+rm -f "$ROOT/var/lib/dbus/machine-id"
+: > "$ROOT/etc/machine-id"
+rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/*
+# What the image is, for whoever finds the tarball.
+mkdir -p "$ROOT/etc/pigen"
+printf 'image=%s\ncontent_hash=%s\n' "$IMAGE" "$HASH" > "$ROOT/etc/pigen/image"
+mkdir -p "$(dirname "$OUT")"
+TMP="$(dirname "$OUT")/.$(basename "$OUT").tmp-$$"
+trap 'rm -f "$TMP"' EXIT INT TERM
+if command -v pigz >/dev/null 2>&1; then Z="pigz"; else Z="gzip"; fi
+tar -C "$ROOT" --numeric-owner --sort=name --xattrs -cf - . | $Z -6 > "$TMP"
+mv "$TMP" "$OUT"
+trap - EXIT INT TERM
+log "$OUT: $(du -h "$OUT" | cut -f1)"

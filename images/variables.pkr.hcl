@@ -1,0 +1,107 @@
+# Packer variables of every pigen image. The build-specific values come from the var file
+# `pigen build` writes per image (out/images/<image>.pkrvars.hcl); the bake-time values (paths on
+# the baking machine, the source image) are passed by `pigen bake` with -var. Nothing
+# build-specific is hard-coded in these templates.
+
+# ── from out/images/<image>.pkrvars.hcl ─────────────────────────────────────
+variable "image_name" {
+  type        = string
+  description = "pigsty-<role>-<os>-<hash12>: the image's name and identity"
+}
+variable "image_role" {
+  type = string
+}
+variable "os_profile" {
+  type = string
+}
+variable "os_family" {
+  type    = string
+  default = "deb"
+}
+variable "distro_suite" {
+  type        = string
+  description = "Debian suite for the local bake's debootstrap (bookworm for d12)"
+}
+variable "content_hash" {
+  type = string
+}
+variable "pigen_version" {
+  type = string
+}
+variable "packages" {
+  type    = list(string)
+  default = []
+}
+
+# ── bake time (pigen bake -var ...) ─────────────────────────────────────────
+variable "content_dir" {
+  type        = string
+  default     = ""
+  description = "The image content staged by pigen bake: files/, files.tsv, links.tsv, users.tsv, groups.txt, packages.txt"
+}
+variable "bundle" {
+  type        = string
+  default     = ""
+  description = "A pigen bundle (.tgz) the packages are installed from; empty: the distro's configured repos"
+}
+variable "output_dir" {
+  type    = string
+  default = "baked"
+}
+variable "work_dir" {
+  type        = string
+  default     = "baked/.work"
+  description = "Scratch directory of the local bake (the root filesystem is assembled in work_dir/rootfs)"
+}
+variable "debian_mirror" {
+  type    = string
+  default = "http://deb.debian.org/debian"
+}
+variable "debootstrap_cache" {
+  type        = string
+  default     = ""
+  description = "Directory caching debootstrap results by suite+variant+packages; empty: no cache"
+}
+variable "rootfs_packages" {
+  type        = list(string)
+  default     = ["cloud-init"]
+  description = "Installed by debootstrap into the local bake's root filesystem"
+}
+
+# ── amazon-ebs ───────────────────────────────────────────────────────────────
+variable "aws_region" {
+  type    = string
+  default = "us-east-1"
+}
+variable "aws_instance_type" {
+  type    = string
+  default = "t3.small"
+}
+variable "source_ami" {
+  type        = string
+  default     = "ami-00000000000000000"
+  description = "Resolved by pigen bake (owner + name pattern, newest CreationDate)"
+}
+variable "ssh_username" {
+  type    = string
+  default = "admin"
+}
+
+# ── qemu ─────────────────────────────────────────────────────────────────────
+variable "qemu_source_image" {
+  type        = string
+  default     = "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
+  description = "A cloud image (qcow2) with cloud-init"
+}
+variable "qemu_source_checksum" {
+  type    = string
+  default = "none"
+}
+variable "qemu_accelerator" {
+  type    = string
+  default = "kvm"
+}
+variable "qemu_disk_size" {
+  type    = string
+  default = "8G"
+}

@@ -1,0 +1,161 @@
+// `pigen bake --target aws` against a loopback HTTP server speaking EC2's query protocol (form
+// POST in, XML out): the exact DescribeImages parameters the SDK sends for the content-hash lookup
+// and the source-AMI lookup (newest CreationDate wins), reuse of an existing AMI, and clear
+// messages with exit 1 for throttling (RequestLimitExceeded, 503) and bad credentials
+// (AuthFailure, 401). Retries are capped with AWS_MAX_ATTEMPTS so the test stays fast.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { main } from '../generator/cli/main.ts';
+import { tmp } from './helpers.ts';
+
+interface Seen {
+  params: Record<string, string>;
+  auth: string;
+  path: string;
+}
+
+type Reply = (p: Record<string, string>) => { status: number; body: string };
+
+async function withEc2(reply: Reply, fn: (endpoint: string, seen: Seen[]) => Promise<void>) {
+  const seen: Seen[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const params = Object.fromEntries(new URLSearchParams(body));
+      seen.push({ params, auth: String(req.headers.authorization ?? ''), path: req.url ?? '' });
+      const r = reply(params);
+      res.writeHead(r.status, { 'content-type': 'text/xml;charset=UTF-8' });
+      res.end(r.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen);
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+const images = (items: { id: string; name: string; date: string }[]) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeImagesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-1</requestId><imagesSet>` +
+  items.map((i) => `<item><imageId>${i.id}</imageId><name>${i.name}</name><creationDate>${i.date}</creationDate><imageState>available</imageState><architecture>x86_64</architecture></item>`).join('') +
+  `</imagesSet></DescribeImagesResponse>`;
+const error = (code: string, message: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>req-2</RequestID></Response>`;
+
+const cwd = tmp('pigen-ec2-');
+async function bake(endpoint: string, extra: string[] = []) {
+  let out = '';
+  let err = '';
+  const code = await main(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', endpoint, '--aws-region', 'eu-west-1', ...extra], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: cwd, AWS_ACCESS_KEY_ID: 'AKIDPIGENTEST', AWS_SECRET_ACCESS_KEY: 'pigen-test-secret', AWS_MAX_ATTEMPTS: '2', AWS_EC2_METADATA_DISABLED: 'true' },
+    stdout: { write: (s) => void (out += s), isTTY: false },
+    stderr: { write: (s) => void (err += s), isTTY: false },
+    epoch: 0,
+  });
+  return { code, out, err };
+}
+
+/** The one image of the embedded default inventory (its name and hash), from the dry-run JSON. */
+async function defaultImage(endpoint: string) {
+  const r = await bake(endpoint, ['--json']);
+  assert.is(r.code, 0, r.err);
+  return JSON.parse(r.out).images[0] as { name: string; hash: string; os: string; action: string; why: string; artifact: string };
+}
+
+test('no AMI with the content hash: lookup by tag, then the newest Debian 12 source AMI by owner + name', async () => {
+  await withEc2(
+    (p) =>
+      p['Owner.1'] === 'self'
+        ? { status: 200, body: images([]) }
+        : {
+            status: 200,
+            body: images([
+              { id: 'ami-0aaaaaaaaaaaaaaa1', name: 'debian-12-amd64-20240101-1000', date: '2024-01-01T10:00:00.000Z' },
+              { id: 'ami-0bbbbbbbbbbbbbbb2', name: 'debian-12-amd64-20250301-2000', date: '2025-03-01T20:00:00.000Z' },
+              { id: 'ami-0ccccccccccccccc3', name: 'debian-12-amd64-20241001-1500', date: '2024-10-01T15:00:00.000Z' },
+            ]),
+          },
+    async (endpoint, seen) => {
+      const img = await defaultImage(endpoint);
+      assert.is(img.action, 'bake');
+      assert.match(img.why, /source ami-0bbbbbbbbbbbbbbb2 \(debian-12-amd64-20250301-2000/);
+      assert.match(img.name, new RegExp(`^pigsty-[a-z-]+-d12-${img.hash.slice(0, 12)}$`));
+      assert.is(seen.length, 2, JSON.stringify(seen));
+      assert.equal(seen[0]!.params, {
+        Action: 'DescribeImages',
+        Version: '2016-11-15',
+        'Owner.1': 'self',
+        'Filter.1.Name': 'tag:pigen:content-hash',
+        'Filter.1.Value.1': img.hash,
+        'Filter.2.Name': 'tag:pigen:os',
+        'Filter.2.Value.1': 'd12',
+      });
+      assert.equal(seen[1]!.params, {
+        Action: 'DescribeImages',
+        Version: '2016-11-15',
+        'Owner.1': '136693071363',
+        'Filter.1.Name': 'name',
+        'Filter.1.Value.1': 'debian-12-amd64-*',
+        'Filter.2.Name': 'architecture',
+        'Filter.2.Value.1': 'x86_64',
+        'Filter.3.Name': 'state',
+        'Filter.3.Value.1': 'available',
+      });
+      for (const s of seen) {
+        assert.is(s.path, '/');
+        assert.match(s.auth, /^AWS4-HMAC-SHA256 Credential=AKIDPIGENTEST\/\d{8}\/eu-west-1\/ec2\/aws4_request/);
+      }
+      // The text plan says the same.
+      const t = await bake(endpoint);
+      assert.is(t.code, 0, t.err);
+      assert.match(t.out, new RegExp(`bake  ${img.name} .*no AMI in eu-west-1 has tag pigen:content-hash=${img.hash}; source ami-0bbbbbbbbbbbbbbb2`));
+    },
+  );
+});
+
+test('an AMI tagged with the content hash exists: reuse it, no source lookup', async () => {
+  await withEc2(
+    (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([{ id: 'ami-0123456789abcdef0', name: 'pigsty-baked', date: '2025-05-01T00:00:00.000Z' }]) } : { status: 500, body: error('InternalError', 'unexpected') }),
+    async (endpoint, seen) => {
+      const img = await defaultImage(endpoint);
+      assert.is(img.action, 'reuse');
+      assert.is(img.artifact, 'ami-0123456789abcdef0');
+      assert.match(img.why, /AMI ami-0123456789abcdef0 .* has tag pigen:content-hash=/);
+      assert.is(seen.length, 1);
+    },
+  );
+});
+
+test('throttling (RequestLimitExceeded, HTTP 503): retried AWS_MAX_ATTEMPTS times, then a clear message and exit 1', async () => {
+  await withEc2(
+    () => ({ status: 503, body: error('RequestLimitExceeded', 'Request limit exceeded.') }),
+    async (endpoint, seen) => {
+      const t0 = Date.now();
+      const r = await bake(endpoint);
+      assert.is(r.code, 1, r.out + r.err);
+      assert.match(r.err, /pigen: looking up baked images: EC2 is throttling requests \(RequestLimitExceeded \(HTTP 503\)\) and retries ran out/);
+      assert.not.match(r.err, /internal error|at .*\.ts:\d+/);
+      assert.is(seen.length, 2, 'AWS_MAX_ATTEMPTS=2: one try and one retry');
+      assert.ok(Date.now() - t0 < 15000, 'fast');
+    },
+  );
+});
+
+test('bad credentials (AuthFailure, HTTP 401): a clear message and exit 1, no retry', async () => {
+  await withEc2(
+    () => ({ status: 401, body: error('AuthFailure', 'AWS was not able to validate the provided access credentials') }),
+    async (endpoint, seen) => {
+      const r = await bake(endpoint);
+      assert.is(r.code, 1, r.out + r.err);
+      assert.match(r.err, /pigen: looking up baked images: AWS rejected the credentials \(AuthFailure \(HTTP 401\)\): AWS was not able to validate the provided access credentials; check AWS_ACCESS_KEY_ID/);
+      assert.is(seen.length, 1);
+    },
+  );
+});
+
+test.run();

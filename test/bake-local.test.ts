@@ -1,0 +1,128 @@
+// A real local bake, as `.ci/run` runs it: `pigen bundle --download` fetches the node image's
+// packages (chrony, curl, ca-certificates and their dependencies) with an isolated apt-get,
+// `pigen bundle` makes a real bundle, and `pigen bake --only node --target local --bundle` runs
+// Debian's Packer (null source, shell-local): debootstrap (minbase, bookworm, + cloud-init), the
+// image's packages from the bundle (a file: repo inside the root filesystem), the image files,
+// cloud-init clean, a rootfs tarball. The test looks inside the tarball, then checks that a second
+// bake reuses it. Needs root and the Debian mirror; the debootstrap result and the downloaded
+// .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../generator/cli/main.ts';
+import { CI, needTools, run, tmp } from './helpers.ts';
+
+const HAVE = needTools('local bake (packer, debootstrap)', 'packer', 'debootstrap', 'apt-get', 'chroot', 'mount', 'tar', 'dpkg-deb');
+const ROOT_USER = process.getuid?.() === 0;
+if (HAVE && !ROOT_USER) {
+  const msg = 'SKIP local bake: debootstrap and chroot need root';
+  if (CI) throw new Error(msg);
+  console.log(`\n!!!!!!!! ${msg} !!!!!!!!\n`);
+}
+
+async function cli(args: string[], cwd: string) {
+  let out = '';
+  let err = '';
+  const code = await main(args, {
+    cwd,
+    env: process.env,
+    stdout: { write: (s) => void (out += s), isTTY: false },
+    stderr: { write: (s) => void (err += s), isTTY: false },
+    epoch: 0,
+  });
+  return { code, out, err };
+}
+
+const INVENTORY = `all:
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    web:
+      hosts: { 10.10.10.11: {}, 10.10.10.12: {} }
+      vars: { node_exporter_enabled: false, vector_enabled: false, node_packages: [] }
+  vars:
+    admin_ip: 10.10.10.10
+    node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]
+    repo_packages: [chrony, curl, ca-certificates]
+    repo_extra_packages: []
+`;
+
+test('pigen bake --target local: a rootfs tarball with the image files, packages from the bundle, cloud-init cleaned; reused the second time', async () => {
+  if (!HAVE || !ROOT_USER) return;
+  const t0 = Date.now();
+  const dir = tmp('pigen-bake-');
+  writeFileSync(join(dir, 'pigsty.yml'), INVENTORY);
+  const cacheRoot = join(tmpdir(), 'pigen-test-cache');
+  mkdirSync(cacheRoot, { recursive: true });
+
+  // The image: both web nodes, chrony.conf and the local repo source baked in.
+  const plan = await cli(['bake', '--dry-run', '--json', '--only', 'node'], dir);
+  assert.is(plan.code, 0, plan.err);
+  const img = JSON.parse(plan.out).images[0] as { name: string; hash: string; nodes: string[]; action: string };
+  assert.equal(img.nodes, ['10.10.10.11', '10.10.10.12']);
+  assert.is(img.action, 'bake');
+  assert.match(img.name, /^pigsty-node-d12-[0-9a-f]{12}$/);
+
+  // A real bundle of the image's packages.
+  const apt = join(cacheRoot, 'apt-bake');
+  const dl = await cli(['bundle', '--download', '--cache', apt, '--quiet'], dir);
+  assert.is(dl.code, 0, dl.err);
+  const b = await cli(['bundle', '--from', join(apt, 'archives'), '-o', join(dir, 'pkg.tgz'), '--quiet'], dir);
+  assert.is(b.code, 0, b.err);
+  const tDl = Date.now();
+
+  const args = ['bake', '--only', img.name, '--target', 'local', '--bundle', 'pkg.tgz', '--cache', join(cacheRoot, 'debootstrap'), '-o', 'baked'];
+  const r = await cli(args, dir);
+  const tBake = Date.now();
+  assert.is(r.code, 0, r.out.split('\n').slice(-60).join('\n') + r.err);
+  assert.match(r.out, new RegExp(`^  bake  ${img.name} `, 'm'));
+  assert.match(r.out, new RegExp(`^\\[${img.name} \\+\\d+s\\] ==> local\\.null\\.local: Running local shell script: .*debootstrap\\.sh$`, 'm'), 'packer output streamed, prefixed');
+  assert.match(r.out, new RegExp(`^\\[${img.name}\\] baked in [\\d.]+ s: baked/${img.name}\\.rootfs\\.tar\\.gz$`, 'm'));
+  const tarball = join(dir, 'baked', `${img.name}.rootfs.tar.gz`);
+
+  const list = run('tar', ['-tzvf', tarball]);
+  assert.is(list.code, 0, list.stderr);
+  const entries = new Map(list.stdout.split('\n').filter(Boolean).map((l) => {
+    const parts = l.split(/\s+/);
+    return [parts.slice(5).join(' ').replace(/ -> .*$/, ''), { mode: parts[0]!, owner: parts[1]!, size: Number(parts[2]) }] as const;
+  }));
+  const cat = (p: string) => run('tar', ['-xzOf', tarball, `.${p}`]).stdout;
+
+  // The image files, byte for byte as the build renders them.
+  const built = await cli(['build', '-o', 'out'], dir);
+  assert.is(built.code, 0, built.err);
+  const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img.name}.json`), 'utf8')) as { files: { path: string; from: string; mode: string }[]; packages: string[]; hash: string };
+  assert.is(spec.hash, img.hash);
+  assert.ok(spec.files.some((f) => f.path === '/etc/chrony/chrony.conf'));
+  for (const f of spec.files) {
+    assert.ok(entries.has(`.${f.path}`), `${f.path} in the tarball`);
+    assert.is(cat(f.path), readFileSync(join(dir, 'out', f.from), 'utf8'), f.path);
+    assert.is(entries.get(`.${f.path}`)!.owner, '0/0');
+  }
+  assert.match(cat('/etc/chrony/chrony.conf'), /pool 2\.debian\.pool\.ntp\.org iburst/);
+
+  // The packages, installed (dpkg status), from the bundle.
+  const status = cat('/var/lib/dpkg/status');
+  const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+  for (const p of [...spec.packages, 'cloud-init']) assert.ok(installed.has(p), `${p} installed`);
+  assert.ok(entries.has('./usr/sbin/chronyd') && entries.has('./usr/bin/curl'));
+  assert.not.ok(entries.has('./usr/sbin/policy-rc.d'), 'policy-rc.d removed after the installs');
+  assert.not.ok([...entries.keys()].some((k) => k.startsWith('./var/tmp/pigen-repo')), 'the bake repo is gone');
+
+  // cloud-init cleaned: no instance, no logs, no seed; machine-id empty (generated at first boot).
+  assert.not.ok([...entries.keys()].some((k) => /^\.\/var\/lib\/cloud\/(instance|instances\/|seed\/)/.test(k)), [...entries.keys()].filter((k) => k.startsWith('./var/lib/cloud')).join(' '));
+  assert.not.ok(entries.has('./var/log/cloud-init.log'));
+  assert.ok(entries.has('./etc/machine-id'));
+  assert.is(entries.get('./etc/machine-id')!.size, 0);
+  assert.match(cat('/etc/pigen/image'), new RegExp(`content_hash=${img.hash}`));
+
+  // The second bake finds the tarball and runs no packer.
+  const again = await cli(args, dir);
+  assert.is(again.code, 0, again.err);
+  assert.match(again.out, new RegExp(`^  reuse ${img.name} .*baked/${img.name}\\.rootfs\\.tar\\.gz exists`, 'm'));
+  assert.not.match(again.out, /packer build|baked in/);
+  console.log(`  download+bundle ${((tDl - t0) / 1000).toFixed(1)} s, bake ${((tBake - tDl) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+test.run();
