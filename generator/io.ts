@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
@@ -71,17 +71,55 @@ export interface WriteStats {
   noop: boolean;
 }
 
-function listTree(dir: string, prefix = ''): Map<string, 'file' | 'link'> {
-  const out = new Map<string, 'file' | 'link'>();
-  if (!existsSync(dir)) return out;
-  for (const n of readdirSync(dir)) {
-    const rel = prefix ? `${prefix}/${n}` : n;
-    const st = lstatSync(join(dir, n));
-    if (st.isSymbolicLink()) out.set(rel, 'link');
-    else if (st.isDirectory()) for (const [k, v] of listTree(join(dir, n), rel)) out.set(k, v);
+function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>()): Map<string, 'file' | 'link'> {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const d of entries) {
+    const rel = prefix ? `${prefix}/${d.name}` : d.name;
+    if (d.isSymbolicLink()) out.set(rel, 'link');
+    else if (d.isDirectory()) listTree(join(dir, d.name), rel, out);
     else out.set(rel, 'file');
   }
   return out;
+}
+
+/** rm -r without rmSync's retries: one readdir per directory, one unlink or rmdir per entry. */
+function removeTree(path: string): void {
+  let entries;
+  try {
+    entries = readdirSync(path, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') return unlinkSync(path);
+    throw e;
+  }
+  for (const d of entries) {
+    const p = join(path, d.name);
+    if (d.isDirectory()) removeTree(p);
+    else unlinkSync(p);
+  }
+  rmdirSync(path);
+}
+
+/** Runs `fn` with the umask cleared, so modes given at creation are exact; undefined where the umask cannot be set (worker threads). */
+function withoutUmask<T>(fn: (exact: boolean) => T): T {
+  let prev: number | undefined;
+  try {
+    prev = process.umask(0);
+  } catch {
+    return fn(false);
+  }
+  try {
+    return fn(true);
+  } finally {
+    process.umask(prev);
+  }
 }
 
 function sameFile(path: string, data: Uint8Array, mode: number): boolean {
@@ -118,50 +156,61 @@ export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json
   if (existing.size && !existing.has(marker)) {
     throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   }
-  // Nothing changed: leave every file alone.
-  const wanted = new Map(tree.map((e) => [e.path, e]));
+  // Nothing changed: leave every file alone. (Comparisons are remembered for the write below.)
+  const same = new Map<string, boolean>();
+  const isSame = (e: Extract<OutTree[number], { data: Uint8Array }>) => {
+    let r = same.get(e.path);
+    if (r === undefined) same.set(e.path, (r = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode)));
+    return r;
+  };
   const identical =
     existing.size === tree.length &&
     tree.every((e) => {
-      const p = join(dir, e.path);
-      if ('link' in e) return existing.get(e.path) === 'link' && readlinkSync(p) === e.link;
-      return existing.get(e.path) === 'file' && sameFile(p, e.data, e.mode);
+      if ('link' in e) return existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
+      return isSame(e);
     });
   if (identical) return { written: 0, unchanged: tree.length, removed: 0, noop: true };
 
   const staging = join(parent, `.${name}.new-${process.pid}`);
-  mkdirSync(staging, { recursive: true });
-  chmodSync(staging, 0o755);
-  const made = new Set<string>();
-  const ensureDir = (d: string) => {
-    if (made.has(d) || d === staging) return;
-    ensureDir(dirname(d));
-    if (!existsSync(d)) {
-      mkdirSync(d);
-      chmodSync(d, 0o755);
-    }
-    made.add(d);
-  };
   let written = 0;
   let unchanged = 0;
-  for (const e of tree) {
-    const target = join(staging, e.path);
-    ensureDir(dirname(target));
-    if ('link' in e) {
-      symlinkSync(e.link, target);
-      continue;
+  // With the umask cleared, the modes given to mkdir and open are the modes on disk (no chmod per
+  // file); where it cannot be cleared, every directory and file is chmod-ed as before.
+  withoutUmask((exact) => {
+    mkdirSync(staging, { recursive: true, mode: 0o755 });
+    chmodSync(staging, 0o755);
+    const made = new Set<string>([staging]);
+    const ensureDir = (d: string) => {
+      if (made.has(d)) return;
+      ensureDir(dirname(d));
+      try {
+        mkdirSync(d, { mode: 0o755 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      if (!exact) chmodSync(d, 0o755);
+      made.add(d);
+    };
+    for (const e of tree) {
+      const target = join(staging, e.path);
+      ensureDir(dirname(target));
+      if ('link' in e) {
+        symlinkSync(e.link, target);
+        continue;
+      }
+      if (isSame(e)) {
+        linkSync(join(dir, e.path), target);
+        unchanged++;
+      } else {
+        writeFileSync(target, e.data, { mode: e.mode });
+        if (!exact) chmodSync(target, e.mode);
+        written++;
+      }
     }
-    const prev = join(dir, e.path);
-    if (existing.get(e.path) === 'file' && sameFile(prev, e.data, e.mode)) {
-      linkSync(prev, target);
-      unchanged++;
-    } else {
-      writeFileSync(target, e.data, { mode: e.mode });
-      chmodSync(target, e.mode);
-      written++;
-    }
-  }
-  const removed = [...existing.keys()].filter((k) => !wanted.has(k)).length;
+  });
+  const wanted = new Set(tree.map((e) => e.path));
+  let removed = 0;
+  for (const k of existing.keys()) if (!wanted.has(k)) removed++;
   if (existing.size) {
     const old = join(parent, `.${name}.old-${process.pid}`);
     const del = join(parent, `.${name}.del-${process.pid}`);
@@ -170,7 +219,7 @@ export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json
     // Renamed before removal, so a `.old-*` is always complete (an interrupted removal leaves a
     // `.del-*`, which is never restored); the next build removes either.
     renameSync(old, del);
-    rmSync(del, { recursive: true, force: true });
+    removeTree(del);
   } else {
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);

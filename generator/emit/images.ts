@@ -85,10 +85,32 @@ export function roleKey(n: RenderedNode): string {
 }
 
 /** Whether `text` contains `ip` as a whole address or `name` as a whole word. */
-function embedsIdentity(text: string, ip: string, name: string): boolean {
-  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  if (new RegExp(`(?<![\\d.])${esc(ip)}(?!\\.?\\d)`).test(text)) return true;
-  return new RegExp(`(?<![\\w.-])${esc(name)}(?![\\w-])`).test(text);
+/**
+ * Whether a file names one of the nodes: an IP as a whole address, or a nodename as a whole word
+ * (as the regexes `(?<![\d.])IP(?!\.?\d)` and `(?<![\w.-])NAME(?![\w-])` would find). Built
+ * from the file's tokens once, so a role of thousands of nodes costs one pass per file.
+ */
+function identityTokens(text: string): { ips: Set<string>; words: Set<string> } {
+  const ips = new Set<string>();
+  for (const m of text.matchAll(/[\d.]+/g)) {
+    const run = m[0];
+    const start = m.index!;
+    if (start > 0 && /[\d.]/.test(text[start - 1]!)) continue;
+    ips.add(run);
+    ips.add(run.replace(/\.+$/, ''));
+  }
+  const words = new Set<string>();
+  for (const m of text.matchAll(/[\w.-]+/g)) {
+    const run = m[0];
+    // A name starts at the run's start and ends at the run's end or before a '.'.
+    words.add(run);
+    for (let i = run.indexOf('.'); i >= 0; i = run.indexOf('.', i + 1)) words.add(run.slice(0, i));
+  }
+  return { ips, words };
+}
+
+function embedsIdentity(tokens: { ips: Set<string>; words: Set<string> }, ip: string, name: string): boolean {
+  return tokens.ips.has(ip) || tokens.words.has(name);
 }
 
 function imageCandidate(f: RenderedFile): boolean {
@@ -113,7 +135,9 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
   const roles = new Map<string, RenderedNode[]>();
   for (const n of nodes) {
     const k = roleKey(n);
-    roles.set(k, [...(roles.get(k) ?? []), n]);
+    const list = roles.get(k);
+    if (list) list.push(n);
+    else roles.set(k, [n]);
   }
   const byHash = new Map<string, ImageSpec>();
   const byNode = new Map<string, { image: ImageSpec; inImage: Set<string> }>();
@@ -121,12 +145,16 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
     const first = members[0]!;
     const inImage = new Set<string>();
     const files: ImageFile[] = [];
+    const byPath = members.map((m) => new Map(m.files.map((x) => [x.path, x])));
     for (const f of first.files) {
       if (!imageCandidate(f)) continue;
-      const ok = members.every((m) => {
-        const g = m.files.find((x) => x.path === f.path);
-        return g !== undefined && imageCandidate(g) && same(f, g) && !members.some((o) => embedsIdentity(g.content, o.ip, o.nodename));
-      });
+      // Every member has the same bytes (so one token pass covers all), and it names none of them.
+      const ok =
+        byPath.every((files) => {
+          const g = files.get(f.path);
+          return g !== undefined && imageCandidate(g) && same(f, g);
+        }) &&
+        ((tokens) => !members.some((o) => embedsIdentity(tokens, o.ip, o.nodename)))(identityTokens(f.content));
       if (!ok) continue;
       inImage.add(f.path);
       const data = enc.encode(f.content);

@@ -72,9 +72,13 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
 
   // Child groups' hosts are members of their parents too.
   const byName = new Map(groups.map((g) => [g.name, g]));
+  const members = new Map<string, Set<string>>();
   for (const g of groups) for (const p of g.parents) {
     const pg = byName.get(p);
-    if (pg) for (const h of g.hosts) if (!pg.hosts.includes(h)) pg.hosts.push(h);
+    if (!pg) continue;
+    let has = members.get(p);
+    if (!has) members.set(p, (has = new Set(pg.hosts)));
+    for (const h of g.hosts) if (!has.has(h)) has.add(h), pg.hosts.push(h);
   }
   return { groups, occurrences, allVars };
 }

@@ -70,13 +70,25 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);
   // Indexes so large fleets resolve in linear time.
   const occByIp = new Map<string, typeof occurrences>();
-  for (const o of occurrences) occByIp.set(o.ip, [...(occByIp.get(o.ip) ?? []), o]);
-  const hostSets = new Map(ordered.map((g) => [g, new Set(g.hosts)]));
+  for (const o of occurrences) {
+    const l = occByIp.get(o.ip);
+    if (l) l.push(o);
+    else occByIp.set(o.ip, [o]);
+  }
+  // The groups of each host, in application order (one pass over the memberships).
+  const groupsByIp = new Map<string, typeof ordered>();
+  for (const g of ordered) {
+    for (const h of new Set(g.hosts)) {
+      const l = groupsByIp.get(h);
+      if (l) l.push(g);
+      else groupsByIp.set(h, [g]);
+    }
+  }
   const nodes: ResolvedNode[] = [];
   for (const ip of ips) {
     const vars: JsonObject = { ...globals };
     const origins: Record<string, Path> = { ...globalOrigins };
-    const memberOf = ordered.filter((g) => hostSets.get(g)!.has(ip));
+    const memberOf = groupsByIp.get(ip) ?? [];
     for (const g of memberOf) {
       for (const [k, v] of Object.entries(g.vars)) {
         vars[k] = v;

@@ -79,9 +79,19 @@ export const uniqueNodenames: Rule = (inv) => {
 
 export const oneGroupPerModule: Rule = (inv) => {
   const out: Diagnostic[] = [];
+  // Module groups of each host, in group order (one pass over the memberships, not one per node).
+  const groupsOf = new Map<string, Inventory['groups']>();
+  for (const g of inv.groups) {
+    if (g.module === 'node') continue;
+    for (const h of new Set(g.hosts)) {
+      const l = groupsOf.get(h);
+      if (l) l.push(g);
+      else groupsOf.set(h, [g]);
+    }
+  }
   for (const n of inv.nodes) {
     const by = new Map<string, string>();
-    for (const g of inv.groups.filter((x) => x.hosts.includes(n.ip) && x.module !== 'node')) {
+    for (const g of groupsOf.get(n.ip) ?? []) {
       const first = by.get(g.module);
       if (first) {
         out.push(

@@ -1,0 +1,112 @@
+// The fast paths of the build (issue 7) give the same bytes as the plain YAML route:
+//  - cloud-config YAML stringified piece by piece (and write_files items written directly) equals
+//    stringify() of the whole object;
+//  - the files-gz+b64 size computed piece by piece equals the size of the whole-document round trip;
+//  - scrape-target files written directly equal toYaml().
+// Checked on every golden inventory and on generated contents (odd whitespace, control characters,
+// quotes, unicode, long and short files).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { stringify } from 'yaml';
+import { cloudConfigObject, cloudConfigYaml, fileItemYaml } from '../generator/emit/cloud-config.ts';
+import { encodeFiles, encodedFilesSize, fastItemSize } from '../generator/emit/userdata.ts';
+import { targetsYaml, toYaml } from '../generator/render/index.ts';
+import { ROOT, SHARED } from './helpers.ts';
+import { compileInventory, type BuildInput } from './tree.ts';
+
+const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
+const bytes = (s: string) => Buffer.byteLength(s);
+
+const inputs: [string, BuildInput][] = [
+  ['two-infra', { cwd: ROOT, arg: 'test/fixtures/two-infra.yml' }],
+  ['default', { cwd: '/' }],
+  ...(SHARED
+    ? ([
+        ['meta', { cwd: SHARED, arg: 'pigsty-conf/meta.yml' }],
+        ['full', { cwd: SHARED, arg: 'pigsty-conf/full.yml' }],
+        ['simu', { cwd: SHARED, arg: 'pigsty-conf/simu.yml' }],
+        ['el9', { cwd: SHARED, arg: 'pigsty-conf/el.yml', sets: ['os_profile=el9'] }],
+      ] as [string, BuildInput][])
+    : []),
+];
+
+for (const [name, input] of inputs) {
+  test(`${name}: cloud-config pieces, files-gz+b64 sizes and target files equal the plain YAML route`, () => {
+    const c = compileInventory(input);
+    for (const n of c.nodes) {
+      const cc = cloudConfigObject(n, { version: '0.0.0' });
+      const whole = stringify(cc, YAML_OPTS);
+      assert.is(cloudConfigYaml(cc), whole, `${n.ip}: cloud-config YAML`);
+      const text = `#cloud-config\n# header\n${whole}`;
+      assert.is(encodedFilesSize(text), bytes(encodeFiles(text)), `${n.ip}: files-gz+b64 size`);
+      for (const f of n.files) {
+        if (f.kind !== 'scrape-targets') continue;
+        const data = (stringify as unknown) && (JSON.parse(JSON.stringify(parseTargets(f.content))) as unknown);
+        assert.is(targetsYaml(data), toYaml(data), `${n.ip}: ${f.path}`);
+      }
+    }
+  });
+}
+
+// The rendered target file back to data (the plan's data is not kept on the rendered node).
+function parseTargets(content: string): unknown {
+  const out: { labels: Record<string, string>; targets: string[] }[] = [];
+  for (const line of content.split('\n')) {
+    if (line.startsWith('- labels:')) out.push({ labels: {}, targets: [] });
+    else if (line.startsWith('    - ')) out[out.length - 1]!.targets.push(line.slice(6));
+    else if (/^ {4}\S+: /.test(line)) {
+      const [k, ...v] = line.trim().split(': ');
+      out[out.length - 1]!.labels[k!] = v.join(': ');
+    }
+  }
+  return out;
+}
+
+// Deterministic pseudo-random generator (no Math.random: failures must reproduce).
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+}
+const PARTS = ['a: b #c', 'x\\y', '\u2028', '\ufeffbom', '\u0085nel', 'a', 'key: value', '  indented', '\t tab', '# hash', '', ' ', '"q"', "'s'", 'é—ü', '\u0007bell', '- item', '---', '...', 'x: |', '{a: b}', 'long '.repeat(200), '\r'];
+
+test('write_files items and target lists: fast writers equal the YAML stringifier on generated inputs', () => {
+  const r = rng(7);
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  for (let i = 0; i < Number(process.env.FUZZ_N ?? 3000); i++) {
+    const lines = Array.from({ length: 1 + Math.floor(r() * 8) }, () => pick(PARTS));
+    const ends = pick(['', '\n', '\n\n', ' \n', '\n ', '\n\n\n']);
+    const content = pick(['', ' ', '\n']) + lines.join('\n') + ends;
+    const item: Record<string, unknown> = {
+      path: pick(['/etc/x.conf', '/etc/a b', '/data/infra/targets/node/10.0.0.1.yml', '/x:', '/etc/-y']),
+      permissions: pick(['0644', '0600', '0755', '644']),
+      owner: pick(['root:root', 'vector:vector', 'root', 'a b:c']),
+      content,
+    };
+    if (r() < 0.3) item.defer = true;
+    const ref = stringify({ write_files: [item] }, YAML_OPTS);
+    const fast = fileItemYaml(item);
+    if (fast !== undefined) assert.is('write_files:\n' + fast, ref, JSON.stringify(item));
+    const text = `#cloud-config\n${ref}`;
+    const size = fastItemSize(ref);
+    if (size !== undefined) assert.is(size, bytes(encodeFiles(text)) - bytes('#cloud-config\n'), `gz size of ${JSON.stringify(item)}`);
+    assert.is(encodedFilesSize(text), bytes(encodeFiles(text)), `whole size of ${JSON.stringify(item)}`);
+  }
+  // Top-level entries with plain scalars only (the shortcut without a round trip).
+  const plainWords = ['pg-test-1', 'a b', 'x - y', 'k=v', 'a:b', '~x', 'é', 'systemctl enable --now x.service', '1.2.3.4', '@x', '%y', 'a #b', '- z', '[x]'];
+  for (let i = 0; i < 3000; i++) {
+    const cc = { hostname: pick(plainWords), runcmd: Array.from({ length: Math.floor(r() * 4) }, () => pick(plainWords)), groups: r() < 0.5 ? [] : [pick(plainWords)] };
+    const text = `#cloud-config\n${stringify(cc, YAML_OPTS)}`;
+    assert.is(encodedFilesSize(text), bytes(encodeFiles(text)), `plain entries ${JSON.stringify(cc)}`);
+  }
+  const words = ['10.0.0.1', '10.0.0.1:9100', 'pg-test-1', '1.5', '123', 'true', 'null', 'a:', '-x', '.5', '0x1F', 'ok/path', 'a b', 'x#y', 'é', '~', '1e3', 'pg-meta'];
+  for (let i = 0; i < 2000; i++) {
+    const data = Array.from({ length: 1 + Math.floor(r() * 3) }, () => ({
+      labels: Object.fromEntries(Array.from({ length: 1 + Math.floor(r() * 3) }, () => [pick(['ip', 'ins', 'cls', 'vip', '1', 'a b']), pick(words)])),
+      targets: Array.from({ length: Math.floor(r() * 3) }, () => pick(words)),
+    }));
+    const fast = targetsYaml(data);
+    if (fast !== undefined) assert.is(fast, toYaml(data), JSON.stringify(data));
+  }
+});
+
+test.run();
