@@ -378,4 +378,25 @@ export const addressFields: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields];
+/** nginx_users become `.htpasswd` lines: a name is a plain word, a password one line. */
+export const nginxUsers: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
+    const users = n.vars.nginx_users;
+    if (!isObj(users)) continue;
+    const base = originOf(n, 'nginx_users');
+    for (const [name, pass] of Object.entries(users)) {
+      if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+        out.push(err('injection', [...base, name], `nginx user name ${JSON.stringify(name)} must be letters, digits, '.', '_' or '-'`, { hint: 'a `:` or newline in a name would add lines to /etc/nginx/.htpasswd' }));
+      }
+      if (typeof pass !== 'string' && typeof pass !== 'number') {
+        out.push(err('bad-value', [...base, name], `the password of nginx user \`${name}\` must be a string`));
+      } else if (CONTROL.test(String(pass))) {
+        out.push(err('injection', [...base, name], `the password of nginx user \`${name}\` contains a control character (a newline would add a line to /etc/nginx/.htpasswd)`));
+      }
+    }
+  }
+  return dedupe(out);
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields];
