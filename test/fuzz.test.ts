@@ -13,7 +13,7 @@ import { loadAndResolve } from '../generator/pipeline.ts';
 import { readAssets } from '../generator/io.ts';
 import { CODES } from '../generator/codes.ts';
 import type { Diagnostic, JsonObject } from '../generator/types.ts';
-import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
+import { ROOT, SHARED, needShared, tmp, prng } from './helpers.ts';
 
 const SEED = Number(process.env.PIGEN_FUZZ_SEED ?? 0x5eed2026) >>> 0;
 const COUNT = Number(process.env.PIGEN_FUZZ_COUNT ?? 2200);
@@ -22,17 +22,6 @@ const VALID = join(ROOT, 'test', 'fixtures', 'valid');
 
 console.log(`fuzz: seed ${SEED} (0x${SEED.toString(16)}), ${COUNT} mutants — rerun with PIGEN_FUZZ_SEED=${SEED}`);
 
-/** mulberry32: a small, fast, seeded PRNG. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ── the seed inventories ────────────────────────────────────────────────────────────────────────
 

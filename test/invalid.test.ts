@@ -18,7 +18,7 @@ import { CODES } from '../generator/codes.ts';
 import { parseSet } from '../generator/resolve/index.ts';
 import { parseInventory } from '../generator/load/parse.ts';
 import type { Diagnostic, Json, ResolveOptions } from '../generator/types.ts';
-import { ROOT, run, tmp } from './helpers.ts';
+import { ROOT, run, tmp, prng } from './helpers.ts';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'invalid');
 const VALID = join(ROOT, 'test', 'fixtures', 'valid');
@@ -114,17 +114,6 @@ test('CRLF line endings and a UTF-8 BOM give the same diagnostics at the same li
 
 // ── inputs generated here (binary, huge) ────────────────────────────────────────────────────
 
-/** mulberry32: small seeded PRNG so the garbage is the same on every run. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('binary garbage (random bytes with NULs) is not-text, reported once, no crash', () => {
   const rnd = prng(0xb1a5);

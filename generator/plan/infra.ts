@@ -137,43 +137,29 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
     );
     p.services.push('vmetrics');
   }
-  if (v.on('vlogs_enabled')) {
-    p.packages.push(os.packages.vlogs);
-    p.dirs.push({ path: '/infra/logs', owner: 'victoria:infra', mode: '0750' });
+  // VictoriaLogs and VictoriaTraces: the same shape, their own data dir, port and open-file limit.
+  for (const [name, title, dir, port, nofile] of [
+    ['vlogs', 'VictoriaLogs', '/infra/logs', v.num('vlogs_port', 9428), 4194304],
+    ['vtraces', 'VictoriaTraces', '/infra/traces', v.num('vtraces_port', 10428), 2097152],
+  ] as const) {
+    if (!v.on(`${name}_enabled`)) continue;
+    p.packages.push(os.packages[name]);
+    p.dirs.push({ path: dir, owner: 'victoria:infra', mode: '0750' });
     p.files.push(
       ...unitFiles({
-        name: 'vlogs',
-        description: 'VictoriaLogs (pigsty)',
+        name,
+        description: `${title} (pigsty)`,
         user: 'victoria',
         group: 'infra',
-        exec: os.bins.vlogs,
-        envVar: 'VLOGS_OPTS',
-        flags: ['-storageDataPath=/infra/logs', `-httpListenAddr=:${v.num('vlogs_port', 9428)}`, ...userOpts('vlogs_options')],
-        nofile: 4194304,
+        exec: os.bins[name],
+        envVar: `${name.toUpperCase()}_OPTS`,
+        flags: [`-storageDataPath=${dir}`, `-httpListenAddr=:${port}`, ...userOpts(`${name}_options`)],
+        nofile,
         after: ['network-online.target'],
         wants: ['network-online.target'],
       }),
     );
-    p.services.push('vlogs');
-  }
-  if (v.on('vtraces_enabled')) {
-    p.packages.push(os.packages.vtraces);
-    p.dirs.push({ path: '/infra/traces', owner: 'victoria:infra', mode: '0750' });
-    p.files.push(
-      ...unitFiles({
-        name: 'vtraces',
-        description: 'VictoriaTraces (pigsty)',
-        user: 'victoria',
-        group: 'infra',
-        exec: os.bins.vtraces,
-        envVar: 'VTRACES_OPTS',
-        flags: ['-storageDataPath=/infra/traces', `-httpListenAddr=:${v.num('vtraces_port', 10428)}`, ...userOpts('vtraces_options')],
-        nofile: 2097152,
-        after: ['network-online.target'],
-        wants: ['network-online.target'],
-      }),
-    );
-    p.services.push('vtraces');
+    p.services.push(name);
   }
 
   // ── vmalert + rules ──
