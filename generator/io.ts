@@ -1,7 +1,8 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
@@ -58,20 +59,59 @@ export function readInventory(arg: string | undefined, cwd: string): Source | Di
 }
 
 // ── Output trees ────────────────────────────────────────────────────────────
-
+//
+// An output tree is replaced as a whole: the new tree is assembled beside it and swapped in with
+// renames, so a reader sees the previous tree or the new one, never a mix, and an interrupted
+// build leaves the previous one in place. What makes that cheap is a second generation kept
+// beside the output in `.<name>.pigen/`:
+//
+//   <parent>/<name>/                     the output (generation A)
+//   <parent>/.<name>.pigen/spare/        the previous generation (B): same directory skeleton, and
+//                                        every file whose bytes did not change is a hard link to
+//                                        the same inode as in A
+//   <parent>/.<name>.pigen/state-<ino>.json
+//                                        what each generation holds (per path: sha256, mode, and
+//                                        the inode, size and mtime it was written as), keyed by the
+//                                        generation's directory inode
+//   <parent>/.<name>.pigen/old/          only during a swap: A, set aside
+//
+// A build brings B up to date (a file whose bytes are unchanged is linked from A, a changed one is
+// written as a new inode, never through a link), then swaps: A → old, B → <name>, old → spare. On
+// a disk where creating a directory costs far more than linking a file, a rebuild touches only
+// what changed instead of re-creating 10,000 directories; unchanged files keep their inode and
+// mtime across builds. A state entry is trusted only while lstat still shows the inode, size, mode
+// and mtime it recorded, so a file edited in the output is noticed and rewritten.
 
 export interface WriteStats {
-  /** Files whose bytes were written (new or changed). */
+  /** Files new or changed, relative to the previous output. */
   written: number;
-  /** Files carried over unchanged (hard-linked, not rewritten). */
+  /** Files carried over unchanged (same inode as in the previous output). */
   unchanged: number;
   /** Files of the previous output that are gone. */
   removed: number;
   /** True when the output already matched and nothing was touched. */
   noop: boolean;
+  /** Filesystem work done to assemble the new generation: files written, links made, directories made, entries removed. */
+  io: { files: number; links: number; dirs: number; removed: number };
 }
 
-function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>()): Map<string, 'file' | 'link'> {
+export interface WriteOptions {
+  /** A file that marks a directory as a pigen output (refuses to replace one without it). */
+  marker?: string;
+  /** Keep the previous generation as the spare for the next build (default true). */
+  spare?: boolean;
+}
+
+/** sha256 (hex) for files, 'L' + target for links; the mode; then the inode, size and mtime written. */
+type StateEntry = [content: string, mode: number, ino: number, size: number, mtimeMs: number];
+interface TreeState {
+  v: 1;
+  dev: number;
+  ino: number;
+  entries: Record<string, StateEntry>;
+}
+
+function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -82,7 +122,7 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   for (const d of entries) {
     const rel = prefix ? `${prefix}/${d.name}` : d.name;
     if (d.isSymbolicLink()) out.set(rel, 'link');
-    else if (d.isDirectory()) listTree(join(dir, d.name), rel, out);
+    else if (d.isDirectory()) dirs?.push(rel), listTree(join(dir, d.name), rel, out, dirs);
     else out.set(rel, 'file');
   }
   return out;
@@ -122,6 +162,36 @@ function withoutUmask<T>(fn: (exact: boolean) => T): T {
   }
 }
 
+const lstatOrUndefined = (p: string) => {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+};
+
+function readState(file: string, dir: string): TreeState | undefined {
+  const st = lstatOrUndefined(dir);
+  if (!st?.isDirectory()) return undefined;
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as TreeState;
+    return s.v === 1 && s.dev === st.dev && s.ino === st.ino && s.entries && typeof s.entries === 'object' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The state entry of `rel` in tree `dir`, if lstat still shows what it recorded. */
+function validEntry(state: TreeState | undefined, dir: string, rel: string): StateEntry | undefined {
+  const e = state?.entries[rel];
+  if (!e) return undefined;
+  const st = lstatOrUndefined(join(dir, rel));
+  if (!st || st.ino !== e[2] || st.size !== e[3] || st.mtimeMs !== e[4]) return undefined;
+  if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
+  return e;
+}
+
+/** Whether a file of a tree without state has these bytes and mode (read and compared). */
 function sameFile(path: string, data: Uint8Array, mode: number): boolean {
   try {
     const st = lstatSync(path);
@@ -133,98 +203,234 @@ function sameFile(path: string, data: Uint8Array, mode: number): boolean {
 }
 
 /**
- * Writes a tree to `outDir` atomically: the new tree is assembled beside it (unchanged files are
- * hard-linked from the old tree, so they are not rewritten) and swapped in with two renames. An
- * interrupted build leaves the previous output in place; a build that changes nothing touches
- * nothing. Refuses to replace a non-empty directory that is not a pigen output.
+ * Writes a tree to `outDir` atomically (see above): the new generation is assembled beside it and
+ * swapped in with renames. An interrupted build leaves the previous output in place; a build that
+ * changes nothing touches nothing. Refuses to replace a non-empty directory that is not a pigen
+ * output.
  */
-export function writeTree(outDir: string, tree: OutTree, marker = 'manifest.json'): WriteStats {
+export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | string = {}): WriteStats {
+  const { marker = 'manifest.json', spare: keepSpare = true } = typeof opts === 'string' ? { marker: opts } : opts;
   const dir = resolvePath(outDir);
   const parent = dirname(dir);
   const name = basename(dir);
+  const home = join(parent, `.${name}.pigen`);
+  const spareDir = join(home, 'spare');
+  const oldDir = join(home, 'old');
   mkdirSync(parent, { recursive: true });
-  // Leftovers of interrupted builds: `.new-*` partial staging trees, `.old-*` complete previous
-  // trees (only ever made by a rename), `.del-*` previous trees being removed. A swap interrupted
-  // between its two renames left no output: put the newest previous tree back first.
-  const leftovers = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`));
+
+  // Leftovers of interrupted builds. A swap cut between its renames left no output: the previous
+  // one waits in old/ (complete: it only ever gets there by a rename). Trees of older pigen
+  // versions: `.<name>.new-*` (partial), `.<name>.old-*` (complete), `.<name>.del-*` (being removed).
+  const legacy = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`));
   if (!existsSync(dir)) {
-    const old = leftovers('old').map((n) => ({ n, t: lstatSync(join(parent, n)).ctimeMs })).sort((a, b) => a.t - b.t || (a.n < b.n ? -1 : 1));
-    if (old.length) renameSync(join(parent, old[old.length - 1]!.n), dir);
+    if (existsSync(oldDir)) renameSync(oldDir, dir);
+    else {
+      const old = legacy('old').map((n) => ({ n, t: lstatSync(join(parent, n)).ctimeMs })).sort((a, b) => a.t - b.t || (a.n < b.n ? -1 : 1));
+      if (old.length) renameSync(join(parent, old[old.length - 1]!.n), dir);
+    }
   }
-  for (const n of [...leftovers('new'), ...leftovers('old'), ...leftovers('del')]) rmSync(join(parent, n), { recursive: true, force: true });
-  const existing = listTree(dir);
+  for (const n of [...legacy('new'), ...legacy('old'), ...legacy('del')]) removeTree(join(parent, n));
+  if (existsSync(oldDir)) {
+    // The swap was cut after the new tree went in: what was set aside is a complete generation.
+    if (existsSync(spareDir)) removeTree(oldDir);
+    else renameSync(oldDir, spareDir);
+  }
+
+  const liveDirs: string[] = [];
+  const existing = listTree(dir, '', new Map(), liveDirs);
   if (existing.size && !existing.has(marker)) {
     throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   }
-  // Nothing changed: leave every file alone. (Comparisons are remembered for the write below.)
-  const same = new Map<string, boolean>();
-  const isSame = (e: Extract<OutTree[number], { data: Uint8Array }>) => {
-    let r = same.get(e.path);
-    if (r === undefined) same.set(e.path, (r = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode)));
-    return r;
+  mkdirSync(home, { recursive: true });
+  const stateFile = (d: string) => {
+    const st = lstatOrUndefined(d);
+    return st ? join(home, `state-${st.ino}.json`) : undefined;
   };
-  const identical =
-    existing.size === tree.length &&
-    tree.every((e) => {
-      if ('link' in e) return existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
-      return isSame(e);
-    });
-  if (identical) return { written: 0, unchanged: tree.length, removed: 0, noop: true };
+  const liveFile = stateFile(dir);
+  const live = liveFile ? readState(liveFile, dir) : undefined;
+  // Entries in the output its state does not know (added by hand): that state must not describe
+  // the tree once it becomes the spare, which is then walked instead.
+  const liveStateComplete = live !== undefined && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)));
 
-  const staging = join(parent, `.${name}.new-${process.pid}`);
-  let written = 0;
-  let unchanged = 0;
-  // With the umask cleared, the modes given to mkdir and open are the modes on disk (no chmod per
-  // file); where it cannot be cleared, every directory and file is chmod-ed as before.
+  // What each wanted entry is: content key (sha256 or 'L' + target) and mode.
+  const keys = tree.map((e) => ('link' in e ? 'L' + e.link : createHash('sha256').update(e.data).digest('hex')));
+  const modeOf = (e: OutTree[number]) => ('link' in e ? 0o777 : e.mode);
+
+  // Per wanted entry: does the live output already hold it? (state + lstat, or read and compare
+  // when the live tree has no state: an output of an older pigen).
+  const liveEntries: (StateEntry | undefined)[] = [];
+  const inLive = tree.map((e, i) => {
+    if (!existing.has(e.path)) return false;
+    if (live) {
+      const s = validEntry(live, dir, e.path);
+      if (s === undefined || s[0] !== keys[i] || s[1] !== modeOf(e)) return false;
+      liveEntries[i] = s;
+      return true;
+    }
+    if ('link' in e) return existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
+    return existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
+  });
+  // Counted over files (links are re-made with every generation).
+  const nFiles = tree.filter((e) => !('link' in e)).length;
+  const unchanged = tree.filter((e, i) => inLive[i] && !('link' in e)).length;
+  const wanted = new Set(tree.map((e) => e.path));
+  let removed = 0;
+  for (const k of existing.keys()) if (!wanted.has(k)) removed++;
+  const io = { files: 0, links: 0, dirs: 0, removed: 0 };
+  if (existing.size === tree.length && inLive.every(Boolean)) {
+    if (!live && liveFile) writeState(liveFile, dir, tree, keys);
+    return { written: 0, unchanged: tree.length, removed: 0, noop: true, io };
+  }
+
+  // The spare generation: its state (dropped before it is touched, so an interrupted update is
+  // never trusted), or none (a fresh directory, or one of unknown content: walked).
+  if (!existsSync(spareDir)) mkdirSync(spareDir, { mode: 0o755 });
+  const spareFile = stateFile(spareDir)!;
+  const spareState = readState(spareFile, spareDir);
+  rmSync(spareFile, { force: true });
+  const spareDirs: string[] = [];
+  const spareEntries: Map<string, 'file' | 'link'> = spareState
+    ? new Map(Object.entries(spareState.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file']))
+    : listTree(spareDir, '', new Map(), spareDirs);
+
+  const next: Record<string, StateEntry> = {};
   withoutUmask((exact) => {
-    mkdirSync(staging, { recursive: true, mode: 0o755 });
-    chmodSync(staging, 0o755);
-    const made = new Set<string>([staging]);
+    chmodSync(spareDir, 0o755);
+    // Directories: the spare's own (from its entries), made as needed.
+    const made = new Set<string>([spareDir]);
+    // Directories of the spare: a wanted file where one is must remove it first.
+    const spareDirSet = spareState ? parentDirs(spareEntries.keys()) : new Set(spareDirs);
     const ensureDir = (d: string) => {
       if (made.has(d)) return;
       ensureDir(dirname(d));
       try {
         mkdirSync(d, { mode: 0o755 });
+        io.dirs++;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' && !lstatSync(d).isDirectory()) unlinkSync(d), mkdirSync(d, { mode: 0o755 }), io.dirs++;
+        else if (code !== 'EEXIST') throw e;
       }
       if (!exact) chmodSync(d, 0o755);
       made.add(d);
     };
-    for (const e of tree) {
-      const target = join(staging, e.path);
+    const clear = (p: string, rel: string) => {
+      if (spareEntries.delete(rel)) unlinkSync(p);
+      else if (spareDirSet.has(rel)) removeTree(p), io.removed++;
+    };
+    tree.forEach((e, i) => {
+      const target = join(spareDir, e.path);
+      const mode = modeOf(e);
+      // Already right in the spare?
+      const s = spareState ? validEntry(spareState, spareDir, e.path) : undefined;
+      if (s && s[0] === keys[i] && s[1] === mode) {
+        next[e.path] = s;
+        spareEntries.delete(e.path);
+        return;
+      }
       ensureDir(dirname(target));
+      clear(target, e.path);
+      // Unchanged since the live output: the same inode.
+      if (inLive[i] && !('link' in e)) {
+        const src = join(dir, e.path);
+        try {
+          linkSync(src, target);
+          io.links++;
+          const l = liveEntries[i];
+          if (l) next[e.path] = l;
+          else {
+            const st = lstatSync(target);
+            next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
+          }
+          return;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
+        }
+      }
       if ('link' in e) {
         symlinkSync(e.link, target);
-        continue;
+        io.links++;
+        const st = lstatSync(target);
+        next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
+        return;
       }
-      if (isSame(e)) {
-        linkSync(join(dir, e.path), target);
-        unchanged++;
-      } else {
-        writeFileSync(target, e.data, { mode: e.mode });
-        if (!exact) chmodSync(target, e.mode);
-        written++;
+      const fd = openSync(target, 'wx', e.mode);
+      try {
+        for (let off = 0; off < e.data.length; ) off += writeSync(fd, e.data, off);
+        if (!exact) fchmodSync(fd, e.mode);
+        const st = fstatSync(fd);
+        next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
+      } finally {
+        closeSync(fd);
       }
-    }
+      io.files++;
+    });
   });
-  const wanted = new Set(tree.map((e) => e.path));
-  let removed = 0;
-  for (const k of existing.keys()) if (!wanted.has(k)) removed++;
-  if (existing.size) {
-    const old = join(parent, `.${name}.old-${process.pid}`);
-    const del = join(parent, `.${name}.del-${process.pid}`);
-    renameSync(dir, old);
-    renameSync(staging, dir);
-    // Renamed before removal, so a `.old-*` is always complete (an interrupted removal leaves a
-    // `.del-*`, which is never restored); the next build removes either.
-    renameSync(old, del);
-    removeTree(del);
-  } else {
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
+  // What the spare has that the new tree does not: its files, then directories left empty.
+  const emptied = new Set<string>();
+  for (const rel of spareEntries.keys()) {
+    try {
+      unlinkSync(join(spareDir, rel));
+      io.removed++;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    for (let d = dirname(rel); d !== '.'; d = dirname(d)) emptied.add(d);
   }
-  return { written, unchanged, removed, noop: false };
+  for (const d of [...emptied].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))) {
+    try {
+      rmdirSync(join(spareDir, d));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
+    }
+  }
+  writeJson(spareFile, { v: 1, dev: lstatSync(spareDir).dev, ino: lstatSync(spareDir).ino, entries: next } satisfies TreeState);
+
+  // The swap.
+  if (existsSync(dir)) {
+    renameSync(dir, oldDir);
+    renameSync(spareDir, dir);
+    if (keepSpare) {
+      renameSync(oldDir, spareDir);
+      if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
+    } else {
+      removeTree(oldDir);
+      if (liveFile) rmSync(liveFile, { force: true });
+    }
+  } else {
+    renameSync(spareDir, dir);
+  }
+  // State files of generations that are gone.
+  const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
+  for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
+  if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
+  return { written: nFiles - unchanged, unchanged, removed, noop: false, io };
+}
+
+/** Every directory (relative, no '.') that holds one of `paths`. */
+function parentDirs(paths: Iterable<string>): Set<string> {
+  const dirs = new Set<string>();
+  for (const p of paths) for (let d = dirname(p); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d);
+  return dirs;
+}
+
+function writeState(file: string, dir: string, tree: OutTree, keys: string[]): void {
+  const entries: Record<string, StateEntry> = {};
+  tree.forEach((e, i) => {
+    const st = lstatSync(join(dir, e.path));
+    entries[e.path] = [keys[i]!, 'link' in e ? 0o777 : e.mode, st.ino, st.size, st.mtimeMs];
+  });
+  const st = lstatSync(dir);
+  writeJson(file, { v: 1, dev: st.dev, ino: st.ino, entries } satisfies TreeState);
+}
+
+/** A small JSON file, written to a temp file beside it and renamed into place. */
+function writeJson(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value));
+  renameSync(tmp, file);
 }
 
 /** Writes one file atomically: a temp file beside it, then rename. */

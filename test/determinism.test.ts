@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
@@ -130,7 +130,7 @@ test('a rebuild that changes nothing rewrites no file (inode, mtime, ctime kept)
   assertOk(j, 'third build (--json)');
   const stats = JSON.parse(j.stdout);
   assert.equal([stats.written, stats.removed, stats.unchanged], [0, 0, stats.files]);
-  assert.equal(readdirSync(dir), ['out'], 'nothing left beside the output');
+  assert.equal(readdirSync(dir).sort(), ['.out.pigen', 'out'], 'nothing but the spare generation beside the output');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -168,12 +168,16 @@ test('--set node_exporter_port: only files whose bytes change get a new inode, t
   assertSame(third, baseMap, { actual: 'output after reverting --set', expected: 'compile()' });
   for (const [k, e] of files(third)) {
     const p = first.get(k) as Extract<Entry, { kind: 'file' }>;
-    if (changed.has(k)) assert.is.not(e.ino, p.ino, `${k}: reverted file kept the inode of the --set build`);
+    // A reverted file is the first build's file again (kept in the spare generation), never the --set build's.
+    if (changed.has(k)) {
+      const q = second.get(k);
+      assert.ok(!q || q.kind !== 'file' || q.ino !== e.ino, `${k}: reverted file kept the inode of the --set build`);
+    }
     // Content-addressed names (out/images/<name-with-hash>.*): gone in the --set build, written anew.
     else if (removed.includes(k)) assert.ok(k.startsWith('images/'), `${k}: only image files change names`);
     else assert.is(e.ino, p.ino, `${k}: unchanged through both builds but rewritten`);
   }
-  assert.equal(readdirSync(dir), ['out'], 'nothing left beside the output');
+  assert.equal(readdirSync(dir).sort(), ['.out.pigen', 'out'], 'nothing but the spare generation beside the output');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -234,17 +238,27 @@ test('SIGKILL at random moments of a build leaves the previous or the new tree, 
   /**
    * The state after a kill: out/ holds A or B. The one moment it cannot is between the swap's two
    * renames (rename(2) cannot exchange two directories); then out/ is missing and the complete
-   * previous tree waits as .out.old-<pid> for the next build to put back.
+   * previous tree waits in .out.pigen/old for the next build to put back.
    */
+  const home = join(dir, '.out.pigen');
   const state = (): { tree: 'A' | 'B'; swap: boolean } => {
     if (existsSync(out)) return { tree: classify(out, 'out/'), swap: false };
-    const old = readdirSync(dir).filter((n) => n.startsWith('.out.old-'));
-    assert.is(old.length, 1, `out/ is missing and there is no single .out.old-* to recover it ${where}: ${readdirSync(dir).join(' ')}`);
-    return { tree: classify(join(dir, old[0]!), old[0]!), swap: true };
+    assert.ok(existsSync(join(home, 'old')), `out/ is missing and there is no .out.pigen/old to recover it ${where}: ${readdirSync(dir).join(' ')}`);
+    return { tree: classify(join(home, 'old'), '.out.pigen/old'), swap: true };
   };
+  /** A build is between its first and last write: the spare generation is being assembled (it has no state file), or the swap is under way. */
+  const inFlight = () => {
+    if (existsSync(join(home, 'old'))) return true;
+    try {
+      return !existsSync(join(home, `state-${lstatSync(join(home, 'spare')).ino}.json`));
+    } catch {
+      return false;
+    }
+  };
+  const leftovers = () => (existsSync(home) ? readdirSync(home).filter((n) => n === 'old' || n.includes('.tmp-')) : []);
 
-  /** Builds the other tree; kills it `delay` ms after it starts, or after its staging dir appears. */
-  const attempt = async (kill?: { after: 'start' | 'staging'; delay: number }) => {
+  /** Builds the other tree; kills it `delay` ms after it starts, or after it starts writing. */
+  const attempt = async (kill?: { after: 'start' | 'writing'; delay: number }) => {
     const target = state().tree === 'A' ? 'B' : 'A';
     const t0 = performance.now();
     const child = spawn(process.execPath, cliArgs('build', 'big.yml', '-o', 'out', ...sets[target]), { cwd: dir, env: childEnv(), stdio: 'ignore' });
@@ -255,86 +269,126 @@ test('SIGKILL at random moments of a build leaves the previous or the new tree, 
         res({ code, signal });
       }),
     );
-    const staging = join(dir, `.out.new-${child.pid}`);
-    let stagingAt: number | undefined;
-    if (!kill || kill.after === 'staging') {
-      while (!done && !existsSync(staging)) await sleep(1);
-      if (!done) stagingAt = performance.now();
+    let writingAt: number | undefined;
+    if (!kill || kill.after === 'writing') {
+      while (!done && !inFlight()) await new Promise((r) => setImmediate(r));
+      if (!done) writingAt = performance.now();
     }
+    let flightMs: number | undefined;
+    if (!kill && writingAt !== undefined) {
+      while (!done && inFlight()) await new Promise((r) => setImmediate(r));
+      flightMs = performance.now() - writingAt;
+    }
+    let wasInFlight = false;
     if (kill) {
       await sleep(kill.delay);
-      if (!done) child.kill('SIGKILL');
+      if (!done) {
+        wasInFlight = inFlight();
+        child.kill('SIGKILL');
+      }
     }
     const { code, signal } = await exited;
-    const left = readdirSync(dir).filter((n) => n.endsWith(`-${child.pid}`));
+    if (signal === 'SIGKILL') wasInFlight ||= inFlight();
+    const left = leftovers();
     const after = state();
     if (signal !== 'SIGKILL') {
       assert.is(code, 0, `a build that was not killed failed ${where}`);
       assert.is(after.tree, target, `a build completed but out/ is not the new tree ${where}`);
     }
     const ms = performance.now() - t0;
-    return { target, signal, code, after, left, writeMs: stagingAt === undefined ? undefined : performance.now() - stagingAt, ms };
+    return { target, signal, code, after, left, wasInFlight, writeMs: flightMs, ms };
   };
 
   assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'initial build');
   assert.is(state().tree, 'A');
-  // One complete rebuild, to learn how long writing and swapping take here.
+  // Two complete rebuilds, to learn how long writing and swapping take here (the first one
+  // assembles the spare generation from nothing, the second only what differs).
+  await attempt();
   const full = await attempt();
-  assert.is(full.after.tree, 'B');
-  const writeMs = full.writeMs ?? 200;
+  assert.is(full.after.tree, 'A');
+  const writeMs = full.writeMs ?? 50;
   const log = [`complete rebuild: ${full.ms.toFixed(0)} ms, of which writing and swapping ${writeMs.toFixed(0)} ms`];
   let interrupted = 0;
   // Two kills in the first 5–200 ms (startup), then kills spread over the writing and the swap.
   const plan = [
     ...[0, 1].map(() => ({ after: 'start' as const, delay: 5 + Math.floor(rand() * 196) })),
-    ...Array.from({ length: KILLS }, () => ({ after: 'staging' as const, delay: Math.floor(rand() * writeMs * 1.2) })),
+    ...Array.from({ length: KILLS }, () => ({ after: 'writing' as const, delay: Math.floor(rand() * writeMs * 1.2) })),
   ];
   for (const [i, k] of plan.entries()) {
     const r = await attempt(k);
-    if (r.signal === 'SIGKILL' && r.left.length) interrupted++;
-    log.push(`kill ${i}: ${k.after}+${k.delay}ms → ${r.signal ?? `exit ${r.code}`}; out/ ${r.after.swap ? `missing, previous tree ${r.after.tree} set aside` : `is tree ${r.after.tree}`}${r.left.length ? `; left ${r.left.join(' ')}` : ''}`);
+    if (r.signal === 'SIGKILL' && r.wasInFlight) interrupted++;
+    log.push(`kill ${i}: ${k.after}+${k.delay}ms → ${r.signal ?? `exit ${r.code}`}${r.wasInFlight ? ' while writing' : ''}; out/ ${r.after.swap ? `missing, previous tree ${r.after.tree} set aside` : `is tree ${r.after.tree}`}${r.left.length ? `; left ${r.left.join(' ')}` : ''}`);
   }
   console.log(`  ${where}\n  ${log.join('\n  ')}`);
   assert.ok(interrupted >= 1, `no kill landed while the tree was being written; the test proved nothing ${where}\n${log.join('\n')}`);
 
-  // A normal build recovers: the wanted tree, and nothing left beside it.
+  // A normal build recovers: the wanted tree, and nothing left beside it but the spare generation.
   const target = state().tree === 'A' ? 'B' : 'A';
   assertOk(cli(['build', 'big.yml', '-o', 'out', ...sets[target]], { cwd: dir }), 'build after the kills');
   assert.is(state().tree, target);
-  assert.equal(readdirSync(dir).sort(), ['big.yml', 'out'], `leftovers beside the output after a normal build ${where}`);
+  assert.equal(readdirSync(dir).sort(), ['.out.pigen', 'big.yml', 'out'], `leftovers beside the output after a normal build ${where}`);
+  assert.equal(readdirSync(home).filter((n) => !/^state-\d+\.json$/.test(n)), ['spare'], `leftovers in .out.pigen ${where}`);
+  // And the spare generation is a complete tree too (the one before).
+  assert.is(classify(join(home, 'spare'), '.out.pigen/spare'), target === 'A' ? 'B' : 'A');
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a build cleans up after killed ones: partial staging tree, set-aside and half-removed old trees, a swap cut between its renames', () => {
+test('a build cleans up after killed ones: partial spare, a swap cut between its renames or after them, trees of older versions', () => {
   const dir = tmp('pigen-recover-');
   const out = join(dir, 'out');
+  const home = join(dir, '.out.pigen');
   const SET = 'node_exporter_port=9111';
   const A = treeEntries(compileInventory({ cwd: ROOT, arg: TWO_INFRA }).tree);
   const B = treeEntries(compileInventory({ cwd: ROOT, arg: TWO_INFRA, sets: [SET] }).tree);
+  const only = (...names: string[]) => assert.equal(readdirSync(dir).sort(), names.sort(), `beside the output: ${readdirSync(dir).join(' ')}`);
   assertOk(cli(['build', TWO_INFRA, '-o', out]), 'first build');
+  assertOk(cli(['build', TWO_INFRA, '-o', out, '--set', SET]), 'second build');
+  assertSame(scan(join(home, 'spare')), A, { actual: '.out.pigen/spare', expected: 'compile()' });
 
-  // Killed while writing the staging tree; after the swap, before the previous tree was renamed
-  // for removal; and while removing it.
-  const partial = (name: string) => {
-    cpSync(out, join(dir, name), { recursive: true, verbatimSymlinks: true });
-    rmSync(join(dir, name, 'manifest.json'));
-    rmSync(join(dir, name, 'nodes', '10.10.10.21'), { recursive: true });
+  // Killed while assembling the spare: its state is gone, it holds a mix plus a stray file.
+  const partial = (d: string) => {
+    rmSync(join(d, 'manifest.json'));
+    rmSync(join(d, 'nodes', '10.10.10.21'), { recursive: true });
+    writeFileSync(join(d, 'stray.txt'), 'half-written\n');
   };
-  partial('.out.new-999999');
+  for (const n of readdirSync(home)) if (n.startsWith('state-') && Number(n.slice(6, -5)) === lstatSync(join(home, 'spare')).ino) rmSync(join(home, n));
+  partial(join(home, 'spare'));
+  // Trees of older pigen versions: a partial staging tree, a complete set-aside one, a half-removed one.
+  const legacy = (name: string) => {
+    cpSync(out, join(dir, name), { recursive: true, verbatimSymlinks: true });
+    partial(join(dir, name));
+  };
+  legacy('.out.new-999999');
   cpSync(out, join(dir, '.out.old-999998'), { recursive: true, verbatimSymlinks: true });
-  partial('.out.del-999997');
-  const r = cli(['build', TWO_INFRA, '-o', out]);
-  assertOk(r, 'no-change build with leftovers');
+  legacy('.out.del-999997');
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'build with leftovers');
   assertSame(scan(out), A, { actual: 'out/', expected: 'compile()' });
-  assert.equal(readdirSync(dir), ['out'], 'leftovers of killed builds are still there after a build');
+  only('.out.pigen', 'out');
+  assertSame(scan(join(home, 'spare')), B, { actual: '.out.pigen/spare', expected: 'compile() with --set' });
 
-  // Killed between the two renames: out/ is missing, the complete previous tree is set aside
-  // (beside an older tree whose removal was cut short: that one must not come back).
-  partial('.out.del-999996');
-  renameSync(out, join(dir, '.out.old-999995'));
+  // Killed between the two renames of the swap: out/ is missing, the complete previous tree is set aside.
+  renameSync(out, join(home, 'old'));
   assertOk(cli(['build', TWO_INFRA, '-o', out, '--set', SET]), 'build after a cut swap');
   assertSame(scan(out), B, { actual: 'out/', expected: 'compile() with --set' });
-  assert.equal(readdirSync(dir), ['out'], 'leftovers after recovering a cut swap');
+  only('.out.pigen', 'out');
+  assert.equal(readdirSync(home).filter((n) => !n.startsWith('state-')), ['spare']);
+
+  // Killed after both renames, before the old tree became the spare.
+  renameSync(join(home, 'spare'), join(home, 'old'));
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'build after a swap cut at its end');
+  assertSame(scan(out), A, { actual: 'out/', expected: 'compile()' });
+  assert.equal(readdirSync(home).filter((n) => !n.startsWith('state-')), ['spare']);
+
+  // A file edited in place in the output (through the hard link it shares with the spare) is noticed and rewritten.
+  const f = join(out, 'nodes', '10.10.10.10', 'user-data');
+  writeFileSync(f, readFileSync(f, 'utf8') + '# edited\n');
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'build after an edit');
+  assertSame(scan(out), A, { actual: 'out/ after an edit', expected: 'compile()' });
+  // A file added by hand does not survive into a later generation.
+  writeFileSync(join(out, 'nodes', 'notes.txt'), 'mine\n');
+  assertOk(cli(['build', TWO_INFRA, '-o', out, '--set', SET]), 'build after an added file');
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'and back');
+  assertSame(scan(out), A, { actual: 'out/ two builds after an added file', expected: 'compile()' });
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -192,7 +192,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
       const content = join(work, 'content');
       const t0 = performance.now();
       try {
-        writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), 'image.json');
+        writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), { marker: 'image.json', spare: false });
         const vars: Record<string, string> = {
           content_dir: content,
           output_dir: outDir,
