@@ -88,6 +88,48 @@ test('the content hash moves with content (a file, the package set, the bundle) 
   assert.is.not(h(repo, { bundleSha256: 'a'.repeat(64) }), h(repo, { bundleSha256: 'b'.repeat(64) }));
 });
 
+test("one node's host var changes that node's boot content, not the image its role shares (majority variant)", () => {
+  const dir = tmp('pigen-img-major-');
+  const inv = (extra: string) =>
+    [
+      'all:',
+      '  vars: { admin_ip: 10.10.10.10 }',
+      '  children:',
+      '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+      '    pg-a:',
+      '      vars: { pg_cluster: pg-a }',
+      '      hosts:',
+      `        10.10.10.11: { pg_seq: 1, pg_role: primary${extra} }`,
+      '        10.10.10.12: { pg_seq: 2, pg_role: replica }',
+      '        10.10.10.13: { pg_seq: 3, pg_role: replica }',
+      '',
+    ].join('\n');
+  writeFileSync(join(dir, 'a.yml'), inv(''));
+  writeFileSync(join(dir, 'b.yml'), inv(', node_exporter_port: 9200'));
+  const a = compileInventory({ cwd: dir, arg: 'a.yml' });
+  const b = compileInventory({ cwd: dir, arg: 'b.yml' });
+  const sa = splitImages(a.nodes, { version });
+  const sb = splitImages(b.nodes, { version });
+  assert.equal(sb.images.map((i) => i.name), sa.images.map((i) => i.name), 'the same images');
+  const env = '/etc/default/node_exporter';
+  const pg = sb.byNode.get('10.10.10.12')!;
+  assert.ok(pg.image.files.some((f) => f.path === env), `${env} is image content (the majority's variant)`);
+  assert.ok(pg.inImage.has(env));
+  assert.not.ok(sb.byNode.get('10.10.10.11')!.inImage.has(env), 'the odd node does not take it from the image');
+  // In the output: only the odd node's boot user-data changes among the pg nodes, and it carries its own file.
+  const data = (c: ReturnType<typeof compileInventory>, p: string) => fileOf(c, p);
+  for (const ip of ['10.10.10.12', '10.10.10.13']) assert.is(data(b, `nodes/${ip}/user-data.baked`), data(a, `nodes/${ip}/user-data.baked`), `${ip}: user-data.baked unchanged`);
+  const odd = data(b, 'nodes/10.10.10.11/user-data.baked');
+  assert.is.not(odd, data(a, 'nodes/10.10.10.11/user-data.baked'));
+  assert.match(odd, /\/etc\/default\/node_exporter/);
+  assert.match(odd, /9200/);
+  assert.not.match(data(b, 'nodes/10.10.10.12/user-data.baked'), /\/etc\/default\/node_exporter/);
+  // Two against two has no majority: the file stays boot content for all.
+  writeFileSync(join(dir, 'c.yml'), inv(', node_exporter_port: 9200').replace('pg_seq: 2, pg_role: replica }', 'pg_seq: 2, pg_role: replica, node_exporter_port: 9200 }').replace('        10.10.10.13', '        10.10.10.14: { pg_seq: 4, pg_role: replica }\n        10.10.10.13'));
+  const sc = splitImages(compileInventory({ cwd: dir, arg: 'c.yml' }).nodes, { version });
+  assert.not.ok(sc.byNode.get('10.10.10.13')!.image.files.some((f) => f.path === env), 'no strict majority: not image content');
+});
+
 test('user-data.baked: no image files, no packages, hostname and boot files kept; passes cloud-init schema -c', () => {
   const cases = [{ cwd: emptyDir() }, ...(SHARED ? [{ cwd: SHARED, arg: 'pigsty-conf/simu.yml' }, { cwd: SHARED, arg: 'pigsty-conf/el.yml', sets: ['os_profile=el9'] }] : [])];
   const haveCi = needTools('cloud-init schema of user-data.baked', 'cloud-init');

@@ -8,10 +8,11 @@
 //     1. its kind is not boot-only: hosts, resolv, scrape-targets (fleet lists that change whenever
 //        a node is added), ca-cert / tls-cert / tls-key (key material never goes into an image that
 //        may be shared), cloud-config; and it is not marked secret (grafana passwords...);
-//     2. every node of the role has it with the same bytes, mode and owner;
-//     3. it embeds the identity of no node of the role: that node's IP (as a whole address) or its
-//        nodename (as a whole word). This is what decides for a role with a single node, where 2
-//        has nothing to compare against: e.g. vector.yaml (labels ip/ins) and dnsmasq.conf (listen
+//     2. every node of the role has it, and a strict majority of them with the same bytes, mode and
+//        owner: that variant is the image's; a node whose variant differs writes its own at boot;
+//     3. that variant embeds the identity of no node of the role: a node's IP (as a whole address)
+//        or its nodename (as a whole word). This is what decides for a role with a single node,
+//        where 2 has nothing to compare against: e.g. vector.yaml (labels ip/ins) and dnsmasq.conf (listen
 //        address) stay boot content, alert rules and units go into the image.
 //   boot   = everything else, plus hostname, users, links, dirs and the runcmd steps (idempotent).
 //
@@ -117,8 +118,6 @@ function imageCandidate(f: RenderedFile): boolean {
   return !BOOT_KINDS.has(f.kind) && !f.secret;
 }
 
-const same = (a: RenderedFile, b: RenderedFile) => a.content === b.content && a.mode === b.mode && a.owner === b.owner;
-
 /** Maps an on-node path to where it lies under the node's rootfs in the output (following its links). */
 function physical(n: RenderedNode, path: string): string {
   for (const l of n.links) if (path === l.path || path.startsWith(l.path + '/')) return l.target + path.slice(l.path.length);
@@ -143,22 +142,36 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
   const byNode = new Map<string, { image: ImageSpec; inImage: Set<string> }>();
   for (const [key, members] of [...roles].sort(([a], [b]) => byCodeUnit(a, b))) {
     const first = members[0]!;
-    const inImage = new Set<string>();
     const files: ImageFile[] = [];
     const byPath = members.map((m) => new Map(m.files.map((x) => [x.path, x])));
+    // Per path: the variant (bytes, mode, owner) a strict majority of the members has goes into
+    // the image; a member whose variant differs carries its own at boot (written over the image's).
+    // So one node's host var changes that node's boot content, not the image every member shares.
+    const inImage = members.map(() => new Set<string>());
     for (const f of first.files) {
       if (!imageCandidate(f)) continue;
-      // Every member has the same bytes (so one token pass covers all), and it names none of them.
-      const ok =
-        byPath.every((files) => {
-          const g = files.get(f.path);
-          return g !== undefined && imageCandidate(g) && same(f, g);
-        }) &&
-        ((tokens) => !members.some((o) => embedsIdentity(tokens, o.ip, o.nodename)))(identityTokens(f.content));
-      if (!ok) continue;
-      inImage.add(f.path);
-      const data = enc.encode(f.content);
-      files.push({ path: f.path, kind: f.kind, mode: f.mode, owner: f.owner, sha256: sha256(data), size: data.length, from: `nodes/${first.ip}/rootfs${physical(first, f.path)}` });
+      const variants = new Map<string, { file: RenderedFile; at: number[] }>();
+      let everywhere = true;
+      for (let i = 0; i < members.length && everywhere; i++) {
+        const g = byPath[i]!.get(f.path);
+        if (g === undefined || !imageCandidate(g)) everywhere = false;
+        else {
+          const k = `${g.mode}\0${g.owner}\0${g.content}`;
+          const v = variants.get(k);
+          if (v) v.at.push(i);
+          else variants.set(k, { file: g, at: [i] });
+        }
+      }
+      if (!everywhere) continue;
+      let major: { file: RenderedFile; at: number[] } | undefined;
+      for (const v of variants.values()) if (v.at.length * 2 > members.length) major = v;
+      // ...and it names none of the members.
+      if (!major || ((tokens) => members.some((o) => embedsIdentity(tokens, o.ip, o.nodename)))(identityTokens(major.file.content))) continue;
+      for (const i of major.at) inImage[i]!.add(f.path);
+      const g = major.file;
+      const owner = members[major.at[0]!]!;
+      const data = enc.encode(g.content);
+      files.push({ path: g.path, kind: g.kind, mode: g.mode, owner: g.owner, sha256: sha256(data), size: data.length, from: `nodes/${owner.ip}/rootfs${physical(owner, g.path)}` });
     }
     files.sort((a, b) => byCodeUnit(a.path, b.path));
     // Users, groups, links and packages of the role: identical across its members by construction
@@ -202,10 +215,10 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
       byHash.set(hash, image);
     }
     image.roles.push(key);
-    for (const m of members) {
-      image.nodes.push(m.ip);
-      byNode.set(m.ip, { image, inImage });
-    }
+    members.forEach((m, i) => {
+      image!.nodes.push(m.ip);
+      byNode.set(m.ip, { image: image!, inImage: inImage[i]! });
+    });
   }
   const images = [...byHash.values()];
   for (const img of images) {
