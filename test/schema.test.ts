@@ -193,3 +193,44 @@ test('x-pigen annotations', () => {
 });
 
 test.run();
+
+test('the precompiled validator (npm run build) reports exactly what the run-time compiled one does', async () => {
+  const { standaloneValidator, schemaHash } = await import('../generator/load/schema.ts');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { createRequire } = await import('node:module');
+  const dir = mkdtempSync(join(tmpdir(), 'pigen-standalone-'));
+  const file = join(dir, 'inventory-validator.cjs');
+  writeFileSync(file, standaloneValidator(schema));
+  // Resolved from the project, so the generated code finds ajv's runtime and ajv-formats.
+  const pre = createRequire(join(ROOT, 'package.json'))(file) as ((d: unknown) => boolean) & { errors?: unknown; schemaHash: string };
+  rmSync(dir, { recursive: true, force: true });
+  assert.is(pre.schemaHash, schemaHash(schema));
+  const { Ajv: A } = await import('ajv');
+  const ajv = new A({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+  addFormats(ajv);
+  ajv.addKeyword('x-pigen-secret');
+  ajv.addKeyword('x-pigen-placeholders');
+  const rt = ajv.compile(schema);
+  const docs: [string, unknown][] = [];
+  for (const d of ['invalid', 'valid']) {
+    for (const n of readdirSync(join(ROOT, 'test', 'fixtures', d))) {
+      try {
+        docs.push([`${d}/${n}`, YAML.parse(readFileSync(join(ROOT, 'test', 'fixtures', d, n), 'utf8'), { version: '1.1', merge: true })]);
+      } catch {
+        // YAML syntax errors never reach the schema.
+      }
+    }
+  }
+  // And wrong values of every kind.
+  docs.push(['bad types', { all: { vars: { admin_ip: 'x', nginx_port: 'eighty', node_dns_method: 'nope', infra_portal: [], nodename_overwrite: 3 }, hosts: { 'a b': 1 } } }]);
+  let invalid = 0;
+  for (const [name, d] of docs) {
+    const a = rt(d);
+    const b = pre(d);
+    assert.is(b, a, `${name}: valid?`);
+    if (!a) invalid++;
+    assert.equal(JSON.parse(JSON.stringify(pre.errors ?? null)), JSON.parse(JSON.stringify(rt.errors ?? null)), `${name}: errors`);
+  }
+  assert.ok(invalid >= 10, `the corpus exercised errors (${invalid} invalid documents)`);
+});

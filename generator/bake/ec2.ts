@@ -1,7 +1,10 @@
 // EC2 lookups for `pigen bake --target aws`: does an AMI with this content hash exist (tag filter),
 // and which source AMI to bake on (owner + name pattern, newest CreationDate, per target OS).
 
-import { DescribeImagesCommand, EC2Client, type Image } from '@aws-sdk/client-ec2';
+// The SDK is loaded on first use (it takes ~0.5 s to import, which every other command would pay).
+import type { EC2Client, Image } from '@aws-sdk/client-ec2';
+
+const sdk = () => import('@aws-sdk/client-ec2');
 
 /** The official base images pigen bakes on, per os_profile. */
 export const SOURCE_AMIS: Record<string, { owner: string; name: string; sshUser: string }> = {
@@ -18,7 +21,8 @@ export interface Ec2Options {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
-export function ec2Client(o: Ec2Options): EC2Client {
+export async function ec2Client(o: Ec2Options): Promise<EC2Client> {
+  const { EC2Client } = await sdk();
   return new EC2Client({
     region: o.region,
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
@@ -46,6 +50,7 @@ function explain(e: unknown, what: string): Ec2Error {
 
 /** The AMI (owned by this account) tagged with the content hash, if any. */
 export async function findBakedImage(client: EC2Client, hash: string, os: string): Promise<Image | undefined> {
+  const { DescribeImagesCommand } = await sdk();
   let res;
   try {
     res = await client.send(
@@ -65,6 +70,7 @@ export async function findBakedImage(client: EC2Client, hash: string, os: string
 
 /** The newest available source AMI for the OS (owner + name pattern). */
 export async function findSourceImage(client: EC2Client, os: string): Promise<Image | undefined> {
+  const { DescribeImagesCommand } = await sdk();
   const src = SOURCE_AMIS[os];
   if (!src) throw new Ec2Error(`no source AMI is known for os_profile ${os}`);
   let res;

@@ -114,7 +114,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
         const attempts = Number(ctx.env.AWS_MAX_ATTEMPTS);
         const key = ctx.env.AWS_ACCESS_KEY_ID;
         const secret = ctx.env.AWS_SECRET_ACCESS_KEY;
-        const client = ec2Client({
+        const client = await ec2Client({
           region,
           ...(endpoint ? { endpoint } : {}),
           ...(Number.isInteger(attempts) && attempts > 0 ? { maxAttempts: attempts } : {}),

@@ -1,26 +1,60 @@
 // Schema stage: checks the parsed inventory against schemas/inventory.schema.json with ajv and
 // turns every ajv error into a diagnostic that points at the offending YAML node.
 
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsImport from 'ajv-formats';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { err } from '../diagnostics.js';
 import type { Code } from '../codes.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
 
-// ajv-formats is CommonJS; its default export arrives wrapped under NodeNext resolution.
-const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (a: Ajv) => Ajv;
+// ajv is loaded only when the schema must be compiled (it and ajv-formats take ~100 ms to load);
+// both are CommonJS.
+const require = createRequire(import.meta.url);
+const cjsDefault = <T>(m: unknown): T => ((m as { default?: unknown }).default ?? m) as T;
 
 const compiled = new WeakMap<object, ValidateFunction>();
 
-/** Compiles (once per schema object) the inventory schema. */
+function newAjv(standalone = false): Ajv {
+  const { Ajv } = require('ajv') as typeof import('ajv');
+  const addFormats = cjsDefault<(a: Ajv) => Ajv>(require('ajv-formats'));
+  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, ...(standalone ? { code: { source: true } } : {}) });
+  addFormats(ajv);
+  ajv.addKeyword('x-pigen-secret');
+  ajv.addKeyword('x-pigen-placeholders');
+  return ajv;
+}
+
+/** Identity of a schema's content: what a precompiled validator must have been built from. */
+export const schemaHash = (schema: JsonObject) => createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+
+/**
+ * The validator as CommonJS source (ajv standalone code), with the hash of the schema it checks.
+ * `npm run build` writes it to dist/load/inventory-validator.cjs (generator/load/precompile.ts), so
+ * the CLI does not compile the schema at every start (~130 ms).
+ */
+export function standaloneValidator(schema: JsonObject): string {
+  const ajv = newAjv(true);
+  const standaloneCode = cjsDefault<(a: Ajv, v: ValidateFunction) => string>(require('ajv/dist/standalone'));
+  const code = standaloneCode(ajv, ajv.compile(schema));
+  return `${code}\nmodule.exports.schemaHash = ${JSON.stringify(schemaHash(schema))};\n`;
+}
+
+function precompiled(schema: JsonObject): ValidateFunction | undefined {
+  try {
+    const v = require('./inventory-validator.cjs') as ValidateFunction & { schemaHash?: string };
+    return v.schemaHash === schemaHash(schema) ? v : undefined;
+  } catch {
+    // Running from source, or a build without it: compile at run time.
+    return undefined;
+  }
+}
+
+/** The inventory schema's validator: precompiled when it matches the schema, else compiled (once per schema object). */
 export function compileSchema(schema: JsonObject): ValidateFunction {
   let v = compiled.get(schema);
   if (!v) {
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-    addFormats(ajv);
-    ajv.addKeyword('x-pigen-secret');
-    ajv.addKeyword('x-pigen-placeholders');
-    v = ajv.compile(schema);
+    v = precompiled(schema) ?? newAjv().compile(schema);
     compiled.set(schema, v);
   }
   return v;
