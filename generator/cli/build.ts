@@ -68,7 +68,7 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
     const files = c.tree.length;
     if (values.json) {
       ctx.stdout.write(
-        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
+        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
       );
     } else {
       const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
