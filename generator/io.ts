@@ -253,7 +253,7 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   const liveStateComplete = live !== undefined && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)));
 
   // What each wanted entry is: content key (sha256 or 'L' + target) and mode.
-  const keys = tree.map((e) => ('link' in e ? 'L' + e.link : createHash('sha256').update(e.data).digest('hex')));
+  const keys = tree.map((e) => ('link' in e ? 'L' + e.link : (e.sha256 ?? createHash('sha256').update(e.data).digest('hex'))));
   const modeOf = (e: OutTree[number]) => ('link' in e ? 0o777 : e.mode);
 
   // Per wanted entry: does the live output already hold it? (state + lstat, or read and compare
@@ -446,7 +446,7 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cw
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, fsyncSync, mkdtempSync } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, fsyncSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 /** A regular file at the top of a directory. */
@@ -505,17 +505,44 @@ export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Ar
   const tmpPath = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
   const ws = createWriteStream(tmpPath, { mode: 0o644 });
   await once(ws, 'open');
+  const fd = (ws as unknown as { fd: number }).fd;
   let failed: Error | undefined;
   ws.on('error', (e) => (failed = e));
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        ws.off('drain', done);
+        ws.off('error', done);
+        resolve();
+      };
+      ws.on('drain', done);
+      ws.on('error', done);
+    });
+  // The file goes to disk as it grows (one background fdatasync at a time, every 16 MiB), so the
+  // fsync in commit() has little left to wait for.
+  let unsynced = 0;
+  let syncing: Promise<void> | undefined;
   return {
     tmpPath,
     async write(b) {
       if (failed) throw failed;
-      if (!ws.write(b)) await Promise.race([once(ws, 'drain'), once(ws, 'error')]);
+      if (!ws.write(b)) await drained();
       if (failed) throw failed;
+      unsynced += b.length;
+      if (unsynced >= 16 << 20 && !syncing) {
+        unsynced = 0;
+        syncing = new Promise((resolve) =>
+          fdatasync(fd, (e) => {
+            if (e) failed ??= e;
+            syncing = undefined;
+            resolve();
+          }),
+        );
+      }
     },
     async commit() {
-      fsyncSync((ws as unknown as { fd: number }).fd);
+      await syncing;
+      fsyncSync(fd);
       ws.end();
       await once(ws, 'close');
       if (failed) throw failed;

@@ -221,5 +221,5 @@ export interface RenderedNode extends Omit<NodePlan, 'files'> {
 }
 
 /** One entry of an output tree, relative to the output directory. */
-export type OutEntry = { path: string; data: Uint8Array; mode: number } | { path: string; link: string };
+export type OutEntry = { path: string; data: Uint8Array; mode: number; /** sha256 (hex) of data, when the emitter computed it anyway. */ sha256?: string } | { path: string; link: string };
 export type OutTree = OutEntry[];

@@ -110,3 +110,17 @@ test('write_files items and target lists: fast writers equal the YAML stringifie
 });
 
 test.run();
+
+test('the sha256 the emitter attaches to a tree entry (reused by writeTree) is the hash of its bytes', async () => {
+  const { createHash } = await import('node:crypto');
+  for (const [name, input] of inputs) {
+    const c = compileInventory(input);
+    let n = 0;
+    for (const e of c.tree) {
+      if (!('data' in e) || e.sha256 === undefined) continue;
+      n++;
+      assert.is(e.sha256, createHash('sha256').update(e.data).digest('hex'), `${name}: ${e.path}`);
+    }
+    assert.ok(n > c.tree.length / 2, `${name}: most entries carry their hash (${n} of ${c.tree.length})`);
+  }
+});

@@ -42,15 +42,17 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
   for (const img of split.images) {
     const json = enc.encode(stableJson(imageJson(img)) + '\n');
     const vars = enc.encode(packerVars(img, opts.version));
-    tree.push({ path: `images/${img.name}.json`, data: json, mode: 0o644 });
-    tree.push({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644 });
+    const jsonSha = sha256(json);
+    const varsSha = sha256(vars);
+    tree.push({ path: `images/${img.name}.json`, data: json, mode: 0o644, sha256: jsonSha });
+    tree.push({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644, sha256: varsSha });
     manifestImages[img.name] = {
       role: img.role,
       os: img.os,
       hash: img.hash,
       nodes: img.nodes,
-      json: { out: `images/${img.name}.json`, size: json.length, sha256: sha256(json) },
-      pkrvars: { out: `images/${img.name}.pkrvars.hcl`, size: vars.length, sha256: sha256(vars) },
+      json: { out: `images/${img.name}.json`, size: json.length, sha256: jsonSha },
+      pkrvars: { out: `images/${img.name}.pkrvars.hcl`, size: vars.length, sha256: varsSha },
     };
   }
   for (const n of nodes) {
@@ -64,8 +66,9 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
     for (const f of n.files) {
       const out = `${base}/rootfs${physical(n, f.path)}`;
       const data = enc.encode(f.content);
-      tree.push({ path: out, data, mode: parseInt(f.mode, 8) });
-      files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: sha256(data), size: data.length, ...(f.secret ? { secret: true as const } : {}) });
+      const hash = sha256(data);
+      tree.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
+      files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
     const udText = cloudConfigText(n, { version: opts.version });
     const ud = enc.encode(udText);
@@ -75,15 +78,17 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       const f = fits[c];
       targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
     }
-    tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600 });
+    const udSha = sha256(ud);
+    tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
     const own = split.byNode.get(n.ip)!;
     const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
       /\n/,
       `\n# boots from image ${own.image.name}: image files and packages left out\n`,
     );
     const baked = enc.encode(bakedText);
-    tree.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600 });
-    const instanceId = `pigen-${n.nodename}-${sha256(ud).slice(0, 12)}`;
+    const bakedSha = sha256(baked);
+    tree.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
+    const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
     tree.push({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
     manifestNodes[n.ip] = {
       nodename: n.nodename,
@@ -93,8 +98,8 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       packages: n.packages,
       services: n.services,
       links: n.links,
-      userData: { out: `${base}/user-data`, size: ud.length, sha256: sha256(ud), targets },
-      image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: sha256(baked) } },
+      userData: { out: `${base}/user-data`, size: ud.length, sha256: udSha, targets },
+      image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } },
       files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
     };
   }
