@@ -11,11 +11,11 @@ import { extract as tarExtract, pack as tarPack, type Header } from 'tar-stream'
 import { readAr, writeAr } from '../generator/bundle/ar.ts';
 import { buildBundle, type BundleInput } from '../generator/bundle/build.ts';
 import { debControl, packagesStanza, parseControl, parsePackages, releaseFile } from '../generator/bundle/deb.ts';
-import { ParallelGzip } from '../generator/bundle/pgzip.ts';
+import { looksIncompressible, memberLevel, ParallelGzip } from '../generator/bundle/pgzip.ts';
 import { ProgressReporter } from '../generator/bundle/progress.ts';
 import { verifyBundle } from '../generator/bundle/verify.ts';
 import { main } from '../generator/cli/main.ts';
-import { needTools, run, tmp, which } from './helpers.ts';
+import { needTools, prng, run, tmp, which } from './helpers.ts';
 
 const HAVE_DPKG = needTools('bundle .deb tests', 'dpkg-deb', 'tar', 'sha256sum');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -100,13 +100,19 @@ test('deb: the ar parser agrees with ar(1) and dpkg-deb -f', async () => {
 
 // ── Packages / Release format ────────────────────────────────────────────────────────────────
 
-test('Packages stanza: Package first, control fields, Filename ./, Size, checksums, Description last', () => {
+test('Packages stanza: Package first, control fields, Filename ./, Size, checksums (MD5sum/SHA1 only when given), Description last', () => {
   const fields = parseControl('Package: foo\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: libc6 (>= 2.36),\n libfoo1\nDescription: short\n long line\nMD5sum: stale\n');
   const s = packagesStanza(fields, 'foo_2.3-4_amd64.deb', { size: 12, md5: 'm'.repeat(32), sha1: 's'.repeat(40), sha256: 'h'.repeat(64) });
   assert.is(
     s,
     'Package: foo\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: libc6 (>= 2.36),\n libfoo1\nFilename: ./foo_2.3-4_amd64.deb\nSize: 12\n' +
       `MD5sum: ${'m'.repeat(32)}\nSHA1: ${'s'.repeat(40)}\nSHA256: ${'h'.repeat(64)}\nDescription: short\n long line\n`,
+  );
+  // What the bundler writes: SHA256 alone (all apt needs; each package is hashed once).
+  assert.is(
+    packagesStanza(fields, 'foo_2.3-4_amd64.deb', { size: 12, sha256: 'h'.repeat(64) }),
+    'Package: foo\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: libc6 (>= 2.36),\n libfoo1\nFilename: ./foo_2.3-4_amd64.deb\nSize: 12\n' +
+      `SHA256: ${'h'.repeat(64)}\nDescription: short\n long line\n`,
   );
   const back = parsePackages(s + '\n' + s);
   assert.is(back.length, 2);
@@ -148,6 +154,93 @@ test('parallel gzip: members decompress to the input; output independent of conc
   }
   assert.ok(members >= 5, `found ${members} fixed member headers`);
   assert.equal([...a.bytes.subarray(0, 10)], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+});
+
+/** Seeded random bytes (the same on every run). */
+function randomBytesSeeded(n: number, seed: number): Uint8Array {
+  const r = prng(seed);
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
+  return b;
+}
+
+/** Text-like bytes: log lines with counters and words (deflate shrinks them ~5×). */
+function textBytes(n: number, seed: number): Uint8Array {
+  const r = prng(seed);
+  const words = Array.from({ length: 64 }, () => Math.floor(r() * 2 ** 32).toString(36));
+  let t = '';
+  for (let k = 0; t.length < n; k++) t += `2024-01-01T00:00:${String(k % 60).padStart(2, '0')}Z host-${k % 97} ${words[k % 64]} ${words[(k * 7) % 64]} value=${k}\n`;
+  return new TextEncoder().encode(t).subarray(0, n);
+}
+
+const cat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+
+test('store decision: random and already-compressed bytes are stored, text and repeated patterns deflated; a pure function of the bytes', () => {
+  const rnd = randomBytesSeeded(1 << 20, 1);
+  const text = textBytes(1 << 20, 2);
+  assert.ok(looksIncompressible(rnd), 'random bytes');
+  assert.ok(looksIncompressible(rnd.slice()), 'a copy gives the same answer');
+  assert.is(memberLevel(rnd, 6), 0, 'stored');
+  assert.is(memberLevel(rnd, 9), 0);
+  assert.is(memberLevel(rnd, 6, false), 6, 'adaptive off: always the level asked for');
+  assert.not.ok(looksIncompressible(text), 'text');
+  assert.is(memberLevel(text, 6), 6);
+  // Compressed data (what real .deb data members are: xz, zstd, gzip) is stored; text made of
+  // words in random order stands in for real text here (textBytes' lines repeat too regularly:
+  // even their gzip output still deflates).
+  const r = prng(3);
+  const words = Array.from({ length: 500 }, () => Math.floor(r() * 2 ** 32).toString(36));
+  let prose = '';
+  while (prose.length < 4 << 20) prose += `${words[Math.floor(r() * 500)]} ${words[Math.floor(r() * 500)]} ${Math.floor(r() * 1e6)}\n`;
+  assert.not.ok(looksIncompressible(new TextEncoder().encode(prose).subarray(0, 1 << 20)), 'the text itself');
+  const gz = new Uint8Array(gzipSync(prose, { level: 9 }));
+  assert.ok(gz.length >= 1 << 20);
+  assert.ok(looksIncompressible(gz.subarray(0, 1 << 20)), 'its gzip output');
+  // High byte entropy but repeated strings deflate finds (a random block repeated every 3,000 or
+  // 12,000 bytes): deflated.
+  for (const period of [3000, 12000]) {
+    const block = randomBytesSeeded(period, period);
+    const rep = new Uint8Array(1 << 20);
+    for (let i = 0; i < rep.length; i++) rep[i] = block[i % period]!;
+    assert.not.ok(looksIncompressible(rep), `random block repeated every ${period} bytes`);
+  }
+  assert.not.ok(looksIncompressible(new Uint8Array(1 << 20)), 'zeros');
+  assert.not.ok(looksIncompressible(cat(text.subarray(0, 512 << 10), rnd.subarray(0, 512 << 10))), 'half text, half random');
+  assert.not.ok(looksIncompressible(rnd.subarray(0, 60_000)), 'short chunks are always deflated');
+});
+
+test('parallel gzip: incompressible chunks become stored members, the same whatever the concurrency; the whole gunzips to the input', async () => {
+  const K = 64 << 10;
+  // Chunks: 4 text, 4 random, 2 text, 3 random, then a short random tail (deflated: too short to sample).
+  const input = cat(textBytes(4 * K, 4), randomBytesSeeded(4 * K, 5), textBytes(2 * K, 6), randomBytesSeeded(3 * K + 1000, 7));
+  const compress = async (concurrency: number, pieces: number, adaptive?: boolean) => {
+    const parts: Uint8Array[] = [];
+    const gz = new ParallelGzip({ write: async (b) => void parts.push(b) }, { chunkSize: K, concurrency, ...(adaptive === undefined ? {} : { adaptive }) });
+    const step = Math.ceil(input.length / pieces);
+    for (let i = 0; i < input.length; i += step) await gz.write(input.subarray(i, i + step));
+    await gz.end();
+    return { parts, bytes: Buffer.concat(parts), members: gz.members, stored: gz.stored };
+  };
+  const a = await compress(1, 1);
+  const b = await compress(6, 29);
+  assert.ok(a.bytes.equals(b.bytes), 'same bytes whatever the concurrency and write sizes');
+  assert.is(a.members, 14);
+  assert.is(a.stored, 7);
+  assert.ok(Buffer.from(gunzipSync(a.bytes)).equals(Buffer.from(input)));
+  // One sink write per member: the stored ones are the full random chunks (a stored deflate block,
+  // BTYPE 00, after the fixed header; a little larger than their input), the text ones shrink.
+  a.parts.forEach((m, i) => {
+    assert.equal([...m.subarray(0, 4)], [0x1f, 0x8b, 8, 0], `member ${i} header`);
+    if ([4, 5, 6, 7, 10, 11, 12].includes(i)) {
+      assert.is(m[10]! & 6, 0, `member ${i} is stored`);
+      assert.ok(m.length > K && m.length < K + 64, `stored member ${i}: ${m.length} bytes`);
+    } else if (i < 13) assert.ok(m.length < K / 3, `text member ${i} is deflated: ${m.length} bytes`);
+  });
+  // adaptive: false deflates every chunk: same content, about the same size.
+  const c = await compress(2, 3, false);
+  assert.is(c.stored, 0);
+  assert.ok(Buffer.from(gunzipSync(c.bytes)).equals(Buffer.from(input)));
+  assert.ok(a.bytes.length <= c.bytes.length * 1.002, `${a.bytes.length} vs ${c.bytes.length}`);
 });
 
 // ── Bundles ──────────────────────────────────────────────────────────────────────────────────
@@ -212,9 +305,8 @@ test('bundle: tar layout (pigsty/ first, packages, index, manifest, repo_complet
     const data = readFileSync(join(repo, f));
     const get = (k: string) => st.find(([n]) => n === k)![1];
     assert.is(get('Size'), String(data.length));
-    assert.is(get('MD5sum'), createHash('md5').update(data).digest('hex'));
-    assert.is(get('SHA1'), createHash('sha1').update(data).digest('hex'));
     assert.is(get('SHA256'), sha(data));
+    assert.equal(st.filter(([n]) => n === 'MD5sum' || n === 'SHA1'), [], 'SHA256 only');
   }
   assert.is(stanzas.find((s) => s[0]![1] === 'pigen-gzip')!.find(([k]) => k === 'Depends')![1], 'pigen-xz (>= 1.0)');
   const release = readFileSync(join(repo, 'Release'), 'utf8');
@@ -238,6 +330,55 @@ test('bundle: reproducible (same epoch → same bytes, whatever chunking or conc
   assert.ok(Buffer.from(gunzipSync(small1)).equals(Buffer.from(gunzipSync(a))), 'same tar inside, whatever the member size');
   const c = await bundleBytes(1234567890);
   assert.not.ok(a.equals(c), 'SOURCE_DATE_EPOCH changes the bytes');
+});
+
+test('bundle: packages of random bytes are stored, text deflated; the bundle extracts (tar -xzf), checks (sha256sum -c) and verifies; same bytes whatever the concurrency', async () => {
+  if (!HAVE_DPKG) return;
+  const dir = join(work, 'mixed');
+  const pkgs = join(dir, 'debs');
+  mkdirSync(pkgs, { recursive: true });
+  const deb = (name: string, data: Uint8Array, z: string) => {
+    const root = join(dir, `src-${name}`);
+    mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+    mkdirSync(join(root, 'usr/share', name), { recursive: true });
+    writeFileSync(join(root, 'usr/share', name, 'data.bin'), data);
+    writeFileSync(join(root, 'DEBIAN/control'), `Package: ${name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nDescription: ${name}\n`);
+    const r = run('dpkg-deb', ['--root-owner-group', `-Z${z}`, '--build', root, join(pkgs, `${name}_1.0-1_all.deb`)]);
+    assert.is(r.code, 0, r.stderr);
+  };
+  deb('noise', randomBytesSeeded(3 << 20, 11), 'none'); // random payload, stored by dpkg-deb as is
+  deb('logs', textBytes(3 << 20, 12), 'none'); // text payload, uncompressed in the .deb
+  deb('packed', textBytes(3 << 20, 13), 'xz'); // a normal .deb: xz inside
+  const build = async (concurrency: number, adaptive?: boolean) => {
+    const parts: Uint8Array[] = [];
+    const payload: BundleInput[] = readdirSync(pkgs).map((n) => {
+      const data = readFileSync(join(pkgs, n));
+      return { name: n, size: data.length, read: async function* () { for (let i = 0; i < data.length; i += 100_003) yield data.subarray(i, i + 100_003); } };
+    });
+    const res = await buildBundle({ epoch: 0, payload, sink: { write: async (b) => void parts.push(b) }, concurrency, ...(adaptive === undefined ? {} : { adaptive }) });
+    return { bytes: Buffer.concat(parts), res };
+  };
+  const a = await build(1);
+  const b = await build(7);
+  assert.ok(a.bytes.equals(b.bytes), 'same bytes whatever the concurrency');
+  // The 1 MiB chunks wholly inside the 3 MiB of noise are stored (the two that share bytes with
+  // the text and the headers around it are deflated).
+  assert.is(a.res.stored, 2, `stored ${a.res.stored} of ${a.res.members}`);
+  const plain = await build(2, false);
+  assert.is(plain.res.stored, 0);
+  assert.ok(Buffer.from(gunzipSync(a.bytes)).equals(Buffer.from(gunzipSync(plain.bytes))), 'the same tar inside');
+  assert.ok(a.bytes.length <= plain.bytes.length * 1.001, `${a.bytes.length} vs ${plain.bytes.length} bytes`);
+  const file = join(dir, 'mixed.tgz');
+  writeFileSync(file, a.bytes);
+  const x = join(dir, 'x');
+  mkdirSync(x);
+  assert.is(run('tar', ['-xzf', file, '-C', x]).code, 0);
+  const check = run('sha256sum', ['--strict', '-c', 'manifest.sha256'], { cwd: join(x, 'pigsty') });
+  assert.is(check.code, 0, check.stdout + check.stderr);
+  for (const n of readdirSync(pkgs)) assert.ok(readFileSync(join(x, 'pigsty', n)).equals(readFileSync(join(pkgs, n))), n);
+  const v = await verifyBundle((async function* () { for (let i = 0; i < a.bytes.length; i += 65_537) yield a.bytes.subarray(i, i + 65_537); })());
+  assert.ok(v.ok, v.error);
+  assert.is(v.debs, 3);
 });
 
 test('CLI: pigen bundle writes the default name atomically, twice identical; verify says ok', async () => {

@@ -12,9 +12,10 @@
 // Together the two manifests give the sha256 and size of every file; repo_complete hashes
 // manifest.sha256, which hashes manifest.size, so the marker covers both. On the node, base-image
 // tools check them all: `sha256sum -c manifest.sha256`, then `stat -c %s` against manifest.size.
-// Payload comes first so each package is read once: it streams through the hashes (md5, sha1,
-// sha256), the .deb control parser and the tar at the same time, never held in memory. The index
-// comes after the packages it describes, and a truncated bundle never carries repo_complete.
+// Payload comes first so each package is read once: it streams through sha256 (computed once, for
+// manifest.sha256 and the Packages stanza alike), the .deb control parser and the tar at the same
+// time, never held in memory. The index comes after the packages it describes, and a truncated
+// bundle never carries repo_complete.
 // Every header: mtime = epoch, uid/gid 0, uname/gname root, mode 0644 (files) / 0755 (dirs).
 
 import { createHash } from 'node:crypto';
@@ -65,6 +66,8 @@ export interface BuildResult {
   bytesIn: number;
   bytesOut: number;
   members: number;
+  /** Members stored (not deflated) because their input looked incompressible. */
+  stored: number;
   manifestSha256: string;
 }
 
@@ -73,7 +76,8 @@ export class BundleError extends Error {}
 const hex = (h: ReturnType<typeof createHash>) => h.digest('hex');
 const enc = new TextEncoder();
 
-export function sumsOf(data: Uint8Array): FileSums & { sha256: string } {
+/** All three sums of a small file (the Release file lists them for the index files). */
+export function sumsOf(data: Uint8Array): Required<FileSums> {
   return {
     size: data.length,
     md5: createHash('md5').update(data).digest('hex'),
@@ -117,15 +121,13 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
   const addDir = async (name: string) => {
     await new Promise<void>((resolve, reject) => pack.entry(header(name, 0, true), (e) => (e ? reject(e) : resolve())));
   };
-  const addBuffer = async (name: string, data: Uint8Array) => {
-    manifest.set(name, { sha256: createHash('sha256').update(data).digest('hex'), size: data.length });
+  const addBuffer = async (name: string, data: Uint8Array, sha256 = createHash('sha256').update(data).digest('hex')) => {
+    manifest.set(name, { sha256, size: data.length });
     await new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), Buffer.from(data), (e) => (e ? reject(e) : resolve())));
   };
   /** Streams one file through the hashes (and the ar parser for .deb) into the tar. */
   const addFile = async (f: BundleInput, deb: boolean) => {
     progress.current = f.name;
-    const md5 = createHash('md5');
-    const sha1 = createHash('sha1');
     const sha256 = createHash('sha256');
     const ar = deb ? new ArParser((n, size) => controlMember(n) !== null && size <= MAX_CONTROL) : undefined;
     let size = 0;
@@ -138,10 +140,6 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
       for await (const chunk of f.read()) {
         size += chunk.length;
         if (size > f.size) throw new BundleError(`${f.name} grew while it was being bundled`);
-        if (deb) {
-          md5.update(chunk);
-          sha1.update(chunk);
-        }
         sha256.update(chunk);
         ar?.push(chunk);
         progress.bytes += chunk.length;
@@ -157,7 +155,7 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
     await done;
     progress.files++;
     tick();
-    const sums = { size, md5: deb ? hex(md5) : '', sha1: deb ? hex(sha1) : '', sha256: hex(sha256) };
+    const sums = { size, sha256: hex(sha256) };
     manifest.set(f.name, { sha256: sums.sha256, size });
     if (!ar) return;
     try {
@@ -188,18 +186,11 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
     if (stanzas.length) {
       const packages = enc.encode(packagesIndex(stanzas.map((s) => s.stanza)));
       const packagesGz = gzipFixed(packages);
-      const release = enc.encode(
-        releaseFile({
-          epoch: opts.epoch,
-          origin: TOP,
-          files: [
-            { name: 'Packages', ...sumsOf(packages) },
-            { name: 'Packages.gz', ...sumsOf(packagesGz) },
-          ],
-        }),
-      );
-      await addBuffer('Packages', packages);
-      await addBuffer('Packages.gz', packagesGz);
+      const sums = sumsOf(packages);
+      const sumsGz = sumsOf(packagesGz);
+      const release = enc.encode(releaseFile({ epoch: opts.epoch, origin: TOP, files: [{ name: 'Packages', ...sums }, { name: 'Packages.gz', ...sumsGz }] }));
+      await addBuffer('Packages', packages, sums.sha256);
+      await addBuffer('Packages.gz', packagesGz, sumsGz.sha256);
       await addBuffer('Release', release);
     }
     if (repodata.length) {
@@ -233,6 +224,7 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
     bytesIn: progress.bytes,
     bytesOut: gz.written,
     members: gz.members,
+    stored: gz.stored,
     manifestSha256,
   };
 }
