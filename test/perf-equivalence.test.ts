@@ -124,3 +124,33 @@ test('the sha256 the emitter attaches to a tree entry (reused by writeTree) is t
     assert.ok(n > c.tree.length / 2, `${name}: most entries carry their hash (${n} of ${c.tree.length})`);
   }
 });
+
+test('stableJson equals JSON.stringify of the key-sorted value (manifests, images, generated values)', async () => {
+  const { stableJson } = await import('../generator/emit/index.ts');
+  const { byCodeUnit } = await import('../generator/util/text.ts');
+  const norm = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(norm);
+    if (x && typeof x === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const k of Object.keys(x).sort(byCodeUnit)) o[k] = norm((x as Record<string, unknown>)[k]);
+      return o;
+    }
+    return x;
+  };
+  const ref = (v: unknown) => JSON.stringify(norm(v), null, 2);
+  const values: unknown[] = [
+    {},
+    [],
+    { b: 1, a: [1, 'x', null, { d: undefined, c: true }], e: {}, f: [] },
+    { z: undefined, y: [undefined, () => 1], 'é': 'ü\n"\\', '10': 1, '9': 2, B: -0.5, a: 1e21 },
+    [[[]], [{}], { x: [{ y: {} }] }],
+    'str',
+    42,
+    null,
+  ];
+  for (const [, input] of inputs) {
+    const c = compileInventory(input);
+    values.push(c.manifest);
+  }
+  for (const v of values) assert.is(stableJson(v), ref(v));
+});

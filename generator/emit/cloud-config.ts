@@ -164,14 +164,35 @@ export function fileItemYaml(item: unknown): string | undefined {
   const { path, permissions, owner, content } = o;
   if (typeof path !== 'string' || !PATH_SAFE.test(path) || typeof owner !== 'string' || !OWNER_SAFE.test(owner)) return undefined;
   if (typeof permissions !== 'string' || !PERM_SAFE.test(permissions) || typeof content !== 'string') return undefined;
-  const len = content.length;
-  if (len < 2 || content.charCodeAt(len - 1) !== 10) return undefined;
-  const last = content.charCodeAt(len - 2);
-  if (last === 10 || last === 32 || last === 9) return undefined;
-  const first = content.charCodeAt(0);
-  if (first === 32 || first === 10 || FORCES_QUOTES.test(content)) return undefined;
-  const body = content.slice(0, -1).replace(/\n+/g, `$&${ITEM_INDENT}`);
+  const body = literalBody(content);
+  if (body === null) return undefined;
   return `  - path: ${path}\n    permissions: "${permissions}"\n    owner: ${owner}\n    content: |\n${ITEM_INDENT}${body}\n${n === 5 ? '    defer: true\n' : ''}`;
+}
+
+// The indented literal block of a content, or null when the stringifier would not write it as a
+// clipped literal. Kept for a content seen before (a unit file is the same string on every node);
+// one seen once (a node's own vector.yaml) is not copied into the cache.
+const bodies = new Map<string, string | null>();
+const seen = new Set<string>();
+function literalBody(content: string): string | null {
+  let body = bodies.get(content);
+  if (body !== undefined) return body;
+  const again = seen.has(content);
+  const len = content.length;
+  const last = content.charCodeAt(len - 2);
+  const first = content.charCodeAt(0);
+  body =
+    len < 2 || content.charCodeAt(len - 1) !== 10 || last === 10 || last === 32 || last === 9 || first === 32 || first === 10 || FORCES_QUOTES.test(content)
+      ? null
+      : content.slice(0, -1).replace(/\n+/g, `$&${ITEM_INDENT}`);
+  if (!again) {
+    if (seen.size >= PIECES_MAX) seen.clear();
+    seen.add(content);
+    return body;
+  }
+  if (bodies.size >= PIECES_MAX) bodies.clear();
+  bodies.set(content, body);
+  return body;
 }
 
 /** Same as stringify(cc, YAML_OPTS). */

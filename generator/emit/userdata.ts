@@ -245,12 +245,15 @@ export function toMime(text: string): string {
   );
 }
 
-/** Per-target fit for every cloud, computing each encoding once. */
-export function fitAll(text: string): Record<Cloud, Fit> {
+/** Per-target fit for every cloud, computing each encoding once (`raw`: the text's UTF-8 bytes, when the caller has them). */
+export function fitAll(text: string, raw: Uint8Array = enc.encode(text)): Record<Cloud, Fit> {
   const sizes = new Map<Encoding, number>();
   const sizeOf = (e: Encoding) => {
     let s = sizes.get(e);
-    // files-gz+b64 piece by piece (cached across nodes); the whole-document round trip otherwise.
+    // The document's bytes as given (not encoded again); files-gz+b64 piece by piece (cached
+    // across nodes); the whole-document round trip otherwise.
+    if (s === undefined && e === 'plain') s = raw.length;
+    if (s === undefined && e === 'gzip') s = gzip(raw).length;
     if (s === undefined && e === 'files-gz+b64') s = encodedFilesSize(text);
     if (s === undefined) s = encodeUserData(text, e).delivered;
     sizes.set(e, s);
