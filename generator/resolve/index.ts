@@ -16,11 +16,13 @@ import type {
 } from '../types.js';
 import { compareIp, didYouMean, isIPv4 } from '../util/text.js';
 import { readStructure } from './groups.js';
-import { checkPlaceholders, substituteAdminIp } from './placeholders.js';
+import { ADMIN_IP_FIELDS, checkPlaceholders, substituteAdminIp } from './placeholders.js';
 import { RULES } from './rules.js';
 import { knownParams, paramDefaults, isForeignParam } from './params.js';
 
 const MODULE_ORDER: GroupModule[] = ['infra', 'node', 'etcd', 'minio', 'pgsql', 'redis'];
+/** Top-level parameters `${admin_ip}` is substituted in (their values are copied per node). */
+const ADMIN_IP_KEYS = [...new Set(ADMIN_IP_FIELDS.map((f) => f[0]!))];
 
 export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions): Result<Inventory> {
   const diags: Diagnostic[] = [];
@@ -106,7 +108,10 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       vars[s.key] = s.value;
       origins[s.key] = ['--set', i];
     });
-    const own = structuredClone(vars) as JsonObject;
+    // A copy of its own only for what substitution rewrites; the rest is shared between nodes,
+    // read-only from here on (no later stage writes into node vars).
+    const own: JsonObject = { ...vars };
+    for (const k of ADMIN_IP_KEYS) if (k in own) own[k] = structuredClone(own[k]!);
     substituteAdminIp(own, adminIp, ip === adminIp);
 
     const modules = new Set<GroupModule>(['node']);

@@ -162,10 +162,12 @@ export const portsValid: Rule = (inv, loaded) => {
         out.push(err('port-range', path, `${p.label} on ${n.ip}: ${JSON.stringify(p.port)} is not a port (1..65535)`, portAt(loaded, p.param, path)));
       }
     }
+    // No two services on one port (the common case): nothing to locate.
+    const valid = ports.filter((p) => isPortNumber(p.port));
+    if (new Set(valid.map((p) => p.port)).size === valid.length) continue;
     const seen = new Map<number, { param: string; label: string; path: Path; isDefault: boolean }>();
     // Visit in source order so the later setting is the one reported.
-    const located = ports
-      .filter((p) => isPortNumber(p.port))
+    const located = valid
       .map((p) => ({ ...p, path: originForPort(n, p.param) }))
       .map((p) => ({ ...p, pos: posKey(positionOf(loaded, p.path)), isDefault: !n.origins[p.param.split('.')[0]!] }))
       .sort((a, b) => Number(!a.isDefault) - Number(!b.isDefault) || a.pos - b.pos);
