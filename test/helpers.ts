@@ -1,6 +1,6 @@
 // Shared test helpers: tool discovery with loud SKIP (and failure under CI=true), temp dirs, paths.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,8 +41,25 @@ export function needShared(what: string): boolean {
   return false;
 }
 
+const made: string[] = [];
+let cleanup = false;
+/** A fresh temp directory, removed when the test process exits (PIGEN_KEEP_TMP=1 keeps them). */
 export function tmp(prefix = 'pigen-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  if (!cleanup && process.env.PIGEN_KEEP_TMP !== '1') {
+    cleanup = true;
+    process.on('exit', () => {
+      for (const x of made) {
+        try {
+          rmSync(x, { recursive: true, force: true });
+        } catch {
+          // A directory a test made read-only or still in use: left for the system's tmp cleaner.
+        }
+      }
+    });
+  }
+  return d;
 }
 
 export function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}) {
