@@ -102,6 +102,8 @@ export interface WriteOptions {
   spare?: boolean;
 }
 
+/** The mode a state entry records: the file's, or 0777 for a link. */
+const modeOf = (e: OutTree[number]) => ('link' in e ? 0o777 : e.mode);
 /** sha256 (hex) for files, 'L' + target for links; the mode; then the inode, size and mtime written. */
 type StateEntry = [content: string, mode: number, ino: number, size: number, mtimeMs: number];
 interface TreeState {
@@ -254,7 +256,6 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
 
   // What each wanted entry is: content key (sha256 or 'L' + target) and mode.
   const keys = tree.map((e) => ('link' in e ? 'L' + e.link : (e.sha256 ?? createHash('sha256').update(e.data).digest('hex'))));
-  const modeOf = (e: OutTree[number]) => ('link' in e ? 0o777 : e.mode);
 
   // Per wanted entry: does the live output already hold it? (state + lstat, or read and compare
   // when the live tree has no state: an output of an older pigen).
@@ -296,7 +297,6 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   const next: Record<string, StateEntry> = {};
   withoutUmask((exact) => {
     chmodSync(spareDir, 0o755);
-    // Directories: the spare's own (from its entries), made as needed.
     const made = new Set<string>([spareDir]);
     // Directories of the spare: a wanted file where one is must remove it first.
     const spareDirSet = spareState ? parentDirs(spareEntries.keys()) : new Set(spareDirs);
@@ -386,7 +386,7 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
     }
   }
-  writeJson(spareFile, { v: 1, dev: lstatSync(spareDir).dev, ino: lstatSync(spareDir).ino, entries: next } satisfies TreeState);
+  saveState(spareFile, spareDir, next);
 
   // The swap.
   if (existsSync(dir)) {
@@ -416,12 +416,18 @@ function parentDirs(paths: Iterable<string>): Set<string> {
   return dirs;
 }
 
+/** The state of a tree that has none (an output of an older pigen), from lstat of its entries. */
 function writeState(file: string, dir: string, tree: OutTree, keys: string[]): void {
   const entries: Record<string, StateEntry> = {};
   tree.forEach((e, i) => {
     const st = lstatSync(join(dir, e.path));
-    entries[e.path] = [keys[i]!, 'link' in e ? 0o777 : e.mode, st.ino, st.size, st.mtimeMs];
+    entries[e.path] = [keys[i]!, modeOf(e), st.ino, st.size, st.mtimeMs];
   });
+  saveState(file, dir, entries);
+}
+
+/** Writes the state of the tree in `dir` (bound to its directory's device and inode). */
+function saveState(file: string, dir: string, entries: Record<string, StateEntry>): void {
   const st = lstatSync(dir);
   writeJson(file, { v: 1, dev: st.dev, ino: st.ino, entries } satisfies TreeState);
 }
