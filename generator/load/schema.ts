@@ -50,11 +50,14 @@ function precompiled(schema: JsonObject): ValidateFunction | undefined {
   }
 }
 
+/** The validator compiled now (what the precompiled one must equal). */
+export const compileAtRunTime = (schema: JsonObject): ValidateFunction => newAjv().compile(schema);
+
 /** The inventory schema's validator: precompiled when it matches the schema, else compiled (once per schema object). */
 export function compileSchema(schema: JsonObject): ValidateFunction {
   let v = compiled.get(schema);
   if (!v) {
-    v = precompiled(schema) ?? newAjv().compile(schema);
+    v = precompiled(schema) ?? compileAtRunTime(schema);
     compiled.set(schema, v);
   }
   return v;
