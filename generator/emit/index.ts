@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
-import { cloudConfigText } from './cloud-config.js';
+import { cloudConfigText, cloudConfigTextSized } from './cloud-config.js';
 import { CLOUDS, fitAll, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages } from './images.js';
 
@@ -70,9 +70,9 @@ export function emit(nodes: RenderedNode[], opts: { version: string; inventory: 
       tree.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
       files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
-    const udText = cloudConfigText(n, { version: opts.version });
+    const { text: udText, filesGzSize } = cloudConfigTextSized(n, { version: opts.version });
     const ud = enc.encode(udText);
-    const fits = fitAll(udText, ud);
+    const fits = fitAll(udText, ud, filesGzSize);
     const targets: Record<string, unknown> = {};
     for (const c of CLOUDS) {
       const f = fits[c];

@@ -34,10 +34,13 @@ export const gzip = (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 9 }))
 
 const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
 
-/** Rewrites every write_files content larger than `min` bytes as `encoding: gz+b64`. */
-export function encodeFiles(cloudConfig: string, min = 512): string {
+/** Contents of at least this many bytes are gzip+base64-encoded in the files-gz+b64 form. */
+export const FILES_GZ_MIN = 512;
+
+/** Rewrites every write_files content of FILES_GZ_MIN bytes or more as `encoding: gz+b64`. */
+export function encodeFiles(cloudConfig: string): string {
   const { header, body } = splitHeader(cloudConfig);
-  return header + encodeFilesBody(body, min);
+  return header + encodeFilesBody(body);
 }
 
 /** The `#` lines at the top (pigen's header), kept as they are, and the YAML body. */
@@ -53,14 +56,14 @@ function splitHeader(text: string): { header: string; body: string } {
 }
 
 /** The body with its large write_files contents gzip+base64-encoded (YAML parse, edit, stringify). */
-function encodeFilesBody(body: string, min: number): string {
+function encodeFilesBody(body: string): string {
   const doc = parseDocument(body);
   const wf = doc.get('write_files');
   if (isSeq(wf)) {
     for (const item of wf.items) {
       if (!isMap(item)) continue;
       const content = item.get('content');
-      if (typeof content !== 'string' || enc.encode(content).length < min) continue;
+      if (typeof content !== 'string' || enc.encode(content).length < FILES_GZ_MIN) continue;
       item.set('content', Buffer.from(gzip(enc.encode(content))).toString('base64'));
       item.set('encoding', 'gz+b64');
     }
@@ -68,99 +71,23 @@ function encodeFilesBody(body: string, min: number): string {
   return stringify(doc, YAML_OPTS);
 }
 
-// The size of the files-gz+b64 form without a YAML round trip of the whole document: the body is
-// cut into its top-level entries and write_files into its items (block style: an entry starts at
-// column 0, an item with "  - "), each piece goes through the same round trip on its own, and the
-// results are cached by text (most pieces are the same on every node of a fleet). The pieces
-// compose: a block collection is its items joined by newlines (test/userdata.test.ts checks the
-// sum against the whole-document round trip).
-const WF_HEAD = 'write_files:\n';
-const pieceSizes = new Map<string, number>();
-const PIECE_CACHE_MAX = 200_000;
-
 // eslint-disable-next-line no-control-regex
 const NOT_PLAIN = /["'|>\\\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
 
-function pieceSize(piece: string, min: number): number {
-  const key = min === 512 ? piece : `${min}\u0000${piece}`;
-  // A piece shorter than `min` bytes holds no content of `min` bytes (YAML never renders a string
-  // shorter than it is), so nothing in it is re-encoded. When it also has only plain scalars (no
-  // quotes, block scalars, escapes or control characters) its round trip is itself. (Others may
-  // not be: escapes come back spelled differently, whitespace-only lines of a kept block lose
-  // their spaces.)
-  if (piece.length < min && !NOT_PLAIN.test(piece) && Buffer.byteLength(piece) < min) return Buffer.byteLength(piece);
-  let n = pieceSizes.get(key);
-  if (n === undefined) {
-    if (pieceSizes.size >= PIECE_CACHE_MAX) pieceSizes.clear();
-    n = Buffer.byteLength(encodeFilesBody(piece, min));
-    pieceSizes.set(key, n);
-  }
-  return n;
-}
-
-// An item piece as fileItemYaml (cloud-config.ts) writes it: its files-gz+b64 form is known
-// without YAML. The round trip keeps the content node's literal style with the base64 text
-// (`|-`: one line, no final newline) and appends `encoding: gz+b64`.
-const FAST_ITEM = /^write_files:\n {2}- path: \S+\n {4}permissions: "[0-7]+"\n {4}owner: \S+\n {4}content: \|\n( {6}[^ \n][^\n]*\n(?: {6}[^\n]*\n|\n)*?)( {4}defer: true\n)?$/;
-const gzLen = new Map<string, number>();
-
-export function fastItemSize(piece: string, min = 512): number | undefined {
-  const m = FAST_ITEM.exec(piece);
-  if (!m) return undefined;
-  const block = m[1]!;
-  const lines = block.slice(0, -1).split('\n');
-  const content = lines.map((l) => (l === '' ? '' : l.slice(6))).join('\n') + '\n';
-  const raw = enc.encode(content);
-  if (raw.length < min) return Buffer.byteLength(piece);
-  let g = gzLen.get(content);
-  if (g === undefined) {
-    if (gzLen.size >= PIECE_CACHE_MAX) gzLen.clear();
-    g = gzip(raw).length;
-    gzLen.set(content, g);
-  }
-  const b64 = 4 * Math.ceil(g / 3);
-  const head = Buffer.byteLength(piece) - Buffer.byteLength(block) - (m[2] ? m[2].length : 0) - '|\n'.length;
-  return head + '|-\n'.length + 6 + b64 + 1 + (m[2] ? m[2].length : 0) + '    encoding: gz+b64\n'.length;
-}
-
-const TOP_KEY = /^[A-Za-z_][A-Za-z0-9_]*:(?: |$)/;
-
-/** Byte size of encodeFiles(text), or undefined when the text is not in the shape pigen writes. */
-export function encodedFilesSize(text: string, min = 512): number | undefined {
-  const { header, body } = splitHeader(text);
-  if (!body.endsWith('\n')) return undefined;
-  // Top-level entries: each starts at a line that begins at column 0.
-  const starts: number[] = [];
-  for (let i = 0; i < body.length; i = body.indexOf('\n', i) + 1) {
-    const c = body.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a) {
-      const lineEnd = body.indexOf('\n', i);
-      if (!TOP_KEY.test(body.slice(i, Math.min(lineEnd, i + 80)))) return undefined;
-      starts.push(i);
-    }
-    if (body.indexOf('\n', i) < 0) break;
-  }
-  if (starts[0] !== 0) return undefined;
-  let size = Buffer.byteLength(header);
-  for (let k = 0; k < starts.length; k++) {
-    const seg = body.slice(starts[k], starts[k + 1] ?? body.length);
-    if (!seg.startsWith(WF_HEAD)) {
-      size += pieceSize(seg, min);
-      continue;
-    }
-    // write_files: one piece per item ("  - " at the start of a line; deeper lines are indented more).
-    if (!seg.startsWith('  - ', WF_HEAD.length)) return undefined;
-    size += WF_HEAD.length;
-    let from = WF_HEAD.length;
-    while (from < seg.length) {
-      let next = seg.indexOf('\n  - ', from) + 1;
-      if (next === 0) next = seg.length;
-      const p = WF_HEAD + seg.slice(from, next);
-      size += (fastItemSize(p, min) ?? pieceSize(p, min)) - WF_HEAD.length;
-      from = next;
-    }
-  }
-  return size;
+/**
+ * Bytes of one piece of a cloud-config body (a top-level entry, or `write_files:` with one item)
+ * in the files-gz+b64 form. Block collections are their entries one after the other, so the
+ * pieces' sizes add up to the whole body's (cloud-config.ts sums them as it writes the YAML).
+ */
+export function filesGzSize(piece: string): number {
+  // A piece shorter than FILES_GZ_MIN bytes holds no content that long (YAML never renders a
+  // string shorter than it is), so nothing in it is re-encoded. When it also has only plain
+  // scalars (no quotes, block scalars, escapes or control characters) its round trip is itself.
+  // (Others may not be: escapes come back spelled differently, whitespace-only lines of a kept
+  // block lose their spaces.)
+  const bytes = Buffer.byteLength(piece);
+  if (bytes < FILES_GZ_MIN && !NOT_PLAIN.test(piece)) return bytes;
+  return Buffer.byteLength(encodeFilesBody(piece));
 }
 
 /** Encodes a cloud-config in one of the forms; `bytes` is what the platform receives decoded. */
@@ -245,16 +172,17 @@ export function toMime(text: string): string {
   );
 }
 
-/** Per-target fit for every cloud, computing each encoding once (`raw`: the text's UTF-8 bytes, when the caller has them). */
-export function fitAll(text: string, raw: Uint8Array = enc.encode(text)): Record<Cloud, Fit> {
+/**
+ * Per-target fit for every cloud, computing each encoding once. `raw`: the text's UTF-8 bytes;
+ * `filesGz`: the size of its files-gz+b64 form (cloudConfigTextSized), when the caller has them.
+ */
+export function fitAll(text: string, raw: Uint8Array = enc.encode(text), filesGz?: number): Record<Cloud, Fit> {
   const sizes = new Map<Encoding, number>();
   const sizeOf = (e: Encoding) => {
     let s = sizes.get(e);
-    // The document's bytes as given (not encoded again); files-gz+b64 piece by piece (cached
-    // across nodes); the whole-document round trip otherwise.
     if (s === undefined && e === 'plain') s = raw.length;
     if (s === undefined && e === 'gzip') s = gzip(raw).length;
-    if (s === undefined && e === 'files-gz+b64') s = encodedFilesSize(text);
+    if (s === undefined && e === 'files-gz+b64') s = filesGz;
     if (s === undefined) s = encodeUserData(text, e).delivered;
     sizes.set(e, s);
     return s;
