@@ -108,9 +108,10 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       vars[s.key] = s.value;
       origins[s.key] = ['--set', i];
     });
-    // A copy of its own only for what substitution rewrites; the rest is shared between nodes,
-    // read-only from here on (no later stage writes into node vars).
-    const own: JsonObject = { ...vars };
+    // The node's own object (made above); of the values, a copy of its own only for what
+    // substitution rewrites: the rest is shared between nodes, read-only from here on (no later
+    // stage writes into node vars).
+    const own = vars;
     for (const k of ADMIN_IP_KEYS) if (k in own) own[k] = structuredClone(own[k]!);
     substituteAdminIp(own, adminIp, ip === adminIp);
 
