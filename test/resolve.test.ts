@@ -153,7 +153,6 @@ test('the project fixtures resolve (anchors, merge keys, YAML 1.1 booleans)', ()
   assert.is(r.inventory!.infra.length, 2);
 });
 
-test.run();
 
 test('node vars are shared between nodes (only the ${admin_ip} fields are copied): no later stage writes into them', async () => {
   const { compileInventory } = await import('./tree.ts');
@@ -180,3 +179,5 @@ test('node vars are shared between nodes (only the ${admin_ip} fields are copied
     assert.equal(frozen.tree.map((e) => e.path), plain.tree.map((e) => e.path), `${input.arg ?? 'default'}: same tree`);
   }
 });
+
+test.run();
