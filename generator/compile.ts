@@ -1,6 +1,6 @@
 // The whole pure pipeline after resolve: plan → render → emit.
 
-import { emit, type EmitResult } from './emit/index.js';
+import { emit, emitAsync, type EmitResult, type GzipSizer } from './emit/index.js';
 import { plan } from './plan/index.js';
 import { render } from './render/index.js';
 import type { Assets, Inventory, RenderedNode } from './types.js';
@@ -10,7 +10,21 @@ export interface Compiled extends EmitResult {
   nodes: RenderedNode[];
 }
 
-export function compile(inv: Inventory, assets: Assets, opts: { version: string; secrets?: Secrets; bundleSha256?: string }): Compiled {
-  const nodes = render(assets, plan(inv, opts.secrets));
-  return { nodes, ...emit(nodes, { version: opts.version, inventory: inv.file, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) }) };
+export interface CompileOptions {
+  version: string;
+  secrets?: Secrets;
+  bundleSha256?: string;
 }
+
+export function compile(inv: Inventory, assets: Assets, opts: CompileOptions): Compiled {
+  const nodes = render(assets, plan(inv, opts.secrets));
+  return { nodes, ...emit(nodes, emitOptions(inv, opts)) };
+}
+
+/** The same, with the user-data gzip sizes computed by `gzipSize` (a worker) alongside. */
+export async function compileAsync(inv: Inventory, assets: Assets, opts: CompileOptions, gzipSize: GzipSizer): Promise<Compiled> {
+  const nodes = render(assets, plan(inv, opts.secrets));
+  return { nodes, ...(await emitAsync(nodes, emitOptions(inv, opts), gzipSize)) };
+}
+
+const emitOptions = (inv: Inventory, opts: CompileOptions) => ({ version: opts.version, inventory: inv.file, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });

@@ -5,6 +5,7 @@ import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, lsta
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
 import type { Assets, Diagnostic, JsonObject, OutTree, Source } from './types.js';
@@ -618,4 +619,57 @@ export function symlinkFile(target: string, link: string): void {
 /** Reads a text file if it exists (e.g. the secrets file); undefined when absent. */
 export function readOptionalText(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/**
+ * A worker thread that gzips documents with the given zlib options and answers with the sizes.
+ * A build's main thread goes on emitting meanwhile: on two cores the level-9 gzip of every
+ * user-data (a third of the work on a large fleet) costs it nothing. Documents go over in
+ * batches (in order, as they come; the last one when the caller next waits); close() ends it.
+ */
+export function gzipSizeWorker(options: Record<string, number>): { size(doc: Uint8Array): Promise<number>; close(): Promise<void> } {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const { gzipSync } = require('node:zlib');
+     parentPort.on('message', (docs) => parentPort.postMessage(docs.map((d) => gzipSync(d, workerData).length)));`,
+    { eval: true, workerData: options },
+  );
+  const waiting: { resolve(n: number): void; reject(e: Error): void }[] = [];
+  let failed: Error | undefined;
+  const fail = (e: Error) => {
+    failed ??= e;
+    for (const w of waiting.splice(0)) w.reject(failed);
+  };
+  worker.on('message', (sizes: number[]) => {
+    for (const n of sizes) waiting.shift()?.resolve(n);
+  });
+  worker.on('error', fail);
+  worker.on('exit', () => fail(new Error('the gzip worker exited')));
+  let batch: Uint8Array[] = [];
+  let bytes = 0;
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    if (batch.length) worker.postMessage(batch);
+    batch = [];
+    bytes = 0;
+  };
+  return {
+    size(doc) {
+      if (failed) return Promise.reject(failed);
+      const p = new Promise<number>((resolve, reject) => waiting.push({ resolve, reject }));
+      batch.push(doc);
+      bytes += doc.length;
+      if (batch.length >= 64 || bytes >= 1 << 20) flush();
+      else if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(flush);
+      }
+      return p;
+    },
+    async close() {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
 }

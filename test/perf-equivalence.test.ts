@@ -115,7 +115,6 @@ test('write_files items and target lists: fast writers equal the YAML stringifie
   }
 });
 
-test.run();
 
 test('the sha256 the emitter attaches to a tree entry (reused by writeTree) is the hash of its bytes', async () => {
   const { createHash } = await import('node:crypto');
@@ -168,3 +167,33 @@ test('stableJson: the same data as JSON.stringify, keys sorted at every level, t
     assert.is(stableJson(reversed(v)), text, 'independent of key order');
   }
 });
+
+test('a build sizes the gzip form in a worker thread: the same tree and manifest as sizing it inline', async () => {
+  const { compileAsync } = await import('../generator/compile.ts');
+  const { gzipSizeWorker, packageVersion, readAssets } = await import('../generator/io.ts');
+  const { GZIP_OPTIONS, gzip } = await import('../generator/emit/userdata.ts');
+  const { loadInventory } = await import('../generator/cli/common.ts');
+  const quiet = { write: () => {}, isTTY: false };
+  for (const [name, input] of inputs) {
+    const sync = compileInventory(input);
+    const r = loadInventory({ cwd: input.cwd, env: {}, stdout: quiet, stderr: quiet, epoch: 0 }, input.arg, input.sets ?? [], false);
+    const gz = gzipSizeWorker(GZIP_OPTIONS);
+    let sizes = 0;
+    const sizer = (doc: Uint8Array) => (sizes++, gz.size(doc));
+    const c = await compileAsync(r.inventory!, readAssets(), { version: packageVersion() }, sizer).finally(() => gz.close());
+    assert.is(sizes, sync.nodes.length, `${name}: one document per node went to the worker`);
+    assert.equal(c.manifest, sync.manifest, `${name}: manifest`);
+    assert.equal(c.tree.map((e) => e.path), sync.tree.map((e) => e.path), `${name}: paths`);
+    c.tree.forEach((e, i) => assert.equal(e, sync.tree[i], `${name}: ${e.path}`));
+  }
+  // The worker's sizes come back in order and are gzip()'s, for small, empty and large documents.
+  const gz = gzipSizeWorker(GZIP_OPTIONS);
+  const docs = Array.from({ length: 300 }, (_, i) => new TextEncoder().encode(i % 7 === 0 ? '' : `doc ${i}\n`.repeat(i * 37)));
+  try {
+    assert.equal(await Promise.all(docs.map((d) => gz.size(d))), docs.map((d) => gzip(d).length));
+  } finally {
+    await gz.close();
+  }
+});
+
+test.run();

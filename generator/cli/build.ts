@@ -1,7 +1,8 @@
 // `pigen build`: compile the inventory into an output directory, written atomically.
 
-import { compile } from '../compile.js';
-import { fileSizeOf, packageVersion, readAssets, readFileChunks, writeTree } from '../io.js';
+import { compileAsync } from '../compile.js';
+import { GZIP_OPTIONS } from '../emit/userdata.js';
+import { fileSizeOf, gzipSizeWorker, packageVersion, readAssets, readFileChunks, writeTree } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { resolve as resolvePath } from 'node:path';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
@@ -45,7 +46,13 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
       }
       bundleSha256 = v.manifestSha256;
     }
-    const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) });
+    const gz = gzipSizeWorker(GZIP_OPTIONS);
+    let c;
+    try {
+      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size);
+    } finally {
+      await gz.close();
+    }
     const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
     let stats;
     try {

@@ -30,7 +30,9 @@ export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: strin
 export const CLOUDS = Object.keys(LIMITS) as Cloud[];
 
 const enc = new TextEncoder();
-export const gzip = (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 9 }));
+/** The gzip form's options (also those of the worker that sizes it in a build: io.ts). */
+export const GZIP_OPTIONS = { level: 9 } as const;
+export const gzip = (b: Uint8Array) => new Uint8Array(gzipSync(b, GZIP_OPTIONS));
 
 const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
 
@@ -172,26 +174,16 @@ export function toMime(text: string): string {
   );
 }
 
-/**
- * Per-target fit for every cloud, computing each encoding once. `raw`: the text's UTF-8 bytes;
- * `filesGz`: the size of its files-gz+b64 form (cloudConfigTextSized), when the caller has them.
- */
-export function fitAll(text: string, raw: Uint8Array = enc.encode(text), filesGz?: number): Record<Cloud, Fit> {
-  const sizes = new Map<Encoding, number>();
-  const sizeOf = (e: Encoding) => {
-    let s = sizes.get(e);
-    if (s === undefined && e === 'plain') s = raw.length;
-    if (s === undefined && e === 'gzip') s = gzip(raw).length;
-    if (s === undefined && e === 'files-gz+b64') s = filesGz;
-    if (s === undefined) s = encodeUserData(text, e).delivered;
-    sizes.set(e, s);
-    return s;
-  };
+/** The sizes of the forms candidates() offers. */
+export type CandidateSizes = Record<'plain' | 'gzip' | 'files-gz+b64', number>;
+
+/** Per-target fit for every cloud: the smallest form it accepts. */
+export function fitSizes(sizes: CandidateSizes): Record<Cloud, Fit> {
   const out = {} as Record<Cloud, Fit>;
   for (const cloud of CLOUDS) {
     let best: Fit | undefined;
     for (const e of candidates(cloud)) {
-      const size = sizeOf(e);
+      const size = sizes[e as keyof CandidateSizes];
       if (!best || size < best.size) best = { cloud, encoding: e, size, limit: LIMITS[cloud].bytes, fits: size <= LIMITS[cloud].bytes };
     }
     out[cloud] = best!;
