@@ -75,7 +75,7 @@ function rng(seed: number) {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
 }
-const PARTS = ['a: b #c', 'x\\y', '\u2028', '\ufeffbom', '\u0085nel', 'a', 'key: value', '  indented', '\t tab', '# hash', '', ' ', '"q"', "'s'", 'é—ü', '\u0007bell', '- item', '---', '...', 'x: |', '{a: b}', 'long '.repeat(200), 'y'.repeat(505), '\r'];
+const PARTS = ['a: b #c', 'x\\y', '\u2028', '\ufeffbom', '\u0085nel', 'a', 'key: value', '  indented', '\t tab', '# hash', '', ' ', '"q"', "'s'", 'é—ü', '😀 astral', '\ud800 lone', '\u0007bell', '- item', '---', '...', 'x: |', '{a: b}', 'long '.repeat(200), 'y'.repeat(505), '\r'];
 
 test('write_files items and target lists: fast writers equal the YAML stringifier on generated inputs', () => {
   const r = rng(7);

