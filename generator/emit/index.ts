@@ -58,6 +58,18 @@ export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: Gz
 function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined): EmitResult | Promise<EmitResult> {
   const tree: OutEntry[] = [];
   const pending: Promise<void>[] = [];
+  // A content rendered once for many nodes (a unit file is the same string on every node) is
+  // encoded and hashed once; its entries share the bytes (nothing writes into entry data).
+  const blobs = new Map<string, { data: Uint8Array; hash: string }>();
+  const blob = (content: string) => {
+    let b = blobs.get(content);
+    if (b === undefined) {
+      const data = enc.encode(content);
+      b = { data, hash: sha256(data) };
+      blobs.set(content, b);
+    }
+    return b;
+  };
   const manifestNodes: Record<string, unknown> = {};
   // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
   const split = splitImages(nodes, { version: opts.version, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });
@@ -88,8 +100,7 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     }
     for (const f of n.files) {
       const out = `${base}/rootfs${physical(n, f.path)}`;
-      const data = enc.encode(f.content);
-      const hash = sha256(data);
+      const { data, hash } = blob(f.content);
       tree.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
       files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
