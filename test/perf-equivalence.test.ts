@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { stringify } from 'yaml';
-import { cloudConfigObject, cloudConfigYaml, fileItemYaml } from '../generator/emit/cloud-config.ts';
+import { cloudConfigObject, cloudConfigYaml, contentGzipLength, fileItemYaml, filesGzTotal } from '../generator/emit/cloud-config.ts';
 import { encodeFiles } from '../generator/emit/userdata.ts';
 import { targetsYaml, toYaml } from '../generator/render/index.ts';
 import { ROOT, SHARED } from './helpers.ts';
@@ -51,9 +51,9 @@ for (const [name, input] of inputs) {
 
 /** The files-gz+b64 size that cloudConfigYaml sums piece by piece (checking its YAML on the way). */
 function sizedYaml(cc: Record<string, unknown>, header: string): number | undefined {
-  const size = { n: bytes(header) };
+  const size = { n: bytes(header), contents: [] as string[] };
   assert.is(cloudConfigYaml(cc, size), stringify(cc, YAML_OPTS));
-  return Number.isNaN(size.n) ? undefined : size.n;
+  return Number.isNaN(size.n) ? undefined : filesGzTotal(size, contentGzipLength);
 }
 
 // The rendered target file back to data (the plan's data is not kept on the rendered node).
@@ -98,7 +98,7 @@ test('write_files items and target lists: fast writers equal the YAML stringifie
     assert.is(sizedYaml({ write_files: [item] }, '#cloud-config\n'), bytes(encodeFiles(text)), `files-gz+b64 size of ${JSON.stringify(item)}`);
   }
   // Top-level entries with plain scalars only (the shortcut without a round trip).
-  const plainWords = ['pg-test-1', 'a b', 'x - y', 'k=v', 'a:b', '~x', 'é', 'systemctl enable --now x.service', '1.2.3.4', '@x', '%y', 'a #b', '- z', '[x]'];
+  const plainWords = ['pg-test-1', 'a b', 'x - y', 'k=v', 'a:b', 'a:', '~x', 'é', 'systemctl enable --now x.service', '1.2.3.4', '@x', '%y', 'a #b', '- z', '[x]', 'yes', 'no', 'on', 'true', 'null', '1e3', '0x1F', '.5', '12', 'x'.repeat(600), 'node-1.example.com'];
   for (let i = 0; i < 3000; i++) {
     const cc = { hostname: pick(plainWords), runcmd: Array.from({ length: Math.floor(r() * 4) }, () => pick(plainWords)), groups: r() < 0.5 ? [] : [pick(plainWords)] };
     const text = `#cloud-config\n${stringify(cc, YAML_OPTS)}`;

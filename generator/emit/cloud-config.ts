@@ -4,6 +4,7 @@
 
 import { stringify } from 'yaml';
 import type { RenderedFile, RenderedNode } from '../types.js';
+import { isPlainYamlString } from '../util/text.js';
 import { FILES_GZ_MIN, filesGzSize, gzip } from './userdata.js';
 
 const enc = new TextEncoder();
@@ -125,11 +126,35 @@ export function cloudConfigText(n: RenderedNode, opts: CloudConfigOptions): stri
  * The same text, and the byte size of its files-gz+b64 form (what encodeFiles(text) gives),
  * summed piece by piece as the YAML is written (undefined: no pieces; the caller round-trips).
  */
-export function cloudConfigTextSized(n: RenderedNode, opts: CloudConfigOptions): { text: string; filesGzSize: number | undefined } {
+export function cloudConfigTextSized(n: RenderedNode, opts: CloudConfigOptions): { text: string; filesGz: FilesGzSize | undefined } {
   const header = cloudConfigHeader(n, opts);
-  const size = { n: Buffer.byteLength(header) };
+  const size: FilesGzSize = { n: Buffer.byteLength(header), contents: [] };
   const text = header + cloudConfigYaml(cloudConfigObject(n, opts), size);
-  return { text, filesGzSize: Number.isNaN(size.n) ? undefined : size.n };
+  return { text, filesGz: Number.isNaN(size.n) ? undefined : size };
+}
+
+/**
+ * The size of a files-gz+b64 form: `n` bytes, plus for each of `contents` the base64 length of
+ * its gzip (GZIP_OPTIONS), left to the caller (emit sizes them on a worker thread in a build).
+ */
+export interface FilesGzSize {
+  n: number;
+  contents: string[];
+}
+
+/** The bytes of a FilesGzSize, given the gzip size of each content. */
+export const filesGzTotal = (s: FilesGzSize, gzipLength: (content: string) => number) => s.contents.reduce((t, c) => t + b64Length(gzipLength(c)), s.n);
+const b64Length = (n: number) => 4 * Math.ceil(n / 3);
+
+/** The gzip size of a content, computed here (cached: most are on many nodes). */
+export function contentGzipLength(content: string): number {
+  let g = gzLen.get(content);
+  if (g === undefined) {
+    if (gzLen.size >= PIECES_MAX) gzLen.clear();
+    g = gzip(enc.encode(content)).length;
+    gzLen.set(content, g);
+  }
+  return g;
 }
 
 const cloudConfigHeader = (n: RenderedNode, opts: CloudConfigOptions) =>
@@ -220,10 +245,10 @@ function literalBody(content: string): string | null {
 }
 
 /**
- * Same as stringify(cc, YAML_OPTS). With `size`, adds to size.n the bytes of the YAML's
- * files-gz+b64 form (encodeFiles' body), or sets it to NaN when it cannot tell.
+ * Same as stringify(cc, YAML_OPTS). With `size`, adds to it the size of the YAML's files-gz+b64
+ * form (encodeFiles' body), or sets size.n to NaN when it cannot tell.
  */
-export function cloudConfigYaml(cc: Record<string, unknown>, size?: { n: number }): string {
+export function cloudConfigYaml(cc: Record<string, unknown>, size?: FilesGzSize): string {
   const keys = Object.keys(cc).filter((k) => cc[k] !== undefined);
   if (keys.length === 0) {
     if (size) size.n = NaN;
@@ -240,7 +265,7 @@ export function cloudConfigYaml(cc: Record<string, unknown>, size?: { n: number 
         const fast = fileItemYaml(item);
         if (fast !== undefined) {
           out += fast;
-          if (size) gz += fileItemGzSize(item as FileItem, fast);
+          if (size) gz += fileItemGzSize(item as FileItem, fast, size.contents);
           continue;
         }
         const p = piece(`\u0001${JSON.stringify(item)}`, () => stringify({ write_files: [item] }, YAML_OPTS).slice(WF_HEAD.length));
@@ -250,6 +275,14 @@ export function cloudConfigYaml(cc: Record<string, unknown>, size?: { n: number 
           gz += p.gz;
         }
       }
+      continue;
+    }
+    // A short string the stringifier leaves plain (a node's hostname): written as it is; its
+    // files-gz+b64 form is itself.
+    if (typeof v === 'string' && v.length < FILES_GZ_MIN && isPlainYamlString(v)) {
+      const line = `${k}: ${v}\n`;
+      out += line;
+      gz += line.length;
       continue;
     }
     const p = piece(`${JSON.stringify(k)}\u0000${JSON.stringify(v)}`, () => stringify({ [k]: v }, YAML_OPTS));
@@ -275,17 +308,15 @@ interface FileItem {
 // literal content) in the files-gz+b64 form, without YAML: below FILES_GZ_MIN bytes of content it
 // stays as it is; otherwise the round trip keeps the content node's literal style around the
 // base64 text (`|-`: one line, no final newline) and appends `encoding: gz+b64` after the rest.
+// The base64 text's length is added here when the content's gzip size is known, else its content
+// goes to `later`.
 const gzLen = new Map<string, number>();
-function fileItemGzSize(o: FileItem, yaml: string): number {
+function fileItemGzSize(o: FileItem, yaml: string, later: string[]): number {
   if (Buffer.byteLength(o.content) < FILES_GZ_MIN) return Buffer.byteLength(yaml);
-  let g = gzLen.get(o.content);
-  if (g === undefined) {
-    if (gzLen.size >= PIECES_MAX) gzLen.clear();
-    g = gzip(enc.encode(o.content)).length;
-    gzLen.set(o.content, g);
-  }
+  const g = gzLen.get(o.content);
+  if (g === undefined) later.push(o.content);
   const head = '  - path: '.length + o.path.length + '\n    permissions: "'.length + o.permissions.length + '"\n    owner: '.length + o.owner.length + '\n    content: '.length;
-  return head + '|-\n'.length + ITEM_INDENT.length + 4 * Math.ceil(g / 3) + 1 + (o.defer ? '    defer: true\n'.length : 0) + '    encoding: gz+b64\n'.length;
+  return head + '|-\n'.length + ITEM_INDENT.length + (g === undefined ? 0 : b64Length(g)) + 1 + (o.defer ? '    defer: true\n'.length : 0) + '    encoding: gz+b64\n'.length;
 }
 
 export { sh };

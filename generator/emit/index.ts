@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
-import { cloudConfigText, cloudConfigTextSized } from './cloud-config.js';
+import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal } from './cloud-config.js';
 import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages } from './images.js';
 
@@ -61,6 +61,13 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
   // A content rendered once for many nodes (a unit file is the same string on every node) is
   // encoded and hashed once; its entries share the bytes (nothing writes into entry data).
   const blobs = new Map<string, { data: Uint8Array; hash: string }>();
+  // Gzip sizes of large contents asked of the sizer, once per content.
+  const contentGzips = new Map<string, Promise<number>>();
+  const contentGzip = (c: string) => {
+    let p = contentGzips.get(c);
+    if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c))));
+    return p;
+  };
   const blob = (content: string) => {
     let b = blobs.get(content);
     if (b === undefined) {
@@ -104,20 +111,28 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
       tree.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
       files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
-    const { text: udText, filesGzSize } = cloudConfigTextSized(n, { version: opts.version });
+    const { text: udText, filesGz } = cloudConfigTextSized(n, { version: opts.version });
     const ud = enc.encode(udText);
     const targets: Record<string, unknown> = {};
     const plain = ud.length;
-    const filesGz = filesGzSize ?? encodeUserData(udText, 'files-gz+b64').delivered;
-    const setTargets = (gz: number) => {
-      const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': filesGz });
+    const setTargets = (gz: number, files: number) => {
+      const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': files });
       for (const c of CLOUDS) {
         const f = fits[c];
         targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
       }
     };
-    if (gzipSize) pending.push(gzipSize(ud).then(setTargets));
-    else setTargets(gzip(ud).length);
+    const filesKnown = filesGz === undefined ? encodeUserData(udText, 'files-gz+b64').delivered : undefined;
+    if (gzipSize) {
+      // The document's gzip and those of its large contents not sized before, on the sizer.
+      const contents = filesGz?.contents ?? [];
+      pending.push(
+        Promise.all([gzipSize(ud), ...contents.map(contentGzip)]).then(([gz, ...lengths]) => {
+          const byContent = new Map(contents.map((c, i) => [c, lengths[i]!]));
+          setTargets(gz!, filesKnown ?? filesGzTotal(filesGz!, (c) => byContent.get(c)!));
+        }),
+      );
+    } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
     const udSha = sha256(ud);
     tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
     const own = split.byNode.get(n.ip)!;

@@ -5,6 +5,7 @@ import nunjucks from 'nunjucks';
 import { stringify } from 'yaml';
 import { InternalError } from '../diagnostics.js';
 import type { Assets, FilePlan, NodePlan, Plan, RenderedFile, RenderedNode } from '../types.js';
+import { isPlainYamlString } from '../util/text.js';
 
 class MemoryLoader extends nunjucks.Loader {
   constructor(private templates: Map<string, string>) {
@@ -55,13 +56,10 @@ function cached(assets: Assets, key: string, make: () => string): string {
 }
 
 // Scrape-target files ([{labels: {k: v}, targets: [...]}], thousands on every infra node) are
-// written directly when every key and value is a string the YAML stringifier would leave plain:
-// only [A-Za-z0-9_./:-], not starting with an indicator, not ending with ':', and not a number,
-// bool or null of the core schema. Anything else goes through toYaml (test/render-fast.test.ts
-// compares both).
-const SAFE = /^[A-Za-z0-9_][A-Za-z0-9_./:-]*$/;
-const CORE = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
-const plain = (x: unknown): x is string => typeof x === 'string' && SAFE.test(x) && !x.endsWith(':') && !CORE.test(x);
+// written directly when every key and value is a string the YAML stringifier would leave plain
+// (isPlainYamlString). Anything else goes through toYaml (test/perf-equivalence.test.ts compares
+// both).
+const plain = isPlainYamlString;
 
 /** toYaml(data) for scrape-target lists, or undefined when the data is not one of them. */
 export function targetsYaml(data: unknown): string | undefined {

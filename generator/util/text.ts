@@ -51,3 +51,11 @@ export function compareIp(a: string, b: string): number {
 
 /** Byte-wise (locale-independent) string comparison for deterministic sorting. */
 export const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+// A string the YAML stringifier (core schema) writes plain, unquoted, at any position: only
+// [A-Za-z0-9_./:-], not starting with an indicator, not ending with ':', and not a number, bool or
+// null of the core schema (test/perf-equivalence.test.ts compares the writers that rely on it
+// with the stringifier).
+const PLAIN_SAFE = /^[A-Za-z0-9_][A-Za-z0-9_./:-]*$/;
+const CORE_SCALAR = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
+export const isPlainYamlString = (x: unknown): x is string => typeof x === 'string' && PLAIN_SAFE.test(x) && !x.endsWith(':') && !CORE_SCALAR.test(x);
