@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { gzipSync } from 'node:zlib';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
 import type { Assets, Diagnostic, JsonObject, OutTree, Source } from './types.js';
@@ -634,17 +635,19 @@ export function gzipSizeWorker(options: Record<string, number>): { size(doc: Uin
      parentPort.on('message', (docs) => parentPort.postMessage(docs.map((d) => gzipSync(d, workerData).length)));`,
     { eval: true, workerData: options },
   );
-  const waiting: { resolve(n: number): void; reject(e: Error): void }[] = [];
-  let failed: Error | undefined;
-  const fail = (e: Error) => {
-    failed ??= e;
-    for (const w of waiting.splice(0)) w.reject(failed);
+  // Should the thread fail (it cannot start, or dies), the documents are sized here instead.
+  const inline = (doc: Uint8Array) => gzipSync(doc, options).length;
+  const waiting: { doc: Uint8Array; resolve(n: number): void }[] = [];
+  let failed = false;
+  const fail = () => {
+    failed = true;
+    for (const w of waiting.splice(0)) w.resolve(inline(w.doc));
   };
   worker.on('message', (sizes: number[]) => {
     for (const n of sizes) waiting.shift()?.resolve(n);
   });
   worker.on('error', fail);
-  worker.on('exit', () => fail(new Error('the gzip worker exited')));
+  worker.on('exit', fail);
   let batch: Uint8Array[] = [];
   let bytes = 0;
   let flushQueued = false;
@@ -656,8 +659,8 @@ export function gzipSizeWorker(options: Record<string, number>): { size(doc: Uin
   };
   return {
     size(doc) {
-      if (failed) return Promise.reject(failed);
-      const p = new Promise<number>((resolve, reject) => waiting.push({ resolve, reject }));
+      if (failed) return Promise.resolve(inline(doc));
+      const p = new Promise<number>((resolve) => waiting.push({ doc, resolve }));
       batch.push(doc);
       bytes += doc.length;
       if (batch.length >= 64 || bytes >= 1 << 20) flush();
@@ -668,7 +671,7 @@ export function gzipSizeWorker(options: Record<string, number>): { size(doc: Uin
       return p;
     },
     async close() {
-      worker.removeAllListeners('exit');
+      fail();
       await worker.terminate();
     },
   };

@@ -194,6 +194,8 @@ test('a build sizes the gzip form in a worker thread: the same tree and manifest
   } finally {
     await gz.close();
   }
+  // Once the thread is gone (closed, or failed), documents are sized inline: the same numbers.
+  assert.equal(await Promise.all(docs.slice(0, 20).map((d) => gz.size(d))), docs.slice(0, 20).map((d) => gzip(d).length));
 });
 
 test.run();

@@ -39,7 +39,7 @@ export interface EmitOptions {
   bundleSha256?: string;
 }
 
-/** Sizes of the gzip form of user-data documents, computed elsewhere (a worker thread: io.ts). */
+/** The size of a document's gzip (GZIP_OPTIONS), computed elsewhere (a worker thread: io.ts). */
 export type GzipSizer = (doc: Uint8Array) => Promise<number>;
 
 /** The output tree and manifest of the rendered nodes. */
@@ -48,8 +48,9 @@ export function emit(nodes: RenderedNode[], opts: EmitOptions): EmitResult {
 }
 
 /**
- * The same, with each user-data's level-9 gzip (a third of the work on a large fleet) sized by
- * `gzipSize` while the rest is emitted. Same result as emit(): the sizes are the same numbers.
+ * The same, with the level-9 gzips that size each user-data's gzip and files-gz+b64 forms (a third
+ * of the work on a large fleet) done by `gzipSize` while the rest is emitted. Same result as
+ * emit(): the sizes are the same numbers.
  */
 export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer): Promise<EmitResult> {
   return Promise.resolve(emitWith(nodes, opts, gzipSize));
@@ -61,13 +62,6 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
   // A content rendered once for many nodes (a unit file is the same string on every node) is
   // encoded and hashed once; its entries share the bytes (nothing writes into entry data).
   const blobs = new Map<string, { data: Uint8Array; hash: string }>();
-  // Gzip sizes of large contents asked of the sizer, once per content.
-  const contentGzips = new Map<string, Promise<number>>();
-  const contentGzip = (c: string) => {
-    let p = contentGzips.get(c);
-    if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c))));
-    return p;
-  };
   const blob = (content: string) => {
     let b = blobs.get(content);
     if (b === undefined) {
@@ -76,6 +70,13 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
       blobs.set(content, b);
     }
     return b;
+  };
+  // Gzip sizes of large contents asked of the sizer, once per content.
+  const contentGzips = new Map<string, Promise<number>>();
+  const contentGzip = (c: string) => {
+    let p = contentGzips.get(c);
+    if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c))));
+    return p;
   };
   const manifestNodes: Record<string, unknown> = {};
   // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
