@@ -15,7 +15,8 @@
 // Environment: BENCH_QUICK=1 (sizes 10,100,1000; Ansible on 20 nodes; a 256 MiB bundle),
 // BENCH_SIZES=10,100, BENCH_RUNS=3, BENCH_ONLY=build,incremental,ansible,bundle,
 // BENCH_ANSIBLE_NODES, BENCH_ANSIBLE_RUNS (default 1: ~2.5 s a node), BENCH_BUNDLE_MIB, BENCH_KEEP=1
-// (keep the work directory), BENCH_CLI (another build of pigen's cli.js), BENCH_OUT (report path).
+// (keep the work directory), BENCH_CLI (another pigen entry point; default dist/pigen.js, the bin),
+// BENCH_OUT (report path).
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js');
+const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'pigen.js');
 const QUICK = process.env.BENCH_QUICK === '1';
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const SIZES = (process.env.BENCH_SIZES ?? (QUICK ? '10,100,1000' : '10,100,1000,10000')).split(',').map(Number);

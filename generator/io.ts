@@ -13,6 +13,8 @@ import type { Assets, Diagnostic, JsonObject, OutTree, Source } from './types.js
 
 /** The package root: dist/.. when compiled, generator/.. when run from source. */
 export const PACKAGE_ROOT = resolvePath(dirname(fileURLToPath(import.meta.url)), '..');
+/** The inventory validator `npm run build` precompiles (generator/load/precompile.ts). */
+export const PRECOMPILED_VALIDATOR = join(PACKAGE_ROOT, 'dist', 'load', 'inventory-validator.cjs');
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };

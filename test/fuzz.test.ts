@@ -4,7 +4,7 @@
 //
 // The PRNG is seeded (PIGEN_FUZZ_SEED overrides the fixed seed; PIGEN_FUZZ_COUNT the count), and
 // every mutant that breaks a rule is written to a temp file whose path is in the failure message,
-// so a failure reproduces with `node dist/cli.js validate <that file>`.
+// so a failure reproduces with `npx pigen validate <that file>`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';

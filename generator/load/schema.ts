@@ -5,6 +5,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { err } from '../diagnostics.js';
+import { PRECOMPILED_VALIDATOR } from '../io.js';
 import type { Code } from '../codes.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
 
@@ -42,10 +43,10 @@ export function standaloneValidator(schema: JsonObject): string {
 
 function precompiled(schema: JsonObject): ValidateFunction | undefined {
   try {
-    const v = require('./inventory-validator.cjs') as ValidateFunction & { schemaHash?: string };
+    const v = require(PRECOMPILED_VALIDATOR) as ValidateFunction & { schemaHash?: string };
     return v.schemaHash === schemaHash(schema) ? v : undefined;
   } catch {
-    // Running from source, or a build without it: compile at run time.
+    // A checkout without a build: compile at run time.
     return undefined;
   }
 }
