@@ -59,7 +59,6 @@ function cached(assets: Assets, key: string, make: () => string): string {
 // written directly when every key and value is a string the YAML stringifier would leave plain
 // (isPlainYamlString). Anything else goes through toYaml (test/perf-equivalence.test.ts compares
 // both).
-const plain = isPlainYamlString;
 
 /** toYaml(data) for scrape-target lists, or undefined when the data is not one of them. */
 export function targetsYaml(data: unknown): string | undefined {
@@ -76,12 +75,12 @@ export function targetsYaml(data: unknown): string | undefined {
     out += '- labels:\n';
     for (const k of lk) {
       const v = (labels as Record<string, unknown>)[k];
-      if (!plain(k) || !plain(v)) return undefined;
+      if (!isPlainYamlString(k) || !isPlainYamlString(v)) return undefined;
       out += `    ${k}: ${v}\n`;
     }
     out += '  targets:\n';
     for (const x of targets) {
-      if (!plain(x)) return undefined;
+      if (!isPlainYamlString(x)) return undefined;
       out += `    - ${x}\n`;
     }
   }

@@ -108,18 +108,17 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       vars[s.key] = s.value;
       origins[s.key] = ['--set', i];
     });
-    // The node's own object (made above); of the values, a copy of its own only for what
-    // substitution rewrites: the rest is shared between nodes, read-only from here on (no later
-    // stage writes into node vars).
-    const own = vars;
-    for (const k of ADMIN_IP_KEYS) if (k in own) own[k] = structuredClone(own[k]!);
-    substituteAdminIp(own, adminIp, ip === adminIp);
+    // `vars` is the node's own object; of its values, a copy of its own only for what substitution
+    // rewrites: the rest is shared between nodes, read-only from here on (no later stage writes
+    // into node vars).
+    for (const k of ADMIN_IP_KEYS) if (k in vars) vars[k] = structuredClone(vars[k]!);
+    substituteAdminIp(vars, adminIp, ip === adminIp);
 
     const modules = new Set<GroupModule>(['node']);
     for (const g of memberOf) modules.add(g.module);
-    const { nodename, source } = nodenameOf(ip, own);
-    let cluster = typeof own.node_cluster === 'string' ? own.node_cluster : 'nodes';
-    if (cluster === 'nodes' && own.node_id_from_pg !== false && typeof own.pg_cluster === 'string') cluster = own.pg_cluster;
+    const { nodename, source } = nodenameOf(ip, vars);
+    let cluster = typeof vars.node_cluster === 'string' ? vars.node_cluster : 'nodes';
+    if (cluster === 'nodes' && vars.node_id_from_pg !== false && typeof vars.pg_cluster === 'string') cluster = vars.pg_cluster;
     nodes.push({
       ip,
       nodename,
@@ -127,7 +126,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       cluster,
       groups: memberOf.map((g) => g.name).sort(),
       modules: MODULE_ORDER.filter((m) => modules.has(m)),
-      vars: own,
+      vars,
       origins,
       path: occ[0]!.path,
     });
