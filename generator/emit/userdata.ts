@@ -129,15 +129,18 @@ export interface Fit {
   fits: boolean;
 }
 
-/** The smallest accepted form for a target and whether it fits. */
-export function bestFit(text: string, cloud: Cloud): Fit {
+/** The smallest of the forms a target accepts, given their sizes, and whether it fits. */
+function smallestFit(cloud: Cloud, sizeOf: (e: Encoding) => number): Fit {
   let best: Fit | undefined;
   for (const e of candidates(cloud)) {
-    const size = encodeUserData(text, e).delivered;
+    const size = sizeOf(e);
     if (!best || size < best.size) best = { cloud, encoding: e, size, limit: LIMITS[cloud].bytes, fits: size <= LIMITS[cloud].bytes };
   }
   return best!;
 }
+
+/** The smallest accepted form for a target and whether it fits. */
+export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (e) => encodeUserData(text, e).delivered);
 
 /** The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first. */
 export function largestContributors(text: string, n = 5): { path: string; bytes: number }[] {
@@ -180,13 +183,6 @@ export type CandidateSizes = Record<'plain' | 'gzip' | 'files-gz+b64', number>;
 /** Per-target fit for every cloud: the smallest form it accepts. */
 export function fitSizes(sizes: CandidateSizes): Record<Cloud, Fit> {
   const out = {} as Record<Cloud, Fit>;
-  for (const cloud of CLOUDS) {
-    let best: Fit | undefined;
-    for (const e of candidates(cloud)) {
-      const size = sizes[e as keyof CandidateSizes];
-      if (!best || size < best.size) best = { cloud, encoding: e, size, limit: LIMITS[cloud].bytes, fits: size <= LIMITS[cloud].bytes };
-    }
-    out[cloud] = best!;
-  }
+  for (const cloud of CLOUDS) out[cloud] = smallestFit(cloud, (e) => sizes[e as keyof CandidateSizes]);
   return out;
 }
