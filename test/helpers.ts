@@ -26,17 +26,18 @@ export function which(tool: string): string | null {
 export function needTools(what: string, ...tools: string[]): boolean {
   const missing = tools.filter((t) => !which(t));
   if (missing.length === 0) return true;
-  const msg = `SKIP ${what}: missing ${missing.join(', ')} (install with .ci/run)`;
-  if (CI) throw new Error(`${msg} — tools are required under CI=true`);
-  console.log(`\n!!!!!!!! ${msg} !!!!!!!!\n`);
-  return false;
+  return skip(`SKIP ${what}: missing ${missing.join(', ')} (install with .ci/run)`, ' — tools are required under CI=true');
 }
 
 /** Returns true when ../shared/fixtures exists; else prints a clear notice (and fails under CI). */
 export function needShared(what: string): boolean {
   if (SHARED) return true;
-  const msg = `SKIP ${what}: ../shared/fixtures is not beside this clone (CI has it)`;
-  if (CI) throw new Error(msg);
+  return skip(`SKIP ${what}: ../shared/fixtures is not beside this clone (CI has it)`);
+}
+
+/** A loud SKIP notice (false), or, under CI=true, an error: CI must run everything. */
+export function skip(msg: string, ciNote = ''): false {
+  if (CI) throw new Error(msg + ciNote);
   console.log(`\n!!!!!!!! ${msg} !!!!!!!!\n`);
   return false;
 }
