@@ -153,6 +153,17 @@ function build(inv: string, out: string): Timed & { json: { files: number; writt
   return { ...t, json: JSON.parse(t.stdout) };
 }
 
+/** RUNS cold builds into `out` (removed, and the disk settled, before each); the last one's output stays. */
+function coldBuilds(inv: string, out: string): ReturnType<typeof build>[] {
+  const runs: ReturnType<typeof build>[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    rmOut(out);
+    settle();
+    runs.push(build(inv, out));
+  }
+  return runs;
+}
+
 const work = mkdtempSync(join(tmpdir(), 'pigen-bench-'));
 const started = performance.now();
 const fullBuildMs = new Map<number, number>();
@@ -166,27 +177,16 @@ if (ONLY.has('build')) {
     const inv = join(work, `inv-${n}.yml`);
     writeFileSync(inv, inventory(n));
     const out = join(work, `out-${n}`);
-    const builds: Timed[] = [];
-    let files = 0;
     // tmpfs first: the disk's writeback of earlier trees runs in kernel threads that take CPU
     // from whatever runs next; `sync` before each timed run for the same reason.
     const shmBuilds: Timed[] = [];
     if (SHM) {
       const o = join(SHM, `out-${n}`);
-      for (let r = 0; r < RUNS; r++) {
-        rmOut(o);
-        settle();
-        shmBuilds.push(build(inv, o));
-      }
+      shmBuilds.push(...coldBuilds(inv, o));
       rmOut(o);
     }
-    for (let r = 0; r < RUNS; r++) {
-      rmOut(out);
-      settle();
-      const b = build(inv, out);
-      builds.push(b);
-      files = b.json.files;
-    }
+    const builds = coldBuilds(inv, out);
+    const files = builds[builds.length - 1]!.json.files;
     const shmMs = shmBuilds.length ? median(shmBuilds.map((b) => b.ms)) : NaN;
     const tree = readTree(out);
     const copies: number[] = [];
@@ -325,12 +325,7 @@ if (ONLY.has('ansible')) {
   const peerBase = SHM ?? work;
   const ref = join(peerBase, 'peer-ref');
   rmSync(ref, { recursive: true, force: true });
-  const pigenRuns: Timed[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    rmOut(ref);
-    settle();
-    pigenRuns.push(build(inv, ref));
-  }
+  const pigenRuns = coldBuilds(inv, ref);
   const manifest = JSON.parse(readFileSync(join(ref, 'manifest.json'), 'utf8')) as { nodes: Record<string, { nodename: string; cluster: string; files: { path: string; out: string }[] }> };
   // Templates made from pigen's own output for one plain node, its IP and name as variables, so
   // Ansible writes the same bytes pigen does.
@@ -384,11 +379,7 @@ ${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: 
   const diskRuns: Timed[] = [];
   if (SHM) {
     const d = join(work, 'peer-ref-disk');
-    for (let r = 0; r < RUNS; r++) {
-      rmOut(d);
-      settle();
-      diskRuns.push(build(inv, d));
-    }
+    diskRuns.push(...coldBuilds(inv, d));
     rmOut(d);
   }
   const diskMs = diskRuns.length ? median(diskRuns.map((t) => t.ms)) : NaN;
