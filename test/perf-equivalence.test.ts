@@ -13,7 +13,7 @@ import { cloudConfigObject, cloudConfigYaml, contentGzipLength, fileItemYaml, fi
 import { encodeFiles } from '../generator/emit/userdata.ts';
 import { targetsYaml, toYaml } from '../generator/render/index.ts';
 import { ROOT, SHARED } from './helpers.ts';
-import { compileInventory, type BuildInput } from './tree.ts';
+import { compileInventory, loadForBuild, type BuildInput } from './tree.ts';
 
 const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
 const bytes = (s: string) => Buffer.byteLength(s);
@@ -172,15 +172,12 @@ test('a build sizes the gzip form in a worker thread: the same tree and manifest
   const { compileAsync } = await import('../generator/compile.ts');
   const { gzipSizeWorker, packageVersion, readAssets } = await import('../generator/io.ts');
   const { GZIP_OPTIONS, gzip } = await import('../generator/emit/userdata.ts');
-  const { loadInventory } = await import('../generator/cli/common.ts');
-  const quiet = { write: () => {}, isTTY: false };
   for (const [name, input] of inputs) {
     const sync = compileInventory(input);
-    const r = loadInventory({ cwd: input.cwd, env: {}, stdout: quiet, stderr: quiet, epoch: 0 }, input.arg, input.sets ?? [], false);
     const gz = gzipSizeWorker(GZIP_OPTIONS);
     let sizes = 0;
     const sizer = (doc: Uint8Array) => (sizes++, gz.size(doc));
-    const c = await compileAsync(r.inventory!, readAssets(), { version: packageVersion() }, sizer).finally(() => gz.close());
+    const c = await compileAsync(loadForBuild(input), readAssets(), { version: packageVersion() }, sizer).finally(() => gz.close());
     assert.is(sizes, sync.nodes.length, `${name}: one document per node went to the worker`);
     assert.equal(c.manifest, sync.manifest, `${name}: manifest`);
     assert.equal(c.tree.map((e) => e.path), sync.tree.map((e) => e.path), `${name}: paths`);

@@ -155,11 +155,9 @@ test('the project fixtures resolve (anchors, merge keys, YAML 1.1 booleans)', ()
 
 
 test('node vars are shared between nodes (only the ${admin_ip} fields are copied): no later stage writes into them', async () => {
-  const { compileInventory } = await import('./tree.ts');
+  const { compileInventory, loadForBuild } = await import('./tree.ts');
   const { compile } = await import('../generator/compile.ts');
-  const { loadInventory } = await import('../generator/cli/common.ts');
   const { packageVersion } = await import('../generator/io.ts');
-  const quiet = { write: () => {}, isTTY: false };
   const inputs: { cwd: string; arg?: string }[] = [{ cwd: ROOT, arg: 'test/fixtures/two-infra.yml' }, { cwd: '/' }];
   if (SHARED) for (const f of ['meta', 'full', 'simu']) inputs.push({ cwd: SHARED, arg: `pigsty-conf/${f}.yml` });
   const freeze = (v: unknown): void => {
@@ -168,8 +166,7 @@ test('node vars are shared between nodes (only the ${admin_ip} fields are copied
     for (const x of Object.values(v)) freeze(x);
   };
   for (const input of inputs) {
-    const r = loadInventory({ cwd: input.cwd, env: {}, stdout: quiet, stderr: quiet, epoch: 0 }, input.arg, [], false);
-    const inv = r.inventory!;
+    const inv = loadForBuild(input);
     const [a, b] = inv.nodes;
     if (a && b) assert.ok(Object.keys(a.vars).some((k) => typeof a.vars[k] === 'object' && a.vars[k] !== null && a.vars[k] === b.vars[k]), 'values are shared');
     // Frozen deeply: any write into a node's vars from here on throws (ESM is strict mode).

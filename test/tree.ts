@@ -9,7 +9,7 @@ import { compile, type Compiled } from '../generator/compile.ts';
 import { formatDiagnostics } from '../generator/diagnostics.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { CliContext } from '../generator/cli/context.ts';
-import type { OutTree } from '../generator/types.ts';
+import type { Inventory, OutTree } from '../generator/types.ts';
 import { ROOT, TSX } from './helpers.ts';
 
 /** The CLI from source, run through tsx (TSX is resolved absolutely, so any cwd works). */
@@ -27,8 +27,8 @@ export interface BuildInput {
   sets?: string[];
 }
 
-/** Loads, resolves and compiles in-process exactly as `pigen build` does; throws on errors. */
-export function compileInventory(input: BuildInput): Compiled {
+/** Loads and resolves in-process exactly as `pigen build` does; throws on errors. */
+export function loadForBuild(input: BuildInput): Inventory {
   const quiet = { write: () => {}, isTTY: false };
   const ctx: CliContext = { cwd: input.cwd, env: {}, stdout: quiet, stderr: quiet, epoch: 0 };
   const r = loadInventory(ctx, input.arg, input.sets ?? [], false);
@@ -37,7 +37,12 @@ export function compileInventory(input: BuildInput): Compiled {
     if (r.source) sources.set(r.source.name, r.sourceText ?? '');
     throw new Error(`cannot build ${input.arg ?? '(default)'}:\n${formatDiagnostics(r.diagnostics, { color: false, sources })}`);
   }
-  return compile(r.inventory, readAssets(), { version: packageVersion() });
+  return r.inventory;
+}
+
+/** Loads, resolves and compiles in-process exactly as `pigen build` does; throws on errors. */
+export function compileInventory(input: BuildInput): Compiled {
+  return compile(loadForBuild(input), readAssets(), { version: packageVersion() });
 }
 
 export type Entry =
