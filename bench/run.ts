@@ -19,7 +19,7 @@
 // BENCH_OUT (report path).
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,7 +78,7 @@ function readTree(root: string): Tree {
 }
 /** Writes a tree from memory: the floor for writing these bytes from one process. */
 function writeFloor(t: Tree, dst: string): number {
-  rmSync(dst, { recursive: true, force: true });
+  discard(dst);
   const t0 = performance.now();
   mkdirSync(dst);
   for (const d of t.dirs) mkdirSync(join(dst, d));
@@ -130,10 +130,28 @@ function inventory(n: number, hostExtra: Record<number, string> = {}): string {
   return y;
 }
 
-/** Removes an output directory and the previous generation pigen keeps beside it (.<name>.pigen/): a cold build. */
+/**
+ * Puts a tree out of the way. On tmpfs: removed. On the disk: renamed into the work directory's
+ * trash/, removed when the bench ends. This VM's root filesystem is ext4 without a journal, and
+ * there the inode allocator skips, one by one, every inode freed in the last minute
+ * (`recently_deleted()` in fs/ext4/ialloc.c, 31 % of a `cp -r`'s samples in `perf`): removing a
+ * tree and writing the next one into the same place made each run slower than the one before
+ * (a 100-node `cp -r`: 0.55, 0.73, 0.86, 1.0, 1.2, 1.3 s in six cycles; 87 ms every time when
+ * nothing was removed). That measures the removal, not the writer; so nothing on the disk is
+ * removed while the bench times anything.
+ */
+function discard(path: string): void {
+  if (!existsSync(path)) return;
+  if (SHM && path.startsWith(SHM + '/')) return rmSync(path, { recursive: true, force: true });
+  mkdirSync(trash, { recursive: true });
+  renameSync(path, join(trash, String(trashed++)));
+}
+let trashed = 0;
+
+/** Puts an output directory and the previous generation pigen keeps beside it (.<name>.pigen/) out of the way: a cold build. */
 function rmOut(out: string): void {
-  rmSync(out, { recursive: true, force: true });
-  rmSync(join(dirname(out), `.${out.split('/').pop()}.pigen`), { recursive: true, force: true });
+  discard(out);
+  discard(join(dirname(out), `.${out.split('/').pop()}.pigen`));
 }
 
 /** Flushes the disk's dirty pages, so a timed run does not share the CPU with their writeback. */
@@ -165,6 +183,7 @@ function coldBuilds(inv: string, out: string): ReturnType<typeof build>[] {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'pigen-bench-'));
+const trash = join(work, 'trash');
 const started = performance.now();
 const fullBuildMs = new Map<number, number>();
 
@@ -194,16 +213,15 @@ if (ONLY.has('build')) {
     const shmWrites: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const copy = join(work, `copy-${n}`);
-      rmSync(copy, { recursive: true, force: true });
       settle();
       copies.push(timed('cp', ['-r', out, copy]).ms);
-      rmSync(copy, { recursive: true, force: true });
+      discard(copy);
       settle();
       writes.push(writeFloor(tree, join(work, `write-${n}`)));
-      rmSync(join(work, `write-${n}`), { recursive: true, force: true });
+      discard(join(work, `write-${n}`));
       if (SHM) {
         shmWrites.push(writeFloor(tree, join(SHM, `write-${n}`)));
-        rmSync(join(SHM, `write-${n}`), { recursive: true, force: true });
+        discard(join(SHM, `write-${n}`));
       }
     }
     const shmWr = shmWrites.length ? median(shmWrites) : NaN;
@@ -245,7 +263,10 @@ disk; \`tmpfs\` is the same build into /dev/shm, where creating a directory cost
 instead of the disk's hundreds (pigen's own cost). Floors, measured in the same run on the produced
 tree on disk: \`cp -r\` of it, and writing the same bytes (mkdir, write with mode, symlink) from one
 Node process with everything already in memory; the last column is that write on tmpfs (what the
-tmpfs build spends at least on writing).
+tmpfs build spends at least on writing). Every timed run on the disk writes where nothing was
+removed in the last minute: this VM's ext4 has no journal, and its inode allocator then skips
+each recently freed inode one by one, so a run after a removal measures the removal
+(\`discard()\` in bench/run.ts); the bench removes its trees when it ends.
 
 | nodes | build | ms/node | tmpfs | peak RSS MB | files | MB written | cp -r floor | write floor | vs cp -r | vs write | tmpfs write floor |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -324,7 +345,7 @@ if (ONLY.has('ansible')) {
   // directory cost hundreds of microseconds, which says nothing about either tool), else the disk.
   const peerBase = SHM ?? work;
   const ref = join(peerBase, 'peer-ref');
-  rmSync(ref, { recursive: true, force: true });
+  discard(ref);
   const pigenRuns = coldBuilds(inv, ref);
   const manifest = JSON.parse(readFileSync(join(ref, 'manifest.json'), 'utf8')) as { nodes: Record<string, { nodename: string; cluster: string; files: { path: string; out: string }[] }> };
   // Templates made from pigen's own output for one plain node, its IP and name as variables, so
@@ -360,7 +381,7 @@ ${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: 
   const outA = join(peerBase, 'ansible-out');
   const runs: number[] = [];
   for (let r = 0; r < ANSIBLE_RUNS; r++) {
-    rmSync(outA, { recursive: true, force: true });
+    discard(outA);
     settle();
     const t = timed('ansible-playbook', ['-i', 'hosts.ini', 'play.yml', '-e', `out=${outA}`], { cwd: dir, env: { ...process.env, ANSIBLE_CONFIG: join(dir, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1' } });
     runs.push(t.ms);
@@ -406,7 +427,7 @@ Medians of ${ANSIBLE_RUNS} Ansible runs and ${RUNS} pigen runs.
 |---:|---:|---:|---:|---:|
 | ${fmtMs(ams)} | ${fmtMs(ams / hosts.length)} | ${fmtMs(pms)} | ${(pms / n).toFixed(1)} ms | ${speedup.toFixed(0)}× |
 `);
-  rmSync(outA, { recursive: true, force: true });
+  discard(outA);
   rmOut(ref);
 }
 
