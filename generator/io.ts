@@ -1,20 +1,24 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import * as fsModule from 'node:fs';
+import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
-import type { Assets, Diagnostic, JsonObject, OutTree, Source } from './types.js';
+import type { Assets, Diagnostic, JsonObject, OutEntry, OutTree, Source } from './types.js';
 
 /** The package root: dist/.. when compiled, generator/.. when run from source. */
 export const PACKAGE_ROOT = resolvePath(dirname(fileURLToPath(import.meta.url)), '..');
 /** The inventory validator `npm run build` precompiles (generator/load/precompile.ts). */
 export const PRECOMPILED_VALIDATOR = join(PACKAGE_ROOT, 'dist', 'load', 'inventory-validator.cjs');
+/** The templates `npm run build` precompiles (generator/render/precompile.ts). */
+export const PRECOMPILED_TEMPLATES = join(PACKAGE_ROOT, 'dist', 'render', 'templates.cjs');
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -134,40 +138,6 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   return out;
 }
 
-/** rm -r without rmSync's retries: one readdir per directory, one unlink or rmdir per entry. */
-function removeTree(path: string): void {
-  let entries;
-  try {
-    entries = readdirSync(path, { withFileTypes: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
-    if (code === 'ENOTDIR') return unlinkSync(path);
-    throw e;
-  }
-  for (const d of entries) {
-    const p = join(path, d.name);
-    if (d.isDirectory()) removeTree(p);
-    else unlinkSync(p);
-  }
-  rmdirSync(path);
-}
-
-/** Runs `fn` with the umask cleared, so modes given at creation are exact; undefined where the umask cannot be set (worker threads). */
-function withoutUmask<T>(fn: (exact: boolean) => T): T {
-  let prev: number | undefined;
-  try {
-    prev = process.umask(0);
-  } catch {
-    return fn(false);
-  }
-  try {
-    return fn(true);
-  } finally {
-    process.umask(prev);
-  }
-}
-
 const lstatOrUndefined = (p: string) => {
   try {
     return lstatSync(p);
@@ -187,16 +157,6 @@ function readState(file: string, dir: string): TreeState | undefined {
   }
 }
 
-/** The state entry of `rel` in tree `dir`, if lstat still shows what it recorded. */
-function validEntry(state: TreeState | undefined, dir: string, rel: string): StateEntry | undefined {
-  const e = state?.entries[rel];
-  if (!e) return undefined;
-  const st = lstatOrUndefined(join(dir, rel));
-  if (!st || st.ino !== e[2] || st.size !== e[3] || st.mtimeMs !== e[4]) return undefined;
-  if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
-  return e;
-}
-
 /** Whether a file of a tree without state has these bytes and mode (read and compared). */
 function sameFile(path: string, data: Uint8Array, mode: number): boolean {
   try {
@@ -208,14 +168,285 @@ function sameFile(path: string, data: Uint8Array, mode: number): boolean {
   }
 }
 
+/** What a spare generation holds before it is brought up to date, sent once to its writer. */
+interface SpareInit {
+  /** The live output (unchanged files are hard-linked from it). */
+  dir: string;
+  spareDir: string;
+  /** The umask is cleared: modes given at creation are exact (else each is set afterwards). */
+  exact: boolean;
+  /** The spare's state, when it has a trusted one. */
+  state: TreeState | undefined;
+  /** The spare's entries (from its state, or walked) and its directories. */
+  entries: [string, 'file' | 'link'][];
+  dirs: string[];
+}
+/** One wanted entry, as its writer needs it. */
+interface SpareItem {
+  path: string;
+  data?: Uint8Array;
+  link?: string;
+  /** modeOf(entry) */
+  mode: number;
+  /** sha256 (files) or 'L' + target (links) */
+  key: string;
+  /** The live output holds it already (same bytes and mode): hard-linked, not written. */
+  inLive: boolean;
+  /** Its entry in the live output's state, when there is one. */
+  live?: StateEntry;
+}
+interface SpareResult {
+  next: Record<string, StateEntry>;
+  io: WriteStats['io'];
+}
+
 /**
- * Writes a tree to `outDir` atomically (see above): the new generation is assembled beside it and
- * swapped in with renames. An interrupted build leaves the previous output in place; a build that
- * changes nothing touches nothing. Refuses to replace a non-empty directory that is not a pigen
- * output.
+ * The filesystem work of writing a generation. Self-contained (it uses nothing but its
+ * arguments), so the same code runs on the main thread or, as source, on a worker thread
+ * (openTreeWriter): one copy of it either way.
  */
+function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path')) {
+  const lstatOr = (p: string) => {
+    try {
+      return fs.lstatSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  /** The state entry of `rel` in tree `dir`, if lstat still shows what it recorded. */
+  const validEntry = (state: TreeState | undefined, dir: string, rel: string): StateEntry | undefined => {
+    const e = state?.entries[rel];
+    if (!e) return undefined;
+    const st = lstatOr(path.join(dir, rel));
+    if (!st || st.ino !== e[2] || st.size !== e[3] || st.mtimeMs !== e[4]) return undefined;
+    if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
+    return e;
+  };
+  /** rm -r without rmSync's retries: one readdir per directory, one unlink or rmdir per entry. */
+  const removeTree = (p: string): void => {
+    let entries;
+    try {
+      entries = fs.readdirSync(p, { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code === 'ENOTDIR') return fs.unlinkSync(p);
+      throw e;
+    }
+    for (const d of entries) {
+      const c = path.join(p, d.name);
+      if (d.isDirectory()) removeTree(c);
+      else fs.unlinkSync(c);
+    }
+    fs.rmdirSync(p);
+  };
+  /** Brings a spare generation up to date, entry by entry; end() removes what it has beyond them. */
+  const spareWriter = (init: SpareInit) => {
+    const { dir, spareDir, exact, state } = init;
+    const spareEntries = new Map(init.entries);
+    const spareDirSet = new Set(init.dirs);
+    const next: Record<string, StateEntry> = {};
+    const io = { files: 0, links: 0, dirs: 0, removed: 0 };
+    fs.chmodSync(spareDir, 0o755);
+    const made = new Set<string>([spareDir]);
+    const ensureDir = (d: string) => {
+      if (made.has(d)) return;
+      ensureDir(path.dirname(d));
+      try {
+        fs.mkdirSync(d, { mode: 0o755 });
+        io.dirs++;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // A file of the spare where a directory goes.
+        if (code === 'EEXIST' && !fs.lstatSync(d).isDirectory()) fs.unlinkSync(d), fs.mkdirSync(d, { mode: 0o755 }), io.dirs++;
+        else if (code !== 'EEXIST') throw e;
+      }
+      if (!exact) fs.chmodSync(d, 0o755);
+      made.add(d);
+    };
+    // What is where a wanted entry goes (a file or link of the spare, or one of its directories).
+    const clear = (p: string, rel: string) => {
+      if (spareEntries.delete(rel)) fs.unlinkSync(p);
+      else if (spareDirSet.has(rel)) removeTree(p), io.removed++;
+    };
+    const stateOf = (e: SpareItem, st: { ino: number; size: number; mtimeMs: number }): StateEntry => [e.key, e.mode, st.ino, st.size, st.mtimeMs];
+    const add = (e: SpareItem) => {
+      const target = path.join(spareDir, e.path);
+      // Already right in the spare?
+      const s = state ? validEntry(state, spareDir, e.path) : undefined;
+      if (s && s[0] === e.key && s[1] === e.mode) {
+        next[e.path] = s;
+        spareEntries.delete(e.path);
+        return;
+      }
+      ensureDir(path.dirname(target));
+      clear(target, e.path);
+      // Unchanged since the live output: the same inode.
+      if (e.inLive && e.link === undefined) {
+        try {
+          fs.linkSync(path.join(dir, e.path), target);
+          io.links++;
+          next[e.path] = e.live ?? stateOf(e, fs.lstatSync(target));
+          return;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
+        }
+      }
+      if (e.link !== undefined) {
+        fs.symlinkSync(e.link, target);
+        io.links++;
+        next[e.path] = stateOf(e, fs.lstatSync(target));
+        return;
+      }
+      const data = e.data!;
+      const fd = fs.openSync(target, 'wx', e.mode);
+      try {
+        for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
+        if (!exact) fs.fchmodSync(fd, e.mode);
+        next[e.path] = stateOf(e, fs.fstatSync(fd));
+      } finally {
+        fs.closeSync(fd);
+      }
+      io.files++;
+    };
+    return {
+      add(items: SpareItem[]): void {
+        for (const e of items) add(e);
+      },
+      end(): SpareResult {
+        // What the spare has that the new tree does not: its files, then directories left empty.
+        const emptied = new Set<string>();
+        for (const rel of spareEntries.keys()) {
+          try {
+            fs.unlinkSync(path.join(spareDir, rel));
+            io.removed++;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          }
+          for (let d = path.dirname(rel); d !== '.'; d = path.dirname(d)) emptied.add(d);
+        }
+        for (const d of [...emptied].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))) {
+          try {
+            fs.rmdirSync(path.join(spareDir, d));
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
+          }
+        }
+        return { next, io };
+      },
+    };
+  };
+  return { validEntry, removeTree, spareWriter };
+}
+const { validEntry, removeTree, spareWriter } = treeOps(fsModule, pathModule);
+
+/** Where a spare generation's writer runs: here (calls) or on a worker thread (messages). */
+interface SpareBackend {
+  init(i: SpareInit): void;
+  add(items: SpareItem[]): void;
+  end(): SpareResult | Promise<SpareResult>;
+  close(): Promise<void>;
+}
+function inlineBackend(): SpareBackend {
+  let w: ReturnType<typeof spareWriter> | undefined;
+  return {
+    init: (i) => void (w = spareWriter(i)),
+    add: (items) => w!.add(items),
+    end: () => w!.end(),
+    close: async () => {},
+  };
+}
+/**
+ * The writer on a worker thread: the files are created there while the main thread goes on
+ * compiling (on two cores, the disk's cost of a large build overlaps the emit). Entries go over
+ * in batches (their bytes copied); the first error ends the writing and is raised by end().
+ */
+function workerBackend(): SpareBackend {
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads');
+     const __name = (f) => f; // a helper some TypeScript compilers put into functions
+     const ops = (${treeOps.toString()})(require('node:fs'), require('node:path'));
+     let w, failed = false;
+     parentPort.on('message', (m) => {
+       if (failed) return;
+       try {
+         if (m.init) w = ops.spareWriter(m.init);
+         else if (m.items) w.add(m.items);
+         else if (m.end) parentPort.postMessage({ result: w.end() });
+       } catch (e) {
+         failed = true;
+         parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code } });
+       }
+     });`,
+    { eval: true },
+  );
+  let settle: { resolve(r: SpareResult): void; reject(e: Error): void } | undefined;
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure ??= e;
+    settle?.reject(failure);
+    settle = undefined;
+  };
+  worker.on('message', (m: { result?: SpareResult; error?: { message: string; code?: string } }) => {
+    if (m.error) fail(Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}));
+    else if (m.result) settle?.resolve(m.result), (settle = undefined);
+  });
+  worker.on('error', fail);
+  worker.on('exit', () => fail(new Error('the writer thread stopped')));
+  return {
+    init: (i) => worker.postMessage({ init: i }),
+    add: (items) => worker.postMessage({ items }),
+    end: () =>
+      new Promise<SpareResult>((resolve, reject) => {
+        if (failure) return reject(failure);
+        settle = { resolve, reject };
+        worker.postMessage({ end: true });
+      }),
+    close: async () => {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
+}
+
+export interface TreeWriter {
+  /** Entries of the new tree, in any order, as they are made (each path once). */
+  add(e: OutEntry): void;
+  /** Completes the new generation and swaps it in. */
+  finish(): Promise<WriteStats>;
+  /** Gives up (the build failed): the output stays as it was. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Writes a tree to `outDir` atomically (see above) as its entries come: the new generation is
+ * assembled beside the output while they are made, and swapped in by finish(). An interrupted
+ * build leaves the previous output in place; a build that changes nothing touches nothing (the
+ * generation is not touched until an entry differs from the output). `thread`: the files are
+ * created on a worker thread. Throws (code ENOTPIGEN) for a non-empty directory that is not a
+ * pigen output.
+ */
+export function openTreeWriter(outDir: string, opts: WriteOptions = {}, thread = false): TreeWriter {
+  const w = generationWriter(outDir, opts, thread ? workerBackend : inlineBackend);
+  return { add: w.add, finish: async () => w.complete(await w.end()), abort: w.abort };
+}
+
+/** Writes a whole tree to `outDir` atomically (see openTreeWriter), here and now. */
 export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | string = {}): WriteStats {
-  const { marker = 'manifest.json', spare: keepSpare = true } = typeof opts === 'string' ? { marker: opts } : opts;
+  const w = generationWriter(outDir, typeof opts === 'string' ? { marker: opts } : opts, inlineBackend);
+  try {
+    for (const e of tree) w.add(e);
+    return w.complete(w.end() as SpareResult);
+  } catch (e) {
+    void w.abort();
+    throw e;
+  }
+}
+
+function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
+  const { marker = 'manifest.json', spare: keepSpare = true } = opts;
   const dir = resolvePath(outDir);
   const parent = dirname(dir);
   const name = basename(dir);
@@ -258,159 +489,122 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   // the tree once it becomes the spare, which is then walked instead.
   const liveStateComplete = live !== undefined && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)));
 
-  // What each wanted entry is: content key (sha256 or 'L' + target) and mode.
-  const keys = tree.map((e) => ('link' in e ? 'L' + e.link : (e.sha256 ?? createHash('sha256').update(e.data).digest('hex'))));
-
-  // Per wanted entry: does the live output already hold it? (state + lstat, or read and compare
-  // when the live tree has no state: an output of an older pigen).
-  const liveEntries: (StateEntry | undefined)[] = [];
-  const inLive = tree.map((e, i) => {
-    if (!existing.has(e.path)) return false;
-    if (live) {
-      const s = validEntry(live, dir, e.path);
-      if (s === undefined || s[0] !== keys[i] || s[1] !== modeOf(e)) return false;
-      liveEntries[i] = s;
-      return true;
+  let count = 0;
+  let nFiles = 0;
+  let unchanged = 0;
+  let inExisting = 0;
+  // Entries the output holds already, kept back until one differs (none may: nothing to do).
+  let held: SpareItem[] | undefined = [];
+  let backend: SpareBackend | undefined;
+  let spareFile = '';
+  let umask: number | undefined;
+  let batch: SpareItem[] = [];
+  let batchBytes = 0;
+  const flush = () => {
+    if (batch.length) backend!.add(batch);
+    batch = [];
+    batchBytes = 0;
+  };
+  const send = (item: SpareItem) => {
+    batch.push(item);
+    batchBytes += item.data?.length ?? 0;
+    if (batch.length >= 256 || batchBytes >= 1 << 20) flush();
+  };
+  // The spare generation is touched from here on: its state is dropped first, so an interrupted
+  // update is never trusted; a fresh directory, or one of unknown content, is walked.
+  const commit = () => {
+    if (!existsSync(spareDir)) mkdirSync(spareDir, { mode: 0o755 });
+    spareFile = stateFile(spareDir)!;
+    const state = readState(spareFile, spareDir);
+    rmSync(spareFile, { force: true });
+    const dirs: string[] = [];
+    const entries: [string, 'file' | 'link'][] = state
+      ? Object.entries(state.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file'])
+      : [...listTree(spareDir, '', new Map(), dirs)];
+    try {
+      umask = process.umask(0);
+    } catch {
+      umask = undefined;
     }
-    if ('link' in e) return existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
-    return existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
-  });
-  // Counted over files (links are re-made with every generation).
-  const nFiles = tree.filter((e) => !('link' in e)).length;
-  const unchanged = tree.filter((e, i) => inLive[i] && !('link' in e)).length;
-  const wanted = new Set(tree.map((e) => e.path));
-  let removed = 0;
-  for (const k of existing.keys()) if (!wanted.has(k)) removed++;
-  const io = { files: 0, links: 0, dirs: 0, removed: 0 };
-  if (existing.size === tree.length && inLive.every(Boolean)) {
-    if (!live && liveFile) writeState(liveFile, dir, tree, keys);
-    return { written: 0, unchanged: tree.length, removed: 0, noop: true, io };
-  }
+    backend = backendOf();
+    backend.init({ dir, spareDir, exact: umask !== undefined, state, entries, dirs: state ? [...parentDirs(entries.map(([k]) => k))] : dirs });
+    for (const item of held!) send(item);
+    held = undefined;
+  };
+  const release = async () => {
+    if (umask !== undefined) process.umask(umask);
+    umask = undefined;
+    await backend?.close();
+  };
 
-  // The spare generation: its state (dropped before it is touched, so an interrupted update is
-  // never trusted), or none (a fresh directory, or one of unknown content: walked).
-  if (!existsSync(spareDir)) mkdirSync(spareDir, { mode: 0o755 });
-  const spareFile = stateFile(spareDir)!;
-  const spareState = readState(spareFile, spareDir);
-  rmSync(spareFile, { force: true });
-  const spareDirs: string[] = [];
-  const spareEntries: Map<string, 'file' | 'link'> = spareState
-    ? new Map(Object.entries(spareState.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file']))
-    : listTree(spareDir, '', new Map(), spareDirs);
-
-  const next: Record<string, StateEntry> = {};
-  withoutUmask((exact) => {
-    chmodSync(spareDir, 0o755);
-    const made = new Set<string>([spareDir]);
-    // Directories of the spare: a wanted file where one is must remove it first.
-    const spareDirSet = spareState ? parentDirs(spareEntries.keys()) : new Set(spareDirs);
-    const ensureDir = (d: string) => {
-      if (made.has(d)) return;
-      ensureDir(dirname(d));
-      try {
-        mkdirSync(d, { mode: 0o755 });
-        io.dirs++;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST' && !lstatSync(d).isDirectory()) unlinkSync(d), mkdirSync(d, { mode: 0o755 }), io.dirs++;
-        else if (code !== 'EEXIST') throw e;
-      }
-      if (!exact) chmodSync(d, 0o755);
-      made.add(d);
-    };
-    const clear = (p: string, rel: string) => {
-      if (spareEntries.delete(rel)) unlinkSync(p);
-      else if (spareDirSet.has(rel)) removeTree(p), io.removed++;
-    };
-    tree.forEach((e, i) => {
-      const target = join(spareDir, e.path);
+  return {
+    add(e: OutEntry): void {
+      const link = 'link' in e ? e.link : undefined;
+      const key = link !== undefined ? 'L' + link : (e as { sha256?: string }).sha256 ?? createHash('sha256').update((e as { data: Uint8Array }).data).digest('hex');
       const mode = modeOf(e);
-      // Already right in the spare?
-      const s = spareState ? validEntry(spareState, spareDir, e.path) : undefined;
-      if (s && s[0] === keys[i] && s[1] === mode) {
-        next[e.path] = s;
-        spareEntries.delete(e.path);
-        return;
+      // Does the live output already hold it? (state + lstat, or read and compare when the live
+      // tree has no state: an output of an older pigen).
+      let inLive = false;
+      let liveEntry: StateEntry | undefined;
+      if (existing.has(e.path)) {
+        inExisting++;
+        if (live) {
+          const s = validEntry(live, dir, e.path);
+          if (s !== undefined && s[0] === key && s[1] === mode) (inLive = true), (liveEntry = s);
+        } else if ('link' in e) inLive = existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
+        else inLive = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
       }
-      ensureDir(dirname(target));
-      clear(target, e.path);
-      // Unchanged since the live output: the same inode.
-      if (inLive[i] && !('link' in e)) {
-        const src = join(dir, e.path);
-        try {
-          linkSync(src, target);
-          io.links++;
-          const l = liveEntries[i];
-          if (l) next[e.path] = l;
-          else {
-            const st = lstatSync(target);
-            next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
-          }
-          return;
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
-        }
+      count++;
+      // Counted over files (links are re-made with every generation).
+      if (link === undefined) nFiles++, inLive && unchanged++;
+      const item: SpareItem = { path: e.path, mode, key, inLive, ...(link !== undefined ? { link } : { data: (e as { data: Uint8Array }).data }), ...(liveEntry ? { live: liveEntry } : {}) };
+      if (held && inLive) held.push(item);
+      else {
+        if (held) commit();
+        send(item);
       }
-      if ('link' in e) {
-        symlinkSync(e.link, target);
-        io.links++;
-        const st = lstatSync(target);
-        next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
-        return;
-      }
-      const fd = openSync(target, 'wx', e.mode);
+    },
+    /** The writer's result, once every entry is in (undefined: nothing to do). */
+    end(): SpareResult | Promise<SpareResult> | undefined {
+      if (held && existing.size === count) return undefined;
+      if (held) commit();
+      flush();
+      return backend!.end();
+    },
+    complete(r: SpareResult | undefined): WriteStats {
+      const removed = existing.size - inExisting;
       try {
-        for (let off = 0; off < e.data.length; ) off += writeSync(fd, e.data, off);
-        if (!exact) fchmodSync(fd, e.mode);
-        const st = fstatSync(fd);
-        next[e.path] = [keys[i]!, mode, st.ino, st.size, st.mtimeMs];
+        if (r === undefined) {
+          // The output is the new tree already.
+          if (!live && liveFile) writeState(liveFile, dir, held!);
+          return { written: 0, unchanged: count, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
+        }
+        saveState(spareFile, spareDir, r.next);
       } finally {
-        closeSync(fd);
+        void release();
       }
-      io.files++;
-    });
-  });
-  // What the spare has that the new tree does not: its files, then directories left empty.
-  const emptied = new Set<string>();
-  for (const rel of spareEntries.keys()) {
-    try {
-      unlinkSync(join(spareDir, rel));
-      io.removed++;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    for (let d = dirname(rel); d !== '.'; d = dirname(d)) emptied.add(d);
-  }
-  for (const d of [...emptied].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))) {
-    try {
-      rmdirSync(join(spareDir, d));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
-    }
-  }
-  saveState(spareFile, spareDir, next);
-
-  // The swap.
-  if (existsSync(dir)) {
-    renameSync(dir, oldDir);
-    renameSync(spareDir, dir);
-    if (keepSpare) {
-      renameSync(oldDir, spareDir);
-      if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
-    } else {
-      removeTree(oldDir);
-      if (liveFile) rmSync(liveFile, { force: true });
-    }
-  } else {
-    renameSync(spareDir, dir);
-  }
-  // State files of generations that are gone.
-  const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
-  for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
-  if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
-  return { written: nFiles - unchanged, unchanged, removed, noop: false, io };
+      // The swap.
+      if (existsSync(dir)) {
+        renameSync(dir, oldDir);
+        renameSync(spareDir, dir);
+        if (keepSpare) {
+          renameSync(oldDir, spareDir);
+          if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
+        } else {
+          removeTree(oldDir);
+          if (liveFile) rmSync(liveFile, { force: true });
+        }
+      } else {
+        renameSync(spareDir, dir);
+      }
+      // State files of generations that are gone.
+      const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
+      for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
+      if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
+      return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io };
+    },
+    abort: release,
+  };
 }
 
 /** Every directory (relative, no '.') that holds one of `paths`. */
@@ -420,13 +614,13 @@ function parentDirs(paths: Iterable<string>): Set<string> {
   return dirs;
 }
 
-/** The state of a tree that has none (an output of an older pigen), from lstat of its entries. */
-function writeState(file: string, dir: string, tree: OutTree, keys: string[]): void {
+/** Records the state of entries already in `dir` (read back with lstat). */
+function writeState(file: string, dir: string, items: SpareItem[]): void {
   const entries: Record<string, StateEntry> = {};
-  tree.forEach((e, i) => {
+  for (const e of items) {
     const st = lstatSync(join(dir, e.path));
-    entries[e.path] = [keys[i]!, modeOf(e), st.ino, st.size, st.mtimeMs];
-  });
+    entries[e.path] = [e.key, e.mode, st.ino, st.size, st.mtimeMs];
+  }
   saveState(file, dir, entries);
 }
 

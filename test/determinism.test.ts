@@ -6,7 +6,8 @@
 //    exactly the files whose bytes changed;
 //  - SIGKILL at random moments of a build leaves the output directory holding the previous or the
 //    new tree, complete, never a mix; the next build cleans up what the killed one left;
-//  - `build -o DIR` refuses a non-empty directory that is not a pigen output and leaves it alone.
+//  - `build -o DIR` refuses a non-empty directory that is not a pigen output and leaves it alone;
+//  - the writer thread of `pigen build` leaves what the in-process writeTree leaves.
 // The CLI runs from source as a child process (node --import tsx generator/cli.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,6 +16,8 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, read
 import { join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
+import { openTreeWriter, writeTree } from '../generator/io.ts';
+import type { OutTree } from '../generator/types.ts';
 
 const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
 
@@ -419,6 +422,48 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   mkdirSync(join(dir, 'empty'));
   assertOk(cli(['build', TWO_INFRA, '-o', join(dir, 'empty')]), 'build into an empty directory');
   assert.equal(checkManifest(join(dir, 'empty')), []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the writer thread (pigen build) leaves what writeTree leaves, entries in any order: cold, no-op, changed, hand-edited, removed; its errors reach finish()', async () => {
+  const dir = tmp('pigen-writer-');
+  const a = join(dir, 'a'); // writeTree, here
+  const b = join(dir, 'b'); // openTreeWriter on a thread, entries reversed
+  const both = async (tree: OutTree) => {
+    const sa = writeTree(a, tree);
+    const w = openTreeWriter(b, {}, true);
+    for (const e of [...tree].reverse()) w.add(e);
+    const sb = await w.finish();
+    assert.equal(sb, sa, 'stats');
+    assertSame(scan(b), scan(a), { actual: 'thread', expected: 'writeTree' });
+    assertSame(scan(a), treeEntries(tree), { actual: 'written', expected: 'the tree' });
+    return sa;
+  };
+  const cwd = join(ROOT, 'test', 'fixtures');
+  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  assert.is((await both(t1)).written, files(treeEntries(t1)).length, 'cold: every file written');
+  assert.ok((await both(t1)).noop, 'the same tree again: nothing touched');
+  const changed = await both(t2);
+  assert.ok(changed.written > 0 && changed.unchanged > 0, `one var changed: ${JSON.stringify(changed)}`);
+  await both(t1);
+  // A file edited in the output is noticed and rewritten by both.
+  const edited = files(treeEntries(t1))[0]![0];
+  for (const d of [a, b]) writeFileSync(join(d, edited), 'edited by hand\n');
+  assert.is((await both(t1)).written, 1, 'the edited file rewritten');
+  const fewer = t1.filter((e) => !e.path.endsWith('/meta-data'));
+  assert.is((await both(fewer)).removed, t1.length - fewer.length);
+  // An entry that cannot be written: writeTree throws, the thread's finish() rejects, same error; the output stays.
+  const bad: OutTree = [...t1, { path: `nodes/${'x'.repeat(300)}`, data: new Uint8Array(1), mode: 0o644 }];
+  const before = scan(a);
+  assert.throws(() => writeTree(a, bad), /ENAMETOOLONG|name too long/);
+  const w = openTreeWriter(b, {}, true);
+  for (const e of bad) w.add(e);
+  const e = await w.finish().then(() => undefined, (x: NodeJS.ErrnoException) => x);
+  assert.is(e?.code, 'ENAMETOOLONG', `thread: ${e?.message}`);
+  assertSame(scan(a), before, { actual: 'a after the failed build', expected: 'before' });
+  assertSame(scan(b), before, { actual: 'b after the failed build', expected: 'before' });
+  assert.ok((await both(t2)).written > 0, 'the next build after a failed one');
   rmSync(dir, { recursive: true, force: true });
 });
 

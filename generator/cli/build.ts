@@ -2,7 +2,7 @@
 
 import { compileAsync } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileSizeOf, gzipSizeWorker, packageVersion, readAssets, readFileChunks, writeTree } from '../io.js';
+import { fileSizeOf, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { resolve as resolvePath } from 'node:path';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
@@ -46,21 +46,34 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
       }
       bundleSha256 = v.manifestSha256;
     }
+    const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
+    const cannotWrite = (e: unknown) => {
+      ctx.stderr.write(`pigen: cannot write ${out}: ${(e as Error).message}\n`);
+      return 1;
+    };
+    // The files are written on a second thread while the rest is compiled; the level-9 gzips
+    // that size each user-data on a third.
+    let writer;
+    try {
+      writer = openTreeWriter(outDir, {}, true);
+    } catch (e) {
+      return cannotWrite(e);
+    }
     const gz = gzipSizeWorker(GZIP_OPTIONS);
     let c;
     try {
-      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size);
+      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, writer.add);
+    } catch (e) {
+      await writer.abort();
+      throw e;
     } finally {
       await gz.close();
     }
-    const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
     let stats;
     try {
-      stats = writeTree(outDir, c.tree);
+      stats = await writer.finish();
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      ctx.stderr.write(`pigen: cannot write ${out}: ${err.code === 'ENOTPIGEN' ? err.message : err.message}\n`);
-      return 1;
+      return cannotWrite(e);
     }
     const ms = performance.now() - t0;
     // One warning per node whose user-data fits no cloud's limit (NoCloud has none).

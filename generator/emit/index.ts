@@ -52,12 +52,19 @@ export function emit(nodes: RenderedNode[], opts: EmitOptions): EmitResult {
  * of the work on a large fleet) done by `gzipSize` while the rest is emitted. Same result as
  * emit(): the sizes are the same numbers.
  */
-export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer): Promise<EmitResult> {
-  return Promise.resolve(emitWith(nodes, opts, gzipSize));
+export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink?: (e: OutEntry) => void): Promise<EmitResult> {
+  return Promise.resolve(emitWith(nodes, opts, gzipSize, sink));
 }
 
-function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined): EmitResult | Promise<EmitResult> {
+/** `sink`: given each entry as soon as it is made (a writer that works while the rest is emitted). */
+function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink?: (e: OutEntry) => void): EmitResult | Promise<EmitResult> {
   const tree: OutEntry[] = [];
+  const put = sink
+    ? (e: OutEntry) => {
+        tree.push(e);
+        sink(e);
+      }
+    : (e: OutEntry) => void tree.push(e);
   const pending: Promise<void>[] = [];
   // A content rendered once for many nodes (a unit file is the same string on every node) is
   // encoded and hashed once; its entries share the bytes (nothing writes into entry data).
@@ -87,8 +94,8 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     const vars = enc.encode(packerVars(img, opts.version));
     const jsonSha = sha256(json);
     const varsSha = sha256(vars);
-    tree.push({ path: `images/${img.name}.json`, data: json, mode: 0o644, sha256: jsonSha });
-    tree.push({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644, sha256: varsSha });
+    put({ path: `images/${img.name}.json`, data: json, mode: 0o644, sha256: jsonSha });
+    put({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644, sha256: varsSha });
     manifestImages[img.name] = {
       role: img.role,
       os: img.os,
@@ -104,12 +111,12 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     for (const l of n.links) {
       // A relative link inside rootfs, so the tree is self-contained.
       const depth = l.path.split('/').length - 2;
-      tree.push({ path: `${base}/rootfs${l.path}`, link: '../'.repeat(depth) + l.target.slice(1) });
+      put({ path: `${base}/rootfs${l.path}`, link: '../'.repeat(depth) + l.target.slice(1) });
     }
     for (const f of n.files) {
       const out = `${base}/rootfs${physical(n, f.path)}`;
       const { data, hash } = blob(f.content);
-      tree.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
+      put({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
       files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
     }
     const { text: udText, filesGz } = cloudConfigTextSized(n, { version: opts.version });
@@ -135,7 +142,7 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
       );
     } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
     const udSha = sha256(ud);
-    tree.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
+    put({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
     const own = split.byNode.get(n.ip)!;
     const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
       /\n/,
@@ -143,9 +150,9 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     );
     const baked = enc.encode(bakedText);
     const bakedSha = sha256(baked);
-    tree.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
+    put({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
     const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
-    tree.push({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
+    put({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
     manifestNodes[n.ip] = {
       nodename: n.nodename,
       cluster: n.cluster,
@@ -161,7 +168,7 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
   }
   const finish = (): EmitResult => {
     const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
-    tree.push({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
+    put({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
     tree.sort((a, b) => byCodeUnit(a.path, b.path));
     return { tree, manifest };
   };
