@@ -3,7 +3,9 @@
 //    stringify() of the whole object;
 //  - the files-gz+b64 size summed piece by piece as the YAML is written equals the size of the
 //    whole-document round trip;
-//  - scrape-target files written directly equal toYaml().
+//  - scrape-target files written directly equal toYaml();
+//  - templates compiled at build time (dist/render/templates.cjs) render what nunjucks compiling
+//    them now renders.
 // Checked on every golden inventory and on generated contents (odd whitespace, control characters,
 // quotes, unicode, long and short files).
 import { test } from 'uvu';
@@ -11,7 +13,11 @@ import * as assert from 'uvu/assert';
 import { stringify } from 'yaml';
 import { cloudConfigObject, cloudConfigYaml, contentGzipLength, fileItemYaml, filesGzTotal } from '../generator/emit/cloud-config.ts';
 import { encodeFiles } from '../generator/emit/userdata.ts';
-import { targetsYaml, toYaml } from '../generator/render/index.ts';
+import { environment, targetsYaml, toYaml } from '../generator/render/index.ts';
+import { plan } from '../generator/plan/index.ts';
+import { PRECOMPILED_TEMPLATES, readAssets } from '../generator/io.ts';
+import { existsSync } from 'node:fs';
+import { CI } from './helpers.ts';
 import { ROOT, SHARED } from './helpers.ts';
 import { compileInventory, loadForBuild, type BuildInput } from './tree.ts';
 
@@ -76,6 +82,29 @@ function rng(seed: number) {
   return () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
 }
 const PARTS = ['a: b #c', 'x\\y', '\u2028', '\ufeffbom', '\u0085nel', 'a', 'key: value', '  indented', '\t tab', '# hash', '', ' ', '"q"', "'s'", 'é—ü', '😀 astral', '\ud800 lone', '\u0007bell', '- item', '---', '...', 'x: |', '{a: b}', 'long '.repeat(200), 'y'.repeat(505), '\r'];
+
+test('templates compiled at build time render what nunjucks compiling them now renders, on every golden inventory', () => {
+  if (!existsSync(PRECOMPILED_TEMPLATES)) {
+    assert.not.ok(CI, `${PRECOMPILED_TEMPLATES} missing under CI: npm ci runs the build`);
+    console.log(`  SKIP: ${PRECOMPILED_TEMPLATES} not built (npm run build)`);
+    return;
+  }
+  const assets = readAssets();
+  const pre = environment(assets);
+  const now = environment(assets, { precompiled: false });
+  const used = new Set<string>();
+  for (const [name, input] of inputs) {
+    for (const n of plan(loadForBuild(input)).nodes) {
+      for (const f of n.files) {
+        if (!f.template?.endsWith('.njk')) continue;
+        used.add(f.template);
+        assert.is(pre.render(f.template, f.ctx ?? {}), now.render(f.template, f.ctx ?? {}), `${name} ${n.ip} ${f.path} (${f.template})`);
+      }
+    }
+  }
+  assert.ok(used.size >= 10, `templates rendered: ${used.size}`);
+  for (const t of used) assert.is((pre.getTemplate(t) as unknown as { tmplStr?: string }).tmplStr, undefined, `${t}: compiled at run time, not taken from the build`);
+});
 
 test('write_files items and target lists: fast writers equal the YAML stringifier on generated inputs', () => {
   const r = rng(7);
