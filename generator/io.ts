@@ -430,7 +430,20 @@ export interface TreeWriter {
  */
 export function openTreeWriter(outDir: string, opts: WriteOptions = {}, thread = false): TreeWriter {
   const w = generationWriter(outDir, opts, thread ? workerBackend : inlineBackend);
-  return { add: w.add, finish: async () => w.complete(await w.end()), abort: w.abort };
+  return {
+    add: w.add,
+    finish: async () => {
+      let r;
+      try {
+        r = await w.end();
+      } catch (e) {
+        await w.abort(); // the umask back, the thread ended
+        throw e;
+      }
+      return w.complete(r);
+    },
+    abort: w.abort,
+  };
 }
 
 /** Writes a whole tree to `outDir` atomically (see openTreeWriter), here and now. */
