@@ -2,7 +2,6 @@
 // output trees atomically (built beside the target, then renamed into place).
 
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -11,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
+import { sha256 } from './util/hash.js';
 import type { Assets, Diagnostic, JsonObject, OutEntry, OutTree, Source } from './types.js';
 
 /** The package root: dist/.. when compiled, generator/.. when run from source. */
@@ -138,16 +138,8 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   return out;
 }
 
-const lstatOrUndefined = (p: string) => {
-  try {
-    return lstatSync(p);
-  } catch {
-    return undefined;
-  }
-};
-
 function readState(file: string, dir: string): TreeState | undefined {
-  const st = lstatOrUndefined(dir);
+  const st = lstatOr(dir);
   if (!st?.isDirectory()) return undefined;
   try {
     const s = JSON.parse(readFileSync(file, 'utf8')) as TreeState;
@@ -338,9 +330,9 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       },
     };
   };
-  return { validEntry, removeTree, spareWriter };
+  return { lstatOr, validEntry, removeTree, spareWriter };
 }
-const { validEntry, removeTree, spareWriter } = treeOps(fsModule, pathModule);
+const { lstatOr, validEntry, removeTree, spareWriter } = treeOps(fsModule, pathModule);
 
 /** Where a spare generation's writer runs: here (calls) or on a worker thread (messages). */
 interface SpareBackend {
@@ -493,7 +485,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   }
   mkdirSync(home, { recursive: true });
   const stateFile = (d: string) => {
-    const st = lstatOrUndefined(d);
+    const st = lstatOr(d);
     return st ? join(home, `state-${st.ino}.json`) : undefined;
   };
   const liveFile = stateFile(dir);
@@ -553,7 +545,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   return {
     add(e: OutEntry): void {
       const link = 'link' in e ? e.link : undefined;
-      const key = link !== undefined ? 'L' + link : (e as { sha256?: string }).sha256 ?? createHash('sha256').update((e as { data: Uint8Array }).data).digest('hex');
+      const key = link !== undefined ? 'L' + link : (e as { sha256?: string }).sha256 ?? sha256((e as { data: Uint8Array }).data);
       const mode = modeOf(e);
       // Does the live output already hold it? (state + lstat, or read and compare when the live
       // tree has no state: an output of an older pigen).

@@ -25,9 +25,8 @@
 
 import type { RenderedFile, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
-import { createHash } from 'node:crypto';
+import { sha256 } from '../util/hash.js';
 
-const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 const enc = new TextEncoder();
 
 /** Kinds that never go into an image (fleet lists, identity, key material). */

@@ -1,7 +1,7 @@
 // Emit stage: the output tree (rootfs per node, user-data, meta-data, manifest.json) as values.
 // io.ts writes it atomically; nothing here touches the filesystem.
 
-import { createHash } from 'node:crypto';
+import { sha256 } from '../util/hash.js';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
 import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal } from './cloud-config.js';
@@ -9,7 +9,7 @@ import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages } from './images.js';
 
 const enc = new TextEncoder();
-export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+export { sha256 };
 
 /** Maps an on-node path to its physical location under rootfs (following the node's symlinks). */
 function physical(n: RenderedNode, path: string): string {

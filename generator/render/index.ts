@@ -2,19 +2,18 @@
 // Pure: the same plan and templates give the same bytes.
 
 import nunjucks from 'nunjucks';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { stringify } from 'yaml';
 import { InternalError } from '../diagnostics.js';
 import { PRECOMPILED_TEMPLATES } from '../io.js';
 import type { Assets, FilePlan, NodePlan, Plan, RenderedFile, RenderedNode } from '../types.js';
+import { sha256 } from '../util/hash.js';
 import { isPlainYamlString } from '../util/text.js';
 
 const OPTIONS: nunjucks.ConfigureOptions = { autoescape: false, throwOnUndefined: false, trimBlocks: true, lstripBlocks: true };
 
 /** A template compiled ahead of time: the hash of its source and nunjucks' compiled code. */
 type Precompiled = Record<string, { sha256: string; code: () => Record<string, unknown> }>;
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Every template compiled to JavaScript by nunjucks' own compiler (what it does at run time
