@@ -1,6 +1,6 @@
 // The whole pure pipeline after resolve: plan → render → emit.
 
-import { emit, emitAsync, type EmitResult, type GzipSizer } from './emit/index.js';
+import { emit, emitAsync, type Emitted, type EmitResult, type GzipSizer } from './emit/index.js';
 import { plan } from './plan/index.js';
 import { render } from './render/index.js';
 import type { Assets, Inventory, OutEntry, RenderedNode } from './types.js';
@@ -21,8 +21,11 @@ export function compile(inv: Inventory, assets: Assets, opts: CompileOptions): C
   return { nodes, ...emit(nodes, emitOptions(inv, opts)) };
 }
 
-/** The same, with the user-data gzip sizes computed by `gzipSize` (a worker) alongside; each output entry also goes to `sink` as soon as it is made. */
-export async function compileAsync(inv: Inventory, assets: Assets, opts: CompileOptions, gzipSize: GzipSizer, sink?: (e: OutEntry) => void): Promise<Compiled> {
+/**
+ * The same, each output entry given to `sink` as soon as it is made (not kept: `files` counts
+ * them), with the user-data gzip sizes computed by `gzipSize` (a worker) alongside.
+ */
+export async function compileAsync(inv: Inventory, assets: Assets, opts: CompileOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void): Promise<Emitted & { nodes: RenderedNode[] }> {
   const nodes = render(assets, plan(inv, opts.secrets));
   return { nodes, ...(await emitAsync(nodes, emitOptions(inv, opts), gzipSize, sink)) };
 }

@@ -190,6 +190,8 @@ interface SpareItem {
 interface SpareResult {
   next: Record<string, StateEntry>;
   io: WriteStats['io'];
+  /** The spare's entries not in the new tree, when they were left for the caller to remove. */
+  left?: string[];
 }
 
 /**
@@ -244,14 +246,23 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     const ensureDir = (d: string) => {
       if (made.has(d)) return;
       ensureDir(path.dirname(d));
-      try {
-        fs.mkdirSync(d, { mode: 0o755 });
-        io.dirs++;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
+      // (Another writer of the same generation may make the same directory meanwhile, or remove
+      // the spare's file where it goes: each step tolerates the other having done it.)
+      for (;;) {
+        try {
+          fs.mkdirSync(d, { mode: 0o755 });
+          io.dirs++;
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+        if (lstatOr(d)?.isDirectory()) break;
         // A file of the spare where a directory goes.
-        if (code === 'EEXIST' && !fs.lstatSync(d).isDirectory()) fs.unlinkSync(d), fs.mkdirSync(d, { mode: 0o755 }), io.dirs++;
-        else if (code !== 'EEXIST') throw e;
+        try {
+          fs.unlinkSync(d);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
       }
       if (!exact) fs.chmodSync(d, 0o755);
       made.add(d);
@@ -306,39 +317,52 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       add(items: SpareItem[]): void {
         for (const e of items) add(e);
       },
-      end(): SpareResult {
-        // What the spare has that the new tree does not: its files, then directories left empty.
-        const emptied = new Set<string>();
-        for (const rel of spareEntries.keys()) {
-          try {
-            fs.unlinkSync(path.join(spareDir, rel));
-            io.removed++;
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          }
-          for (let d = path.dirname(rel); d !== '.'; d = path.dirname(d)) emptied.add(d);
-        }
-        for (const d of [...emptied].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))) {
-          try {
-            fs.rmdirSync(path.join(spareDir, d));
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
-          }
-        }
+      /** Done: what the spare has beyond the new tree is removed (`prune`), or listed in `left`. */
+      end(doPrune = true): SpareResult {
+        const left = [...spareEntries.keys()];
+        if (!doPrune) return { next, io, left };
+        prune(spareDir, left, io);
         return { next, io };
       },
     };
   };
-  return { lstatOr, validEntry, removeTree, spareWriter };
+  /**
+   * Removes entries the new tree does not have from the spare, then the directories left empty.
+   * One that is gone or is a directory now (another writer of the same generation removed it, or
+   * made a directory where it was) is left alone.
+   */
+  const prune = (spareDir: string, left: string[], io: { removed: number }) => {
+    const emptied = new Set<string>();
+    for (const rel of left) {
+      const p = path.join(spareDir, rel);
+      try {
+        fs.unlinkSync(p);
+        io.removed++;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR' && !lstatOr(p)?.isDirectory()) throw e;
+      }
+      for (let d = path.dirname(rel); d !== '.'; d = path.dirname(d)) emptied.add(d);
+    }
+    for (const d of [...emptied].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))) {
+      try {
+        fs.rmdirSync(path.join(spareDir, d));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      }
+    }
+  };
+  return { lstatOr, validEntry, removeTree, spareWriter, prune };
 }
-const { lstatOr, validEntry, removeTree, spareWriter } = treeOps(fsModule, pathModule);
+const { lstatOr, validEntry, removeTree, spareWriter, prune } = treeOps(fsModule, pathModule);
 
-/** Where a spare generation's writer runs: here (calls) or on a worker thread (messages). */
+/** Where a spare generation's writer runs: here (calls) or on worker threads (messages). */
 interface SpareBackend {
   init(i: SpareInit): void;
   add(items: SpareItem[]): void;
-  end(): SpareResult | Promise<SpareResult>;
+  /** `prune` false: the spare's entries beyond the new tree are listed in `left`, not removed. */
+  end(prune?: boolean): SpareResult | Promise<SpareResult>;
   close(): Promise<void>;
 }
 function inlineBackend(): SpareBackend {
@@ -346,7 +370,7 @@ function inlineBackend(): SpareBackend {
   return {
     init: (i) => void (w = spareWriter(i)),
     add: (items) => w!.add(items),
-    end: () => w!.end(),
+    end: (p) => w!.end(p),
     close: async () => {},
   };
 }
@@ -366,7 +390,7 @@ function workerBackend(): SpareBackend {
        try {
          if (m.init) w = ops.spareWriter(m.init);
          else if (m.items) w.add(m.items);
-         else if (m.end) parentPort.postMessage({ result: w.end() });
+         else if (m.end) parentPort.postMessage({ result: w.end(m.prune) });
        } catch (e) {
          failed = true;
          parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code } });
@@ -390,16 +414,75 @@ function workerBackend(): SpareBackend {
   return {
     init: (i) => worker.postMessage({ init: i }),
     add: (items) => worker.postMessage({ items }),
-    end: () =>
+    end: (prune = true) =>
       new Promise<SpareResult>((resolve, reject) => {
         if (failure) return reject(failure);
         settle = { resolve, reject };
-        worker.postMessage({ end: true });
+        worker.postMessage({ end: true, prune });
       }),
     close: async () => {
       worker.removeAllListeners('exit');
       await worker.terminate();
     },
+  };
+}
+
+/**
+ * Which of `n` writers an entry (or a spare directory) goes to: everything under one
+ * `<top>/<name>/` (a node's tree) to one writer, chosen by a hash of that prefix; entries and
+ * directories nearer the top to the first. So no two writers touch the same path, or one inside
+ * another's, except directories both make (tolerated) and a spare's file where a directory of
+ * another writer goes (it removes it; pruning then leaves that directory alone).
+ */
+export function writerOf(path: string, n: number): number {
+  const a = path.indexOf('/');
+  const b = a < 0 ? -1 : path.indexOf('/', a + 1);
+  if (n <= 1 || b < 0) return 0;
+  let h = 0x811c9dc5; // FNV-1a over the prefix's UTF-16 code units
+  for (let i = 0; i < b; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+/**
+ * `n` writers (worker threads), each given its share of the entries (writerOf) and of the spare;
+ * what the spare has beyond the new tree is pruned here once all of them are done.
+ */
+function partitionedBackend(n: number, make: () => SpareBackend): () => SpareBackend {
+  return () => {
+    const parts = Array.from({ length: n }, make);
+    let spareDir = '';
+    return {
+      init(i) {
+        spareDir = i.spareDir;
+        const split = <T>(xs: T[], key: (x: T) => string) => {
+          const out = parts.map((): T[] => []);
+          for (const x of xs) out[writerOf(key(x), n)]!.push(x);
+          return out;
+        };
+        const entries = split(i.entries, (e) => e[0]);
+        const dirs = split(i.dirs, (d) => d);
+        const states = parts.map((): Record<string, StateEntry> => ({}));
+        if (i.state) for (const [k, v] of Object.entries(i.state.entries)) states[writerOf(k, n)]![k] = v;
+        parts.forEach((p, k) => p.init({ ...i, entries: entries[k]!, dirs: dirs[k]!, state: i.state && { ...i.state, entries: states[k]! } }));
+      },
+      add(items) {
+        const out = parts.map((): SpareItem[] => []);
+        for (const it of items) out[writerOf(it.path, n)]!.push(it);
+        out.forEach((xs, k) => xs.length && parts[k]!.add(xs));
+      },
+      async end() {
+        const rs = await Promise.all(parts.map((p) => p.end(false)));
+        const io = { files: 0, links: 0, dirs: 0, removed: 0 };
+        const next: Record<string, StateEntry> = {};
+        for (const r of rs) {
+          Object.assign(next, r.next);
+          for (const k of Object.keys(io) as (keyof typeof io)[]) io[k] += r.io[k];
+        }
+        prune(spareDir, rs.flatMap((r) => r.left ?? []), io);
+        return { next, io };
+      },
+      close: async () => void (await Promise.all(parts.map((p) => p.close()))),
+    };
   };
 }
 
@@ -416,12 +499,12 @@ export interface TreeWriter {
  * Writes a tree to `outDir` atomically (see above) as its entries come: the new generation is
  * assembled beside the output while they are made, and swapped in by finish(). An interrupted
  * build leaves the previous output in place; a build that changes nothing touches nothing (the
- * generation is not touched until an entry differs from the output). `thread`: the files are
- * created on a worker thread. Throws (code ENOTPIGEN) for a non-empty directory that is not a
- * pigen output.
+ * generation is not touched until an entry differs from the output). `threads`: the files are
+ * created on that many worker threads (0: here, as add() is called). Throws (code ENOTPIGEN) for
+ * a non-empty directory that is not a pigen output.
  */
-export function openTreeWriter(outDir: string, opts: WriteOptions = {}, thread = false): TreeWriter {
-  const w = generationWriter(outDir, opts, thread ? workerBackend : inlineBackend);
+export function openTreeWriter(outDir: string, opts: WriteOptions = {}, threads = 0): TreeWriter {
+  const w = generationWriter(outDir, opts, threads > 1 ? partitionedBackend(threads, workerBackend) : threads === 1 ? workerBackend : inlineBackend);
   return {
     add: w.add,
     finish: async () => {

@@ -18,6 +18,7 @@ import { plan } from '../generator/plan/index.ts';
 import { PRECOMPILED_TEMPLATES, readAssets } from '../generator/io.ts';
 import { existsSync } from 'node:fs';
 import { CI } from './helpers.ts';
+import type { OutTree } from '../generator/types.ts';
 import { ROOT, SHARED } from './helpers.ts';
 import { compileInventory, loadForBuild, type BuildInput } from './tree.ts';
 
@@ -206,11 +207,14 @@ test('a build sizes the gzip form in a worker thread: the same tree and manifest
     const gz = gzipSizeWorker(GZIP_OPTIONS);
     let sizes = 0;
     const sizer = (doc: Uint8Array) => (sizes++, gz.size(doc));
-    const c = await compileAsync(loadForBuild(input), readAssets(), { version: packageVersion() }, sizer).finally(() => gz.close());
+    const tree: OutTree = [];
+    const c = await compileAsync(loadForBuild(input), readAssets(), { version: packageVersion() }, sizer, (e) => tree.push(e)).finally(() => gz.close());
     assert.is(sizes, sync.nodes.length, `${name}: one document per node went to the worker`);
     assert.equal(c.manifest, sync.manifest, `${name}: manifest`);
-    assert.equal(c.tree.map((e) => e.path), sync.tree.map((e) => e.path), `${name}: paths`);
-    c.tree.forEach((e, i) => assert.equal(e, sync.tree[i], `${name}: ${e.path}`));
+    assert.is(c.files, tree.length, `${name}: entries counted`);
+    tree.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    assert.equal(tree.map((e) => e.path), sync.tree.map((e) => e.path), `${name}: paths`);
+    tree.forEach((e, i) => assert.equal(e, sync.tree[i], `${name}: ${e.path}`));
   }
   // The worker's sizes come back in order and are gzip()'s, for small, empty and large documents.
   const gz = gzipSizeWorker(GZIP_OPTIONS);

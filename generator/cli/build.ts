@@ -4,9 +4,18 @@ import { compileAsync } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
 import { fileSizeOf, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
+import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson } from './common.js';
+
+/**
+ * Writer threads for a fleet of `nodes`: one; on a large fleet (its files' creation in the
+ * kernel outlasts the compile) one per core, up to two, each writing its share of the nodes.
+ */
+export function writerThreads(nodes: number, cores = availableParallelism()): number {
+  return nodes >= 2000 ? Math.max(1, Math.min(2, cores)) : 1;
+}
 
 export const build: Command = {
   name: 'build',
@@ -51,11 +60,11 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
       ctx.stderr.write(`pigen: cannot write ${out}: ${(e as Error).message}\n`);
       return 1;
     };
-    // The files are written on a second thread while the rest is compiled; the level-9 gzips
-    // that size each user-data on a third.
+    // The files are written on other threads while the rest is compiled (writerThreads); the
+    // level-9 gzips that size each user-data on another.
     let writer;
     try {
-      writer = openTreeWriter(outDir, {}, true);
+      writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
     } catch (e) {
       return cannotWrite(e);
     }
@@ -85,7 +94,7 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
         ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
       }
     }
-    const files = c.tree.length;
+    const files = c.files;
     if (values.json) {
       ctx.stdout.write(
         JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',

@@ -44,27 +44,34 @@ export type GzipSizer = (doc: Uint8Array) => Promise<number>;
 
 /** The output tree and manifest of the rendered nodes. */
 export function emit(nodes: RenderedNode[], opts: EmitOptions): EmitResult {
-  return emitWith(nodes, opts, undefined) as EmitResult;
+  const tree: OutEntry[] = [];
+  const { manifest } = emitWith(nodes, opts, undefined, (e) => void tree.push(e)) as Emitted;
+  tree.sort((a, b) => byCodeUnit(a.path, b.path));
+  return { tree, manifest };
+}
+
+/** What emitting to a sink leaves: the manifest, and how many entries went to the sink. */
+export interface Emitted {
+  manifest: Record<string, unknown>;
+  files: number;
 }
 
 /**
- * The same, with the level-9 gzips that size each user-data's gzip and files-gz+b64 forms (a third
- * of the work on a large fleet) done by `gzipSize` while the rest is emitted. Same result as
- * emit(): the sizes are the same numbers.
+ * The same, each entry given to `sink` as soon as it is made (in no particular order; nothing
+ * kept here: a writer that works while the rest is emitted), with the level-9 gzips that size
+ * each user-data's gzip and files-gz+b64 forms (a third of the work on a large fleet) done by
+ * `gzipSize` meanwhile. The same entries and manifest as emit(): the sizes are the same numbers.
  */
-export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink?: (e: OutEntry) => void): Promise<EmitResult> {
+export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void): Promise<Emitted> {
   return Promise.resolve(emitWith(nodes, opts, gzipSize, sink));
 }
 
-/** `sink`: given each entry as soon as it is made (a writer that works while the rest is emitted). */
-function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink?: (e: OutEntry) => void): EmitResult | Promise<EmitResult> {
-  const tree: OutEntry[] = [];
-  const put = sink
-    ? (e: OutEntry) => {
-        tree.push(e);
-        sink(e);
-      }
-    : (e: OutEntry) => void tree.push(e);
+function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void): Emitted | Promise<Emitted> {
+  let files = 0;
+  const put = (e: OutEntry) => {
+    files++;
+    sink(e);
+  };
   const pending: Promise<void>[] = [];
   // A content rendered once for many nodes (a unit file is the same string on every node) is
   // encoded and hashed once; its entries share the bytes (nothing writes into entry data).
@@ -72,6 +79,9 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
   const blob = (content: string) => {
     let b = blobs.get(content);
     if (b === undefined) {
+      // (Most contents are one node's own: the map starts again when it grows, so it does not
+      // hold every file of a large fleet; the shared ones are back in it at the next node.)
+      if (blobs.size >= 4096) blobs.clear();
       const data = enc.encode(content);
       b = { data, hash: sha256(data) };
       blobs.set(content, b);
@@ -166,11 +176,10 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
       files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
     };
   }
-  const finish = (): EmitResult => {
+  const finish = (): Emitted => {
     const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
     put({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
-    tree.sort((a, b) => byCodeUnit(a.path, b.path));
-    return { tree, manifest };
+    return { manifest, files };
   };
   // (The targets objects are in the manifest already; the sizes land in them before it is written.)
   return pending.length ? Promise.all(pending).then(finish) : finish();
