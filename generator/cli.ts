@@ -1,26 +1,7 @@
 #!/usr/bin/env node
-// pigen's executable entry: binds the process to the CLI and exits with its code.
+// pigen's unbundled entry (dist/cli.js; the tests run generator/cli.ts): the CLI in this process.
+// The published bin is dist/pigen.js (generator/bin.ts), which loads the same program bundled.
 
-import { main } from './cli/main.js';
+import { runProcess } from './cli/process.js';
 
-// A closed pipe (`pigen validate | head`) ends the output quietly, as for any Unix tool.
-for (const s of [process.stdout, process.stderr]) {
-  s.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
-  });
-}
-
-// The AWS SDK (pigen bake --target aws) warns on every run that Node 20 support ends in 2027.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
-const epochEnv = process.env.SOURCE_DATE_EPOCH;
-const epoch = epochEnv && /^\d+$/.test(epochEnv) ? Number(epochEnv) : 0;
-const code = await main(process.argv.slice(2), {
-  cwd: process.cwd(),
-  env: process.env,
-  stdout: { write: (s) => void process.stdout.write(s), isTTY: process.stdout.isTTY === true },
-  stderr: { write: (s) => void process.stderr.write(s), isTTY: process.stderr.isTTY === true },
-  epoch,
-});
-process.exitCode = code;
+await runProcess();

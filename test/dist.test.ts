@@ -1,6 +1,7 @@
-// The published entry point: `npm run build` bundles dist/cli.js with its pure-JS dependencies
-// into dist/pigen.js (one file: start-up without resolving and loading ~150 modules), the `pigen`
-// bin. It must behave exactly as the source: same trees, same diagnostics, same exit codes.
+// The published entry point: `npm run build` bundles the CLI with its pure-JS dependencies into
+// dist/pigen.cjs (one file: start-up without resolving and loading ~150 modules) and makes V8's
+// code cache for it; dist/pigen.js, the `pigen` bin, loads the two. It must behave exactly as the
+// source: same trees, same diagnostics, same exit codes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -60,6 +61,43 @@ test('the bundle: --version, help for every command, bad input (file:line:col, e
   const val = run(['validate', 'bad.yml', '--json'], dir);
   assert.is(val.status, 2);
   assert.match(val.stdout, /schema-type/);
+});
+
+test('the bin loads the bundle with the code cache made by npm run build; a cache not made for these bytes is ignored', async () => {
+  if (!present) return;
+  const { loadBundle } = await import('../generator/cli/code-cache.ts');
+  const file = join(ROOT, 'dist', 'pigen.cjs');
+  assert.ok(existsSync(`${file}.cache`), 'dist/pigen.cjs.cache');
+  const version = async (b: Awaited<ReturnType<typeof loadBundle>>) => {
+    let out = '';
+    const sink = { write: (s: string) => void (out += s), isTTY: false };
+    assert.is(await b.exports.main(['--version'], { cwd: ROOT, env: {}, stdout: sink, stderr: sink, epoch: 0 }), 0);
+    return out;
+  };
+  const real = loadBundle(file);
+  assert.ok(real.cached, 'the cache is used');
+  const want = await version(real);
+  assert.match(want, /^pigen \d+\.\d+\.\d+/);
+  const dir = tmp();
+  const cache = readFileSync(`${file}.cache`);
+  // Made for other bytes (the sha256 it carries differs), and V8's data damaged: compiled as usual.
+  const other = Buffer.from(cache);
+  other.write('0'.repeat(64), 0, 'latin1');
+  const damaged = Buffer.concat([cache.subarray(0, 64), Buffer.alloc(4096, 7)]);
+  writeFileSync(join(dir, 'other'), other);
+  const b = loadBundle(file, join(dir, 'other'));
+  assert.not.ok(b.cached, 'made for other bytes: not used');
+  assert.is(await version(b), want);
+  assert.not.ok(loadBundle(file, join(dir, 'missing')).cached);
+  // (In a process of its own: this one has the bundle compiled already, so V8 never reads the data.)
+  writeFileSync(join(dir, 'damaged'), damaged);
+  const loader = `import { loadBundle } from ${JSON.stringify(join(ROOT, 'dist', 'cli', 'code-cache.js'))};
+    const b = loadBundle(${JSON.stringify(file)}, ${JSON.stringify(join(dir, 'damaged'))});
+    process.stdout.write(String(b.cached) + ' ');
+    await b.exports.main(['--version'], { cwd: '/', env: {}, stdout: process.stdout, stderr: process.stderr, epoch: 0 });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', loader], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, `false ${want}`, 'damaged: rejected by V8, compiled as usual');
 });
 
 test('the bundle runs `pigen bundle verify` (tar-stream inside the bundle)', () => {
