@@ -19,7 +19,7 @@
 // BENCH_OUT (report path).
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,8 +154,31 @@ function rmOut(out: string): void {
   discard(join(dirname(out), `.${out.split('/').pop()}.pigen`));
 }
 
-/** Flushes the disk's dirty pages, so a timed run does not share the CPU with their writeback. */
-const settle = () => void spawnSync('sync');
+/**
+ * Before a timed run: flushes the disk's dirty pages (their writeback would share the CPU with
+ * the run) and, as root, drops the kernel's clean caches, then reads back what the run reads
+ * (node and pigen; `warm`: the tree cp -r copies). So each run starts from the same memory
+ * state: the bench writes tens of GB, and the dentries and inodes of earlier trees (7 GB of
+ * slab here after a few 10,000-node builds) otherwise made later runs pay for their reclaim
+ * (a 10,000-node build: 18.5 s after a drop, 24.8 s before it, same binary). `drop` false: only
+ * the sync (Ansible, and the bundle, whose 1 GiB input would be read back from the disk).
+ */
+function settle(warm?: () => void, drop = true): void {
+  spawnSync('sync');
+  if (!drop || !canDropCaches) return;
+  writeFileSync(DROP_CACHES, '3');
+  spawnSync(process.execPath, [CLI, '--version']);
+  warm?.();
+}
+const DROP_CACHES = '/proc/sys/vm/drop_caches';
+const canDropCaches = (() => {
+  try {
+    accessSync(DROP_CACHES, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** A directory on tmpfs (/dev/shm), where writing costs memory bandwidth, not the disk: pigen's own cost. */
 const SHM = (() => {
@@ -213,7 +236,7 @@ if (ONLY.has('build')) {
     const shmWrites: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const copy = join(work, `copy-${n}`);
-      settle();
+      settle(() => readTree(out));
       copies.push(timed('cp', ['-r', out, copy]).ms);
       discard(copy);
       settle();
@@ -266,7 +289,7 @@ Node process with everything already in memory; the last column is that write on
 tmpfs build spends at least on writing). Every timed run on the disk writes where nothing was
 removed in the last minute: this VM's ext4 has no journal, and its inode allocator then skips
 each recently freed inode one by one, so a run after a removal measures the removal
-(\`discard()\` in bench/run.ts); the bench removes its trees when it ends.
+(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's clean caches dropped (then node, pigen and the tree cp -r reads are read back)" : ''}: see \`settle()\` in bench/run.ts.
 
 | nodes | build | ms/node | tmpfs | peak RSS MB | files | MB written | cp -r floor | write floor | vs cp -r | vs write | tmpfs write floor |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -300,14 +323,16 @@ if (ONLY.has('incremental')) {
   const first = build(invB, out);
   const rebuilds: { ms: number; written: number; io: number }[] = [];
   const noops: number[] = [];
+  // (The output the rebuild compares against read back after the drop, as it is after a build.)
+  const warmOut = () => void readTree(out);
   for (let r = 0; r < RUNS; r++) {
-    settle();
+    settle(warmOut);
     const b = build(r % 2 === 0 ? invA : invB, out);
     rebuilds.push({ ms: b.ms, written: b.json.written, io: b.json.io.files + b.json.io.links + b.json.io.dirs + b.json.io.removed });
   }
   const last = RUNS % 2 === 0 ? invB : invA;
   for (let r = 0; r < RUNS; r++) {
-    settle();
+    settle(warmOut);
     noops.push(build(last, out).ms);
   }
   rmOut(out);
@@ -382,7 +407,7 @@ ${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: 
   const runs: number[] = [];
   for (let r = 0; r < ANSIBLE_RUNS; r++) {
     discard(outA);
-    settle();
+    settle(undefined, false);
     const t = timed('ansible-playbook', ['-i', 'hosts.ini', 'play.yml', '-e', `out=${outA}`], { cwd: dir, env: { ...process.env, ANSIBLE_CONFIG: join(dir, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1' } });
     runs.push(t.ms);
   }
@@ -482,7 +507,7 @@ if (ONLY.has('bundle')) {
     const runs: (Timed & { sha: string; size: number })[] = [];
     for (let r = 0; r < RUNS; r++) {
       rmSync(out, { force: true });
-      settle();
+      settle(undefined, false);
       const t = timed(cmd, args(out), { env, cwd: src });
       runs.push({ ...t, sha: sha(out), size: lstatSync(out).size });
       rmSync(out, { force: true });
