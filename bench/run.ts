@@ -156,17 +156,18 @@ function rmOut(out: string): void {
 
 /**
  * Before a timed run: flushes the disk's dirty pages (their writeback would share the CPU with
- * the run) and, as root, drops the kernel's clean caches, then reads back what the run reads
- * (node and pigen; `warm`: the tree cp -r copies). So each run starts from the same memory
- * state: the bench writes tens of GB, and the dentries and inodes of earlier trees (7 GB of
- * slab here after a few 10,000-node builds) otherwise made later runs pay for their reclaim
- * (a 10,000-node build: 18.5 s after a drop, 24.8 s before it, same binary). `drop` false: only
- * the sync (Ansible, and the bundle, whose 1 GiB input would be read back from the disk).
+ * the run) and, as root, drops the kernel's dentry and inode caches, then reads back what the
+ * run reads (node and pigen; `warm`: the tree cp -r copies). The bench writes tens of GB: after
+ * a few 10,000-node builds this VM held 7 GB of dentry/inode slab, and the same binary took
+ * 24.8 s where it takes 18.5 s after a drop. Only those (`drop_caches` 2): dropping the page cache
+ * too (3) made each run read the filesystem's bitmaps back from the disk as it allocated (a
+ * 100-node build 0.45 -> 0.63 s). `drop` false: only the sync (Ansible, and the bundle, whose
+ * 1 GiB input is in the page cache either way).
  */
 function settle(warm?: () => void, drop = true): void {
   spawnSync('sync');
   if (!drop || !canDropCaches) return;
-  writeFileSync(DROP_CACHES, '3');
+  writeFileSync(DROP_CACHES, '2');
   spawnSync(process.execPath, [CLI, '--version']);
   warm?.();
 }
@@ -289,7 +290,7 @@ Node process with everything already in memory; the last column is that write on
 tmpfs build spends at least on writing). Every timed run on the disk writes where nothing was
 removed in the last minute: this VM's ext4 has no journal, and its inode allocator then skips
 each recently freed inode one by one, so a run after a removal measures the removal
-(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's clean caches dropped (then node, pigen and the tree cp -r reads are read back)" : ''}: see \`settle()\` in bench/run.ts.
+(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's dentry and inode caches dropped (then node, pigen and the tree cp -r reads are read back)" : ''}: see \`settle()\` in bench/run.ts.
 
 | nodes | build | ms/node | tmpfs | peak RSS MB | files | MB written | cp -r floor | write floor | vs cp -r | vs write | tmpfs write floor |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
