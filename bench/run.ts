@@ -156,20 +156,22 @@ function rmOut(out: string): void {
 
 /**
  * Before a timed run: flushes the disk's dirty pages (their writeback would share the CPU with
- * the run) and, as root, drops the kernel's dentry and inode caches, then reads back what the
- * run reads (node and pigen; `warm`: the tree cp -r copies). The bench writes tens of GB: after
- * a few 10,000-node builds this VM held 7 GB of dentry/inode slab, and the same binary took
- * 24.8 s where it takes 18.5 s after a drop. Only those (`drop_caches` 2): dropping the page cache
- * too (3) made each run read the filesystem's bitmaps back from the disk as it allocated (a
- * 100-node build 0.45 -> 0.63 s). `drop` false: only the sync (Ansible, and the bundle, whose
- * 1 GiB input is in the page cache either way).
+ * the run) and, as root, drops the kernel's caches, then does `warm`: the same work once,
+ * untimed, into a scratch place (so node, pigen, and the filesystem's bitmaps and inode tables
+ * the run allocates from are read back), then syncs again. So each run starts from the state
+ * right after one like it, whatever the bench wrote before: after a few 10,000-node builds this
+ * VM held 7 GB of dentry/inode slab and a page cache full of old trees, and the same binary took
+ * 24.8 s where it takes 18.5 s after a drop; a drop without the warm-up made a 100-node build
+ * read ext4's metadata from the disk as it went (0.45 -> 0.63 s). `drop` false: only the sync
+ * (Ansible, and the bundle, whose 1 GiB input stays in the page cache).
  */
 function settle(warm?: () => void, drop = true): void {
   spawnSync('sync');
   if (!drop || !canDropCaches) return;
-  writeFileSync(DROP_CACHES, '2');
+  writeFileSync(DROP_CACHES, '3');
   spawnSync(process.execPath, [CLI, '--version']);
   warm?.();
+  spawnSync('sync');
 }
 const DROP_CACHES = '/proc/sys/vm/drop_caches';
 const canDropCaches = (() => {
@@ -200,7 +202,11 @@ function coldBuilds(inv: string, out: string): ReturnType<typeof build>[] {
   const runs: ReturnType<typeof build>[] = [];
   for (let r = 0; r < RUNS; r++) {
     rmOut(out);
-    settle();
+    settle(() => {
+      const w = `${out}-warm`;
+      build(inv, w);
+      rmOut(w);
+    });
     runs.push(build(inv, out));
   }
   return runs;
@@ -237,10 +243,16 @@ if (ONLY.has('build')) {
     const shmWrites: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const copy = join(work, `copy-${n}`);
-      settle(() => readTree(out));
+      settle(() => {
+        timed('cp', ['-r', out, `${copy}-warm`]);
+        discard(`${copy}-warm`);
+      });
       copies.push(timed('cp', ['-r', out, copy]).ms);
       discard(copy);
-      settle();
+      settle(() => {
+        writeFloor(tree, join(work, `write-${n}-warm`));
+        discard(join(work, `write-${n}-warm`));
+      });
       writes.push(writeFloor(tree, join(work, `write-${n}`)));
       discard(join(work, `write-${n}`));
       if (SHM) {
@@ -290,7 +302,7 @@ Node process with everything already in memory; the last column is that write on
 tmpfs build spends at least on writing). Every timed run on the disk writes where nothing was
 removed in the last minute: this VM's ext4 has no journal, and its inode allocator then skips
 each recently freed inode one by one, so a run after a removal measures the removal
-(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's dentry and inode caches dropped (then node, pigen and the tree cp -r reads are read back)" : ''}: see \`settle()\` in bench/run.ts.
+(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's caches dropped, then the same run done once untimed into a scratch directory (so each starts as right after one like it)" : ''}: see \`settle()\` in bench/run.ts.
 
 | nodes | build | ms/node | tmpfs | peak RSS MB | files | MB written | cp -r floor | write floor | vs cp -r | vs write | tmpfs write floor |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -324,8 +336,13 @@ if (ONLY.has('incremental')) {
   const first = build(invB, out);
   const rebuilds: { ms: number; written: number; io: number }[] = [];
   const noops: number[] = [];
-  // (The output the rebuild compares against read back after the drop, as it is after a build.)
-  const warmOut = () => void readTree(out);
+  // (The output the rebuild compares against, and the generation it reuses, read back after the
+  // drop, as they are after a build.)
+  const warmOut = () => {
+    readTree(out);
+    const spare = join(dirname(out), `.${out.split('/').pop()}.pigen`, 'spare');
+    if (existsSync(spare)) readTree(spare);
+  };
   for (let r = 0; r < RUNS; r++) {
     settle(warmOut);
     const b = build(r % 2 === 0 ? invA : invB, out);
