@@ -156,14 +156,13 @@ function rmOut(out: string): void {
 
 /**
  * Before a timed run: flushes the disk's dirty pages (their writeback would share the CPU with
- * the run) and, as root, drops the kernel's caches, then does `warm`: the same work once,
- * untimed, into a scratch place (so node, pigen, and the filesystem's bitmaps and inode tables
- * the run allocates from are read back), then syncs again. So each run starts from the state
- * right after one like it, whatever the bench wrote before: after a few 10,000-node builds this
- * VM held 7 GB of dentry/inode slab and a page cache full of old trees, and the same binary took
- * 24.8 s where it takes 18.5 s after a drop; a drop without the warm-up made a 100-node build
- * read ext4's metadata from the disk as it went (0.45 -> 0.63 s). `drop` false: only the sync
- * (Ansible, and the bundle, whose 1 GiB input stays in the page cache).
+ * the run) and, as root, drops the kernel's caches, then reads back what the run reads (node and
+ * pigen; `warm`: the tree cp -r copies, the output a rebuild compares against). The bench writes
+ * tens of GB: after a few 10,000-node builds this VM held 7 GB of dentry/inode slab and a page
+ * cache full of old trees, and the same binary took 24.8 s where it takes 18.5 s after a drop.
+ * (Tried and dropped: leaving the page cache (drop_caches 2) or doing the run once untimed
+ * first: each made the disk runs slower and more variable, cp -r as much as pigen.) `drop`
+ * false: only the sync (Ansible, and the bundle, whose 1 GiB input stays in the page cache).
  */
 function settle(warm?: () => void, drop = true): void {
   spawnSync('sync');
@@ -171,7 +170,6 @@ function settle(warm?: () => void, drop = true): void {
   writeFileSync(DROP_CACHES, '3');
   spawnSync(process.execPath, [CLI, '--version']);
   warm?.();
-  spawnSync('sync');
 }
 const DROP_CACHES = '/proc/sys/vm/drop_caches';
 const canDropCaches = (() => {
@@ -202,11 +200,7 @@ function coldBuilds(inv: string, out: string): ReturnType<typeof build>[] {
   const runs: ReturnType<typeof build>[] = [];
   for (let r = 0; r < RUNS; r++) {
     rmOut(out);
-    settle(() => {
-      const w = `${out}-warm`;
-      build(inv, w);
-      rmOut(w);
-    });
+    settle();
     runs.push(build(inv, out));
   }
   return runs;
@@ -243,16 +237,10 @@ if (ONLY.has('build')) {
     const shmWrites: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const copy = join(work, `copy-${n}`);
-      settle(() => {
-        timed('cp', ['-r', out, `${copy}-warm`]);
-        discard(`${copy}-warm`);
-      });
+      settle(() => readTree(out));
       copies.push(timed('cp', ['-r', out, copy]).ms);
       discard(copy);
-      settle(() => {
-        writeFloor(tree, join(work, `write-${n}-warm`));
-        discard(join(work, `write-${n}-warm`));
-      });
+      settle();
       writes.push(writeFloor(tree, join(work, `write-${n}`)));
       discard(join(work, `write-${n}`));
       if (SHM) {
@@ -302,7 +290,7 @@ Node process with everything already in memory; the last column is that write on
 tmpfs build spends at least on writing). Every timed run on the disk writes where nothing was
 removed in the last minute: this VM's ext4 has no journal, and its inode allocator then skips
 each recently freed inode one by one, so a run after a removal measures the removal
-(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's caches dropped, then the same run done once untimed into a scratch directory (so each starts as right after one like it)" : ''}: see \`settle()\` in bench/run.ts.
+(\`discard()\` in bench/run.ts); the bench removes its trees when it ends. Before each timed run the disk is synced${canDropCaches ? " and the kernel's caches dropped (then node, pigen and the tree cp -r reads are read back)" : ''}: see \`settle()\` in bench/run.ts.
 
 | nodes | build | ms/node | tmpfs | peak RSS MB | files | MB written | cp -r floor | write floor | vs cp -r | vs write | tmpfs write floor |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
