@@ -3,7 +3,7 @@
 // build of the embedded default inventory (into a temporary directory, removed after), validate,
 // and help; V8 then caches the functions those compiled as well. Not part of pigen's runtime.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../io.js';
 import { codeCache, loadBundle } from './code-cache.js';
 
 const file = fileURLToPath(new URL('../pigen.cjs', import.meta.url));
-const { exports: bundle, script } = loadBundle(file, '/nonexistent');
+const { exports: bundle, script, source } = loadBundle(file, '/nonexistent');
 const dir = mkdtempSync(join(tmpdir(), 'pigen-code-cache-'));
 try {
   const quiet = { write: () => {}, isTTY: false };
@@ -23,4 +23,4 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-writeFileAtomic(`${file}.cache`, codeCache(readFileSync(file, 'utf8'), script), 0o644);
+writeFileAtomic(`${file}.cache`, codeCache(source, script), 0o644);
