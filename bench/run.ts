@@ -380,23 +380,29 @@ if (ONLY.has('ansible')) {
   discard(ref);
   const pigenRuns = coldBuilds(inv, ref);
   const manifest = JSON.parse(readFileSync(join(ref, 'manifest.json'), 'utf8')) as { nodes: Record<string, { nodename: string; cluster: string; files: { path: string; out: string }[] }> };
-  // Templates made from pigen's own output for one plain node, its IP and name as variables, so
-  // Ansible writes the same bytes pigen does.
+  // Templates made from pigen's own output, one set per kind of node (a plain node; the infra
+  // node, whose vector.yaml also ships nginx's logs), from one sample of each kind with its IP,
+  // name and cluster as variables, so Ansible writes the same bytes pigen does.
   const files = ['/etc/hosts', '/etc/chrony/chrony.conf', '/etc/default/node_exporter', '/etc/systemd/system/node_exporter.service', '/etc/vector/vector.yaml'];
-  const [sampleIp, sample] = Object.entries(manifest.nodes).find(([, v]) => v.files.some((f) => f.path === '/etc/vector/vector.yaml') && !v.files.some((f) => f.path.startsWith('/infra')))!;
-  const esc = (s: string) => s.replace(/\{\{|\{%|\{#/g, (m) => `{{ '${m}' }}`);
-  files.forEach((p, i) => {
-    const f = sample.files.find((x) => x.path === p)!;
-    const text = esc(readFileSync(join(ref, f.out), 'utf8'))
-      .split(sampleIp).join('{{ ip }}')
-      .split(sample.nodename).join('{{ nodename }}')
-      .split(sample.cluster).join('{{ cluster }}');
-    writeFileSync(join(dir, 'templates', `f${i}.j2`), text);
-  });
+  type Node = (typeof manifest.nodes)[string];
+  const kindOf = (v: Node) => (v.files.some((f) => f.path.startsWith('/infra')) ? 'infra' : 'node');
   const hosts = Object.entries(manifest.nodes).filter(([, v]) => files.every((p) => v.files.some((f) => f.path === p)));
+  const esc = (s: string) => s.replace(/\{\{|\{%|\{#/g, (m) => `{{ '${m}' }}`);
+  for (const kind of new Set(hosts.map(([, v]) => kindOf(v)))) {
+    const [sampleIp, sample] = hosts.find(([, v]) => kindOf(v) === kind)!;
+    mkdirSync(join(dir, 'templates', kind), { recursive: true });
+    files.forEach((p, i) => {
+      const f = sample.files.find((x) => x.path === p)!;
+      const text = esc(readFileSync(join(ref, f.out), 'utf8'))
+        .split(sampleIp).join('{{ ip }}')
+        .split(sample.nodename).join('{{ nodename }}')
+        .split(sample.cluster).join('{{ cluster }}');
+      writeFileSync(join(dir, 'templates', kind, `f${i}.j2`), text);
+    });
+  }
   writeFileSync(
     join(dir, 'hosts.ini'),
-    '[nodes]\n' + hosts.map(([ip, v]) => `${v.nodename} ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ip=${ip} nodename=${v.nodename} cluster=${v.cluster}`).join('\n') + '\n',
+    '[nodes]\n' + hosts.map(([ip, v]) => `${v.nodename} ansible_connection=local ansible_python_interpreter=/usr/bin/python3 ip=${ip} nodename=${v.nodename} cluster=${v.cluster} kind=${kindOf(v)}`).join('\n') + '\n',
   );
   writeFileSync(join(dir, 'ansible.cfg'), '[defaults]\nforks = 2\ngathering = explicit\nhost_key_checking = False\nretry_files_enabled = False\nstdout_callback = minimal\nlocalhost_warning = False\n');
   writeFileSync(
@@ -407,7 +413,7 @@ if (ONLY.has('ansible')) {
     - name: directories
       ansible.builtin.file: { path: "{{ out }}/{{ ip }}{{ item }}", state: directory, mode: "0755" }
       loop: [/etc/chrony, /etc/default, /etc/systemd/system, /etc/vector]
-${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: templates/f${i}.j2, dest: "{{ out }}/{{ ip }}${p}", mode: "0644" }`).join('\n')}
+${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: "templates/{{ kind }}/f${i}.j2", dest: "{{ out }}/{{ ip }}${p}", mode: "0644" }`).join('\n')}
 `,
   );
   const outA = join(peerBase, 'ansible-out');
@@ -450,7 +456,7 @@ ${files.map((p, i) => `    - name: ${p}\n      ansible.builtin.template: { src: 
 
 ansible-core ${(spawnSync('ansible-playbook', ['--version'], { encoding: 'utf8' }).stdout.match(/core ([\d.]+)/) ?? [])[1] ?? '?'}, connection local, forks 2, no fact gathering: ${hosts.length} hosts, one task
 creating the directories and one \`template\` task per file (${files.map((f) => `\`${f}\``).join(', ')}),
-the templates made from pigen's own output (${same} of ${total} files byte-identical to pigen's).
+the templates made from pigen's own output, one set per kind of node (plain, infra) (${same} of ${total} files byte-identical to pigen's).
 pigen: the full build of the same ${n}-node inventory (every file of every node, user-data, manifest).
 ${SHM ? `Both write to tmpfs (/dev/shm); pigen's build of the same inventory into the bench's directory on disk took ${fmtMs(diskMs)} (median of ${RUNS}).` : 'Both write to the bench directory on disk.'}
 Medians of ${ANSIBLE_RUNS} Ansible runs and ${RUNS} pigen runs.
