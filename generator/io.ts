@@ -666,7 +666,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
         if (r === undefined) {
           // The output is the new tree already.
           if (!live && liveFile) writeState(liveFile, dir, held!);
-          return { written: 0, unchanged: count, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
+          return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
         }
         saveState(spareFile, spareDir, r.next);
       } finally {

@@ -133,6 +133,10 @@ test('a rebuild that changes nothing rewrites no file (inode, mtime, ctime kept)
   assertOk(j, 'third build (--json)');
   const stats = JSON.parse(j.stdout);
   assert.equal([stats.written, stats.removed, stats.unchanged], [0, 0, stats.files]);
+  // Links apart (the infra nodes' rootfs links), in the count and in the tree.
+  const kinds = [...scan(out).values()].map((e) => e.kind);
+  assert.equal([stats.files, stats.links], [kinds.filter((k) => k === 'file').length, kinds.filter((k) => k === 'link').length]);
+  assert.ok(stats.links > 0, 'TWO_INFRA has links');
   assert.equal(readdirSync(dir).sort(), ['.out.pigen', 'out'], 'nothing but the spare generation beside the output');
   rmSync(dir, { recursive: true, force: true });
 });

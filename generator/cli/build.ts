@@ -71,8 +71,13 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
     }
     const gz = gzipSizeWorker(GZIP_OPTIONS);
     let c;
+    // Symbolic links are counted apart: written and unchanged count the regular files.
+    let links = 0;
     try {
-      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, writer.add);
+      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, (e) => {
+        if ('link' in e) links++;
+        writer.add(e);
+      });
     } catch (e) {
       await writer.abort();
       throw e;
@@ -95,14 +100,14 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
         ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
       }
     }
-    const files = c.files;
+    const files = c.files - links;
     if (values.json) {
       ctx.stdout.write(
-        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
+        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
       );
     } else {
       const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
-      ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files (${what}) in ${ms.toFixed(0)} ms\n`);
+      ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
       for (const n of c.nodes) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
     }
     return 0;
