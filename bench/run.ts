@@ -21,7 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -148,10 +148,13 @@ function discard(path: string): void {
 }
 let trashed = 0;
 
-/** Puts an output directory and the previous generation pigen keeps beside it (.<name>.pigen/) out of the way: a cold build. */
+/** Where pigen keeps an output's previous generation: .<name>.pigen/ beside it. */
+const generationDir = (out: string) => join(dirname(out), `.${basename(out)}.pigen`);
+
+/** Puts an output directory and its previous generation out of the way: a cold build. */
 function rmOut(out: string): void {
   discard(out);
-  discard(join(dirname(out), `.${out.split('/').pop()}.pigen`));
+  discard(generationDir(out));
 }
 
 /**
@@ -330,7 +333,7 @@ if (ONLY.has('incremental')) {
   // drop, as they are after a build.)
   const warmOut = () => {
     readTree(out);
-    const spare = join(dirname(out), `.${out.split('/').pop()}.pigen`, 'spare');
+    const spare = join(generationDir(out), 'spare');
     if (existsSync(spare)) readTree(spare);
   };
   for (let r = 0; r < RUNS; r++) {

@@ -628,7 +628,6 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   return {
     add(e: OutEntry): void {
       const link = 'link' in e ? e.link : undefined;
-      const data = 'link' in e ? undefined : e.data;
       const key = 'link' in e ? 'L' + e.link : e.sha256 ?? sha256(e.data);
       const mode = modeOf(e);
       // Does the live output already hold it? (state + lstat, or read and compare when the live
@@ -646,7 +645,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       count++;
       // Counted over files (links are re-made with every generation).
       if (link === undefined) nFiles++, inLive && unchanged++;
-      const item: SpareItem = { path: e.path, mode, key, inLive, ...(data === undefined ? { link } : { data }), ...(liveEntry ? { live: liveEntry } : {}) };
+      const item: SpareItem = { path: e.path, mode, key, inLive, ...('link' in e ? { link: e.link } : { data: e.data }), ...(liveEntry ? { live: liveEntry } : {}) };
       if (held && inLive) held.push(item);
       else {
         if (held) commit();

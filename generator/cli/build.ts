@@ -71,13 +71,8 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
     }
     const gz = gzipSizeWorker(GZIP_OPTIONS);
     let c;
-    // Symbolic links are counted apart: written and unchanged count the regular files.
-    let links = 0;
     try {
-      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, (e) => {
-        if ('link' in e) links++;
-        writer.add(e);
-      });
+      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, writer.add);
     } catch (e) {
       await writer.abort();
       throw e;
@@ -100,7 +95,9 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
         ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
       }
     }
-    const files = c.files - links;
+    // The writer counts regular files (written + unchanged); the other entries are symbolic links.
+    const files = stats.written + stats.unchanged;
+    const links = c.files - files;
     if (values.json) {
       ctx.stdout.write(
         JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
