@@ -89,6 +89,18 @@ export function readInventory(arg: string | undefined, cwd: string): Source | Di
 // what changed instead of re-creating 10,000 directories; unchanged files keep their inode and
 // mtime across builds. A state entry is trusted only while lstat still shows the inode, size, mode
 // and mtime it recorded, so a file edited in the output is noticed and rewritten.
+//
+// What a rebuild reads, so that its cost follows what changed rather than the size of the tree:
+//  - the output's entries come from its state, not from walking it, while every directory still has
+//    the mtime the state recorded (an entry added, removed or renamed by hand changes it; the
+//    directories changed within RACY_MS of the save are read and compared as well): 10,000 lstats
+//    instead of 10,000 readdirs at 1,000 nodes; any difference, and the tree is walked;
+//  - each wanted file is lstat'ed once in the output; one the spare's state records as the very
+//    same inode (size, mtime, content, mode) is right in the spare too (a hard link of it: an edit
+//    in place shows in both) and is not sent to the writer at all. The writer sees only what must
+//    be linked, written or removed, each with the spare's state entry for its path;
+//  - the spare's directories keep the mtimes its state recorded, except those the build touched,
+//    which are lstat'ed again when its state is saved.
 
 export interface WriteStats {
   /** Files new or changed, relative to the previous output. */
@@ -101,6 +113,8 @@ export interface WriteStats {
   noop: boolean;
   /** Filesystem work done to assemble the new generation: files written, links made, directories made, entries removed. */
   io: { files: number; links: number; dirs: number; removed: number };
+  /** How the previous output was listed: from its state (no directory changed since), or walked. */
+  listed: 'state' | 'walked';
 }
 
 export interface WriteOptions {
@@ -108,6 +122,8 @@ export interface WriteOptions {
   marker?: string;
   /** Keep the previous generation as the spare for the next build (default true). */
   spare?: boolean;
+  /** RACY_MS (tests: 0, so a tree just written is listed from its state). */
+  racyMs?: number;
 }
 
 /** The mode a state entry records: the file's, or 0777 for a link. */
@@ -119,6 +135,58 @@ interface TreeState {
   dev: number;
   ino: number;
   entries: Record<string, StateEntry>;
+  /** The mtime of every directory that holds an entry (relative, no '.'), as saved. */
+  dirs?: Record<string, number>;
+  /** When it was saved (the state file's mtime, on the filesystem's clock): not stored. */
+  saved?: number;
+}
+
+/**
+ * A directory whose mtime is this close to its state's save is read and compared as well: a change
+ * in the same tick of the filesystem's clock (coarse: up to 10 ms on Linux, 2 s on FAT) would leave
+ * the mtime the same.
+ */
+const RACY_MS = 2000;
+
+/**
+ * The entries and directories of the live output: from its state when no directory changed since
+ * it was saved (adding, removing or renaming an entry changes its directory's mtime; a file edited
+ * in place is caught by its own lstat, validEntry), else walked. The top directory, renamed into
+ * place after its state was saved, is always read and compared.
+ */
+function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS): { entries: Map<string, 'file' | 'link'>; dirs: string[]; walked: boolean } {
+  const walk = () => {
+    const dirs: string[] = [];
+    return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
+  };
+  const recorded = state?.dirs;
+  if (!state || !recorded || state.saved === undefined) return walk();
+  let children: Map<string, Set<string>> | undefined;
+  const sameNames = (d: string) => {
+    if (!children) {
+      children = new Map();
+      for (const p of [...Object.keys(state.entries), ...Object.keys(recorded)]) {
+        const parent = dirname(p) === '.' ? '' : dirname(p);
+        let c = children.get(parent);
+        if (!c) children.set(parent, (c = new Set()));
+        c.add(basename(p));
+      }
+    }
+    let names;
+    try {
+      names = readdirSync(join(dir, d));
+    } catch {
+      return false;
+    }
+    const want = children.get(d) ?? new Set<string>();
+    return names.length === want.size && names.every((n) => want.has(n));
+  };
+  if (!sameNames('')) return walk();
+  for (const [d, m] of Object.entries(recorded)) {
+    const st = lstatOr(join(dir, d));
+    if (!st?.isDirectory() || st.mtimeMs !== m || (m >= state.saved - racyMs && !sameNames(d))) return walk();
+  }
+  return { entries: new Map(Object.entries(state.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file'])), dirs: Object.keys(recorded), walked: false };
 }
 
 function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
@@ -138,12 +206,24 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   return out;
 }
 
+// States read before by this process (pigen build --watch reads the same two at every build),
+// reused while the file is the same one (each save is a new file renamed into place).
+const statesRead = new Map<string, { ino: number; size: number; mtimeMs: number; state: TreeState }>();
+
 function readState(file: string, dir: string): TreeState | undefined {
   const st = lstatOr(dir);
   if (!st?.isDirectory()) return undefined;
   try {
+    const f = lstatSync(file);
+    const was = statesRead.get(file);
+    if (was && was.ino === f.ino && was.size === f.size && was.mtimeMs === f.mtimeMs) return was.state.dev === st.dev && was.state.ino === st.ino ? was.state : undefined;
     const s = JSON.parse(readFileSync(file, 'utf8')) as TreeState;
-    return s.v === 1 && s.dev === st.dev && s.ino === st.ino && s.entries && typeof s.entries === 'object' ? s : undefined;
+    if (s.v !== 1 || s.dev !== st.dev || s.ino !== st.ino || !s.entries || typeof s.entries !== 'object') return undefined;
+    if (s.dirs !== undefined && (typeof s.dirs !== 'object' || s.dirs === null)) return undefined;
+    const state = { ...s, saved: f.mtimeMs };
+    if (statesRead.size >= 8) statesRead.clear();
+    statesRead.set(file, { ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, state });
+    return state;
   } catch {
     return undefined;
   }
@@ -160,18 +240,13 @@ function sameFile(path: string, data: Uint8Array, mode: number): boolean {
   }
 }
 
-/** What a spare generation holds before it is brought up to date, sent once to its writer. */
+/** Where a spare generation's writer works, sent once to it. */
 interface SpareInit {
   /** The live output (unchanged files are hard-linked from it). */
   dir: string;
   spareDir: string;
   /** The umask is cleared: modes given at creation are exact (else each is set afterwards). */
   exact: boolean;
-  /** The spare's state, when it has a trusted one. */
-  state: TreeState | undefined;
-  /** The spare's entries (from its state, or walked) and its directories. */
-  entries: [string, 'file' | 'link'][];
-  dirs: string[];
 }
 /** One wanted entry, as its writer needs it. */
 interface SpareItem {
@@ -186,12 +261,12 @@ interface SpareItem {
   inLive: boolean;
   /** Its entry in the live output's state, when there is one. */
   live?: StateEntry;
+  /** What the spare's state records at its path, when the spare has a trusted state. */
+  spare?: StateEntry;
 }
 interface SpareResult {
   next: Record<string, StateEntry>;
   io: WriteStats['io'];
-  /** The spare's entries not in the new tree, when they were left for the caller to remove. */
-  left?: string[];
 }
 
 /**
@@ -208,8 +283,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     }
   };
   /** The state entry of `rel` in tree `dir`, if lstat still shows what it recorded. */
-  const validEntry = (state: TreeState | undefined, dir: string, rel: string): StateEntry | undefined => {
-    const e = state?.entries[rel];
+  const validEntry = (e: StateEntry | undefined, dir: string, rel: string): StateEntry | undefined => {
     if (!e) return undefined;
     const st = lstatOr(path.join(dir, rel));
     if (!st || st.ino !== e[2] || st.size !== e[3] || st.mtimeMs !== e[4]) return undefined;
@@ -234,11 +308,13 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     }
     fs.rmdirSync(p);
   };
-  /** Brings a spare generation up to date, entry by entry; end() removes what it has beyond them. */
+  /**
+   * Brings a spare generation up to date, entry by entry (what it has beyond them is pruned by the
+   * caller, who knows both trees). Whatever lies where an entry goes (a stale file, a link, a
+   * directory) is removed first; an entry its state shows right (and lstat confirms) is left.
+   */
   const spareWriter = (init: SpareInit) => {
-    const { dir, spareDir, exact, state } = init;
-    const spareEntries = new Map(init.entries);
-    const spareDirSet = new Set(init.dirs);
+    const { dir, spareDir, exact } = init;
     const next: Record<string, StateEntry> = {};
     const io = { files: 0, links: 0, dirs: 0, removed: 0 };
     fs.chmodSync(spareDir, 0o755);
@@ -268,22 +344,23 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       made.add(d);
     };
     // What is where a wanted entry goes (a file or link of the spare, or one of its directories).
-    const clear = (p: string, rel: string) => {
-      if (spareEntries.delete(rel)) fs.unlinkSync(p);
-      else if (spareDirSet.has(rel)) removeTree(p), io.removed++;
+    const clear = (p: string) => {
+      const st = lstatOr(p);
+      if (!st) return;
+      if (st.isDirectory()) removeTree(p), io.removed++;
+      else fs.unlinkSync(p);
     };
     const stateOf = (e: SpareItem, st: { ino: number; size: number; mtimeMs: number }): StateEntry => [e.key, e.mode, st.ino, st.size, st.mtimeMs];
     const add = (e: SpareItem) => {
       const target = path.join(spareDir, e.path);
       // Already right in the spare?
-      const s = state ? validEntry(state, spareDir, e.path) : undefined;
+      const s = validEntry(e.spare, spareDir, e.path);
       if (s && s[0] === e.key && s[1] === e.mode) {
         next[e.path] = s;
-        spareEntries.delete(e.path);
         return;
       }
       ensureDir(path.dirname(target));
-      clear(target, e.path);
+      clear(target);
       // Unchanged since the live output: the same inode.
       if (e.inLive && e.link === undefined) {
         try {
@@ -317,11 +394,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       add(items: SpareItem[]): void {
         for (const e of items) add(e);
       },
-      /** Done: what the spare has beyond the new tree is removed (`prune`), or listed in `left`. */
-      end(doPrune = true): SpareResult {
-        const left = [...spareEntries.keys()];
-        if (!doPrune) return { next, io, left };
-        prune(spareDir, left, io);
+      end(): SpareResult {
         return { next, io };
       },
     };
@@ -361,8 +434,7 @@ const { lstatOr, validEntry, removeTree, spareWriter, prune } = treeOps(fsModule
 interface SpareBackend {
   init(i: SpareInit): void;
   add(items: SpareItem[]): void;
-  /** `prune` false: the spare's entries beyond the new tree are listed in `left`, not removed. */
-  end(prune?: boolean): SpareResult | Promise<SpareResult>;
+  end(): SpareResult | Promise<SpareResult>;
   close(): Promise<void>;
 }
 function inlineBackend(): SpareBackend {
@@ -370,7 +442,7 @@ function inlineBackend(): SpareBackend {
   return {
     init: (i) => void (w = spareWriter(i)),
     add: (items) => w!.add(items),
-    end: (p) => w!.end(p),
+    end: () => w!.end(),
     close: async () => {},
   };
 }
@@ -390,7 +462,7 @@ function workerBackend(): SpareBackend {
        try {
          if (m.init) w = ops.spareWriter(m.init);
          else if (m.items) w.add(m.items);
-         else if (m.end) parentPort.postMessage({ result: w.end(m.prune) });
+         else if (m.end) parentPort.postMessage({ result: w.end() });
        } catch (e) {
          failed = true;
          parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code } });
@@ -414,11 +486,11 @@ function workerBackend(): SpareBackend {
   return {
     init: (i) => worker.postMessage({ init: i }),
     add: (items) => worker.postMessage({ items }),
-    end: (prune = true) =>
+    end: () =>
       new Promise<SpareResult>((resolve, reject) => {
         if (failure) return reject(failure);
         settle = { resolve, reject };
-        worker.postMessage({ end: true, prune });
+        worker.postMessage({ end: true });
       }),
     close: async () => {
       worker.removeAllListeners('exit');
@@ -443,42 +515,25 @@ export function writerOf(path: string, n: number): number {
   return (h >>> 0) % n;
 }
 
-/**
- * `n` writers (worker threads), each given its share of the entries (writerOf) and of the spare;
- * what the spare has beyond the new tree is pruned here once all of them are done.
- */
+/** `n` writers (worker threads), each given its share of the entries (writerOf). */
 function partitionedBackend(n: number, make: () => SpareBackend): () => SpareBackend {
   return () => {
     const parts = Array.from({ length: n }, make);
-    let spareDir = '';
     return {
-      init(i) {
-        spareDir = i.spareDir;
-        const split = <T>(xs: T[], key: (x: T) => string) => {
-          const out = parts.map((): T[] => []);
-          for (const x of xs) out[writerOf(key(x), n)]!.push(x);
-          return out;
-        };
-        const entries = split(i.entries, (e) => e[0]);
-        const dirs = split(i.dirs, (d) => d);
-        const states = parts.map((): Record<string, StateEntry> => ({}));
-        if (i.state) for (const [k, v] of Object.entries(i.state.entries)) states[writerOf(k, n)]![k] = v;
-        parts.forEach((p, k) => p.init({ ...i, entries: entries[k]!, dirs: dirs[k]!, state: i.state && { ...i.state, entries: states[k]! } }));
-      },
+      init: (i) => parts.forEach((p) => p.init(i)),
       add(items) {
         const out = parts.map((): SpareItem[] => []);
         for (const it of items) out[writerOf(it.path, n)]!.push(it);
         out.forEach((xs, k) => xs.length && parts[k]!.add(xs));
       },
       async end() {
-        const rs = await Promise.all(parts.map((p) => p.end(false)));
+        const rs = await Promise.all(parts.map((p) => p.end()));
         const io = { files: 0, links: 0, dirs: 0, removed: 0 };
         const next: Record<string, StateEntry> = {};
         for (const r of rs) {
           Object.assign(next, r.next);
           for (const k of Object.keys(io) as (keyof typeof io)[]) io[k] += r.io[k];
         }
-        prune(spareDir, rs.flatMap((r) => r.left ?? []), io);
         return { next, io };
       },
       close: async () => void (await Promise.all(parts.map((p) => p.close()))),
@@ -561,21 +616,42 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
     else renameSync(oldDir, spareDir);
   }
 
-  const liveDirs: string[] = [];
-  const existing = listTree(dir, '', new Map(), liveDirs);
-  if (existing.size && !existing.has(marker)) {
-    throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
-  }
-  mkdirSync(home, { recursive: true });
   const stateFile = (d: string) => {
     const st = lstatOr(d);
     return st ? join(home, `state-${st.ino}.json`) : undefined;
   };
   const liveFile = stateFile(dir);
   const live = liveFile ? readState(liveFile, dir) : undefined;
+  const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs);
+  const listed = walked ? ('walked' as const) : ('state' as const);
+  if (existing.size && !existing.has(marker)) {
+    throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
+  }
+  mkdirSync(home, { recursive: true });
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
   const liveStateComplete = live !== undefined && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)));
+
+  // The spare generation's state, read now: an entry it records with the same inode, size, mtime,
+  // content and mode as the live one (a hard link of the live file, validated just before by
+  // lstat) is right in the spare already, and is neither sent to its writer nor looked at there.
+  const spareState = ((f) => (f ? readState(f, spareDir) : undefined))(stateFile(spareDir));
+  const sameInSpare = (path: string, liveEntry: StateEntry) => {
+    const s = spareState?.entries[path];
+    return s !== undefined && s[0] === liveEntry[0] && s[1] === liveEntry[1] && s[2] === liveEntry[2] && s[3] === liveEntry[3] && s[4] === liveEntry[4];
+  };
+  const kept: Record<string, StateEntry> = {};
+  // Every path of the new tree: what the spare has beyond them is pruned at the end.
+  const wanted = new Set<string>();
+  let spareEntries: string[] = [];
+  // A walked spare's directories (one made by hand may hold nothing: pruning files leaves it).
+  const spareDirs: string[] = [];
+  // The spare's directories this build may change (an entry made or removed in them, or made
+  // themselves): their mtimes are read again when its state is saved, the others' carried over.
+  const touched = new Set<string>();
+  const touch = (path: string) => {
+    for (let d = dirname(path); d !== '.' && !touched.has(d); d = dirname(d)) touched.add(d);
+  };
 
   let count = 0;
   let nFiles = 0;
@@ -594,6 +670,10 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
     batchBytes = 0;
   };
   const send = (item: SpareItem) => {
+    if (item.live && sameInSpare(item.path, item.live)) return void (kept[item.path] = item.live);
+    const s = spareState?.entries[item.path];
+    if (s) item.spare = s;
+    touch(item.path);
     batch.push(item);
     batchBytes += item.data?.length ?? 0;
     if (batch.length >= 256 || batchBytes >= 1 << 20) flush();
@@ -603,19 +683,16 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   const commit = () => {
     if (!existsSync(spareDir)) mkdirSync(spareDir, { mode: 0o755 });
     spareFile = stateFile(spareDir)!;
-    const state = readState(spareFile, spareDir);
     rmSync(spareFile, { force: true });
-    const dirs: string[] = [];
-    const entries: [string, 'file' | 'link'][] = state
-      ? Object.entries(state.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file'])
-      : [...listTree(spareDir, '', new Map(), dirs)];
+    if (spareState) spareEntries = Object.keys(spareState.entries);
+    else spareEntries = [...listTree(spareDir, '', new Map(), spareDirs).keys()];
     try {
       umask = process.umask(0);
     } catch {
       umask = undefined;
     }
     backend = backendOf();
-    backend.init({ dir, spareDir, exact: umask !== undefined, state, entries, dirs: state ? [...parentDirs(entries.map(([k]) => k))] : dirs });
+    backend.init({ dir, spareDir, exact: umask !== undefined });
     for (const item of held!) send(item);
     held = undefined;
   };
@@ -637,12 +714,13 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       if (existing.has(e.path)) {
         inExisting++;
         if (live) {
-          const s = validEntry(live, dir, e.path);
+          const s = validEntry(live.entries[e.path], dir, e.path);
           if (s !== undefined && s[0] === key && s[1] === mode) (inLive = true), (liveEntry = s);
         } else if ('link' in e) inLive = existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
         else inLive = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
       }
       count++;
+      wanted.add(e.path);
       // Counted over files (links are re-made with every generation).
       if (link === undefined) nFiles++, inLive && unchanged++;
       const item: SpareItem = { path: e.path, mode, key, inLive, ...('link' in e ? { link: e.link } : { data: e.data }), ...(liveEntry ? { live: liveEntry } : {}) };
@@ -657,7 +735,22 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       if (held && existing.size === count) return undefined;
       if (held) commit();
       flush();
-      return backend!.end();
+      // What the spare has beyond the new tree is removed once its writers are done.
+      const done = (r: SpareResult): SpareResult => {
+        const io = { ...r.io };
+        const left = spareEntries.filter((k) => !wanted.has(k));
+        for (const k of left) touch(k);
+        prune(spareDir, left, io);
+        if (spareDirs.length) {
+          const needed = parentDirs(wanted);
+          for (const d of spareDirs.filter((d) => !needed.has(d)).sort((x, y) => y.length - x.length)) {
+            if (lstatOr(join(spareDir, d))?.isDirectory()) removeTree(join(spareDir, d)), touch(d), io.removed++;
+          }
+        }
+        return { next: { ...r.next, ...kept }, io };
+      };
+      const r = backend!.end();
+      return r instanceof Promise ? r.then(done) : done(r);
     },
     complete(r: SpareResult | undefined): WriteStats {
       const removed = existing.size - inExisting;
@@ -665,9 +758,9 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
         if (r === undefined) {
           // The output is the new tree already.
           if (!live && liveFile) writeState(liveFile, dir, held!);
-          return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
+          return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
         }
-        saveState(spareFile, spareDir, r.next);
+        saveState(spareFile, spareDir, r.next, spareState?.dirs && { dirs: spareState.dirs, touched });
       } finally {
         void release();
       }
@@ -689,7 +782,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
       for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
       if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
-      return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io };
+      return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io, listed };
     },
     abort: release,
   };
@@ -713,9 +806,15 @@ function writeState(file: string, dir: string, items: SpareItem[]): void {
 }
 
 /** Writes the state of the tree in `dir` (bound to its directory's device and inode). */
-function saveState(file: string, dir: string, entries: Record<string, StateEntry>): void {
+function saveState(file: string, dir: string, entries: Record<string, StateEntry>, was?: { dirs: Record<string, number>; touched: Set<string> }): void {
   const st = lstatSync(dir);
-  writeJson(file, { v: 1, dev: st.dev, ino: st.ino, entries } satisfies TreeState);
+  const dirs: Record<string, number> = {};
+  for (const d of [...parentDirs(Object.keys(entries))].sort()) dirs[d] = (!was?.touched.has(d) && was?.dirs[d]) || lstatSync(join(dir, d)).mtimeMs;
+  const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, dirs };
+  writeJson(file, state);
+  // (Read back by the next build of this process as written.)
+  const f = lstatSync(file);
+  statesRead.set(file, { ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, state: { ...state, saved: f.mtimeMs } });
 }
 
 /** A small JSON file, written to a temp file beside it and renamed into place. */

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
 import { openTreeWriter, writeTree, writerOf } from '../generator/io.ts';
@@ -426,6 +426,44 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   mkdirSync(join(dir, 'empty'));
   assertOk(cli(['build', TWO_INFRA, '-o', join(dir, 'empty')]), 'build into an empty directory');
   assert.equal(checkManifest(join(dir, 'empty')), []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a rebuild lists the previous output from its state while no directory changed, and walks it when one did: what was added by hand goes from both generations', () => {
+  const dir = tmp('pigen-listing-');
+  const a = join(dir, 'a');
+  const cwd = join(ROOT, 'test', 'fixtures');
+  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  // racyMs 0: a directory is trusted as soon as its mtime is the one recorded.
+  const opts = { racyMs: 0 };
+  writeTree(a, t1, opts);
+  writeTree(a, t2, opts);
+  writeTree(a, t1, opts);
+  assert.is(writeTree(a, t2, opts).listed, 'state', 'nothing changed by hand: listed from the state');
+  // By hand: a file deep in a node's tree, a directory with a file in it, an empty directory.
+  const deep = dirname(files(treeEntries(t2))[0]![0]);
+  writeFileSync(join(a, deep, 'by-hand.txt'), 'x\n');
+  mkdirSync(join(a, 'nodes', 'by-hand'));
+  writeFileSync(join(a, 'nodes', 'by-hand', 'f'), 'y\n');
+  mkdirSync(join(a, 'images', 'empty-by-hand'));
+  const s = writeTree(a, t1, opts);
+  assert.is(s.listed, 'walked', 'a directory changed: walked');
+  const t1Paths = new Set(t1.map((e) => e.path));
+  assert.is(s.removed, 2 + t2.filter((e) => !t1Paths.has(e.path)).length, 'the two files added by hand, and what t1 does not have');
+  assertSame(scan(a), treeEntries(t1), { actual: 'after the rebuild', expected: 't1' });
+  assert.not.ok(existsSync(join(a, 'images', 'empty-by-hand')), 'the empty directory too');
+  // The generation that had them is the spare now: the next builds carry none of it.
+  for (const t of [t2, t1, t2]) {
+    writeTree(a, t, opts);
+    assertSame(scan(a), treeEntries(t), { actual: 'a later build', expected: 'its tree' });
+    assert.not.ok(existsSync(join(a, 'images', 'empty-by-hand')), 'no empty directory comes back');
+  }
+  assert.is(writeTree(a, t1, opts).listed, 'state', 'trusted again');
+  // The default window: directories changed just before the state was saved are read and compared
+  // (a change in the same tick of the clock would not show in their mtime); nothing was added here.
+  writeTree(a, t2);
+  assert.is(writeTree(a, t1).listed, 'state');
   rmSync(dir, { recursive: true, force: true });
 });
 
