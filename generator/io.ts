@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -943,6 +943,32 @@ export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Ar
     abort() {
       ws.destroy();
       rmSync(tmpPath, { force: true });
+    },
+  };
+}
+
+/**
+ * Calls `onChange` (once per burst of events: `quietMs` without another) when one of `files` is
+ * written, replaced, created or removed. Watches their directories, so a file an editor replaces
+ * by a rename, or one that does not exist yet, is followed too.
+ */
+export function watchFiles(files: string[], onChange: () => void, quietMs = 25): { close(): void } {
+  const byDir = new Map<string, Set<string>>();
+  for (const f of files) {
+    const d = dirname(f);
+    if (!byDir.has(d)) byDir.set(d, new Set());
+    byDir.get(d)!.add(basename(f));
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const fire = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, quietMs);
+  };
+  const watchers = [...byDir].map(([d, names]) => watch(d, (_event, name) => (name === null || names.has(name.toString())) && fire()));
+  return {
+    close() {
+      clearTimeout(timer);
+      for (const w of watchers) w.close();
     },
   };
 }

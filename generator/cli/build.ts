@@ -1,12 +1,14 @@
 // `pigen build`: compile the inventory into an output directory, written atomically.
 
-import { compileAsync } from '../compile.js';
+import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileSizeOf, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks } from '../io.js';
+import { fileSizeOf, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
-import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { SECRETS_FILE } from '../secrets/index.js';
+import type { CliContext } from './context.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
 import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson } from './common.js';
 
 /**
@@ -20,7 +22,7 @@ export function writerThreads(nodes: number, cores = availableParallelism()): nu
 export const build: Command = {
   name: 'build',
   summary: "render every node's files, user-data and manifest into an output directory",
-  usage: 'pigen build [INVENTORY] [-o DIR] [--strict] [--json] [--set KEY=VALUE ...]',
+  usage: 'pigen build [INVENTORY] [-o DIR] [--watch] [--strict] [--json] [--set KEY=VALUE ...]',
   help: `Writes, for every node, out/nodes/<ip>/rootfs/ (each file as it lies on disk), user-data (one
 complete #cloud-config), meta-data (NoCloud), and out/manifest.json. The new tree is built beside
 DIR and swapped in; a build that changes nothing rewrites no file.
@@ -29,84 +31,145 @@ ${INVENTORY_HELP}
   -o, --out DIR      output directory (default: out)
   --bundle FILE      the offline repo bundle the repo-serving node's image carries (its manifest
                      hash becomes part of that image's content hash, as with pigen bake --bundle)
+  -w, --watch        stay running: build again whenever INVENTORY or the secrets file beside it
+                     changes, rendering only the nodes whose parameters changed (Ctrl-C stops;
+                     with --json, one JSON object per line per build)
 
 Also writes, per golden image, out/images/<image>.json (content, packages, content hash, nodes)
 and out/images/<image>.pkrvars.hcl (Packer variables for images/), and per node
 out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).`,
-  options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' }, bundle: { type: 'string' } },
+  options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' }, bundle: { type: 'string' }, watch: { type: 'boolean', short: 'w' } },
   maxArgs: 1,
   async run(ctx, values, args) {
-    // The time reported: from reading the inventory to the last file in place.
-    const t0 = performance.now();
-    const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
-    if (!values.json) printDiagnostics(ctx, r);
-    if (hasErrors(r.diagnostics) || !r.inventory) {
-      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+    if (values.watch !== true) return buildOnce(ctx, values, args);
+    return watch(ctx, values, args);
+  },
+};
+
+/** Kept across the builds of `pigen build --watch`: the compile memo and the gzip sizer's thread. */
+interface Session {
+  memo: CompileMemo;
+  gz: ReturnType<typeof gzipSizeWorker>;
+}
+
+async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
+  // The time reported: from reading the inventory to the last file in place.
+  const t0 = performance.now();
+  const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
+  // (--watch prints one JSON object per line: a stream of builds.)
+  const json = (v: unknown) => ctx.stdout.write((session ? JSON.stringify(v) : JSON.stringify(v, null, 2)) + '\n');
+  if (!values.json) printDiagnostics(ctx, r);
+  if (hasErrors(r.diagnostics) || !r.inventory) {
+    if (values.json) json({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) });
+    return 2;
+  }
+  const version = packageVersion();
+  const out = (values.out as string | undefined) ?? 'out';
+  let bundleSha256: string | undefined;
+  if (typeof values.bundle === 'string') {
+    const path = resolvePath(ctx.cwd, values.bundle);
+    const v = fileSizeOf(path) === undefined ? undefined : await verifyBundle(readFileChunks(path));
+    if (!v?.ok || !v.manifestSha256) {
+      ctx.stderr.write(`pigen: --bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}\n`);
       return 2;
     }
-    const version = packageVersion();
-    const out = (values.out as string | undefined) ?? 'out';
-    let bundleSha256: string | undefined;
-    if (typeof values.bundle === 'string') {
-      const path = resolvePath(ctx.cwd, values.bundle);
-      const v = fileSizeOf(path) === undefined ? undefined : await verifyBundle(readFileChunks(path));
-      if (!v?.ok || !v.manifestSha256) {
-        ctx.stderr.write(`pigen: --bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}\n`);
-        return 2;
-      }
-      bundleSha256 = v.manifestSha256;
-    }
-    const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
-    const cannotWrite = (e: unknown) => {
-      ctx.stderr.write(`pigen: cannot write ${out}: ${(e as Error).message}\n`);
-      return 1;
-    };
-    // The files are written on other threads while the rest is compiled (writerThreads); the
-    // level-9 gzips that size each user-data on another.
-    let writer;
-    try {
-      writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
-    } catch (e) {
-      return cannotWrite(e);
-    }
-    const gz = gzipSizeWorker(GZIP_OPTIONS);
-    let c;
-    try {
-      c = await compileAsync(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) }, gz.size, writer.add);
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    } finally {
-      await gz.close();
-    }
-    let stats;
-    try {
-      stats = await writer.finish();
-    } catch (e) {
-      return cannotWrite(e);
-    }
-    const ms = performance.now() - t0;
-    // One warning per node whose user-data fits no cloud's limit (NoCloud has none).
-    const tooBig: string[] = [];
+    bundleSha256 = v.manifestSha256;
+  }
+  const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
+  const cannotWrite = (e: unknown) => {
+    ctx.stderr.write(`pigen: cannot write ${out}: ${(e as Error).message}\n`);
+    return 1;
+  };
+  // The files are written on other threads while the rest is compiled (writerThreads); the
+  // level-9 gzips that size each user-data on another.
+  let writer;
+  try {
+    writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
+  } catch (e) {
+    return cannotWrite(e);
+  }
+  const gz = session?.gz ?? gzipSizeWorker(GZIP_OPTIONS);
+  let c;
+  try {
+    const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
+    c = await compileAsync(r.inventory, readAssets(), opts, gz.size, writer.add, session?.memo);
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  } finally {
+    if (!session) await gz.close();
+  }
+  let stats;
+  try {
+    stats = await writer.finish();
+  } catch (e) {
+    return cannotWrite(e);
+  }
+  const ms = performance.now() - t0;
+  // One warning per node whose user-data fits no cloud's limit (NoCloud has none).
+  if (!values.json) {
     for (const [ip, n] of Object.entries(c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean }> } }>)) {
-      const clouds = Object.entries(n.userData.targets).filter(([k]) => k !== 'nocloud');
-      if (!clouds.some(([, t]) => t.fits)) tooBig.push(ip);
-      if (!values.json && !clouds.some(([, t]) => t.fits)) {
+      if (!Object.entries(n.userData.targets).some(([k, t]) => k !== 'nocloud' && t.fits)) {
         ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
       }
     }
-    // The writer counts regular files (written + unchanged); the other entries are symbolic links.
-    const files = stats.written + stats.unchanged;
-    const links = c.files - files;
-    if (values.json) {
-      ctx.stdout.write(
-        JSON.stringify({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n',
-      );
-    } else {
-      const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
-      ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
-      for (const n of c.nodes) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
+  }
+  // The writer counts regular files (written + unchanged); the other entries are symbolic links.
+  const files = stats.written + stats.unchanged;
+  const links = c.files - files;
+  // A watching process names the nodes it rendered again (on the first build: every node).
+  const changed = session?.memo.changed;
+  if (values.json) {
+    json({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
+  } else {
+    const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
+    ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
+    const list = changed && changed.length < c.nodes.length ? c.nodes.filter((n) => changed.includes(n.ip)) : c.nodes;
+    for (const n of list) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
+  }
+  return 0;
+}
+
+/**
+ * `--watch`: build, then build again whenever the inventory or the secrets file beside it changes,
+ * until interrupted (SIGINT, SIGTERM: exit 0). Only the nodes whose plan changed are rendered and
+ * emitted again (CompileMemo); the output is written as by any build, atomically. A rebuild that
+ * fails (bad inventory) prints its errors and leaves the output as it was.
+ */
+async function watch(ctx: CliContext, values: Values, args: string[]): Promise<number> {
+  // The inventory as readInventory picks it: the argument, else ./pigsty.yml when it exists.
+  const file = args[0] ?? (fileSizeOf(join(ctx.cwd, 'pigsty.yml')) !== undefined ? 'pigsty.yml' : undefined);
+  if (file === undefined) {
+    ctx.stderr.write('pigen: --watch needs an inventory file (the embedded default inventory never changes)\n');
+    return 2;
+  }
+  const path = resolvePath(ctx.cwd, file);
+  let dirty = true; // the first build
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  // Watching starts before the first build: a change made while a build runs is built next.
+  const watcher = watchFiles([path, join(dirname(path), SECRETS_FILE)], () => {
+    dirty = true;
+    wake?.();
+  });
+  void (ctx.interrupted?.() ?? new Promise<void>(() => {})).then(() => {
+    stopped = true;
+    wake?.();
+  });
+  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS) };
+  try {
+    for (let first = true; ; first = false) {
+      while (dirty && !stopped) {
+        dirty = false;
+        await buildOnce(ctx, values, [file], session);
+      }
+      if (stopped) return 0;
+      if (first && !values.json) ctx.stderr.write(`watching ${file} and the ${SECRETS_FILE} beside it for changes (Ctrl-C to stop)\n`);
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
     }
-    return 0;
-  },
-};
+  } finally {
+    watcher.close();
+    await session.gz.close();
+  }
+}

@@ -13,6 +13,11 @@ export interface CliContext {
   stderr: Streams;
   /** Seconds since the epoch for outputs that carry a time (SOURCE_DATE_EPOCH, else 0). */
   epoch: number;
+  /**
+   * For a command that runs until stopped (pigen build --watch): resolves when the user asks it to
+   * stop (SIGINT, SIGTERM), which then no longer kills the process. Absent: never stopped.
+   */
+  interrupted?: () => Promise<void>;
 }
 
 /** Colour only on a TTY and never with NO_COLOR (https://no-color.org); FORCE_COLOR forces it. */

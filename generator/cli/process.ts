@@ -25,5 +25,6 @@ export async function runProcess(): Promise<void> {
     stdout: { write: (s) => void process.stdout.write(s), isTTY: process.stdout.isTTY === true },
     stderr: { write: (s) => void process.stderr.write(s), isTTY: process.stderr.isTTY === true },
     epoch,
+    interrupted: () => new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((sig) => process.once(sig, () => resolve()))),
   });
 }

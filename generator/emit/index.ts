@@ -62,11 +62,26 @@ export interface Emitted {
  * each user-data's gzip and files-gz+b64 forms (a third of the work on a large fleet) done by
  * `gzipSize` meanwhile. The same entries and manifest as emit(): the sizes are the same numbers.
  */
-export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void): Promise<Emitted> {
-  return Promise.resolve(emitWith(nodes, opts, gzipSize, sink));
+export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void, memo?: EmitMemo): Promise<Emitted> {
+  return Promise.resolve(emitWith(nodes, opts, gzipSize, sink, memo));
 }
 
-function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void): Emitted | Promise<Emitted> {
+/** One node's entries and manifest record, as emitted (its user-data sizes in the record once `sized`). */
+interface NodeEmitted {
+  entries: OutEntry[];
+  record: Record<string, unknown>;
+  sized: Promise<void> | undefined;
+}
+
+/**
+ * What a long-lived process (pigen build --watch) keeps between builds: per rendered node (the
+ * same object as long as its plan is the same: compile.ts), what it emitted and the image split
+ * it was emitted for. A node whose plan and split are unchanged gives the same entries and record
+ * again (emit is a function of them and the options), so only the nodes that changed are emitted.
+ */
+export type EmitMemo = WeakMap<RenderedNode, { key: string; out: NodeEmitted }>;
+
+function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void, memo?: EmitMemo): Emitted | Promise<Emitted> {
   let files = 0;
   const put = (e: OutEntry) => {
     files++;
@@ -116,73 +131,116 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     };
   }
   for (const n of nodes) {
-    const base = `nodes/${n.ip}`;
-    const files: ManifestFile[] = [];
-    for (const l of n.links) {
-      // A relative link inside rootfs, so the tree is self-contained.
-      const depth = l.path.split('/').length - 2;
-      put({ path: `${base}/rootfs${l.path}`, link: '../'.repeat(depth) + l.target.slice(1) });
-    }
-    for (const f of n.files) {
-      const out = `${base}/rootfs${physical(n, f.path)}`;
-      const { data, hash } = blob(f.content);
-      put({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
-      files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
-    }
-    const { text: udText, filesGz } = cloudConfigTextSized(n, { version: opts.version });
-    const ud = enc.encode(udText);
-    const targets: Record<string, unknown> = {};
-    const plain = ud.length;
-    const setTargets = (gz: number, files: number) => {
-      const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': files });
-      for (const c of CLOUDS) {
-        const f = fits[c];
-        targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
-      }
-    };
-    const filesKnown = filesGz === undefined ? encodeUserData(udText, 'files-gz+b64').delivered : undefined;
-    if (gzipSize) {
-      // The document's gzip and those of its large contents not sized before, on the sizer.
-      const contents = filesGz?.contents ?? [];
-      pending.push(
-        Promise.all([gzipSize(ud), ...contents.map(contentGzip)]).then(([gz, ...lengths]) => {
-          const byContent = new Map(contents.map((c, i) => [c, lengths[i]!]));
-          setTargets(gz!, filesKnown ?? filesGzTotal(filesGz!, (c) => byContent.get(c)!));
-        }),
-      );
-    } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
-    const udSha = sha256(ud);
-    put({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
     const own = split.byNode.get(n.ip)!;
-    const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
-      /\n/,
-      `\n# boots from image ${own.image.name}: image files and packages left out\n`,
-    );
-    const baked = enc.encode(bakedText);
-    const bakedSha = sha256(baked);
-    put({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
-    const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
-    put({ path: `${base}/meta-data`, data: enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`), mode: 0o644 });
-    manifestNodes[n.ip] = {
-      nodename: n.nodename,
-      cluster: n.cluster,
-      modules: n.modules,
-      os: n.os.code,
-      packages: n.packages,
-      services: n.services,
-      links: n.links,
-      userData: { out: `${base}/user-data`, size: ud.length, sha256: udSha, targets },
-      image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } },
-      files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
-    };
+    // (The split decides the baked user-data: the node's image and which of its files it holds.)
+    const key = memo ? `${opts.version}\0${own.image.name}\0${[...own.inImage].join('\0')}` : '';
+    const was = memo?.get(n);
+    const out = was && was.key === key ? was.out : emitNode(n, own, opts, gzipSize, blob, contentGzip);
+    if (memo) memo.set(n, { key, out });
+    for (const e of out.entries) put(e);
+    if (out.sized) pending.push(out.sized);
+    manifestNodes[n.ip] = out.record;
   }
   const finish = (): Emitted => {
     const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
-    put({ path: 'manifest.json', data: enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
+    put({ path: 'manifest.json', data: enc.encode(manifestText(manifest) + '\n'), mode: 0o644 });
     return { manifest, files };
   };
   // (The targets objects are in the manifest already; the sizes land in them before it is written.)
   return pending.length ? Promise.all(pending).then(finish) : finish();
+}
+
+/** One node's entries (user-data, baked user-data, meta-data, rootfs) and manifest record. */
+function emitNode(
+  n: RenderedNode,
+  own: { image: { name: string; hash: string }; inImage: Set<string> },
+  opts: EmitOptions,
+  gzipSize: GzipSizer | undefined,
+  blob: (content: string) => { data: Uint8Array; hash: string },
+  contentGzip: (c: string) => Promise<number>,
+): NodeEmitted {
+  const entries: OutEntry[] = [];
+  let sized: Promise<void> | undefined;
+  const base = `nodes/${n.ip}`;
+  const files: ManifestFile[] = [];
+  for (const l of n.links) {
+    // A relative link inside rootfs, so the tree is self-contained.
+    const depth = l.path.split('/').length - 2;
+    entries.push({ path: `${base}/rootfs${l.path}`, link: '../'.repeat(depth) + l.target.slice(1) });
+  }
+  for (const f of n.files) {
+    const out = `${base}/rootfs${physical(n, f.path)}`;
+    const { data, hash } = blob(f.content);
+    entries.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
+    files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
+  }
+  const { text: udText, filesGz } = cloudConfigTextSized(n, { version: opts.version });
+  const ud = enc.encode(udText);
+  const targets: Record<string, unknown> = {};
+  const plain = ud.length;
+  const setTargets = (gz: number, files: number) => {
+    const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': files });
+    for (const c of CLOUDS) {
+      const f = fits[c];
+      targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
+    }
+  };
+  const filesKnown = filesGz === undefined ? encodeUserData(udText, 'files-gz+b64').delivered : undefined;
+  if (gzipSize) {
+    // The document's gzip and those of its large contents not sized before, on the sizer.
+    const contents = filesGz?.contents ?? [];
+    sized = Promise.all([gzipSize(ud), ...contents.map(contentGzip)]).then(([gz, ...lengths]) => {
+      const byContent = new Map(contents.map((c, i) => [c, lengths[i]!]));
+      setTargets(gz!, filesKnown ?? filesGzTotal(filesGz!, (c) => byContent.get(c)!));
+    });
+  } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
+  const udSha = sha256(ud);
+  entries.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
+  const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
+    /\n/,
+    `\n# boots from image ${own.image.name}: image files and packages left out\n`,
+  );
+  const baked = enc.encode(bakedText);
+  const bakedSha = sha256(baked);
+  entries.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
+  const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
+  const meta = enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`);
+  entries.push({ path: `${base}/meta-data`, data: meta, mode: 0o644, sha256: sha256(meta) });
+  const record = {
+    nodename: n.nodename,
+    cluster: n.cluster,
+    modules: n.modules,
+    os: n.os.code,
+    packages: n.packages,
+    services: n.services,
+    links: n.links,
+    userData: { out: `${base}/user-data`, size: ud.length, sha256: udSha, targets },
+    image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } },
+    files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
+  };
+  return { entries, record, sized };
+}
+
+// Each node's record as stableJson text (indented as in the manifest), made once per record: a
+// watching process keeps the records of unchanged nodes (EmitMemo), so their text is not made again.
+const recordTexts = new WeakMap<object, string>();
+
+/**
+ * stableJson(manifest), with each node's record written once per record object. (JSON.stringify
+ * with an indent is compositional: a value nested at depth d is its own text with d indents more
+ * after each newline, and no JSON string holds a raw newline.) "nodes" sorts last of its keys.
+ */
+export function manifestText(manifest: { nodes: Record<string, unknown> } & Record<string, unknown>): string {
+  const head = stableJson({ ...manifest, nodes: {} });
+  const ips = Object.keys(manifest.nodes).sort(byCodeUnit);
+  if (ips.length === 0 || !head.endsWith('\n  "nodes": {}\n}')) return stableJson(manifest);
+  const parts = ips.map((ip) => {
+    const r = manifest.nodes[ip] as object;
+    let t = recordTexts.get(r);
+    if (t === undefined) recordTexts.set(r, (t = stableJson(r).replaceAll('\n', '\n    ')));
+    return `    ${JSON.stringify(ip)}: ${t}`;
+  });
+  return `${head.slice(0, -'{}\n}'.length)}{\n${parts.join(',\n')}\n  }\n}`;
 }
 
 /** JSON with object keys sorted at every level (arrays keep their order). */

@@ -1,0 +1,163 @@
+// Rebuilds of a long-lived process (`pigen build --watch`):
+//  - a compile memo (compile.ts: CompileMemo) gives, build after build, exactly the entries and
+//    manifest of a fresh compile, while rendering only the nodes whose plan changed: one host var,
+//    every host, a change that moves an image's majority variant (so other nodes' baked user-data
+//    change), a node removed and added back;
+//  - `pigen build --watch --json` builds, rebuilds when the inventory is written or replaced (one
+//    JSON line per build, `rendered` counting the nodes rendered again), leaves the output as it
+//    was on a bad inventory and goes on watching, its output equals a one-shot `pigen build`, and
+//    SIGTERM ends it with exit 0; without an inventory file it refuses (exit 2).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { tmp } from './helpers.ts';
+import { cliArgs, loadForBuild, scan } from './tree.ts';
+import { compileAsync, compileMemo, type CompileMemo } from '../generator/compile.ts';
+import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
+import { packageVersion, readAssets } from '../generator/io.ts';
+import type { OutEntry } from '../generator/types.ts';
+
+/** An infra node and a five-node pg cluster; `hostVars[i]`: extra vars of pg node i (flow YAML). */
+function fleet(hostVars: Record<number, string> = {}, nodes = 5): string {
+  const hosts = Array.from({ length: nodes }, (_, i) => `        10.10.20.${i + 1}: { pg_seq: ${i + 1}, pg_role: ${i ? 'replica' : 'primary'}${hostVars[i] ? `, ${hostVars[i]}` : ''} }`);
+  return `all:
+  children:
+    infra:
+      hosts:
+        10.10.10.10: { infra_seq: 1 }
+    pg-test:
+      hosts:
+${hosts.join('\n')}
+      vars:
+        pg_cluster: pg-test
+  vars:
+    admin_ip: 10.10.10.10
+`;
+}
+
+const sizer = async (d: Uint8Array) => gzipSync(d, GZIP_OPTIONS).length;
+
+/** Compiles the inventory at `file` (relative to `cwd`), with or without a memo: entries by path, manifest text. */
+async function build(cwd: string, file: string, memo?: CompileMemo) {
+  const entries: OutEntry[] = [];
+  const c = await compileAsync(loadForBuild({ cwd, arg: file }), readAssets(), { version: packageVersion() }, sizer, (e) => void entries.push(e), memo);
+  const byPath = new Map(entries.map((e) => [e.path, 'link' in e ? `-> ${e.link}` : `${e.mode.toString(8)} ${Buffer.from(e.data).toString('base64')}`]));
+  assert.is(byPath.size, entries.length, 'each path once');
+  return { byPath, manifest: byPath.get('manifest.json'), files: c.files };
+}
+
+test('a compile memo gives the entries and manifest of a fresh compile, rendering only the nodes whose plan changed', async () => {
+  const dir = tmp('pigen-memo-');
+  const memo = compileMemo();
+  const steps: { name: string; text: string; rendered: (n: string[]) => boolean }[] = [
+    { name: 'first build', text: fleet(), rendered: (n) => n.length === 6 },
+    { name: 'the same again', text: fleet(), rendered: (n) => n.length === 0 },
+    // The node's own files, and the infra node's scrape targets that name its port.
+    { name: 'one host var', text: fleet({ 2: 'node_exporter_port: 9200' }), rendered: (n) => n.length === 2 && n.includes('10.10.20.3') && n.includes('10.10.10.10') },
+    // Three of five: the majority variant of the pg role's files moves to 9200 (the image changes,
+    // and the nodes still on 9100 now carry their files at boot: their baked user-data changes).
+    { name: 'a majority moved', text: fleet({ 0: 'node_exporter_port: 9200', 1: 'node_exporter_port: 9200', 2: 'node_exporter_port: 9200' }), rendered: (n) => n.length === 3 },
+    { name: 'back to the start', text: fleet(), rendered: (n) => n.length === 4 },
+    { name: 'a node removed', text: fleet({}, 4), rendered: (n) => n.length === 1 && n[0] === '10.10.10.10' },
+    { name: 'and added back', text: fleet(), rendered: (n) => n.length === 2 },
+  ];
+  let previous: Awaited<ReturnType<typeof build>> | undefined;
+  for (const s of steps) {
+    writeFileSync(join(dir, 'pigsty.yml'), s.text);
+    const fresh = await build(dir, 'pigsty.yml');
+    const memoed = await build(dir, 'pigsty.yml', memo);
+    assert.ok(s.rendered(memo.changed), `${s.name}: rendered ${JSON.stringify(memo.changed)}`);
+    assert.is(memoed.files, fresh.files, `${s.name}: entries counted`);
+    assert.equal([...memoed.byPath.keys()].sort(), [...fresh.byPath.keys()].sort(), `${s.name}: the same paths`);
+    for (const [p, v] of fresh.byPath) assert.ok(memoed.byPath.get(p) === v, `${s.name}: ${p} differs from a fresh compile`);
+    if (s.name === 'a majority moved') {
+      // (What makes this step worth having: nodes not rendered again emit a new baked user-data.)
+      const baked = (b: typeof fresh, ip: string) => b.byPath.get(`nodes/${ip}/user-data.baked`);
+      assert.ok(previous && baked(previous, '10.10.20.5') !== baked(fresh, '10.10.20.5'), 'an unchanged node boots from a new image');
+    }
+    previous = fresh;
+  }
+});
+
+/** A child `pigen build --watch --json`, its stdout read line by line. */
+function watcher(args: string[], cwd: string) {
+  const child = spawn(process.execPath, cliArgs('build', '--watch', '--json', ...args), { cwd, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buf = '';
+  let stderr = '';
+  let waiting: (() => void) | undefined;
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    buf += s;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) lines.push(buf.slice(0, i)), (buf = buf.slice(i + 1));
+    waiting?.();
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => void (stderr += s));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => (res(code), waiting?.())));
+  let read = 0;
+  return {
+    /** The next build's JSON line (a generous limit: this waits for a build, it does not time one). */
+    async next(): Promise<Record<string, unknown>> {
+      const limit = Date.now() + 120_000;
+      while (read >= lines.length) {
+        if (child.exitCode !== null || Date.now() > limit) throw new Error(`no build line (exit ${child.exitCode}); stderr:\n${stderr}`);
+        await new Promise<void>((res) => ((waiting = res), setTimeout(res, 200)));
+      }
+      return JSON.parse(lines[read++]!) as Record<string, unknown>;
+    },
+    async stop(): Promise<number | null> {
+      child.kill('SIGTERM');
+      return exited;
+    },
+    stderr: () => stderr,
+  };
+}
+
+test('pigen build --watch: rebuilds on write and on replace, renders only what changed, survives a bad inventory, stops on SIGTERM', async () => {
+  const dir = tmp('pigen-watch-');
+  const inv = join(dir, 'pigsty.yml');
+  writeFileSync(inv, fleet());
+  const w = watcher(['pigsty.yml', '-o', 'out'], dir);
+  try {
+    const first = await w.next();
+    assert.is(first.ok, true, w.stderr());
+    assert.is(first.rendered, 6);
+    // Written in place.
+    writeFileSync(inv, fleet({ 2: 'node_exporter_port: 9200' }));
+    const second = await w.next();
+    assert.is(second.ok, true, w.stderr());
+    assert.is(second.rendered, 2, 'the changed node and the infra node');
+    assert.ok((second.written as number) > 0 && (second.written as number) < (second.files as number), JSON.stringify(second));
+    // The same output as a one-shot build of the same inventory.
+    const once = spawnSync(process.execPath, cliArgs('build', 'pigsty.yml', '-o', 'once'), { cwd: dir, encoding: 'utf8' });
+    assert.is(once.status, 0, once.stderr);
+    const strip = (m: Map<string, ReturnType<typeof scan> extends Map<string, infer E> ? E : never>) => new Map([...m].map(([k, e]) => [k, e.kind === 'file' ? `${e.mode} ${e.data.toString('base64')}` : JSON.stringify(e)]));
+    assert.equal(strip(scan(join(dir, 'out'))), strip(scan(join(dir, 'once'))), 'watch output = one-shot build');
+    // A bad inventory: errors reported, the output left as it was, still watching.
+    const before = scan(join(dir, 'out'));
+    writeFileSync(inv, 'all:\n  hosts: {bad\n');
+    const bad = await w.next();
+    assert.is(bad.ok, false);
+    assert.ok(JSON.stringify(bad.diagnostics).includes('pigsty.yml'), JSON.stringify(bad));
+    assert.equal(strip(scan(join(dir, 'out'))), strip(before), 'the output stays as it was');
+    // Replaced by a rename, as editors save.
+    writeFileSync(join(dir, '.pigsty.yml.swp'), fleet());
+    renameSync(join(dir, '.pigsty.yml.swp'), inv);
+    const back = await w.next();
+    assert.is(back.ok, true, w.stderr());
+    assert.ok((back.rendered as number) >= 2, JSON.stringify(back));
+  } finally {
+    assert.is(await w.stop(), 0, `SIGTERM ends it with exit 0; stderr:\n${w.stderr()}`);
+  }
+});
+
+test('pigen build --watch without an inventory file (the embedded default) refuses: exit 2', () => {
+  const dir = tmp('pigen-watch-');
+  const r = spawnSync(process.execPath, cliArgs('build', '--watch', '-o', 'out'), { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  assert.is(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--watch needs an inventory file/);
+});
+
+test.run();
