@@ -873,6 +873,16 @@ export function isDirectory(path: string): boolean {
   }
 }
 
+/** What identifies a file's version without reading it (inode, size, mtime), or undefined when it does not exist. */
+export function fileStamp(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Size of a file, or undefined when it does not exist. */
 export function fileSizeOf(path: string): number | undefined {
   try {

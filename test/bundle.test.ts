@@ -15,7 +15,7 @@ import { looksIncompressible, memberLevel, ParallelGzip } from '../generator/bun
 import { ProgressReporter } from '../generator/bundle/progress.ts';
 import { verifyBundle } from '../generator/bundle/verify.ts';
 import { main } from '../generator/cli/main.ts';
-import { needTools, prng, run, tmp, which } from './helpers.ts';
+import { makeDeb, needTools, prng, run, tmp, which } from './helpers.ts';
 
 const HAVE_DPKG = needTools('bundle .deb tests', 'dpkg-deb', 'tar', 'sha256sum');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -31,23 +31,6 @@ async function cli(args: string[], env: Record<string, string | undefined> = {},
     epoch,
   });
   return { code, out, err };
-}
-
-/** Builds a small .deb with dpkg-deb and the given compression (control member compressed alike). */
-function makeDeb(dir: string, name: string, z: string, extra = ''): string {
-  const root = join(dir, `src-${name}`);
-  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  mkdirSync(join(root, 'usr/share', name), { recursive: true });
-  writeFileSync(join(root, 'usr/share', name, 'data.txt'), `payload of ${name}\n`.repeat(200));
-  writeFileSync(
-    join(root, 'DEBIAN/control'),
-    `Package: ${name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nSection: misc\nPriority: optional\n${extra}Description: pigen test package ${name}\n Longer description.\n .\n Second paragraph.\n`,
-  );
-  const out = join(dir, 'debs', `${name}_1.0-1_all.deb`);
-  mkdirSync(join(dir, 'debs'), { recursive: true });
-  const r = run('dpkg-deb', ['--root-owner-group', `-Z${z}`, '--build', root, out]);
-  assert.is(r.code, 0, r.stderr);
-  return out;
 }
 
 let work = '';

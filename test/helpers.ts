@@ -1,6 +1,6 @@
 // Shared test helpers: tool discovery with loud SKIP (and failure under CI=true), temp dirs, paths.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,4 +94,21 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Builds a small .deb with dpkg-deb and the given compression (control member compressed alike). */
+export function makeDeb(dir: string, name: string, z: string, extra = ''): string {
+  const root = join(dir, `src-${name}`);
+  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(root, 'usr/share', name), { recursive: true });
+  writeFileSync(join(root, 'usr/share', name, 'data.txt'), `payload of ${name}\n`.repeat(200));
+  writeFileSync(
+    join(root, 'DEBIAN/control'),
+    `Package: ${name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nSection: misc\nPriority: optional\n${extra}Description: pigen test package ${name}\n Longer description.\n .\n Second paragraph.\n`,
+  );
+  const out = join(dir, 'debs', `${name}_1.0-1_all.deb`);
+  mkdirSync(join(dir, 'debs'), { recursive: true });
+  const r = run('dpkg-deb', ['--root-owner-group', `-Z${z}`, '--build', root, out]);
+  if (r.code !== 0) throw new Error(`dpkg-deb: ${r.stderr}`);
+  return out;
 }

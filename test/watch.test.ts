@@ -6,14 +6,15 @@
 //  - `pigen build --watch --json` builds, rebuilds when the inventory is written or replaced (one
 //    JSON line per build, `rendered` counting the nodes rendered again), leaves the output as it
 //    was on a bad inventory and goes on watching, its output equals a one-shot `pigen build`, and
-//    SIGTERM ends it with exit 0; without an inventory file it refuses (exit 2).
+//    SIGTERM ends it with exit 0; with --bundle, a replaced bundle is read again at the next build;
+//    without an inventory file it refuses (exit 2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { tmp } from './helpers.ts';
+import { makeDeb, needTools, tmp } from './helpers.ts';
 import { cliArgs, loadForBuild, scan } from './tree.ts';
 import { compileAsync, compileMemo, type CompileMemo } from '../generator/compile.ts';
 import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
@@ -150,6 +151,42 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
     assert.ok((back.rendered as number) >= 2, JSON.stringify(back));
   } finally {
     assert.is(await w.stop(), 0, `SIGTERM ends it with exit 0; stderr:\n${w.stderr()}`);
+  }
+});
+
+test('pigen build --watch --bundle: the bundle is read again when the file changes, and the output is a one-shot build\'s', async () => {
+  if (!needTools('watch --bundle test', 'dpkg-deb')) return;
+  const dir = tmp('pigen-watch-bundle-');
+  const inv = join(dir, 'pigsty.yml');
+  // The infra node serves the offline repo from the bundle (repo_bundle): its image carries it.
+  const served = (text: string) => text.replace('    admin_ip: 10.10.10.10\n', '    admin_ip: 10.10.10.10\n    repo_bundle: /tmp/pkg.tgz\n');
+  writeFileSync(inv, served(fleet()));
+  // Two bundles of different packages: the repo-serving infra node's image hash follows the bundle.
+  const bundle = (name: string, debs: string[]) => {
+    const src = join(dir, `src-${name}`);
+    for (const d of debs) makeDeb(src, d, 'gzip');
+    const r = spawnSync(process.execPath, cliArgs('bundle', '--from', join(src, 'debs'), '-o', join(dir, name), '--quiet'), { cwd: dir, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+  };
+  bundle('b1.tgz', ['pigen-one']);
+  bundle('b2.tgz', ['pigen-one', 'pigen-two']);
+  copyFileSync(join(dir, 'b1.tgz'), join(dir, 'pkg.tgz'));
+  const imageHashes = () => Object.values((JSON.parse(readFileSync(join(dir, 'out', 'manifest.json'), 'utf8')) as { images: Record<string, { hash: string }> }).images).map((i) => i.hash).sort();
+  const w = watcher(['pigsty.yml', '-o', 'out', '--bundle', 'pkg.tgz'], dir);
+  try {
+    assert.is((await w.next()).ok, true, w.stderr());
+    const before = imageHashes();
+    // The bundle replaced (not watched itself): the next inventory change builds with the new one.
+    renameSync(join(dir, 'b2.tgz'), join(dir, 'pkg.tgz'));
+    writeFileSync(inv, served(fleet({ 1: 'node_exporter_port: 9200' })));
+    assert.is((await w.next()).ok, true, w.stderr());
+    const after = imageHashes();
+    assert.not.equal(after, before, 'the repo image follows the new bundle');
+    const once = spawnSync(process.execPath, cliArgs('build', 'pigsty.yml', '-o', 'once', '--bundle', 'pkg.tgz'), { cwd: dir, encoding: 'utf8' });
+    assert.is(once.status, 0, once.stderr);
+    assert.equal(readFileSync(join(dir, 'out', 'manifest.json'), 'utf8'), readFileSync(join(dir, 'once', 'manifest.json'), 'utf8'), 'the manifest of a one-shot build');
+  } finally {
+    assert.is(await w.stop(), 0, w.stderr());
   }
 });
 

@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileSizeOf, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
+import { fileSizeOf, fileStamp, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
@@ -46,10 +46,11 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
   },
 };
 
-/** Kept across the builds of `pigen build --watch`: the compile memo and the gzip sizer's thread. */
+/** Kept across the builds of `pigen build --watch`: the compile memo, the gzip sizer's thread, the --bundle check. */
 interface Session {
   memo: CompileMemo;
   gz: ReturnType<typeof gzipSizeWorker>;
+  bundle?: { stamp: string; verified: Awaited<ReturnType<typeof verifyBundle>> };
 }
 
 async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
@@ -68,7 +69,10 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   let bundleSha256: string | undefined;
   if (typeof values.bundle === 'string') {
     const path = resolvePath(ctx.cwd, values.bundle);
-    const v = fileSizeOf(path) === undefined ? undefined : await verifyBundle(readFileChunks(path));
+    // (Verified once per version of the file in a watching process: it is read whole.)
+    const stamp = fileStamp(path);
+    const v = stamp === undefined ? undefined : session?.bundle?.stamp === stamp ? session.bundle.verified : await verifyBundle(readFileChunks(path));
+    if (session && stamp !== undefined && v) session.bundle = { stamp, verified: v };
     if (!v?.ok || !v.manifestSha256) {
       ctx.stderr.write(`pigen: --bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}\n`);
       return 2;
