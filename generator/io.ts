@@ -247,6 +247,14 @@ interface SpareInit {
   spareDir: string;
   /** The umask is cleared: modes given at creation are exact (else each is set afterwards). */
   exact: boolean;
+  /** The spare was made empty for this build: nothing lies where an entry goes. */
+  fresh: boolean;
+  /**
+   * Report the mtimes of the directories it changes (SpareResult.dirs): the spare has a state, so
+   * the others' are known. (A fresh or walked spare's state is saved without directories: reading
+   * them all would cost a cold build ~10,000 lstats at its end; its first rebuild walks instead.)
+   */
+  recordDirs: boolean;
 }
 /** One wanted entry, as its writer needs it. */
 interface SpareItem {
@@ -267,6 +275,11 @@ interface SpareItem {
 interface SpareResult {
   next: Record<string, StateEntry>;
   io: WriteStats['io'];
+  /**
+   * The mtime, once its writer was done, of every directory below the top level that it made or
+   * changed (the top level's are shared by writers: read by the caller).
+   */
+  dirs: Record<string, number>;
 }
 
 /**
@@ -277,7 +290,8 @@ interface SpareResult {
 function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path')) {
   const lstatOr = (p: string) => {
     try {
-      return fs.lstatSync(p);
+      // (No exception for a path that does not exist: building one costs more than the lstat.)
+      return fs.lstatSync(p, { throwIfNoEntry: false });
     } catch {
       return undefined;
     }
@@ -314,8 +328,13 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
    * directory) is removed first; an entry its state shows right (and lstat confirms) is left.
    */
   const spareWriter = (init: SpareInit) => {
-    const { dir, spareDir, exact } = init;
+    const { dir, spareDir, exact, fresh, recordDirs } = init;
     const next: Record<string, StateEntry> = {};
+    // Directories (relative) this writer made or changed, below the top level.
+    const changed = new Set<string>();
+    const change = (rel: string) => {
+      for (let d = path.dirname(rel); d !== '.' && d.includes('/') && !changed.has(d); d = path.dirname(d)) changed.add(d);
+    };
     const io = { files: 0, links: 0, dirs: 0, removed: 0 };
     fs.chmodSync(spareDir, 0o755);
     const made = new Set<string>([spareDir]);
@@ -345,6 +364,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     };
     // What is where a wanted entry goes (a file or link of the spare, or one of its directories).
     const clear = (p: string) => {
+      if (fresh) return;
       const st = lstatOr(p);
       if (!st) return;
       if (st.isDirectory()) removeTree(p), io.removed++;
@@ -360,6 +380,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
         return;
       }
       ensureDir(path.dirname(target));
+      if (recordDirs) change(e.path);
       clear(target);
       // Unchanged since the live output: the same inode.
       if (e.inLive && e.link === undefined) {
@@ -395,7 +416,12 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
         for (const e of items) add(e);
       },
       end(): SpareResult {
-        return { next, io };
+        const dirs: Record<string, number> = {};
+        for (const d of changed) {
+          const st = lstatOr(path.join(spareDir, d));
+          if (st?.isDirectory()) dirs[d] = st.mtimeMs;
+        }
+        return { next, io, dirs };
       },
     };
   };
@@ -530,11 +556,13 @@ function partitionedBackend(n: number, make: () => SpareBackend): () => SpareBac
         const rs = await Promise.all(parts.map((p) => p.end()));
         const io = { files: 0, links: 0, dirs: 0, removed: 0 };
         const next: Record<string, StateEntry> = {};
+        const dirs: Record<string, number> = {};
         for (const r of rs) {
           Object.assign(next, r.next);
+          Object.assign(dirs, r.dirs);
           for (const k of Object.keys(io) as (keyof typeof io)[]) io[k] += r.io[k];
         }
-        return { next, io };
+        return { next, io, dirs };
       },
       close: async () => void (await Promise.all(parts.map((p) => p.close()))),
     };
@@ -630,7 +658,11 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   mkdirSync(home, { recursive: true });
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
-  const liveStateComplete = live !== undefined && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)));
+  const liveStateComplete = live !== undefined && (!walked || ([...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));
+  // Nor must directory mtimes that no longer hold (walked: something changed by hand, even if
+  // undone since) stay in it: they would be carried over to its next state, and the tree walked
+  // at every build after. Its entries are still right: it is saved again without them.
+  if (walked && liveStateComplete && live.dirs && liveFile) writeJson(liveFile, { v: 1, dev: live.dev, ino: live.ino, entries: live.entries } satisfies TreeState);
 
   // The spare generation's state, read now: an entry it records with the same inode, size, mtime,
   // content and mode as the live one (a hard link of the live file, validated just before by
@@ -642,12 +674,13 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   };
   const kept: Record<string, StateEntry> = {};
   // Every path of the new tree: what the spare has beyond them is pruned at the end.
-  const wanted = new Set<string>();
+  // (Not needed when the spare is made empty for this build: `wanted` is then left undefined.)
+  let wanted: Set<string> | undefined = new Set<string>();
   let spareEntries: string[] = [];
   // A walked spare's directories (one made by hand may hold nothing: pruning files leaves it).
   const spareDirs: string[] = [];
-  // The spare's directories this build may change (an entry made or removed in them, or made
-  // themselves): their mtimes are read again when its state is saved, the others' carried over.
+  // The spare's directories this thread changes (pruning): their mtimes are read again when its
+  // state is saved. The writers report those they changed; the others' are carried over.
   const touched = new Set<string>();
   const touch = (path: string) => {
     for (let d = dirname(path); d !== '.' && !touched.has(d); d = dirname(d)) touched.add(d);
@@ -673,7 +706,6 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
     if (item.live && sameInSpare(item.path, item.live)) return void (kept[item.path] = item.live);
     const s = spareState?.entries[item.path];
     if (s) item.spare = s;
-    touch(item.path);
     batch.push(item);
     batchBytes += item.data?.length ?? 0;
     if (batch.length >= 256 || batchBytes >= 1 << 20) flush();
@@ -681,7 +713,8 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   // The spare generation is touched from here on: its state is dropped first, so an interrupted
   // update is never trusted; a fresh directory, or one of unknown content, is walked.
   const commit = () => {
-    if (!existsSync(spareDir)) mkdirSync(spareDir, { mode: 0o755 });
+    const fresh = !existsSync(spareDir);
+    if (fresh) mkdirSync(spareDir, { mode: 0o755 }), (wanted = undefined);
     spareFile = stateFile(spareDir)!;
     rmSync(spareFile, { force: true });
     if (spareState) spareEntries = Object.keys(spareState.entries);
@@ -692,7 +725,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       umask = undefined;
     }
     backend = backendOf();
-    backend.init({ dir, spareDir, exact: umask !== undefined });
+    backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined });
     for (const item of held!) send(item);
     held = undefined;
   };
@@ -720,7 +753,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
         else inLive = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
       }
       count++;
-      wanted.add(e.path);
+      wanted?.add(e.path);
       // Counted over files (links are re-made with every generation).
       if (link === undefined) nFiles++, inLive && unchanged++;
       const item: SpareItem = { path: e.path, mode, key, inLive, ...('link' in e ? { link: e.link } : { data: e.data }), ...(liveEntry ? { live: liveEntry } : {}) };
@@ -738,16 +771,16 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       // What the spare has beyond the new tree is removed once its writers are done.
       const done = (r: SpareResult): SpareResult => {
         const io = { ...r.io };
-        const left = spareEntries.filter((k) => !wanted.has(k));
+        const left = wanted ? spareEntries.filter((k) => !wanted!.has(k)) : [];
         for (const k of left) touch(k);
         prune(spareDir, left, io);
         if (spareDirs.length) {
-          const needed = parentDirs(wanted);
+          const needed = parentDirs(wanted!);
           for (const d of spareDirs.filter((d) => !needed.has(d)).sort((x, y) => y.length - x.length)) {
             if (lstatOr(join(spareDir, d))?.isDirectory()) removeTree(join(spareDir, d)), touch(d), io.removed++;
           }
         }
-        return { next: { ...r.next, ...kept }, io };
+        return { next: Object.assign(r.next, kept), io, dirs: r.dirs };
       };
       const r = backend!.end();
       return r instanceof Promise ? r.then(done) : done(r);
@@ -760,7 +793,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
           if (!live && liveFile) writeState(liveFile, dir, held!);
           return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
         }
-        saveState(spareFile, spareDir, r.next, spareState?.dirs && { dirs: spareState.dirs, touched });
+        saveState(spareFile, spareDir, r.next, spareState && { reported: r.dirs, touched, ...(spareState.dirs ? { before: spareState.dirs } : {}) });
       } finally {
         void release();
       }
@@ -805,12 +838,23 @@ function writeState(file: string, dir: string, items: SpareItem[]): void {
   saveState(file, dir, entries);
 }
 
-/** Writes the state of the tree in `dir` (bound to its directory's device and inode). */
-function saveState(file: string, dir: string, entries: Record<string, StateEntry>, was?: { dirs: Record<string, number>; touched: Set<string> }): void {
+/**
+ * Writes the state of the tree in `dir` (bound to its directory's device and inode). `known`: the
+ * directory mtimes its writers reported, those its previous state recorded (`before`, for the
+ * directories nobody changed since), and the directories changed here (`touched`), lstat'ed again
+ * with the top level's and any not known; without it, no directory is recorded.
+ */
+function saveState(file: string, dir: string, entries: Record<string, StateEntry>, known?: { reported: Record<string, number>; touched: Set<string>; before?: Record<string, number> }): void {
   const st = lstatSync(dir);
-  const dirs: Record<string, number> = {};
-  for (const d of [...parentDirs(Object.keys(entries))].sort()) dirs[d] = (!was?.touched.has(d) && was?.dirs[d]) || lstatSync(join(dir, d)).mtimeMs;
-  const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, dirs };
+  let dirs: Record<string, number> | undefined;
+  if (known) {
+    dirs = {};
+    for (const d of [...parentDirs(Object.keys(entries))].sort()) {
+      const k = !known.touched.has(d) && d.includes('/') ? known.reported[d] ?? known.before?.[d] : undefined;
+      dirs[d] = k ?? lstatSync(join(dir, d)).mtimeMs;
+    }
+  }
+  const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, ...(dirs ? { dirs } : {}) };
   writeJson(file, state);
   // (Read back by the next build of this process as written.)
   const f = lstatSync(file);
