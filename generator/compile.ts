@@ -3,7 +3,7 @@
 import { emit, emitAsync, type Emitted, type EmitMemo, type EmitResult, type GzipSizer } from './emit/index.js';
 import { plan } from './plan/index.js';
 import { render, renderNode } from './render/index.js';
-import type { Assets, Inventory, OutEntry, Plan, RenderedNode } from './types.js';
+import type { Assets, Inventory, NodePlan, OutEntry, Plan, RenderedNode } from './types.js';
 import type { Secrets } from './secrets/index.js';
 
 export interface Compiled extends EmitResult {
@@ -33,9 +33,9 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
 
 /**
  * What a long-lived process (pigen build --watch) keeps from one build to the next so that a
- * rebuild renders and emits only the nodes whose plan changed: per node, its plan's JSON (plans are
- * plain data built in a fixed order) and what it rendered to; per rendered node, what it emitted
- * (emit/index.ts: EmitMemo). Holds the last build's nodes only. The output is the same as without it.
+ * rebuild renders and emits only the nodes whose plan changed: per node, its plan and what it
+ * rendered to; per rendered node, what it emitted (emit/index.ts: EmitMemo). Holds the last
+ * build's nodes only. The output is the same as without it.
  */
 export interface CompileMemo {
   render(assets: Assets, planned: Plan): RenderedNode[];
@@ -45,20 +45,20 @@ export interface CompileMemo {
 }
 
 export function compileMemo(): CompileMemo {
-  let last = new Map<string, RenderedNode>();
+  let last = new Map<string, { plan: NodePlan; rendered: RenderedNode }>();
   let lastAssets: Assets | undefined;
   let changed: string[] = [];
   return {
     render(assets, planned) {
       if (assets !== lastAssets) (last = new Map()), (lastAssets = assets);
-      const next = new Map<string, RenderedNode>();
+      const next = new Map<string, { plan: NodePlan; rendered: RenderedNode }>();
       changed = [];
       const nodes = planned.nodes.map((p) => {
-        const key = JSON.stringify(p);
-        let r = last.get(key);
-        if (r === undefined) (r = renderNode(assets, p)), changed.push(p.ip);
-        next.set(key, r);
-        return r;
+        const was = last.get(p.ip);
+        // (The plan kept is the old one when equal: the new one dies young, cheap to collect.)
+        const kept = was && samePlainData(was.plan, p) ? was : { plan: p, rendered: (changed.push(p.ip), renderNode(assets, p)) };
+        next.set(p.ip, kept);
+        return kept.rendered;
       });
       last = next;
       return nodes;
@@ -68,6 +68,30 @@ export function compileMemo(): CompileMemo {
       return changed;
     },
   };
+}
+
+/**
+ * Whether two plain data values (plans: objects, arrays, strings, numbers, booleans, null) are the
+ * same, keys in the same order (a template may iterate an object). It allocates only small key
+ * arrays that die young, where comparing their JSON would build megabytes of strings per rebuild.
+ */
+export function samePlainData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePlainData(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b) || Object.getPrototypeOf(a) !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
+  const kx = Object.keys(a);
+  const ky = Object.keys(b);
+  if (kx.length !== ky.length) return false;
+  for (let i = 0; i < kx.length; i++) {
+    const k = kx[i]!;
+    if (k !== ky[i] || !samePlainData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
 }
 
 const emitOptions = (inv: Inventory, opts: CompileOptions) => ({ version: opts.version, inventory: inv.file, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });

@@ -154,39 +154,58 @@ const RACY_MS = 2000;
  * in place is caught by its own lstat, validEntry), else walked. The top directory, renamed into
  * place after its state was saved, is always read and compared.
  */
-function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS): { entries: Map<string, 'file' | 'link'>; dirs: string[]; walked: boolean } {
+function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS): { entries: Listing; dirs: string[]; walked: boolean } {
   const walk = () => {
     const dirs: string[] = [];
     return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
   };
   const recorded = state?.dirs;
   if (!state || !recorded || state.saved === undefined) return walk();
-  let children: Map<string, Set<string>> | undefined;
-  const sameNames = (d: string) => {
-    if (!children) {
-      children = new Map();
-      for (const p of [...Object.keys(state.entries), ...Object.keys(recorded)]) {
-        const parent = dirname(p) === '.' ? '' : dirname(p);
-        let c = children.get(parent);
-        if (!c) children.set(parent, (c = new Set()));
-        c.add(basename(p));
-      }
+  // The top directory and those changed within racyMs of the save: read and compared.
+  const racy = new Set<string>(['']);
+  for (const d in recorded) {
+    const m = recorded[d]!;
+    const st = lstatOr(`${dir}/${d}`);
+    if (!st?.isDirectory() || st.mtimeMs !== m) return walk();
+    if (m >= state.saved - racyMs) racy.add(d);
+  }
+  const want = new Map<string, string[]>();
+  for (const paths of [Object.keys(state.entries), Object.keys(recorded)]) {
+    for (const p of paths) {
+      const i = p.lastIndexOf('/');
+      const parent = i < 0 ? '' : p.slice(0, i);
+      if (racy.has(parent)) (want.get(parent) ?? (want.set(parent, []), want.get(parent)!)).push(p.slice(i + 1));
     }
+  }
+  for (const d of racy) {
     let names;
     try {
-      names = readdirSync(join(dir, d));
+      names = readdirSync(d ? `${dir}/${d}` : dir);
     } catch {
-      return false;
+      return walk();
     }
-    const want = children.get(d) ?? new Set<string>();
-    return names.length === want.size && names.every((n) => want.has(n));
-  };
-  if (!sameNames('')) return walk();
-  for (const [d, m] of Object.entries(recorded)) {
-    const st = lstatOr(join(dir, d));
-    if (!st?.isDirectory() || st.mtimeMs !== m || (m >= state.saved - racyMs && !sameNames(d))) return walk();
+    const w = new Set(want.get(d) ?? []);
+    if (names.length !== w.size || !names.every((n) => w.has(n))) return walk();
   }
-  return { entries: new Map(Object.entries(state.entries).map(([k, v]) => [k, v[0].startsWith('L') ? 'link' : 'file'])), dirs: Object.keys(recorded), walked: false };
+  const entries = state.entries;
+  return {
+    entries: {
+      size: Object.keys(entries).length,
+      has: (p) => Object.prototype.hasOwnProperty.call(entries, p),
+      get: (p) => (Object.prototype.hasOwnProperty.call(entries, p) ? (entries[p]![0].startsWith('L') ? 'link' : 'file') : undefined),
+      keys: () => Object.keys(entries)[Symbol.iterator](),
+    },
+    dirs: Object.keys(recorded),
+    walked: false,
+  };
+}
+
+/** What the writer asks of a tree's listing (a Map from walking it, or a view of its state). */
+interface Listing {
+  readonly size: number;
+  has(path: string): boolean;
+  get(path: string): 'file' | 'link' | undefined;
+  keys(): IterableIterator<string>;
 }
 
 function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
@@ -299,7 +318,8 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
   /** The state entry of `rel` in tree `dir`, if lstat still shows what it recorded. */
   const validEntry = (e: StateEntry | undefined, dir: string, rel: string): StateEntry | undefined => {
     if (!e) return undefined;
-    const st = lstatOr(path.join(dir, rel));
+    // (`rel` is a tree-relative path as entries and states hold it: no join needed.)
+    const st = lstatOr(`${dir}/${rel}`);
     if (!st || st.ino !== e[2] || st.size !== e[3] || st.mtimeMs !== e[4]) return undefined;
     if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
     return e;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { makeDeb, needTools, tmp } from './helpers.ts';
 import { cliArgs, loadForBuild, scan } from './tree.ts';
-import { compileAsync, compileMemo, type CompileMemo } from '../generator/compile.ts';
+import { compileAsync, compileMemo, samePlainData, type CompileMemo } from '../generator/compile.ts';
 import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { OutEntry } from '../generator/types.ts';
@@ -81,6 +81,25 @@ test('a compile memo gives the entries and manifest of a fresh compile, renderin
     }
     previous = fresh;
   }
+});
+
+test('samePlainData: equal plain data, keys in the same order; anything else differs', () => {
+  const yes: [unknown, unknown][] = [
+    [{ a: 1, b: [1, 'x', null, { c: true }] }, { a: 1, b: [1, 'x', null, { c: true }] }],
+    [[], []],
+    ['s', 's'],
+  ];
+  const no: [unknown, unknown][] = [
+    [{ a: 1, b: 2 }, { b: 2, a: 1 }], // key order: a template iterating it renders differently
+    [{ a: 1 }, { a: 1, b: undefined }],
+    [{ a: [1, 2] }, { a: [1, 2, 3] }],
+    [[1], { 0: 1 }],
+    [{ a: null }, { a: {} }],
+    [{ a: 1 }, { a: '1' }],
+    [new Map([[1, 2]]), new Map([[1, 2]])], // not plain data: never taken as the same
+  ];
+  for (const [a, b] of yes) assert.ok(samePlainData(a, b), JSON.stringify([a, b]));
+  for (const [a, b] of no) assert.not.ok(samePlainData(a, b) || samePlainData(b, a), JSON.stringify([a, b]));
 });
 
 /** A child `pigen build --watch --json`, its stdout read line by line. */

@@ -143,8 +143,8 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
   }
   const finish = (): Emitted => {
     const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
-    // (Built from each record's kept text in a watching process; in one pass otherwise: faster once.)
-    put({ path: 'manifest.json', data: enc.encode((memo ? manifestText(manifest) : stableJson(manifest)) + '\n'), mode: 0o644 });
+    // (Built from each record's kept bytes in a watching process; in one pass otherwise: faster once.)
+    put({ path: 'manifest.json', data: memo ? manifestBytes(manifest) : enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
     return { manifest, files };
   };
   // (The targets objects are in the manifest already; the sizes land in them before it is written.)
@@ -222,26 +222,32 @@ function emitNode(
   return { entries, record, sized };
 }
 
-// Each node's record as stableJson text (indented as in the manifest), made once per record: a
-// watching process keeps the records of unchanged nodes (EmitMemo), so their text is not made again.
-const recordTexts = new WeakMap<object, string>();
+// Each node's record as the bytes of its manifest entry (`    "<ip>": {...}`, indented as in the
+// manifest), made once per record: a watching process keeps the records of unchanged nodes
+// (EmitMemo), so theirs are neither stringified nor encoded again.
+const recordBytes = new WeakMap<object, Uint8Array>();
 
 /**
- * stableJson(manifest), with each node's record written once per record object. (JSON.stringify
- * with an indent is compositional: a value nested at depth d is its own text with d indents more
- * after each newline, and no JSON string holds a raw newline.) "nodes" sorts last of its keys.
+ * The bytes of stableJson(manifest) + '\n', each node's record written once per record object.
+ * (JSON.stringify with an indent is compositional: a value nested at depth d is its own text with
+ * d indents more after each newline, and no JSON string holds a raw newline.) "nodes" sorts last
+ * of the manifest's keys.
  */
-export function manifestText(manifest: { nodes: Record<string, unknown> } & Record<string, unknown>): string {
+export function manifestBytes(manifest: { nodes: Record<string, unknown> } & Record<string, unknown>): Uint8Array {
   const head = stableJson({ ...manifest, nodes: {} });
   const ips = Object.keys(manifest.nodes).sort(byCodeUnit);
-  if (ips.length === 0 || !head.endsWith('\n  "nodes": {}\n}')) return stableJson(manifest);
-  const parts = ips.map((ip) => {
+  if (ips.length === 0 || !head.endsWith('\n  "nodes": {}\n}')) return enc.encode(stableJson(manifest) + '\n');
+  const parts: Uint8Array[] = [enc.encode(`${head.slice(0, -'{}\n}'.length)}{\n`)];
+  const comma = enc.encode(',\n');
+  ips.forEach((ip, i) => {
     const r = manifest.nodes[ip] as object;
-    let t = recordTexts.get(r);
-    if (t === undefined) recordTexts.set(r, (t = stableJson(r).replaceAll('\n', '\n    ')));
-    return `    ${JSON.stringify(ip)}: ${t}`;
+    let b = recordBytes.get(r);
+    if (b === undefined) recordBytes.set(r, (b = enc.encode(`    ${JSON.stringify(ip)}: ${stableJson(r).replaceAll('\n', '\n    ')}`)));
+    if (i) parts.push(comma);
+    parts.push(b);
   });
-  return `${head.slice(0, -'{}\n}'.length)}{\n${parts.join(',\n')}\n  }\n}`;
+  parts.push(enc.encode('\n  }\n}\n'));
+  return Buffer.concat(parts);
 }
 
 /** JSON with object keys sorted at every level (arrays keep their order). */
