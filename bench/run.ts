@@ -630,8 +630,8 @@ ${row('tar --sort=name -I pigz -cf', pigz)}
 
 // ── write the report ───────────────────────────────────────────────────────
 
-if (process.env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true });
-if (SHM) rmSync(SHM, { recursive: true, force: true });
+// (The report is written before the work directory is removed: removing the trees set aside,
+// tens of GB at 10,000 nodes, takes minutes on this disk and measures nothing.)
 const total = (performance.now() - started) / 1000;
 const report = `# pigen benchmarks
 
@@ -652,4 +652,9 @@ if (ONLY.size === 4 || process.env.BENCH_WRITE === '1') {
 } else {
   log(report);
   log('(partial run: bench/results.md left as it is; BENCH_WRITE=1 writes it)');
+}
+if (SHM) rmSync(SHM, { recursive: true, force: true });
+if (process.env.BENCH_KEEP !== '1') {
+  log(`removing ${work} (the trees set aside)…`);
+  rmSync(work, { recursive: true, force: true });
 }
