@@ -269,9 +269,10 @@ interface SpareInit {
   /** The spare was made empty for this build: nothing lies where an entry goes. */
   fresh: boolean;
   /**
-   * Report the mtimes of the directories it changes (SpareResult.dirs): the spare has a state, so
-   * the others' are known. (A fresh or walked spare's state is saved without directories: reading
-   * them all would cost a cold build ~10,000 lstats at its end; its first rebuild walks instead.)
+   * Report the mtimes of the directories it changes (SpareResult.dirs), for the state the spare is
+   * saved with (the others' are carried over from its previous state, or lstat'ed). Not in a cold
+   * build (no previous output): reading them all would cost it ~10,000 lstats at its end at 1,000
+   * nodes; its state is saved without directories, and its first rebuild walks it instead.
    */
   recordDirs: boolean;
 }
@@ -679,10 +680,10 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
   const liveStateComplete = live !== undefined && (!walked || ([...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));
-  // Nor must directory mtimes that no longer hold (walked: something changed by hand, even if
-  // undone since) stay in it: they would be carried over to its next state, and the tree walked
-  // at every build after. Its entries are still right: it is saved again without them.
-  if (walked && liveStateComplete && live.dirs && liveFile) writeJson(liveFile, { v: 1, dev: live.dev, ino: live.ino, entries: live.entries } satisfies TreeState);
+  // A complete state found by walking the tree (saved without directories, or with mtimes that no
+  // longer hold: changed by hand, even if undone since) gets the directories' mtimes as they are
+  // now: listed from it next time, and carried over when it becomes the spare.
+  if (walked && liveStateComplete && liveFile) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set() });
 
   // The spare generation's state, read now: an entry it records with the same inode, size, mtime,
   // content and mode as the live one (a hard link of the live file, validated just before by
@@ -745,7 +746,8 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       umask = undefined;
     }
     backend = backendOf();
-    backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined });
+    // (Directories recorded in every build but the first: a cold build is the one not slowed.)
+    backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined || live !== undefined });
     for (const item of held!) send(item);
     held = undefined;
   };
@@ -813,7 +815,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
           if (!live && liveFile) writeState(liveFile, dir, held!);
           return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
         }
-        saveState(spareFile, spareDir, r.next, spareState && { reported: r.dirs, touched, ...(spareState.dirs ? { before: spareState.dirs } : {}) });
+        saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) });
       } finally {
         void release();
       }
