@@ -233,7 +233,7 @@ const recordBytes = new WeakMap<object, Uint8Array>();
  * d indents more after each newline, and no JSON string holds a raw newline.) "nodes" sorts last
  * of the manifest's keys.
  */
-export function manifestBytes(manifest: { nodes: Record<string, unknown> } & Record<string, unknown>): Uint8Array {
+function manifestBytes(manifest: { nodes: Record<string, unknown> } & Record<string, unknown>): Uint8Array {
   const head = stableJson({ ...manifest, nodes: {} });
   const ips = Object.keys(manifest.nodes).sort(byCodeUnit);
   if (ips.length === 0 || !head.endsWith('\n  "nodes": {}\n}')) return enc.encode(stableJson(manifest) + '\n');
