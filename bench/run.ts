@@ -18,12 +18,13 @@
 // BENCH_ANSIBLE_NODES, BENCH_ANSIBLE_RUNS (default 1: ~2.5 s a node), BENCH_BUNDLE_MIB, BENCH_KEEP=1
 // (keep the work directory), BENCH_CLI (another pigen entry point; default dist/pigen.js, the bin),
 // BENCH_OUT (report path).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jsonLinesChild } from '../test/helpers.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'pigen.js');
@@ -199,31 +200,16 @@ function build(inv: string, out: string): Timed & { json: { files: number; writt
   return { ...t, json: JSON.parse(t.stdout) };
 }
 
-/** `pigen build --watch --json INV -o OUT` running: next() waits for its next build's JSON line. */
+/** `pigen build --watch --json INV -o OUT` running: next() waits for its next build's JSON line (ok). */
 function watchProcess(inv: string, out: string) {
-  const child = spawn(process.execPath, [CLI, 'build', '--watch', '--json', inv, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let buf = '';
-  let err = '';
-  let wake: (() => void) | undefined;
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) lines.push(buf.slice(0, i)), (buf = buf.slice(i + 1));
-    wake?.();
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => void (err += d));
-  child.on('exit', () => wake?.());
+  const child = jsonLinesChild([CLI, 'build', '--watch', '--json', inv, '-o', out]);
   return {
-    async next(): Promise<{ ok: boolean; ms: number; written: number; rendered: number }> {
-      while (lines.length === 0) {
-        if (child.exitCode !== null) throw new Error(`pigen build --watch exited (${child.exitCode}): ${err.slice(-3000)}`);
-        await new Promise<void>((res) => (wake = res));
-      }
-      const j = JSON.parse(lines.shift()!);
+    async next() {
+      const j = (await child.next(Infinity)) as { ok: boolean; ms: number; written: number; rendered: number };
       if (!j.ok) throw new Error(`pigen build --watch: ${JSON.stringify(j).slice(0, 3000)}`);
       return j;
     },
-    stop: () => new Promise<void>((res) => (child.exitCode !== null ? res() : (child.on('exit', () => res()), child.kill('SIGTERM')))),
+    stop: child.stop,
   };
 }
 

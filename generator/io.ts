@@ -44,16 +44,18 @@ export function readAssets(): Assets {
   return assetsCache;
 }
 
+/** The inventory file readInventory reads (as given): the argument, else ./pigsty.yml when it exists; undefined: the embedded default. */
+export function inventoryFile(arg: string | undefined, cwd: string): string | undefined {
+  return arg ?? (existsSync(join(cwd, 'pigsty.yml')) ? 'pigsty.yml' : undefined);
+}
+
 /**
  * Which inventory to read: the argument, else ./pigsty.yml when it exists, else the embedded
  * default. Returns the source or a diagnostic when the file cannot be read.
  */
 export function readInventory(arg: string | undefined, cwd: string): Source | Diagnostic {
-  if (arg === undefined) {
-    const local = join(cwd, 'pigsty.yml');
-    if (!existsSync(local)) return { name: DEFAULT_INVENTORY_NAME, bytes: new TextEncoder().encode(DEFAULT_INVENTORY) };
-    arg = 'pigsty.yml';
-  }
+  arg = inventoryFile(arg, cwd);
+  if (arg === undefined) return { name: DEFAULT_INVENTORY_NAME, bytes: new TextEncoder().encode(DEFAULT_INVENTORY) };
   const path = resolvePath(cwd, arg);
   try {
     const st = statSync(path);

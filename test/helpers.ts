@@ -1,5 +1,5 @@
 // Shared test helpers: tool discovery with loud SKIP (and failure under CI=true), temp dirs, paths.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -111,4 +111,41 @@ export function makeDeb(dir: string, name: string, z: string, extra = ''): strin
   const r = run('dpkg-deb', ['--root-owner-group', `-Z${z}`, '--build', root, out]);
   if (r.code !== 0) throw new Error(`dpkg-deb: ${r.stderr}`);
   return out;
+}
+
+/**
+ * A child that prints one JSON object per line (`pigen build --watch --json`), started with
+ * `argv` (after node): next() waits for its next line, up to `limitMs` (waiting for a build, not
+ * timing one); stop() sends SIGTERM and resolves with its exit code. Shared by the tests and the
+ * bench.
+ */
+export function jsonLinesChild(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(process.execPath, argv, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buf = '';
+  let stderr = '';
+  let waiting: (() => void) | undefined;
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    buf += s;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) lines.push(buf.slice(0, i)), (buf = buf.slice(i + 1));
+    waiting?.();
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => void (stderr += s));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => (res(code), waiting?.())));
+  let read = 0;
+  return {
+    async next(limitMs = 120_000): Promise<Record<string, unknown>> {
+      const limit = Date.now() + limitMs;
+      while (read >= lines.length) {
+        if (child.exitCode !== null || Date.now() > limit) throw new Error(`no line from ${argv.join(' ')} (exit ${child.exitCode}); stderr:\n${stderr.slice(-3000)}`);
+        await new Promise<void>((res) => ((waiting = res), setTimeout(res, 200)));
+      }
+      return JSON.parse(lines[read++]!) as Record<string, unknown>;
+    },
+    async stop(): Promise<number | null> {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    stderr: () => stderr,
+  };
 }

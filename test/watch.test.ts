@@ -10,11 +10,11 @@
 //    without an inventory file it refuses (exit 2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { makeDeb, needTools, tmp } from './helpers.ts';
+import { jsonLinesChild, makeDeb, needTools, tmp } from './helpers.ts';
 import { cliArgs, loadForBuild, scan } from './tree.ts';
 import { compileAsync, compileMemo, samePlainData, type CompileMemo } from '../generator/compile.ts';
 import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
@@ -102,38 +102,8 @@ test('samePlainData: equal plain data, keys in the same order; anything else dif
   for (const [a, b] of no) assert.not.ok(samePlainData(a, b) || samePlainData(b, a), JSON.stringify([a, b]));
 });
 
-/** A child `pigen build --watch --json`, its stdout read line by line. */
-function watcher(args: string[], cwd: string) {
-  const child = spawn(process.execPath, cliArgs('build', '--watch', '--json', ...args), { cwd, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let buf = '';
-  let stderr = '';
-  let waiting: (() => void) | undefined;
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
-    buf += s;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) lines.push(buf.slice(0, i)), (buf = buf.slice(i + 1));
-    waiting?.();
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => void (stderr += s));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => (res(code), waiting?.())));
-  let read = 0;
-  return {
-    /** The next build's JSON line (a generous limit: this waits for a build, it does not time one). */
-    async next(): Promise<Record<string, unknown>> {
-      const limit = Date.now() + 120_000;
-      while (read >= lines.length) {
-        if (child.exitCode !== null || Date.now() > limit) throw new Error(`no build line (exit ${child.exitCode}); stderr:\n${stderr}`);
-        await new Promise<void>((res) => ((waiting = res), setTimeout(res, 200)));
-      }
-      return JSON.parse(lines[read++]!) as Record<string, unknown>;
-    },
-    async stop(): Promise<number | null> {
-      child.kill('SIGTERM');
-      return exited;
-    },
-    stderr: () => stderr,
-  };
-}
+/** A child `pigen build --watch --json ARGS` (the CLI from source), its stdout read line by line. */
+const watcher = (args: string[], cwd: string) => jsonLinesChild(cliArgs('build', '--watch', '--json', ...args), { cwd, env: { ...process.env, NO_COLOR: '1' } });
 
 test('pigen build --watch: rebuilds on write and on replace, renders only what changed, survives a bad inventory, stops on SIGTERM', async () => {
   const dir = tmp('pigen-watch-');

@@ -2,14 +2,14 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileSizeOf, fileStamp, gzipSizeWorker, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
+import { fileStamp, gzipSizeWorker, inventoryFile, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson } from './common.js';
+import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf } from './common.js';
 
 /**
  * Writer threads for a fleet of `nodes`: one; on a large fleet (its files' creation in the
@@ -128,7 +128,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   } else {
     const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
     ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
-    const list = changed && changed.length < c.nodes.length ? c.nodes.filter((n) => changed.includes(n.ip)) : c.nodes;
+    const list = changed && changed.length < c.nodes.length ? ((again) => c.nodes.filter((n) => again.has(n.ip)))(new Set(changed)) : c.nodes;
     for (const n of list) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
   }
   return 0;
@@ -141,18 +141,16 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
  * fails (bad inventory) prints its errors and leaves the output as it was.
  */
 async function watch(ctx: CliContext, values: Values, args: string[]): Promise<number> {
-  // The inventory as readInventory picks it: the argument, else ./pigsty.yml when it exists.
-  const file = args[0] ?? (fileSizeOf(join(ctx.cwd, 'pigsty.yml')) !== undefined ? 'pigsty.yml' : undefined);
+  const file = inventoryFile(args[0], ctx.cwd);
   if (file === undefined) {
     ctx.stderr.write('pigen: --watch needs an inventory file (the embedded default inventory never changes)\n');
     return 2;
   }
-  const path = resolvePath(ctx.cwd, file);
   let dirty = true; // the first build
   let stopped = false;
   let wake: (() => void) | undefined;
   // Watching starts before the first build: a change made while a build runs is built next.
-  const watcher = watchFiles([path, join(dirname(path), SECRETS_FILE)], () => {
+  const watcher = watchFiles([resolvePath(ctx.cwd, file), secretsFileOf(ctx.cwd, file)], () => {
     dirty = true;
     wake?.();
   });

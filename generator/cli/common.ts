@@ -17,6 +17,11 @@ function parseSetValue(s: string): Json | undefined {
   return (r.value.data as { v?: Json }).v ?? null;
 }
 
+/** The secrets file a build with inventory argument `arg` reads: beside the inventory (or in `cwd`). */
+export function secretsFileOf(cwd: string, arg: string | undefined): string {
+  return join(arg ? dirname(resolvePath(cwd, arg)) : cwd, SECRETS_FILE);
+}
+
 export interface LoadResult extends Validated {
   source?: Source;
   sourceText?: string;
@@ -39,7 +44,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   const result: LoadResult = { ...v, source: src, sourceText: v.loaded?.text };
   if (!v.inventory || opts.noSecrets) return result;
   // The secrets file beside the inventory: its passwords replace published defaults.
-  const secretsPath = join(arg ? dirname(resolvePath(ctx.cwd, arg)) : ctx.cwd, SECRETS_FILE);
+  const secretsPath = secretsFileOf(ctx.cwd, arg);
   const text = readOptionalText(secretsPath);
   if (text !== undefined) {
     const parsed = parseSecrets(text);
