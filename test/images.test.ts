@@ -174,7 +174,9 @@ test('packer validate passes for every image var file (Debian Packer 1.6.6), req
       count++;
     }
   }
-  assert.ok(count >= 2);
+  // (Every input has at least one image; in a clone without ../shared only the default is built.)
+  if (!SHARED) needShared('packer validate of the shared inventories\' images');
+  assert.ok(count >= inputs.length, `${count} var files validated`);
   // The newer-Packer-only block lives outside images/ (1.6.6 rejects it).
   assert.not.ok(readdirSync(join(ROOT, 'images')).some((f) => f.endsWith('.pkr.hcl') && readFileSync(join(ROOT, 'images', f), 'utf8').includes('required_plugins')));
   assert.match(readFileSync(join(ROOT, 'images/plugins/required_plugins.pkr.hcl'), 'utf8'), /required_plugins/);
