@@ -885,10 +885,14 @@ function saveState(file: string, dir: string, entries: Record<string, StateEntry
   statesRead.set(file, { ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, state: { ...state, saved: f.mtimeMs } });
 }
 
-/** A small JSON file, written to a temp file beside it and renamed into place. */
+/**
+ * A small JSON file, written to a temp file beside it and renamed into place; 0644 whatever the
+ * umask (a state is saved while the writer has it cleared: without the mode it was 0666, and a
+ * state anyone may rewrite could make a build keep a file it should replace).
+ */
 function writeJson(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value));
+  writeFileSync(tmp, JSON.stringify(value), { mode: 0o644 });
   renameSync(tmp, file);
 }
 
