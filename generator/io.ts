@@ -84,6 +84,8 @@ export function readInventory(arg: string | undefined, cwd: string): Source | Di
 //                                        the inode, size and mtime it was written as), keyed by the
 //                                        generation's directory inode
 //   <parent>/.<name>.pigen/old/          only during a swap: A, set aside
+//   <parent>/.<name>.pigen/lock          while a build writes: its pid (one writer at a time:
+//                                        another build waits, see OutputBusy)
 //
 // A build brings B up to date (a file whose bytes are unchanged is linked from A, a changed one is
 // written as a new inode, never through a link), then swaps: A → old, B → <name>, old → spare. On
@@ -639,15 +641,88 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   }
 }
 
+/**
+ * Thrown (code EPIGENBUSY) when another live process holds the output's lock: two builds into one
+ * output would share its spare generation. `pid` holds it; `lock` is the file, for a user to
+ * remove should that pid be another program now (pids are reused).
+ */
+export interface OutputBusy extends Error {
+  code: 'EPIGENBUSY';
+  pid: number;
+  lock: string;
+}
+
+/**
+ * Takes the lock of a tree's home (`lock`: O_EXCL, this process's pid in it), or throws
+ * OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is stale:
+ * removed and taken. Returns its release.
+ */
+function lockHome(home: string, dir: string): () => void {
+  const lock = join(home, 'lock');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      let released = false;
+      return () => {
+        if (!released) (released = true), rmSync(lock, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw e;
+    }
+    let pid = NaN;
+    try {
+      pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+    } catch {
+      continue; // released meanwhile
+    }
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+      throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${dir}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
+    }
+    // Stale (or unreadable: a writer cut between creating and filling it, long gone).
+    rmSync(lock, { force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** `<parent>/.<name>.pigen`: the spare generation, the states and the lock of the tree at `dir`. */
+function homeOf(dir: string): string {
+  return join(dirname(dir), `.${basename(dir)}.pigen`);
+}
+
+/** A writer of the next generation of `outDir`, holding its lock (released by complete() or abort()). */
 function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
+  const home = homeOf(resolvePath(outDir));
+  mkdirSync(home, { recursive: true });
+  // Everything from here to the end of the swap is done by one process at a time.
+  const unlock = lockHome(home, outDir);
+  try {
+    return openGeneration(outDir, opts, backendOf, unlock);
+  } catch (e) {
+    unlock();
+    // (Made just now, beside a directory that is no pigen output: not left behind.)
+    try {
+      rmdirSync(home);
+    } catch {}
+    throw e;
+  }
+}
+
+function openGeneration(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend, unlock: () => void) {
   const { marker = 'manifest.json', spare: keepSpare = true } = opts;
   const dir = resolvePath(outDir);
   const parent = dirname(dir);
   const name = basename(dir);
-  const home = join(parent, `.${name}.pigen`);
+  const home = homeOf(dir);
   const spareDir = join(home, 'spare');
   const oldDir = join(home, 'old');
-  mkdirSync(parent, { recursive: true });
 
   // Leftovers of interrupted builds. A swap cut between its renames left no output: the previous
   // one waits in old/ (complete: it only ever gets there by a rename). Trees of older pigen
@@ -678,7 +753,6 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   if (existing.size && !existing.has(marker)) {
     throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   }
-  mkdirSync(home, { recursive: true });
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
   const liveStateComplete = live !== undefined && (!walked || ([...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));
@@ -810,39 +884,50 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
       return r instanceof Promise ? r.then(done) : done(r);
     },
     complete(r: SpareResult | undefined): WriteStats {
-      const removed = existing.size - inExisting;
       try {
-        if (r === undefined) {
-          // The output is the new tree already.
-          if (!live && liveFile) writeState(liveFile, dir, held!);
-          return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
-        }
-        saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) });
+        return swap(r);
       } finally {
-        void release();
+        unlock();
+        if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
       }
-      // The swap.
-      if (existsSync(dir)) {
-        renameSync(dir, oldDir);
-        renameSync(spareDir, dir);
-        if (keepSpare) {
-          renameSync(oldDir, spareDir);
-          if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
-        } else {
-          removeTree(oldDir);
-          if (liveFile) rmSync(liveFile, { force: true });
-        }
-      } else {
-        renameSync(spareDir, dir);
-      }
-      // State files of generations that are gone.
-      const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
-      for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
-      if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
-      return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io, listed };
     },
-    abort: release,
+    abort: async () => {
+      await release();
+      unlock();
+    },
   };
+
+  function swap(r: SpareResult | undefined): WriteStats {
+    const removed = existing.size - inExisting;
+    try {
+      if (r === undefined) {
+        // The output is the new tree already.
+        if (!live && liveFile) writeState(liveFile, dir, held!);
+        return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
+      }
+      saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) });
+    } finally {
+      void release();
+    }
+    // The swap.
+    if (existsSync(dir)) {
+      renameSync(dir, oldDir);
+      renameSync(spareDir, dir);
+      if (keepSpare) {
+        renameSync(oldDir, spareDir);
+        if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
+      } else {
+        removeTree(oldDir);
+        if (liveFile) rmSync(liveFile, { force: true });
+      }
+    } else {
+      renameSync(spareDir, dir);
+    }
+    // State files of generations that are gone.
+    const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
+    for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
+    return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io, listed };
+  }
 }
 
 /** Every directory (relative, no '.') that holds one of `paths`. */

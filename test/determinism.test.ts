@@ -436,6 +436,67 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('one build writes an output at a time: another waits for its lock, a stale lock is taken over, two at once leave one complete tree', async () => {
+  const dir = tmp('pigen-lock-');
+  writeFileSync(join(dir, 'big.yml'), bigInventory(KILL_NODES));
+  const out = join(dir, 'out');
+  const lock = join(dir, '.out.pigen', 'lock');
+  const trees = {
+    A: treeEntries(compileInventory({ cwd: dir, arg: 'big.yml' }).tree),
+    B: treeEntries(compileInventory({ cwd: dir, arg: 'big.yml', sets: ['node_exporter_port=9111'] }).tree),
+  };
+  assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'first build');
+  assert.not.ok(existsSync(lock), 'the lock is released after a build');
+  const start = (sets: string[]) => {
+    const child = spawn(process.execPath, cliArgs('build', 'big.yml', '-o', 'out', ...sets), { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    return { exited, stderr: () => stderr };
+  };
+
+  // A live holder (another process's pid in the lock): the build waits, touching nothing, and
+  // goes on once the holder is gone.
+  const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const holderGone = new Promise((res) => holder.on('exit', res));
+  writeFileSync(lock, `${holder.pid}\n`);
+  const before = scan(out, true);
+  const b = start(['--set', 'node_exporter_port=9111']);
+  for (let i = 0; i < 600 && !b.stderr().includes('waiting for pid'); i++) await sleep(50);
+  assert.match(b.stderr(), new RegExp(`waiting for pid ${holder.pid}, another pigen writing out .*remove .*\\.out\\.pigen/lock`));
+  await sleep(300);
+  assertSame(scan(out, true), before, { actual: 'out/ while waiting', expected: 'out/ before' });
+  holder.kill('SIGKILL');
+  await holderGone;
+  assert.is(await b.exited, 0, `the waiting build: ${b.stderr()}`);
+  assertSame(scan(out), trees.B, { actual: 'out/', expected: 'tree B' });
+  assert.not.ok(existsSync(lock), 'the lock is released');
+
+  // A stale lock (its pid ended: a build killed with SIGKILL) is taken over at once.
+  const dead = spawnSync('true');
+  writeFileSync(lock, `${dead.pid}\n`);
+  const r = cli(['build', 'big.yml', '-o', 'out'], { cwd: dir });
+  assertOk(r, 'build over a stale lock');
+  assert.not.match(r.stderr, /waiting/);
+  assertSame(scan(out), trees.A, { actual: 'out/', expected: 'tree A' });
+
+  // Two builds at once, of different trees: both succeed, one after the other; out/ is complete.
+  for (let round = 0; round < 3; round++) {
+    const x = start([]);
+    const y = start(['--set', 'node_exporter_port=9111']);
+    assert.equal([await x.exited, await y.exited], [0, 0], `concurrent builds: ${x.stderr()} ${y.stderr()}`);
+    assert.equal(checkManifest(out), [], 'out/ is a complete, self-consistent output');
+    const s = scan(out);
+    assert.ok(sameTree(diffTrees(s, trees.A, { modes: true })) || sameTree(diffTrees(s, trees.B, { modes: true })), 'out/ is tree A or tree B');
+    // And the next build, over whatever they left, is right.
+    assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'build after the concurrent ones');
+    assertSame(scan(out), trees.A, { actual: 'out/ rebuilt', expected: 'tree A' });
+    assert.not.ok(existsSync(lock), 'no lock left');
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('a rebuild lists the previous output from its state while no directory changed, and walks it when one did: what was added by hand goes from both generations', () => {
   const dir = tmp('pigen-listing-');
   const a = join(dir, 'a');

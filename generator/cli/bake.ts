@@ -8,7 +8,7 @@ import { stageTree } from '../bake/stage.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
-import { fileSizeOf, findProgram, isDirectory, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree } from '../io.js';
+import { fileSizeOf, findProgram, isDirectory, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -191,6 +191,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
       const work = join(outDir, '.work', img.name);
       const content = join(work, 'content');
       const t0 = performance.now();
+      let ours = true;
       try {
         writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), { marker: 'image.json', spare: false });
         const vars: Record<string, string> = {
@@ -218,8 +219,14 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
           const ami = target === 'aws' ? /ami-[0-9a-f]{8,}/.exec(res.stdout.split('\n').reverse().find((l) => /ami-[0-9a-f]{8,}/.test(l)) ?? '')?.[0] : undefined;
           ctx.stdout.write(`[${img.name}] baked in ${secs} s: ${target === 'aws' ? (ami ?? 'AMI') : rel(ctx, s.artifact)}\n`);
         }
+      } catch (e) {
+        // Another pigen bakes the same image into the same directory: its work is left alone.
+        if ((e as OutputBusy).code !== 'EPIGENBUSY') throw e;
+        ours = false;
+        ctx.stderr.write(`pigen: ${img.name}: ${(e as Error).message}; not baked (run one bake per output directory at a time)\n`);
+        failed++;
       } finally {
-        cleanWork(ctx, work);
+        if (ours) cleanWork(ctx, work);
       }
     }
     return failed ? 1 : 0;

@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inventoryFile, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles } from '../io.js';
+import { fileStamp, gzipSizeWorker, inventoryFile, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles, type OutputBusy } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
@@ -51,6 +51,8 @@ interface Session {
   memo: CompileMemo;
   gz: ReturnType<typeof gzipSizeWorker>;
   bundle?: { stamp: string; verified: Awaited<ReturnType<typeof verifyBundle>> };
+  /** Interrupted (a build waiting for the output's lock gives up). */
+  stopped(): boolean;
 }
 
 async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
@@ -87,10 +89,19 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // The files are written on other threads while the rest is compiled (writerThreads); the
   // level-9 gzips that size each user-data on another.
   let writer;
-  try {
-    writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
-  } catch (e) {
-    return cannotWrite(e);
+  // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
+  for (let waiting = false; ; ) {
+    try {
+      writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
+      break;
+    } catch (e) {
+      const busy = e as OutputBusy;
+      if (busy.code !== 'EPIGENBUSY') return cannotWrite(e);
+      if (!waiting) ctx.stderr.write(`pigen: waiting for pid ${busy.pid}, another pigen writing ${out} (should no such build run, remove ${busy.lock})\n`);
+      waiting = true;
+      if (session?.stopped()) return 1;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
   const gz = session?.gz ?? gzipSizeWorker(GZIP_OPTIONS);
   let c;
@@ -158,7 +169,7 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
     stopped = true;
     wake?.();
   });
-  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS) };
+  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS), stopped: () => stopped };
   try {
     for (let first = true; ; first = false) {
       while (dirty && !stopped) {
