@@ -385,6 +385,38 @@ test('CLI: pigen bundle writes the default name atomically, twice identical; ver
   assert.not.ok(readFileSync(join(outDir, 'e.tgz')).equals(first));
 });
 
+test('CLI: --from bundles packages, the Pigsty source tarball and repo_url_packages files; never the inventory, the secrets file or other files', async () => {
+  if (!HAVE_DPKG) return;
+  const dir = tmp('pigen-from-');
+  const from = join(dir, 'repo');
+  mkdirSync(from);
+  for (const n of readdirSync(debs)) writeFileSync(join(from, n), readFileSync(join(debs, n)));
+  // (The inventory read is beside the directory; a copy of it and a secrets file lie in it.)
+  const inv = join(dir, 'pigsty.yml');
+  writeFileSync(inv, 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: NotInTheBundle42\n    repo_url_packages: [ "https://repo.example.com/pkg/vray-5.1.tar.gz?x=1", { name: "juice.bin", url: "https://repo.example.com/juice" } ]\n');
+  writeFileSync(join(from, 'pigsty.yml'), readFileSync(inv));
+  writeFileSync(join(from, 'pigsty.secrets.yml'), 'ca_key: NotInTheBundleEither\n');
+  writeFileSync(join(from, 'notes.txt'), 'mine\n');
+  writeFileSync(join(from, 'pigsty-v4.5.0.tgz'), 'source\n');
+  writeFileSync(join(from, 'pigsty-pkg-v4.5.0.d12.x86_64.tgz'), 'an older bundle\n');
+  writeFileSync(join(from, 'vray-5.1.tar.gz'), 'url package\n');
+  writeFileSync(join(from, 'juice.bin'), 'named url package\n');
+  const out = join(dir, 'b.tgz');
+  const r = await cli(['bundle', inv, '--from', from, '-o', out, '--quiet', '--json']);
+  assert.is(r.code, 0, `${r.err}`);
+  const left = ['notes.txt', 'pigsty-pkg-v4.5.0.d12.x86_64.tgz', 'pigsty.secrets.yml', 'pigsty.yml'];
+  assert.equal(JSON.parse(r.out).notBundled, left);
+  assert.match(r.err, new RegExp(`not bundled .*: ${left.join(', ').replaceAll('.', '\\.')}`));
+  const x = join(dir, 'x');
+  mkdirSync(x);
+  assert.is(run('tar', ['-xzf', out, '-C', x]).code, 0);
+  const names = readdirSync(join(x, 'pigsty'));
+  for (const n of ['pigsty-v4.5.0.tgz', 'vray-5.1.tar.gz', 'juice.bin', ...readdirSync(debs)]) assert.ok(names.includes(n), `${n} is bundled`);
+  for (const n of left) assert.not.ok(names.includes(n), `${n} is not bundled`);
+  const all = run('sh', ['-c', `zcat '${out}' | grep -a -c NotInTheBundle || true`]).stdout.trim();
+  assert.is(all, '0', 'no secret value in the bundle');
+});
+
 test('CLI: usage errors and clear failures', async () => {
   const noFrom = await cli(['bundle']);
   assert.is(noFrom.code, 2);

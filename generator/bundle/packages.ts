@@ -4,6 +4,7 @@
 
 import { expandPackages, osProfile, type OsProfile } from '../plan/os.js';
 import { Vars } from '../plan/vars.js';
+import { SECRETS_FILE } from '../secrets/index.js';
 import type { Inventory, JsonObject } from '../types.js';
 
 /** The variables of the repo-serving node: the admin node when it is in the inventory. */
@@ -11,13 +12,39 @@ export function repoVars(inv: Inventory): JsonObject {
   return (inv.nodes.find((n) => n.ip === inv.adminIp) ?? inv.nodes[0])?.vars ?? inv.globals;
 }
 
-export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string } {
+export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string; urlFiles: string[] } {
   const v = new Vars(repoVars(inv));
   const os = osProfile(v.str('os_profile', 'd12'));
   const version = v.str('version', 'v4.5.0');
   const items = [...v.list('repo_packages'), ...v.list('repo_extra_packages')];
   const packages = expandPackages(os, items, v.str('pg_version', '18'));
-  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz` };
+  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz`, urlFiles: urlFileNames(v.list('repo_url_packages')) };
+}
+
+/**
+ * The names `repo_url_packages` downloads into the repo (pigsty-infra.md §2.4): an entry's `name`,
+ * else the last segment of its URL (query and fragment left out).
+ */
+export function urlFileNames(entries: unknown[]): string[] {
+  const names = new Set<string>();
+  for (const e of entries) {
+    const url = typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { url?: unknown }).url === 'string' ? (e as { url: string }).url : undefined;
+    const named = e && typeof e === 'object' && typeof (e as { name?: unknown }).name === 'string' ? (e as { name: string }).name : undefined;
+    const name = named ?? url?.replace(/[?#].*$/, '').split('/').pop();
+    if (name) names.add(name);
+  }
+  return [...names].sort();
+}
+
+/**
+ * Which files of a `--from` directory go into the bundle besides the packages: what Pigsty's repo
+ * holds (pigsty-infra.md §4): the Pigsty source tarball (`pigsty-<version>.tgz`, not a package
+ * bundle) and the files `repo_url_packages` names. Anything else (an inventory, the secrets file,
+ * notes) stays out: the repo is served to every node over HTTP.
+ */
+export function bundledExtra(name: string, urlFiles: readonly string[]): boolean {
+  if (name === SECRETS_FILE) return false;
+  return (/^pigsty-v?\d[\w.-]*\.tgz$/.test(name) && !name.startsWith('pigsty-pkg-')) || urlFiles.includes(name);
 }
 
 /**

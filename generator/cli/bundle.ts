@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { buildBundle, BundleError, GENERATED, type BundleInput } from '../bundle/build.js';
-import { bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
+import { bundledExtra, bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
 import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { atomicFileSink, ensurePaths, fileSizeOf, findProgram, isDirectory, listDirFiles, makeTempDir, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
@@ -29,7 +29,9 @@ the same bytes. Compression runs in parallel (independent gzip members, like pig
                              exit 1 naming the first mismatch
 
 ${INVENTORY_HELP}
-  --from DIR         directory of .deb and/or .rpm files (top level; hidden files ignored)
+  --from DIR         directory of .deb and/or .rpm files (top level; hidden files ignored), with
+                     the Pigsty source tarball (pigsty-<version>.tgz) and the files
+                     repo_url_packages names, if there; any other file is left out and named
   -o, --out FILE     output file or directory (default: pigsty-pkg-<version>.<os>.<arch>.tgz from
                      the inventory's version and os_profile)
   --level N          gzip level 1-9 (default 6)
@@ -85,14 +87,18 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     }
     const listing = listDirFiles(from);
     const ignored = listing.files.filter((f) => GENERATED.has(f.name));
-    const payloadFiles = listing.files.filter((f) => !GENERATED.has(f.name));
-    const debs = payloadFiles.filter((f) => f.name.endsWith('.deb'));
-    const rpms = payloadFiles.filter((f) => f.name.endsWith('.rpm'));
+    const candidates = listing.files.filter((f) => !GENERATED.has(f.name));
+    const debs = candidates.filter((f) => f.name.endsWith('.deb'));
+    const rpms = candidates.filter((f) => f.name.endsWith('.rpm'));
+    const isPackage = (n: string) => n.endsWith('.deb') || n.endsWith('.rpm');
+    const payloadFiles = candidates.filter((f) => isPackage(f.name) || bundledExtra(f.name, facts.urlFiles));
+    const left = candidates.filter((f) => !isPackage(f.name) && !bundledExtra(f.name, facts.urlFiles));
     if (!debs.length && !rpms.length) {
       ctx.stderr.write(`pigen: --from ${values.from}: no .deb or .rpm files\n`);
       return 2;
     }
     if (ignored.length) ctx.stderr.write(`pigen: note: regenerating ${ignored.map((f) => f.name).join(', ')} (the copies in ${values.from} are ignored)\n`);
+    if (left.length) ctx.stderr.write(`pigen: note: not bundled (only packages, the Pigsty source tarball and repo_url_packages files go into the served repo): ${left.map((f) => f.name).join(', ')}\n`);
     if (listing.skipped.length) ctx.stderr.write(`pigen: note: skipping non-files in ${values.from}: ${listing.skipped.join(', ')}\n`);
     if ((facts.os.family === 'deb' && rpms.length && !debs.length) || (facts.os.family === 'rpm' && debs.length && !rpms.length)) {
       ctx.stderr.write(`pigen: warning: os_profile ${facts.os.code} uses ${facts.os.family} packages, but ${values.from} holds ${debs.length ? '.deb' : '.rpm'} files\n`);
@@ -142,7 +148,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       const secs = (performance.now() - t0) / 1000;
       const shown = typeof values.out === 'string' ? values.out : facts.defaultName;
       if (values.json) {
-        ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
+        ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, notBundled: left.map((f) => f.name), seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
       } else {
         ctx.stdout.write(
           `${shown}: ${res.files} files (${res.debs} .deb, ${res.rpms} .rpm), ${formatBytes(res.bytesIn)} → ${formatBytes(res.bytesOut)} in ${secs.toFixed(1)} s` +
