@@ -31,6 +31,65 @@ export const warn = (code: Code, path: Path, message: string, extra?: Partial<Di
 
 export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severity === 'error');
 
+// ── Secrets stay out of what is printed ─────────────────────────────────────
+//
+// No secret value is ever printed: a diagnostic about a password names the problem, not the value;
+// a code frame shows `****` for the value of every key that names a secret (a line next to the
+// one a diagnostic points at may hold one); and, as a net, any secret value the inventory holds is
+// replaced wherever a message would still quote it (redactSecrets).
+
+/** Keys whose values are secrets: passwords, secret keys, tokens (Pigsty's and other modules'). */
+const SECRET_KEY = /(?:^|_)(?:password|passwd|pass|secret|secret_key|access_key|private_key|token|api_key|apikey|credentials?)$/i;
+export const isSecretKey = (key: string | number) => typeof key === 'string' && SECRET_KEY.test(key);
+export const namesSecret = (path: Path) => path.some(isSecretKey);
+
+/** Shown instead of a secret. */
+export const HIDDEN = '****';
+
+// `key: value` in a YAML line: a block mapping entry (the value runs to the end of the line) or an
+// entry of a flow mapping (to the next `,` `}` or `]`, or a quoted scalar).
+const LINE_ENTRY = /^(\s*(?:-\s+)*)(["']?)([^\s"':{}[\],#]+)\2(\s*:[ \t]+)(.*)$/;
+const FLOW_ENTRY = /([{,]\s*)(["']?)([^\s"':{}[\],#]+)\2(\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^,}\]]*)/g;
+
+/** A source line with the value of every secret-named key replaced by HIDDEN. */
+export function maskSecretsInLine(line: string): string {
+  const block = LINE_ENTRY.exec(line);
+  if (block && isSecretKey(block[3]!) && block[5]!.trim() !== '') return `${block[1]}${block[2]}${block[3]}${block[2]}${block[4]}${HIDDEN}`;
+  return line.replace(FLOW_ENTRY, (m, lead: string, q: string, key: string, colon: string, value: string) => (isSecretKey(key) && value.trim() !== '' ? `${lead}${q}${key}${q}${colon}${HIDDEN}${/\s*$/.exec(value)![0]}` : m));
+}
+
+/**
+ * The secret values of an inventory's data: every string or number (3 characters or more) under a
+ * secret-named key, at any depth, and those given by --set for one.
+ */
+export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = []): string[] {
+  const out = new Set<string>();
+  const add = (v: unknown) => {
+    if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3) out.add(String(v));
+  };
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) isSecretKey(k) ? add(x) : walk(x);
+  };
+  walk(data);
+  for (const s of sets) if (isSecretKey(s.key)) add(s.value);
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+/** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
+export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
+  if (!secrets.length) return ds;
+  const forms = [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
+  const clean = (t: string) => (forms.some((f) => t.includes(f)) ? forms.reduce((acc, f) => acc.split(f).join(HIDDEN), t) : t);
+  return ds.map((d) => {
+    const message = clean(d.message);
+    const hint = d.hint === undefined ? undefined : clean(d.hint);
+    const related = d.related ? { ...d.related, message: clean(d.related.message) } : undefined;
+    if (message === d.message && hint === d.hint && related?.message === d.related?.message) return d;
+    return { ...d, message, ...(hint !== undefined ? { hint } : {}), ...(related ? { related } : {}) };
+  });
+}
+
 export const pathKey = (p: Path) => p.join('\u0000');
 
 /** Renders a parameter path the way users write it: all.children.infra.hosts['10.10.10.10'].infra_seq */
@@ -127,7 +186,7 @@ function codeFrame(text: string, pos: Pos, color: boolean): string[] {
   const WIDTH = 100;
   const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
   for (let n = first; n <= last; n++) {
-    const raw = all[n - 1] ?? '';
+    const raw = maskSecretsInLine(all[n - 1] ?? '');
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';

@@ -1,7 +1,7 @@
 // The pure pipeline: load → schema → resolve (→ plan → render in later stages). Inputs are values
 // already in memory; the result carries every diagnostic of every stage that ran.
 
-import { hasErrors, locate, sortDiagnostics } from './diagnostics.js';
+import { hasErrors, locate, inventorySecretValues, redactSecrets, sortDiagnostics } from './diagnostics.js';
 import { parseInventory } from './load/parse.js';
 import { checkSchema } from './load/schema.js';
 import { resolve } from './resolve/index.js';
@@ -26,11 +26,11 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
     resolved = resolve(loaded, assets.schema, opts);
   } catch (e) {
     // Values of the wrong type can trip a rule; the schema errors already explain them.
-    if (hasErrors(schemaDiags)) return { loaded, diagnostics: sortDiagnostics(schemaDiags) };
+    if (hasErrors(schemaDiags)) return { loaded, diagnostics: redactSecrets(sortDiagnostics(schemaDiags), inventorySecretValues(loaded.data, opts.sets)) };
     throw e;
   }
   const resolveDiags = locate(resolved.diagnostics, loaded, src.name);
-  const diagnostics = sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags]));
+  const diagnostics = redactSecrets(sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags])), inventorySecretValues(loaded.data, opts.sets));
   return {
     loaded,
     ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),

@@ -41,6 +41,43 @@ test('secrets init writes a 0600 file beside the inventory and a .gitignore entr
   assert.is(pigen(['secrets', 'init'], dir).code, 1, 'refuses to overwrite without --force');
 });
 
+test('no password set in the inventory is printed: not in messages (text, --json, --set), not in the code frame of a neighbouring line', () => {
+  const d = tmp('pigen-quiet-');
+  const secrets = ['TopSecret$Value42', 'MyRealViewerSecret99', '987654321', 'FlowSecret777', 'Sec$ret2', 'SecretLine', 'Set$Secret88', 'a very long secret'];
+  writeFileSync(
+    join(d, 'inv.yml'),
+    [
+      'all:',
+      '  children:',
+      '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+      '  vars:',
+      '    admin_ip: 10.10.10.10',
+      "    grafana_admin_password: 'TopSecret$Value42'", // rejected ($): the message names the problem only
+      '    grafana_view_password: MyRealViewerSecret99', // a valid one, on the line before a warning
+      '    grafana_theme_typo: dark', // unknown parameter: a warning whose frame shows the line above
+      '    pg_monitor_password: 987654321', // wrong type: the message gives the type, not the value
+      '    haproxy_admin_password: "a very long secret that goes on and on and on and on and on and on x$"',
+      "    pg_users: [ { name: dbuser_meta, password: FlowSecret777 }, { name: x, password: 'Sec$ret2' } ]",
+      '    minio_secret_key: "nl\\nSecretLine"',
+      '',
+    ].join('\n'),
+  );
+  for (const json of [false, true]) {
+    for (const cmd of ['validate', 'build']) {
+      const r = pigen([cmd, 'inv.yml', '--set', 'patroni_password=Set$Secret88', ...(json ? ['--json'] : [])], d);
+      assert.is(r.code, 2, `${cmd}: ${r.stderr}`);
+      for (const v of secrets) assert.not.ok(r.stdout.includes(v) || r.stderr.includes(v), `${cmd}${json ? ' --json' : ''} printed ${v}:\n${r.stdout}${r.stderr}`);
+      if (!json) {
+        assert.match(r.stderr, /grafana_admin_password: password contains `\$`/);
+        assert.match(r.stderr, /pg_monitor_password: must be string, got a number/);
+        assert.match(r.stderr, /\| {5}grafana_view_password: \*\*\*\*\n/, 'the frame masks the neighbouring password');
+        assert.match(r.stderr, /password: \*\*\*\* \}, \{ name: x, password: \*\*\*\* \} \]/, 'flow mappings too');
+        assert.match(r.stderr, /\| {5}grafana_theme_typo: dark\n/, 'other lines are shown as they are');
+      }
+    }
+  }
+});
+
 test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
   if (!hasOpenssl) return;
   const t = certText(s.ca.cert);

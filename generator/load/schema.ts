@@ -4,7 +4,7 @@
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { err } from '../diagnostics.js';
+import { err, namesSecret } from '../diagnostics.js';
 import { PRECOMPILED_VALIDATOR } from '../io.js';
 import type { Code } from '../codes.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
@@ -107,10 +107,11 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
   return out;
 }
 
-const describe = (v: Json | undefined): string => {
+const describeValue = (v: Json | undefined, secret = false): string => {
   if (v === null || v === undefined) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
+  if (secret) return `a ${typeof v}`;
   const s = JSON.stringify(v);
   return `${typeof v} ${s.length > 40 ? s.slice(0, 37) + '..."' : s}`;
 };
@@ -118,6 +119,9 @@ const describe = (v: Json | undefined): string => {
 function toDiagnostic(e: ErrorObject): Diagnostic {
   const path = pointerToPath(e.instancePath);
   const p = e.params as Record<string, unknown>;
+  // (A secret's value is described by its type only.)
+  const secret = namesSecret(path);
+  const describe = (v: Json | undefined) => describeValue(v, secret);
   const data = e.data as Json | undefined;
   let code: Code = 'schema-other';
   let message = e.message ?? 'is not valid';

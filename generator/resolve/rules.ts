@@ -1,7 +1,7 @@
 // Semantic rules over the resolved inventory. Each rule is a small named function with stable codes;
 // all rules run, so the user sees every problem at once.
 
-import { err, positionOf } from '../diagnostics.js';
+import { err, namesSecret, positionOf } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4 } from '../util/text.js';
 
@@ -285,7 +285,8 @@ export const noInjection: Rule = (inv) => {
       if (!n.origins[param]) return;
       const base = originOf(n, param);
       out.push(
-        err('injection', [...base, ...rest], `${what} ${JSON.stringify(s.length > 60 ? s.slice(0, 57) + '...' : s)} contains ${bad}`, {
+        // (A secret's value is not shown: only what is wrong with it.)
+        err('injection', [...base, ...rest], `${what} ${namesSecret(path) ? '' : JSON.stringify(s.length > 60 ? s.slice(0, 57) + '...' : s) + ' '}contains ${bad}`, {
           hint: `remove ${bad} from the ${what}; pigen rejects such values instead of escaping them`,
         }),
       );
