@@ -5,6 +5,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync,
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
@@ -700,7 +701,11 @@ function homeOf(dir: string): string {
 /** A writer of the next generation of `outDir`, holding its lock (released by complete() or abort()). */
 function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
   const home = homeOf(resolvePath(outDir));
-  mkdirSync(home, { recursive: true });
+  // Not writable by others whatever the umask: the spare generation and the states in it are
+  // trusted (an entry whose inode, size, mode and mtime match is not read again).
+  mkdirSync(home, { recursive: true, mode: 0o755 });
+  const st = lstatSync(home);
+  if (st.mode & 0o022 && st.uid === process.getuid?.()) chmodSync(home, st.mode & 0o755);
   // Everything from here to the end of the swap is done by one process at a time.
   const unlock = lockHome(home, outDir);
   try {
@@ -976,16 +981,24 @@ function saveState(file: string, dir: string, entries: Record<string, StateEntry
  * state anyone may rewrite could make a build keep a file it should replace).
  */
 function writeJson(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value), { mode: 0o644 });
+  const tmp = tempBeside(file, false);
+  writeFileSync(tmp, JSON.stringify(value), { mode: 0o644, flag: 'wx' });
   renameSync(tmp, file);
+}
+
+/**
+ * A temp file's name beside `target`: unpredictable, and always created new (flag 'wx': O_EXCL, so
+ * a link or file someone put at that name is never written through; the mode is set at creation).
+ */
+function tempBeside(target: string, hidden = true): string {
+  return join(dirname(target), `${hidden ? '.' : ''}${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
 /** Writes one file atomically: a temp file beside it, then rename. */
 export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cwd = process.cwd()): void {
   const target = resolvePath(cwd, path);
-  const tmpPath = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
-  writeFileSync(tmpPath, data, { mode });
+  const tmpPath = tempBeside(target);
+  writeFileSync(tmpPath, data, { mode, flag: 'wx' });
   chmodSync(tmpPath, mode);
   renameSync(tmpPath, target);
 }
@@ -1060,8 +1073,8 @@ export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGener
  */
 export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): void; tmpPath: string }> {
   mkdirSync(dirname(target), { recursive: true });
-  const tmpPath = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
-  const ws = createWriteStream(tmpPath, { mode: 0o644 });
+  const tmpPath = tempBeside(target);
+  const ws = createWriteStream(tmpPath, { mode: 0o644, flags: 'wx' });
   await once(ws, 'open');
   const fd = (ws as unknown as { fd: number }).fd;
   let failed: Error | undefined;

@@ -103,9 +103,12 @@ test('TZ, locale and umask change neither bytes nor modes; modes are those of th
     // The manifest's mode of every rootfs file is the mode on disk; user-data holds secrets: 0600.
     assert.equal(checkManifest(a), [], `${inv}: manifest vs tree`);
     for (const [k, e] of files(ta)) if (k.endsWith('/user-data')) assert.is(e.mode, 0o600, `${k} mode`);
-    // pigen's own bookkeeping beside the outputs (states of the trees) is writable by its owner only.
-    for (const o of ['a', 'b']) {
+    // pigen's own bookkeeping beside the outputs (states of the trees) is writable by its owner only,
+    // even under umask 000.
+    assertOk(cli(['build', inv, '-o', join(dir, 'c')], { umask: '000' }), 'build under umask 000');
+    for (const o of ['a', 'b', 'c']) {
       const home = join(dir, `.${o}.pigen`);
+      assert.is(lstatSync(home).mode & 0o022, 0, `.${o}.pigen is group/world-writable (${(lstatSync(home).mode & 0o777).toString(8)})`);
       const states = readdirSync(home).filter((n) => n.startsWith('state-'));
       assert.ok(states.length > 0, `${home}: no state`);
       for (const n of states) assert.is(lstatSync(join(home, n)).mode & 0o022, 0, `${o}: ${n} is group/world-writable (${(lstatSync(join(home, n)).mode & 0o777).toString(8)})`);

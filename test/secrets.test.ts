@@ -2,14 +2,14 @@
 // certificate, rotation, and no command prints a secret value.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { readFileSync, statSync, lstatSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { copyNginxTree, nginxTest, NGINX } from './nginx-conf.ts';
 import { join } from 'node:path';
-import { needShared, needTools, pigen, run, SHARED, tmp } from './helpers.ts';
+import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
 
 const hasOpenssl = needTools('secrets (openssl)', 'openssl');
@@ -76,6 +76,20 @@ test('no password set in the inventory is printed: not in messages (text, --json
       }
     }
   }
+});
+
+test('the secrets file is replaced through a new temp file of an unpredictable name: a link planted at the old name is not written through', () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-link-');
+  assert.is(pigen(['secrets', 'init'], d).code, 0); // (the embedded inventory: no pigsty.yml here)
+  // (The name a temp file had before: .<name>.tmp-<pid>; sh's pid is the one node gets by exec.)
+  const r = spawnSync('sh', ['-c', `ln -s "$PWD/stolen" .pigsty.secrets.yml.tmp-$$; exec "$0" "$@"`, process.execPath, '--import', TSX, join(ROOT, 'generator/cli.ts'), 'secrets', 'rotate', 'grafana_admin_password'], { cwd: d, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  assert.is(r.status, 0, r.stderr);
+  assert.not.ok(existsSync(join(d, 'stolen')), 'written through the link');
+  const st = lstatSync(join(d, 'pigsty.secrets.yml'));
+  assert.ok(st.isFile(), 'the secrets file is a regular file');
+  assert.is(st.mode & 0o777, 0o600);
+  assert.equal(readdirSync(d).filter((n) => n.includes('.tmp-') && !n.endsWith(`.tmp-${r.pid}`)), [], 'no temp file left');
 });
 
 test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
