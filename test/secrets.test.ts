@@ -92,6 +92,26 @@ test('the secrets file is replaced through a new temp file of an unpredictable n
   assert.equal(readdirSync(d).filter((n) => n.includes('.tmp-') && !n.endsWith(`.tmp-${r.pid}`)), [], 'no temp file left');
 });
 
+test('alertmanager.yml with any receiver (a webhook URL carries its token) is a secret: on each infra node at boot, never in a golden image', () => {
+  const d = tmp('pigen-hook-');
+  const token = 'WebhookTokenXYZ123';
+  const r = pigen(['build', join(ROOT, 'test', 'fixtures', 'two-infra.yml'), '-o', join(d, 'out'), '--set', `alertmanager_receivers=[{name: hook, webhook: {url: "https://hooks.example.com/${token}"}}]`], d);
+  assert.is(r.code, 0, r.stderr);
+  const out = join(d, 'out');
+  for (const n of readdirSync(join(out, 'images'))) assert.not.ok(readFileSync(join(out, 'images', n), 'utf8').includes(token), `images/${n} holds the webhook token`);
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { modules: string[]; files: { path: string; secret?: true; mode: string }[] }> };
+  let infra = 0;
+  for (const [ip, node] of Object.entries(manifest.nodes)) {
+    const f = node.files.find((x) => x.path === '/etc/alertmanager.yml');
+    if (!node.modules.includes('infra')) continue;
+    infra++;
+    assert.ok(f?.secret, `${ip}: /etc/alertmanager.yml is not marked secret`);
+    assert.is(f!.mode, '0640');
+    assert.ok(readFileSync(join(out, 'nodes', ip, 'user-data.baked'), 'utf8').includes(token), `${ip}: the node does not get it at boot`);
+  }
+  assert.ok(infra >= 2);
+});
+
 test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
   if (!hasOpenssl) return;
   const t = certText(s.ca.cert);

@@ -210,7 +210,9 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
       owner: 'prometheus:infra',
       template: 'alertmanager/alertmanager.yml.njk',
       ctx: { receivers },
-      secret: receivers.some((r) => isObj(r.email) || isObj(r.slack)),
+      // Any receiver may carry a credential (a webhook URL with its token, a Slack URL, SMTP
+      // auth): such a file stays out of golden images, on the node alone.
+      secret: receivers.length > 0,
       defer: true,
     });
     p.files.push(
