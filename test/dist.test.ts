@@ -100,6 +100,26 @@ test('the bin loads the bundle with the code cache made by npm run build; a cach
   assert.is(r.stdout, `false ${want}`, 'damaged: rejected by V8, compiled as usual');
 });
 
+test('the bin, run from its code cache, loads packages on first use: check with an upstream schema, bake --target aws (the AWS SDK)', () => {
+  if (!present) return;
+  const dir = tmp();
+  assert.is(run(['build', join(ROOT, 'test', 'fixtures', 'two-infra.yml'), '-o', 'out'], dir).status, 0);
+  // A small draft-04 schema: the check loads ajv-draft-04 and ajv-formats for it.
+  writeFileSync(join(dir, 'schema.json'), JSON.stringify({ $schema: 'http://json-schema.org/draft-04/schema#', type: 'object', properties: { hostname: { type: 'string', format: 'hostname' } } }));
+  const c = run(['check', 'out', '--json', '--cloud-init-schema', 'schema.json'], dir);
+  const rows = (JSON.parse(c.stdout) as { rows: { validator: string; result: string; message: string }[] }).rows.filter((r) => r.validator === 'upstream-schema');
+  assert.ok(rows.length > 0, 'upstream-schema rows');
+  for (const r of rows) assert.is(r.result, 'ok', `upstream-schema: ${r.result} ${r.message}`);
+  // The SDK is loaded and asks for credentials: a clear failure, not an internal error.
+  const b = spawnSync(BIN, ['bake', join(ROOT, 'test', 'fixtures', 'two-infra.yml'), '--target', 'aws', '--dry-run', '--aws-endpoint', 'http://127.0.0.1:9'], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1', AWS_EC2_METADATA_DISABLED: 'true' },
+  });
+  assert.not.match(b.stderr, /internal error|dynamic import/i, b.stderr);
+  assert.match(b.stderr, /AWS|credentials/);
+});
+
 test('the bundle runs `pigen bundle verify` (tar-stream inside the bundle)', () => {
   if (!present) return;
   const dir = tmp();

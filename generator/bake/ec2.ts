@@ -3,8 +3,9 @@
 
 // The SDK is loaded on first use (it takes ~0.5 s to import, which every other command would pay).
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
+import { loadPackage } from '../util/packages.js';
 
-const sdk = () => import('@aws-sdk/client-ec2');
+const sdk = async () => loadPackage<typeof import('@aws-sdk/client-ec2')>('@aws-sdk/client-ec2');
 
 /** The official base images pigen bakes on, per os_profile. */
 export const SOURCE_AMIS: Record<string, { owner: string; name: string; sshUser: string }> = {

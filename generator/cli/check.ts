@@ -13,6 +13,7 @@ import { PACKAGE_ROOT } from '../io.js';
 import { BUILTIN } from './check-builtin.js';
 import type { Command } from './commands.js';
 import { UsageError } from './context.js';
+import { loadDefault } from '../util/packages.js';
 
 // ── Types ───────────────────────────────────────────────────────────────────
 
@@ -427,8 +428,8 @@ async function loadUpstreamSchema(path: string | null): Promise<UpstreamSchema |
   } catch (e) {
     return `cannot read ${path}: ${(e as Error).message}`;
   }
-  const ajvMod = (await import('ajv-draft-04')) as unknown as { default: unknown };
-  const formatsMod = (await import('ajv-formats')) as unknown as { default: unknown };
+  const ajvMod = { default: loadDefault<unknown>('ajv-draft-04') };
+  const formatsMod = { default: loadDefault<unknown>('ajv-formats') };
   type AjvLike = {
     addKeyword(def: object): void;
     addSchema(s: object, key: string): void;

@@ -31,7 +31,8 @@ export function loadBundle(file: string, cacheFile = `${file}.cache`): { exports
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: file,
     ...(cachedData ? { cachedData } : {}),
-    // The bundle's import() of its external packages (ajv-formats, the AWS SDK) as in a module.
+    // (import() as in a module. Functions V8 restores from the cache lose it on Node 20: the
+    // bundle loads its packages with require() instead, util/packages.ts.)
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const module = { exports: {} as Bundle };
