@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -48,6 +48,20 @@ export function readAssets(): Assets {
 /** The inventory file readInventory reads (as given): the argument, else ./pigsty.yml when it exists; undefined: the embedded default. */
 export function inventoryFile(arg: string | undefined, cwd: string): string | undefined {
   return arg ?? (existsSync(join(cwd, 'pigsty.yml')) ? 'pigsty.yml' : undefined);
+}
+
+/** Whether `path` is `dir` or lies below it (links resolved where the paths exist). */
+export function isWithin(path: string, dir: string): boolean {
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      const parent = dirname(p);
+      return parent === p ? p : join(real(parent), basename(p));
+    }
+  };
+  const rel = relative(real(resolvePath(dir)), real(resolvePath(path)));
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
 }
 
 /**

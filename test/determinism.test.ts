@@ -439,6 +439,28 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('build refuses an inventory or secrets file inside -o DIR (every build replaces DIR whole), exit 2, touching nothing', () => {
+  const dir = tmp('pigen-inside-');
+  const out = join(dir, 'out');
+  assertOk(cli(['build', TWO_INFRA, '-o', out]), 'first build');
+  cpSync(TWO_INFRA, join(out, 'pigsty.yml'));
+  writeFileSync(join(out, 'pigsty.secrets.yml'), 'not read\n');
+  for (const args of [['build', join(out, 'pigsty.yml'), '-o', out], ['build', '-o', '.'], ['build', '--json', '-o', '.']]) {
+    const r = cli(args, { cwd: args.includes('.') ? out : dir });
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, /the inventory .*pigsty\.yml lies inside the output directory/);
+    if (args.includes('--json')) assert.match(JSON.parse(r.stdout).error, /lies inside the output directory/);
+  }
+  // The secrets file alone (the inventory elsewhere): the same.
+  writeFileSync(join(dir, 'pigsty.yml'), readFileSync(TWO_INFRA));
+  const r = cli(['build', '-o', '.'], { cwd: dir });
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /lies inside the output directory/);
+  assert.ok(existsSync(join(out, 'pigsty.yml')) && existsSync(join(out, 'pigsty.secrets.yml')), 'the inputs are still there');
+  assert.equal(checkManifest(out), ['pigsty.secrets.yml: not in the manifest', 'pigsty.yml: not in the manifest'], 'the output is as it was, the two files put there by hand');
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('one build writes an output at a time: another waits for its lock, a stale lock is taken over, two at once leave one complete tree', async () => {
   const dir = tmp('pigen-lock-');
   writeFileSync(join(dir, 'big.yml'), bigInventory(KILL_NODES));

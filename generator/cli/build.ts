@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inventoryFile, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles, type OutputBusy } from '../io.js';
+import { fileStamp, gzipSizeWorker, inventoryFile, isWithin, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles, type OutputBusy } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
@@ -58,16 +58,35 @@ interface Session {
 async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
   // The time reported: from reading the inventory to the last file in place.
   const t0 = performance.now();
-  const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
   // (--watch prints one JSON object per line: a stream of builds.)
   const json = (v: unknown) => ctx.stdout.write((session ? JSON.stringify(v) : JSON.stringify(v, null, 2)) + '\n');
+  const out = (values.out as string | undefined) ?? 'out';
+  // An early failure: said on stderr, and as {ok: false, error} with --json.
+  const fail = (code: number, message: string) => {
+    ctx.stderr.write(`pigen: ${message}\n`);
+    if (values.json) json({ ok: false, error: message });
+    return code;
+  };
+  const outDir = resolvePath(ctx.cwd, out);
+  // Every build replaces the output whole: an input inside it would be gone after the next one.
+  const inv = inventoryFile(args[0], ctx.cwd);
+  const inputs: [string, string | undefined][] = [
+    ['the inventory', inv === undefined ? undefined : resolvePath(ctx.cwd, inv)],
+    ['the secrets file', secretsFileOf(ctx.cwd, inv)],
+    ['the --bundle file', typeof values.bundle === 'string' ? resolvePath(ctx.cwd, values.bundle) : undefined],
+  ];
+  for (const [what, f] of inputs) {
+    if (f !== undefined && (what !== 'the secrets file' || fileStamp(f) !== undefined) && isWithin(f, outDir)) {
+      return fail(2, `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`);
+    }
+  }
+  const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
   if (!values.json) printDiagnostics(ctx, r);
   if (hasErrors(r.diagnostics) || !r.inventory) {
     if (values.json) json({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) });
     return 2;
   }
   const version = packageVersion();
-  const out = (values.out as string | undefined) ?? 'out';
   let bundleSha256: string | undefined;
   if (typeof values.bundle === 'string') {
     const path = resolvePath(ctx.cwd, values.bundle);
@@ -75,17 +94,10 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     const stamp = fileStamp(path);
     const v = stamp === undefined ? undefined : session?.bundle?.stamp === stamp ? session.bundle.verified : await verifyBundle(readFileChunks(path));
     if (session && stamp !== undefined && v) session.bundle = { stamp, verified: v };
-    if (!v?.ok || !v.manifestSha256) {
-      ctx.stderr.write(`pigen: --bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}\n`);
-      return 2;
-    }
+    if (!v?.ok || !v.manifestSha256) return fail(2, `--bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}`);
     bundleSha256 = v.manifestSha256;
   }
-  const outDir = out.startsWith('/') ? out : `${ctx.cwd}/${out}`;
-  const cannotWrite = (e: unknown) => {
-    ctx.stderr.write(`pigen: cannot write ${out}: ${(e as Error).message}\n`);
-    return 1;
-  };
+  const cannotWrite = (e: unknown) => fail(1, `cannot write ${out}: ${(e as Error).message}`);
   // The files are written on other threads while the rest is compiled (writerThreads); the
   // level-9 gzips that size each user-data on another.
   let writer;
