@@ -60,12 +60,13 @@ export function maskSecretsInLine(line: string): string {
 
 /**
  * The secret values of an inventory's data: every string or number (3 characters or more) under a
- * secret-named key, at any depth, and those given by --set for one.
+ * secret-named key, at any depth, and those given by --set for one; not the `published` defaults
+ * (Pigsty's documented passwords are no secret, and `pigsty` is also a word of many messages).
  */
-export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = []): string[] {
+export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = [], published: ReadonlySet<string> = new Set()): string[] {
   const out = new Set<string>();
   const add = (v: unknown) => {
-    if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3) out.add(String(v));
+    if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3 && !published.has(String(v))) out.add(String(v));
   };
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);

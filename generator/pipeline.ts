@@ -5,6 +5,7 @@ import { hasErrors, locate, inventorySecretValues, redactSecrets, sortDiagnostic
 import { parseInventory } from './load/parse.js';
 import { checkSchema } from './load/schema.js';
 import { resolve } from './resolve/index.js';
+import { publishedSecretDefaults } from './resolve/params.js';
 import type { Assets, Diagnostic, Inventory, Loaded, ResolveOptions, Source } from './types.js';
 
 export interface Validated {
@@ -26,11 +27,11 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
     resolved = resolve(loaded, assets.schema, opts);
   } catch (e) {
     // Values of the wrong type can trip a rule; the schema errors already explain them.
-    if (hasErrors(schemaDiags)) return { loaded, diagnostics: redactSecrets(sortDiagnostics(schemaDiags), inventorySecretValues(loaded.data, opts.sets)) };
+    if (hasErrors(schemaDiags)) return { loaded, diagnostics: redactSecrets(sortDiagnostics(schemaDiags), inventorySecretValues(loaded.data, opts.sets, publishedSecretDefaults(assets.schema))) };
     throw e;
   }
   const resolveDiags = locate(resolved.diagnostics, loaded, src.name);
-  const diagnostics = redactSecrets(sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags])), inventorySecretValues(loaded.data, opts.sets));
+  const diagnostics = redactSecrets(sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags])), inventorySecretValues(loaded.data, opts.sets, publishedSecretDefaults(assets.schema)));
   return {
     loaded,
     ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),

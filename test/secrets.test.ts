@@ -112,6 +112,26 @@ test('alertmanager.yml with any receiver (a webhook URL carries its token) is a 
   assert.ok(infra >= 2);
 });
 
+test('a secrets file edited by hand is checked like the inventory: a password with a quote or line break, a key that is not PEM: exit 2, value not printed', () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-edited-');
+  assert.is(pigen(['secrets', 'init'], d).code, 0);
+  const file = join(d, 'pigsty.secrets.yml');
+  const good = readFileSync(file, 'utf8');
+  const cases: [string, RegExp][] = [
+    [good.replace(/^(  grafana_admin_password: ).*$/m, '$1"Edited\\"\\"\\"\\nINJ = 1"'), /password grafana_admin_password .*quote/],
+    [good.replace(/^(  grafana_admin_password: ).*$/m, '$1"Edited\\u2028x"'), /password grafana_admin_password/],
+    [good.replace(/-----BEGIN PRIVATE KEY-----/, '-----BEGIN PRIVATE KEY-----\n    Edited: 1'), /not a PEM block|not PEM/],
+  ];
+  for (const [text, want] of cases) {
+    writeFileSync(file, text, { mode: 0o600 });
+    const r = pigen(['build', '-o', 'out'], d);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, want);
+    assert.not.ok((r.stdout + r.stderr).includes('Edited'), 'the value is not printed');
+  }
+});
+
 test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
   if (!hasOpenssl) return;
   const t = certText(s.ca.cert);

@@ -28,6 +28,11 @@ export const knownParams = (schema: JsonObject) => info(schema).known;
 export const paramDefaults = (schema: JsonObject): JsonObject => structuredClone(info(schema).defaults);
 /** Parameters that hold secrets (x-pigen-secret). */
 export const secretParams = (schema: JsonObject) => info(schema).secrets;
+/** The published defaults of those (Pigsty's documented passwords, such as `pigsty`): no secret. */
+export const publishedSecretDefaults = (schema: JsonObject): Set<string> => {
+  const i = info(schema);
+  return new Set(i.secrets.map((k) => i.defaults[k]).filter((x) => typeof x === 'string' || typeof x === 'number').map(String));
+};
 
 // Parameters of modules pigen carries through untouched (PGSQL, ETCD, MINIO, REDIS, DOCKER, APP,
 // and Pigsty's other modules), plus Ansible's own connection variables.

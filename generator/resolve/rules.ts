@@ -1,9 +1,10 @@
 // Semantic rules over the resolved inventory. Each rule is a small named function with stable codes;
 // all rules run, so the user sees every problem at once.
 
-import { err, namesSecret, positionOf } from '../diagnostics.js';
+import { err, namesSecret, pathKey, positionOf } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4 } from '../util/text.js';
+import { isForeignParam } from './params.js';
 
 export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
 
@@ -198,9 +199,16 @@ function portAt(loaded: Loaded, param: string, path: Path): { pos?: Pos } {
 const posKey = (p: Pos | undefined) => (p ? p.line * 100000 + p.col : 0);
 
 /** Characters that would break or extend a generated file, by field kind. */
-const CONTROL = /[\u0000-\u001f\u007f]/;
+// (U+0085, U+2028 and U+2029 are line breaks to YAML 1.1 readers and some config parsers.)
+const CONTROL = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/;
+/** Characters of a path a shell command or a config file gets unquoted: none but these. */
+const PATH_OK = /^\/(?:[A-Za-z0-9._@+=:,~-]+\/?)*$/;
+/** Names that become file names, directory names and labels. */
+const NAME_OK = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const STRICT_BAD = /[;{}"'`#\\$<>|&]/;
 const OPTIONS_BAD = /[;{}"'`#\\$<>|&]/;
+/** The same, for paths and locations (also no whitespace or glob characters: unquoted in commands). */
+const PATHISH_BAD = /[;{}"'`#\\$<>|&\s*?[\]]/;
 
 /** Placeholders are filled in by pigen itself (unknown ones are reported on their own). */
 const KNOWN_PLACEHOLDER = /\$\{[A-Za-z0-9_]*\}/g;
@@ -210,7 +218,7 @@ function describeBad(s0: string, re: RegExp): string | undefined {
   const m = s.match(CONTROL) ?? s.match(re);
   if (!m) return undefined;
   const c = m[0];
-  const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab' };
+  const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab', '\u0085': 'a line break (U+0085)', '\u2028': 'a line separator (U+2028)', '\u2029': 'a paragraph separator (U+2029)' };
   return names[c] ?? (CONTROL.test(c) ? `control character U+${c.charCodeAt(0).toString(16).padStart(4, '0')}` : `\`${c}\``);
 }
 
@@ -225,9 +233,9 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['infra_portal', '*', 'domain'], what: 'portal domain', bad: STRICT_BAD },
   { pattern: ['infra_portal', '*', 'domains', '*'], what: 'portal domain', bad: STRICT_BAD },
   { pattern: ['infra_portal', '*', 'endpoint'], what: 'portal endpoint', bad: STRICT_BAD },
-  { pattern: ['infra_portal', '*', 'path'], what: 'portal path', bad: STRICT_BAD },
-  { pattern: ['infra_portal', '*', 'cert'], what: 'portal cert path', bad: STRICT_BAD },
-  { pattern: ['infra_portal', '*', 'key'], what: 'portal key path', bad: STRICT_BAD },
+  { pattern: ['infra_portal', '*', 'path'], what: 'portal path', bad: PATHISH_BAD },
+  { pattern: ['infra_portal', '*', 'cert'], what: 'portal cert path', bad: PATHISH_BAD },
+  { pattern: ['infra_portal', '*', 'key'], what: 'portal key path', bad: PATHISH_BAD },
   { pattern: ['infra_portal', '*', 'log'], what: 'portal log name', bad: STRICT_BAD },
   { pattern: ['infra_portal', '*', 'realm'], what: 'portal realm', bad: STRICT_BAD },
   { pattern: ['infra_portal', '*', 'certbot'], what: 'portal certbot name', bad: STRICT_BAD },
@@ -252,7 +260,7 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['infra_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['vector_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['node_data'], what: 'path', bad: STRICT_BAD },
-  { pattern: ['repo_bundle'], what: 'bundle location', bad: STRICT_BAD },
+  { pattern: ['repo_bundle'], what: 'bundle location', bad: PATHISH_BAD },
   { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#\\$<>|&]/ },
   { pattern: ['node_timezone'], what: 'timezone', bad: STRICT_BAD },
 ];
@@ -277,9 +285,12 @@ export const noInjection: Rule = (inv) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
     const v = n.vars;
+    // (Paths reported by a field's own check are not reported again by the generic one.)
+    const reported = new Set<string>();
     const check = (s: string, path: Path, what: string, re: RegExp) => {
       const bad = describeBad(s, re);
       if (!bad) return;
+      reported.add(pathKey(path));
       const [param, ...rest] = path as [string, ...Path];
       // pigen's defaults are clean; one can only turn bad through admin_ip, which is reported itself.
       if (!n.origins[param]) return;
@@ -296,13 +307,93 @@ export const noInjection: Rule = (inv) => {
     // (The parameters set in the inventory: those with an origin; far fewer than the node's vars.)
     for (const k of Object.keys(n.origins)) {
       const val = v[k];
-      if (typeof val !== 'string') continue;
-      if (k.endsWith('_options')) check(val, [k], 'option string', OPTIONS_BAD);
-      if (/_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/);
+      // Any string pigen may write somewhere (its own parameters, at any depth, keys included):
+      // no line break or control character, whatever the field. (Raw nginx `config` blocks are
+      // checked for their braces instead; other modules' parameters are carried, not written.)
+      if (typeof val === 'string' && k.endsWith('_options')) check(val, [k], 'option string', OPTIONS_BAD);
+      if (typeof val === 'string' && /_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/);
+      if (!isForeignParam(k)) {
+        walkStrings(val, [k], (s, p) => {
+          if ((k === 'infra_portal' && p[2] === 'config' && p.length === 3) || reported.has(pathKey(p))) return;
+          check(s, p, 'value', /(?!)/);
+        });
+      }
+    }
+    const caCn = v.ca_cn;
+    if (n.origins.ca_cn && typeof caCn === 'string' && !describeBad(caCn, STRICT_BAD) && !/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/.test(caCn)) {
+      out.push(err('bad-value', originOf(n, 'ca_cn'), `\`${caCn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`, { hint: 'use letters, digits, spaces, . _ and -' }));
+    }
+    // Paths go unquoted into shell commands and configs; names become file and directory names.
+    for (const k of PATH_PARAMS) {
+      const val = v[k];
+      if (!n.origins[k] || typeof val !== 'string' || describeBad(val, STRICT_BAD)) continue;
+      if (!PATH_OK.test(val) || val.split('/').some((seg) => seg === '..' || seg === '.')) {
+        out.push(err('bad-value', originOf(n, k), `path \`${val}\` is not a plain absolute path`, { hint: 'use an absolute path of letters, digits and . _ - @ + = : , ~ (no spaces, globs, quotes or .. segments)' }));
+      }
+    }
+    for (const [k, inner] of NAME_PARAMS) {
+      if (!n.origins[k]) continue;
+      walkPattern(v[k], inner, [k], (s, p) => {
+        const items = k.endsWith('_modules') ? s.split(',').map((x) => x.trim()) : [s];
+        const bad = items.find((x) => !NAME_OK.test(x));
+        if (bad === undefined || describeBad(s, STRICT_BAD)) return;
+        const [param, ...rest] = p as [string, ...Path];
+        out.push(err('bad-value', [...originOf(n, param), ...rest], `\`${bad}\` cannot be used as a name (it names files and directories)`, { hint: 'use letters, digits, . _ and -, starting with a letter or digit' }));
+      });
     }
   }
   return dedupe(out);
 };
+
+/** Parameters holding a path on the node (written into shell commands and configs unquoted). */
+const PATH_PARAMS = ['infra_data', 'nginx_home', 'nginx_data', 'repo_home', 'node_data', 'vector_data', 'exporter_metrics_path'];
+/** Parameters (and the path inside them) whose strings name files, directories or sections. */
+const NAME_PARAMS: [string, string[]][] = [
+  ['node_cluster', []],
+  ['etcd_cluster', []],
+  ['minio_cluster', []],
+  ['redis_cluster', []],
+  ['repo_name', []],
+  ['repo_modules', []],
+  ['node_repo_modules', []],
+  ['repo_upstream', ['*', 'name']],
+  ['repo_upstream', ['*', 'module']],
+];
+
+/**
+ * Whether raw nginx directives keep to their block: braces balanced and never closing it, counted
+ * as nginx reads them (not inside a quoted string or a comment; a backslash escapes the next
+ * character), and no quoted string left open.
+ */
+export function balancedNginx(config: string): boolean {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < config.length; i++) {
+    const c = config[i]!;
+    if (c === '\\') i++;
+    else if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '#') {
+      const nl = config.indexOf('\n', i);
+      i = nl < 0 ? config.length : nl;
+    } else if (c === '{') depth++;
+    else if (c === '}' && --depth < 0) return false;
+  }
+  return depth === 0 && quote === undefined;
+}
+
+/** Every string in a value, object keys included (a key's path ends with the key itself). */
+function walkStrings(v: Json | undefined, path: Path, fn: (s: string, p: Path) => void): void {
+  if (typeof v === 'string') fn(v, path);
+  else if (Array.isArray(v)) v.forEach((x, i) => walkStrings(x, [...path, i], fn));
+  else if (isObj(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      fn(k, [...path, k]);
+      walkStrings(x, [...path, k], fn);
+    }
+  }
+}
 
 export const portalEntries: Rule = (inv) => {
   const out: Diagnostic[] = [];
@@ -344,13 +435,7 @@ export const portalEntries: Rule = (inv) => {
         if (typeof val === 'string' && !val.startsWith('/')) out.push(err('portal-path', [...p, f], `${f} \`${val}\` must be an absolute path`));
       }
       if (typeof e.config === 'string') {
-        let depth = 0;
-        for (const c of e.config) {
-          if (c === '{') depth++;
-          if (c === '}') depth--;
-          if (depth < 0) break;
-        }
-        if (depth !== 0 || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
+        if (!balancedNginx(e.config) || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
       }
     }
   }

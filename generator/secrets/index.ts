@@ -79,8 +79,21 @@ export function parseSecrets(text: string): Secrets | string {
   const s = d as Partial<Secrets> | null;
   if (!s || typeof s !== 'object' || s.version !== 1) return 'not a pigen secrets file (version: 1 missing)';
   if (!s.ca || typeof s.ca.key !== 'string' || typeof s.ca.cert !== 'string') return 'the CA key or certificate is missing';
+  // Its values go into generated files as they are: each must be what pigen writes there (a PEM
+  // block, a password without quotes, backslashes, $ or line breaks), whoever edited the file.
+  if (!isPem(s.ca.key) || !isPem(s.ca.cert)) return 'the CA key or certificate is not a PEM block';
+  if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null)) return 'infra is not a mapping';
+  for (const [ip, t] of Object.entries(s.infra ?? {})) {
+    if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
+  }
+  if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null)) return 'passwords is not a mapping';
+  for (const [k, v] of Object.entries(s.passwords ?? {})) {
+    if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $ or line break (they would break the files it goes into)`;
+  }
   return { version: 1, ca: s.ca, infra: s.infra ?? {}, passwords: s.passwords ?? {} } as Secrets;
 }
+
+const isPem = (v: unknown): boolean => typeof v === 'string' && /^-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?$/.test(v);
 
 /** Every secret value in a secrets file, for leak scanning and redaction. */
 export function secretValues(s: Secrets): { name: string; value: string; kind: 'ca-key' | 'tls-key' | 'password'; node?: string }[] {
