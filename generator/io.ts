@@ -854,6 +854,11 @@ function openGeneration(outDir: string, opts: WriteOptions, backendOf: () => Spa
 
   return {
     add(e: OutEntry): void {
+      // (Inputs that could lead a path out of the tree are rejected by the rules; this is the last
+      // guard: an entry outside the tree is a bug, never written.)
+      if (!e.path || e.path.startsWith('/') || e.path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
+        throw new Error(`refusing an output path outside the tree: ${JSON.stringify(e.path)}`);
+      }
       const link = 'link' in e ? e.link : undefined;
       const key = 'link' in e ? 'L' + e.link : e.sha256 ?? sha256(e.data);
       const mode = modeOf(e);

@@ -461,6 +461,18 @@ test('build refuses an inventory or secrets file inside -o DIR (every build repl
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('the writer refuses an entry whose path leaves the tree (.., absolute, empty segments) and writes nothing', () => {
+  const dir = tmp('pigen-escape-');
+  const out = join(dir, 'out');
+  for (const path of ['../escape', 'a/../../escape', '/etc/escape', 'a//b', './a', '']) {
+    const tree: OutTree = [{ path: 'manifest.json', data: Buffer.from('{}\n'), mode: 0o644 }, { path, data: Buffer.from('x'), mode: 0o644 }];
+    assert.throws(() => writeTree(out, tree), /outside the tree/, JSON.stringify(path));
+  }
+  assert.equal(readdirSync(dir).filter((n) => n !== '.out.pigen'), [], 'nothing written beside the output');
+  assert.not.ok(existsSync(join(dir, 'escape')));
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('one build writes an output at a time: another waits for its lock, a stale lock is taken over, two at once leave one complete tree', async () => {
   const dir = tmp('pigen-lock-');
   writeFileSync(join(dir, 'big.yml'), bigInventory(KILL_NODES));
