@@ -1017,9 +1017,15 @@ function tempBeside(target: string, hidden = true): string {
 export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cwd = process.cwd()): void {
   const target = resolvePath(cwd, path);
   const tmpPath = tempBeside(target);
-  writeFileSync(tmpPath, data, { mode, flag: 'wx' });
-  chmodSync(tmpPath, mode);
-  renameSync(tmpPath, target);
+  try {
+    writeFileSync(tmpPath, data, { mode, flag: 'wx' });
+    chmodSync(tmpPath, mode);
+    renameSync(tmpPath, target);
+  } catch (e) {
+    // (Nothing left beside the target: the temp file may hold secrets.)
+    rmSync(tmpPath, { force: true });
+    throw e;
+  }
 }
 
 // ── Offline repo bundles: streaming reads, an atomic output file, external tools ─────────────

@@ -2,7 +2,7 @@
 // files, MIME with a deterministic boundary, and the manifest's per-target sizes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'yaml';
@@ -65,6 +65,29 @@ test('unknown node and bad flags are usage errors (exit 2)', () => {
   assert.is(cli(['userdata', ip, '--cloud', 'mars'], dir).code, 2);
   assert.is(cli(['userdata', ip, '--encoding', 'rot13'], dir).code, 2);
   assert.is(cli(['userdata'], dir).code, 2);
+});
+
+test('-o FILE writes 0600 (with --json too); -o DIR or a missing directory: exit 2, a clear message, no temp file left; --json failures are JSON', () => {
+  const d = tmp('pigen-ud-out-');
+  const r = cli(['userdata', ip, '--json', '-o', 'ud.yml'], d);
+  assert.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { ok: boolean; out: string; size: number };
+  assert.ok(j.ok);
+  assert.is(j.out, 'ud.yml');
+  assert.is(statSync(join(d, 'ud.yml')).mode & 0o777, 0o600);
+  assert.is(statSync(join(d, 'ud.yml')).size, j.size);
+  mkdirSync(join(d, 'sub'));
+  for (const out of ['sub', 'nodir/ud.yml']) {
+    const e = cli(['userdata', ip, '-o', out], d);
+    assert.is(e.code, 2, e.stderr);
+    assert.match(e.stderr, new RegExp(`cannot write ${out}: .*give a file path`));
+    assert.not.match(e.stderr, /internal error|\n\s+at /);
+  }
+  assert.equal(readdirSync(d).sort(), ['sub', 'ud.yml'], 'no temp file left beside');
+  assert.equal(readdirSync(join(d, 'sub')), []);
+  const unknown = cli(['userdata', '10.9.9.9', '--json'], d);
+  assert.is(unknown.code, 2);
+  assert.match((JSON.parse(unknown.stdout) as { error: string }).error, /no node '10\.9\.9\.9'/);
 });
 
 test('every encoded form decodes (gunzip, base64) back to the same cloud-config', () => {

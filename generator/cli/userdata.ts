@@ -39,13 +39,17 @@ ${INVENTORY_HELP}
     const encoding = ((values.encoding as string | undefined) ?? 'auto') as (typeof ENCODINGS)[number];
     if (!ENCODINGS.includes(encoding)) throw new UsageError(`unknown --encoding '${encoding}' (one of: ${ENCODINGS.join(', ')})`);
     const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true);
-    printDiagnostics(ctx, r);
-    if (hasErrors(r.diagnostics) || !r.inventory) return 2;
+    // (--json: every outcome is one JSON object on stdout, failures included.)
+    const json = (v: Record<string, unknown>) => values.json && ctx.stdout.write(JSON.stringify({ ...v, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+    const fail = (code: number, message: string) => {
+      ctx.stderr.write(`pigen: ${message}\n`);
+      json({ ok: false, error: message });
+      return code;
+    };
+    if (!values.json) printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) return json({ ok: false }), 2;
     const node = r.inventory.nodes.find((n) => n.ip === nodeArg || n.nodename === nodeArg);
-    if (!node) {
-      ctx.stderr.write(`pigen: no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}\n`);
-      return 2;
-    }
+    if (!node) return fail(2, `no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}`);
     const version = packageVersion();
     const rendered = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) }).nodes.find((n) => n.ip === node.ip)!;
     let text = cloudConfigText(rendered, { version });
@@ -65,10 +69,9 @@ ${INVENTORY_HELP}
     const fits = delivered <= limit;
     const pct = Number.isFinite(limit) ? ` (${Math.round((delivered / limit) * 100)}%)` : '';
     const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';
-    if (values.json) {
-      ctx.stdout.write(JSON.stringify({ node: node.ip, nodename: node.nodename, cloud, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
-    }
+    const result = { node: node.ip, nodename: node.nodename, cloud, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
     if (!fits) {
+      json({ ok: false, ...result });
       const top = largestContributors(text).map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
       ctx.stderr.write(
         `pigen: ${node.nodename} (${node.ip}): user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` +
@@ -78,9 +81,17 @@ ${INVENTORY_HELP}
       return 1;
     }
     ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
-    if (values.json) return 0;
     if (values.out) {
-      writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);
+      try {
+        writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        const usage = code === 'EISDIR' || code === 'ENOTDIR' || code === 'ENOENT';
+        return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${code === 'EISDIR' ? 'it is a directory' : 'its directory does not exist'}; give a file path` : (e as Error).message}`);
+      }
+      json({ ok: true, ...result });
+    } else if (values.json) {
+      json({ ok: true, ...result });
     } else {
       if (ctx.stdout.isTTY && (chosen === 'gzip')) {
         ctx.stderr.write('pigen: refusing to print gzip bytes to a terminal; use -o FILE or --encoding gzip+base64\n');
