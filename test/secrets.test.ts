@@ -2,7 +2,7 @@
 // certificate, rotation, and no command prints a secret value.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, lstatSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, statSync, lstatSync, mkdirSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
@@ -129,6 +129,17 @@ test('a secrets file edited by hand is checked like the inventory: a password wi
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, want);
     assert.not.ok((r.stdout + r.stderr).includes('Edited'), 'the value is not printed');
+  }
+});
+
+test('a secrets file that cannot be read (a directory) is a clear error, exit 2, no stack trace', () => {
+  const d = tmp('pigen-secdir-');
+  mkdirSync(join(d, 'pigsty.secrets.yml'));
+  for (const cmd of ['validate', 'build']) {
+    const r = pigen([cmd], d);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot read .*pigsty\.secrets\.yml: it is a directory/);
+    assert.not.match(r.stderr, /internal error|\n\s+at /);
   }
 });
 

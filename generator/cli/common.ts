@@ -45,7 +45,16 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   if (!v.inventory || opts.noSecrets) return result;
   // The secrets file beside the inventory: its passwords replace published defaults.
   const secretsPath = secretsFileOf(ctx.cwd, arg);
-  const text = readOptionalText(secretsPath);
+  let text: string | undefined;
+  try {
+    text = readOptionalText(secretsPath);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    result.diagnostics = [...result.diagnostics, err('file-unreadable', [], `cannot read ${secretsPath}: ${why}`, { file: secretsPath, hint: 'the secrets file beside the inventory must be a file pigen can read (pigen secrets init makes one)' })];
+    delete result.inventory;
+    return result;
+  }
   if (text !== undefined) {
     const parsed = parseSecrets(text);
     if (typeof parsed === 'string') {

@@ -112,6 +112,9 @@ export function parseInventory(src: Source): Result<Loaded> {
   return { value: { file, text, data, positions }, diagnostics: [] };
 }
 
+/** The most values an inventory may expand to (a 10,000-node inventory makes ~50,000). */
+const MAX_VALUES = 500_000;
+
 class Walker {
   diagnostics: Diagnostic[] = [];
   constructor(
@@ -129,7 +132,17 @@ class Walker {
     this.positions.set(k, key ? { value, key } : { value });
   }
 
+  /** Values left to make: aliases of aliases expand exponentially (a "billion laughs" file). */
+  private budget = MAX_VALUES;
+
   convert(node: YNode | null | undefined, path: Path, seen: Set<YNode>, keyNode?: YNode | null): Json {
+    if (--this.budget < 0) {
+      if (this.budget === -1) {
+        const at = node?.range ? this.pos(node.range[0]) : { line: 1, col: 1 };
+        this.diagnostics.push(err('alias-error', path, `the aliases expand to more than ${MAX_VALUES.toLocaleString('en')} values`, { file: this.file, pos: at, hint: 'an alias of aliases multiplies what it refers to: write the values out, or alias less deeply' }));
+      }
+      return null;
+    }
     this.record(path, node, keyNode);
     if (node == null) return null;
     if (isAlias(node)) {
