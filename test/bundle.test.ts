@@ -430,6 +430,13 @@ test('CLI: usage errors and clear failures', async () => {
   assert.is(rpm.code, 1);
   assert.match(rpm.err, /createrepo_c/);
   assert.not.ok(existsSync(join(empty, 'x.tgz')));
+  // A file named .deb that is no package: the failure names it; no stack trace, no temp file left.
+  const junk = tmp('pigen-junk-');
+  writeFileSync(join(junk, 'bad_1_all.deb'), 'garbage\n');
+  const bad = await cli(['bundle', '--from', junk, '-o', join(junk, 'b.tgz'), '--quiet']);
+  assert.is(bad.code, 1, bad.err);
+  assert.match(bad.err, /bad_1_all\.deb: not an ar archive/);
+  assert.equal(readdirSync(junk), ['bad_1_all.deb'], 'nothing left beside');
   const missing = await cli(['bundle', 'verify', join(empty, 'nope.tgz')]);
   assert.is(missing.code, 2);
   const noFile = await cli(['bundle', 'verify']);

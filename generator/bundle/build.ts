@@ -136,12 +136,18 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
       entry = pack.entry(header(f.name, f.size), (e) => (e ? reject(e) : resolve()));
     });
     done.catch(() => undefined);
+    // (Destroyed with the error below: the error is the caller's to report, not an unhandled event.)
+    (entry as unknown as NodeJS.EventEmitter).on('error', () => undefined);
     try {
       for await (const chunk of f.read()) {
         size += chunk.length;
         if (size > f.size) throw new BundleError(`${f.name} grew while it was being bundled`);
         sha256.update(chunk);
-        ar?.push(chunk);
+        try {
+          ar?.push(chunk);
+        } catch (e) {
+          throw new BundleError(`${f.name}: ${(e as Error).message}`);
+        }
         progress.bytes += chunk.length;
         if (!entry.write(chunk)) await once(entry as unknown as NodeJS.EventEmitter, 'drain');
         tick();
