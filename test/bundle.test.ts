@@ -377,8 +377,13 @@ test('CLI: pigen bundle writes the default name atomically, twice identical; ver
   assert.is(r2.code, 0, r2.err);
   assert.is(JSON.parse(r2.out).debs, 4);
   assert.ok(first.equals(readFileSync(join(outDir, name))));
+  const r3 = await cli(['bundle', '--from', debs, '-o', outDir, '--quiet', '--json']);
+  assert.is(JSON.parse(r3.out).out, join(outDir, name), '-o DIR --json names the file written');
   const v = await cli(['bundle', 'verify', join(outDir, name)]);
   assert.is(v.code, 0, v.err);
+  const vd = await cli(['bundle', 'verify', outDir, '--json']);
+  assert.is(vd.code, 2);
+  assert.match(JSON.parse(vd.out).error, /it is a directory/);
   assert.match(v.out, /ok: 10 files \(4 \.deb\)/);
   const e = await cli(['bundle', '--from', debs, '-o', join(outDir, 'e.tgz'), '--quiet'], {}, 86400);
   assert.is(e.code, 0, e.err);

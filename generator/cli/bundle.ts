@@ -146,7 +146,8 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       }
       reporter?.done();
       const secs = (performance.now() - t0) / 1000;
-      const shown = typeof values.out === 'string' ? values.out : facts.defaultName;
+      // (The file written: -o DIR names a directory, the bundle goes in it under the default name.)
+      const shown = typeof values.out === 'string' ? (out === abs(ctx, values.out) ? values.out : join(values.out, facts.defaultName)) : facts.defaultName;
       if (values.json) {
         ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, notBundled: left.map((f) => f.name), seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
       } else {
@@ -177,7 +178,9 @@ async function verifyCommand(ctx: CliContext, file: string | undefined, json: bo
   if (!file) throw new UsageError(`bundle verify needs a FILE\nUsage: pigen bundle verify FILE`);
   const path = abs(ctx, file);
   if (fileSizeOf(path) === undefined || isDirectory(path)) {
-    ctx.stderr.write(`pigen: cannot read ${file}: no such file\n`);
+    const why = isDirectory(path) ? 'it is a directory' : 'no such file';
+    ctx.stderr.write(`pigen: cannot read ${file}: ${why}\n`);
+    if (json) ctx.stdout.write(JSON.stringify({ file, ok: false, error: `cannot read ${file}: ${why}` }, null, 2) + '\n');
     return 2;
   }
   const res = await verifyBundle(readFileChunks(path));
