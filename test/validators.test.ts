@@ -1,8 +1,8 @@
 // `pigen check` over real builds: the embedded default and Pigsty's inventories (meta, full, simu,
 // rich, el, and el as EL9) pass every validator — cloud-init 22.4 and the upstream cloud-config
-// schema, vmalert, promtool, amtool, blackbox, dnsmasq, chronyd, systemd-analyze, VictoriaMetrics
+// schema, nginx -t (the node's whole configuration), vmalert, promtool, amtool, blackbox, dnsmasq, chronyd, systemd-analyze, VictoriaMetrics
 // and the built-in checks — and every validator actually ran. A corrupted alertmanager.yml, rule
-// file or unit makes `pigen check` exit 1 naming the file.
+// file, unit or nginx conf makes `pigen check` exit 1 naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +15,11 @@ import { compile } from '../generator/compile.ts';
 import { packageVersion, readAssets, writeTree } from '../generator/io.ts';
 import { SHARED, needShared, needTools, tmp } from './helpers.ts';
 
-const TOOLS = ['cloud-init', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl'];
+const TOOLS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl'];
 const HAVE = needTools('pigen check with the real validators', ...TOOLS);
 const SCHEMA = SHARED ? join(SHARED, 'cloud-init-schema', 'schema-cloud-config-v1.json') : null;
 /** Every validator `pigen check` has; upstream-schema needs the shared schema file. */
-const VALIDATORS = ['cloud-init', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'builtin', ...(SCHEMA ? ['upstream-schema'] : [])];
+const VALIDATORS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'builtin', ...(SCHEMA ? ['upstream-schema'] : [])];
 
 const quiet = { write: () => {}, isTTY: false };
 const temps: string[] = [];
@@ -87,7 +87,7 @@ for (const [name, arg, sets] of CASES) {
     // upstream schema check, which has no schema file there: needShared says so).
     if (!SCHEMA) needShared('the upstream cloud-config schema check in pigen check');
     const skippedKinds = new Set(r.rows.filter((x) => x.result === 'skipped' && (SCHEMA || x.validator !== 'upstream-schema')).map((x) => x.kind));
-    for (const k of skippedKinds) assert.ok(['nginx', 'other', 'ca-cert', 'tls-cert', 'tls-key'].includes(k), `kind ${k} skipped`);
+    for (const k of skippedKinds) assert.ok(['other', 'ca-cert', 'tls-cert', 'tls-key'].includes(k), `kind ${k} skipped`);
   });
 }
 
@@ -100,6 +100,7 @@ test('a corrupted alertmanager.yml, rule file and unit: pigen check exits 1 nami
   edit('data/infra/rules/node.yml', (s) => s.replace(/expr: /, 'expr: sum(('));
   edit('etc/systemd/system/vector.service', (s) => s.replace(/^ExecStart=.*$/m, ''));
   appendFileSync(join(rootfs, 'etc/systemd/system/node_exporter.service'), 'LimitNOFILEE=1\n');
+  edit('etc/nginx/conf.d/home.conf', (s) => s.replace(/listen 80 default_server;/, 'listen 80 default_server'));
   const r = await cli(['check', dir]);
   assert.is(r.code, 1, r.stdout + r.stderr);
   const failed = r.stdout.split('\n').filter((l) => /\sFAIL\s/.test(l));
@@ -109,7 +110,10 @@ test('a corrupted alertmanager.yml, rule file and unit: pigen check exits 1 nami
   assert.ok(named('/infra/rules/node.yml', 'promtool'), r.stdout);
   assert.ok(named('/etc/systemd/system/vector.service', 'systemd-analyze'), r.stdout);
   assert.ok(named('/etc/systemd/system/node_exporter.service', 'systemd-analyze'), r.stdout);
-  assert.is(failed.length, 5, r.stdout);
+  assert.ok(named('/etc/nginx/conf.d/home.conf', 'nginx'), r.stdout);
+  assert.match(r.stdout, /invalid parameter "listen" in \/etc\/nginx\/conf\.d\/home\.conf:\d+/);
+  assert.match(r.stdout, /10\.10\.10\.10:\/etc\/nginx\/nginx\.conf +nginx +skipped +nginx -t stopped at \/etc\/nginx\/conf\.d\/home\.conf/);
+  assert.is(failed.length, 6, r.stdout);
   assert.match(r.stdout, /not a valid duration string/);
   assert.match(r.stdout, /LimitNOFILEE/);
 
@@ -118,7 +122,7 @@ test('a corrupted alertmanager.yml, rule file and unit: pigen check exits 1 nami
   assert.is(j.code, 1);
   const data = JSON.parse(j.stdout) as { ok: boolean; counts: { FAIL: number }; rows: { path: string; result: string }[] };
   assert.is(data.ok, false);
-  assert.is(data.counts.FAIL, 5);
+  assert.is(data.counts.FAIL, 6);
   assert.ok(data.rows.some((x) => x.path === '/etc/alertmanager.yml' && x.result === 'FAIL'));
 });
 

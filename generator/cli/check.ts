@@ -3,7 +3,7 @@
 // directory, on a copy whose absolute node paths are rebased into a copy of the node's rootfs),
 // plus cloud-init's and the upstream schema's checks of every user-data.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
 import { PACKAGE_ROOT } from '../io.js';
 import { BUILTIN } from './check-builtin.js';
+import { copyNginxTree } from './check-nginx.js';
 import type { Command } from './commands.js';
 import { UsageError } from './context.js';
 import { loadDefault } from '../util/packages.js';
@@ -245,6 +246,39 @@ class Toolbox {
         return root;
       })();
       this.unitRoots.set(set, p);
+    }
+    return p;
+  }
+
+  private nginxRuns = new Map<string, Promise<{ r: Ran; prefix: string; standIns: string[] }>>();
+  /**
+   * `nginx -t` of the node's whole nginx configuration (once per node): its /etc/nginx files copied
+   * under a scratch prefix with every path rebased (check-nginx.ts), the certificates and keys they
+   * name copied from the node's rootfs, or a stand-in pair where the node makes its own at first
+   * boot (no secrets file).
+   */
+  nginxRun(s: Subject): Promise<{ r: Ran; prefix: string; standIns: string[] }> {
+    let p = this.nginxRuns.get(s.node);
+    if (!p) {
+      p = (async () => {
+        const prefix = this.scratch(`nginx-${s.node}`);
+        const files = s.nodeFiles.filter((f) => f.path.startsWith('/etc/nginx/')).map((f) => ({ path: f.path, content: readFileSync(join(s.dir, f.out), 'utf8') }));
+        const copy = copyNginxTree(files, prefix, (u) => spawnSync('id', ['-u', u]).status === 0);
+        const standIns: string[] = [];
+        for (const pair of copy.certs) {
+          if (pair.every((f) => existsSync(join(s.rootfs, f)))) {
+            for (const f of pair) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(join(s.rootfs, f), prefix + f);
+            continue;
+          }
+          const tls = await this.tls();
+          if (!tls) continue;
+          standIns.push(pair[0]);
+          for (const [f, from] of [[pair[0], tls.crt], [pair[1], tls.key]] as const) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(from, prefix + f);
+        }
+        const r = await this.exec('nginx', ['-t', '-q', '-e', 'stderr', '-p', prefix + '/', '-c', copy.conf, '-g', `pid ${prefix}/nginx.pid;`], prefix);
+        return { r, prefix, standIns };
+      })();
+      this.nginxRuns.set(s.node, p);
     }
     return p;
   }
@@ -523,6 +557,29 @@ const V: Record<string, Validator> = {
       return o;
     },
   },
+  nginx: {
+    name: 'nginx',
+    programs: ['nginx'],
+    pure: false,
+    // (nginx -t reads the node's whole configuration: one run per node, each file's row from it;
+    // the result depends on every nginx file of the node, and on the rootfs its certificates are in.)
+    context: (s) => `${s.rootfs}|${s.nodeFiles.filter((f) => f.path.startsWith('/etc/nginx/')).map((f) => `${f.path} ${hash(readFileSync(join(s.dir, f.out)))}`).join('|')}`,
+    async run(s, t) {
+      let { r, prefix, standIns } = await t.nginxRun(s);
+      const warnings = standIns.map((c) => `stand-in certificate for ${c} (the node makes its own at first boot)`);
+      if (r.code === 0) return { result: 'ok', message: '', ...(warnings.length ? { warnings } : {}) };
+      // (Its lines start with a time, a level and pid#tid: left out.)
+      const strip = (x: string) => x.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: /gm, 'nginx: ');
+      r = { ...r, out: strip(r.out) };
+      const out = tidy(r.out, [[prefix, '']]);
+      // nginx stops at its first error, naming the file: that file fails; the others are unknown.
+      const at = /in (\/\S+?):(\d+)/.exec(out);
+      const nginxFiles = new Set(s.nodeFiles.filter((f) => f.kind === 'nginx').map((f) => f.path));
+      const blamed = at && nginxFiles.has(at[1]!) ? at[1]! : '/etc/nginx/nginx.conf';
+      if (s.path !== blamed) return { result: 'skipped', message: `nginx -t stopped at ${at ? `${at[1]}:${at[2]}` : blamed} before reaching it` };
+      return { ...verdict(r, [[prefix, '']]), ...(warnings.length ? { warnings } : {}) };
+    },
+  },
   vmalert: { name: 'vmalert', programs: ['vmalert'], pure: true, run: (s, t) => simple(s, t, 'vmalert', (f) => ['-dryRun', `-rule=${f}`]) },
   'promtool-rules': { name: 'promtool', programs: ['promtool'], pure: true, run: (s, t) => simple(s, t, 'promtool', (f) => ['check', 'rules', f]) },
   amtool: { name: 'amtool', programs: ['amtool'], pure: true, run: (s, t) => simple(s, t, 'amtool', (f) => ['check-config', f]) },
@@ -620,6 +677,8 @@ export function validatorsFor(kind: string, path: string): Validator[] {
       return [V.vmalert!, V['promtool-rules']!];
     case 'alertmanager':
       return [V.amtool!];
+    case 'nginx':
+      return [V.nginx!];
     case 'blackbox':
       return [V.blackbox!];
     case 'chrony':
@@ -754,11 +813,12 @@ function table(rows: CheckRow[]): string {
 
 export const check: Command = {
   name: 'check',
-  summary: "run the real validators (cloud-init, vmalert, promtool, amtool, ...) over a build's output",
+  summary: "run the real validators (cloud-init, nginx, vmalert, promtool, amtool, ...) over a build's output",
   usage: 'pigen check [DIR] [--json] [--cloud-init-schema FILE]',
   help: `Reads DIR/manifest.json (DIR defaults to out) and checks every file with the validator of its
 kind, when that program is on PATH: cloud-config (each node's user-data) with 'cloud-init schema -c'
-and the upstream JSON schema; vmalert-rules with 'vmalert -dryRun' and 'promtool check rules';
+and the upstream JSON schema; nginx with 'nginx -t' (the node's whole configuration, paths rebased
+into a copy); vmalert-rules with 'vmalert -dryRun' and 'promtool check rules';
 alertmanager with 'amtool check-config'; blackbox with 'prometheus-blackbox-exporter
 --config.check'; dnsmasq with 'dnsmasq --test'; chrony with 'chronyd -p'; systemd-unit with
 'systemd-analyze verify --root' (daemon binaries stubbed); scrape-config with 'victoria-metrics
