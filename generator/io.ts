@@ -1013,6 +1013,25 @@ function tempBeside(target: string, hidden = true): string {
   return join(dirname(target), `${hidden ? '.' : ''}${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
+/**
+ * Removes the temp files of `target` left by processes that no longer run (a bundle interrupted
+ * by Ctrl-C or kill -9 leaves its partial file: hundreds of MB).
+ */
+function removeStaleTemps(target: string): void {
+  const prefix = `.${basename(target)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(target));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = Number.parseInt(n.slice(prefix.length), 10);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isRunning(pid)) rmSync(join(dirname(target), n), { force: true });
+  }
+}
+
 /** Writes one file atomically: a temp file beside it, then rename. */
 export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cwd = process.cwd()): void {
   const target = resolvePath(cwd, path);
@@ -1098,6 +1117,7 @@ export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGener
  */
 export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): void; tmpPath: string }> {
   mkdirSync(dirname(target), { recursive: true });
+  removeStaleTemps(target);
   const tmpPath = tempBeside(target);
   const ws = createWriteStream(tmpPath, { mode: 0o644, flags: 'wx' });
   await once(ws, 'open');

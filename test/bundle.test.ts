@@ -3,6 +3,7 @@
 // against good, corrupt and truncated bundles (rebased into a temp dir through WWW=...).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -438,6 +439,9 @@ test('CLI: usage errors and clear failures', async () => {
   // A file named .deb that is no package: the failure names it; no stack trace, no temp file left.
   const junk = tmp('pigen-junk-');
   writeFileSync(join(junk, 'bad_1_all.deb'), 'garbage\n');
+  // (A partial bundle of a process that is gone, killed mid-write: removed by the next run.)
+  const dead = spawnSync('true').pid!;
+  writeFileSync(join(junk, `.b.tgz.tmp-${dead}-0123456789ab`), 'partial');
   const bad = await cli(['bundle', '--from', junk, '-o', join(junk, 'b.tgz'), '--quiet']);
   assert.is(bad.code, 1, bad.err);
   assert.match(bad.err, /bad_1_all\.deb: not an ar archive/);

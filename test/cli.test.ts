@@ -31,6 +31,36 @@ test('pigen with no command, --help and help print the command list (exit 0)', a
   }
 });
 
+test('--json: every command prints one parseable JSON object on stdout, on success and on failure', async () => {
+  const d = tmp('pigen-json-');
+  writeFileSync(join(d, 'bad.yml'), 'all:\n  vars: { admin_ip: nope }\n');
+  writeFileSync(join(d, 'file'), 'x');
+  const cases: [string[], number][] = [
+    [['validate', '--json'], 0],
+    [['validate', 'bad.yml', '--json'], 2],
+    [['build', '--json', '-o', 'out'], 0],
+    [['build', 'bad.yml', '--json'], 2],
+    [['build', '--json', '-o', 'file/out'], 1],
+    [['userdata', '10.10.10.10', '--json'], 0],
+    [['userdata', '10.9.9.9', '--json'], 2],
+    [['bundle', 'verify', 'nope.tgz', '--json'], 2],
+    [['bundle', '--packages', '--json'], 0],
+    [['check', 'nodir', '--json'], 2],
+    [['secrets', 'init', '--json'], 0],
+  ];
+  for (const [argv, code] of cases) {
+    const t = ctx({ cwd: d });
+    assert.is(await main(argv, t.c), code, `${argv.join(' ')}: ${t.err()}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(t.out());
+    } catch {
+      assert.unreachable(`${argv.join(' ')}: stdout is not one JSON value:\n${t.out()}`);
+    }
+    assert.type(parsed, 'object', argv.join(' '));
+  }
+});
+
 test('every command has --help with a usage line (exit 0)', async () => {
   for (const cmd of COMMANDS) {
     const t = ctx();

@@ -856,6 +856,7 @@ Options:
     } catch (e) {
       if (e instanceof NotPigenOutput) {
         ctx.stderr.write(`pigen: ${e.message}; run 'pigen build -o ${dirArg}' first\n`);
+        if (values.json) ctx.stdout.write(JSON.stringify({ dir: dirArg, ok: false, error: e.message }, null, 2) + '\n');
         return 2;
       }
       throw e;

@@ -12,7 +12,7 @@ import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecre
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
 function openssl(args: string[], cwd: string): void {
@@ -97,8 +97,11 @@ ${INVENTORY_HELP}
     const invArg = sub === 'rotate' ? a2 : a1;
     if (sub === 'rotate' && !name) throw new UsageError(`rotate needs NAME ('ca', 'infra:<ip>', a password name, or 'all')\nUsage: ${this.usage}`);
     const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true, { noSecrets: true });
-    printDiagnostics(ctx, r);
-    if (hasErrors(r.diagnostics) || !r.inventory) return 2;
+    if (!values.json) printDiagnostics(ctx, r);
+    if (hasErrors(r.diagnostics) || !r.inventory) {
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
+      return 2;
+    }
     const inv = r.inventory;
     const path = secretsPathFor(ctx, invArg);
     const schema = readAssets().schema;
@@ -149,7 +152,9 @@ ${INVENTORY_HELP}
       }
       writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
       ensureGitignore(dirname(path));
-      ctx.stdout.write(`${path}\n`);
+      // (--json: what the file now holds, by name: never a value.)
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
+      else ctx.stdout.write(`${path}\n`);
       return 0;
     } catch (e) {
       if (e instanceof UsageError) throw e;
