@@ -97,7 +97,8 @@ export const pathKey = (p: Path) => p.join('\u0000');
 export function formatPath(p: Path): string {
   let out = '';
   for (const seg of p) {
-    if (typeof seg === 'number') out += `[${seg}]`;
+    if (seg === '--set' && out === '') out = '--set';
+    else if (typeof seg === 'number') out += `[${seg}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(seg)) out += (out ? '.' : '') + seg;
     else out += `[${JSON.stringify(seg).replace(/^"|"$/g, "'")}]`;
   }

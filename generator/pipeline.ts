@@ -44,7 +44,7 @@ function checkSets(loaded: Loaded, assets: Assets, opts: ResolveOptions): Diagno
   return opts.sets.flatMap((s, i) =>
     checkSchema({ ...loaded, data: { all: { vars: { [s.key]: s.value } } } }, assets.schema).map((d) => ({
       ...d,
-      path: ['--set', i, ...d.path.slice(3)],
+      path: ['--set', i, ...d.path.slice(2)],
       message: `${d.message} (in --set ${s.raw})`,
     })),
   );

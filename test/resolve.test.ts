@@ -119,7 +119,7 @@ test('precedence: defaults < all.vars < group vars (by name) < host vars < --set
   const s = resolveText(text, ['nginx_port=8080', 'vlogs_port=9600']);
   assert.is(s.inventory!.nodes[0]!.vars.nginx_port, 8080);
   assert.is(s.inventory!.nodes[0]!.vars.vlogs_port, 9600, '--set beats host vars');
-  assert.equal(s.inventory!.nodes[0]!.origins.nginx_port, ['--set', 0]);
+  assert.equal(s.inventory!.nodes[0]!.origins.nginx_port, ['--set', 0, 'nginx_port']);
 });
 
 test('nodename: pg identity, then nodename, then derived from the IP; node_cluster from pg_cluster', () => {

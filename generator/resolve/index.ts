@@ -48,7 +48,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   opts.sets.forEach((s, i) => {
     if (!known.has(s.key) && !isForeignParam(s.key)) {
       const guess = didYouMean(s.key, known);
-      diags.push((opts.strict ? err : warn)('unknown-param', ['--set', i], `unknown parameter \`${s.key}\` in --set ${s.raw}`, guess ? { hint: `did you mean \`${guess}\`?` } : {}));
+      diags.push((opts.strict ? err : warn)('unknown-param', ['--set', i, s.key], `unknown parameter \`${s.key}\` in --set ${s.raw}`, guess ? { hint: `did you mean \`${guess}\`?` } : {}));
     }
     diags.push(...checkPlaceholders({ [s.key]: s.value }, ['--set', i]));
   });
@@ -65,7 +65,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   }
   opts.sets.forEach((s, i) => {
     globals[s.key] = s.value;
-    globalOrigins[s.key] = ['--set', i];
+    globalOrigins[s.key] = ['--set', i, s.key];
   });
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
 
@@ -106,7 +106,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     }
     opts.sets.forEach((s, i) => {
       vars[s.key] = s.value;
-      origins[s.key] = ['--set', i];
+      origins[s.key] = ['--set', i, s.key];
     });
     // `vars` is the node's own object; of its values, a copy of its own only for what substitution
     // rewrites: the rest is shared between nodes, read-only from here on (no later stage writes
