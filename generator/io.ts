@@ -714,7 +714,14 @@ function homeOf(dir: string): string {
 
 /** A writer of the next generation of `outDir`, holding its lock (released by complete() or abort()). */
 function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
-  const home = homeOf(resolvePath(outDir));
+  // An output given as a symbolic link is written where it points (the link stays a link).
+  let dir = resolvePath(outDir);
+  try {
+    if (lstatSync(dir).isSymbolicLink()) dir = realpathSync(dir);
+  } catch {
+    // not there yet, or a dangling link: made as given
+  }
+  const home = homeOf(dir);
   // Not writable by others whatever the umask: the spare generation and the states in it are
   // trusted (an entry whose inode, size, mode and mtime match is not read again).
   mkdirSync(home, { recursive: true, mode: 0o755 });
@@ -723,7 +730,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   // Everything from here to the end of the swap is done by one process at a time.
   const unlock = lockHome(home, outDir);
   try {
-    return openGeneration(outDir, opts, backendOf, unlock);
+    return openGeneration(outDir, dir, opts, backendOf, unlock);
   } catch (e) {
     unlock();
     // (Made just now, beside a directory that is no pigen output: not left behind.)
@@ -734,9 +741,8 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   }
 }
 
-function openGeneration(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend, unlock: () => void) {
+function openGeneration(outDir: string, dir: string, opts: WriteOptions, backendOf: () => SpareBackend, unlock: () => void) {
   const { marker = 'manifest.json', spare: keepSpare = true } = opts;
-  const dir = resolvePath(outDir);
   const parent = dirname(dir);
   const name = basename(dir);
   const home = homeOf(dir);
@@ -767,11 +773,12 @@ function openGeneration(outDir: string, opts: WriteOptions, backendOf: () => Spa
   };
   const liveFile = stateFile(dir);
   const live = liveFile ? readState(liveFile, dir) : undefined;
+  // (A directory with no marker at its top is refused before it is walked: -o /usr.)
+  const notOurs = () => Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
+  if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
   const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs);
   const listed = walked ? ('walked' as const) : ('state' as const);
-  if (existing.size && !existing.has(marker)) {
-    throw Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
-  }
+  if (existing.size && !existing.has(marker)) throw notOurs();
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
   const liveStateComplete = live !== undefined && (!walked || ([...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));

@@ -12,7 +12,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
@@ -436,6 +436,19 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   mkdirSync(join(dir, 'empty'));
   assertOk(cli(['build', TWO_INFRA, '-o', join(dir, 'empty')]), 'build into an empty directory');
   assert.equal(checkManifest(join(dir, 'empty')), []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('-o LINK (a symbolic link to a directory): built and rebuilt where it points; the link stays a link', () => {
+  const dir = tmp('pigen-link-out-');
+  mkdirSync(join(dir, 'real'));
+  symlinkSync('real', join(dir, 'out'));
+  assertOk(cli(['build', TWO_INFRA, '-o', 'out'], { cwd: dir }), 'first build');
+  assertOk(cli(['build', TWO_INFRA, '-o', 'out', '--set', 'node_exporter_port=9111'], { cwd: dir }), 'second build');
+  assert.ok(lstatSync(join(dir, 'out')).isSymbolicLink(), 'out is still a link');
+  assert.equal(checkManifest(join(dir, 'real')), []);
+  assert.match(readFileSync(join(dir, 'real', 'manifest.json'), 'utf8'), /node_exporter/);
+  assert.equal(readdirSync(dir).sort(), ['.real.pigen', 'out', 'real']);
   rmSync(dir, { recursive: true, force: true });
 });
 
