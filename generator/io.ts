@@ -143,6 +143,8 @@ export interface WriteOptions {
   spare?: boolean;
   /** RACY_MS (tests: 0, so a tree just written is listed from its state). */
   racyMs?: number;
+  /** The live output's files already checked against its state (Prevalidator), used if for the state this build reads. */
+  prevalidated?: Prevalidated;
 }
 
 /** The mode a state entry records: the file's, or 0777 for a link. */
@@ -565,6 +567,84 @@ function workerBackend(): SpareBackend {
   };
 }
 
+/** Which files of a live output still match its state (opaque: see Prevalidator). */
+export interface Prevalidated {
+  state: object;
+  valid(path: string): boolean;
+}
+
+/**
+ * Checks the files of an output against its state (validEntry: lstat of each) on a worker thread,
+ * while the caller goes on parsing and planning: `pigen build --watch` starts one as a rebuild
+ * begins, and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none
+ * of them itself (15,000 at 1,000 nodes: ~0.1 s of the main thread). A file changed between the
+ * check and the write is the same race as between an lstat and the link that follows it.
+ */
+export interface Prevalidator {
+  /** Starts checking `outDir` (undefined: it has no state to check against). */
+  start(outDir: string): Promise<Prevalidated> | undefined;
+  close(): Promise<void>;
+}
+
+export function prevalidator(): Prevalidator {
+  let worker: Worker | undefined;
+  let seq = 0;
+  const waiting = new Map<number, (v: Uint8Array | undefined) => void>();
+  const spawn = () => {
+    const w = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const __name = (f) => f;
+       const ops = (${treeOps.toString()})(require('node:fs'), require('node:path'));
+       parentPort.on('message', ({ id, dir, paths, entries }) => {
+         const valid = new Uint8Array(paths.length);
+         for (let i = 0; i < paths.length; i++) valid[i] = ops.validEntry(entries[i], dir, paths[i]) ? 1 : 0;
+         parentPort.postMessage({ id, valid }, [valid.buffer]);
+       });`,
+      { eval: true },
+    );
+    w.on('message', (m: { id: number; valid: Uint8Array }) => {
+      waiting.get(m.id)?.(m.valid);
+      waiting.delete(m.id);
+    });
+    // (A thread that fails leaves the checks to the writer: nothing is prevalidated.)
+    const fail = () => {
+      for (const r of waiting.values()) r(undefined);
+      waiting.clear();
+      worker = undefined;
+    };
+    w.on('error', fail);
+    w.on('exit', fail);
+    return w;
+  };
+  return {
+    start(outDir) {
+      const dir = resolvePath(outDir);
+      const st = lstatOr(dir);
+      if (!st?.isDirectory()) return undefined;
+      const state = readState(join(homeOf(dir), `state-${st.ino}.json`), dir);
+      if (!state) return undefined;
+      worker ??= spawn();
+      const paths = Object.keys(state.entries);
+      const id = ++seq;
+      const result = new Promise<Uint8Array | undefined>((resolve) => waiting.set(id, resolve));
+      worker.postMessage({ id, dir, paths, entries: paths.map((p) => state.entries[p]) });
+      return result.then((valid) => {
+        if (!valid) return { state: {}, valid: () => false };
+        const index = new Map(paths.map((p, i) => [p, i]));
+        return { state, valid: (p: string) => ((i) => i !== undefined && valid[i] === 1)(index.get(p)) };
+      });
+    },
+    async close() {
+      const w = worker;
+      worker = undefined;
+      if (w) {
+        w.removeAllListeners('exit');
+        await w.terminate();
+      }
+    },
+  };
+}
+
 /**
  * Which of `n` writers an entry (or a spare directory) goes to: everything under one
  * `<top>/<name>/` (a node's tree) to one writer, chosen by a hash of that prefix; entries and
@@ -773,6 +853,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   };
   const liveFile = stateFile(dir);
   const live = liveFile ? readState(liveFile, dir) : undefined;
+  // The live files checked on a worker already, against this very state (else each is lstat'ed in add()).
+  const pre = live && opts.prevalidated?.state === live ? opts.prevalidated : undefined;
   // (A directory with no marker at its top is refused before it is walked: -o /usr.)
   const notOurs = () => Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
@@ -876,7 +958,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
       if (existing.has(e.path)) {
         inExisting++;
         if (live) {
-          const s = validEntry(live.entries[e.path], dir, e.path);
+          const s = pre ? (pre.valid(e.path) ? live.entries[e.path] : undefined) : validEntry(live.entries[e.path], dir, e.path);
           if (s !== undefined && s[0] === key && s[1] === mode) (inLive = true), (liveEntry = s);
         } else if ('link' in e) inLive = existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
         else inLive = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);

@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { jsonLinesChild, makeDeb, needTools, tmp } from './helpers.ts';
@@ -138,6 +138,19 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
     const back = await w.next();
     assert.is(back.ok, true, w.stderr());
     assert.ok((back.rendered as number) >= 2, JSON.stringify(back));
+    // Output files edited or removed by hand between two builds (the rebuild checks them against
+    // its state on another thread) are put back, even when no node changed.
+    const good = scan(join(dir, 'out'));
+    const edited = join(dir, 'out', 'manifest.json');
+    const some = [...good.keys()].find((k) => k.endsWith('/meta-data'))!;
+    writeFileSync(edited, readFileSync(edited, 'utf8').replace('"', "'")); // same size, other bytes
+    rmSync(join(dir, 'out', some));
+    writeFileSync(inv, fleet());
+    const again = await w.next();
+    assert.is(again.ok, true, w.stderr());
+    assert.is(again.rendered, 0, JSON.stringify(again));
+    assert.is(again.written, 2, JSON.stringify(again));
+    assert.equal(strip(scan(join(dir, 'out'))), strip(good), 'the hand edits are undone');
   } finally {
     assert.is(await w.stop(), 0, `SIGTERM ends it with exit 0; stderr:\n${w.stderr()}`);
   }

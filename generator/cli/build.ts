@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inventoryFile, isWithin, openTreeWriter, packageVersion, readAssets, readFileChunks, watchFiles, type OutputBusy } from '../io.js';
+import { fileStamp, gzipSizeWorker, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, watchFiles, type OutputBusy, type Prevalidator } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
@@ -53,6 +53,8 @@ interface Session {
   bundle?: { stamp: string; verified: Awaited<ReturnType<typeof verifyBundle>> };
   /** Interrupted (a build waiting for the output's lock gives up). */
   stopped(): boolean;
+  /** Checks the output's files against its state on a thread of its own as each build begins. */
+  prevalidator: Prevalidator;
 }
 
 async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
@@ -80,6 +82,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
       return fail(2, `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`);
     }
   }
+  // (A watching process checks the output's files against its state on another thread meanwhile.)
+  const checking = session?.prevalidator.start(outDir);
   const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
   if (!values.json) printDiagnostics(ctx, r);
   if (hasErrors(r.diagnostics) || !r.inventory) {
@@ -101,10 +105,11 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // The files are written on other threads while the rest is compiled (writerThreads); the
   // level-9 gzips that size each user-data on another.
   let writer;
+  const prevalidated = checking && (await checking);
   // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
   for (let waiting = false; ; ) {
     try {
-      writer = openTreeWriter(outDir, {}, writerThreads(r.inventory.nodes.length));
+      writer = openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, writerThreads(r.inventory.nodes.length));
       break;
     } catch (e) {
       const busy = e as OutputBusy;
@@ -181,7 +186,7 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
     stopped = true;
     wake?.();
   });
-  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS), stopped: () => stopped };
+  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS), stopped: () => stopped, prevalidator: prevalidator() };
   try {
     for (let first = true; ; first = false) {
       while (dirty && !stopped) {
@@ -196,5 +201,6 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
   } finally {
     watcher.close();
     await session.gz.close();
+    await session.prevalidator.close();
   }
 }
