@@ -590,7 +590,7 @@ export function prevalidator(): Prevalidator {
   let worker: Worker | undefined;
   let seq = 0;
   const waiting = new Map<number, (v: Uint8Array | undefined) => void>();
-  const spawn = () => {
+  const startWorker = () => {
     const w = new Worker(
       `const { parentPort } = require('node:worker_threads');
        const __name = (f) => f;
@@ -623,7 +623,7 @@ export function prevalidator(): Prevalidator {
       if (!st?.isDirectory()) return undefined;
       const state = readState(join(homeOf(dir), `state-${st.ino}.json`), dir);
       if (!state) return undefined;
-      worker ??= spawn();
+      worker ??= startWorker();
       const paths = Object.keys(state.entries);
       const id = ++seq;
       const result = new Promise<Uint8Array | undefined>((resolve) => waiting.set(id, resolve));
