@@ -61,7 +61,7 @@ export function isWithin(path: string, dir: string): boolean {
     }
   };
   const rel = relative(real(resolvePath(dir)), real(resolvePath(path)));
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
+  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
 }
 
 /**
@@ -143,7 +143,7 @@ export interface WriteOptions {
   spare?: boolean;
   /** RACY_MS (tests: 0, so a tree just written is listed from its state). */
   racyMs?: number;
-  /** The live output's files already checked against its state (Prevalidator), used if for the state this build reads. */
+  /** The live output's files already checked against its state (Prevalidator): used when made for the state this build reads. */
   prevalidated?: Prevalidated;
 }
 
