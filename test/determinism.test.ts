@@ -464,6 +464,11 @@ test('build refuses an inventory or secrets file inside -o DIR (every build repl
     assert.match(r.stderr, /the inventory .*pigsty\.yml lies inside the output directory/);
     if (args.includes('--json')) assert.match(JSON.parse(r.stdout).error, /lies inside the output directory/);
   }
+  // A file whose name starts with '..' is inside too.
+  cpSync(TWO_INFRA, join(out, '..inv.yml'));
+  const dots = cli(['build', join(out, '..inv.yml'), '-o', out], { cwd: dir });
+  assert.is(dots.code, 2, dots.stderr);
+  rmSync(join(out, '..inv.yml'));
   // The secrets file alone (the inventory elsewhere): the same.
   writeFileSync(join(dir, 'pigsty.yml'), readFileSync(TWO_INFRA));
   const r = cli(['build', '-o', '.'], { cwd: dir });
