@@ -19,7 +19,8 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
   const parsed = parseInventory(src);
   if (!parsed.value) return { diagnostics: sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)) };
   const loaded = parsed.value;
-  const schemaDiags = locate([...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);
+  // (Parse diagnostics that leave a value: duplicate keys. They come first, and no inventory is made.)
+  const schemaDiags = locate([...parsed.diagnostics, ...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);
   // Resolve even when the schema found type errors in leaf values: rules report more at once.
   // Structural errors (e.g. `all` not a mapping) make resolve skip the broken parts.
   let resolved: ReturnType<typeof resolve>;

@@ -96,7 +96,9 @@ export function parseInventory(src: Source): Result<Loaded> {
     diagnostics.length = MAX_SYNTAX;
     diagnostics.push(at(diagnostics[MAX_SYNTAX - 1]!.pos!, 'yaml-syntax', `${extra} more syntax error${extra === 1 ? '' : 's'} not shown`, 'fix the first errors; later ones often follow from them'));
   }
-  if (diagnostics.length) return { diagnostics };
+  // A duplicate key leaves the document readable (the last value wins, as in PyYAML): the schema
+  // and the rules still run, so the file's other problems are reported in the same run.
+  if (diagnostics.some((d) => d.code !== 'duplicate-key')) return { diagnostics };
   if (!doc.contents || (isScalar(doc.contents) && doc.contents.value == null)) {
     return { diagnostics: [at({ line: 1, col: 1 }, 'empty-file', 'the inventory is empty')] };
   }
@@ -104,12 +106,12 @@ export function parseInventory(src: Source): Result<Loaded> {
   const positions: Loaded['positions'] = new Map();
   const walker = new Walker(doc, pos, positions, file);
   const data = walker.convert(doc.contents as YNode, [], new Set());
-  if (walker.diagnostics.length) return { diagnostics: walker.diagnostics };
+  if (walker.diagnostics.length) return { diagnostics: [...diagnostics, ...walker.diagnostics] };
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
-    return { diagnostics: [at(positions.get('')?.value ?? { line: 1, col: 1 }, 'not-mapping', `the top level is ${kind}, not a mapping`)] };
+    return { diagnostics: [...diagnostics, at(positions.get('')?.value ?? { line: 1, col: 1 }, 'not-mapping', `the top level is ${kind}, not a mapping`)] };
   }
-  return { value: { file, text, data, positions }, diagnostics: [] };
+  return { value: { file, text, data, positions }, diagnostics };
 }
 
 /** The most values an inventory may expand to (a 10,000-node inventory makes ~50,000). */
