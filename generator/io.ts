@@ -787,6 +787,27 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/**
+ * mkdir -p, one directory at a time from the nearest one that exists: a path that cannot be made
+ * fails with the error of the first mkdir (Node's recursive mkdir loops forever under /proc).
+ */
+function mkdirs(path: string, mode = 0o777): void {
+  const missing: string[] = [];
+  for (let d = path; !lstatOr(d); ) {
+    missing.push(d);
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
 /** `<parent>/.<name>.pigen`: the spare generation, the states and the lock of the tree at `dir`. */
 function homeOf(dir: string): string {
   return join(dirname(dir), `.${basename(dir)}.pigen`);
@@ -804,7 +825,7 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   const home = homeOf(dir);
   // Not writable by others whatever the umask: the spare generation and the states in it are
   // trusted (an entry whose inode, size, mode and mtime match is not read again).
-  mkdirSync(home, { recursive: true, mode: 0o755 });
+  mkdirs(home, 0o755);
   const st = lstatSync(home);
   if (st.mode & 0o022 && st.uid === process.getuid?.()) chmodSync(home, st.mode & 0o755);
   // Everything from here to the end of the swap is done by one process at a time.
@@ -1205,7 +1226,7 @@ export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGener
  * place by commit(), after an fsync; abort() removes the temp file. Writes wait for drain.
  */
 export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): void; tmpPath: string }> {
-  mkdirSync(dirname(target), { recursive: true });
+  mkdirs(dirname(target));
   removeStaleTemps(target);
   const tmpPath = tempBeside(target);
   const ws = createWriteStream(tmpPath, { mode: 0o644, flags: 'wx' });
