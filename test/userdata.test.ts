@@ -171,6 +171,15 @@ test('MIME multipart: deterministic boundary from the content, two parts, runcmd
     const r = run(py, ['-c', 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],"rb")); print(",".join(p.get_content_type() for p in m.walk() if not p.is_multipart()))', f]);
     assert.is(r.stdout.trim(), 'text/cloud-config,text/x-shellscript');
   }
+  // The shell part runs the steps as cloud-init runs runcmd: a failing one does not stop the
+  // next, and a list-form step keeps its words (quoted).
+  const doc = `#cloud-config\nruncmd:\n  - 'false'\n  - [printf, '%s|', 'a b', "it's"]\n`;
+  const m = toMime(doc);
+  const mb = m.match(/boundary="([^"]+)"/)![1]!;
+  const script = m.split(`--${mb}`)[2]!.split('\n\n').slice(1).join('\n\n');
+  assert.not.match(script, /set -e/);
+  const sh = run('sh', ['-c', script]);
+  assert.is(sh.stdout, "a b|it's|");
 });
 
 test.run();

@@ -164,7 +164,10 @@ export function toMime(text: string): string {
   const run = (doc.get('runcmd') as { toJSON(): unknown } | undefined)?.toJSON() as (string | string[])[] | undefined;
   doc.delete('runcmd');
   const cc = `${header}\n${stringify(doc, { lineWidth: 0, indent: 2, blockQuote: 'literal' })}`;
-  const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\nset -e\n${(run ?? []).map((c) => (Array.isArray(c) ? c.join(' ') : c)).join('\n')}\n`;
+  // (Run as cloud-init runs runcmd: one sh script, a failing step does not stop the next ones, so
+  // the same user-data behaves the same in either form; a list-form step is quoted word by word.)
+  const quote = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'"'"'`)}'`);
+  const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\n${(run ?? []).map((c) => (Array.isArray(c) ? c.map(quote).join(' ') : c)).join('\n')}\n`;
   const boundary = `pigen-${createHash('sha256').update(cc).update('\0').update(script).digest('hex').slice(0, 32)}`;
   const part = (type: string, name: string, body: string) =>
     `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename="${name}"\n\n${body}`;
