@@ -265,7 +265,11 @@ class Toolbox {
         const files = s.nodeFiles.filter((f) => f.path.startsWith('/etc/nginx/')).map((f) => ({ path: f.path, content: readFileSync(join(s.dir, f.out), 'utf8') }));
         const copy = copyNginxTree(files, prefix, (u) => spawnSync('id', ['-u', u]).status === 0);
         const standIns: string[] = [];
+        // (A path that would leave the prefix or the rootfs, `..` in it, is not copied: nginx -t then
+        // reports the file missing. The rules reject such paths in an inventory.)
+        const inside = (root: string, f: string) => ((p) => p.startsWith(root + '/'))(resolvePath(root + f));
         for (const pair of copy.certs) {
+          if (!pair.every((f) => inside(prefix, f) && inside(s.rootfs, f))) continue;
           if (pair.every((f) => existsSync(join(s.rootfs, f)))) {
             for (const f of pair) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(join(s.rootfs, f), prefix + f);
             continue;

@@ -432,7 +432,9 @@ export const portalEntries: Rule = (inv) => {
       if (typeof e.log === 'string' && e.log.includes('/')) out.push(err('bad-value', [...p, 'log'], `log \`${e.log}\` must be a file name under /var/log/nginx, without '/'`));
       for (const f of ['cert', 'key'] as const) {
         const val = e[f];
-        if (typeof val === 'string' && !val.startsWith('/')) out.push(err('portal-path', [...p, f], `${f} \`${val}\` must be an absolute path`));
+        if (typeof val === 'string' && !describeBad(val, PATHISH_BAD) && (!val.startsWith('/') || val.split('/').some((seg) => seg === '..' || seg === '.'))) {
+          out.push(err('portal-path', [...p, f], `${f} \`${val}\` must be an absolute path without . or .. segments`));
+        }
       }
       if (typeof e.config === 'string') {
         if (!balancedNginx(e.config) || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
