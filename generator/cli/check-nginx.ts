@@ -6,6 +6,7 @@
 
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { nginxTokens, type NginxToken } from '../util/nginx.js';
 
 export interface Directive {
   name: string;
@@ -14,45 +15,10 @@ export interface Directive {
   block?: Directive[];
 }
 
-interface Token {
-  text: string;
-  /** The word as nginx reads it (quotes removed, escapes resolved); null for ; { }. */
-  value: string | null;
-  start: number;
-  end: number;
-}
+type Token = NginxToken;
 
 /** Splits nginx config text into words and the punctuation ; { } (comments dropped), as nginx does. */
-export function tokenize(text: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (/\s/.test(c)) {
-      i++;
-    } else if (c === '#') {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c === ';' || c === '{' || c === '}') {
-      out.push({ text: c, value: null, start: i, end: i + 1 });
-      i++;
-    } else if (c === '"' || c === "'") {
-      const start = i++;
-      let v = '';
-      while (i < text.length && text[i] !== c) {
-        if (text[i] === '\\' && i + 1 < text.length) i++;
-        v += text[i++];
-      }
-      if (i >= text.length) throw new Error(`unterminated ${c} string at offset ${start}`);
-      i++;
-      out.push({ text: text.slice(start, i), value: v, start, end: i });
-    } else {
-      const start = i;
-      while (i < text.length && !/[\s;{}]/.test(text[i]!)) i++;
-      out.push({ text: text.slice(start, i), value: text.slice(start, i), start, end: i });
-    }
-  }
-  return out;
-}
+export const tokenize = (text: string): Token[] => nginxTokens(text);
 
 /** Parses nginx config text into directives (includes are not followed). */
 export function parseNginx(text: string): Directive[] {

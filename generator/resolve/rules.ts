@@ -5,6 +5,7 @@ import { err, namesSecret, pathKey, positionOf } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4 } from '../util/text.js';
 import { isForeignParam } from './params.js';
+import { balancedNginx } from '../util/nginx.js';
 
 export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
 
@@ -359,29 +360,6 @@ const NAME_PARAMS: [string, string[]][] = [
   ['repo_upstream', ['*', 'name']],
   ['repo_upstream', ['*', 'module']],
 ];
-
-/**
- * Whether raw nginx directives keep to their block: braces balanced and never closing it, counted
- * as nginx reads them (not inside a quoted string or a comment; a backslash escapes the next
- * character), and no quoted string left open.
- */
-export function balancedNginx(config: string): boolean {
-  let depth = 0;
-  let quote: string | undefined;
-  for (let i = 0; i < config.length; i++) {
-    const c = config[i]!;
-    if (c === '\\') i++;
-    else if (quote) {
-      if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '#') {
-      const nl = config.indexOf('\n', i);
-      i = nl < 0 ? config.length : nl;
-    } else if (c === '{') depth++;
-    else if (c === '}' && --depth < 0) return false;
-  }
-  return depth === 0 && quote === undefined;
-}
 
 /** Every string in a value, object keys included (a key's path ends with the key itself). */
 function walkStrings(v: Json | undefined, path: Path, fn: (s: string, p: Path) => void): void {
