@@ -39,7 +39,9 @@ export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severit
 // replaced wherever a message would still quote it (redactSecrets).
 
 /** Keys whose values are secrets: passwords, secret keys, tokens (Pigsty's and other modules'). */
-const SECRET_KEY = /(?:^|_)(?:password|passwd|pass|secret|secret_key|access_key|private_key|token|api_key|apikey|credentials?)$/i;
+// (Loose on purpose: a misspelt `grafana_admin_pasword` or a Slack `api_url` hold secrets too; a
+// value masked needlessly in a code frame costs nothing.)
+const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|credential|api_url|webhook/i;
 export const isSecretKey = (key: string | number) => typeof key === 'string' && SECRET_KEY.test(key);
 export const namesSecret = (path: Path) => path.some(isSecretKey);
 
@@ -65,8 +67,11 @@ export function maskSecretsInLine(line: string): string {
  */
 export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = [], published: ReadonlySet<string> = new Set()): string[] {
   const out = new Set<string>();
-  const add = (v: unknown) => {
-    if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3 && !published.has(String(v))) out.add(String(v));
+  // (Everything under a secret-named key counts, and a key without a value: --set pw={Secret}.)
+  const add = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(add);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) add(x === null ? k : x);
+    else if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3 && !published.has(String(v))) out.add(String(v));
   };
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
@@ -152,6 +157,8 @@ export interface FormatOptions {
   color: boolean;
   /** Source text by file name, for code frames. */
   sources: Map<string, string>;
+  /** Secret values (inventorySecretValues): shown as HIDDEN wherever a code frame would show them. */
+  secrets?: readonly string[];
 }
 
 const paint = (on: boolean, code: string, s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -161,14 +168,14 @@ export function formatDiagnostics(ds: readonly Diagnostic[], opts: FormatOptions
   return ds.map((d) => formatOne(d, opts)).join('\n');
 }
 
-function formatOne(d: Diagnostic, { color, sources }: FormatOptions): string {
+function formatOne(d: Diagnostic, { color, sources, secrets }: FormatOptions): string {
   const sev = d.severity === 'error' ? paint(color, '1;31', 'error') : paint(color, '1;33', 'warning');
   const lines: string[] = [];
   const where = d.path.length ? `${formatPath(d.path)}: ` : '';
   lines.push(`${sev}${paint(color, '1', `[${d.code}]`)}: ${paint(color, '1', where + d.message)}`);
   if (d.file) lines.push(`  ${paint(color, '34', '-->')} ${d.file}${d.pos ? `:${d.pos.line}:${d.pos.col}` : ''}`);
   const text = d.file ? sources.get(d.file) : undefined;
-  if (text !== undefined && d.pos) lines.push(...codeFrame(text, d.pos, color));
+  if (text !== undefined && d.pos) lines.push(...codeFrame(text, d.pos, color, secrets ?? []));
   if (d.related) {
     const at = d.related.pos && d.file ? ` at ${d.file}:${d.related.pos.line}:${d.related.pos.col}` : '';
     lines.push(`   ${paint(color, '34', '=')} note: ${d.related.message}${at}`);
@@ -177,7 +184,7 @@ function formatOne(d: Diagnostic, { color, sources }: FormatOptions): string {
   return lines.join('\n') + '\n';
 }
 
-function codeFrame(text: string, pos: Pos, color: boolean): string[] {
+function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly string[]): string[] {
   const all = splitLines(text, pos.line + 1);
   const first = Math.max(1, pos.line - 1);
   const last = Math.min(all.length, pos.line);
@@ -188,7 +195,8 @@ function codeFrame(text: string, pos: Pos, color: boolean): string[] {
   const WIDTH = 100;
   const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
   for (let n = first; n <= last; n++) {
-    const raw = maskSecretsInLine(all[n - 1] ?? '');
+    // (By key on the line, and by value: a block scalar's value is on the lines after its key.)
+    const raw = secrets.reduce((line, v) => (line.includes(v) ? line.split(v).join(HIDDEN) : line), maskSecretsInLine(all[n - 1] ?? ''));
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';

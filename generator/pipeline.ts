@@ -12,6 +12,8 @@ export interface Validated {
   loaded?: Loaded;
   inventory?: Inventory;
   diagnostics: Diagnostic[];
+  /** The inventory's secret values (inventorySecretValues), for printing code frames without them. */
+  secretValues?: string[];
 }
 
 /** Parses, checks the schema and resolves. Stops after a stage that reported an error. */
@@ -23,18 +25,20 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
   const schemaDiags = locate([...parsed.diagnostics, ...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);
   // Resolve even when the schema found type errors in leaf values: rules report more at once.
   // Structural errors (e.g. `all` not a mapping) make resolve skip the broken parts.
+  const secretValues = inventorySecretValues(loaded.data, opts.sets, publishedSecretDefaults(assets.schema));
   let resolved: ReturnType<typeof resolve>;
   try {
     resolved = resolve(loaded, assets.schema, opts);
   } catch (e) {
     // Values of the wrong type can trip a rule; the schema errors already explain them.
-    if (hasErrors(schemaDiags)) return { loaded, diagnostics: redactSecrets(sortDiagnostics(schemaDiags), inventorySecretValues(loaded.data, opts.sets, publishedSecretDefaults(assets.schema))) };
+    if (hasErrors(schemaDiags)) return { loaded, diagnostics: redactSecrets(sortDiagnostics(schemaDiags), secretValues), secretValues };
     throw e;
   }
   const resolveDiags = locate(resolved.diagnostics, loaded, src.name);
-  const diagnostics = redactSecrets(sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags])), inventorySecretValues(loaded.data, opts.sets, publishedSecretDefaults(assets.schema)));
+  const diagnostics = redactSecrets(sortDiagnostics(dedupeByLocation([...schemaDiags, ...resolveDiags])), secretValues);
   return {
     loaded,
+    secretValues,
     ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),
     diagnostics,
   };

@@ -101,6 +101,15 @@ for (const f of caseFiles) {
   });
 }
 
+test('the valid corpus (test/fixtures/valid) gives no error: the rules reject nothing legitimate there', () => {
+  for (const f of readdirSync(VALID).filter((n) => n.endsWith('.yml')).sort()) {
+    const r = loadAndResolve({ name: f, bytes: readFileSync(join(VALID, f)) }, assets, NO_OPTS);
+    const errors = r.diagnostics.filter((d) => d.severity === 'error');
+    assert.equal(errors.map((d) => `${d.code}: ${d.message}`), [], f);
+    assert.ok(r.inventory, f);
+  }
+});
+
 test('CRLF line endings and a UTF-8 BOM give the same diagnostics at the same line:col', () => {
   for (const f of caseFiles.filter((x) => !TABLE[x])) {
     const bytes = readFileSync(join(DIR, f));

@@ -62,6 +62,31 @@ test('no password set in the inventory is printed: not in messages (text, --json
       '',
     ].join('\n'),
   );
+  // More ways a value could show: a misspelt name (an unknown parameter's warning), a block scalar
+  // on the lines after its key, a mapping given by --set.
+  writeFileSync(
+    join(d, 'more.yml'),
+    [
+      'all:',
+      '  children:',
+      '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+      '  vars:',
+      '    admin_ip: 10.10.10.10',
+      '    grafana_admin_pasword: MisspeltSecret42',
+      '    pg_admin_password: >-',
+      '      BlockScalarSecret77',
+      '    grafana_theme_typo: dark',
+      '',
+    ].join('\n'),
+  );
+  const more = pigen(['validate', 'more.yml', '--set', 'pg_monitor_password={MapSecret99}', '--set', 'grafana_view_pasword=SetMisspelt55'], d);
+  for (const v of ['MisspeltSecret42', 'BlockScalarSecret77', 'MapSecret99', 'SetMisspelt55']) assert.not.ok(more.stdout.includes(v) || more.stderr.includes(v), `printed ${v}:\n${more.stderr}`);
+  assert.match(more.stderr, /unknown parameter `grafana_admin_pasword`/, 'the warning is still there');
+  // A ${placeholder} in a password is no placeholder (nothing fills it in; grafana would expand it).
+  writeFileSync(join(d, 'ph.yml'), 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: "a${admin_ip}b"\n');
+  const ph = pigen(['validate', 'ph.yml'], d);
+  assert.is(ph.code, 2, ph.stderr);
+  assert.match(ph.stderr, /grafana_admin_password: password contains `\$`/);
   for (const json of [false, true]) {
     for (const cmd of ['validate', 'build']) {
       const r = pigen([cmd, 'inv.yml', '--set', 'patroni_password=Set$Secret88', ...(json ? ['--json'] : [])], d);

@@ -91,7 +91,7 @@ export function printDiagnostics(ctx: CliContext, r: LoadResult): void {
   if (r.diagnostics.length === 0) return;
   const sources = new Map<string, string>();
   if (r.source) sources.set(r.source.name, r.sourceText ?? new TextDecoder().decode(r.source.bytes));
-  ctx.stderr.write(formatDiagnostics(r.diagnostics, { color: useColor(ctx, ctx.stderr), sources }));
+  ctx.stderr.write(formatDiagnostics(r.diagnostics, { color: useColor(ctx, ctx.stderr), sources, ...(r.secretValues ? { secrets: r.secretValues } : {}) }));
   const e = r.diagnostics.filter((d) => d.severity === 'error').length;
   const w = r.diagnostics.length - e;
   ctx.stderr.write(`\n${e} error${e === 1 ? '' : 's'}, ${w} warning${w === 1 ? '' : 's'}\n`);

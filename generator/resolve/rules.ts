@@ -202,6 +202,8 @@ const posKey = (p: Pos | undefined) => (p ? p.line * 100000 + p.col : 0);
 /** Characters that would break or extend a generated file, by field kind. */
 // (U+0085, U+2028 and U+2029 are line breaks to YAML 1.1 readers and some config parsers.)
 const CONTROL = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/;
+/** What no string pigen may write holds: line breaks and control characters (a tab is fine). */
+const LINE_BREAK = /[\u0000-\u0008\u000a-\u001f\u007f\u0085\u2028\u2029]/;
 /** Characters of a path a shell command or a config file gets unquoted: none but these. */
 const PATH_OK = /^\/(?:[A-Za-z0-9._@+=:,~-]+\/?)*$/;
 /** Names that become file names, directory names and labels. */
@@ -214,9 +216,10 @@ const PATHISH_BAD = /[;{}"'`#\\$<>|&\s*?[\]]/;
 /** Placeholders are filled in by pigen itself (unknown ones are reported on their own). */
 const KNOWN_PLACEHOLDER = /\$\{[A-Za-z0-9_]*\}/g;
 
-function describeBad(s0: string, re: RegExp): string | undefined {
-  const s = s0.replace(KNOWN_PLACEHOLDER, 'x');
-  const m = s.match(CONTROL) ?? s.match(re);
+function describeBad(s0: string, re: RegExp, opts: { control?: RegExp; placeholders?: boolean } = {}): string | undefined {
+  // (`${name}` is filled in by pigen, except where nothing fills it in: passwords.)
+  const s = opts.placeholders === false ? s0 : s0.replace(KNOWN_PLACEHOLDER, 'x');
+  const m = s.match(opts.control ?? CONTROL) ?? s.match(re);
   if (!m) return undefined;
   const c = m[0];
   const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab', '\u0085': 'a line break (U+0085)', '\u2028': 'a line separator (U+2028)', '\u2029': 'a paragraph separator (U+2029)' };
@@ -288,8 +291,8 @@ export const noInjection: Rule = (inv) => {
     const v = n.vars;
     // (Paths reported by a field's own check are not reported again by the generic one.)
     const reported = new Set<string>();
-    const check = (s: string, path: Path, what: string, re: RegExp) => {
-      const bad = describeBad(s, re);
+    const check = (s: string, path: Path, what: string, re: RegExp, opts?: { control?: RegExp; placeholders?: boolean }) => {
+      const bad = describeBad(s, re, opts);
       if (!bad) return;
       reported.add(pathKey(path));
       const [param, ...rest] = path as [string, ...Path];
@@ -312,17 +315,17 @@ export const noInjection: Rule = (inv) => {
       // no line break or control character, whatever the field. (Raw nginx `config` blocks are
       // checked for their braces instead; other modules' parameters are carried, not written.)
       if (typeof val === 'string' && k.endsWith('_options')) check(val, [k], 'option string', OPTIONS_BAD);
-      if (typeof val === 'string' && /_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/);
+      if (typeof val === 'string' && /_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/, { placeholders: false });
       if (!isForeignParam(k)) {
         walkStrings(val, [k], (s, p) => {
           if ((k === 'infra_portal' && p[2] === 'config' && p.length === 3) || reported.has(pathKey(p))) return;
-          check(s, p, 'value', /(?!)/);
+          check(s, p, 'value', /(?!)/, { control: LINE_BREAK });
         });
       }
     }
     const caCn = v.ca_cn;
-    if (n.origins.ca_cn && typeof caCn === 'string' && !describeBad(caCn, STRICT_BAD) && !/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/.test(caCn)) {
-      out.push(err('bad-value', originOf(n, 'ca_cn'), `\`${caCn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`, { hint: 'use letters, digits, spaces, . _ and -' }));
+    if (n.origins.ca_cn && typeof caCn === 'string' && !describeBad(caCn, STRICT_BAD) && !/^[A-Za-z0-9][A-Za-z0-9 .,_()-]*$/.test(caCn)) {
+      out.push(err('bad-value', originOf(n, 'ca_cn'), `\`${caCn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`, { hint: 'use letters, digits, spaces and . , _ ( ) -' }));
     }
     // Paths go unquoted into shell commands and configs; names become file and directory names.
     for (const k of PATH_PARAMS) {
