@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -748,33 +748,58 @@ export interface OutputBusy extends Error {
 }
 
 /**
- * Takes the lock of a tree's home (`lock`: O_EXCL, this process's pid in it), or throws
- * OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is stale:
- * removed and taken. Returns its release.
+ * Takes the lock of a tree's home (`lock`: this process's pid in it, linked into place), or
+ * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
+ * stale: moved aside and taken. Returns its release.
  */
 function lockHome(home: string, dir: string): () => void {
   const lock = join(home, 'lock');
-  for (let attempt = 0; ; attempt++) {
+  const readPid = (f: string) => {
     try {
-      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
-      let released = false;
+      return Number.parseInt(readFileSync(f, 'utf8'), 10);
+    } catch {
+      return undefined;
+    }
+  };
+  for (let attempt = 0; ; attempt++) {
+    // Written whole, then linked into place (link(2) fails on an existing name, as O_EXCL does): a
+    // lock file never exists without its pid.
+    const tmp = tempBeside(lock);
+    writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+    try {
+      linkSync(tmp, lock);
+      const ino = lstatSync(lock).ino;
       return () => {
-        if (!released) (released = true), rmSync(lock, { force: true });
+        // (Removed only while it is still this build's own: never a lock another build took since.)
+        if (lstatOr(lock)?.ino === ino) rmSync(lock, { force: true });
       };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw e;
+    } finally {
+      rmSync(tmp, { force: true });
     }
-    let pid = NaN;
-    try {
-      pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
-    } catch {
-      continue; // released meanwhile
-    }
+    const pid = readPid(lock);
+    if (pid === undefined) continue; // released meanwhile
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
       throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${dir}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
     }
-    // Stale (or unreadable: a writer cut between creating and filling it, long gone).
-    rmSync(lock, { force: true });
+    // Stale (its pid ended: a build killed with SIGKILL). Moved aside first (of two builds taking it
+    // over, one rename wins), then removed if it is still the stale one that was read; a live lock
+    // taken meanwhile is put back.
+    const aside = `${tempBeside(lock)}.stale`;
+    try {
+      renameSync(lock, aside);
+    } catch {
+      continue;
+    }
+    if (!Object.is(readPid(aside), pid)) {
+      try {
+        linkSync(aside, lock);
+      } catch {
+        // another build's lock is in place already
+      }
+    }
+    rmSync(aside, { force: true });
   }
 }
 
@@ -817,10 +842,12 @@ function homeOf(dir: string): string {
 function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
   // An output given as a symbolic link is written where it points (the link stays a link).
   let dir = resolvePath(outDir);
-  try {
-    if (lstatSync(dir).isSymbolicLink()) dir = realpathSync(dir);
-  } catch {
-    // not there yet, or a dangling link: made as given
+  if (lstatOr(dir)?.isSymbolicLink()) {
+    try {
+      dir = realpathSync(dir);
+    } catch {
+      throw Object.assign(new Error(`${outDir} is a symbolic link to nothing (${readlinkSync(dir)}): make its target, or remove the link`), { code: 'ENOENT' });
+    }
   }
   const home = homeOf(dir);
   // Not writable by others whatever the umask: the spare generation and the states in it are

@@ -449,6 +449,12 @@ test('-o LINK (a symbolic link to a directory): built and rebuilt where it point
   assert.equal(checkManifest(join(dir, 'real')), []);
   assert.match(readFileSync(join(dir, 'real', 'manifest.json'), 'utf8'), /node_exporter/);
   assert.equal(readdirSync(dir).sort(), ['.real.pigen', 'out', 'real']);
+  // A link to nothing: a clear failure, nothing made.
+  symlinkSync('nowhere', join(dir, 'dang'));
+  const r = cli(['build', TWO_INFRA, '-o', 'dang'], { cwd: dir });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /dang is a symbolic link to nothing \(nowhere\)/);
+  assert.equal(readdirSync(dir).sort(), ['.real.pigen', 'dang', 'out', 'real']);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -535,6 +541,10 @@ test('one build writes an output at a time: another waits for its lock, a stale 
   assertOk(r, 'build over a stale lock');
   assert.not.match(r.stderr, /waiting/);
   assertSame(scan(out), trees.A, { actual: 'out/', expected: 'tree A' });
+  // And a lock file with no pid in it (not one pigen writes: it links a complete file into place).
+  writeFileSync(lock, 'garbage\n');
+  assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'build over a lock without a pid');
+  assert.not.ok(existsSync(lock), 'no lock left');
 
   // Two builds at once, of different trees: both succeed, one after the other; out/ is complete.
   for (let round = 0; round < 3; round++) {
