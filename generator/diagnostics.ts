@@ -82,11 +82,16 @@ export function inventorySecretValues(data: unknown, sets: readonly { key: strin
   return [...out].sort((a, b) => b.length - a.length);
 }
 
+/** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */
+function hideValues(text: string, values: readonly string[]): string {
+  return values.reduce((t, v) => (t.includes(v) ? t.split(v).join(HIDDEN) : t), text);
+}
+
 /** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
   if (!secrets.length) return ds;
   const forms = [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
-  const clean = (t: string) => (forms.some((f) => t.includes(f)) ? forms.reduce((acc, f) => acc.split(f).join(HIDDEN), t) : t);
+  const clean = (t: string) => hideValues(t, forms);
   return ds.map((d) => {
     const message = clean(d.message);
     const hint = d.hint === undefined ? undefined : clean(d.hint);
@@ -196,7 +201,7 @@ function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly str
   const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
   for (let n = first; n <= last; n++) {
     // (By key on the line, and by value: a block scalar's value is on the lines after its key.)
-    const raw = secrets.reduce((line, v) => (line.includes(v) ? line.split(v).join(HIDDEN) : line), maskSecretsInLine(all[n - 1] ?? ''));
+    const raw = hideValues(maskSecretsInLine(all[n - 1] ?? ''), secrets);
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';

@@ -519,12 +519,20 @@ function inlineBackend(): SpareBackend {
  * compiling (on two cores, the disk's cost of a large build overlaps the emit). Entries go over
  * in batches (their bytes copied); the first error ends the writing and is raised by end().
  */
-function workerBackend(): SpareBackend {
-  const worker = new Worker(
+/** A worker thread running `body` with treeOps (the same code as here, as source) in `ops`, and `parentPort`. */
+function treeOpsWorker(body: string): Worker {
+  return new Worker(
     `const { parentPort } = require('node:worker_threads');
      const __name = (f) => f; // a helper some TypeScript compilers put into functions
      const ops = (${treeOps.toString()})(require('node:fs'), require('node:path'));
-     let w, failed = false;
+     ${body}`,
+    { eval: true },
+  );
+}
+
+function workerBackend(): SpareBackend {
+  const worker = treeOpsWorker(
+    `let w, failed = false;
      parentPort.on('message', (m) => {
        if (failed) return;
        try {
@@ -536,7 +544,6 @@ function workerBackend(): SpareBackend {
          parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code } });
        }
      });`,
-    { eval: true },
   );
   let settle: { resolve(r: SpareResult): void; reject(e: Error): void } | undefined;
   let failure: Error | undefined;
@@ -591,16 +598,12 @@ export function prevalidator(): Prevalidator {
   let seq = 0;
   const waiting = new Map<number, (v: Uint8Array | undefined) => void>();
   const startWorker = () => {
-    const w = new Worker(
-      `const { parentPort } = require('node:worker_threads');
-       const __name = (f) => f;
-       const ops = (${treeOps.toString()})(require('node:fs'), require('node:path'));
-       parentPort.on('message', ({ id, dir, paths, entries }) => {
+    const w = treeOpsWorker(
+      `parentPort.on('message', ({ id, dir, paths, entries }) => {
          const valid = new Uint8Array(paths.length);
          for (let i = 0; i < paths.length; i++) valid[i] = ops.validEntry(entries[i], dir, paths[i]) ? 1 : 0;
          parentPort.postMessage({ id, valid }, [valid.buffer]);
        });`,
-      { eval: true },
     );
     w.on('message', (m: { id: number; valid: Uint8Array }) => {
       waiting.get(m.id)?.(m.valid);

@@ -200,18 +200,32 @@ class Toolbox {
     return p;
   }
 
-  private unitSets = new Map<string, string>();
-  /** The node's units, as "name sha" lines: nodes with the same units share one unit root. */
-  unitSet(s: Subject): string {
-    const known = this.unitSets.get(s.node);
+  private fileSets = new Map<string, string>();
+  /**
+   * Some files of the node, as sorted "name sha" lines (read and hashed once per node and kind):
+   * what a check that reads several of them depends on.
+   */
+  private fileSet(s: Subject, tag: string, pick: (f: ManifestFile) => boolean, name: (f: ManifestFile) => string): string {
+    const key = `${tag}|${s.node}`;
+    const known = this.fileSets.get(key);
     if (known !== undefined) return known;
     const set = s.nodeFiles
-      .filter((f) => f.kind === 'systemd-unit')
-      .map((f) => `${basename(f.path)} ${hash(readFileSync(join(s.dir, f.out)))}`)
+      .filter(pick)
+      .map((f) => `${name(f)} ${hash(readFileSync(join(s.dir, f.out)))}`)
       .sort()
       .join('\n');
-    this.unitSets.set(s.node, set);
+    this.fileSets.set(key, set);
     return set;
+  }
+
+  /** The node's units: nodes with the same units share one unit root. */
+  unitSet(s: Subject): string {
+    return this.fileSet(s, 'units', (f) => f.kind === 'systemd-unit', (f) => basename(f.path));
+  }
+
+  /** The node's nginx configuration (every /etc/nginx file): what its nginx -t depends on. */
+  nginxSet(s: Subject): string {
+    return this.fileSet(s, 'nginx', (f) => f.path.startsWith('/etc/nginx/'), (f) => f.path);
   }
 
   /**
@@ -567,7 +581,7 @@ const V: Record<string, Validator> = {
     pure: false,
     // (nginx -t reads the node's whole configuration: one run per node, each file's row from it;
     // the result depends on every nginx file of the node, and on the rootfs its certificates are in.)
-    context: (s) => `${s.rootfs}|${s.nodeFiles.filter((f) => f.path.startsWith('/etc/nginx/')).map((f) => `${f.path} ${hash(readFileSync(join(s.dir, f.out)))}`).join('|')}`,
+    context: (s, t) => `${s.rootfs}|${t.nginxSet(s)}`,
     async run(s, t) {
       let { r, prefix, standIns } = await t.nginxRun(s);
       const warnings = standIns.map((c) => `stand-in certificate for ${c} (the node makes its own at first boot)`);
