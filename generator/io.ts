@@ -1382,7 +1382,7 @@ export async function runProgram(cmd: string, args: string[], opts: { cwd?: stri
 
 /** Creates directories (with parents) and empty files that do not exist yet. */
 export function ensurePaths(dirs: string[], emptyFiles: string[] = []): void {
-  for (const d of dirs) mkdirSync(d, { recursive: true });
+  for (const d of dirs) mkdirs(d);
   for (const f of emptyFiles) if (!existsSync(f)) writeFileSync(f, '');
 }
 
