@@ -33,6 +33,11 @@ const REPO_FIELDS: string[][] = [
   ['cache_pkg_dir'],
 ];
 
+/** Whether `${name}` placeholders are filled in at this path (a parameter, then keys or indexes). */
+export function fillsPlaceholders(path: Path): boolean {
+  return [...ADMIN_IP_FIELDS, ...REPO_FIELDS].some((pat) => pat.length === path.length && pat.every((seg, i) => seg === '*' || seg === String(path[i])));
+}
+
 export const KNOWN_PLACEHOLDERS = ['admin_ip', 'distro_codename', 'distro_name', 'releasever', 'arch', 'pg_version', 'version', 'os'];
 
 const PLACEHOLDER = /\$\{([^}]*)\}/g;

@@ -6,6 +6,7 @@ import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, Resolv
 import { isHostname, isIPv4 } from '../util/text.js';
 import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
+import { fillsPlaceholders } from './placeholders.js';
 
 export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
 
@@ -256,7 +257,7 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: STRICT_BAD },
   { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&]/ },
   { pattern: ['repo_upstream', '*', 'name'], what: 'repo name', bad: STRICT_BAD },
-  { pattern: ['vector_log_endpoint', '*'], what: 'log endpoint', bad: STRICT_BAD },
+  { pattern: ['vector_log_endpoint', '*'], what: 'log endpoint', bad: /[;{}"'`#\\$<>|&\s]/ },
   { pattern: ['nodename'], what: 'nodename', bad: STRICT_BAD },
   { pattern: ['node_cluster'], what: 'node cluster name', bad: STRICT_BAD },
   { pattern: ['nginx_home'], what: 'path', bad: STRICT_BAD },
@@ -266,7 +267,11 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['node_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['repo_bundle'], what: 'bundle location', bad: PATHISH_BAD },
   { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#\\$<>|&]/ },
-  { pattern: ['node_timezone'], what: 'timezone', bad: STRICT_BAD },
+  { pattern: ['node_timezone'], what: 'timezone', bad: /[;{}"'`#\\$<>|&\s]/ },
+  // grafana.ini values (unquoted there: go-ini would end the value at a comment or quote); the
+  // URL keeps & % ? = for its query and escapes.
+  { pattern: ['grafana_admin_username'], what: 'Grafana user name', bad: /[;{}"'`#\\$<>|&\s]/ },
+  { pattern: ['grafana_pgurl'], what: 'Grafana database URL', bad: /[;{}"'`#\\$<>|\s]/ },
 ];
 
 function walkPattern(v: Json | undefined, pat: string[], path: Path, fn: (s: string, p: Path) => void) {
@@ -292,7 +297,9 @@ export const noInjection: Rule = (inv) => {
     // (Paths reported by a field's own check are not reported again by the generic one.)
     const reported = new Set<string>();
     const check = (s: string, path: Path, what: string, re: RegExp, opts?: { control?: RegExp; placeholders?: boolean }) => {
-      const bad = describeBad(s, re, opts);
+      // (`${...}` is pigen's to fill only in the fields it fills it in: elsewhere it stays as
+      // written, and grafana, systemd or a shell would expand it.)
+      const bad = describeBad(s, re, { ...opts, placeholders: opts?.placeholders ?? fillsPlaceholders(path) });
       if (!bad) return;
       reported.add(pathKey(path));
       const [param, ...rest] = path as [string, ...Path];
@@ -330,7 +337,8 @@ export const noInjection: Rule = (inv) => {
     // Paths go unquoted into shell commands and configs; names become file and directory names.
     for (const k of PATH_PARAMS) {
       const val = v[k];
-      if (!n.origins[k] || typeof val !== 'string' || describeBad(val, STRICT_BAD)) continue;
+      // (Skipped only where a check above reported the value already: not every path has one.)
+      if (!n.origins[k] || typeof val !== 'string' || reported.has(pathKey([k]))) continue;
       if (!PATH_OK.test(val) || val.split('/').some((seg) => seg === '..' || seg === '.')) {
         out.push(err('bad-value', originOf(n, k), `path \`${val}\` is not a plain absolute path`, { hint: 'use an absolute path of letters, digits and . _ - @ + = : , ~ (no spaces, globs, quotes or .. segments)' }));
       }
@@ -340,7 +348,7 @@ export const noInjection: Rule = (inv) => {
       walkPattern(v[k], inner, [k], (s, p) => {
         const items = k.endsWith('_modules') ? s.split(',').map((x) => x.trim()) : [s];
         const bad = items.find((x) => !NAME_OK.test(x));
-        if (bad === undefined || describeBad(s, STRICT_BAD)) return;
+        if (bad === undefined || reported.has(pathKey(p))) return;
         const [param, ...rest] = p as [string, ...Path];
         out.push(err('bad-value', [...originOf(n, param), ...rest], `\`${bad}\` cannot be used as a name (it names files and directories)`, { hint: 'use letters, digits, . _ and -, starting with a letter or digit' }));
       });
