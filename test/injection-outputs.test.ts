@@ -114,4 +114,114 @@ test('every string parameter × every dangerous character: rejected, or in no ge
   for (const k of Object.keys(ALLOWED)) assert.ok(reached.has(k), `${k}: allowed characters, but its value reached no file (stale entry?)`);
 });
 
+// ── parameters that are objects: every string in them, keys included ────────────────────────────
+
+/** A value of each object parameter pigen writes, with a string in every field it reads. */
+const OBJECTS: Record<string, unknown> = {
+  proxy_env: { http_proxy: 'http://10.1.1.1:3128', no_proxy: 'localhost' },
+  infra_portal: {
+    home: { domain: 'i.pigsty' },
+    x: { domain: 'x.pigsty', domains: ['y.pigsty'], endpoint: '127.0.0.1:3000', log: 'x.log', realm: 'X', scheme: 'http', websocket: true },
+    s: { domain: 's.pigsty', path: '/www/s', cert: '/etc/pki/s.crt', key: '/etc/pki/s.key', index: true },
+  },
+  infra_services: [{ name: 'X', url: '/x/', desc: 'x d', icon: 'metrics', name_cn: 'X', desc_cn: 'x' }],
+  infra_extra_services: [{ name: 'X', url: '/x/', desc: 'x d', icon: 'metrics' }],
+  nginx_users: { alice: 'secretpw' },
+  repo_upstream: [{ name: 'xrepo', description: 'X repo', module: 'node', releases: [12], arch: ['x86_64'], baseurl: { default: 'http://10.1.1.1/x/' } }],
+  repo_url_packages: ['http://10.1.1.1/x.deb', { name: 'y.deb', url: 'http://10.1.1.1/y' }],
+  alertmanager_receivers: [
+    { name: 'hook', matchers: ['severity="CRIT"'], webhook: { url: 'http://10.1.1.1/hook' } },
+    { name: 'mail', email: { to: 'ops@x.io', from: 'am@x.io', smarthost: 'smtp.x.io:587', auth_username: 'am', auth_password: 'pw' } },
+    { name: 'chat', slack: { api_url: 'https://hooks.slack.com/services/T0/B0/x', channel: '#ops' } },
+  ],
+  node_sysctl_params: { 'fs.x': 'v1' },
+  node_aliases: { ll: 'ls -l' },
+};
+
+const OBJECT_CHARS = [...CHARS, ':', '='];
+
+/** A field (its path inside the parameter, '*' for any key or index) → what may reach its files, and why. */
+const OBJECT_ALLOWED: [string, string[], string][] = [
+  ['infra_portal.*.path', ['%', ':', '='], 'an nginx root/path word: nothing there is special to nginx'],
+  ['infra_portal.*.cert', ['%', ':', '='], 'the same'],
+  ['infra_portal.*.key', ['%', ':', '='], 'the same'],
+  ['nginx_users.*', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a password is the rest of its .htpasswd line (line breaks are rejected)'],
+  ['repo_upstream.*.baseurl.*', ['%', ':', '=', '$('], 'an apt source URL: apt substitutes only $(ARCH), runs nothing'],
+  ['alertmanager_receivers.*.matchers.*', ['='], 'a matcher is label=value (a YAML string in alertmanager.yml)'],
+  ['alertmanager_receivers.*.webhook.url', [':'], 'a URL (a YAML string)'],
+  ['alertmanager_receivers.*.slack.api_url', [':'], 'the same'],
+  ['alertmanager_receivers.*.email.auth_password', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a JSON string in alertmanager.yml'],
+  ...['to', 'from', 'auth_username'].map((f): [string, string[], string] => [`alertmanager_receivers.*.email.${f}`, OBJECT_CHARS.filter((c) => !/[\n\r\u2028{}]/.test(c) && c !== '${x}'), 'a JSON string in alertmanager.yml ("Ops <ops@x.io>", "a@x, b@y"); braces are rejected: Alertmanager expands templates there']),
+  ['alertmanager_receivers.*.slack.channel', OBJECT_CHARS.filter((c) => !/[\n\r\u2028{}]/.test(c) && c !== '${x}'), 'the same'],
+];
+
+type Leaf = { path: (string | number)[]; key: boolean };
+function leaves(v: unknown, path: (string | number)[] = [], out: Leaf[] = []): Leaf[] {
+  if (typeof v === 'string') out.push({ path, key: false });
+  else if (Array.isArray(v)) v.forEach((x, i) => leaves(x, [...path, i], out));
+  else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      out.push({ path: [...path, k], key: true });
+      leaves(x, [...path, k], out);
+    }
+  }
+  return out;
+}
+
+/** `v` with the string (or key) at `leaf` given the marker after its first character. */
+function withMarker(v: unknown, leaf: Leaf, marker: string): unknown {
+  const c = structuredClone(v) as Record<string | number, unknown>;
+  let o = c;
+  for (const s of leaf.path.slice(0, -1)) o = o[s] as Record<string | number, unknown>;
+  const last = leaf.path[leaf.path.length - 1]!;
+  const m = (s: string) => s.slice(0, 1) + marker;
+  if (!leaf.key) o[last] = m(String(o[last]));
+  else {
+    const entries = Object.entries(o);
+    for (const k of Object.keys(o)) delete o[k];
+    for (const [k, x] of entries) o[k === String(last) ? m(k) : k] = x;
+  }
+  return c;
+}
+
+const allowedIn = (param: string, leaf: Leaf, ch: string) =>
+  !leaf.key &&
+  OBJECT_ALLOWED.some(([pat, chars]) => {
+    const segs = pat.split('.');
+    const path = [param, ...leaf.path.map(String)];
+    return chars.includes(ch) && segs.length === path.length && segs.every((s, i) => s === '*' || s === path[i]);
+  });
+
+test('every string of every object parameter, keys included × every dangerous character: rejected, or in no generated file', () => {
+  const leaks: string[] = [];
+  const used = new Set<string>();
+  let searched = 0;
+  const at = /\n( +)(10\.10\.10\.10): \{ *infra_seq: 1/;
+  for (const [param, sample] of Object.entries(OBJECTS)) {
+    const set = (v: unknown) => DEFAULT_INVENTORY.replace(at, (m) => `${m}, ${param}: ${JSON.stringify(v)}`);
+    const base = loadAndResolve({ name: 'inv.yml', bytes: Buffer.from(set(sample)) }, assets, { sets: [], strict: false });
+    assert.ok(base.inventory, `${param}: the sample is valid: ${base.diagnostics.map((d) => d.message).join('; ')}`);
+    for (const leaf of leaves(sample)) {
+      for (const ch of OBJECT_CHARS) {
+        const marker = `QZX${ch}MRK`;
+        const r = loadAndResolve({ name: 'inv.yml', bytes: Buffer.from(set(withMarker(sample, leaf, marker))) }, assets, { sets: [], strict: false });
+        if (!r.inventory) continue;
+        searched++;
+        const files = new Set<string>();
+        for (const e of compile(r.inventory, assets, { version }).tree) {
+          const text = 'data' in e ? Buffer.from(e.data).toString('utf8') : e.link;
+          if (text.includes(marker)) files.add(e.path);
+          else if (text.includes(`QZX${ch[0]}`)) files.add(`${e.path} (part)`);
+        }
+        const field = `${param}.${leaf.path.join('.')}${leaf.key ? ' (key)' : ''}`;
+        if (!files.size) continue;
+        if (allowedIn(param, leaf, ch)) used.add(field);
+        else leaks.push(`${field} = ${JSON.stringify(marker)} → ${[...files].slice(0, 4).join(', ')}`);
+      }
+    }
+  }
+  assert.equal(leaks, [], `values that reached generated files unchecked:\n${leaks.join('\n')}`);
+  assert.ok(searched > 100 && used.size >= OBJECT_ALLOWED.length, `${searched} values built, allowed fields written: ${[...used].join(', ')}`);
+});
+
 test.run();

@@ -255,7 +255,8 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['infra_packages', '*'], what: 'package name', bad: STRICT_BAD },
   { pattern: ['repo_packages', '*'], what: 'package name', bad: STRICT_BAD },
   { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&]/ },
+  // (A space would add fields to the apt source line; ${...} placeholders are filled in here.)
+  { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&\s]/ },
   { pattern: ['repo_upstream', '*', 'name'], what: 'repo name', bad: STRICT_BAD },
   { pattern: ['vector_log_endpoint', '*'], what: 'log endpoint', bad: /[;{}"'`#\\$<>|&\s]/ },
   { pattern: ['nodename'], what: 'nodename', bad: STRICT_BAD },
@@ -267,6 +268,9 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['node_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['repo_bundle'], what: 'bundle location', bad: PATHISH_BAD },
   { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#\\$<>|&]/ },
+  // Written as JSON strings, but Alertmanager expands Go templates ({{ }}) in these fields.
+  ...['to', 'from', 'auth_username'].map((f) => ({ pattern: ['alertmanager_receivers', '*', 'email', f], what: `alert e-mail ${f.replace('_', ' ')}`, bad: /[{}]/ })),
+  { pattern: ['alertmanager_receivers', '*', 'slack', 'channel'], what: 'Slack channel', bad: /[{}]/ },
   { pattern: ['node_timezone'], what: 'timezone', bad: /[;{}"'`#\\$<>|&\s]/ },
   // grafana.ini values (unquoted there: go-ini would end the value at a comment or quote); the
   // URL keeps & % ? = for its query and escapes.
@@ -418,7 +422,10 @@ export const portalEntries: Rule = (inv) => {
       if (typeof e.path === 'string' && !describeBad(e.path, STRICT_BAD) && (!e.path.startsWith('/') || e.path.includes('..'))) {
         out.push(err('portal-path', [...p, 'path'], `path \`${e.path}\` is not an absolute directory`));
       }
-      if (typeof e.log === 'string' && e.log.includes('/')) out.push(err('bad-value', [...p, 'log'], `log \`${e.log}\` must be a file name under /var/log/nginx, without '/'`));
+      // (A space would give access_log a second argument: its format.)
+      if (typeof e.log === 'string' && !describeBad(e.log, STRICT_BAD) && !NAME_OK.test(e.log)) {
+        out.push(err('bad-value', [...p, 'log'], `log \`${e.log}\` must be a file name under /var/log/nginx`, { hint: "use letters, digits, . _ and -, without '/' or spaces" }));
+      }
       for (const f of ['cert', 'key'] as const) {
         const val = e[f];
         if (typeof val === 'string' && !describeBad(val, PATHISH_BAD) && (!val.startsWith('/') || val.split('/').some((seg) => seg === '..' || seg === '.'))) {
