@@ -255,8 +255,8 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['infra_packages', '*'], what: 'package name', bad: STRICT_BAD },
   { pattern: ['repo_packages', '*'], what: 'package name', bad: STRICT_BAD },
   { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  // (A space would add fields to the apt source line; ${...} placeholders are filled in here.)
-  { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&\s]/ },
+  // (Spaces are Pigsty's: an apt baseurl is `URI suite components`; ${...} is filled in here.)
+  { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&]/ },
   { pattern: ['repo_upstream', '*', 'name'], what: 'repo name', bad: STRICT_BAD },
   { pattern: ['vector_log_endpoint', '*'], what: 'log endpoint', bad: /[;{}"'`#\\$<>|&\s]/ },
   { pattern: ['nodename'], what: 'nodename', bad: STRICT_BAD },
