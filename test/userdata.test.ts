@@ -182,4 +182,45 @@ test('MIME multipart: deterministic boundary from the content, two parts, runcmd
   assert.is(sh.stdout, "a b|it's|");
 });
 
+test('MIME: a part with text beyond ASCII goes as base64 (cloud-init misreads 7bit UTF-8), and decodes to the same text', () => {
+  const doc = `#cloud-config\nwrite_files:\n  - path: /etc/x\n    content: "µs — 10 µs"\nruncmd:\n  - echo ok\n`;
+  const m = toMime(doc);
+  const boundary = m.match(/boundary="([^"]+)"/)![1]!;
+  const [, cc, sh] = m.split(`--${boundary}`);
+  assert.match(cc!, /Content-Transfer-Encoding: base64\n/);
+  assert.match(sh!, /Content-Transfer-Encoding: 7bit\n/);
+  const body = cc!.split('\n\n').slice(1).join('\n\n');
+  for (const line of body.trim().split('\n')) assert.ok(/^[A-Za-z0-9+/=]{1,76}$/.test(line), line);
+  assert.equal(parse(Buffer.from(body, 'base64').toString('utf8')), { write_files: [{ path: '/etc/x', content: 'µs — 10 µs' }] });
+  // What cloud-init's Python reads from it (email, as cloud-init's user_data does).
+  const py = cloudInitPython();
+  if (py) {
+    const f = join(tmp(), 'mime-utf8');
+    writeFileSync(f, m);
+    const r = run(py, ['-c', 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],"rb")); p=[p for p in m.walk() if p.get_content_type()=="text/cloud-config"][0]; sys.stdout.buffer.write(p.get_payload(decode=True))', f]);
+    assert.ok(r.stdout.includes('content: µs — 10 µs') || r.stdout.includes('"µs — 10 µs"'), r.stdout);
+  }
+});
+
+test('--mime with --encoding files-gz+b64: the cloud-config part has its files gzipped (no internal error)', () => {
+  const r = cli(['userdata', '10.10.10.10', '--mime', '--encoding', 'files-gz+b64', '--cloud', 'nocloud']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Content-Type: multipart\/mixed/);
+  const boundary = r.stdout.match(/boundary="([^"]+)"/)![1]!;
+  const part = r.stdout.split(`--${boundary}`)[1]!;
+  const body = part.split('\n\n').slice(1).join('\n\n');
+  const cc = /Content-Transfer-Encoding: base64/.test(part) ? Buffer.from(body, 'base64').toString('utf8') : body;
+  assert.match(cc, /encoding: gz\+b64/);
+  assert.match(r.stderr, /files-gz\+b64 MIME/);
+});
+
+test('GCP and vSphere count a base64 form as its text; AWS as the decoded bytes', () => {
+  const doc = '#cloud-config\n' + 'x'.repeat(3000) + '\n';
+  const raw = Buffer.byteLength(doc);
+  assert.is(encodeUserData(doc, 'base64', 'aws').delivered, raw);
+  assert.is(encodeUserData(doc, 'base64', 'gcp').delivered, Math.ceil(raw / 3) * 4);
+  assert.is(encodeUserData(doc, 'base64', 'vsphere').delivered, Math.ceil(raw / 3) * 4);
+  assert.is(encodeUserData(doc, 'gzip+base64', 'gcp').delivered, Buffer.from(encodeUserData(doc, 'gzip+base64', 'gcp').bytes).toString().trim().length);
+});
+
 test.run();

@@ -52,20 +52,23 @@ ${INVENTORY_HELP}
     if (!node) return fail(2, `no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}`);
     const version = packageVersion();
     const rendered = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) }).nodes.find((n) => n.ip === node.ip)!;
-    let text = cloudConfigText(rendered, { version });
-    if (values.mime) text = toMime(text);
+    const text = cloudConfigText(rendered, { version });
+    // With --mime, the encoding applies to the MIME document, except files-gz+b64: that one is the
+    // cloud-config part's own (its files gzipped), and the document goes as it is.
+    const encodeAs = (e: Encoding) =>
+      !values.mime ? encodeUserData(text, e, cloud) : e === 'files-gz+b64' ? encodeUserData(toMime(new TextDecoder().decode(encodeUserData(text, e).bytes)), 'plain', cloud) : encodeUserData(toMime(text), e, cloud);
     const limit = LIMITS[cloud].bytes;
     let chosen: Encoding;
     if (encoding === 'auto') {
-      const forms = values.mime ? (['plain', ...(LIMITS[cloud].binary ? ['gzip' as const] : [])] as Encoding[]) : candidates(cloud);
-      chosen = forms.reduce((a, b) => (encodeUserData(text, b).delivered < encodeUserData(text, a).delivered ? b : a));
+      const sizes = new Map(candidates(cloud).map((e) => [e, encodeAs(e).delivered]));
+      chosen = [...sizes.keys()].reduce((a, b) => (sizes.get(b)! < sizes.get(a)! ? b : a));
     } else {
       chosen = encoding;
       if ((chosen === 'gzip' || chosen === 'gzip+base64') && !LIMITS[cloud].binary) {
         ctx.stderr.write(`pigen: warning: ${cloud} delivers user-data as text; a gzip document will not decode there\n`);
       }
     }
-    const { bytes, delivered } = encodeUserData(text, chosen);
+    const { bytes, delivered } = encodeAs(chosen);
     const fits = delivered <= limit;
     const pct = Number.isFinite(limit) ? ` (${Math.round((delivered / limit) * 100)}%)` : '';
     const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';

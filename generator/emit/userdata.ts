@@ -19,12 +19,12 @@ export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b
  *  - vsphere: guestinfo.userdata 524,288 bytes (Broadcom CustomizationCloudinitPrep).
  *  - nocloud: a seed file/ISO; no limit.
  */
-export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: string }> = {
+export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: string; /** The limit is on the value as given (its base64 text), not on the decoded bytes. */ encoded?: true }> = {
   aws: { bytes: 16_384, binary: true, note: 'EC2 user data, raw bytes before base64' },
   azure: { bytes: 65_535, binary: true, note: 'Azure customData, decoded bytes' },
-  gcp: { bytes: 262_144, binary: false, note: 'GCP metadata value (text)' },
+  gcp: { bytes: 262_144, binary: false, note: 'GCP metadata value (text; a base64 form counts as its text)', encoded: true },
   openstack: { bytes: 65_535, binary: true, note: 'OpenStack Nova user_data' },
-  vsphere: { bytes: 524_288, binary: true, note: 'vSphere guestinfo.userdata' },
+  vsphere: { bytes: 524_288, binary: true, note: 'vSphere guestinfo.userdata (the value as set)', encoded: true },
   nocloud: { bytes: Number.POSITIVE_INFINITY, binary: true, note: 'NoCloud seed, no limit' },
 };
 export const CLOUDS = Object.keys(LIMITS) as Cloud[];
@@ -93,8 +93,14 @@ export function filesGzSize(piece: string): number {
 }
 
 /** Encodes a cloud-config in one of the forms; `bytes` is what the platform receives decoded. */
-export function encodeUserData(text: string, encoding: Encoding): { bytes: Uint8Array; delivered: number } {
+export function encodeUserData(text: string, encoding: Encoding, cloud?: Cloud): { bytes: Uint8Array; delivered: number } {
   const raw = enc.encode(text);
+  // What a target's limit counts of a base64 form: the decoded bytes (an API that takes base64 and
+  // delivers bytes), or the text itself (a metadata value: GCP, vSphere guestinfo).
+  const b64 = (b: Uint8Array) => {
+    const t = Buffer.from(b).toString('base64');
+    return { bytes: enc.encode(t + '\n'), delivered: cloud && LIMITS[cloud].encoded ? t.length : b.length };
+  };
   switch (encoding) {
     case 'plain':
       return { bytes: raw, delivered: raw.length };
@@ -103,12 +109,9 @@ export function encodeUserData(text: string, encoding: Encoding): { bytes: Uint8
       return { bytes: g, delivered: g.length };
     }
     case 'base64':
-      // The API takes base64; the instance receives the decoded bytes.
-      return { bytes: enc.encode(Buffer.from(raw).toString('base64') + '\n'), delivered: raw.length };
-    case 'gzip+base64': {
-      const g = gzip(raw);
-      return { bytes: enc.encode(Buffer.from(g).toString('base64') + '\n'), delivered: g.length };
-    }
+      return b64(raw);
+    case 'gzip+base64':
+      return b64(gzip(raw));
     case 'files-gz+b64': {
       const t = enc.encode(encodeFiles(text));
       return { bytes: t, delivered: t.length };
@@ -169,8 +172,10 @@ export function toMime(text: string): string {
   const quote = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'"'"'`)}'`);
   const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\n${(run ?? []).map((c) => (Array.isArray(c) ? c.map(quote).join(' ') : c)).join('\n')}\n`;
   const boundary = `pigen-${createHash('sha256').update(cc).update('\0').update(script).digest('hex').slice(0, 32)}`;
+  // (A part with any byte beyond ASCII goes as base64, as make-mime sends it: cloud-init reads a
+  // 7bit part's UTF-8 wrongly, and fails on some characters, µ among them.)
   const part = (type: string, name: string, body: string) =>
-    `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename="${name}"\n\n${body}`;
+    `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: ${/^[\x00-\x7f]*$/.test(body) ? `7bit\nContent-Disposition: attachment; filename="${name}"\n\n${body}` : `base64\nContent-Disposition: attachment; filename="${name}"\n\n${base64Lines(body)}`}`;
   return (
     `Content-Type: multipart/mixed; boundary="${boundary}"\nMIME-Version: 1.0\n\n` +
     part('text/cloud-config', 'cloud-config.yaml', cc) +
@@ -178,6 +183,14 @@ export function toMime(text: string): string {
     part('text/x-shellscript', 'pigen-firstboot.sh', script) +
     `\n--${boundary}--\n`
   );
+}
+
+/** base64 of a text's UTF-8 in lines of 76 characters (RFC 2045), each ended by a newline. */
+function base64Lines(text: string): string {
+  const b = Buffer.from(text, 'utf8').toString('base64');
+  let out = '';
+  for (let i = 0; i < b.length; i += 76) out += b.slice(i, i + 76) + '\n';
+  return out;
 }
 
 /** The sizes of the forms candidates() offers. */
