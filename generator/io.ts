@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -1387,6 +1387,18 @@ export function ensurePaths(dirs: string[], emptyFiles: string[] = []): void {
 }
 
 /** Makes `link` a symlink to `target` (tests and tools that stage files without copying). */
+/** Puts a file at `dest` (replacing one there): a hard link of `src`, or a copy across filesystems. */
+export function linkOrCopy(src: string, dest: string): void {
+  rmSync(dest, { force: true });
+  try {
+    linkSync(src, dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw e;
+    copyFileSync(src, dest, fsConstants.COPYFILE_FICLONE);
+  }
+}
+
 export function symlinkFile(target: string, link: string): void {
   symlinkSync(target, link);
 }

@@ -8,7 +8,7 @@ import { stageTree } from '../bake/stage.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
-import { fileSizeOf, findProgram, isDirectory, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
+import { fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -194,6 +194,9 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
       let ours = true;
       try {
         writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), { marker: 'image.json', spare: false });
+        // A VM gets the bundle with the content (images/build.pkr.hcl: /tmp/pigen-content/bundle.tgz);
+        // the local bake reads it where it is.
+        if (bundle && target !== 'local') linkOrCopy(bundle, join(content, 'bundle.tgz'));
         const vars: Record<string, string> = {
           content_dir: content,
           output_dir: outDir,

@@ -64,11 +64,13 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
 
   if (n.caCert) cc.ca_certs = { trusted: [n.caCert] };
 
-  // APT sources through cloud-init's apt module.
-  if (n.os.family === 'deb' && n.aptSources.length) {
+  // APT sources through cloud-init's apt module. The node's sources.list is pigen's (or gone:
+  // node_repo_remove) even with no source to add (a node booted from an image that holds them):
+  // cloud-init would write one from its template otherwise.
+  if (n.os.family === 'deb') {
     const sources: Record<string, unknown> = {};
     for (const s of n.aptSources) sources[s.name] = { filename: s.filename, source: s.source };
-    cc.apt = { preserve_sources_list: true, sources };
+    cc.apt = n.aptSources.length ? { preserve_sources_list: true, sources } : { preserve_sources_list: true };
   }
 
   // chrony through the ntp module, with our chrony.conf as its (variable-free) template.

@@ -177,6 +177,8 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
     // (they derive from the module set and group vars); the first node's are taken, and a member
     // that differs is left out of the image's packages by intersection.
     const packages = first.packages.filter((p) => members.every((m) => m.packages.includes(p)));
+    // (Links too: a member whose link differs makes its own at boot.)
+    const links = first.links.filter((l) => members.every((m) => m.links.some((x) => x.path === l.path && x.target === l.target)));
     const repo = servesRepo(first) ? { installer: BUNDLE_INSTALLER, bundleSha256: opts.bundleSha256 ?? null } : undefined;
     // Apt sources in the image make the distro-repo removal a bake step (else first boot would move them away).
     const repoRemove = first.repoRemove;
@@ -186,7 +188,7 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
       packages,
       groups: first.groups,
       users: first.users,
-      links: first.links,
+      links,
       repoRemove,
       ...(repo ? { repo } : {}),
     };
@@ -206,7 +208,7 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
         packages,
         groups: [...first.groups],
         users: first.users.map((u) => ({ ...u, groups: [...u.groups] })),
-        links: first.links.map((l) => ({ ...l })),
+        links: links.map((l) => ({ ...l })),
         repoRemove,
         ...(repo ? { repo } : {}),
         nodes: [],
@@ -277,14 +279,33 @@ export function packerVars(img: ImageSpec, version: string): string {
   return lines.join('\n') + '\n';
 }
 
-/** A node's role-independent rendering for a node booted from its image: image files omitted. */
-export function bakedNode(n: RenderedNode, inImage: Set<string>): RenderedNode {
-  const aptInImage = n.files.some((f) => f.via === 'apt' && inImage.has(f.path));
+/**
+ * What a node booted from its image still needs: its rendering with what the image holds left to
+ * the image. Returns the node as the baked user-data describes it, and the paths that come from
+ * the image (omitted from it).
+ *  - Packages: the node's that the image lacks (an image has the packages its whole role shares).
+ *  - Repo files: the distro repos were removed at bake time when the image's role removes them;
+ *    otherwise a node that removes them does so at boot, and then none of its repo files can come
+ *    from the image (they are written after the removal).
+ *  - An APT source file whose variant differs from the image's is written whole (write_files):
+ *    cloud-init's apt module appends to a file that exists.
+ */
+export function bakedNode(n: RenderedNode, inImage: Set<string>, image: Pick<ImageSpec, 'files' | 'packages' | 'repoRemove'>): { node: RenderedNode; fromImage: Set<string> } {
+  const imagePaths = new Set(image.files.map((f) => f.path));
+  const isRepo = (f: RenderedFile) => f.kind === 'apt-source' || f.kind === 'yum-repo';
+  const repoRemove = n.repoRemove && !image.repoRemove;
+  const fromImage = new Set(n.files.filter((f) => inImage.has(f.path) && !(repoRemove && isRepo(f))).map((f) => f.path));
+  const files = n.files.map((f) => (f.via === 'apt' && !fromImage.has(f.path) && imagePaths.has(f.path) ? { ...f, via: 'write_files' as const } : f));
+  const aptPath = (filename: string) => files.find((f) => f.kind === 'apt-source' && f.path.endsWith(`/${filename}`));
   return {
-    ...n,
-    // Sources whose files are in the image are not configured again; the distro-repo removal
-    // already happened at bake time when any is.
-    aptSources: n.aptSources.filter((s) => !n.files.some((f) => f.via === 'apt' && inImage.has(f.path) && f.path.endsWith(`/${s.filename}`))),
-    repoRemove: n.repoRemove && !aptInImage,
+    node: {
+      ...n,
+      files,
+      // (An APT source the image holds, or one written whole, is not configured through apt again.)
+      aptSources: n.aptSources.filter((s) => ((f) => !f || f.via === 'apt' && !fromImage.has(f.path))(aptPath(s.filename))),
+      repoRemove,
+      packages: n.packages.filter((p) => !image.packages.includes(p)),
+    },
+    fromImage,
   };
 }

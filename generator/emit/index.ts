@@ -6,7 +6,7 @@ import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
 import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal } from './cloud-config.js';
 import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
-import { bakedNode, imageJson, packerVars, splitImages } from './images.js';
+import { bakedNode, imageJson, packerVars, splitImages, type ImageSpec } from './images.js';
 
 const enc = new TextEncoder();
 export { sha256 };
@@ -154,7 +154,7 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
 /** One node's entries (user-data, baked user-data, meta-data, rootfs) and manifest record. */
 function emitNode(
   n: RenderedNode,
-  own: { image: { name: string; hash: string }; inImage: Set<string> },
+  own: { image: Pick<ImageSpec, 'name' | 'hash' | 'files' | 'packages' | 'repoRemove'>; inImage: Set<string> },
   opts: EmitOptions,
   gzipSize: GzipSizer | undefined,
   blob: (content: string) => { data: Uint8Array; hash: string },
@@ -197,7 +197,8 @@ function emitNode(
   } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
   const udSha = sha256(ud);
   entries.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
-  const bakedText = cloudConfigText(bakedNode(n, own.inImage), { version: opts.version, omit: (f) => own.inImage.has(f.path), skipPackages: true }).replace(
+  const baked0 = bakedNode(n, own.inImage, own.image);
+  const bakedText = cloudConfigText(baked0.node, { version: opts.version, omit: (f) => baked0.fromImage.has(f.path), skipPackages: baked0.node.packages.length === 0 }).replace(
     /\n/,
     `\n# boots from image ${own.image.name}: image files and packages left out\n`,
   );

@@ -6,8 +6,8 @@
 # repo-install (flag: run the bundle installer, the image carries the offline repo).
 # $BUNDLE: a pigen bundle (.tgz) the packages come from (a file: repo inside the root filesystem);
 # empty: the repos the root filesystem already has.
-# Order: users, packages (daemons kept from starting), links and files (over the packages'
-# defaults), the offline repo, cleanup. Idempotent.
+# Order: users, packages (daemons kept from starting), the distro repos' removal, links and files
+# (over the packages' defaults), the offline repo, cleanup. Idempotent.
 set -eu
 : "${ROOT:?}" "${CONTENT:?}"
 BUNDLE=${BUNDLE:-}
@@ -46,12 +46,6 @@ if [ -s "$CONTENT/users.tsv" ]; then
   done < "$CONTENT/users.tsv"
 fi
 
-# Distro repo files removed (node_repo_remove), as the full user-data does at first boot.
-if [ -e "$CONTENT/repo-remove" ] && [ "$FAMILY" = deb ]; then
-  mkdir -p "$R/etc/apt/backup"
-  for f in "$R"/etc/apt/sources.list.d/* "$R/etc/apt/sources.list"; do [ -e "$f" ] && mv "$f" "$R/etc/apt/backup/"; done
-fi
-
 PKGS=$(cat "$CONTENT/packages.txt" 2>/dev/null | tr '\n' ' ')
 if [ -n "$BUNDLE" ]; then
   mkdir -p "$R/var/tmp/pigen-repo"
@@ -70,8 +64,9 @@ if [ -n "$PKGS" ]; then
     fi
     # shellcheck disable=SC2086
     in_root apt-get $APT -q update
+    # (Recommends too, as cloud-init's packages module installs them at first boot.)
     # shellcheck disable=SC2086
-    in_root apt-get $APT -q -y --no-install-recommends install $PKGS
+    in_root apt-get $APT -q -y install $PKGS
     in_root apt-get clean
     rm -f "$R"/var/lib/apt/lists/_var_tmp_pigen-repo*
   else
@@ -86,6 +81,19 @@ if [ -n "$PKGS" ]; then
     fi
     in_root dnf clean all
   fi
+fi
+
+# Distro repo files removed (node_repo_remove), as the full user-data does at first boot: after
+# the packages (without a bundle they come from those repos), before the image's own repo files.
+if [ -e "$CONTENT/repo-remove" ]; then
+  if [ "$FAMILY" = deb ]; then
+    mkdir -p "$R/etc/apt/backup"
+    for f in "$R"/etc/apt/sources.list.d/* "$R/etc/apt/sources.list"; do [ -e "$f" ] && mv "$f" "$R/etc/apt/backup/"; done
+  else
+    mkdir -p "$R/etc/yum.repos.d/backup"
+    for f in "$R"/etc/yum.repos.d/*.repo; do [ -e "$f" ] && mv "$f" "$R/etc/yum.repos.d/backup/"; done
+  fi
+  true
 fi
 
 # Links first (/infra -> /data/infra), then every file at its physical path, then owners (by
