@@ -203,4 +203,29 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
   assert.match(bad.stderr, /no image matches --only nope; the images of this inventory: pigsty-/);
 });
 
+test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr.hcl reads /tmp/pigen-content/bundle.tgz)', () => {
+  if (!needTools('staging a bundle for a VM bake', 'dpkg-deb', 'tar')) return;
+  const cwd = emptyDir();
+  // A real (tiny) bundle, and a `packer` that records what pigen staged and makes the artifact.
+  const root = join(cwd, 'pkgroot');
+  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+  writeFileSync(join(root, 'DEBIAN/control'), 'Package: pigen-tiny\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n');
+  mkdirSync(join(cwd, 'debs'));
+  assert.is(run('dpkg-deb', ['--root-owner-group', '--build', root, join(cwd, 'debs/pigen-tiny_1.0_all.deb')]).code, 0);
+  const b = pigen(['bundle', '--from', 'debs', '-o', 'bundle.tgz', '--quiet'], cwd);
+  assert.is(b.code, 0, b.stderr);
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  writeFileSync(
+    join(bin, 'packer'),
+    `#!/bin/sh\nfor a in "$@"; do case "$a" in content_dir=*) c=\${a#content_dir=};; output_dir=*) o=\${a#output_dir=};; image_name=*) n=\${a#image_name=};; esac; done\nls "$c" > "${cwd}/staged.txt"\ncmp "$c/bundle.tgz" "${cwd}/bundle.tgz" && echo same >> "${cwd}/staged.txt"\nexit 0\n`,
+    { mode: 0o755 },
+  );
+  const r = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '-o', 'baked'], cwd, { PATH: `${bin}:${process.env.PATH}` });
+  const staged = readFileSync(join(cwd, 'staged.txt'), 'utf8').split('\n');
+  assert.ok(staged.includes('bundle.tgz'), `staged: ${staged.join(' ')}\n${r.stdout}${r.stderr}`);
+  assert.ok(staged.includes('same'), 'the staged bundle is the --bundle file');
+  assert.ok(staged.includes('image.json') && staged.includes('files.tsv'));
+});
+
 test.run();
