@@ -24,6 +24,7 @@ export const CODES = {
   'schema-other': { hint: 'see schemas/inventory.schema.json for the expected shape' },
 
   // ── resolve: variables, placeholders and cross-node rules ─────────────────
+  'not-applied': { hint: "Pigsty's node playbook applies it; pigen does not yet: apply it after the first boot, or drop it from the inventory" },
   'unknown-param': { hint: 'fix the spelling, or ignore this warning if the parameter belongs to a module pigen does not know' },
   'unknown-placeholder': { hint: 'known placeholders: ${admin_ip} and the repo placeholders of pigsty-infra.md §1.4' },
   'bad-set': { hint: 'write --set KEY=VALUE, e.g. --set nginx_port=8080' },

@@ -129,6 +129,10 @@ export type FileKind =
   | 'ca-cert'
   | 'tls-cert'
   | 'tls-key'
+  | 'sysctl'
+  | 'kernel-modules'
+  | 'crontab'
+  | 'aliases'
   | 'other';
 
 /** Files pigen ships with (schemas/, templates/), read once by io.ts and passed to the pure stages. */
@@ -156,6 +160,8 @@ export interface FilePlan {
   data?: Json;
   /** Holds a secret: never printed, mode must not be world-readable. */
   secret?: boolean;
+  /** Made from the whole fleet (it changes when any node does): boot content, never in an image. */
+  fleet?: boolean;
   /** Written after packages are installed (owner or path created by a package). */
   defer?: boolean;
   /**

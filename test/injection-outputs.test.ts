@@ -22,9 +22,11 @@ const PARAMS = Object.entries(props)
 
 const CHARS = ['\n', '\r', '\u2028', ';', '{', '}', '"', "'", '`', '$(', '${x}', '\\', '<', '>', '|', '&', '#', ' ', '%'];
 
+/** Every character of CHARS but the line breaks (and the multi-character ones, as themselves). */
+const ANY_ON_A_LINE = CHARS.filter((c) => !/[\n\r\u2028]/.test(c));
 const OPTIONS = ['vmetrics_options', 'vlogs_options', 'vtraces_options', 'vmalert_options', 'alertmanager_options', 'blackbox_options', 'node_exporter_options'];
 /** Parameter → the characters that may reach its files, and why that is safe there. */
-const ALLOWED: Record<string, { chars: string; why: string }> = {
+const ALLOWED: Record<string, { chars: string | string[]; why: string }> = {
   ...Object.fromEntries(OPTIONS.map((k) => [k, { chars: ' %', why: 'options are split into arguments at spaces; an EnvironmentFile value is not specifier-expanded' }])),
   grafana_admin_password: { chars: ' #%&;<>{}|', why: 'written between """ in grafana.ini (quotes, backslash and $ are rejected)' },
   grafana_view_password: { chars: ' #%&;<>{}|', why: 'written as a JSON string in the datasource YAML (quotes, backslash and $ are rejected)' },
@@ -33,6 +35,7 @@ const ALLOWED: Record<string, { chars: string; why: string }> = {
   grafana_pgurl: { chars: '%&', why: 'a URL keeps its escapes and query' },
   ...Object.fromEntries(['grafana_admin_username', 'node_timezone', 'repo_bundle', 'vector_log_endpoint'].map((k) => [k, { chars: '%', why: 'no file these reach reads % specially' }])),
   ...Object.fromEntries(['node_packages', 'node_default_packages', 'infra_packages'].map((k) => [k, { chars: '%', why: 'package names are YAML list items and HCL strings (%{ escaped)' }])),
+  node_crontab: { chars: ANY_ON_A_LINE, why: "a crontab line's command is a shell command: any character of one line (line breaks are rejected)" },
 };
 
 const BASES: [string, string][] = [
@@ -81,7 +84,8 @@ test('every string parameter × every dangerous character: rejected, or in no ge
         const marker = `QZX${ch}MRK`;
         // The whole marker with the character (or a part of it: the character split it).
         const hit = text.includes(marker) ? e.path : text.includes(`QZX${ch[0]}`) ? `${e.path} (part)` : undefined;
-        if (hit && !(ALLOWED[p.name]?.chars.includes(ch) && ch.length === 1)) (files.get(marker) ?? (files.set(marker, new Set()), files.get(marker)!)).add(hit);
+        const allowed = ALLOWED[p.name]?.chars;
+        if (hit && !(allowed !== undefined && (typeof allowed === 'string' ? ch.length === 1 && allowed.includes(ch) : allowed.includes(ch)))) (files.get(marker) ?? (files.set(marker, new Set()), files.get(marker)!)).add(hit);
       }
     }
     for (const [marker, fs] of files) leaks.push(`${label} ${p.name} = ${JSON.stringify(marker)} → ${[...fs].slice(0, 4).join(', ')}`);
@@ -152,6 +156,8 @@ const OBJECT_ALLOWED: [string, string[], string][] = [
   ['alertmanager_receivers.*.slack.api_url', [':'], 'the same'],
   ['alertmanager_receivers.*.email.auth_password', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a JSON string in alertmanager.yml'],
   ...['to', 'from', 'auth_username'].map((f): [string, string[], string] => [`alertmanager_receivers.*.email.${f}`, OBJECT_CHARS.filter((c) => !/[\n\r\u2028{}]/.test(c) && c !== '${x}'), 'a JSON string in alertmanager.yml ("Ops <ops@x.io>", "a@x, b@y"); braces are rejected: Alertmanager expands templates there']),
+  ['node_sysctl_params.*', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a sysctl value is the rest of its line (sysctl.d has comments only at the start of a line)'],
+  ['node_aliases.*', OBJECT_CHARS.filter((c) => !/[\n\r\u2028']/.test(c)), "a command between single quotes (alias NAME='...'): only a quote would end it"],
   ['alertmanager_receivers.*.slack.channel', OBJECT_CHARS.filter((c) => !/[\n\r\u2028{}]/.test(c) && c !== '${x}'), 'the same'],
 ];
 

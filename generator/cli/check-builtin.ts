@@ -233,6 +233,41 @@ const scrapeTargets: Check = (text) => {
   return { errors, warnings: [] };
 };
 
+/** /etc/sysctl.d files: `key = value` lines (sysctl -p's format) and comments. */
+const sysctl: Check = (text) => {
+  const errors: string[] = [];
+  for (const { n, l } of lines(text)) {
+    if (/^\s*([#;].*)?$/.test(l)) continue;
+    const m = l.match(/^\s*-?([A-Za-z0-9_.\/*-]+)\s*=\s*(\S.*)$/);
+    if (!m) errors.push(`line ${n}: not key = value: ${l}`);
+  }
+  return { errors, warnings: [] };
+};
+
+/** /etc/modules-load.d files: one module name per line, and comments. */
+const kernelModules: Check = (text) => {
+  const errors: string[] = [];
+  for (const { n, l } of lines(text)) {
+    if (/^\s*([#;].*)?$/.test(l)) continue;
+    if (!/^[A-Za-z0-9_-]+$/.test(l.trim())) errors.push(`line ${n}: '${l.trim()}' is not a module name`);
+  }
+  return { errors, warnings: [] };
+};
+
+/** /etc/cron.d files (cron(8)): NAME=value lines, and five time fields (or @reboot, @daily...), a user, a command. */
+const crontab: Check = (text) => {
+  const errors: string[] = [];
+  const field = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$|^[A-Za-z]{3}(-[A-Za-z]{3})?$/;
+  for (const { n, l } of lines(text)) {
+    if (isComment(l) || /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l)) continue;
+    const w = l.trim().split(/\s+/);
+    if (w[0]?.startsWith('@')) {
+      if (!/^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(w[0]) || w.length < 3) errors.push(`line ${n}: @keyword, user, command expected: ${l}`);
+    } else if (w.length < 7 || !w.slice(0, 5).every((f) => field.test(f))) errors.push(`line ${n}: five time fields, a user and a command expected: ${l}`);
+  }
+  return { errors, warnings: [] };
+};
+
 /** The built-in check of a kind, if there is one. */
 export const BUILTIN: Partial<Record<string, Check>> = {
   env,
@@ -244,4 +279,7 @@ export const BUILTIN: Partial<Record<string, Check>> = {
   vector,
   'scrape-targets': scrapeTargets,
   'dnsmasq-hosts': hosts,
+  sysctl,
+  'kernel-modules': kernelModules,
+  crontab,
 };

@@ -607,6 +607,8 @@ const V: Record<string, Validator> = {
     pure: true,
     run: (s, t) => simple(s, t, 'prometheus-blackbox-exporter', (f) => ['--config.check', `--config.file=${f}`]),
   },
+  // (Parsed only, never run: sh -n.)
+  sh: { name: 'sh', programs: ['sh'], pure: true, run: (s, t) => simple(s, t, 'sh', (f) => ['-n', f]) },
   chronyd: { name: 'chronyd', programs: ['chronyd'], pure: true, run: (s, t) => simple(s, t, 'chronyd', (f) => ['-p', '-f', f]) },
   dnsmasq: {
     name: 'dnsmasq',
@@ -701,6 +703,8 @@ export function validatorsFor(kind: string, path: string): Validator[] {
       return [V.blackbox!];
     case 'chrony':
       return [V.chronyd!];
+    case 'aliases':
+      return [V.sh!];
     case 'systemd-unit':
       return [V['systemd-analyze']!];
     case 'scrape-config':

@@ -114,7 +114,7 @@ function embedsIdentity(tokens: { ips: Set<string>; words: Set<string> }, ip: st
 }
 
 function imageCandidate(f: RenderedFile): boolean {
-  return !BOOT_KINDS.has(f.kind) && !f.secret;
+  return !BOOT_KINDS.has(f.kind) && !f.secret && !f.fleet;
 }
 
 /** Maps an on-node path to where it lies under the node's rootfs in the output (following its links). */

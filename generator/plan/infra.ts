@@ -23,6 +23,29 @@ const RULE_FILES: [string, string | null][] = [
   ['minio', 'minio'],
 ];
 
+/** The agents agent.yml tells apart by port: their parameter and Pigsty's default. */
+export const AGENT_PORTS: [string, string, number][] = [
+  ['node', 'node_exporter_port', 9100],
+  ['haproxy', 'haproxy_exporter_port', 9101],
+  ['keepalived', 'keepalived_exporter_port', 9650],
+  ['docker', 'docker_exporter_port', 9323],
+  ['vector', 'vector_port', 9598],
+  ['pg_exporter', 'pg_exporter_port', 9630],
+  ['pgbouncer_exporter', 'pgbouncer_exporter_port', 9631],
+  ['pgbackrest_exporter', 'pgbackrest_exporter_port', 9854],
+  ['patroni', 'patroni_port', 8008],
+];
+
+/** Per agent, the ports the fleet's nodes give it, as a regex alternative (a host may override one). */
+function agentPorts(inv: Inventory): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [agent, param, def] of AGENT_PORTS) {
+    const ports = new Set(inv.nodes.map((n) => new Vars(n.vars).num(param, def)));
+    out[agent] = ports.size === 1 ? String([...ports][0]) : `(${[...ports].sort((a, b) => a - b).join('|')})`;
+  }
+  return out;
+}
+
 export interface PortalEntry {
   key: string;
   domain: string;
@@ -115,6 +138,7 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
         timeout: v.str('vmetrics_scrape_timeout', '8s'),
         blackbox: `127.0.0.1:${v.num('blackbox_port', 9115)}`,
         metricsPath: v.str('exporter_metrics_path', '/metrics'),
+        redisExporterPort: v.num('redis_exporter_port', 9121),
         modules: { pgsql: fleetModules.has('pgsql'), etcd: fleetModules.has('etcd'), minio: fleetModules.has('minio'), redis: fleetModules.has('redis') },
       },
     });
@@ -167,7 +191,7 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
     p.packages.push(os.packages.vmalert);
     for (const [name, mod] of RULE_FILES) {
       if (mod && !fleetModules.has(mod as never)) continue;
-      p.files.push({ path: `/infra/rules/${name}.yml`, kind: 'vmalert-rules', mode: '0644', owner: 'root:root', template: `vmalert/${name}.yml`, ctx: {} });
+      p.files.push({ path: `/infra/rules/${name}.yml`, kind: 'vmalert-rules', mode: '0644', owner: 'root:root', ...(name === 'agent' ? { template: 'vmalert/agent.yml.njk', ctx: { ports: agentPorts(inv) }, fleet: true } : { template: `vmalert/${name}.yml` }) });
     }
     const vm = `http://127.0.0.1:${v.num('vmetrics_port', 8428)}`;
     p.files.push(
@@ -356,7 +380,9 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
 
   // ── grafana ──
   if (v.on('grafana_enabled')) {
-    p.packages.push(os.packages.grafana);
+    // (The Logs datasources are of type victoriametrics-logs-datasource: a plugin, packaged in
+    // Pigsty's repo, as infra_packages_default lists it.)
+    p.packages.push(os.packages.grafana, 'grafana-victorialogs-ds');
     const datasources = inv.infra.map((ip) => {
       const iv = new Vars(inv.nodes.find((x) => x.ip === ip)!.vars);
       const s = iv.num('infra_seq', 0);

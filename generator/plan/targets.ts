@@ -19,18 +19,11 @@ function nodeTargets(n: ResolvedNode): FilePlan[] {
   const out: FilePlan[] = [];
   const ports: string[] = [];
   if (v.on('node_exporter_enabled')) ports.push(`${n.ip}:${v.num('node_exporter_port', 9100)}`);
-  if (v.on('haproxy_enabled')) ports.push(`${n.ip}:${v.num('haproxy_exporter_port', 9101)}`);
+  // (haproxy and the VIP's keepalived are NODE parts pigen does not install: not scraped, or
+  // their Down alerts would fire on every node; rules.ts: notApplied warns where they are set.)
   if (v.on('vector_enabled')) ports.push(`${n.ip}:${v.num('vector_port', 9598)}`);
-  const node: Target[] = [{ labels, targets: ports }];
-  if (v.bool('vip_enabled') && v.str('vip_address')) {
-    node.push({ labels: { ...labels, vip: v.str('vip_address').split('/')[0]! }, targets: [`${n.ip}:${v.num('vip_exporter_port', 9650)}`] });
-  }
-  if (ports.length || node.length > 1) out.push(file(`/infra/targets/node/${n.ip}.yml`, node));
+  if (ports.length) out.push(file(`/infra/targets/node/${n.ip}.yml`, [{ labels, targets: ports }]));
   out.push(file(`/infra/targets/ping/${n.ip}.yml`, [{ labels, targets: [n.ip] }]));
-  if (v.bool('vip_enabled') && v.str('vip_address')) {
-    const vip = v.str('vip_address').split('/')[0]!;
-    out.push(file(`/infra/targets/ping/${vip}---${n.ip}.yml`, [{ labels: { ...labels, vip }, targets: [vip] }]));
-  }
   const m = new Set(n.modules);
   if (m.has('pgsql')) {
     const ins = n.nodename;

@@ -1,7 +1,7 @@
 // Semantic rules over the resolved inventory. Each rule is a small named function with stable codes;
 // all rules run, so the user sees every problem at once.
 
-import { err, namesSecret, pathKey, positionOf } from '../diagnostics.js';
+import { err, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4 } from '../util/text.js';
 import { isForeignParam } from './params.js';
@@ -271,6 +271,8 @@ const FIELD_CHECKS: FieldCheck[] = [
   // Written as JSON strings, but Alertmanager expands Go templates ({{ }}) in these fields.
   ...['to', 'from', 'auth_username'].map((f) => ({ pattern: ['alertmanager_receivers', '*', 'email', f], what: `alert e-mail ${f.replace('_', ' ')}`, bad: /[{}]/ })),
   { pattern: ['alertmanager_receivers', '*', 'slack', 'channel'], what: 'Slack channel', bad: /[{}]/ },
+  // (Written as `alias NAME='COMMAND'` in /etc/profile.d: a quote would end the command.)
+  { pattern: ['node_aliases', '*'], what: 'alias command', bad: /'/ },
   { pattern: ['node_timezone'], what: 'timezone', bad: /[;{}"'`#\\$<>|&\s]/ },
   // grafana.ini values (unquoted there: go-ini would end the value at a comment or quote); the
   // URL keeps & % ? = for its query and escapes.
@@ -357,6 +359,15 @@ export const noInjection: Rule = (inv) => {
         out.push(err('bad-value', [...originOf(n, param), ...rest], `\`${bad}\` cannot be used as a name (it names files and directories)`, { hint: 'use letters, digits, . _ and -, starting with a letter or digit' }));
       });
     }
+    // Keys that become words of a file: an alias name, a sysctl key.
+    for (const [k, ok, what] of [['node_aliases', /^[A-Za-z0-9_.+-]+$/, 'an alias name'], ['node_sysctl_params', /^[A-Za-z0-9_.\/*-]+$/, 'a sysctl key']] as const) {
+      const obj = v[k];
+      if (!n.origins[k] || !isObj(obj)) continue;
+      for (const key of Object.keys(obj)) {
+        if (ok.test(key) || reported.has(pathKey([k, key]))) continue;
+        out.push(err('bad-value', [...originOf(n, k), key], `\`${key}\` cannot be ${what}`, { hint: 'use letters, digits and . _ - (no spaces, = or quotes)' }));
+      }
+    }
   }
   return dedupe(out);
 };
@@ -374,6 +385,7 @@ const NAME_PARAMS: [string, string[]][] = [
   ['node_repo_modules', []],
   ['repo_upstream', ['*', 'name']],
   ['repo_upstream', ['*', 'module']],
+  ['node_kernel_modules', ['*']],
 ];
 
 /** Every string in a value, object keys included (a key's path ends with the key itself). */
@@ -489,4 +501,33 @@ export const nginxUsers: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields];
+/**
+ * NODE parameters pigen knows but does not apply (Pigsty's node playbook does): set in the
+ * inventory, each is a warning once where it is set, so nobody expects an effect that never comes.
+ */
+const NOT_APPLIED: [RegExp, string][] = [
+  [/^node_admin_(enabled|uid|username|sudo|pk_list|pk_current)$/, 'the admin user and its SSH keys'],
+  [/^node_(tune|disable_swap|disable_numa|hugepage_count|hugepage_ratio|overcommit_ratio|static_network|disk_prefetch)$/, 'kernel and hardware tuning beyond node_sysctl_params'],
+  [/^node_(selinux_mode|firewall_mode|firewall_intranet|firewall_public_port)$/, 'SELinux and the firewall'],
+  [/^haproxy_(enabled|clean|reload|auth_enabled|admin_username|admin_password|exporter_port|client_timeout|server_timeout|services)$/, 'haproxy (pigen does not install it, nor scrape it)'],
+  [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
+  [/^(proxy_env|nodename_exchange)$/, 'this'],
+];
+
+export const notApplied: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const n of inv.nodes) {
+    for (const k of Object.keys(n.origins)) {
+      const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
+      if (!what) continue;
+      const at = originOf(n, k);
+      if (seen.has(pathKey(at))) continue;
+      seen.add(pathKey(at));
+      out.push(warn('not-applied', at, `\`${k}\` is not applied by pigen (${what}): the nodes boot without it`));
+    }
+  }
+  return out;
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied];

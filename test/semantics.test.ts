@@ -1,0 +1,126 @@
+// What the rendered files mean on a real node, where a validator cannot tell (found in a review
+// against pigsty-infra.md): DNS during first boot, the agent rules' ports, the infra scrape job's
+// path, redis instances told apart, parts pigen does not install neither scraped nor silently
+// accepted, the Logs datasource's plugin installed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { loadAndResolve } from '../generator/pipeline.ts';
+import { readAssets } from '../generator/io.ts';
+import { DEFAULT_INVENTORY } from '../generator/default-inventory.ts';
+import { tmp } from './helpers.ts';
+import { compileInventory } from './tree.ts';
+
+const dec = new TextDecoder();
+type Compiled = ReturnType<typeof compileInventory>;
+const file = (c: Compiled, path: string) => {
+  const e = c.tree.find((x) => x.path === path);
+  assert.ok(e && 'data' in e, `${path} in the build`);
+  return dec.decode((e as { data: Uint8Array }).data);
+};
+const build = (text: string, sets: string[] = []) => {
+  const dir = tmp('pigen-sem-');
+  writeFileSync(join(dir, 'pigsty.yml'), text);
+  return compileInventory({ cwd: dir, arg: 'pigsty.yml', sets });
+};
+const fleet = (extraHost = '', extraVars = '') =>
+  [
+    'all:',
+    '  children:',
+    '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+    '    pg-test:',
+    '      vars: { pg_cluster: pg-test }',
+    '      hosts:',
+    '        10.10.10.11: { pg_seq: 1, pg_role: primary }',
+    `        10.10.10.12: { pg_seq: 2, pg_role: replica${extraHost} }`,
+    '    redis-x:',
+    '      vars: { redis_cluster: redis-x }',
+    '      hosts: { 10.10.10.13: { redis_node: 1, redis_instances: { 6379: {}, 6380: {} } } }',
+    '  vars:',
+    '    admin_ip: 10.10.10.10',
+    extraVars,
+    '',
+  ].join('\n');
+
+test('resolv.conf is written after the packages: until then the node resolves as it booted', () => {
+  const c = build(fleet());
+  for (const ip of ['10.10.10.10', '10.10.10.11']) {
+    const ud = parse(file(c, `nodes/${ip}/user-data`)) as { write_files: { path: string; defer?: boolean }[]; runcmd: string[] };
+    const resolv = ud.write_files.find((f) => f.path === '/etc/resolv.conf')!;
+    assert.is(resolv.defer, true, `${ip}: resolv.conf deferred (cloud-init's final stage, after package installs)`);
+    // The nameservers it found at boot are appended after pigen's (node_dns_method: add).
+    assert.ok(ud.runcmd.some((r) => r.includes('/etc/resolv.conf.pigen-orig')), `${ip}: the original nameservers appended`);
+  }
+});
+
+test("agent.yml tells agents apart by the inventory's ports (a host's override included), and stays out of images", () => {
+  const c = build(fleet(', node_exporter_port: 19100, pg_exporter_port: 19630'));
+  const agent = file(c, 'nodes/10.10.10.10/rootfs/data/infra/rules/agent.yml');
+  assert.match(agent, /record: node_up\n\s+expr: up\{instance=~"\.\*:\(9100\|19100\)"\}/);
+  assert.match(agent, /record: pg_exporter_agent_up\n\s+expr: up\{instance=~"\.\*:\(9630\|19630\)"\}/);
+  assert.match(agent, /record: patroni_up\n\s+expr: up\{instance=~"\.\*:8008"\}/);
+  const def = build(fleet());
+  assert.match(file(def, 'nodes/10.10.10.10/rootfs/data/infra/rules/agent.yml'), /up\{instance=~"\.\*:9100"\}/);
+  const img = JSON.parse(file(c, `images/${(JSON.parse(file(c, 'manifest.json')) as { nodes: Record<string, { image: { name: string } }> }).nodes['10.10.10.10']!.image.name}.json`)) as { files: { path: string }[] };
+  assert.not.ok(img.files.some((f) => f.path === '/infra/rules/agent.yml'), 'a fleet-made file is boot content');
+  assert.ok(img.files.some((f) => f.path === '/infra/rules/node.yml'), 'the fixed rule files are image content');
+});
+
+test('the infra job scrapes /metrics whatever exporter_metrics_path; the exporters use it', () => {
+  const c = build(fleet('', '    exporter_metrics_path: /xmetrics'));
+  const prom = parse(file(c, 'nodes/10.10.10.10/rootfs/data/infra/prometheus.yml')) as { scrape_configs: { job_name: string; metrics_path?: string }[] };
+  const job = (n: string) => prom.scrape_configs.find((j) => j.job_name === n)!;
+  assert.is(job('infra').metrics_path, '/metrics');
+  assert.is(job('node').metrics_path, '/xmetrics');
+  assert.match(file(c, 'nodes/10.10.10.11/rootfs/etc/default/node_exporter'), /--web\.telemetry-path=\/xmetrics/);
+});
+
+test('redis: each instance is its own `instance` (ip:port), scraped through the exporter port', () => {
+  const c = build(fleet());
+  const prom = parse(file(c, 'nodes/10.10.10.10/rootfs/data/infra/prometheus.yml')) as { scrape_configs: { job_name: string; relabel_configs: { source_labels?: string[]; regex?: string; target_label: string; replacement?: string }[] }[] };
+  const relabel = prom.scrape_configs.find((j) => j.job_name === 'redis')!.relabel_configs;
+  const targets = (parse(file(c, 'nodes/10.10.10.10/rootfs/data/infra/targets/redis/redis-x-1.yml')) as { targets: string[] }[])[0]!.targets;
+  assert.equal(targets, ['redis://10.10.10.13:6379', 'redis://10.10.10.13:6380']);
+  // The relabelling as Prometheus applies it (anchored regex, ${n} groups), in order.
+  const apply = (address: string) => {
+    const labels: Record<string, string> = { __address__: address };
+    for (const r of relabel) {
+      const src = (r.source_labels ?? []).map((l) => labels[l] ?? '').join(';');
+      const m = new RegExp(`^(?:${r.regex ?? '(.*)'})$`).exec(src);
+      if (m) labels[r.target_label] = (r.replacement ?? '${1}').replace(/\$\{(\d)\}/g, (_, i) => m[Number(i)] ?? '');
+    }
+    return labels;
+  };
+  const a = apply(targets[0]!);
+  const b = apply(targets[1]!);
+  assert.is(a.instance, '10.10.10.13:6379');
+  assert.is(b.instance, '10.10.10.13:6380');
+  assert.is(a.__address__, '10.10.10.13:9121');
+  assert.is(a.__param_target, 'redis://10.10.10.13:6379');
+});
+
+test('haproxy and the VIP: not scraped (pigen installs neither), and a warning where they are set', () => {
+  const c = build(fleet());
+  for (const e of c.tree) {
+    if (!('data' in e) || !e.path.includes('/targets/')) continue;
+    assert.not.match(dec.decode(e.data), /:9101\b|:9650\b/, `${e.path}: no haproxy or keepalived target`);
+  }
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', vip_enabled: true, vip_address: 10.10.10.99, vip_vrid: 42', '    haproxy_enabled: true\n    node_admin_username: ops')) }, readAssets(), { sets: [], strict: false });
+  const warned = r.diagnostics.filter((d) => d.code === 'not-applied').map((d) => `${d.path.at(-1)}@${d.pos?.line}`);
+  assert.equal(warned.sort(), ['haproxy_enabled@14', 'node_admin_username@15', 'vip_address@8', 'vip_enabled@8', 'vip_vrid@8'].sort());
+  assert.ok(r.inventory, 'warnings only');
+  // The embedded default (Pigsty's meta.yml) sets one: the tuned profile.
+  const d = loadAndResolve({ name: 'default', bytes: Buffer.from(DEFAULT_INVENTORY) }, readAssets(), { sets: [], strict: false });
+  assert.equal(d.diagnostics.filter((x) => x.code === 'not-applied').map((x) => x.path.at(-1)), ['node_tune']);
+});
+
+test("grafana gets the VictoriaLogs datasource plugin its Logs datasources need", () => {
+  const c = build(fleet());
+  const m = JSON.parse(file(c, 'manifest.json')) as { nodes: Record<string, { packages: string[] }> };
+  assert.ok(m.nodes['10.10.10.10']!.packages.includes('grafana-victorialogs-ds'));
+  assert.match(file(c, 'nodes/10.10.10.10/rootfs/etc/grafana/provisioning/datasources/pigsty.yml'), /type: victoriametrics-logs-datasource/);
+});
+
+test.run();
