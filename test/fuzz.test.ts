@@ -41,7 +41,8 @@ test('own valid inventories validate with no errors, even under --strict', () =>
   assert.ok(ownFiles.length >= 3, 'test/fixtures/valid needs at least 3 inventories');
   for (const f of ownFiles) {
     const r = resolveBytes(f, readFileSync(join(VALID, f)), true);
-    assert.equal(r.diagnostics.map((d) => `${d.code}@${d.pos?.line}:${d.pos?.col} ${d.message}`), [], f);
+    // (No bundle fills their local repo: that one warning is semantics.test.ts's.)
+    assert.equal(r.diagnostics.filter((d) => d.code !== 'repo-empty').map((d) => `${d.code}@${d.pos?.line}:${d.pos?.col} ${d.message}`), [], f);
     assert.ok(r.inventory, f);
   }
   const one = resolveBytes('1', readFileSync(join(VALID, '01-single-node.yml'))).inventory!;

@@ -116,6 +116,18 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   assert.equal(d.diagnostics.filter((x) => x.code === 'not-applied').map((x) => x.path.at(-1)), ['node_tune']);
 });
 
+test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
+  const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
+  const w = diags(fleet());
+  assert.is(w.length, 1);
+  assert.match(w[0]!.message, /every node reads the `local` repo \(http:\/\/10\.10\.10\.10\/pigsty\), but no repo_bundle fills it/);
+  assert.ok(w[0]!.pos, 'located');
+  assert.equal(diags(fleet('', '    repo_bundle: /srv/pigsty-bundle.tgz')), [], 'a bundle fills it');
+  assert.equal(diags(fleet('', "    node_repo_modules: 'node,infra'")), [], 'nodes read upstream repos');
+  assert.equal(diags(fleet('', '    repo_enabled: false\n    node_repo_modules: node')), []);
+  assert.equal(diags(DEFAULT_INVENTORY), [], 'the embedded default reads upstream repos');
+});
+
 test("grafana gets the VictoriaLogs datasource plugin its Logs datasources need", () => {
   const c = build(fleet());
   const m = JSON.parse(file(c, 'manifest.json')) as { nodes: Record<string, { packages: string[] }> };

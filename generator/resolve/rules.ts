@@ -530,4 +530,21 @@ export const notApplied: Rule = (inv) => {
   return out;
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied];
+/**
+ * The `local` repo is the admin node's, filled by an offline bundle (repo_bundle, installed at
+ * boot): without one, nodes that read only it install no packages at first boot.
+ */
+export const repoEmpty: Rule = (inv) => {
+  const admin = inv.nodes.find((n) => n.ip === inv.adminIp);
+  if (!admin || !admin.modules.includes('infra')) return [];
+  const av = admin.vars;
+  if (av.repo_enabled === false || (typeof av.repo_bundle === 'string' && av.repo_bundle !== '')) return [];
+  const users = inv.nodes.filter((n) => (typeof n.vars.node_repo_modules === 'string' ? n.vars.node_repo_modules : '').split(',').map((x) => x.trim()).includes('local'));
+  if (!users.length) return [];
+  const at = users[0]!.origins.node_repo_modules ?? admin.origins.admin_ip ?? admin.path;
+  return [
+    warn('repo-empty', at, `${users.length === inv.nodes.length ? 'every node reads' : `${users.length} of ${inv.nodes.length} nodes read`} the \`local\` repo (http://${inv.adminIp}/pigsty), but no repo_bundle fills it: booted from their full user-data, they install no packages`),
+  ];
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied, repoEmpty];
