@@ -116,6 +116,15 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   assert.equal(d.diagnostics.filter((x) => x.code === 'not-applied').map((x) => x.path.at(-1)), ['node_tune']);
 });
 
+test('a portal entry with a custom template (conf) is a warning, not silently dropped', () => {
+  const text = fleet('', "    infra_portal: { home: { domain: i.pigsty }, custom: { domain: c.pigsty, conf: custom.conf } }");
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false });
+  const w = r.diagnostics.filter((d) => d.code === 'not-applied');
+  assert.equal(w.map((d) => d.path.join('.')), ['all.vars.infra_portal.custom.conf']);
+  assert.match(w[0]!.message, /custom template/);
+  assert.ok(r.inventory);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

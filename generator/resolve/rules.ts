@@ -447,6 +447,10 @@ export const portalEntries: Rule = (inv) => {
       if (typeof e.config === 'string') {
         if (!balancedNginx(e.config) || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
       }
+      // (Pigsty renders a template file of its own by that name; pigen has none to render.)
+      if (typeof e.conf === 'string') {
+        out.push(warn('not-applied', [...p, 'conf'], `portal entry \`${key}\` names a custom template (\`conf: ${e.conf}\`), which pigen cannot render: it writes the entry from domain/path/endpoint, or none when it has neither`, { hint: 'give the entry a path or an endpoint, and its extra directives as `config`' }));
+      }
     }
   }
   return dedupe(out);
