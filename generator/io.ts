@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -857,6 +857,8 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   // trusted (an entry whose inode, size, mode and mtime match is not read again).
   mkdirs(home, 0o755);
   const st = lstatSync(home);
+  // (Its trees are written and pruned: a link would lead that elsewhere.)
+  if (!st.isDirectory()) throw Object.assign(new Error(`${home} is not a directory (a symbolic link?): remove it, pigen makes it again`), { code: 'ENOTDIR' });
   if (st.mode & 0o022 && st.uid === process.getuid?.()) chmodSync(home, st.mode & 0o755);
   // Everything from here to the end of the swap is done by one process at a time.
   const unlock = lockHome(home, outDir);
@@ -880,6 +882,15 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   const spareDir = join(home, 'spare');
   const oldDir = join(home, 'old');
 
+  // pigen's own entries in its home are directories (the trees) and files (the states): anything
+  // else there (a link, made by hand) is removed, never followed.
+  for (const n of readdirSync(home)) {
+    const p = join(home, n);
+    const st = lstatOr(p);
+    if (!st) continue;
+    if ((n === 'spare' || n === 'old') && !st.isDirectory()) unlinkSync(p);
+    else if (n.startsWith('state-') && !st.isFile()) st.isDirectory() ? removeTree(p) : unlinkSync(p);
+  }
   // Leftovers of interrupted builds. A swap cut between its renames left no output: the previous
   // one waits in old/ (complete: it only ever gets there by a rename). Trees of older pigen
   // versions: `.<name>.new-*` (partial), `.<name>.old-*` (complete), `.<name>.del-*` (being removed).
@@ -911,10 +922,15 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
   const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs);
   const listed = walked ? ('walked' as const) : ('state' as const);
-  if (existing.size && !existing.has(marker)) throw notOurs();
+  // (A tree its state is bound to is ours even with its marker deleted: it is put back.)
+  if (!live && existing.size && !existing.has(marker)) throw notOurs();
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
-  const liveStateComplete = live !== undefined && (!walked || ([...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));
+  // (Nor one missing some of its entries: deleted by hand, a directory with them.)
+  const liveStateComplete =
+    live !== undefined &&
+    (!walked ||
+      (existing.size === Object.keys(live.entries).length && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(Object.keys(live.entries)))));
   // A complete state found by walking the tree (saved without directories, or with mtimes that no
   // longer hold: changed by hand, even if undone since) gets the directories' mtimes as they are
   // now: listed from it next time, and carried over when it becomes the spare.
@@ -923,7 +939,11 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // The spare generation's state, read now: an entry it records with the same inode, size, mtime,
   // content and mode as the live one (a hard link of the live file, validated just before by
   // lstat) is right in the spare already, and is neither sent to its writer nor looked at there.
-  const spareState = ((f) => (f ? readState(f, spareDir) : undefined))(stateFile(spareDir));
+  // A spare changed by hand since its state was saved (a file replaced or removed, a directory
+  // swapped for a link: each changes a directory's mtime) is not trusted: walked and brought up to
+  // date entry by entry. (A file edited in place is a hard link of the live one, checked there.)
+  let spareState = ((f) => (f ? readState(f, spareDir) : undefined))(stateFile(spareDir));
+  if (spareState && (!spareState.dirs || liveListing(spareDir, spareState, opts.racyMs).walked)) spareState = undefined;
   const sameInSpare = (path: string, liveEntry: StateEntry) => {
     const s = spareState?.entries[path];
     return s !== undefined && s[0] === liveEntry[0] && s[1] === liveEntry[1] && s[2] === liveEntry[2] && s[3] === liveEntry[3] && s[4] === liveEntry[4];
@@ -1027,7 +1047,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     },
     /** The writer's result, once every entry is in (undefined: nothing to do). */
     end(): SpareResult | Promise<SpareResult> | undefined {
-      if (held && existing.size === count) return undefined;
+      // (Nothing to do, unless the walk found directories the new tree has no entry in: made by hand.)
+      if (held && existing.size === count && !(walked && ((needed) => liveDirs.some((d) => !needed.has(d)))(parentDirs(wanted!)))) return undefined;
       if (held) commit();
       flush();
       // What the spare has beyond the new tree is removed once its writers are done.

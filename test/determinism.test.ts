@@ -605,6 +605,80 @@ test('a rebuild lists the previous output from its state while no directory chan
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('hand damage is repaired, never followed: a deleted directory or manifest, empty directories, a replaced spare file, a spare or state swapped for a link or a directory', () => {
+  const dir = tmp('pigen-damage-');
+  const a = join(dir, 'a');
+  const cwd = join(ROOT, 'test', 'fixtures');
+  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const opts = { racyMs: 0 };
+  const home = join(dir, '.a.pigen');
+  // Three builds: a live tree and a spare, both with states that record their directories.
+  const settle = () => [t1, t2, t1].forEach((t) => writeTree(a, t, opts));
+  const same = (what: string, t = t1) => assertSame(scan(a), treeEntries(t), { actual: what, expected: 'the tree' });
+  const deep = dirname(files(treeEntries(t1))[0]![0]);
+  settle();
+  // A directory deleted from the output (every later build failed: lstat ENOENT).
+  rmSync(join(a, deep), { recursive: true });
+  writeTree(a, t1, opts);
+  same('after a deleted directory');
+  writeTree(a, t2, opts);
+  same('and the build after it', t2);
+  // manifest.json deleted: the tree is still pigen's (its state says so), and it is put back.
+  rmSync(join(a, 'manifest.json'));
+  writeTree(a, t2, opts);
+  same('after a deleted manifest', t2);
+  // Empty directories made by hand, nothing else changed: not a no-op, they go.
+  mkdirSync(join(a, 'junk'));
+  mkdirSync(join(a, 'nodes', 'junk2'));
+  writeTree(a, t2, opts);
+  assert.not.ok(existsSync(join(a, 'junk')) || existsSync(join(a, 'nodes', 'junk2')), 'empty directories removed');
+  same('after empty directories', t2);
+  // A file of the spare replaced (its state still says it is the live file's hard link).
+  settle();
+  const spareFile = join(home, 'spare', deep, readdirSync(join(home, 'spare', deep)).find((n) => lstatSync(join(home, 'spare', deep, n)).isFile())!);
+  rmSync(spareFile);
+  writeFileSync(spareFile, 'evil\n');
+  writeTree(a, t2, opts);
+  same('after a replaced spare file', t2);
+  writeTree(a, t1, opts);
+  same('and the build after it');
+  // The spare swapped for a link to a directory outside: nothing there is touched or written.
+  settle();
+  const victim = join(dir, 'victim');
+  mkdirSync(join(victim, 'sub'), { recursive: true });
+  writeFileSync(join(victim, 'important.txt'), 'precious\n');
+  rmSync(join(home, 'spare'), { recursive: true });
+  symlinkSync(victim, join(home, 'spare'));
+  writeTree(a, t2, opts);
+  same('after a linked spare', t2);
+  assert.is(readFileSync(join(victim, 'important.txt'), 'utf8'), 'precious\n');
+  assert.ok(existsSync(join(victim, 'sub')));
+  assert.ok(lstatSync(a).isDirectory(), 'the output is a directory, not the link');
+  // A node directory of the spare swapped for a link outside.
+  settle();
+  const nodeDir = join(home, 'spare', 'nodes', readdirSync(join(home, 'spare', 'nodes'))[0]!);
+  rmSync(nodeDir, { recursive: true });
+  symlinkSync(victim, nodeDir);
+  writeTree(a, t2, opts);
+  writeTree(a, t1, opts);
+  same('after a linked spare node directory');
+  assert.equal(readdirSync(victim).sort(), ['important.txt', 'sub']);
+  // State files swapped for directories (an internal error, then every build failed).
+  for (const n of readdirSync(home).filter((x) => x.startsWith('state-'))) {
+    rmSync(join(home, n));
+    mkdirSync(join(home, n));
+  }
+  writeTree(a, t2, opts);
+  same('after states swapped for directories', t2);
+  // pigen's home itself a link: refused, nothing followed.
+  const out2 = join(dir, 'b');
+  symlinkSync(victim, join(dir, '.b.pigen'));
+  assert.throws(() => writeTree(out2, t1, opts), /\.b\.pigen is not a directory/);
+  assert.equal(readdirSync(victim).sort(), ['important.txt', 'sub']);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('the writer threads (pigen build) leave what writeTree leaves, entries in any order: cold, no-op, changed, hand-edited, removed; their errors reach finish()', async () => {
   const dir = tmp('pigen-writer-');
   const a = join(dir, 'a'); // writeTree, here
