@@ -756,7 +756,16 @@ export interface OutputBusy extends Error {
  * stale: moved aside and taken. Returns its release.
  */
 function lockHome(home: string, dir: string): () => void {
-  const lock = join(home, 'lock');
+  return takeLock(join(home, 'lock'), dir);
+}
+
+/**
+ * Takes the lock file `lock` (this process's pid in it, linked into place), or throws OutputBusy
+ * naming `what` the holder writes. A lock whose pid no longer runs is stale: taken over. Returns
+ * its release.
+ */
+export function takeLock(lock: string, what: string): () => void {
+  const dir = what;
   const readPid = (f: string) => {
     try {
       return Number.parseInt(readFileSync(f, 'utf8'), 10);

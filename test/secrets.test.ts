@@ -345,6 +345,42 @@ test('nginx serves HTTPS with the generated certificate; curl --cacert <ca> acce
   }
 });
 
+test('no private key ever lies in a file while keys are made (a killed run left the CA key in /tmp)', () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-sec-nokey-');
+  const t = tmp('pigen-sec-tmp-');
+  const bin = tmp('pigen-sec-bin-');
+  const log = join(d, 'seen.log');
+  writeFileSync(log, '');
+  const real = spawnSync('sh', ['-c', 'command -v openssl'], { encoding: 'utf8' }).stdout.trim();
+  // An openssl that, every time pigen runs it, looks for a private key in any file under TMPDIR.
+  writeFileSync(join(bin, 'openssl'), `#!/bin/sh\ngrep -rl 'PRIVATE KEY' "${t}" >> "${log}" 2>/dev/null\nexec "${real}" "$@"\n`, { mode: 0o755 });
+  const env = { PATH: `${bin}:${process.env.PATH}`, TMPDIR: t };
+  assert.is(pigen(['secrets', 'init'], d, env).code, 0);
+  assert.is(pigen(['secrets', 'rotate', 'all'], d, env).code, 0);
+  assert.ok(parseSecrets(readFileSync(join(d, 'pigsty.secrets.yml'), 'utf8')), 'a valid secrets file');
+  assert.is(readFileSync(log, 'utf8'), '', 'a private key in a temp file');
+  assert.equal(readdirSync(t).filter((n) => n.startsWith('pigen')), [], 'nothing of pigen left in TMPDIR'); // (tsx keeps its cache there)
+});
+
+test('two rotations at once: both land (the second waits for the first)', async () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-sec-two-');
+  assert.is(pigen(['secrets', 'init'], d).code, 0);
+  const before = parseSecrets(readFileSync(join(d, 'pigsty.secrets.yml'), 'utf8')) as Secrets;
+  const rotate = (name: string) =>
+    new Promise<number | null>((res) => spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'secrets', 'rotate', name], { cwd: d, stdio: 'ignore' }).on('exit', res));
+  for (let i = 0; i < 2; i++) {
+    const was = parseSecrets(readFileSync(join(d, 'pigsty.secrets.yml'), 'utf8')) as Secrets;
+    assert.equal(await Promise.all([rotate('infra:10.10.10.10'), rotate('pg_admin_password')]), [0, 0]);
+    const now = parseSecrets(readFileSync(join(d, 'pigsty.secrets.yml'), 'utf8')) as Secrets;
+    assert.is.not(now.passwords.pg_admin_password, was.passwords.pg_admin_password, 'the password rotated');
+    assert.is.not(now.infra['10.10.10.10']!.cert, was.infra['10.10.10.10']!.cert, 'the certificate rotated');
+  }
+  assert.is(readdirSync(d).filter((n) => n.includes('.lock')).length, 0, 'no lock left');
+  assert.ok(before);
+});
+
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();

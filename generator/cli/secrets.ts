@@ -6,47 +6,53 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve as resolvePath } from 'node:path';
-import { readAssets, writeFileAtomic } from '../io.js';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { readAssets, takeLock, writeFileAtomic, type OutputBusy } from '../io.js';
 import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, type NodeTls, type Secrets } from '../secrets/index.js';
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
-import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
+import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
-function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.error) throw Object.assign(new Error('the openssl program is needed to make keys and certificates (apt-get install openssl)'), { expected: true });
+/**
+ * Runs openssl (`input` on its stdin) and returns its stdout. (Node hands a child its stdin as a
+ * socket, which openssl cannot open as /dev/stdin: `cat` passes it on through a pipe.)
+ */
+function openssl(args: string[], cwd: string, input?: string): string {
+  const r = input === undefined ? spawnSync('openssl', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) : spawnSync('sh', ['-c', 'cat | "$@"', 'sh', 'openssl', ...args], { cwd, encoding: 'utf8', input });
+  if (r.error || r.status === 127) throw Object.assign(new Error('the openssl program is needed to make keys and certificates (apt-get install openssl)'), { expected: true });
   if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr.trim().split('\n')[0]}`);
+  return r.stdout;
 }
 
+// (Private keys never touch the disk: openssl writes them to its stdout and reads them from its
+// stdin; a temp directory holds only public data: certificates, a request, extensions. A process
+// killed mid-way leaves no key behind.)
+const newKey = () => openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], tmpdir());
+
 function makeCa(cn: string): Secrets['ca'] {
-  const d = mkdtempSync(join(tmpdir(), 'pigen-ca-'));
-  try {
-    openssl(
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '36500', '-subj', `/CN=${cn}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:1', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-      d,
-    );
-    return { cn, key: readFileSync(join(d, 'ca.key'), 'utf8'), cert: readFileSync(join(d, 'ca.crt'), 'utf8') };
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
+  const key = newKey();
+  const cert = openssl(
+    ['req', '-x509', '-new', '-key', '/dev/stdin', '-days', '36500', '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:1', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    tmpdir(),
+    key,
+  );
+  return { cn, key, cert };
 }
 
 function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: number): NodeTls {
   const d = mkdtempSync(join(tmpdir(), 'pigen-tls-'));
   try {
-    writeFileSync(join(d, 'ca.key'), ca.key, { mode: 0o600 });
     writeFileSync(join(d, 'ca.crt'), ca.cert);
     writeFileSync(
       join(d, 'ext.cnf'),
       `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(',')}\n`,
     );
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'node.key', '-out', 'node.csr', '-subj', `/CN=${ip}`], d);
-    openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x' + randomBytes(16).toString('hex'), '-days', String(days), '-extfile', 'ext.cnf', '-out', 'node.crt'], d);
-    return { key: readFileSync(join(d, 'node.key'), 'utf8'), cert: readFileSync(join(d, 'node.crt'), 'utf8'), sans };
+    const key = newKey();
+    writeFileSync(join(d, 'node.csr'), openssl(['req', '-new', '-key', '/dev/stdin', '-subj', `/CN=${ip}`], d, key));
+    const cert = openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', '/dev/stdin', '-set_serial', '0x' + randomBytes(16).toString('hex'), '-days', String(days), '-extfile', 'ext.cnf'], d, ca.key);
+    return { key, cert, sans };
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
@@ -107,59 +113,81 @@ ${INVENTORY_HELP}
     const schema = readAssets().schema;
     const caCn = new Vars(inv.globals).str('ca_cn', 'pigsty-ca');
     const log = (s: string) => ctx.stderr.write(s + '\n');
-    try {
-      let s: Secrets;
-      if (sub === 'init') {
-        if (existsSync(path) && !values.force) {
-          ctx.stderr.write(`pigen: ${path} exists; use 'pigen secrets rotate NAME' or --force to replace it\n`);
-          return 1;
-        }
-        const ca = makeCa(caCn);
-        s = { version: 1, ca, infra: {}, passwords: {} };
-        for (const ip of inv.infra) s.infra[ip] = makeNodeCert(ca, ip, infraSans(inv, ip), days(inv, ip));
-        for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
-        log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
-      } else {
-        if (!existsSync(path)) {
-          ctx.stderr.write(`pigen: ${path} does not exist; run 'pigen secrets init' first\n`);
-          return 1;
-        }
-        const parsed = parseSecrets(readFileSync(path, 'utf8'));
-        if (typeof parsed === 'string') {
-          ctx.stderr.write(`pigen: ${path}: ${parsed}\n`);
-          return 2;
-        }
-        s = parsed;
-        const all = name === 'all';
-        if (all || name === 'ca') {
-          s.ca = makeCa(caCn);
-          for (const ip of inv.infra) s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
-          log(`rotated the CA and ${inv.infra.length} infra certificate(s)`);
-        }
-        if (!all && name!.startsWith('infra:')) {
-          const ip = name!.slice(6);
-          if (!inv.infra.includes(ip)) throw new UsageError(`${ip} is not an infra node (infra: ${inv.infra.join(', ')})`);
-          s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
-          log(`rotated the certificate of ${ip}`);
-        }
-        if (all) for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
-        else if (name !== 'ca' && !name!.startsWith('infra:')) {
-          const known = new Set([...Object.keys(s.passwords), ...defaultPasswords(inv, schema)]);
-          if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, ${[...known].join(', ')})`);
-          s.passwords[name!] = password();
-          log(`rotated ${name}`);
-        }
+    // One pigen writes the file at a time (two rotations at once: one would lose the other's).
+    let release: (() => void) | undefined;
+    for (let waiting = false; !release; ) {
+      try {
+        release = takeLock(join(dirname(path), `.${basename(path)}.lock`), path);
+      } catch (e) {
+        const busy = e as OutputBusy;
+        if (busy.code !== 'EPIGENBUSY') throw e;
+        if (!waiting) log(`pigen: waiting for pid ${busy.pid}, another pigen writing ${path} (should no such process run, remove ${busy.lock})`);
+        waiting = true;
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
-      ensureGitignore(dirname(path));
-      // (--json: what the file now holds, by name: never a value.)
-      if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
-      else ctx.stdout.write(`${path}\n`);
-      return 0;
-    } catch (e) {
-      if (e instanceof UsageError) throw e;
-      ctx.stderr.write(`pigen: ${(e as Error).message}\n`);
-      return 1;
+    }
+    try {
+      return await writeSecrets(ctx, values, sub, name, inv, path, schema, caCn, log);
+    } finally {
+      release();
     }
   },
 };
+
+/** The secrets file's new content, written (the lock held). */
+async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: string | undefined, inv: Inventory, path: string, schema: ReturnType<typeof readAssets>['schema'], caCn: string, log: (s: string) => void): Promise<number> {
+  try {
+    let s: Secrets;
+    if (sub === 'init') {
+      if (existsSync(path) && !values.force) {
+        ctx.stderr.write(`pigen: ${path} exists; use 'pigen secrets rotate NAME' or --force to replace it\n`);
+        return 1;
+      }
+      const ca = makeCa(caCn);
+      s = { version: 1, ca, infra: {}, passwords: {} };
+      for (const ip of inv.infra) s.infra[ip] = makeNodeCert(ca, ip, infraSans(inv, ip), days(inv, ip));
+      for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
+      log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
+    } else {
+      if (!existsSync(path)) {
+        ctx.stderr.write(`pigen: ${path} does not exist; run 'pigen secrets init' first\n`);
+        return 1;
+      }
+      const parsed = parseSecrets(readFileSync(path, 'utf8'));
+      if (typeof parsed === 'string') {
+        ctx.stderr.write(`pigen: ${path}: ${parsed}\n`);
+        return 2;
+      }
+      s = parsed;
+      const all = name === 'all';
+      if (all || name === 'ca') {
+        s.ca = makeCa(caCn);
+        for (const ip of inv.infra) s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
+        log(`rotated the CA and ${inv.infra.length} infra certificate(s)`);
+      }
+      if (!all && name!.startsWith('infra:')) {
+        const ip = name!.slice(6);
+        if (!inv.infra.includes(ip)) throw new UsageError(`${ip} is not an infra node (infra: ${inv.infra.join(', ')})`);
+        s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
+        log(`rotated the certificate of ${ip}`);
+      }
+      if (all) for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
+      else if (name !== 'ca' && !name!.startsWith('infra:')) {
+        const known = new Set([...Object.keys(s.passwords), ...defaultPasswords(inv, schema)]);
+        if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, ${[...known].join(', ')})`);
+        s.passwords[name!] = password();
+        log(`rotated ${name}`);
+      }
+    }
+    writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
+    ensureGitignore(dirname(path));
+    // (--json: what the file now holds, by name: never a value.)
+    if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
+    else ctx.stdout.write(`${path}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    ctx.stderr.write(`pigen: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
