@@ -1349,7 +1349,17 @@ export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Ar
  */
 export function watchFiles(files: string[], onChange: () => void, quietMs = 25): { close(): void } {
   const byDir = new Map<string, Set<string>>();
-  for (const f of files) {
+  // A file given through a symbolic link is watched where the link is and where it leads (an edit
+  // of the target changes nothing in the link's directory).
+  const paths = files.flatMap((f) => {
+    try {
+      const real = realpathSync(f);
+      return real === f ? [f] : [f, real];
+    } catch {
+      return [f];
+    }
+  });
+  for (const f of paths) {
     const d = dirname(f);
     if (!byDir.has(d)) byDir.set(d, new Set());
     byDir.get(d)!.add(basename(f));

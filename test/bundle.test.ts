@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { extract as tarExtract, pack as tarPack, type Header } from 'tar-stream';
@@ -568,6 +568,14 @@ test('installer: installs a good bundle (marker last), skips when complete', asy
   const again = run('env', [`WWW=${r.www}`, 'sh', script, '/nonexistent.tgz']);
   assert.is(again.code, 0);
   assert.match(again.stderr, /already complete/);
+  // What a killed run left beside www (a partly extracted repo; its pid gone, or a name without
+  // one) is removed by the next run; a live run's is left alone.
+  rmSync(join(r.www, 'pigsty'), { recursive: true });
+  const parent = join(r.www, '..');
+  for (const n of ['.pigen-bundle.999999999.abc123', '.pigen-bundle.Xy12ab', `.pigen-bundle.${process.pid}.live`]) mkdirSync(join(parent, n, 'x'), { recursive: true });
+  const third = run('env', [`WWW=${r.www}`, 'sh', script, good]);
+  assert.is(third.code, 0, third.stdout + third.stderr);
+  assert.equal(readdirSync(parent).sort(), [`.pigen-bundle.${process.pid}.live`, 'www'], 'stale work directories removed, a live one kept');
 });
 
 test('verify and installer: corruption inside a valid gzip/tar is named; no repo_complete', async () => {

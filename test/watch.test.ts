@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { jsonLinesChild, makeDeb, needTools, tmp } from './helpers.ts';
@@ -187,6 +187,24 @@ test('pigen build --watch --bundle: the bundle is read again when the file chang
     const once = spawnSync(process.execPath, cliArgs('build', 'pigsty.yml', '-o', 'once', '--bundle', 'pkg.tgz'), { cwd: dir, encoding: 'utf8' });
     assert.is(once.status, 0, once.stderr);
     assert.equal(readFileSync(join(dir, 'out', 'manifest.json'), 'utf8'), readFileSync(join(dir, 'once', 'manifest.json'), 'utf8'), 'the manifest of a one-shot build');
+  } finally {
+    assert.is(await w.stop(), 0, w.stderr());
+  }
+});
+
+test('pigen build --watch through a symbolic link: an edit of the file it leads to is built', async () => {
+  const dir = tmp('pigen-watch-link-');
+  mkdirSync(join(dir, 'real'));
+  mkdirSync(join(dir, 'work'));
+  writeFileSync(join(dir, 'real', 'inv.yml'), fleet());
+  symlinkSync('../real/inv.yml', join(dir, 'work', 'inv.yml'));
+  const w = watcher(['inv.yml', '-o', 'out'], join(dir, 'work'));
+  try {
+    assert.is((await w.next()).ok, true, w.stderr());
+    writeFileSync(join(dir, 'real', 'inv.yml'), fleet({ 2: 'node_exporter_port: 9200' }));
+    const second = await w.next();
+    assert.is(second.ok, true, w.stderr());
+    assert.is(second.rendered, 2);
   } finally {
     assert.is(await w.stop(), 0, w.stderr());
   }
