@@ -24,6 +24,7 @@ export const CODES = {
   'schema-other': { hint: 'see schemas/inventory.schema.json for the expected shape' },
 
   // ── resolve: variables, placeholders and cross-node rules ─────────────────
+  'repo-unmatched': { hint: "add a repo_upstream entry of that module whose releases include the OS's, or set os_profile to the OS the inventory was written for" },
   'repo-empty': { hint: 'make a bundle (pigen bundle --download), and set repo_bundle to where the admin node can read it at boot (or bake images with --bundle); or point node_repo_modules at upstream repos' },
   'not-applied': { hint: "Pigsty's node playbook applies it; pigen does not yet: apply it after the first boot, or drop it from the inventory" },
   'unknown-param': { hint: 'fix the spelling, or ignore this warning if the parameter belongs to a module pigen does not know' },

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadAndResolve } from '../generator/pipeline.ts';
+import type { ResolveOptions } from '../generator/types.ts';
 import { readAssets } from '../generator/io.ts';
 import { DEFAULT_INVENTORY } from '../generator/default-inventory.ts';
 import { tmp } from './helpers.ts';
@@ -135,6 +136,16 @@ test('an empty local repo is a warning: nodes read it, no repo_bundle fills it',
   assert.equal(diags(fleet('', "    node_repo_modules: 'node,infra'")), [], 'nodes read upstream repos');
   assert.equal(diags(fleet('', '    repo_enabled: false\n    node_repo_modules: node')), []);
   assert.equal(diags(DEFAULT_INVENTORY), [], 'the embedded default reads upstream repos');
+});
+
+test('repo_upstream with no entry for the OS of a module the nodes read is a warning (an EL inventory built for Debian)', () => {
+  const up = "    repo_upstream: [ { name: pigsty-local, module: local, releases: [8, 9], baseurl: { default: 'http://${admin_ip}/pigsty' } } ]\n    repo_bundle: /srv/b.tgz";
+  const diags = (text: string, sets: ResolveOptions['sets'] = []) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets, strict: false }).diagnostics.filter((d) => d.code === 'repo-unmatched');
+  const w = diags(fleet('', up));
+  assert.is(w.length, 1);
+  assert.match(w[0]!.message, /no repo_upstream entry of module `local` is for os_profile d12 \(release 12\)/);
+  assert.equal(diags(fleet('', `${up}\n    os_profile: el9`)), [], 'built for EL 9: it applies');
+  assert.equal(diags(fleet()), [], "pigen's per-OS defaults");
 });
 
 test("grafana gets the VictoriaLogs datasource plugin its Logs datasources need", () => {

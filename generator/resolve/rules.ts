@@ -551,4 +551,25 @@ export const repoEmpty: Rule = (inv) => {
   ];
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied, repoEmpty];
+/**
+ * A module of node_repo_modules with no repo_upstream entry for the node's OS release (an EL
+ * inventory built for Debian): the node gets no source for it, and its packages do not install.
+ * (Only where repo_upstream is set: pigen's per-OS defaults match by construction.)
+ */
+export const repoUnmatched: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream)) continue;
+    const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
+    const rel = Number(os.replace(/\D/g, ''));
+    const modules = (typeof v.node_repo_modules === 'string' ? v.node_repo_modules : '').split(',').map((m) => m.trim()).filter((m) => NAME_OK.test(m)); // (a bad name is an error of its own)
+    for (const m of modules) {
+      const ok = v.repo_upstream.some((it) => isObj(it) && it.module === m && (!Array.isArray(it.releases) || it.releases.length === 0 || it.releases.includes(rel)));
+      if (!ok) out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.origins.repo_upstream, `no repo_upstream entry of module \`${m}\` is for os_profile ${os} (release ${rel}): its nodes get no source for it, and the packages it carries do not install`));
+    }
+  }
+  return dedupe(out);
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied, repoEmpty, repoUnmatched];
