@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { SHARED, tmp } from './helpers.ts';
+import { SHARED, needShared, tmp } from './helpers.ts';
 import { compileInventory } from './tree.ts';
 
 type FileState = { data: string; mode: number; owner: string };
@@ -157,7 +157,7 @@ test('image + user-data.baked = user-data, node by node (a node that differs fro
 });
 
 test('the same for the shared Pigsty inventories', () => {
-  if (!SHARED) return void console.log('SKIP the shared inventories: ../shared/fixtures is not beside this clone (CI has it)');
+  if (!needShared('image + user-data.baked = user-data on the shared inventories')) return;
   for (const f of ['simu.yml', 'full.yml', 'rich.yml', 'meta.yml', 'debian.yml']) checkInventory(f, { cwd: SHARED, arg: `pigsty-conf/${f}` });
   checkInventory('el.yml', { cwd: SHARED, arg: 'pigsty-conf/el.yml', sets: ['os_profile=el9'] });
 });
