@@ -765,7 +765,6 @@ function lockHome(home: string, dir: string): () => void {
  * its release.
  */
 export function takeLock(lock: string, what: string): () => void {
-  const dir = what;
   const readPid = (f: string) => {
     try {
       return Number.parseInt(readFileSync(f, 'utf8'), 10);
@@ -793,7 +792,7 @@ export function takeLock(lock: string, what: string): () => void {
     const pid = readPid(lock);
     if (pid === undefined) continue; // released meanwhile
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
-      throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${dir}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
+      throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${what}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
     }
     // Stale (its pid ended: a build killed with SIGKILL). Moved aside first (of two builds taking it
     // over, one rename wins), then removed if it is still the stale one that was read; a live lock

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { run, which } from './helpers.ts';
 import { copyNginxTree as copyTree, parseNginx, type Directive, type NginxCopy } from '../generator/cli/check-nginx.ts';
 
-export { PATH_DIRECTIVES, parseNginx, rebaseNginx, SYSTEM_MIME_TYPES, tokenize, type Directive, type NginxCopy, type RebaseResult } from '../generator/cli/check-nginx.ts';
+export { PATH_DIRECTIVES, parseNginx, rebaseNginx, SYSTEM_MIME_TYPES, type Directive, type NginxCopy, type RebaseResult } from '../generator/cli/check-nginx.ts';
 
 /** copyNginxTree of pigen check, the `user` looked up on this machine with id(1). */
 export const copyNginxTree = (nodeFiles: { path: string; content: string }[], prefix: string): NginxCopy => copyTree(nodeFiles, prefix, (u) => run('id', ['-u', u]).code === 0);

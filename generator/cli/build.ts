@@ -2,14 +2,14 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, watchFiles, type OutputBusy, type Prevalidator } from '../io.js';
+import { fileStamp, gzipSizeWorker, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, watchFiles, type Prevalidator } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf } from './common.js';
+import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree } from './common.js';
 
 /**
  * Writer threads for a fleet of `nodes`: one; on a large fleet (its files' creation in the
@@ -107,19 +107,13 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   let writer;
   const prevalidated = checking && (await checking);
   // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
-  for (let waiting = false; ; ) {
-    try {
-      writer = openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, writerThreads(r.inventory.nodes.length));
-      break;
-    } catch (e) {
-      const busy = e as OutputBusy;
-      if (busy.code !== 'EPIGENBUSY') return cannotWrite(e);
-      if (!waiting) ctx.stderr.write(`pigen: waiting for pid ${busy.pid}, another pigen writing ${out} (should no such build run, remove ${busy.lock})\n`);
-      waiting = true;
-      if (session?.stopped()) return 1;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  const threads = writerThreads(r.inventory.nodes.length);
+  try {
+    writer = await whenFree(ctx, out, () => openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, threads), session?.stopped);
+  } catch (e) {
+    return cannotWrite(e);
   }
+  if (!writer) return 1;
   const gz = session?.gz ?? gzipSizeWorker(GZIP_OPTIONS);
   let c;
   try {

@@ -6,7 +6,7 @@
 
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { nginxTokens, type NginxToken } from '../util/nginx.js';
+import { nginxTokens } from '../util/nginx.js';
 
 export interface Directive {
   name: string;
@@ -15,14 +15,9 @@ export interface Directive {
   block?: Directive[];
 }
 
-type Token = NginxToken;
-
-/** Splits nginx config text into words and the punctuation ; { } (comments dropped), as nginx does. */
-export const tokenize = (text: string): Token[] => nginxTokens(text);
-
 /** Parses nginx config text into directives (includes are not followed). */
 export function parseNginx(text: string): Directive[] {
-  const tokens = tokenize(text);
+  const tokens = nginxTokens(text);
   let pos = 0;
   const parseBlock = (top: boolean): Directive[] => {
     const list: Directive[] = [];
@@ -78,7 +73,7 @@ export interface RebaseResult {
  * dropped (the caller passes `-g 'pid ...;'`, and nginx refuses a second pid directive).
  */
 export function rebaseNginx(text: string, prefix: string): RebaseResult {
-  const tokens = tokenize(text);
+  const tokens = nginxTokens(text);
   const edits: { start: number; end: number; text: string }[] = [];
   const paths: RebaseResult['paths'] = [];
   let atStart = true;

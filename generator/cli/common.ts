@@ -1,7 +1,7 @@
 // Shared by commands: loading the inventory with --set/--strict, printing diagnostics.
 
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
-import { readAssets, readInventory, readOptionalText } from '../io.js';
+import { readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecrets, type Secrets } from '../secrets/index.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseInventory } from '../load/parse.js';
@@ -98,3 +98,23 @@ export function printDiagnostics(ctx: CliContext, r: LoadResult): void {
 }
 
 export { diagnosticsToJson, hasErrors };
+
+/**
+ * What `take` locks (an output directory, the secrets file: io.ts takeLock), once no other live
+ * pigen holds it: the wait is said once on stderr, and tried again every 100 ms. undefined when
+ * `stopped` says to give up meanwhile; any other error is thrown.
+ */
+export async function whenFree<T>(ctx: CliContext, what: string, take: () => T, stopped?: () => boolean): Promise<T | undefined> {
+  for (let waiting = false; ; ) {
+    try {
+      return take();
+    } catch (e) {
+      const busy = e as OutputBusy;
+      if (busy.code !== 'EPIGENBUSY') throw e;
+      if (!waiting) ctx.stderr.write(`pigen: waiting for pid ${busy.pid}, another pigen writing ${what} (should no such process run, remove ${busy.lock})\n`);
+      waiting = true;
+      if (stopped?.()) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

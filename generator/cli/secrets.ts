@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { readAssets, takeLock, writeFileAtomic, type OutputBusy } from '../io.js';
+import { readAssets, takeLock, writeFileAtomic } from '../io.js';
 import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, type NodeTls, type Secrets } from '../secrets/index.js';
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, whenFree } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
 /**
@@ -114,18 +114,7 @@ ${INVENTORY_HELP}
     const caCn = new Vars(inv.globals).str('ca_cn', 'pigsty-ca');
     const log = (s: string) => ctx.stderr.write(s + '\n');
     // One pigen writes the file at a time (two rotations at once: one would lose the other's).
-    let release: (() => void) | undefined;
-    for (let waiting = false; !release; ) {
-      try {
-        release = takeLock(join(dirname(path), `.${basename(path)}.lock`), path);
-      } catch (e) {
-        const busy = e as OutputBusy;
-        if (busy.code !== 'EPIGENBUSY') throw e;
-        if (!waiting) log(`pigen: waiting for pid ${busy.pid}, another pigen writing ${path} (should no such process run, remove ${busy.lock})`);
-        waiting = true;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    const release = (await whenFree(ctx, path, () => takeLock(join(dirname(path), `.${basename(path)}.lock`), path)))!;
     try {
       return await writeSecrets(ctx, values, sub, name, inv, path, schema, caCn, log);
     } finally {

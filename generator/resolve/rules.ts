@@ -534,6 +534,9 @@ export const notApplied: Rule = (inv) => {
   return out;
 };
 
+/** A node's node_repo_modules, as a list. */
+const repoModules = (vars: JsonObject): string[] => (typeof vars.node_repo_modules === 'string' ? vars.node_repo_modules : '').split(',').map((m) => m.trim());
+
 /**
  * The `local` repo is the admin node's, filled by an offline bundle (repo_bundle, installed at
  * boot): without one, nodes that read only it install no packages at first boot.
@@ -543,7 +546,7 @@ export const repoEmpty: Rule = (inv) => {
   if (!admin || !admin.modules.includes('infra')) return [];
   const av = admin.vars;
   if (av.repo_enabled === false || (typeof av.repo_bundle === 'string' && av.repo_bundle !== '')) return [];
-  const users = inv.nodes.filter((n) => (typeof n.vars.node_repo_modules === 'string' ? n.vars.node_repo_modules : '').split(',').map((x) => x.trim()).includes('local'));
+  const users = inv.nodes.filter((n) => repoModules(n.vars).includes('local'));
   if (!users.length) return [];
   const at = users[0]!.origins.node_repo_modules ?? admin.origins.admin_ip ?? admin.path;
   return [
@@ -563,7 +566,7 @@ export const repoUnmatched: Rule = (inv) => {
     if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream)) continue;
     const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
     const rel = Number(os.replace(/\D/g, ''));
-    const modules = (typeof v.node_repo_modules === 'string' ? v.node_repo_modules : '').split(',').map((m) => m.trim()).filter((m) => NAME_OK.test(m)); // (a bad name is an error of its own)
+    const modules = repoModules(v).filter((m) => NAME_OK.test(m)); // (a bad name is an error of its own)
     for (const m of modules) {
       const ok = v.repo_upstream.some((it) => isObj(it) && it.module === m && (!Array.isArray(it.releases) || it.releases.length === 0 || it.releases.includes(rel)));
       if (!ok) out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.origins.repo_upstream, `no repo_upstream entry of module \`${m}\` is for os_profile ${os} (release ${rel}): its nodes get no source for it, and the packages it carries do not install`));
