@@ -133,6 +133,7 @@ export type FileKind =
   | 'kernel-modules'
   | 'crontab'
   | 'aliases'
+  | 'sudoers'
   | 'other';
 
 /** Files pigen ships with (schemas/, templates/), read once by io.ts and passed to the pure stages. */
@@ -194,6 +195,11 @@ export interface NodePlan {
   /** System users and groups pigen creates (services' users). */
   groups: string[];
   users: { name: string; groups: string[]; home: string }[];
+  /**
+   * The admin user (node_admin_*): a login user with its own group (gid = uid), a home, bash,
+   * a locked password and these authorized SSH keys; its sudo rule is a file of the plan.
+   */
+  admin?: { name: string; uid: number; home: string; keys: string[] };
   /** Units pigen writes and starts, in start order. */
   services: string[];
   /** Distro units masked because pigen runs the daemon under its own unit. */

@@ -4,11 +4,13 @@
 // Debian's Packer (null source, shell-local): debootstrap (minbase, bookworm, + cloud-init), the
 // image's packages from the bundle (a file: repo inside the root filesystem), the image files,
 // cloud-init clean, a rootfs tarball. The test looks inside the tarball, then checks that a second
-// bake reuses it. Needs root and the Debian mirror; the debootstrap result and the downloaded
+// bake reuses it; then boots the image: cloud-init's first boot with a node's user-data.baked in a
+// chroot of the unpacked tarball. Needs root and the Debian mirror; the debootstrap result and the downloaded
 // .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
@@ -31,6 +33,7 @@ async function cli(args: string[], cwd: string) {
   return { code, out, err };
 }
 
+const ALICE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGCnbi4GnkD7wx8YOJ58rQYGLRZ3Dpj/WFkplaN35X64 alice@laptop';
 const INVENTORY = `all:
   children:
     infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
@@ -40,15 +43,20 @@ const INVENTORY = `all:
   vars:
     admin_ip: 10.10.10.10
     node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]
-    repo_packages: [chrony, curl, ca-certificates]
+    repo_packages: [chrony, curl, ca-certificates, sudo]
     repo_extra_packages: []
+    node_admin_pk_list: [ '${ALICE}' ]
 `;
+/** What the bake leaves for the first-boot test: the inventory's directory and the image's tarball. */
+let baked: { dir: string; tarball: string } | undefined;
 
 test('pigen bake --target local: a rootfs tarball with the image files, packages from the bundle, cloud-init cleaned; reused the second time', async () => {
   if (!HAVE || !ROOT_USER) return;
   const t0 = Date.now();
   const dir = tmp('pigen-bake-');
   writeFileSync(join(dir, 'pigsty.yml'), INVENTORY);
+  // (With a secrets file: the CA in the image, the fleet's admin SSH key at boot.)
+  assert.is((await cli(['secrets', 'init'], dir)).code, 0);
   const cacheRoot = join(tmpdir(), 'pigen-test-cache');
   mkdirSync(cacheRoot, { recursive: true });
 
@@ -119,6 +127,64 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   assert.match(again.out, new RegExp(`^  reuse ${img.name} .*baked/${img.name}\\.rootfs\\.tar\\.gz exists`, 'm'));
   assert.not.match(again.out, /packer build|baked in/);
   console.log(`  download+bundle ${((tDl - t0) / 1000).toFixed(1)} s, bake ${((tBake - tDl) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  baked = { dir, tarball };
+});
+
+// The image boots: cloud-init's own first boot (its four stages, in a chroot of the unpacked
+// tarball, NoCloud seed = the node's user-data.baked and meta-data) ends with no module in error,
+// every file of the node's manifest on disk as built (bytes, mode, owner), and the admin user as
+// Pigsty makes it: uid and gid 88, bash, a locked password, its keys, passwordless sudo.
+test('the baked image boots with its user-data.baked in cloud-init: no module fails, every file as built, the admin user made', async () => {
+  if (!HAVE || !ROOT_USER) return;
+  assert.ok(baked, 'the bake test ran first');
+  const { dir, tarball } = baked!;
+  const ip = '10.10.10.11';
+  const root = join(dir, 'boot');
+  mkdirSync(root);
+  assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', tarball]).code, 0);
+  const seed = join(root, 'var/lib/cloud/seed/nocloud');
+  mkdirSync(seed, { recursive: true });
+  copyFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), join(seed, 'user-data'));
+  copyFileSync(join(dir, 'out/nodes', ip, 'meta-data'), join(seed, 'meta-data'));
+  // (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
+  writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
+  assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
+  try {
+    for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
+      const r = run('chroot', [root, 'cloud-init', ...stage]);
+      assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
+    }
+    const status = run('chroot', [root, 'cloud-init', 'status', '--long']).stdout;
+    assert.match(status, /^status: done$/m, status);
+    const id = run('chroot', [root, 'id', 'dba']).stdout.trim();
+    assert.is(id, 'uid=88(dba) gid=88(dba) groups=88(dba)');
+    assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
+    assert.match(run('chroot', [root, 'passwd', '-S', 'dba']).stdout, /^dba L /, 'password locked');
+    assert.match(run('chroot', [root, 'sudo', '-l', '-U', 'dba']).stdout, /\(ALL\) NOPASSWD: ALL/);
+    const secrets = parseYaml(readFileSync(join(dir, 'pigsty.secrets.yml'), 'utf8')) as { adminSsh: { pub: string } };
+    const keys = readFileSync(join(root, 'home/dba/.ssh/authorized_keys'), 'utf8').trim().split('\n').sort();
+    assert.equal(keys, [secrets.adminSsh.pub, ALICE].sort());
+    assert.is(statSync(join(root, 'home/dba/.ssh')).mode & 0o777, 0o700);
+    // Every file of the node, as the build wrote it (resolv.conf: pigen's, then the nameservers
+    // the node booted with, appended by node_dns_method `add`).
+    const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; mode: string; owner: string }[] }> };
+    const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
+    const [users, groups] = [ids('passwd'), ids('group')];
+    for (const f of manifest.nodes[ip]!.files) {
+      const on = join(root, f.path);
+      assert.ok(existsSync(on), `${f.path} on the booted node`);
+      const want = readFileSync(join(dir, 'out', f.out), 'utf8');
+      const got = readFileSync(on, 'utf8');
+      if (f.path === '/etc/resolv.conf') assert.ok(got.startsWith(want), `${f.path}: ${got}`);
+      else assert.is(got, want, f.path);
+      const st = statSync(on);
+      assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
+      const [u, g] = f.owner.split(':');
+      assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
+    }
+  } finally {
+    run('umount', [join(root, 'proc')]).code === 0 || run('umount', ['-l', join(root, 'proc')]);
+  }
 });
 
 test.run();

@@ -6,7 +6,7 @@ import { readFileSync, statSync, lstatSync, mkdirSync, writeFileSync, copyFileSy
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { copyNginxTree, nginxTest, NGINX } from './nginx-conf.ts';
 import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
@@ -227,8 +227,53 @@ test('rotate NAME regenerates only that entry', () => {
   const t = load();
   assert.is.not(t.infra['10.10.10.10']!.key, after.infra['10.10.10.10']!.key);
   assert.is(t.ca.cert, after.ca.cert);
+  assert.is(pigen(['secrets', 'rotate', 'admin-ssh'], dir).code, 0);
+  const u = load();
+  assert.is.not(u.adminSsh!.key, t.adminSsh!.key);
+  assert.is(u.infra['10.10.10.10']!.key, t.infra['10.10.10.10']!.key);
   assert.is(pigen(['secrets', 'rotate', 'nope'], dir).code, 2);
   assert.is(pigen(['secrets', 'rotate', 'infra:10.9.9.9'], dir).code, 2);
+});
+
+test('the admin SSH key: OpenSSH reads the key pigen places, its public half is the one every node authorizes; a file without one is a warning', () => {
+  if (!hasOpenssl) return;
+  const ss = load();
+  assert.ok(ss.adminSsh, 'secrets init makes the admin SSH key');
+  // ssh-keygen derives the same public key from the PEM (through a pipe: the key touches no file).
+  if (needTools('the admin SSH key read by OpenSSH', 'ssh-keygen')) {
+    const r = spawnSync('sh', ['-c', 'cat | ssh-keygen -y -f /dev/stdin'], { input: ss.adminSsh!.key, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.is(`${r.stdout.trim()} pigen-fleet-admin`, ss.adminSsh!.pub);
+  }
+  const out = join(tmp(), 'out');
+  assert.is(pigen(['build', '-o', out], dir).code, 0);
+  const rootfs = join(out, 'nodes', '10.10.10.10', 'rootfs');
+  assert.is(readFileSync(join(rootfs, 'home/dba/.ssh/id_ecdsa'), 'utf8'), ss.adminSsh!.key);
+  assert.is(statSync(join(rootfs, 'home/dba/.ssh/id_ecdsa')).mode & 0o777, 0o600);
+  assert.is(readFileSync(join(rootfs, 'home/dba/.ssh/id_ecdsa.pub'), 'utf8'), ss.adminSsh!.pub + '\n');
+  const cc = parseYaml(readFileSync(join(out, 'nodes', '10.10.10.10', 'user-data'), 'utf8'));
+  const dba = cc.users.find((u: { name?: string }) => u.name === 'dba');
+  assert.equal(dba.ssh_authorized_keys, [ss.adminSsh!.pub]);
+  const key = cc.write_files.find((f: { path: string }) => f.path === '/home/dba/.ssh/id_ecdsa');
+  assert.equal([key.owner, key.permissions, key.defer], ['dba:dba', '0600', true]);
+  // Not in any image (a secret), nor the public half (owned by a user images do not have).
+  for (const f of readdirSync(join(out, 'images')).filter((x) => x.endsWith('.json'))) assert.not.match(readFileSync(join(out, 'images', f), 'utf8'), /\/home\/dba/);
+  // node_admin_ssh_exchange off: neither the key nor the authorization.
+  const off = join(tmp(), 'out');
+  assert.is(pigen(['build', '-o', off, '--set', 'node_admin_ssh_exchange=false'], dir).code, 0);
+  assert.not.ok(existsSync(join(off, 'nodes', '10.10.10.10', 'rootfs', 'home')));
+  assert.not.match(readFileSync(join(off, 'nodes', '10.10.10.10', 'user-data'), 'utf8'), /ssh_authorized_keys|pigen-fleet-admin/);
+  // A secrets file from before the admin key: a warning naming the fix; a public key that is not
+  // the private key's: the file is refused.
+  const old = tmp('pigen-oldsec-');
+  const text = readFileSync(join(dir, 'pigsty.secrets.yml'), 'utf8');
+  const parsed = parseYaml(text);
+  delete parsed.adminSsh;
+  writeFileSync(join(old, 'pigsty.secrets.yml'), stringifyYaml(parsed), { mode: 0o600 });
+  const w = pigen(['validate'], old);
+  assert.is(w.code, 0, w.stderr);
+  assert.match(w.stderr, /has no admin SSH key[^]*pigen secrets rotate admin-ssh/);
+  assert.match(String(parseSecrets(text.replace(ss.adminSsh!.pub, ss.adminSsh!.pub.replace('pigen-fleet-admin', 'x')))), /public key is not the private key's/);
 });
 
 test('simu: one certificate per infra node, each with every portal domain', () => {
@@ -277,13 +322,15 @@ test('no secret lands where it must not: CA key nowhere, TLS key only on its nod
   for (const v of secretValues(s2)) {
     const hits = texts.filter((t) => t.text.replace(/\s+/g, '').includes(v.kind === 'password' ? v.value : v.value));
     if (v.kind === 'ca-key') assert.equal(hits.map((h) => h.name), [], 'the CA key appears in no output');
+    // (The admin SSH key is the fleet's: on the nodes, never outside them: images, manifest.)
+    if (v.kind === 'ssh-key') assert.ok(hits.length > 0 && hits.every((h) => h.node !== undefined), `${v.name}: ${hits.map((h) => h.name).join(', ')}`);
     for (const h of hits) {
       assert.is(h.node, v.kind === 'tls-key' ? v.node : h.node, `${v.name} in ${h.name}`);
       assert.is((h.mode ?? 0) & 0o004, 0, `${v.name} in world-readable ${h.name}`);
       const meta = files.get(h.name);
       if (meta) {
         assert.ok(meta.secret, `${h.name} holds ${v.name} but is not marked secret`);
-        if (v.kind === 'tls-key') assert.ok(['0600', '0640'].includes(meta.mode), `${h.name} mode ${meta.mode}`);
+        if (v.kind === 'tls-key' || v.kind === 'ssh-key') assert.ok(['0600', '0640'].includes(meta.mode), `${h.name} mode ${meta.mode}`);
       }
     }
     if (v.kind === 'tls-key') assert.ok(hits.length >= 2, `${v.name} reaches its node (${hits.length})`);

@@ -1,7 +1,7 @@
 // `pigen check` over real builds: the embedded default and Pigsty's inventories (meta, full, simu,
 // rich, el, and el as EL9) pass every validator — cloud-init 22.4 and the upstream cloud-config
-// schema, nginx -t (the node's whole configuration), vmalert, promtool, amtool, blackbox, dnsmasq, chronyd, systemd-analyze, VictoriaMetrics
-// and the built-in checks — and every validator actually ran. A corrupted alertmanager.yml, rule
+// schema, nginx -t (the node's whole configuration), vmalert, promtool, amtool, blackbox, dnsmasq, chronyd, systemd-analyze, VictoriaMetrics,
+// visudo and the built-in checks — and every validator actually ran. A corrupted alertmanager.yml, rule
 // file, unit or nginx conf makes `pigen check` exit 1 naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,11 +15,11 @@ import { compile } from '../generator/compile.ts';
 import { packageVersion, readAssets, writeTree } from '../generator/io.ts';
 import { SHARED, needShared, needTools, run, tmp } from './helpers.ts';
 
-const TOOLS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl'];
+const TOOLS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl', 'visudo'];
 const HAVE = needTools('pigen check with the real validators', ...TOOLS);
 const SCHEMA = SHARED ? join(SHARED, 'cloud-init-schema', 'schema-cloud-config-v1.json') : null;
 /** Every validator `pigen check` has; upstream-schema needs the shared schema file. */
-const VALIDATORS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'builtin', ...(SCHEMA ? ['upstream-schema'] : [])];
+const VALIDATORS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'visudo', 'builtin', ...(SCHEMA ? ['upstream-schema'] : [])];
 
 const quiet = { write: () => {}, isTTY: false };
 const temps: string[] = [];
@@ -113,6 +113,20 @@ test('node_aliases, node_crontab, node_sysctl_params, node_kernel_modules: writt
   writeFileSync(join(rootfs, 'etc/sysctl.d/90-pigsty.conf'), 'vm.swappiness 1\n');
   r = await checkOutput(dir, { cloudInitSchema: SCHEMA });
   for (const p of ['/etc/profile.d/node.alias.sh', '/etc/cron.d/pigsty', '/etc/sysctl.d/90-pigsty.conf']) assert.is(row(p).result, 'FAIL', p);
+});
+
+test('the admin user\'s sudo rule passes visudo at every level (nopass, all, limit); a broken one fails', async () => {
+  if (!HAVE) return;
+  for (const level of ['nopass', 'all', 'limit']) {
+    const dir = build(undefined, [`node_admin_sudo=${level}`]);
+    const r = await checkOutput(dir, { cloudInitSchema: SCHEMA });
+    const row = r.rows.find((x) => x.path === '/etc/sudoers.d/dba');
+    assert.equal([row?.validator, row?.result], ['visudo', 'ok'], `${level}: ${JSON.stringify(row)}`);
+    if (level !== 'limit') continue;
+    writeFileSync(join(dir, 'nodes', '10.10.10.10', 'rootfs', 'etc', 'sudoers.d', 'dba'), 'dba ALL=(ALL NOPASSWD: ALL\n');
+    const bad = await checkOutput(dir, { cloudInitSchema: SCHEMA });
+    assert.is(bad.rows.find((x) => x.path === '/etc/sudoers.d/dba')?.result, 'FAIL');
+  }
 });
 
 test('a corrupted alertmanager.yml, rule file and unit: pigen check exits 1 naming each file', async () => {

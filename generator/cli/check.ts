@@ -609,6 +609,7 @@ const V: Record<string, Validator> = {
   },
   // (Parsed only, never run: sh -n.)
   sh: { name: 'sh', programs: ['sh'], pure: true, run: (s, t) => simple(s, t, 'sh', (f) => ['-n', f]) },
+  visudo: { name: 'visudo', programs: ['visudo'], pure: true, run: (s, t) => simple(s, t, 'visudo', (f) => ['-c', '-f', f]) },
   chronyd: { name: 'chronyd', programs: ['chronyd'], pure: true, run: (s, t) => simple(s, t, 'chronyd', (f) => ['-p', '-f', f]) },
   dnsmasq: {
     name: 'dnsmasq',
@@ -705,6 +706,8 @@ export function validatorsFor(kind: string, path: string): Validator[] {
       return [V.chronyd!];
     case 'aliases':
       return [V.sh!];
+    case 'sudoers':
+      return [V.visudo!];
     case 'systemd-unit':
       return [V['systemd-analyze']!];
     case 'scrape-config':
@@ -845,8 +848,9 @@ alertmanager with 'amtool check-config'; blackbox with 'prometheus-blackbox-expo
 --config.check'; dnsmasq with 'dnsmasq --test'; chrony with 'chronyd -p'; systemd-unit with
 'systemd-analyze verify --root' (daemon binaries stubbed); scrape-config with 'victoria-metrics
 -promscrape.config.dryRun' and 'promtool check config --syntax-only'. env, hosts, resolv, grafana,
-vector, apt-source, yum-repo and scrape-targets get a built-in check; ca-cert, tls-cert and tls-key
-files are read with 'openssl x509|pkey -noout'. Validators run in scratch directories (mode 0700),
+vector, apt-source, yum-repo, scrape-targets, sysctl, kernel-modules and crontab get a built-in
+check; ca-cert, tls-cert and tls-key files are read with 'openssl x509|pkey -noout'; sudoers with
+'visudo -c -f'; aliases with 'sh -n'. Validators run in scratch directories (mode 0700),
 on copies whose absolute node paths point into a copy of the node's rootfs.
 
 Prints a table (file, validator, ok/FAIL/skipped, first line of the message), then the validators

@@ -73,6 +73,10 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
         result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `the certificate of ${ip} in ${secretsPath} does not cover the current names (${want.filter((x) => !tls.sans.includes(x)).join(', ') || 'names removed'})`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
       }
     }
+    // (A file made before pigen kept an admin SSH key: the exchange has no key to place.)
+    if (!parsed.adminSsh && v.inventory.nodes.some((n) => n.vars.node_admin_enabled !== false && n.vars.node_admin_ssh_exchange !== false)) {
+      result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `${secretsPath} has no admin SSH key: node_admin_ssh_exchange gives the admin users no key to reach each other`, { file: src.name, hint: 'run `pigen secrets rotate admin-ssh`' })];
+    }
   }
   const defaults = defaultPasswords(v.inventory, assets.schema);
   if (defaults.length) {

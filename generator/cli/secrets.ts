@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFil
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { readAssets, takeLock, writeFileAtomic } from '../io.js';
-import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, type NodeTls, type Secrets } from '../secrets/index.js';
+import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, sshPublicKey, type NodeTls, type Secrets } from '../secrets/index.js';
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
@@ -39,6 +39,12 @@ function makeCa(cn: string): Secrets['ca'] {
     key,
   );
   return { cn, key, cert };
+}
+
+/** The fleet's admin SSH key pair (node_admin_ssh_exchange): a P-256 key, which OpenSSH reads as PKCS#8. */
+function makeAdminSsh(): NonNullable<Secrets['adminSsh']> {
+  const key = newKey();
+  return { key, pub: sshPublicKey(key) };
 }
 
 function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: number): NodeTls {
@@ -80,15 +86,17 @@ function ensureGitignore(dir: string): void {
 
 export const secrets: Command = {
   name: 'secrets',
-  summary: 'create or rotate the secrets file (CA, infra TLS keys, passwords)',
+  summary: 'create or rotate the secrets file (CA, infra TLS keys, admin SSH key, passwords)',
   usage: 'pigen secrets init [INVENTORY] [--force] | pigen secrets rotate NAME [INVENTORY]',
   help: `init writes ${SECRETS_FILE} beside the inventory (mode 0600, added to a .gitignore next to it):
   - a CA (CN from ca_cn, 36500 days, CA:TRUE, pathlen 1);
   - for each infra node a TLS key and a certificate signed by that CA (SAN: every portal domain,
     i.pigsty, localhost, 127.0.0.1, the node IP and nodename; validity nginx_cert_validity);
+  - the admin user's SSH key pair (ECDSA P-256), which node_admin_ssh_exchange puts on every node
+    and authorizes there, so that each node's admin user can log in to every other;
   - a random value for every password parameter left at Pigsty's published default.
-rotate NAME regenerates one entry: 'ca' (and every certificate it signed), 'infra:<ip>', or a
-password name (e.g. grafana_admin_password). 'rotate all' regenerates everything.
+rotate NAME regenerates one entry: 'ca' (and every certificate it signed), 'infra:<ip>',
+'admin-ssh', or a password name (e.g. grafana_admin_password). 'rotate all' regenerates everything.
 Builds read the file; the same inventory and secrets give byte-identical output. No secret value is
 ever printed.
 
@@ -101,7 +109,7 @@ ${INVENTORY_HELP}
     if (sub !== 'init' && sub !== 'rotate') throw new UsageError(`expected 'init' or 'rotate'\nUsage: ${this.usage}`);
     const name = sub === 'rotate' ? a1 : undefined;
     const invArg = sub === 'rotate' ? a2 : a1;
-    if (sub === 'rotate' && !name) throw new UsageError(`rotate needs NAME ('ca', 'infra:<ip>', a password name, or 'all')\nUsage: ${this.usage}`);
+    if (sub === 'rotate' && !name) throw new UsageError(`rotate needs NAME ('ca', 'infra:<ip>', 'admin-ssh', a password name, or 'all')\nUsage: ${this.usage}`);
     const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true, { noSecrets: true });
     if (!values.json) printDiagnostics(ctx, r);
     if (hasErrors(r.diagnostics) || !r.inventory) {
@@ -133,10 +141,10 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         return 1;
       }
       const ca = makeCa(caCn);
-      s = { version: 1, ca, infra: {}, passwords: {} };
+      s = { version: 1, ca, infra: {}, adminSsh: makeAdminSsh(), passwords: {} };
       for (const ip of inv.infra) s.infra[ip] = makeNodeCert(ca, ip, infraSans(inv, ip), days(inv, ip));
       for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
-      log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
+      log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); the admin SSH key; ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
     } else {
       if (!existsSync(path)) {
         ctx.stderr.write(`pigen: ${path} does not exist; run 'pigen secrets init' first\n`);
@@ -154,6 +162,10 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         for (const ip of inv.infra) s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
         log(`rotated the CA and ${inv.infra.length} infra certificate(s)`);
       }
+      if (all || name === 'admin-ssh') {
+        s.adminSsh = makeAdminSsh();
+        log('rotated the admin SSH key');
+      }
       if (!all && name!.startsWith('infra:')) {
         const ip = name!.slice(6);
         if (!inv.infra.includes(ip)) throw new UsageError(`${ip} is not an infra node (infra: ${inv.infra.join(', ')})`);
@@ -161,9 +173,9 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         log(`rotated the certificate of ${ip}`);
       }
       if (all) for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
-      else if (name !== 'ca' && !name!.startsWith('infra:')) {
+      else if (name !== 'ca' && name !== 'admin-ssh' && !name!.startsWith('infra:')) {
         const known = new Set([...Object.keys(s.passwords), ...defaultPasswords(inv, schema)]);
-        if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, ${[...known].join(', ')})`);
+        if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, admin-ssh, ${[...known].join(', ')})`);
         s.passwords[name!] = password();
         log(`rotated ${name}`);
       }
@@ -171,7 +183,7 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
     writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
     ensureGitignore(dirname(path));
     // (--json: what the file now holds, by name: never a value.)
-    if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
+    if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), adminSsh: s.adminSsh !== undefined, passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
     else ctx.stdout.write(`${path}\n`);
     return 0;
   } catch (e) {

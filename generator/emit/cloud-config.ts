@@ -55,10 +55,13 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
   if (bootcmd.length) cc.bootcmd = bootcmd;
 
   if (n.groups.length) cc.groups = [...n.groups];
-  if (n.users.length) {
+  if (n.users.length || n.admin) {
+    const a = n.admin;
     cc.users = [
       'default',
       ...n.users.map((u) => ({ name: u.name, system: true, groups: u.groups.join(','), homedir: u.home, shell: '/usr/sbin/nologin', lock_passwd: true, no_create_home: true })),
+      // The admin user: its group (gid = uid) is made by bootcmd before this module runs.
+      ...(a ? [{ name: a.name, uid: a.uid, primary_group: a.name, no_user_group: true, homedir: a.home, shell: '/bin/bash', lock_passwd: true, ...(a.keys.length ? { ssh_authorized_keys: a.keys } : {}) }] : []),
     ];
   }
 

@@ -3,7 +3,7 @@
 import type { Inventory, NodePlan, Plan } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
 import { planInfra, uniqueFiles } from './infra.js';
-import { planNodeBase } from './node.js';
+import { planAdmin, planNodeBase } from './node.js';
 import { osProfile } from './os.js';
 import { Vars } from './vars.js';
 import type { Secrets } from '../secrets/index.js';
@@ -16,7 +16,8 @@ export function planNode(inv: Inventory, n: Inventory['nodes'][number], secrets?
   const v = new Vars(n.vars);
   const os = osProfile(v.str('os_profile', 'd12'));
   const base = planNodeBase(inv, n, os);
-  const parts = [base];
+  const admin = planAdmin(v, secrets);
+  const parts = [base, admin];
   if (n.modules.includes('infra')) parts.push({ ...planInfra(inv, n, os, secrets), apt: [] });
   // Every node trusts the CA (cloud-init ca_certs) and has it at Pigsty's path.
   if (secrets) base.files.push({ path: '/etc/pki/ca.crt', kind: 'ca-cert', mode: '0644', owner: 'root:root', content: secrets.ca.cert });
@@ -37,6 +38,7 @@ export function planNode(inv: Inventory, n: Inventory['nodes'][number], secrets?
     packages: [...new Set(all('packages'))].sort(byCodeUnit),
     groups,
     users: users.sort((a, b) => byCodeUnit(a.name, b.name)),
+    ...(admin.admin ? { admin: admin.admin } : {}),
     services: all('services'),
     masked: n.modules.includes('infra') || v.on('node_exporter_enabled') ? os.conflictingUnits : [],
     restart: [...new Set(all('restart'))],

@@ -510,12 +510,13 @@ export const nginxUsers: Rule = (inv) => {
  * inventory, each is a warning once where it is set, so nobody expects an effect that never comes.
  */
 const NOT_APPLIED: [RegExp, string][] = [
-  [/^node_admin_(enabled|uid|username|sudo|pk_list|pk_current)$/, 'the admin user and its SSH keys'],
   [/^node_(tune|disable_swap|disable_numa|hugepage_count|hugepage_ratio|overcommit_ratio|static_network|disk_prefetch)$/, 'kernel and hardware tuning beyond node_sysctl_params'],
   [/^node_(selinux_mode|firewall_mode|firewall_intranet|firewall_public_port)$/, 'SELinux and the firewall'],
   [/^haproxy_(enabled|clean|reload|auth_enabled|admin_username|admin_password|exporter_port|client_timeout|server_timeout|services)$/, 'haproxy (pigen does not install it, nor scrape it)'],
   [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
   [/^(proxy_env|nodename_exchange)$/, 'this'],
+  // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
+  [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
 ];
 
 export const notApplied: Rule = (inv) => {
@@ -524,7 +525,8 @@ export const notApplied: Rule = (inv) => {
   for (const n of inv.nodes) {
     for (const k of Object.keys(n.origins)) {
       const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
-      if (!what) continue;
+      // (Turned off, it asks for nothing pigen leaves out.)
+      if (!what || n.vars[k] === false) continue;
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
@@ -532,6 +534,61 @@ export const notApplied: Rule = (inv) => {
     }
   }
   return out;
+};
+
+/** Users and groups that exist on the node already (the OS's, the packages', pigen's services'). */
+const SYSTEM_USERS = new Set(
+  'root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody nogroup _apt messagebus sshd systemd-network systemd-resolve systemd-timesync systemd-journal-remote polkitd adm wheel sudo staff users nginx grafana prometheus victoria infra dnsmasq _chrony chrony postgres etcd minio redis vector'.split(' '),
+);
+const SSH_KEY_TYPES = new Set(['ssh-ed25519', 'ssh-rsa', 'ssh-dss', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com']);
+
+/** Why a line is not an OpenSSH public key (`TYPE BASE64 [COMMENT]`), or undefined when it is one. */
+export function sshKeyProblem(line: string): string | undefined {
+  const m = line.trim().match(/^(\S+)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$/);
+  if (!m) return 'is not of the form `TYPE BASE64 [COMMENT]` (options before the type are not accepted)';
+  const [, type, b64, comment] = m as unknown as [string, string, string, string | undefined];
+  if (!SSH_KEY_TYPES.has(type)) return `has the unknown key type \`${type}\``;
+  const blob = Buffer.from(b64, 'base64');
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  if (len < 0 || blob.subarray(4, 4 + len).toString('latin1') !== type) return `is not a ${type} key (its base64 part does not start with that type: a mixed-up paste?)`;
+  // (A public key blob is a run of length-prefixed fields that ends exactly at its end.)
+  let at = 0;
+  let fields = 0;
+  while (at + 4 <= blob.length) (at += 4 + blob.readUInt32BE(at)), fields++;
+  if (at !== blob.length || fields < 2) return 'is cut short or has extra bytes (its base64 part is not a whole key: a truncated paste?)';
+  if (comment !== undefined && !/^[A-Za-z0-9@._+:=,\/ -]*$/.test(comment)) return 'has a comment with characters other than letters, digits, spaces and @ . _ + : = , / -';
+  return undefined;
+}
+
+/**
+ * The admin user (node_admin_*): a name useradd and sudoers accept that is not a user the node
+ * has already (cloud-init would give that one the sudo rule and keys), a uid that is not root's,
+ * and public keys in OpenSSH's one-line form.
+ */
+export const adminUser: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    if (v.node_admin_enabled === false) continue;
+    const name = v.node_admin_username;
+    if (n.origins.node_admin_username && typeof name === 'string') {
+      if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(name)) out.push(err('bad-value', originOf(n, 'node_admin_username'), `\`${name}\` cannot be a user name`, { hint: 'use up to 32 lower-case letters, digits, _ and -, starting with a letter or _' }));
+      else if (SYSTEM_USERS.has(name)) out.push(err('bad-value', originOf(n, 'node_admin_username'), `\`${name}\` is a user or group the node has already (the OS, a package or pigen makes it): the admin user would take over its account`, { hint: 'choose another name (Pigsty uses dba)' }));
+    }
+    const uid = v.node_admin_uid;
+    if (n.origins.node_admin_uid && typeof uid === 'number' && (uid === 0 || uid >= 65534)) {
+      out.push(err('bad-value', originOf(n, 'node_admin_uid'), `uid ${uid} is ${uid === 0 ? "root's: the admin user would be a second root" : 'reserved (nobody, or beyond 16 bits)'}`, { hint: 'use a free uid such as 88 (Pigsty\'s) between 1 and 65533' }));
+    }
+    const keys = v.node_admin_pk_list;
+    if (n.origins.node_admin_pk_list && Array.isArray(keys)) {
+      keys.forEach((k, i) => {
+        if (typeof k !== 'string' || LINE_BREAK.test(k)) return; // (the schema or the line-break check reports it)
+        const why = sshKeyProblem(k);
+        if (why) out.push(err('bad-value', [...originOf(n, 'node_admin_pk_list'), i], `entry ${i} of node_admin_pk_list ${why}`, { hint: 'paste the one line of a public key file (~/.ssh/id_ed25519.pub)' }));
+      });
+    }
+  }
+  return dedupe(out);
 };
 
 /** A node's node_repo_modules, as a list. */
@@ -575,4 +632,4 @@ export const repoUnmatched: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, notApplied, repoEmpty, repoUnmatched];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, notApplied, repoEmpty, repoUnmatched];

@@ -1,8 +1,10 @@
 // The secrets file (pigsty.secrets.yml, beside the inventory, mode 0600): a CA, one TLS key and
-// certificate per infra node, and random values for passwords left at Pigsty's published defaults.
+// certificate per infra node, the fleet's admin SSH key, and random values for passwords left at
+// Pigsty's published defaults.
 // Pure: parsing, serialising, and deciding what a file must hold. Key generation is done by the
 // CLI with the openssl program (generator/cli/secrets.ts).
 
+import { createPublicKey } from 'node:crypto';
 import { parse, stringify } from 'yaml';
 import type { Inventory, JsonObject } from '../types.js';
 import { secretParams } from '../resolve/params.js';
@@ -22,7 +24,28 @@ export interface Secrets {
   version: 1;
   ca: { cn: string; key: string; cert: string };
   infra: Record<string, NodeTls>;
+  /**
+   * The admin user's SSH key pair (ECDSA P-256; the private key as PKCS#8 PEM, which OpenSSH
+   * reads; the public key in OpenSSH's one-line form). node_admin_ssh_exchange: every node's
+   * admin user holds it and authorizes it, so each node's admin reaches every other, as Pigsty's
+   * exchange of per-node keys does, with one authorized key instead of one per node.
+   */
+  adminSsh?: { key: string; pub: string };
   passwords: Record<string, string>;
+}
+
+/** The comment of the admin key's public line. */
+export const ADMIN_SSH_COMMENT = 'pigen-fleet-admin';
+
+/** The OpenSSH public-key line (`ecdsa-sha2-nistp256 AAAA... comment`) of a P-256 private key (PEM). */
+export function sshPublicKey(privatePem: string, comment = ADMIN_SSH_COMMENT): string {
+  const jwk = createPublicKey(privatePem).export({ format: 'jwk' });
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || !jwk.x || !jwk.y) throw new Error('not a P-256 key');
+  // RFC 5656 §3.1: string "ecdsa-sha2-nistp256", string "nistp256", string Q (uncompressed point).
+  const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0].map((_, i) => (b.length >>> (24 - 8 * i)) & 0xff)), b]);
+  const q = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  const blob = Buffer.concat([str(Buffer.from('ecdsa-sha2-nistp256')), str(Buffer.from('nistp256')), str(q)]);
+  return `ecdsa-sha2-nistp256 ${blob.toString('base64')} ${comment}`;
 }
 
 /** SANs of an infra node's certificate: portal domains, i.pigsty, localhost, 127.0.0.1, IP, nodename. */
@@ -62,7 +85,7 @@ export function applyPasswords(inv: Inventory, schema: JsonObject, secrets: Secr
 
 export function serializeSecrets(s: Secrets): string {
   return (
-    '# pigen secrets: the CA, infra TLS keys and generated passwords for this inventory.\n' +
+    '# pigen secrets: the CA, infra TLS keys, the admin SSH key and generated passwords for this inventory.\n' +
     '# Keep it private (mode 0600, never commit it). Manage it with `pigen secrets`.\n' +
     stringify(s, { lineWidth: 0, blockQuote: 'literal', sortMapEntries: true })
   );
@@ -90,16 +113,31 @@ export function parseSecrets(text: string): Secrets | string {
   for (const [k, v] of Object.entries(s.passwords ?? {})) {
     if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $ or line break (they would break the files it goes into)`;
   }
-  return { version: 1, ca: s.ca, infra: s.infra ?? {}, passwords: s.passwords ?? {} } as Secrets;
+  let adminSsh: Secrets['adminSsh'];
+  if (s.adminSsh !== undefined) {
+    const a = s.adminSsh as Partial<NonNullable<Secrets['adminSsh']>> | null;
+    if (!a || typeof a !== 'object' || !isPem(a.key) || typeof a.pub !== 'string') return 'adminSsh: the key is not a PEM block, or the public key is missing';
+    let pub: string;
+    try {
+      pub = sshPublicKey(a.key!);
+    } catch {
+      return 'adminSsh: the key is not a P-256 private key';
+    }
+    // (The public line goes into authorized_keys: it must be the key's own.)
+    if (a.pub !== pub) return 'adminSsh: the public key is not the private key\'s';
+    adminSsh = { key: a.key!, pub };
+  }
+  return { version: 1, ca: s.ca, infra: s.infra ?? {}, ...(adminSsh ? { adminSsh } : {}), passwords: s.passwords ?? {} } as Secrets;
 }
 
 const isPem = (v: unknown): boolean => typeof v === 'string' && /^-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?$/.test(v);
 
 /** Every secret value in a secrets file, for leak scanning and redaction. */
-export function secretValues(s: Secrets): { name: string; value: string; kind: 'ca-key' | 'tls-key' | 'password'; node?: string }[] {
+export function secretValues(s: Secrets): { name: string; value: string; kind: 'ca-key' | 'tls-key' | 'ssh-key' | 'password'; node?: string }[] {
   const pemBody = (pem: string) => pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
   const out: ReturnType<typeof secretValues> = [{ name: 'ca.key', value: pemBody(s.ca.key), kind: 'ca-key' }];
   for (const [ip, t] of Object.entries(s.infra)) out.push({ name: `infra.${ip}.key`, value: pemBody(t.key), kind: 'tls-key', node: ip });
+  if (s.adminSsh) out.push({ name: 'adminSsh.key', value: pemBody(s.adminSsh.key), kind: 'ssh-key' });
   for (const [k, v] of Object.entries(s.passwords)) out.push({ name: k, value: v, kind: 'password' });
   return out;
 }
