@@ -11,12 +11,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
 import { needTools, run, skip, tmp } from './helpers.ts';
 
-const HAVE = needTools('local bake (packer, debootstrap)', 'packer', 'debootstrap', 'apt-get', 'chroot', 'mount', 'tar', 'dpkg-deb');
+const HAVE = needTools('local bake (packer, debootstrap)', 'packer', 'debootstrap', 'apt-get', 'chroot', 'mount', 'tar', 'dpkg-deb', 'unshare');
 const ROOT_USER = process.getuid?.() === 0;
 if (HAVE && !ROOT_USER) skip('SKIP local bake: debootstrap and chroot need root');
 
@@ -139,6 +139,7 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
   assert.ok(baked, 'the bake test ran first');
   const { dir, tarball } = baked!;
   const ip = '10.10.10.11';
+  const host = hostname();
   const root = join(dir, 'boot');
   mkdirSync(root);
   assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', tarball]).code, 0);
@@ -151,11 +152,13 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
   assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
   try {
     for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
-      const r = run('chroot', [root, 'cloud-init', ...stage]);
+      // (In a UTS namespace of its own: cloud-init sets the hostname, which a chroot shares.)
+      const r = run('unshare', ['--uts', 'chroot', root, 'cloud-init', ...stage]);
       assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
     }
     const status = run('chroot', [root, 'cloud-init', 'status', '--long']).stdout;
     assert.match(status, /^status: done$/m, status);
+    assert.is(hostname(), host, 'the machine running the test keeps its hostname');
     const id = run('chroot', [root, 'id', 'dba']).stdout.trim();
     assert.is(id, 'uid=88(dba) gid=88(dba) groups=88(dba)');
     assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
