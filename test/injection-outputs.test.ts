@@ -149,7 +149,6 @@ const OBJECT_ALLOWED: [string, string[], string][] = [
   ['infra_portal.*.path', ['%', ':', '='], 'an nginx root/path word: nothing there is special to nginx'],
   ['infra_portal.*.cert', ['%', ':', '='], 'the same'],
   ['infra_portal.*.key', ['%', ':', '='], 'the same'],
-  ['nginx_users.*', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a password is the rest of its .htpasswd line (line breaks are rejected)'],
   ['repo_upstream.*.baseurl.*', ['%', ':', '=', '$(', ' '], 'Pigsty writes an apt baseurl as `URI suite components` (so spaces); apt substitutes only $(ARCH), runs nothing'],
   ['alertmanager_receivers.*.matchers.*', ['='], 'a matcher is label=value (a YAML string in alertmanager.yml)'],
   ['alertmanager_receivers.*.webhook.url', [':'], 'a URL (a YAML string)'],

@@ -6,8 +6,11 @@
 // the default_server, enforce answers plain HTTP of non-home entries with a 301, /pigsty/ is an
 // autoindex of nginx_home, websocket headers appear only when asked, and so on.
 import { test } from 'uvu';
+import { verify as verifyCrypt } from 'unixcrypt';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadInventory } from '../generator/cli/common.ts';
@@ -16,7 +19,7 @@ import { formatDiagnostics } from '../generator/diagnostics.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { Json, JsonObject } from '../generator/types.ts';
 import { SHARED, needShared, needTools, run, tmp } from './helpers.ts';
-import { all, copyNginxTree, location, makeCerts, nginxTest, one, parseNginx, servers, type Directive } from './nginx-conf.ts';
+import { all, copyNginxTree, location, makeCerts, NGINX, nginxTest, one, parseNginx, servers, type Directive } from './nginx-conf.ts';
 
 const HAVE_TOOLS = needTools('nginx -t', 'nginx', 'openssl');
 const HAVE_SHARED = needShared('nginx -t of the Pigsty inventories (the embedded default and own portal cases still run)');
@@ -160,9 +163,15 @@ function checkSemantics(vars: JsonObject, files: Map<string, string>, where: str
       assert.is(args(one(s, 'auth_basic')), str(e.realm, 'Pigsty'), w('auth_basic realm'));
       assert.is(args(one(s, 'auth_basic_user_file')), '/etc/nginx/.htpasswd', w('auth_basic_user_file'));
       const users = isObj(vars.nginx_users) ? vars.nginx_users : {};
-      const lines = Object.keys(users).sort().map((u) => `${u}:{PLAIN}${String(users[u])}`);
-      // Without nginx_users the file still exists (empty: nobody gets in, rather than a 500).
-      assert.equal(files.get('/etc/nginx/.htpasswd')?.split('\n').filter(Boolean), lines, w('.htpasswd holds nginx_users'));
+      // One SHA-512-crypt line per user, sorted, never the password; without nginx_users the file
+      // still exists (empty: nobody gets in, rather than a 500).
+      const lines = files.get('/etc/nginx/.htpasswd')?.split('\n').filter(Boolean) ?? [];
+      assert.equal(lines.map((l) => l.slice(0, l.indexOf(':'))), Object.keys(users).sort(), w('.htpasswd holds nginx_users'));
+      for (const l of lines) {
+        const [u, hash] = [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)];
+        assert.match(hash, /^\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/, w(`${u}: a SHA-512-crypt hash`));
+        assert.ok(verifyCrypt(String(users[u]), hash), w(`${u}: the hash of its password`));
+      }
     } else {
       assert.not.ok(one(s, 'auth_basic'), w('no basic auth unless asked'));
     }
@@ -309,5 +318,40 @@ for (const c of CASES) {
 }
 
 test.after(() => rmSync(emptyDir, { recursive: true, force: true }));
+
+test('basic auth in a real nginx: the hashed .htpasswd lets each user in with its password (`:` and spaces included), nobody else', async () => {
+  if (!HAVE_TOOLS || !needTools('basic auth through nginx', 'curl')) return;
+  const port = await new Promise<number>((res) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => res(p));
+    });
+  });
+  const users = { admin: 'pigsty', ops: 'p:a ss!' };
+  const { compiled } = build(emptyDir, undefined, ['nginx_sslmode=disable', `nginx_port=${port}`, 'infra_portal={ home: { domain: i.pigsty }, sec: { domain: sec.pigsty, path: /www/secret, auth: true } }', `nginx_users=${JSON.stringify(users)}`]);
+  const n = nodesOf(compiled).find((x) => x.files.some((f) => f.path === '/etc/nginx/.htpasswd'))!;
+  assert.not.match(n.files.find((f) => f.path === '/etc/nginx/.htpasswd')!.content, /pigsty|p:a ss/, 'no password in the file');
+  const prefix = tmp('pigen-nginx-auth-');
+  const copy = copyNginxTree(n.files, prefix);
+  makeCerts(copy, n.runcmd, { fastKeys: true });
+  assert.ok(copy.paths.some((p) => p.name === 'root' && p.path === '/www/secret'), 'the entry serves /www/secret');
+  // (Readable by nginx's workers, which run as another user.)
+  chmodSync(prefix, 0o755);
+  mkdirSync(join(prefix, 'www/secret'), { recursive: true });
+  writeFileSync(join(prefix, 'www/secret/index.html'), 'in\n');
+  const child = spawn(NGINX(), ['-p', prefix + '/', '-c', copy.conf, '-g', `daemon off; pid ${prefix}/nginx.pid;`], { stdio: 'ignore' });
+  const code = (cred?: string) => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', ...(cred ? ['-u', cred] : []), '--resolve', `sec.pigsty:${port}:127.0.0.1`, `http://sec.pigsty:${port}/`]).stdout;
+  try {
+    for (let i = 0; i < 50 && code() === '000'; i++) await new Promise((res) => setTimeout(res, 100));
+    assert.is(code('admin:pigsty'), '200');
+    assert.is(code('ops:p:a ss!'), '200');
+    assert.is(code('admin:wrong'), '401');
+    assert.is(code('ops:pigsty'), '401');
+    assert.is(code(), '401');
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(prefix, { recursive: true, force: true });
+  }
+});
 
 test.run();

@@ -9,6 +9,7 @@ import { fleetTargets } from './targets.js';
 import { splitOptions, unitFiles } from './units.js';
 import { Vars } from './vars.js';
 import type { Secrets } from '../secrets/index.js';
+import { htpasswdLine } from '../util/htpasswd.js';
 
 const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -370,7 +371,7 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
         kind: 'other',
         mode: '0640',
         owner: `root:${os.nginxUser}`,
-        content: Object.keys(users).sort().map((u) => `${u}:{PLAIN}${String(users[u])}`).join('\n') + '\n',
+        content: Object.keys(users).sort().map((u) => htpasswdLine(u, String(users[u]), secrets?.ca.key)).join('\n') + '\n',
         secret: true,
         defer: true,
       });
