@@ -510,8 +510,8 @@ export const nginxUsers: Rule = (inv) => {
  * inventory, each is a warning once where it is set, so nobody expects an effect that never comes.
  */
 const NOT_APPLIED: [RegExp, string][] = [
-  [/^node_(tune|disable_swap|disable_numa|hugepage_count|hugepage_ratio|overcommit_ratio|static_network|disk_prefetch)$/, 'kernel and hardware tuning beyond node_sysctl_params'],
-  [/^node_(selinux_mode|firewall_mode|firewall_intranet|firewall_public_port)$/, 'SELinux and the firewall'],
+  [/^node_(tune|disable_numa|hugepage_ratio|static_network|disk_prefetch)$/, 'kernel and hardware tuning beyond node_sysctl_params, node_hugepage_count, node_overcommit_ratio and node_disable_swap'],
+  [/^node_(firewall_mode|firewall_intranet|firewall_public_port)$/, 'the firewall'],
   [/^haproxy_(enabled|clean|reload|auth_enabled|admin_username|admin_password|exporter_port|client_timeout|server_timeout|services)$/, 'haproxy (pigen does not install it, nor scrape it)'],
   [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
   [/^(proxy_env|nodename_exchange)$/, 'this'],
