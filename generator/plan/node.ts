@@ -1,5 +1,6 @@
 // What every node gets (NODE module, pigsty-infra.md §2.7): hostname, /etc/hosts, DNS, chrony,
-// repo sources, node_exporter, vector, packages.
+// repo sources, node_exporter, vector, kernel settings (sysctl, modules, swap, SELinux on EL),
+// crontab, aliases, packages; and the admin user (planAdmin).
 
 import type { FilePlan, Inventory, NodePlan, ResolvedNode } from '../types.js';
 import type { Secrets } from '../secrets/index.js';
@@ -133,7 +134,7 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
   // Kernel: node_sysctl_params and node_kernel_modules, as files the OS reads at every boot, and
   // applied at first boot (a module missing from this kernel does not fail the boot).
   // node_hugepage_count (2 MB pages) and node_overcommit_ratio (strict overcommit at that ratio)
-  // are sysctl settings too; a key node_sysctl_params sets itself is its.
+  // are sysctl settings too; for a key node_sysctl_params also sets, its value is the one kept.
   const tuning: [string, string][] = [];
   const hugepages = v.num('node_hugepage_count', 0);
   if (hugepages > 0) tuning.push(['vm.nr_hugepages', String(hugepages)]);
