@@ -216,4 +216,16 @@ test('node tuning pigen applies: SELinux on EL (config and now), swap off, hugep
   assert.equal(r.diagnostics.filter((d) => d.code === 'not-applied').map((d) => d.path.at(-1)), ['node_hugepage_ratio']);
 });
 
+test('nodename_exchange: every node\'s /etc/hosts names every other node of the inventory (# pigsty meta); fleet-made, so never in an image', () => {
+  const c = build(fleet('', '    nodename_exchange: true'));
+  const hosts = file(c, 'nodes/10.10.10.12/rootfs/etc/hosts');
+  const meta = hosts.split('\n').filter((l) => l.endsWith(' # pigsty meta'));
+  assert.equal(meta, ['10.10.10.10 node-10-10-10-10', '10.10.10.11 pg-test-1', '10.10.10.13 node-10-10-10-13'].map((l) => `${l} # pigsty meta`));
+  assert.match(hosts, /^10\.10\.10\.12 pg-test-2$/m);
+  const manifest = JSON.parse(file(c, 'manifest.json'));
+  for (const img of Object.values(manifest.images) as { json: { out: string } }[]) assert.not.match(file(c, img.json.out), /"\/etc\/hosts"/);
+  // Off (the default): no such line.
+  assert.not.match(file(build(fleet()), 'nodes/10.10.10.12/rootfs/etc/hosts'), /pigsty meta/);
+});
+
 test.run();

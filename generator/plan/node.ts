@@ -32,13 +32,18 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
   // /etc/hosts: the node's own name plus node_default_etc_hosts + node_etc_hosts, marked as Pigsty's.
   if (v.on('node_write_etc_hosts')) {
     const entries = entryLines([...v.strings('node_default_etc_hosts'), ...v.strings('node_etc_hosts')]);
+    // nodename_exchange: every other node of the inventory by its nodename (Pigsty's play hosts).
+    // Made from the whole fleet, so boot content: it changes whenever a node comes or goes.
+    const exchange = v.on('nodename_exchange');
+    const meta = exchange ? inv.nodes.filter((o) => o.ip !== n.ip).map((o) => `${o.ip} ${o.nodename}`) : [];
     p.files.push({
       path: '/etc/hosts',
       kind: 'hosts',
       mode: '0644',
       owner: 'root:root',
       template: 'node/hosts.njk',
-      ctx: { nodename: hostname ?? n.nodename, ip: n.ip, entries },
+      ctx: { nodename: hostname ?? n.nodename, ip: n.ip, entries, meta },
+      ...(exchange ? { fleet: true } : {}),
     });
   }
 

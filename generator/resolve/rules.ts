@@ -514,7 +514,7 @@ const NOT_APPLIED: [RegExp, string][] = [
   [/^node_(firewall_mode|firewall_intranet|firewall_public_port)$/, 'the firewall'],
   [/^haproxy_(enabled|clean|reload|auth_enabled|admin_username|admin_password|exporter_port|client_timeout|server_timeout|services)$/, 'haproxy (pigen does not install it, nor scrape it)'],
   [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
-  [/^(proxy_env|nodename_exchange)$/, 'this'],
+  [/^proxy_env$/, 'this'],
   // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
 ];
