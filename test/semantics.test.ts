@@ -4,14 +4,16 @@
 // accepted, the Logs datasource's plugin installed, the admin user.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { bypasses } from '../generator/plan/proxy.ts';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadAndResolve } from '../generator/pipeline.ts';
 import type { ResolveOptions } from '../generator/types.ts';
 import { readAssets } from '../generator/io.ts';
 import { DEFAULT_INVENTORY } from '../generator/default-inventory.ts';
-import { tmp } from './helpers.ts';
+import { needTools, pigen, tmp } from './helpers.ts';
 import { compileInventory } from './tree.ts';
 
 const dec = new TextDecoder();
@@ -226,6 +228,47 @@ test('nodename_exchange: every node\'s /etc/hosts names every other node of the 
   for (const img of Object.values(manifest.images) as { json: { out: string } }[]) assert.not.match(file(c, img.json.out), /"\/etc\/hosts"/);
   // Off (the default): no such line.
   assert.not.match(file(build(fleet()), 'nodes/10.10.10.12/rootfs/etc/hosts'), /pigsty meta/);
+});
+
+test('proxy_env: apt gets the proxies and a DIRECT line per repo host no_proxy names (apt-config reads it); each yum repo its proxy unless no_proxy names its host; no_proxy as hosts, domains, globs, CIDRs', () => {
+  assert.ok(bypasses('10.10.10.10', ['localhost', '10.0.0.0/8']));
+  assert.not.ok(bypasses('11.0.0.1', ['10.0.0.0/8']));
+  assert.ok(bypasses('repo.pigsty', ['*.pigsty']) && bypasses('pigsty', ['.pigsty']) && bypasses('a.b.pigsty', ['pigsty']));
+  assert.ok(bypasses('mirrors.tuna.edu.cn', ['mirrors.*']));
+  assert.not.ok(bypasses('deb.debian.org', ['mirrors.*', '*.pigsty', 'debian.org.evil']));
+  assert.ok(bypasses('anything', ['*']));
+  const env = 'proxy_env={http_proxy: "http://proxy.corp:3128", HTTPS_PROXY: "http://proxy.corp:3129", no_proxy: "localhost,10.0.0.0/8,*.pigsty"}';
+  const deb = build(fleet(), [env, 'node_repo_modules=local,node']);
+  const conf = file(deb, 'nodes/10.10.10.11/rootfs/etc/apt/apt.conf.d/90pigsty-proxy');
+  assert.equal(conf.split('\n').filter((l) => l.startsWith('Acquire')), ['Acquire::http::Proxy "http://proxy.corp:3128";', 'Acquire::https::Proxy "http://proxy.corp:3129";', 'Acquire::http::Proxy::10.10.10.10 "DIRECT";']);
+  if (needTools('apt-config reading the proxy configuration', 'apt-config')) {
+    const d = tmp('pigen-aptconf-');
+    writeFileSync(join(d, 'proxy.conf'), conf);
+    const r = spawnSync('apt-config', ['-c', join(d, 'proxy.conf'), 'dump'], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Acquire::http::Proxy::10\.10\.10\.10 "DIRECT";$/m);
+    assert.match(r.stdout, /^Acquire::https::Proxy "http:\/\/proxy\.corp:3129";$/m);
+  }
+  // The default proxy_env (no_proxy only) writes nothing.
+  assert.not.ok(build(fleet()).tree.some((e) => e.path.endsWith('/90pigsty-proxy')));
+  const el = build(fleet(), ['os_profile=el9', env, 'node_repo_modules=local,node']);
+  const repo = (name: string) => file(el, `nodes/10.10.10.11/rootfs/etc/yum.repos.d/${name}.repo`);
+  assert.match(repo('node'), /^\[baseos\]\n(?:.*\n)*?proxy = http:\/\/proxy\.corp:3129$/m, 'an https repo: the https proxy');
+  assert.not.match(repo('local'), /proxy/, 'the admin node\'s repo, in no_proxy: direct');
+});
+
+test('proxy_env is the environment of `pigen bundle --download`: apt-get runs with its proxies', () => {
+  const d = tmp('pigen-proxy-dl-');
+  const bin = join(d, 'bin');
+  mkdirSync(bin);
+  // A stand-in apt-get that records its environment (the real one is proven in bundle-e2e).
+  writeFileSync(join(bin, 'apt-get'), `#!/bin/sh\nenv >> '${join(d, 'env.txt')}'\nexit 0\n`, { mode: 0o755 });
+  writeFileSync(join(d, 'pigsty.yml'), fleet('', '    proxy_env: { http_proxy: "http://proxy.corp:3128", no_proxy: "localhost,10.0.0.0/8" }'));
+  const r = pigen(['bundle', '--download', '--cache', join(d, 'cache'), '--quiet'], d, { PATH: `${bin}:${process.env.PATH}` });
+  assert.is(r.code, 0, r.stderr);
+  const env = readFileSync(join(d, 'env.txt'), 'utf8');
+  assert.match(env, /^http_proxy=http:\/\/proxy\.corp:3128$/m);
+  assert.match(env, /^no_proxy=localhost,10\.0\.0\.0\/8$/m);
 });
 
 test.run();

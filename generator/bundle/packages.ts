@@ -12,13 +12,15 @@ export function repoVars(inv: Inventory): JsonObject {
   return (inv.nodes.find((n) => n.ip === inv.adminIp) ?? inv.nodes[0])?.vars ?? inv.globals;
 }
 
-export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string; urlFiles: string[] } {
+export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string; urlFiles: string[]; proxyEnv: Record<string, string> } {
   const v = new Vars(repoVars(inv));
   const os = osProfile(v.str('os_profile', 'd12'));
   const version = v.str('version', 'v4.5.0');
   const items = [...v.list('repo_packages'), ...v.list('repo_extra_packages')];
   const packages = expandPackages(os, items, v.str('pg_version', '18'));
-  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz`, urlFiles: urlFileNames(v.list('repo_url_packages')) };
+  // proxy_env: the environment of the downloads (pigsty-infra.md §2.1), as Pigsty sets it for its own.
+  const proxyEnv = Object.fromEntries(Object.entries(v.obj('proxy_env')).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz`, urlFiles: urlFileNames(v.list('repo_url_packages')), proxyEnv };
 }
 
 /**

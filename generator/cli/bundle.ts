@@ -231,7 +231,9 @@ async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, 
   ensurePaths([join(cache, 'archives', 'partial'), join(cache, 'state', 'lists', 'partial')], [join(cache, 'state', 'status')]);
   const opts = isolatedApt(cache);
   const log = quiet ? undefined : (s: string) => ctx.stderr.write(s);
-  const up = await runProgram(apt, [...opts, '-q', 'update'], { onOutput: log });
+  // (apt-get reads http_proxy and https_proxy from its environment: proxy_env's, over the caller's.)
+  const env = { ...ctx.env, ...facts.proxyEnv };
+  const up = await runProgram(apt, [...opts, '-q', 'update'], { onOutput: log, env });
   if (up.code !== 0) {
     ctx.stderr.write(`pigen: apt-get update failed (exit ${up.code})\n`);
     return 1;
@@ -239,7 +241,7 @@ async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, 
   let wanted = [...facts.packages];
   const missing: string[] = [];
   for (let attempt = 0; attempt < 3 && wanted.length; attempt++) {
-    const r = await runProgram(apt, [...opts, '-q', '-y', '--no-install-recommends', 'install', '--download-only', ...wanted], { onOutput: log });
+    const r = await runProgram(apt, [...opts, '-q', '-y', '--no-install-recommends', 'install', '--download-only', ...wanted], { onOutput: log, env });
     if (r.code === 0) {
       wanted = [];
       break;

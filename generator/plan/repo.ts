@@ -4,6 +4,7 @@
 import type { FilePlan, Json, JsonObject, NodePlan } from '../types.js';
 import type { OsProfile } from './os.js';
 import type { Vars } from './vars.js';
+import { aptProxyConf, proxiesOf, proxyFor } from './proxy.js';
 
 /** The default upstream list (repo_upstream_default) for the OS, when the inventory sets none. */
 function defaultUpstream(os: OsProfile): JsonObject[] {
@@ -96,6 +97,8 @@ export function planRepos(v: Vars, os: OsProfile, adminIp: string, selfRepo = fa
   const modules = v.csv('node_repo_modules');
   const files: FilePlan[] = [];
   const apt: NodePlan['aptSources'] = [];
+  const proxies = proxiesOf(v.obj('proxy_env'));
+  const aptUrls: string[] = [];
   for (const mod of modules) {
     const items = repoItems(v, os, adminIp, [mod], selfRepo);
     if (!items.length) continue;
@@ -103,9 +106,15 @@ export function planRepos(v: Vars, os: OsProfile, adminIp: string, selfRepo = fa
       const content = items.map((i) => `deb [trusted=yes] ${i.baseurl}`).join('\n') + '\n';
       files.push({ path: `${os.repoDir}/${mod}.list`, kind: 'apt-source', mode: '0644', owner: 'root:root', content, via: 'apt' });
       apt.push({ name: mod, filename: `${mod}.list`, source: content.trimEnd() });
+      aptUrls.push(...items.map((i) => i.baseurl.split(/\s+/)[0]!));
     } else {
-      files.push({ path: `${os.repoDir}/${mod}.repo`, kind: 'yum-repo', mode: '0644', owner: 'root:root', template: 'repo/yum.repo.njk', ctx: { items } });
+      // (Each repo its own proxy line: dnf has no no_proxy, and a repo no_proxy names has none.)
+      const withProxy = items.map((i) => ({ ...i, proxy: proxyFor(i.baseurl, proxies) }));
+      files.push({ path: `${os.repoDir}/${mod}.repo`, kind: 'yum-repo', mode: '0644', owner: 'root:root', template: 'repo/yum.repo.njk', ctx: { items: withProxy } });
     }
   }
+  // apt's proxies (written before the apt module and the packages run: write_files comes first).
+  const conf = os.family === 'deb' ? aptProxyConf(proxies, aptUrls) : undefined;
+  if (conf) files.push({ path: '/etc/apt/apt.conf.d/90pigsty-proxy', kind: 'other', mode: '0644', owner: 'root:root', content: conf });
   return { files, apt };
 }

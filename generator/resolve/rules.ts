@@ -514,7 +514,6 @@ const NOT_APPLIED: [RegExp, string][] = [
   [/^node_(firewall_mode|firewall_intranet|firewall_public_port)$/, 'the firewall'],
   [/^haproxy_(enabled|clean|reload|auth_enabled|admin_username|admin_password|exporter_port|client_timeout|server_timeout|services)$/, 'haproxy (pigen does not install it, nor scrape it)'],
   [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
-  [/^proxy_env$/, 'this'],
   // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
 ];
@@ -591,6 +590,31 @@ export const adminUser: Rule = (inv) => {
   return dedupe(out);
 };
 
+const PROXY_KEYS = new Set(['http_proxy', 'https_proxy', 'all_proxy', 'ftp_proxy', 'no_proxy']);
+
+/**
+ * proxy_env: the proxies go into apt's configuration (a quoted string) and yum repo files (a
+ * value to the end of its line): each must be one URL; no_proxy a list of hosts, domains, globs
+ * and CIDRs. A key pigen does not know would be silently ignored: it is an error.
+ */
+export const proxyEnv: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const env = n.vars.proxy_env;
+    if (!n.origins.proxy_env || !isObj(env)) continue;
+    const base = originOf(n, 'proxy_env');
+    for (const [k, x] of Object.entries(env)) {
+      if (typeof x !== 'string' || LINE_BREAK.test(x)) continue; // (the schema or the line-break check reports it)
+      const key = k.toLowerCase();
+      if (!PROXY_KEYS.has(key)) out.push(err('bad-value', [...base, k], `\`${k}\` is not a proxy variable pigen knows`, { hint: `use ${[...PROXY_KEYS].join(', ')} (or their upper-case forms)` }));
+      else if (key === 'no_proxy' ? !/^[A-Za-z0-9.*\/:_, -]*$/.test(x) : x.trim() !== '' && !/^(https?|socks5h?|socks4a?):\/\/[A-Za-z0-9._~%!*+,=:@\/\[\]-]+$/.test(x.trim())) {
+        out.push(err('bad-value', [...base, k], key === 'no_proxy' ? `no_proxy ${JSON.stringify(x)} holds characters other than those of host names, globs and CIDRs` : `${k} ${JSON.stringify(x)} is not a proxy URL`, { hint: key === 'no_proxy' ? 'a comma-separated list such as localhost,10.0.0.0/8,*.pigsty' : 'such as http://proxy.example.com:3128 (no quotes, spaces or ;)' }));
+      }
+    }
+  }
+  return dedupe(out);
+};
+
 /** A node's node_repo_modules, as a list. */
 const repoModules = (vars: JsonObject): string[] => (typeof vars.node_repo_modules === 'string' ? vars.node_repo_modules : '').split(',').map((m) => m.trim());
 
@@ -632,4 +656,4 @@ export const repoUnmatched: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, notApplied, repoEmpty, repoUnmatched];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, notApplied, repoEmpty, repoUnmatched];
