@@ -26,6 +26,7 @@ export const CODES = {
   // ── resolve: variables, placeholders and cross-node rules ─────────────────
   'repo-unmatched': { hint: "add a repo_upstream entry of that module whose releases include the OS's, or set os_profile to the OS the inventory was written for" },
   'repo-empty': { hint: 'make a bundle (pigen bundle --download), and set repo_bundle to where the admin node can read it at boot (or bake images with --bundle); or point node_repo_modules at upstream repos' },
+  'selinux-enforcing': { hint: 'keep node_selinux_mode permissive on infra nodes, or after the first boot label the nginx data directory httpd_sys_content_t (semanage fcontext, restorecon) and set httpd_can_network_connect on' },
   'not-applied': { hint: "Pigsty's node playbook applies it; pigen does not yet: apply it after the first boot, or drop it from the inventory" },
   'unknown-param': { hint: 'fix the spelling, or ignore this warning if the parameter belongs to a module pigen does not know' },
   'unknown-placeholder': { hint: 'known placeholders: ${admin_ip} and the repo placeholders of pigsty-infra.md §1.4' },

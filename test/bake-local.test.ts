@@ -149,16 +149,28 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
   copyFileSync(join(dir, 'out/nodes', ip, 'meta-data'), join(seed, 'meta-data'));
   // (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
   writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
+  // The commands that would change this machine's kernel through the chroot's /proc (sysctl,
+  // modules, swap, SELinux) are stand-ins that log their arguments, first on PATH; /proc/sys is
+  // read-only besides.
+  const stubs = ['sysctl', 'modprobe', 'swapoff', 'setenforce'];
+  for (const c of stubs) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
+  const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
   assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
   try {
+    assert.is(run('mount', ['--bind', join(root, 'proc/sys'), join(root, 'proc/sys')]).code, 0);
+    assert.is(run('mount', ['-o', 'remount,bind,ro', join(root, 'proc/sys')]).code, 0);
     for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
       // (In a UTS namespace of its own: cloud-init sets the hostname, which a chroot shares.)
-      const r = run('unshare', ['--uts', 'chroot', root, 'cloud-init', ...stage]);
+      const r = run('unshare', ['--uts', 'chroot', root, 'env', PATH, 'cloud-init', ...stage]);
       assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
     }
     const status = run('chroot', [root, 'cloud-init', 'status', '--long']).stdout;
     assert.match(status, /^status: done$/m, status);
     assert.is(hostname(), host, 'the machine running the test keeps its hostname');
+    // runcmd ran its kernel steps (through the stand-ins).
+    const stubbed = readFileSync(join(root, 'var/log/pigen-stubs.log'), 'utf8');
+    assert.match(stubbed, /^sysctl -q -p \/etc\/sysctl\.d\/90-pigsty\.conf$/m);
+    assert.match(stubbed, /^modprobe -q softdog$/m);
     const id = run('chroot', [root, 'id', 'dba']).stdout.trim();
     assert.is(id, 'uid=88(dba) gid=88(dba) groups=88(dba)');
     assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
@@ -186,7 +198,7 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
       assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
     }
   } finally {
-    run('umount', [join(root, 'proc')]).code === 0 || run('umount', ['-l', join(root, 'proc')]);
+    for (const m of [join(root, 'proc/sys'), join(root, 'proc')]) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
   }
 });
 

@@ -97,3 +97,19 @@ export const one = (list: Directive[] | undefined, name: string) => all(list, na
 /** The `location` directive with exactly these arguments. */
 export const location = (list: Directive[] | undefined, ...args: string[]) =>
   all(list, 'location').find((d) => d.args.length === args.length && d.args.every((a, i) => a === args[i]));
+
+/**
+ * Stops an nginx started with `daemon off`: SIGQUIT to the master, which stops its workers first
+ * (SIGKILL of the master alone leaves them listening, re-parented to init), then SIGKILL after 5 s.
+ */
+export function stopNginx(child: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGQUIT');
+  });
+}

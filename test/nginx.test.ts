@@ -19,7 +19,7 @@ import { formatDiagnostics } from '../generator/diagnostics.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { Json, JsonObject } from '../generator/types.ts';
 import { SHARED, needShared, needTools, run, tmp } from './helpers.ts';
-import { all, copyNginxTree, location, makeCerts, NGINX, nginxTest, one, parseNginx, servers, type Directive } from './nginx-conf.ts';
+import { all, copyNginxTree, location, makeCerts, NGINX, nginxTest, one, parseNginx, servers, stopNginx, type Directive } from './nginx-conf.ts';
 
 const HAVE_TOOLS = needTools('nginx -t', 'nginx', 'openssl');
 const HAVE_SHARED = needShared('nginx -t of the Pigsty inventories (the embedded default and own portal cases still run)');
@@ -349,7 +349,7 @@ test('basic auth in a real nginx: the hashed .htpasswd lets each user in with it
     assert.is(code('ops:pigsty'), '401');
     assert.is(code(), '401');
   } finally {
-    child.kill('SIGKILL');
+    await stopNginx(child);
     rmSync(prefix, { recursive: true, force: true });
   }
 });

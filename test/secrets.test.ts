@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { copyNginxTree, nginxTest, NGINX } from './nginx-conf.ts';
+import { copyNginxTree, nginxTest, NGINX, stopNginx } from './nginx-conf.ts';
 import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
@@ -258,6 +258,22 @@ test('the admin SSH key: OpenSSH reads the key pigen places, its public half is 
   assert.equal([key.owner, key.permissions, key.defer], ['dba:dba', '0600', true]);
   // Not in any image (a secret), nor the public half (owned by a user images do not have).
   for (const f of readdirSync(join(out, 'images')).filter((x) => x.endsWith('.json'))) assert.not.match(readFileSync(join(out, 'images', f), 'utf8'), /\/home\/dba/);
+  // A fleet: every node authorizes the key; only the infra nodes hold it (a node's user-data is
+  // readable by any local process through a cloud's metadata service).
+  const f = tmp('pigen-sec-fleet-');
+  copyFileSync(join(ROOT, 'test', 'fixtures', 'two-infra.yml'), join(f, 'pigsty.yml'));
+  assert.is(pigen(['secrets', 'init'], f).code, 0);
+  const fs2 = load(f);
+  const fo = join(f, 'out');
+  assert.is(pigen(['build', '-o', fo], f).code, 0);
+  const fm = JSON.parse(readFileSync(join(fo, 'manifest.json'), 'utf8')) as { nodes: Record<string, { modules: string[] }> };
+  const body = fs2.adminSsh!.key.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  for (const [ip, n] of Object.entries(fm.nodes)) {
+    const ud = readFileSync(join(fo, 'nodes', ip, 'user-data'), 'utf8');
+    assert.ok(ud.includes(fs2.adminSsh!.pub), `${ip} authorizes the fleet key`);
+    assert.is(ud.replace(/\s+/g, '').includes(body), n.modules.includes('infra'), `${ip} ${n.modules.includes('infra') ? 'holds' : 'does not hold'} the private key`);
+    assert.is(existsSync(join(fo, 'nodes', ip, 'rootfs/home/dba/.ssh/id_ecdsa')), n.modules.includes('infra'));
+  }
   // node_admin_ssh_exchange off: neither the key nor the authorization.
   const off = join(tmp(), 'out');
   assert.is(pigen(['build', '-o', off, '--set', 'node_admin_ssh_exchange=false'], dir).code, 0);
@@ -322,7 +338,7 @@ test('no secret lands where it must not: CA key nowhere, TLS key only on its nod
   for (const v of secretValues(s2)) {
     const hits = texts.filter((t) => t.text.replace(/\s+/g, '').includes(v.kind === 'password' ? v.value : v.value));
     if (v.kind === 'ca-key') assert.equal(hits.map((h) => h.name), [], 'the CA key appears in no output');
-    // (The admin SSH key is the fleet's: on the nodes, never outside them: images, manifest.)
+    // (The admin SSH key is the fleet's: on the (infra) nodes, never outside them: images, manifest.)
     if (v.kind === 'ssh-key') assert.ok(hits.length > 0 && hits.every((h) => h.node !== undefined), `${v.name}: ${hits.map((h) => h.name).join(', ')}`);
     for (const h of hits) {
       assert.is(h.node, v.kind === 'tls-key' ? v.node : h.node, `${v.name} in ${h.name}`);
@@ -388,7 +404,7 @@ test('nginx serves HTTPS with the generated certificate; curl --cacert <ca> acce
     const wrong = run('curl', ['-sS', '-o', '/dev/null', '--resolve', `i.pigsty:${p2}:127.0.0.1`, `https://i.pigsty:${p2}/`]);
     assert.is.not(wrong.code, 0, 'without the CA the certificate is not trusted');
   } finally {
-    child.kill('SIGKILL');
+    await stopNginx(child);
   }
 });
 

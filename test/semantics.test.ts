@@ -207,6 +207,15 @@ test('node tuning pigen applies: SELinux on EL (config and now), swap off, hugep
   const run = parse(file(el, 'nodes/10.10.10.11/user-data')).runcmd.join('\n');
   assert.match(run, /setenforce 0/);
   assert.match(run, /swapoff -a/);
+  // Hugepages beyond 90 % of memory are capped at first boot (Pigsty's cap): the command, run on
+  // a 2 GB node's /proc/meminfo and a copy of the file.
+  const cap = parse(file(el, 'nodes/10.10.10.11/user-data')).runcmd.find((x: string) => x.includes('MemTotal'));
+  const d = tmp('pigen-hugepages-');
+  writeFileSync(join(d, 'meminfo'), 'MemTotal:        2000000 kB\n');
+  writeFileSync(join(d, 'sysctl.conf'), file(el, 'nodes/10.10.10.11/rootfs/etc/sysctl.d/90-pigsty.conf').replace('256', '4096'));
+  const sh = spawnSync('sh', ['-c', cap.replaceAll('/proc/meminfo', join(d, 'meminfo')).replaceAll('/etc/sysctl.d/90-pigsty.conf', join(d, 'sysctl.conf')).replace('[ 256 -gt', '[ 4096 -gt')], { encoding: 'utf8' });
+  assert.is(sh.status, 0, sh.stderr);
+  assert.match(readFileSync(join(d, 'sysctl.conf'), 'utf8'), /^vm\.nr_hugepages = 878$/m);
   assert.match(file(build(fleet(), ['os_profile=el9', 'node_selinux_mode=enforcing']), 'nodes/10.10.10.11/rootfs/etc/selinux/config'), /^SELINUX=enforcing$/m);
   // Debian has no SELinux; swap stays on by default; no tuning: the sysctl file is the params'.
   const deb = build(fleet());
@@ -218,16 +227,28 @@ test('node tuning pigen applies: SELinux on EL (config and now), swap off, hugep
   assert.equal(r.diagnostics.filter((d) => d.code === 'not-applied').map((d) => d.path.at(-1)), ['node_hugepage_ratio']);
 });
 
-test('nodename_exchange: every node\'s /etc/hosts names every other node of the inventory (# pigsty meta); fleet-made, so never in an image', () => {
-  const c = build(fleet('', '    nodename_exchange: true'));
-  const hosts = file(c, 'nodes/10.10.10.12/rootfs/etc/hosts');
-  const meta = hosts.split('\n').filter((l) => l.endsWith(' # pigsty meta'));
-  assert.equal(meta, ['10.10.10.10 node-10-10-10-10', '10.10.10.11 pg-test-1', '10.10.10.13 node-10-10-10-13'].map((l) => `${l} # pigsty meta`));
-  assert.match(hosts, /^10\.10\.10\.12 pg-test-2$/m);
+test('nodename_exchange: a node with it is a # pigsty meta line in every other node\'s /etc/hosts (Pigsty publishes it to its play hosts); the file is then fleet-made, boot content', () => {
+  // (The flag on the pg-test cluster only: its two nodes publish; every node receives.)
+  const text = fleet().replace('    pg-test:\n      vars: { pg_cluster: pg-test }', '    pg-test:\n      vars: { pg_cluster: pg-test, nodename_exchange: true }');
+  const c = build(text);
+  const meta = (ip: string) => file(c, `nodes/${ip}/rootfs/etc/hosts`).split('\n').filter((l) => l.endsWith(' # pigsty meta'));
+  assert.equal(meta('10.10.10.10'), ['10.10.10.11 pg-test-1 # pigsty meta', '10.10.10.12 pg-test-2 # pigsty meta']);
+  assert.equal(meta('10.10.10.12'), ['10.10.10.11 pg-test-1 # pigsty meta']);
+  assert.equal(meta('10.10.10.13'), ['10.10.10.11 pg-test-1 # pigsty meta', '10.10.10.12 pg-test-2 # pigsty meta']);
   const manifest = JSON.parse(file(c, 'manifest.json'));
   for (const img of Object.values(manifest.images) as { json: { out: string } }[]) assert.not.match(file(c, img.json.out), /"\/etc\/hosts"/);
   // Off (the default): no such line.
   assert.not.match(file(build(fleet()), 'nodes/10.10.10.12/rootfs/etc/hosts'), /pigsty meta/);
+});
+
+test('the admin user and SELinux, refused or warned where they would not work: a cloud image\'s default user, a uid Debian or EL assign, a DSA key, enforcing on an EL infra node', () => {
+  const KEY = 'ssh-dss AAAAB3NzaC1kc3MAAAABAQAAAAEBAAAAAQEAAAABAQ==';
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', `    node_admin_username: admin\n    node_admin_uid: 33\n    node_admin_pk_list: ['${KEY}']\n    os_profile: el9\n    node_selinux_mode: enforcing`)) }, readAssets(), { sets: [], strict: false });
+  const got = r.diagnostics.filter((d) => d.severity === 'error' || d.code === 'selinux-enforcing').map((d) => `${d.code} ${d.message}`);
+  assert.ok(got.some((m) => /bad-value `admin` is a user or group the node has already/.test(m)), got.join('\n'));
+  assert.ok(got.some((m) => /bad-value uid 33 is taken by www-data on Debian/.test(m)), got.join('\n'));
+  assert.ok(got.some((m) => /bad-value entry 0 of node_admin_pk_list has the unknown key type `ssh-dss`/.test(m)), got.join('\n'));
+  assert.equal(got.filter((m) => m.startsWith('selinux-enforcing')).length, 1, 'one warning: the infra node');
 });
 
 test('proxy_env: apt gets the proxies and a DIRECT line per repo host no_proxy names (apt-config reads it); each yum repo its proxy unless no_proxy names its host; no_proxy as hosts, domains, globs, CIDRs', () => {

@@ -16,7 +16,7 @@ export function planNode(inv: Inventory, n: Inventory['nodes'][number], secrets?
   const v = new Vars(n.vars);
   const os = osProfile(v.str('os_profile', 'd12'));
   const base = planNodeBase(inv, n, os);
-  const admin = planAdmin(v, secrets);
+  const admin = planAdmin(v, secrets, n.modules.includes('infra'));
   const parts = [base, admin];
   if (n.modules.includes('infra')) parts.push({ ...planInfra(inv, n, os, secrets), apt: [] });
   // Every node trusts the CA (cloud-init ca_certs) and has it at Pigsty's path.

@@ -535,11 +535,38 @@ export const notApplied: Rule = (inv) => {
   return out;
 };
 
-/** Users and groups that exist on the node already (the OS's, the packages', pigen's services'). */
+/**
+ * Users and groups a node has already, or gets from a package: the OS's (Debian, EL), the cloud
+ * images' default users (cloud-init merges a user of that name into its default one, whose sudo
+ * rule then wins), the packages pigen and Pigsty install, pigen's services'.
+ */
 const SYSTEM_USERS = new Set(
-  'root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody nogroup _apt messagebus sshd systemd-network systemd-resolve systemd-timesync systemd-journal-remote polkitd adm wheel sudo staff users nginx grafana prometheus victoria infra dnsmasq _chrony chrony postgres etcd minio redis vector'.split(' '),
+  [
+    'root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody nogroup _apt messagebus sshd adm wheel sudo staff users operator shutdown halt ftp tss tcpdump dbus rpc rpcuser nscd unbound',
+    'systemd-network systemd-resolve systemd-timesync systemd-journal-remote systemd-coredump systemd-oom polkitd',
+    'admin debian ubuntu cloud-user ec2-user centos rocky almalinux fedora opc core',
+    'nginx grafana prometheus victoria victoriametrics infra dnsmasq _chrony chrony postgres etcd minio redis vector haproxy keepalived',
+  ]
+    .join(' ')
+    .split(' '),
 );
-const SSH_KEY_TYPES = new Set(['ssh-ed25519', 'ssh-rsa', 'ssh-dss', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com']);
+/** uids that Debian (base-passwd) or EL assign statically to their own users. */
+const STATIC_UIDS = new Map<number, string>([
+  ...[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map((u): [number, string] => [u, 'a system user of Debian or EL']),
+  [33, 'www-data on Debian'],
+  [34, 'backup on Debian'],
+  [38, 'list on Debian'],
+  [39, 'irc on Debian'],
+  [41, 'gnats on Debian'],
+  [59, 'tss on EL'],
+  [72, 'tcpdump on EL'],
+  [74, 'sshd on EL'],
+  [81, 'dbus on EL'],
+  [99, 'nobody on older EL'],
+  [100, 'the users group on Debian'],
+]);
+// (No ssh-dss: OpenSSH refuses DSA keys by default since 7.0.)
+const SSH_KEY_TYPES = new Set(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com']);
 
 /** Why a line is not an OpenSSH public key (`TYPE BASE64 [COMMENT]`), or undefined when it is one. */
 export function sshKeyProblem(line: string): string | undefined {
@@ -575,8 +602,9 @@ export const adminUser: Rule = (inv) => {
       else if (SYSTEM_USERS.has(name)) out.push(err('bad-value', originOf(n, 'node_admin_username'), `\`${name}\` is a user or group the node has already (the OS, a package or pigen makes it): the admin user would take over its account`, { hint: 'choose another name (Pigsty uses dba)' }));
     }
     const uid = v.node_admin_uid;
-    if (n.origins.node_admin_uid && typeof uid === 'number' && (uid === 0 || uid >= 65534)) {
-      out.push(err('bad-value', originOf(n, 'node_admin_uid'), `uid ${uid} is ${uid === 0 ? "root's: the admin user would be a second root" : 'reserved (nobody, or beyond 16 bits)'}`, { hint: 'use a free uid such as 88 (Pigsty\'s) between 1 and 65533' }));
+    if (n.origins.node_admin_uid && typeof uid === 'number' && (uid === 0 || uid >= 65534 || STATIC_UIDS.has(uid))) {
+      const why = uid === 0 ? "root's: the admin user would be a second root" : uid >= 65534 ? 'reserved (nobody, or beyond 16 bits)' : `taken by ${STATIC_UIDS.get(uid)} (useradd would fail)`;
+      out.push(err('bad-value', originOf(n, 'node_admin_uid'), `uid ${uid} is ${why}`, { hint: 'use a free uid such as 88 (Pigsty\'s) between 1 and 65533' }));
     }
     const keys = v.node_admin_pk_list;
     if (n.origins.node_admin_pk_list && Array.isArray(keys)) {
@@ -611,6 +639,21 @@ export const proxyEnv: Rule = (inv) => {
         out.push(err('bad-value', [...base, k], key === 'no_proxy' ? `no_proxy ${JSON.stringify(x)} holds characters other than those of host names, globs and CIDRs` : `${k} ${JSON.stringify(x)} is not a proxy URL`, { hint: key === 'no_proxy' ? 'a comma-separated list such as localhost,10.0.0.0/8,*.pigsty' : 'such as http://proxy.example.com:3128 (no quotes, spaces or ;)' }));
       }
     }
+  }
+  return dedupe(out);
+};
+
+/**
+ * SELinux enforcing on an EL infra node: pigen sets no labels or booleans for its layout (nginx
+ * serving /www, a link to the data directory; nginx proxying to the local services), which
+ * enforcing then denies. Pigsty's infra playbook sets them; pigen says so where it is asked for.
+ */
+export const selinuxEnforcing: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    if (!n.modules.includes('infra') || v.node_selinux_mode !== 'enforcing' || !String(v.os_profile ?? 'd12').startsWith('el')) continue;
+    out.push(warn('selinux-enforcing', originOf(n, 'node_selinux_mode'), `infra node ${n.ip} would enforce SELinux, but pigen labels nothing for it: nginx could neither read ${String(v.nginx_home ?? '/www')} (a link to ${String(v.nginx_data ?? '/data/nginx')}) nor proxy to the local services`));
   }
   return dedupe(out);
 };
@@ -656,4 +699,4 @@ export const repoUnmatched: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, notApplied, repoEmpty, repoUnmatched];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched];
