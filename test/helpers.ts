@@ -1,5 +1,5 @@
 // Shared test helpers: tool discovery with loud SKIP (and failure under CI=true), temp dirs, paths.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -148,4 +148,20 @@ export function jsonLinesChild(argv: string[], opts: { cwd?: string; env?: NodeJ
     },
     stderr: () => stderr,
   };
+}
+
+/**
+ * Stops a child: `signal` (the one the program shuts down cleanly on), then SIGKILL after 5 s;
+ * resolves once it has exited.
+ */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill(signal);
+  });
 }

@@ -19,7 +19,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
-import { needTools, pigen, run, tmp, which } from './helpers.ts';
+import { needTools, pigen, run, stopChild, tmp, which } from './helpers.ts';
 import { copyNginxTree, makeCerts, NGINX } from './nginx-conf.ts';
 
 // openssl makes the node's TLS files: nginx's (its own first-boot commands) and the etcd scrape
@@ -38,20 +38,7 @@ async function stopAll() {
   const procs = [...children.map((c) => c.proc), ...(holder ? [holder] : [])];
   children.length = 0;
   holder = undefined;
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          if (p.exitCode !== null || p.signalCode !== null) return resolve();
-          const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-          p.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          p.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(procs.map((p) => stopChild(p, 'SIGTERM')));
 }
 // Last resort if the test process dies mid-way.
 process.on('exit', () => {

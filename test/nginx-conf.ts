@@ -4,7 +4,7 @@
 // first-boot certificate commands run under the prefix, and lookups of server blocks.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { run, which } from './helpers.ts';
+import { run, stopChild, which } from './helpers.ts';
 import { copyNginxTree as copyTree, parseNginx, type Directive, type NginxCopy } from '../generator/cli/check-nginx.ts';
 
 export { PATH_DIRECTIVES, parseNginx, rebaseNginx, SYSTEM_MIME_TYPES, type Directive, type NginxCopy, type RebaseResult } from '../generator/cli/check-nginx.ts';
@@ -102,14 +102,4 @@ export const location = (list: Directive[] | undefined, ...args: string[]) =>
  * Stops an nginx started with `daemon off`: SIGQUIT to the master, which stops its workers first
  * (SIGKILL of the master alone leaves them listening, re-parented to init), then SIGKILL after 5 s.
  */
-export function stopNginx(child: import('node:child_process').ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGQUIT');
-  });
-}
+export const stopNginx = (child: import('node:child_process').ChildProcess): Promise<void> => stopChild(child, 'SIGQUIT');
