@@ -92,8 +92,8 @@ export const secrets: Command = {
   - a CA (CN from ca_cn, 36500 days, CA:TRUE, pathlen 1);
   - for each infra node a TLS key and a certificate signed by that CA (SAN: every portal domain,
     i.pigsty, localhost, 127.0.0.1, the node IP and nodename; validity nginx_cert_validity);
-  - the admin user's SSH key pair (ECDSA P-256), which node_admin_ssh_exchange puts on every node
-    and authorizes there, so that each node's admin user can log in to every other;
+  - the admin user's SSH key pair (ECDSA P-256): with node_admin_ssh_exchange every node
+    authorizes it and the infra nodes hold it, so their admin users can log in to every node;
   - a random value for every password parameter left at Pigsty's published default.
 rotate NAME regenerates one entry: 'ca' (and every certificate it signed), 'infra:<ip>',
 'admin-ssh', or a password name (e.g. grafana_admin_password). 'rotate all' regenerates everything.

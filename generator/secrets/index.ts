@@ -27,8 +27,8 @@ export interface Secrets {
   /**
    * The admin user's SSH key pair (ECDSA P-256; the private key as PKCS#8 PEM, which OpenSSH
    * reads; the public key in OpenSSH's one-line form). node_admin_ssh_exchange: every node's
-   * admin user holds it and authorizes it, so each node's admin reaches every other, as Pigsty's
-   * exchange of per-node keys does, with one authorized key instead of one per node.
+   * admin user authorizes it, the infra nodes' hold it (plan/node.ts: planAdmin), so their admin
+   * users reach every node.
    */
   adminSsh?: { key: string; pub: string };
   passwords: Record<string, string>;
