@@ -1447,13 +1447,21 @@ export function readOptionalText(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
+/** What sizes a build's documents' gzips: a worker thread (gzipSizeWorker) or this one (inlineGzipSizer). */
+export type GzipSizes = { size(doc: Uint8Array): Promise<number>; close(): Promise<void> };
+
+/** gzipSizeWorker's sizes, computed here as they are asked for (a small build: no thread to start). */
+export function inlineGzipSizer(options: Record<string, number>): GzipSizes {
+  return { size: (doc) => Promise.resolve(gzipSync(doc, options).length), close: async () => {} };
+}
+
 /**
  * A worker thread that gzips documents with the given zlib options and answers with the sizes.
  * A build's main thread goes on emitting meanwhile: on two cores the level-9 gzip of every
  * user-data (a third of the work on a large fleet) costs it nothing. Documents go over in
  * batches (in order, as they come; the last one when the caller next waits); close() ends it.
  */
-export function gzipSizeWorker(options: Record<string, number>): { size(doc: Uint8Array): Promise<number>; close(): Promise<void> } {
+export function gzipSizeWorker(options: Record<string, number>): GzipSizes {
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
      const { gzipSync } = require('node:zlib');

@@ -228,4 +228,25 @@ test('a build sizes the gzip form in a worker thread: the same tree and manifest
   assert.equal(await Promise.all(docs.slice(0, 20).map((d) => gz.size(d))), docs.slice(0, 20).map((d) => gzip(d).length));
 });
 
+test('a small fleet is built on one thread (no writer, no gzip thread): the same tree and manifest', async () => {
+  const { compileAsync } = await import('../generator/compile.ts');
+  const { SMALL_FLEET, writerThreads } = await import('../generator/cli/build.ts');
+  const { inlineGzipSizer, packageVersion, readAssets } = await import('../generator/io.ts');
+  const { GZIP_OPTIONS } = await import('../generator/emit/userdata.ts');
+  assert.is(writerThreads(1, 2), 0, 'one node: written inline');
+  assert.is(writerThreads(SMALL_FLEET - 1, 2), 0, 'below SMALL_FLEET: inline');
+  assert.is(writerThreads(SMALL_FLEET, 2), 1, 'from SMALL_FLEET: a writer thread');
+  assert.is(writerThreads(10000, 2), 2, 'a large fleet on two cores: two');
+  assert.is(writerThreads(10000, 1), 1, 'one core: one');
+  for (const [name, input] of inputs) {
+    const sync = compileInventory(input);
+    const gz = inlineGzipSizer(GZIP_OPTIONS);
+    const tree: OutTree = [];
+    const c = await compileAsync(loadForBuild(input), readAssets(), { version: packageVersion() }, gz.size, (e) => tree.push(e)).finally(() => gz.close());
+    assert.equal(c.manifest, sync.manifest, `${name}: manifest`);
+    tree.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    assert.equal(tree, sync.tree, `${name}: entries`);
+  }
+});
+
 test.run();
