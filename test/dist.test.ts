@@ -63,6 +63,25 @@ test('the bundle: --version, help for every command, bad input (file:line:col, e
   assert.match(val.stdout, /schema-type/);
 });
 
+test('the bundle carries the precompiled validator and templates (under its code cache): a build loads neither file', () => {
+  if (!present) return;
+  const dir = tmp();
+  // A preload that records every module the process loads from a file.
+  const preload = join(dir, 'record.cjs');
+  writeFileSync(
+    preload,
+    `const Module = require('node:module'); const load = Module._load; const seen = [];
+     Module._load = function (id, ...rest) { seen.push(id); return load.call(this, id, ...rest); };
+     process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(join(dir, 'loaded.json'))}, JSON.stringify(seen)));`,
+  );
+  const r = spawnSync(process.execPath, ['--require', preload, BIN, 'build', '-o', join(dir, 'out')], { cwd: dir, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const loaded = JSON.parse(readFileSync(join(dir, 'loaded.json'), 'utf8')) as string[];
+  assert.ok(loaded.some((id) => id.endsWith('formats')), `the validator ran (it loads ajv-formats): ${loaded.join(' ')}`);
+  assert.not.ok(loaded.some((id) => /inventory-validator|templates\.cjs/.test(id)), `loaded from files: ${loaded.join(' ')}`);
+  assert.ok(existsSync(join(dir, 'out', 'manifest.json')));
+});
+
 test('the bin loads the bundle with the code cache made by npm run build; a cache not made for these bytes is ignored', async () => {
   if (!present) return;
   const { loadBundle } = await import('../generator/cli/code-cache.ts');

@@ -5,7 +5,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { err, namesSecret } from '../diagnostics.js';
-import { PRECOMPILED_VALIDATOR } from '../io.js';
+import { bundledPrecompiled, PRECOMPILED_VALIDATOR } from '../io.js';
 import type { Code } from '../codes.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
 
@@ -43,7 +43,7 @@ export function standaloneValidator(schema: JsonObject): string {
 
 function precompiled(schema: JsonObject): ValidateFunction | undefined {
   try {
-    const v = require(PRECOMPILED_VALIDATOR) as ValidateFunction & { schemaHash?: string };
+    const v = (bundledPrecompiled.validator?.() ?? require(PRECOMPILED_VALIDATOR)) as ValidateFunction & { schemaHash?: string };
     return v.schemaHash === schemaHash(schema) ? v : undefined;
   } catch {
     // A checkout without a build: compile at run time.

@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { createRequire } from 'node:module';
 import { stringify } from 'yaml';
 import { InternalError } from '../diagnostics.js';
-import { PRECOMPILED_TEMPLATES } from '../io.js';
+import { bundledPrecompiled, PRECOMPILED_TEMPLATES } from '../io.js';
 import type { Assets, FilePlan, NodePlan, Plan, RenderedFile, RenderedNode } from '../types.js';
 import { sha256 } from '../util/hash.js';
 import { isPlainYamlString } from '../util/text.js';
@@ -33,7 +33,7 @@ let precompiled: Precompiled | null | undefined;
 function precompiledTemplates(): Precompiled | null {
   if (precompiled === undefined) {
     try {
-      precompiled = createRequire(import.meta.url)(PRECOMPILED_TEMPLATES) as Precompiled;
+      precompiled = (bundledPrecompiled.templates?.() ?? createRequire(import.meta.url)(PRECOMPILED_TEMPLATES)) as Precompiled;
     } catch {
       precompiled = null; // a checkout without a build: compiled at run time
     }
