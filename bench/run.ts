@@ -36,6 +36,26 @@ const ANSIBLE_NODES = Number(process.env.BENCH_ANSIBLE_NODES ?? (QUICK ? 20 : 10
 const ANSIBLE_RUNS = Math.max(1, Number(process.env.BENCH_ANSIBLE_RUNS ?? 1));
 const BUNDLE_MIB = Number(process.env.BENCH_BUNDLE_MIB ?? (QUICK ? 256 : 1024));
 
+// ── what the sections run: checked before anything is measured ─────────────
+
+/** Programs each section runs, and the Debian package that has each. */
+const NEEDS: Record<string, [string, string][]> = {
+  build: [['/usr/bin/time', 'time'], ['cp', 'coreutils']],
+  incremental: [['/usr/bin/time', 'time']],
+  ansible: [['/usr/bin/time', 'time'], ['ansible-playbook', 'ansible-core']],
+  bundle: [['/usr/bin/time', 'time'], ['tar', 'tar'], ['pigz', 'pigz'], ['dpkg-deb', 'dpkg']],
+};
+{
+  const missing = new Map<string, string>();
+  for (const section of ONLY) for (const [cmd, pkg] of NEEDS[section] ?? []) if (spawnSync('sh', ['-c', `command -v "$1"`, 'sh', cmd]).status !== 0) missing.set(cmd, pkg);
+  if (missing.size) {
+    process.stderr.write(
+      `bench: missing ${[...missing.keys()].join(', ')}: install them first (apt-get install ${[...new Set(missing.values())].join(' ')}), or leave their sections out (BENCH_ONLY=${[...ONLY].filter((s) => !(NEEDS[s] ?? []).some(([c]) => missing.has(c))).join(',')})\n`,
+    );
+    process.exit(2);
+  }
+}
+
 // ── helpers ────────────────────────────────────────────────────────────────
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
