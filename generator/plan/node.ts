@@ -24,6 +24,15 @@ export const emptyPart = (): Part => ({ files: [], packages: [], services: [], r
 
 const entryLines = (list: string[]) => list.map((s) => s.trim().split(/\s+/).join(' '));
 
+// The nodes that publish their names (nodename_exchange), in inventory order: found once per
+// inventory (asked per node, the scan made planning quadratic: 8.4 s at 10,000 nodes).
+const exchangedOf = new WeakMap<Inventory, { ip: string; line: string }[]>();
+function exchanged(inv: Inventory): { ip: string; line: string }[] {
+  let list = exchangedOf.get(inv);
+  if (list === undefined) exchangedOf.set(inv, (list = inv.nodes.filter((o) => o.vars.nodename_exchange === true).map((o) => ({ ip: o.ip, line: `${o.ip} ${o.nodename}` }))));
+  return list;
+}
+
 export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Part & { apt: NodePlan['aptSources']; hostname?: string } {
   const v = new Vars(n.vars);
   const p = emptyPart();
@@ -35,7 +44,9 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
     // nodename_exchange: a node with it publishes its name to every node of the inventory (Pigsty
     // writes it into its play hosts' /etc/hosts). Made from the fleet, so boot content: nodes
     // built and booted before a node is added do not learn its name.
-    const meta = inv.nodes.filter((o) => o.ip !== n.ip && o.vars.nodename_exchange === true).map((o) => `${o.ip} ${o.nodename}`);
+    const meta = exchanged(inv)
+      .filter((o) => o.ip !== n.ip)
+      .map((o) => o.line);
     const exchange = meta.length > 0;
     p.files.push({
       path: '/etc/hosts',
