@@ -1,7 +1,7 @@
 // The whole pure pipeline after resolve: plan → render → emit.
 
-import { emit, emitAsync, type Emitted, type EmitMemo, type EmitResult, type GzipSizer } from './emit/index.js';
-import { plan } from './plan/index.js';
+import { emit, emitter, type Emitted, type EmitMemo, type EmitResult, type GzipSizer } from './emit/index.js';
+import { plan, planNode } from './plan/index.js';
 import { render, renderNode } from './render/index.js';
 import type { Assets, Inventory, NodePlan, OutEntry, Plan, RenderedNode } from './types.js';
 import type { Secrets } from './secrets/index.js';
@@ -23,12 +23,27 @@ export function compile(inv: Inventory, assets: Assets, opts: CompileOptions): C
 
 /**
  * The same, each output entry given to `sink` as soon as it is made (not kept: `files` counts
- * them), with the user-data gzip sizes computed by `gzipSize` (a worker) alongside.
+ * them), with the user-data gzip sizes computed by `gzipSize` (a worker) alongside. Each node is
+ * planned, rendered and emitted in turn (what does not wait for the image split: emit/index.ts,
+ * emitter), so the writer and the sizer start on the first node, not after the last is rendered.
  */
 export async function compileAsync(inv: Inventory, assets: Assets, opts: CompileOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void, memo?: CompileMemo): Promise<Emitted & { nodes: RenderedNode[] }> {
-  const planned = plan(inv, opts.secrets);
-  const nodes = memo ? memo.render(assets, planned) : render(assets, planned);
-  return { nodes, ...(await emitAsync(nodes, emitOptions(inv, opts), gzipSize, sink, memo?.emitted)) };
+  const e = emitter(emitOptions(inv, opts), gzipSize, sink, memo?.emitted);
+  let nodes: RenderedNode[];
+  if (memo) {
+    // (A watching process renders only the nodes whose plan changed: it compares every plan first.)
+    nodes = memo.render(assets, plan(inv, opts.secrets));
+    for (const n of nodes) e.node(n);
+  } else {
+    nodes = [];
+    for (const n of inv.nodes) {
+      const r = renderNode(assets, planNode(inv, n, opts.secrets));
+      e.node(r);
+      nodes.push(r);
+      if (nodes.length % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return { nodes, ...(await e.finish()) };
 }
 
 /**

@@ -56,32 +56,46 @@ export interface Emitted {
   files: number;
 }
 
-/**
- * The same, each entry given to `sink` as soon as it is made (in no particular order; nothing
- * kept here: a writer that works while the rest is emitted), with the level-9 gzips that size
- * each user-data's gzip and files-gz+b64 forms (a third of the work on a large fleet) done by
- * `gzipSize` meanwhile. The same entries and manifest as emit(): the sizes are the same numbers.
- */
-export function emitAsync(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer, sink: (e: OutEntry) => void, memo?: EmitMemo): Promise<Emitted> {
-  return Promise.resolve(emitWith(nodes, opts, gzipSize, sink, memo));
-}
-
-/** One node's entries and manifest record, as emitted (its user-data sizes in the record once `sized`). */
+/** One node's entries and manifest record that do not depend on the image split (its user-data sizes in the record once `sized`). */
 interface NodeEmitted {
   entries: OutEntry[];
   record: Record<string, unknown>;
   sized: Promise<void> | undefined;
 }
 
+/** What a node's place in the image split adds: its baked user-data, and its record with the image. */
+interface NodeBaked {
+  /** The split it was made for: the image's name and the files the image holds for the node. */
+  key: string;
+  entry: OutEntry;
+  record: Record<string, unknown>;
+}
+
 /**
  * What a long-lived process (pigen build --watch) keeps between builds: per rendered node (the
- * same object as long as its plan is the same: compile.ts), what it emitted and the image split
- * it was emitted for. A node whose plan and split are unchanged gives the same entries and record
- * again (emit is a function of them and the options), so only the nodes that changed are emitted.
+ * same object as long as its plan is the same: compile.ts), what it emitted, and what its place in
+ * the image split added, with the split it was made for. Emit is a function of them and the
+ * options, so only the nodes that changed (or whose image did) are emitted again.
  */
-export type EmitMemo = WeakMap<RenderedNode, { key: string; out: NodeEmitted }>;
+export type EmitMemo = WeakMap<RenderedNode, { own: NodeEmitted; baked?: NodeBaked }>;
 
-function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void, memo?: EmitMemo): Emitted | Promise<Emitted> {
+/**
+ * The same as emit(), each entry given to `sink` as soon as it is made (in no particular order;
+ * nothing kept here: a writer that works while the rest is emitted), with the level-9 gzips that
+ * size each user-data's gzip and files-gz+b64 forms (a third of the work on a large fleet) done
+ * by `gzipSize` meanwhile (the same numbers), node by node as each is rendered (compile.ts):
+ * node() gives the sink at once what does
+ * not depend on the golden-image split (rootfs, user-data, meta-data; the user-data's gzips go to
+ * the sizer), so the writer and the sizer work while the later nodes are planned and rendered;
+ * finish() splits the images (that needs every node's files), then emits the images, each node's
+ * baked user-data and the manifest.
+ */
+export interface Emitter {
+  node(n: RenderedNode): void;
+  finish(): Emitted | Promise<Emitted>;
+}
+
+export function emitter(opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void, memo?: EmitMemo): Emitter {
   let files = 0;
   const put = (e: OutEntry) => {
     files++;
@@ -110,51 +124,77 @@ function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer 
     if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c))));
     return p;
   };
-  const manifestNodes: Record<string, unknown> = {};
-  // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
-  const split = splitImages(nodes, { version: opts.version, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });
-  const manifestImages: Record<string, unknown> = {};
-  for (const img of split.images) {
-    const json = enc.encode(stableJson(imageJson(img)) + '\n');
-    const vars = enc.encode(packerVars(img, opts.version));
-    const jsonSha = sha256(json);
-    const varsSha = sha256(vars);
-    put({ path: `images/${img.name}.json`, data: json, mode: 0o644, sha256: jsonSha });
-    put({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644, sha256: varsSha });
-    manifestImages[img.name] = {
-      role: img.role,
-      os: img.os,
-      hash: img.hash,
-      nodes: img.nodes,
-      json: { out: `images/${img.name}.json`, size: json.length, sha256: jsonSha },
-      pkrvars: { out: `images/${img.name}.pkrvars.hcl`, size: vars.length, sha256: varsSha },
-    };
-  }
-  for (const n of nodes) {
-    const own = split.byNode.get(n.ip)!;
-    // (The split decides the baked user-data: the node's image and which of its files it holds.)
-    const key = memo ? `${opts.version}\0${own.image.name}\0${[...own.inImage].join('\0')}` : '';
-    const was = memo?.get(n);
-    const out = was && was.key === key ? was.out : emitNode(n, own, opts, gzipSize, blob, contentGzip);
-    if (memo) memo.set(n, { key, out });
-    for (const e of out.entries) put(e);
-    if (out.sized) pending.push(out.sized);
-    manifestNodes[n.ip] = out.record;
-  }
-  const finish = (): Emitted => {
-    const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
-    // (Built from each record's kept bytes in a watching process; in one pass otherwise: faster once.)
-    put({ path: 'manifest.json', data: memo ? manifestBytes(manifest) : enc.encode(stableJson(manifest) + '\n'), mode: 0o644 });
-    return { manifest, files };
+  const nodes: RenderedNode[] = [];
+  const owns: NodeEmitted[] = [];
+  return {
+    node(n) {
+      let m = memo?.get(n);
+      if (m === undefined) {
+        m = { own: emitNode(n, opts, gzipSize, blob, contentGzip) };
+        memo?.set(n, m);
+      }
+      for (const e of m.own.entries) put(e);
+      if (m.own.sized) pending.push(m.own.sized);
+      nodes.push(n);
+      owns.push(m.own);
+    },
+    finish() {
+      // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
+      const split = splitImages(nodes, { version: opts.version, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });
+      const manifestImages: Record<string, unknown> = {};
+      for (const img of split.images) {
+        const json = enc.encode(stableJson(imageJson(img)) + '\n');
+        const vars = enc.encode(packerVars(img, opts.version));
+        const jsonSha = sha256(json);
+        const varsSha = sha256(vars);
+        put({ path: `images/${img.name}.json`, data: json, mode: 0o644, sha256: jsonSha });
+        put({ path: `images/${img.name}.pkrvars.hcl`, data: vars, mode: 0o644, sha256: varsSha });
+        manifestImages[img.name] = {
+          role: img.role,
+          os: img.os,
+          hash: img.hash,
+          nodes: img.nodes,
+          json: { out: `images/${img.name}.json`, size: json.length, sha256: jsonSha },
+          pkrvars: { out: `images/${img.name}.pkrvars.hcl`, size: vars.length, sha256: varsSha },
+        };
+      }
+      const manifestNodes: Record<string, unknown> = {};
+      nodes.forEach((n, i) => {
+        const own = split.byNode.get(n.ip)!;
+        // (The split decides the baked user-data: the node's image and which of its files it holds.)
+        const key = memo ? `${opts.version}\0${own.image.name}\0${[...own.inImage].join('\0')}` : '';
+        const m = memo?.get(n);
+        let b = m?.baked;
+        if (b === undefined || b.key !== key) {
+          b = emitBaked(n, own, opts, owns[i]!.record, key);
+          if (m) m.baked = b;
+        }
+        put(b.entry);
+        manifestNodes[n.ip] = b.record;
+      });
+      const finish = (): Emitted => {
+        const manifest = { generator: `pigen ${opts.version}`, inventory: opts.inventory, nodes: manifestNodes, images: manifestImages };
+        // (Record by record: a watching process keeps each unchanged record's bytes; and no string
+        // of the whole manifest (~0.1 GB at 10,000 nodes) is ever held, with its sorted copy, at
+        // the build's peak of memory.)
+        put({ path: 'manifest.json', data: manifestBytes(manifest), mode: 0o644 });
+        return { manifest, files };
+      };
+      // (The targets objects are in the manifest already; the sizes land in them before it is written.)
+      return pending.length ? Promise.all(pending).then(finish) : finish();
+    },
   };
-  // (The targets objects are in the manifest already; the sizes land in them before it is written.)
-  return pending.length ? Promise.all(pending).then(finish) : finish();
 }
 
-/** One node's entries (user-data, baked user-data, meta-data, rootfs) and manifest record. */
+function emitWith(nodes: RenderedNode[], opts: EmitOptions, gzipSize: GzipSizer | undefined, sink: (e: OutEntry) => void, memo?: EmitMemo): Emitted | Promise<Emitted> {
+  const e = emitter(opts, gzipSize, sink, memo);
+  for (const n of nodes) e.node(n);
+  return e.finish();
+}
+
+/** One node's entries (user-data, meta-data, rootfs) and manifest record without its image. */
 function emitNode(
   n: RenderedNode,
-  own: { image: Pick<ImageSpec, 'name' | 'hash' | 'files' | 'packages' | 'repoRemove'>; inImage: Set<string> },
   opts: EmitOptions,
   gzipSize: GzipSizer | undefined,
   blob: (content: string) => { data: Uint8Array; hash: string },
@@ -197,14 +237,6 @@ function emitNode(
   } else setTargets(gzip(ud).length, filesKnown ?? filesGzTotal(filesGz!, contentGzipLength));
   const udSha = sha256(ud);
   entries.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
-  const baked0 = bakedNode(n, own.inImage, own.image);
-  const bakedText = cloudConfigText(baked0.node, { version: opts.version, omit: (f) => baked0.fromImage.has(f.path), skipPackages: baked0.node.packages.length === 0 }).replace(
-    /\n/,
-    `\n# boots from image ${own.image.name}: image files and packages left out\n`,
-  );
-  const baked = enc.encode(bakedText);
-  const bakedSha = sha256(baked);
-  entries.push({ path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha });
   const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
   const meta = enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`);
   entries.push({ path: `${base}/meta-data`, data: meta, mode: 0o644, sha256: sha256(meta) });
@@ -217,10 +249,32 @@ function emitNode(
     services: n.services,
     links: n.links,
     userData: { out: `${base}/user-data`, size: ud.length, sha256: udSha, targets },
-    image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } },
     files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
   };
   return { entries, record, sized };
+}
+
+/** A node's baked user-data (what its image leaves to boot), and its record with the image. */
+function emitBaked(
+  n: RenderedNode,
+  own: { image: Pick<ImageSpec, 'name' | 'hash' | 'files' | 'packages' | 'repoRemove'>; inImage: Set<string> },
+  opts: EmitOptions,
+  record: Record<string, unknown>,
+  key: string,
+): NodeBaked {
+  const base = `nodes/${n.ip}`;
+  const baked0 = bakedNode(n, own.inImage, own.image);
+  const bakedText = cloudConfigText(baked0.node, { version: opts.version, omit: (f) => baked0.fromImage.has(f.path), skipPackages: baked0.node.packages.length === 0 }).replace(
+    /\n/,
+    `\n# boots from image ${own.image.name}: image files and packages left out\n`,
+  );
+  const baked = enc.encode(bakedText);
+  const bakedSha = sha256(baked);
+  return {
+    key,
+    entry: { path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha },
+    record: { ...record, image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } } },
+  };
 }
 
 // Each node's record as the bytes of its manifest entry (`    "<ip>": {...}`, indented as in the
