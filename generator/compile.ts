@@ -40,6 +40,8 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
       const r = renderNode(assets, planNode(inv, n, opts.secrets));
       e.node(r);
       nodes.push(r);
+      // (The event loop runs every 64 nodes: the sizer's answers come in, and the documents they
+      // sized, held until then, can go.)
       if (nodes.length % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
