@@ -180,7 +180,7 @@ const RACY_MS = 2000;
  * in place is caught by its own lstat, validEntry), else walked. The top directory, renamed into
  * place after its state was saved, is always read and compared.
  */
-function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS): { entries: Listing; dirs: string[]; walked: boolean } {
+function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS, dirsChecked?: boolean): { entries: Listing; dirs: string[]; walked: boolean } {
   const walk = () => {
     const dirs: string[] = [];
     return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
@@ -188,11 +188,15 @@ function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS
   const recorded = state?.dirs;
   if (!state || !recorded || state.saved === undefined) return walk();
   // The top directory and those changed within racyMs of the save: read and compared.
+  // (`dirsChecked`: every recorded directory's lstat already compared, on a thread: Prevalidated.)
   const racy = new Set<string>(['']);
+  if (dirsChecked === false) return walk();
   for (const d in recorded) {
     const m = recorded[d]!;
-    const st = lstatOr(`${dir}/${d}`);
-    if (!st?.isDirectory() || st.mtimeMs !== m) return walk();
+    if (dirsChecked === undefined) {
+      const st = lstatOr(`${dir}/${d}`);
+      if (!st?.isDirectory() || st.mtimeMs !== m) return walk();
+    }
     if (m >= state.saved - racyMs) racy.add(d);
   }
   const want = new Map<string, string[]>();
@@ -583,12 +587,15 @@ function workerBackend(): SpareBackend {
 export interface Prevalidated {
   state: object;
   valid(path: string): boolean;
+  /** Whether every directory the state records is still one, with the mtime it records (undefined: not checked). */
+  dirsValid?: boolean;
 }
 
 /**
- * Checks the files of an output against its state (validEntry: lstat of each) on a worker thread,
+ * Checks the files and directories of an output against its state (validEntry: lstat of each; each
+ * directory's mtime) on a worker thread,
  * while the caller goes on parsing and planning: `pigen build --watch` starts one as a rebuild
- * begins, and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none
+ * begins (a one-shot build over a large output as it starts), and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none
  * of them itself (15,000 at 1,000 nodes: ~0.1 s of the main thread). A file changed between the
  * check and the write is the same race as between an lstat and the link that follows it.
  */
@@ -598,20 +605,29 @@ export interface Prevalidator {
   close(): Promise<void>;
 }
 
-export function prevalidator(): Prevalidator {
+/** `minEntries`: an output whose state has fewer entries is left to the writer (start() is undefined). */
+export function prevalidator(minEntries = 0): Prevalidator {
   let worker: Worker | undefined;
   let seq = 0;
-  const waiting = new Map<number, (v: Uint8Array | undefined) => void>();
+  const waiting = new Map<number, (v: { valid: Uint8Array; dirsValid: boolean } | undefined) => void>();
   const startWorker = () => {
     const w = treeOpsWorker(
-      `parentPort.on('message', ({ id, dir, paths, entries }) => {
+      `parentPort.on('message', ({ id, dir, paths, entries, dirs }) => {
+         let dirsValid = dirs !== undefined;
+         for (const d in dirs ?? {}) {
+           const st = ops.lstatOr(dir + '/' + d);
+           if (!st || !st.isDirectory() || st.mtimeMs !== dirs[d]) {
+             dirsValid = false;
+             break;
+           }
+         }
          const valid = new Uint8Array(paths.length);
          for (let i = 0; i < paths.length; i++) valid[i] = ops.validEntry(entries[i], dir, paths[i]) ? 1 : 0;
-         parentPort.postMessage({ id, valid }, [valid.buffer]);
+         parentPort.postMessage({ id, valid, dirsValid }, [valid.buffer]);
        });`,
     );
-    w.on('message', (m: { id: number; valid: Uint8Array }) => {
-      waiting.get(m.id)?.(m.valid);
+    w.on('message', (m: { id: number; valid: Uint8Array; dirsValid: boolean }) => {
+      waiting.get(m.id)?.(m);
       waiting.delete(m.id);
     });
     // (A thread that fails leaves the checks to the writer: nothing is prevalidated.)
@@ -631,15 +647,17 @@ export function prevalidator(): Prevalidator {
       if (!st?.isDirectory()) return undefined;
       const state = readState(join(homeOf(dir), `state-${st.ino}.json`), dir);
       if (!state) return undefined;
-      worker ??= startWorker();
       const paths = Object.keys(state.entries);
+      if (paths.length < minEntries) return undefined;
+      worker ??= startWorker();
       const id = ++seq;
-      const result = new Promise<Uint8Array | undefined>((resolve) => waiting.set(id, resolve));
-      worker.postMessage({ id, dir, paths, entries: paths.map((p) => state.entries[p]) });
-      return result.then((valid) => {
-        if (!valid) return { state: {}, valid: () => false };
+      const result = new Promise<{ valid: Uint8Array; dirsValid: boolean } | undefined>((resolve) => waiting.set(id, resolve));
+      worker.postMessage({ id, dir, paths, entries: paths.map((p) => state.entries[p]), dirs: state.dirs });
+      return result.then((r) => {
+        if (!r) return { state: {}, valid: () => false };
+        const { valid, dirsValid } = r;
         const index = new Map(paths.map((p, i) => [p, i]));
-        return { state, valid: (p: string) => ((i) => i !== undefined && valid[i] === 1)(index.get(p)) };
+        return { state, valid: (p: string) => ((i) => i !== undefined && valid[i] === 1)(index.get(p)), dirsValid };
       });
     },
     async close() {
@@ -933,7 +951,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // (A directory with no marker at its top is refused before it is walked: -o /usr.)
   const notOurs = () => Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
-  const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs);
+  const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs, pre?.dirsValid);
   const listed = walked ? ('walked' as const) : ('state' as const);
   // (A tree its state is bound to is ours even with its marker deleted: it is put back.)
   if (!live && existing.size && !existing.has(marker)) throw notOurs();

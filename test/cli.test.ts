@@ -127,4 +127,28 @@ test('--json output of validate is parseable and carries diagnostics with line a
   assert.is(d.path, 'all.vars.nginx_port');
 });
 
+test('pigen build over the earlier output of a large fleet (its files checked on a thread of their own): only what changed, was edited or was added by hand is touched', async () => {
+  const d = tmp('pigen-rebuild-');
+  // 120 nodes (the thread is started from 1,500 entries in the earlier output: ~100 nodes).
+  const hosts = Array.from({ length: 119 }, (_, i) => `        10.20.${Math.floor((i + 11) / 250)}.${((i + 11) % 250) + 1}: { pg_seq: ${i + 1}, pg_role: replica }`);
+  const inv = (port: number) =>
+    `all:\n  vars: { admin_ip: 10.20.0.1, node_exporter_port: ${port} }\n  children:\n    infra: { hosts: { 10.20.0.1: { infra_seq: 1 } } }\n    pg-big:\n      vars: { pg_cluster: pg-big }\n      hosts:\n${hosts.join('\n')}\n`;
+  writeFileSync(join(d, 'inv.yml'), inv(9100));
+  const build = async () => {
+    const t = ctx({ cwd: d });
+    assert.is(await main(['build', 'inv.yml', '-o', 'out', '--json'], t.c), 0, t.err());
+    return JSON.parse(t.out()) as { files: number; written: number; unchanged: number; removed: number };
+  };
+  const first = await build();
+  assert.ok(first.files >= 1500, `${first.files} files`);
+  assert.is((await build()).written, 0, 'nothing changed: nothing written');
+  writeFileSync(join(d, 'out', 'nodes', '10.20.0.12', 'rootfs', 'etc', 'hosts'), 'edited by hand\n');
+  writeFileSync(join(d, 'out', 'nodes', '10.20.0.13', 'rootfs', 'etc', 'added-by-hand'), 'x\n');
+  const fixed = await build();
+  assert.equal([fixed.written, fixed.removed], [1, 1], JSON.stringify(fixed));
+  writeFileSync(join(d, 'inv.yml'), inv(9200));
+  const changed = await build();
+  assert.ok(changed.written > 100 && changed.unchanged > 0, JSON.stringify(changed));
+});
+
 test.run();

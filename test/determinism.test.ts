@@ -16,7 +16,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, read
 import { dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
-import { openTreeWriter, writeTree, writerOf } from '../generator/io.ts';
+import { openTreeWriter, prevalidator, writeTree, writerOf } from '../generator/io.ts';
 import type { OutTree } from '../generator/types.ts';
 
 const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
@@ -683,57 +683,72 @@ test('the writer threads (pigen build) leave what writeTree leaves, entries in a
   const dir = tmp('pigen-writer-');
   const a = join(dir, 'a'); // writeTree, here
   // openTreeWriter on one thread and on three, entries reversed
-  const threaded = [1, 3].map((n) => ({ n, dir: join(dir, `t${n}`) }));
-  // `io`: compare the filesystem work too (after a failed build, the spares differ in how far each
-  // writer got before it was stopped: the same output, with more or less work left).
-  const both = async (tree: OutTree, io = true) => {
-    const sa = writeTree(a, tree);
+  // (and one thread given the output's files and directories checked beforehand on another:
+  // prevalidator(), as pigen build does over a large output and --watch at every rebuild)
+  const threaded = [1, 3].map((n) => ({ n, dir: join(dir, `t${n}`), pre: false })).concat([{ n: 1, dir: join(dir, 'p1'), pre: true }]);
+  const pv = prevalidator();
+  try {
+    // `io`: compare the filesystem work too (after a failed build, the spares differ in how far each
+    // writer got before it was stopped: the same output, with more or less work left).
+    const both = async (tree: OutTree, io = true) => {
+      const sa = writeTree(a, tree);
+      for (const t of threaded) {
+        const checked = t.pre ? pv.start(t.dir) : undefined;
+        const prevalidated = checked && (await checked);
+        // (racyMs -1: no directory is read for having been written in the tick of the save, as all
+        // are here; the mtimes the other thread compared alone tell.)
+        const w = openTreeWriter(t.dir, t.pre ? { racyMs: -1, ...(prevalidated ? { prevalidated } : {}) } : {}, t.n);
+        for (const e of [...tree].reverse()) w.add(e);
+        const sb = await w.finish();
+        if (io) assert.equal(sb, sa, `stats, ${t.n} thread(s)`);
+        else assert.equal({ ...sb, io: undefined }, { ...sa, io: undefined }, `stats, ${t.n} thread(s)`);
+        assertSame(scan(t.dir), scan(a), { actual: `${t.n} thread(s)`, expected: 'writeTree' });
+      }
+      assertSame(scan(a), treeEntries(tree), { actual: 'written', expected: 'the tree' });
+      return sa;
+    };
+    const cwd = join(ROOT, 'test', 'fixtures');
+    const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+    const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+    assert.ok(new Set(t1.map((e) => writerOf(e.path, 3))).size === 3, 'three threads share the nodes');
+    assert.is((await both(t1)).written, files(treeEntries(t1)).length, 'cold: every file written');
+    assert.ok((await both(t1)).noop, 'the same tree again: nothing touched');
+    const changed = await both(t2);
+    assert.ok(changed.written > 0 && changed.unchanged > 0, `one var changed: ${JSON.stringify(changed)}`);
+    await both(t1);
+    // A file edited in the output is noticed and rewritten by all.
+    const edited = files(treeEntries(t1))[0]![0];
+    for (const d of [a, ...threaded.map((t) => t.dir)]) writeFileSync(join(d, edited), 'edited by hand\n');
+    assert.is((await both(t1)).written, 1, 'the edited file rewritten');
+    // A file added by hand (its directory's mtime moves, a clock tick later): noticed, and removed by all.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    for (const d of [a, ...threaded.map((t) => t.dir)]) writeFileSync(join(d, dirname(edited), 'added-by-hand'), 'x\n');
+    assert.is((await both(t1)).removed, 1, 'the file added by hand removed');
+    const fewer = t1.filter((e) => !e.path.endsWith('/meta-data'));
+    assert.is((await both(fewer)).removed, t1.length - fewer.length);
+    // Files where the previous generations had directories and the other way round, near the top
+    // (where writers share directories) and inside a node's tree.
+    const f = (path: string): OutTree[number] => ({ path, data: new TextEncoder().encode(path + '\n'), mode: 0o644 });
+    const shapeA: OutTree = [f('manifest.json'), f('top'), f('nodes/a'), ...['b', 'c', 'd', 'e'].flatMap((n) => [f(`nodes/${n}/x/1`), f(`nodes/${n}/y`)])];
+    const shapeB: OutTree = [f('manifest.json'), ...['p', 'q', 'r', 's'].map((n) => f(`top/${n}/1`)), f('nodes/b'), f('nodes/c/x'), ...['a', 'd', 'e'].map((n) => f(`nodes/${n}/x/1`))];
+    assert.ok(new Set(shapeB.map((e) => writerOf(e.path, 3))).size === 3);
+    for (const t of [shapeA, shapeB, shapeA, shapeB, t1]) await both(t);
+    // An entry that cannot be written: writeTree throws, the threads' finish() rejects, same error; the output stays.
+    const bad: OutTree = [...t1, { path: `nodes/${'x'.repeat(300)}`, data: new Uint8Array(1), mode: 0o644 }];
+    const before = scan(a);
+    assert.throws(() => writeTree(a, bad), /ENAMETOOLONG|name too long/);
     for (const t of threaded) {
       const w = openTreeWriter(t.dir, {}, t.n);
-      for (const e of [...tree].reverse()) w.add(e);
-      const sb = await w.finish();
-      if (io) assert.equal(sb, sa, `stats, ${t.n} thread(s)`);
-      else assert.equal({ ...sb, io: undefined }, { ...sa, io: undefined }, `stats, ${t.n} thread(s)`);
-      assertSame(scan(t.dir), scan(a), { actual: `${t.n} thread(s)`, expected: 'writeTree' });
+      for (const e of bad) w.add(e);
+      const e = await w.finish().then(() => undefined, (x: NodeJS.ErrnoException) => x);
+      assert.is(e?.code, 'ENAMETOOLONG', `${t.n} thread(s): ${e?.message}`);
+      assertSame(scan(t.dir), before, { actual: `${t.n} thread(s) after the failed build`, expected: 'before' });
     }
-    assertSame(scan(a), treeEntries(tree), { actual: 'written', expected: 'the tree' });
-    return sa;
-  };
-  const cwd = join(ROOT, 'test', 'fixtures');
-  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
-  assert.ok(new Set(t1.map((e) => writerOf(e.path, 3))).size === 3, 'three threads share the nodes');
-  assert.is((await both(t1)).written, files(treeEntries(t1)).length, 'cold: every file written');
-  assert.ok((await both(t1)).noop, 'the same tree again: nothing touched');
-  const changed = await both(t2);
-  assert.ok(changed.written > 0 && changed.unchanged > 0, `one var changed: ${JSON.stringify(changed)}`);
-  await both(t1);
-  // A file edited in the output is noticed and rewritten by all.
-  const edited = files(treeEntries(t1))[0]![0];
-  for (const d of [a, ...threaded.map((t) => t.dir)]) writeFileSync(join(d, edited), 'edited by hand\n');
-  assert.is((await both(t1)).written, 1, 'the edited file rewritten');
-  const fewer = t1.filter((e) => !e.path.endsWith('/meta-data'));
-  assert.is((await both(fewer)).removed, t1.length - fewer.length);
-  // Files where the previous generations had directories and the other way round, near the top
-  // (where writers share directories) and inside a node's tree.
-  const f = (path: string): OutTree[number] => ({ path, data: new TextEncoder().encode(path + '\n'), mode: 0o644 });
-  const shapeA: OutTree = [f('manifest.json'), f('top'), f('nodes/a'), ...['b', 'c', 'd', 'e'].flatMap((n) => [f(`nodes/${n}/x/1`), f(`nodes/${n}/y`)])];
-  const shapeB: OutTree = [f('manifest.json'), ...['p', 'q', 'r', 's'].map((n) => f(`top/${n}/1`)), f('nodes/b'), f('nodes/c/x'), ...['a', 'd', 'e'].map((n) => f(`nodes/${n}/x/1`))];
-  assert.ok(new Set(shapeB.map((e) => writerOf(e.path, 3))).size === 3);
-  for (const t of [shapeA, shapeB, shapeA, shapeB, t1]) await both(t);
-  // An entry that cannot be written: writeTree throws, the threads' finish() rejects, same error; the output stays.
-  const bad: OutTree = [...t1, { path: `nodes/${'x'.repeat(300)}`, data: new Uint8Array(1), mode: 0o644 }];
-  const before = scan(a);
-  assert.throws(() => writeTree(a, bad), /ENAMETOOLONG|name too long/);
-  for (const t of threaded) {
-    const w = openTreeWriter(t.dir, {}, t.n);
-    for (const e of bad) w.add(e);
-    const e = await w.finish().then(() => undefined, (x: NodeJS.ErrnoException) => x);
-    assert.is(e?.code, 'ENAMETOOLONG', `${t.n} thread(s): ${e?.message}`);
-    assertSame(scan(t.dir), before, { actual: `${t.n} thread(s) after the failed build`, expected: 'before' });
+    assertSame(scan(a), before, { actual: 'a after the failed build', expected: 'before' });
+    assert.ok((await both(t2, false)).written > 0, 'the next build after a failed one');
+  } finally {
+    await pv.close();
   }
-  assertSame(scan(a), before, { actual: 'a after the failed build', expected: 'before' });
-  assert.ok((await both(t2, false)).written > 0, 'the next build after a failed one');
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -49,7 +49,16 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
   options: { ...INVENTORY_OPTIONS, out: { type: 'string', short: 'o' }, bundle: { type: 'string' }, watch: { type: 'boolean', short: 'w' } },
   maxArgs: 1,
   async run(ctx, values, args) {
-    if (values.watch !== true) return buildOnce(ctx, values, args);
+    if (values.watch !== true) {
+      // (A build over an earlier output of a large fleet checks that output's files against its
+      // state on a thread of its own while it parses and resolves, as --watch does each time.)
+      const pre = prevalidator(PREVALIDATE_MIN);
+      try {
+        return await buildOnce(ctx, values, args, undefined, pre);
+      } finally {
+        await pre.close();
+      }
+    }
     return watch(ctx, values, args);
   },
 };
@@ -65,7 +74,13 @@ interface Session {
   prevalidator: Prevalidator;
 }
 
-async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session): Promise<number> {
+/**
+ * The fewest entries an earlier output must have for a one-shot build to check it on a thread of
+ * its own (SMALL_FLEET nodes' worth: below, the thread's start costs more than the lstats).
+ */
+const PREVALIDATE_MIN = 1500;
+
+async function buildOnce(ctx: CliContext, values: Values, args: string[], session?: Session, oneShot?: Prevalidator): Promise<number> {
   // The time reported: from reading the inventory to the last file in place.
   const t0 = performance.now();
   // (--watch prints one JSON object per line: a stream of builds.)
@@ -90,8 +105,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
       return fail(2, `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`);
     }
   }
-  // (A watching process checks the output's files against its state on another thread meanwhile.)
-  const checking = session?.prevalidator.start(outDir);
+  // (The output's files are checked against its state on another thread meanwhile.)
+  const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
   const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
   if (!values.json) printDiagnostics(ctx, r);
   if (hasErrors(r.diagnostics) || !r.inventory) {
