@@ -125,7 +125,8 @@ export function emitter(opts: EmitOptions, gzipSize: GzipSizer | undefined, sink
     return p;
   };
   const nodes: RenderedNode[] = [];
-  const owns: NodeEmitted[] = [];
+  // (Each node's record only: its entries, handed over, are not kept here.)
+  const records: Record<string, unknown>[] = [];
   return {
     node(n) {
       let m = memo?.get(n);
@@ -136,7 +137,7 @@ export function emitter(opts: EmitOptions, gzipSize: GzipSizer | undefined, sink
       for (const e of m.own.entries) put(e);
       if (m.own.sized) pending.push(m.own.sized);
       nodes.push(n);
-      owns.push(m.own);
+      records.push(m.own.record);
     },
     finish() {
       // The bake/boot split (emit/images.ts): out/images/<name>.{json,pkrvars.hcl}, user-data.baked.
@@ -166,7 +167,7 @@ export function emitter(opts: EmitOptions, gzipSize: GzipSizer | undefined, sink
         const m = memo?.get(n);
         let b = m?.baked;
         if (b === undefined || b.key !== key) {
-          b = emitBaked(n, own, opts, owns[i]!.record, key);
+          b = emitBaked(n, own, opts, records[i]!, key);
           if (m) m.baked = b;
         }
         put(b.entry);
