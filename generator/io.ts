@@ -187,18 +187,11 @@ function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS
   };
   const recorded = state?.dirs;
   if (!state || !recorded || state.saved === undefined) return walk();
+  // (`dirsChecked`: dirsMatch already done, on a thread: Prevalidated.)
+  if (!(dirsChecked ?? dirsMatch(dir, recorded))) return walk();
   // The top directory and those changed within racyMs of the save: read and compared.
-  // (`dirsChecked`: every recorded directory's lstat already compared, on a thread: Prevalidated.)
   const racy = new Set<string>(['']);
-  if (dirsChecked === false) return walk();
-  for (const d in recorded) {
-    const m = recorded[d]!;
-    if (dirsChecked === undefined) {
-      const st = lstatOr(`${dir}/${d}`);
-      if (!st?.isDirectory() || st.mtimeMs !== m) return walk();
-    }
-    if (m >= state.saved - racyMs) racy.add(d);
-  }
+  for (const d in recorded) if (recorded[d]! >= state.saved - racyMs) racy.add(d);
   const want = new Map<string, string[]>();
   for (const paths of [Object.keys(state.entries), Object.keys(recorded)]) {
     for (const p of paths) {
@@ -355,6 +348,14 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
     return e;
   };
+  /** Whether every directory `dirs` records (relative to `dir`) is still one, with the mtime it records. */
+  const dirsMatch = (dir: string, dirs: Record<string, number>): boolean => {
+    for (const d in dirs) {
+      const st = lstatOr(`${dir}/${d}`);
+      if (!st?.isDirectory() || st.mtimeMs !== dirs[d]) return false;
+    }
+    return true;
+  };
   /** rm -r without rmSync's retries: one readdir per directory, one unlink or rmdir per entry. */
   const removeTree = (p: string): void => {
     let entries;
@@ -503,9 +504,9 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       }
     }
   };
-  return { lstatOr, validEntry, removeTree, spareWriter, prune };
+  return { lstatOr, validEntry, dirsMatch, removeTree, spareWriter, prune };
 }
-const { lstatOr, validEntry, removeTree, spareWriter, prune } = treeOps(fsModule, pathModule);
+const { lstatOr, validEntry, dirsMatch, removeTree, spareWriter, prune } = treeOps(fsModule, pathModule);
 
 /** Where a spare generation's writer runs: here (calls) or on worker threads (messages). */
 interface SpareBackend {
@@ -592,12 +593,12 @@ export interface Prevalidated {
 }
 
 /**
- * Checks the files and directories of an output against its state (validEntry: lstat of each; each
- * directory's mtime) on a worker thread,
- * while the caller goes on parsing and planning: `pigen build --watch` starts one as a rebuild
- * begins (a one-shot build over a large output as it starts), and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none
- * of them itself (15,000 at 1,000 nodes: ~0.1 s of the main thread). A file changed between the
- * check and the write is the same race as between an lstat and the link that follows it.
+ * Checks the files and directories of an output against its state (validEntry: lstat of each;
+ * dirsMatch) on a worker thread, while the caller goes on parsing and planning: `pigen build
+ * --watch` starts one as a rebuild begins (a one-shot build over a large output as it starts),
+ * and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none of them
+ * itself (15,000 at 1,000 nodes: ~0.1 s of the main thread). A file changed between the check and
+ * the write is the same race as between an lstat and the link that follows it.
  */
 export interface Prevalidator {
   /** Starts checking `outDir` (undefined: it has no state to check against). */
@@ -613,14 +614,7 @@ export function prevalidator(minEntries = 0): Prevalidator {
   const startWorker = () => {
     const w = treeOpsWorker(
       `parentPort.on('message', ({ id, dir, paths, entries, dirs }) => {
-         let dirsValid = dirs !== undefined;
-         for (const d in dirs ?? {}) {
-           const st = ops.lstatOr(dir + '/' + d);
-           if (!st || !st.isDirectory() || st.mtimeMs !== dirs[d]) {
-             dirsValid = false;
-             break;
-           }
-         }
+         const dirsValid = dirs !== undefined && ops.dirsMatch(dir, dirs);
          const valid = new Uint8Array(paths.length);
          for (let i = 0; i < paths.length; i++) valid[i] = ops.validEntry(entries[i], dir, paths[i]) ? 1 : 0;
          parentPort.postMessage({ id, valid, dirsValid }, [valid.buffer]);
