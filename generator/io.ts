@@ -152,8 +152,6 @@ export interface WriteOptions {
   prevalidated?: Prevalidated;
 }
 
-/** The mode a state entry records: the file's, or 0777 for a link. */
-const modeOf = (e: OutTree[number]) => ('link' in e ? 0o777 : e.mode);
 /** sha256 (hex) for files, 'L' + target for links; the mode; then the inode, size and mtime written. */
 type StateEntry = [content: string, mode: number, ino: number, size: number, mtimeMs: number];
 interface TreeState {
@@ -192,14 +190,7 @@ function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS
   // The top directory and those changed within racyMs of the save: read and compared.
   const racy = new Set<string>(['']);
   for (const d in recorded) if (recorded[d]! >= state.saved - racyMs) racy.add(d);
-  const want = new Map<string, string[]>();
-  for (const paths of [Object.keys(state.entries), Object.keys(recorded)]) {
-    for (const p of paths) {
-      const i = p.lastIndexOf('/');
-      const parent = i < 0 ? '' : p.slice(0, i);
-      if (racy.has(parent)) (want.get(parent) ?? (want.set(parent, []), want.get(parent)!)).push(p.slice(i + 1));
-    }
-  }
+  const want = childrenOf(racy, [state.entries, recorded]);
   for (const d of racy) {
     let names;
     try {
@@ -211,16 +202,50 @@ function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS
     if (names.length !== w.size || !names.every((n) => w.has(n))) return walk();
   }
   const entries = state.entries;
+  let size: number | undefined;
   return {
     entries: {
-      size: Object.keys(entries).length,
+      get size() {
+        return (size ??= Object.keys(entries).length);
+      },
       has: (p) => Object.prototype.hasOwnProperty.call(entries, p),
       get: (p) => (Object.prototype.hasOwnProperty.call(entries, p) ? (entries[p]![0].startsWith('L') ? 'link' : 'file') : undefined),
       keys: () => Object.keys(entries)[Symbol.iterator](),
     },
-    dirs: Object.keys(recorded),
+    // (Read only after a walk: not made here.)
+    get dirs() {
+      return Object.keys(recorded);
+    },
     walked: false,
   };
+}
+
+/**
+ * The names in each of the directories `dirs` (relative, '' the top) that the keys of `records`
+ * (relative paths) put there. A few directories (a rebuild's: those changed in the last seconds) are
+ * matched by length and prefix, without a substring per path (~30,000 at 1,000 nodes).
+ */
+function childrenOf(dirs: Set<string>, records: object[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const put = (d: string, name: string) => (out.get(d) ?? (out.set(d, []), out.get(d)!)).push(name);
+  const byLength = new Map<number, string[]>();
+  const few = dirs.size <= 64;
+  if (few) for (const d of dirs) if (d) (byLength.get(d.length) ?? (byLength.set(d.length, []), byLength.get(d.length)!)).push(d);
+  for (const r of records) {
+    for (const p in r) {
+      const i = p.lastIndexOf('/');
+      if (i < 0) {
+        if (dirs.has('')) put('', p);
+      } else if (few) {
+        const same = byLength.get(i);
+        if (same) for (const d of same) if (p.startsWith(d)) put(d, p.slice(i + 1));
+      } else {
+        const d = p.slice(0, i);
+        if (dirs.has(d)) put(d, p.slice(i + 1));
+      }
+    }
+  }
+  return out;
 }
 
 /** What the writer asks of a tree's listing (a Map from walking it, or a view of its state). */
@@ -263,7 +288,8 @@ function readState(file: string, dir: string): TreeState | undefined {
     if (s.v !== 1 || s.dev !== st.dev || s.ino !== st.ino || !s.entries || typeof s.entries !== 'object') return undefined;
     if (s.dirs !== undefined && (typeof s.dirs !== 'object' || s.dirs === null)) return undefined;
     const state = { ...s, saved: f.mtimeMs };
-    if (statesRead.size >= 8) statesRead.clear();
+    // (Those of removed generations leave it as they go, in swap(): a few outputs' fit.)
+    if (statesRead.size >= 16) statesRead.clear();
     statesRead.set(file, { ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, state });
     return state;
   } catch {
@@ -304,7 +330,7 @@ interface SpareItem {
   path: string;
   data?: Uint8Array;
   link?: string;
-  /** modeOf(entry) */
+  /** The mode a state entry records: the file's, or 0777 for a link. */
   mode: number;
   /** sha256 (files) or 'L' + target (links) */
   key: string;
@@ -590,15 +616,21 @@ export interface Prevalidated {
   valid(path: string): boolean;
   /** Whether every directory the state records is still one, with the mtime it records (undefined: not checked). */
   dirsValid?: boolean;
+  /** The same for the spare generation beside it (its state, and whether its directories match it). */
+  spare?: { state: object; dirsValid: boolean };
 }
 
 /**
  * Checks the files and directories of an output against its state (validEntry: lstat of each;
- * dirsMatch) on a worker thread, while the caller goes on parsing and planning: `pigen build
- * --watch` starts one as a rebuild begins (a one-shot build over a large output as it starts),
- * and hands the result to its writer (WriteOptions.prevalidated), which then lstat's none of them
- * itself (15,000 at 1,000 nodes: ~0.1 s of the main thread). A file changed between the check and
- * the write is the same race as between an lstat and the link that follows it.
+ * dirsMatch), and the directories of its spare generation against theirs, on a worker thread,
+ * while the caller goes on parsing and planning: `pigen build --watch` starts one as a rebuild
+ * begins (a one-shot build over a large output as it starts), and hands the result to its writer
+ * (WriteOptions.prevalidated), which then lstat's none of them itself (~30,000 files and
+ * directories at 1,000 nodes: ~0.1 s of the main thread). The thread reads the state files itself
+ * (sending it their ~20,000 entries cost the main thread ~20 ms), checking first that each is the
+ * very file the caller read; it answers with the paths that no longer match (usually none). A file
+ * changed between the check and the write is the same race as between an lstat and the link that
+ * follows it.
  */
 export interface Prevalidator {
   /** Starts checking `outDir` (undefined: it has no state to check against). */
@@ -606,21 +638,51 @@ export interface Prevalidator {
   close(): Promise<void>;
 }
 
+/** Which state file a thread is to read: its path and the stamp it had when the caller read it. */
+interface StateRef {
+  dir: string;
+  file: string;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+interface PrevalidateResult {
+  id: number;
+  /** undefined: the live state file was not the one expected (nothing is prevalidated). */
+  invalid?: string[];
+  dirsValid?: boolean;
+  spareDirsValid?: boolean;
+}
+
 /** `minEntries`: an output whose state has fewer entries is left to the writer (start() is undefined). */
 export function prevalidator(minEntries = 0): Prevalidator {
   let worker: Worker | undefined;
   let seq = 0;
-  const waiting = new Map<number, (v: { valid: Uint8Array; dirsValid: boolean } | undefined) => void>();
+  const waiting = new Map<number, (v: PrevalidateResult | undefined) => void>();
   const startWorker = () => {
     const w = treeOpsWorker(
-      `parentPort.on('message', ({ id, dir, paths, entries, dirs }) => {
-         const dirsValid = dirs !== undefined && ops.dirsMatch(dir, dirs);
-         const valid = new Uint8Array(paths.length);
-         for (let i = 0; i < paths.length; i++) valid[i] = ops.validEntry(entries[i], dir, paths[i]) ? 1 : 0;
-         parentPort.postMessage({ id, valid, dirsValid }, [valid.buffer]);
+      `const read = (ref) => {
+         if (!ref) return undefined;
+         try {
+           const st = require('node:fs').lstatSync(ref.file);
+           if (st.ino !== ref.ino || st.size !== ref.size || st.mtimeMs !== ref.mtimeMs) return undefined;
+           return JSON.parse(require('node:fs').readFileSync(ref.file, 'utf8'));
+         } catch {
+           return undefined;
+         }
+       };
+       parentPort.on('message', ({ id, live, spare }) => {
+         const s = read(live);
+         if (!s) return parentPort.postMessage({ id });
+         const invalid = [];
+         for (const p in s.entries) if (!ops.validEntry(s.entries[p], live.dir, p)) invalid.push(p);
+         const dirsValid = s.dirs !== undefined && ops.dirsMatch(live.dir, s.dirs);
+         const t = read(spare);
+         const spareDirsValid = t !== undefined && t.dirs !== undefined && ops.dirsMatch(spare.dir, t.dirs);
+         parentPort.postMessage({ id, invalid, dirsValid, spareDirsValid });
        });`,
     );
-    w.on('message', (m: { id: number; valid: Uint8Array; dirsValid: boolean }) => {
+    w.on('message', (m: PrevalidateResult) => {
       waiting.get(m.id)?.(m);
       waiting.delete(m.id);
     });
@@ -634,24 +696,36 @@ export function prevalidator(minEntries = 0): Prevalidator {
     w.on('exit', fail);
     return w;
   };
+  /** A tree's state as readState reads it (its file in `home`), and that file's stamp. */
+  const stateOf = (dir: string, home: string): { state: TreeState; ref: StateRef } | undefined => {
+    const st = lstatOr(dir);
+    if (!st?.isDirectory()) return undefined;
+    const file = join(home, `state-${st.ino}.json`);
+    const state = readState(file, dir);
+    const read = state && statesRead.get(file);
+    return state && read ? { state, ref: { dir, file, ino: read.ino, size: read.size, mtimeMs: read.mtimeMs } } : undefined;
+  };
   return {
     start(outDir) {
       const dir = resolvePath(outDir);
-      const st = lstatOr(dir);
-      if (!st?.isDirectory()) return undefined;
-      const state = readState(join(homeOf(dir), `state-${st.ino}.json`), dir);
-      if (!state) return undefined;
-      const paths = Object.keys(state.entries);
-      if (paths.length < minEntries) return undefined;
+      const home = homeOf(dir);
+      const live = stateOf(dir, home);
+      if (!live || Object.keys(live.state.entries).length < minEntries) return undefined;
+      const spare = stateOf(join(home, 'spare'), home);
       worker ??= startWorker();
       const id = ++seq;
-      const result = new Promise<{ valid: Uint8Array; dirsValid: boolean } | undefined>((resolve) => waiting.set(id, resolve));
-      worker.postMessage({ id, dir, paths, entries: paths.map((p) => state.entries[p]), dirs: state.dirs });
-      return result.then((r) => {
-        if (!r) return { state: {}, valid: () => false };
-        const { valid, dirsValid } = r;
-        const index = new Map(paths.map((p, i) => [p, i]));
-        return { state, valid: (p: string) => ((i) => i !== undefined && valid[i] === 1)(index.get(p)), dirsValid };
+      const result = new Promise<PrevalidateResult | undefined>((resolve) => waiting.set(id, resolve));
+      worker.postMessage({ id, live: live.ref, spare: spare ? spare.ref : undefined });
+      return result.then((r): Prevalidated => {
+        if (!r?.invalid) return { state: {}, valid: () => false };
+        const entries = live.state.entries;
+        const invalid = new Set(r.invalid);
+        return {
+          state: live.state,
+          valid: (p) => Object.prototype.hasOwnProperty.call(entries, p) && !invalid.has(p),
+          dirsValid: r.dirsValid === true,
+          ...(spare ? { spare: { state: spare.state, dirsValid: r.spareDirsValid === true } } : {}),
+        };
       });
     },
     async close() {
@@ -968,7 +1042,9 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // swapped for a link: each changes a directory's mtime) is not trusted: walked and brought up to
   // date entry by entry. (A file edited in place is a hard link of the live one, checked there.)
   let spareState = ((f) => (f ? readState(f, spareDir) : undefined))(stateFile(spareDir));
-  if (spareState && (!spareState.dirs || liveListing(spareDir, spareState, opts.racyMs).walked)) spareState = undefined;
+  // (Its directories checked on a thread already, when prevalidated against this very state.)
+  const spareChecked = spareState && opts.prevalidated?.spare?.state === spareState ? opts.prevalidated.spare.dirsValid : undefined;
+  if (spareState && (!spareState.dirs || liveListing(spareDir, spareState, opts.racyMs, spareChecked).walked)) spareState = undefined;
   const sameInSpare = (path: string, liveEntry: StateEntry) => {
     const s = spareState?.entries[path];
     return s !== undefined && s[0] === liveEntry[0] && s[1] === liveEntry[1] && s[2] === liveEntry[2] && s[3] === liveEntry[3] && s[4] === liveEntry[4];
@@ -1041,29 +1117,33 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     add(e: OutEntry): void {
       // (Inputs that could lead a path out of the tree are rejected by the rules; this is the last
       // guard: an entry outside the tree is a bug, never written.)
-      if (!e.path || e.path.startsWith('/') || e.path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
-        throw new Error(`refusing an output path outside the tree: ${JSON.stringify(e.path)}`);
+      const path = e.path;
+      if (!path || path.startsWith('/') || UNSAFE_SEGMENT.test(path)) {
+        throw new Error(`refusing an output path outside the tree: ${JSON.stringify(path)}`);
       }
       const link = 'link' in e ? e.link : undefined;
-      const key = 'link' in e ? 'L' + e.link : e.sha256 ?? sha256(e.data);
-      const mode = modeOf(e);
+      const key = link !== undefined ? 'L' + link : (e as OutFile).sha256 ?? sha256((e as OutFile).data);
+      const mode = link !== undefined ? 0o777 : (e as OutFile).mode;
       // Does the live output already hold it? (state + lstat, or read and compare when the live
       // tree has no state: an output of an older pigen).
       let inLive = false;
       let liveEntry: StateEntry | undefined;
-      if (existing.has(e.path)) {
+      if (existing.has(path)) {
         inExisting++;
         if (live) {
-          const s = pre ? (pre.valid(e.path) ? live.entries[e.path] : undefined) : validEntry(live.entries[e.path], dir, e.path);
+          const s = pre ? (pre.valid(path) ? live.entries[path] : undefined) : validEntry(live.entries[path], dir, path);
           if (s !== undefined && s[0] === key && s[1] === mode) (inLive = true), (liveEntry = s);
-        } else if ('link' in e) inLive = existing.get(e.path) === 'link' && readlinkSync(join(dir, e.path)) === e.link;
-        else inLive = existing.get(e.path) === 'file' && sameFile(join(dir, e.path), e.data, e.mode);
+        } else if (link !== undefined) inLive = existing.get(path) === 'link' && readlinkSync(join(dir, path)) === link;
+        else inLive = existing.get(path) === 'file' && sameFile(join(dir, path), (e as OutFile).data, mode);
       }
       count++;
-      wanted?.add(e.path);
+      wanted?.add(path);
       // Counted over files (links are re-made with every generation).
       if (link === undefined) nFiles++, inLive && unchanged++;
-      const item: SpareItem = { path: e.path, mode, key, inLive, ...('link' in e ? { link: e.link } : { data: e.data }), ...(liveEntry ? { live: liveEntry } : {}) };
+      // (An entry the spare holds already, a link of the live one, needs no item: recorded as kept.)
+      if (!held && liveEntry && sameInSpare(path, liveEntry)) return void (kept[path] = liveEntry);
+      const item: SpareItem = link !== undefined ? { path, mode, key, inLive, link } : { path, mode, key, inLive, data: (e as OutFile).data };
+      if (liveEntry) item.live = liveEntry;
       if (held && inLive) held.push(item);
       else {
         if (held) commit();
@@ -1135,15 +1215,29 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     }
     // State files of generations that are gone.
     const keep = new Set([stateFile(dir), stateFile(spareDir)].filter(Boolean).map((f) => basename(f!)));
-    for (const n of readdirSync(home)) if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true });
+    for (const n of readdirSync(home)) {
+      if (n.startsWith('state-') && !keep.has(n)) rmSync(join(home, n), { force: true }), statesRead.delete(join(home, n));
+    }
     return { written: nFiles - unchanged, unchanged, removed, noop: false, io: r.io, listed };
   }
 }
 
+/** An entry that is a file. */
+type OutFile = Exclude<OutEntry, { link: string }>;
+
+/** A path segment that is empty, `.` or `..` (no output path holds one). */
+const UNSAFE_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 /** Every directory (relative, no '.') that holds one of `paths`. */
 function parentDirs(paths: Iterable<string>): Set<string> {
   const dirs = new Set<string>();
-  for (const p of paths) for (let d = dirname(p); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d);
+  for (const p of paths) {
+    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) {
+      const d = p.slice(0, i);
+      if (dirs.has(d)) break;
+      dirs.add(d);
+    }
+  }
   return dirs;
 }
 

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
 import { openTreeWriter, prevalidator, writeTree, writerOf } from '../generator/io.ts';
@@ -724,6 +724,16 @@ test('the writer threads (pigen build) leave what writeTree leaves, entries in a
     await new Promise((resolve) => setTimeout(resolve, 30));
     for (const d of [a, ...threaded.map((t) => t.dir)]) writeFileSync(join(d, dirname(edited), 'added-by-hand'), 'x\n');
     assert.is((await both(t1)).removed, 1, 'the file added by hand removed');
+    // A file added by hand to the spare generation beside each output: its directory's mtime tells
+    // (for p1, on the prevalidating thread), the spare is walked, and the file is pruned before the
+    // spare becomes the output (trusting the spare's state would carry it into the output).
+    // (Two builds first: the one before left a spare without a state, never trusted.)
+    await both(t2);
+    await both(t1);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    for (const d of [a, ...threaded.map((t) => t.dir)]) writeFileSync(join(dirname(d), `.${basename(d)}.pigen`, 'spare', dirname(edited), 'added-to-spare'), 'x\n');
+    assert.ok((await both(t2)).written > 0);
+    await both(t1);
     const fewer = t1.filter((e) => !e.path.endsWith('/meta-data'));
     assert.is((await both(fewer)).removed, t1.length - fewer.length);
     // Files where the previous generations had directories and the other way round, near the top
