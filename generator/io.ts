@@ -661,12 +661,21 @@ export function prevalidator(minEntries = 0): Prevalidator {
   const waiting = new Map<number, (v: PrevalidateResult | undefined) => void>();
   const startWorker = () => {
     const w = treeOpsWorker(
-      `const read = (ref) => {
+      `// (States parsed here before, while their file is the same one: a watching process's live
+       // state becomes its spare's at the next build.)
+       let parsed = new Map();
+       const read = (ref) => {
          if (!ref) return undefined;
          try {
            const st = require('node:fs').lstatSync(ref.file);
            if (st.ino !== ref.ino || st.size !== ref.size || st.mtimeMs !== ref.mtimeMs) return undefined;
-           return JSON.parse(require('node:fs').readFileSync(ref.file, 'utf8'));
+           const key = ref.file + '\\0' + st.ino + '\\0' + st.size + '\\0' + st.mtimeMs;
+           const was = parsed.get(key);
+           if (was) return was;
+           const s = JSON.parse(require('node:fs').readFileSync(ref.file, 'utf8'));
+           if (parsed.size >= 4) parsed = new Map([...parsed].slice(-2));
+           parsed.set(key, s);
+           return s;
          } catch {
            return undefined;
          }
@@ -1168,7 +1177,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
             if (lstatOr(join(spareDir, d))?.isDirectory()) removeTree(join(spareDir, d)), touch(d), io.removed++;
           }
         }
-        return { next: Object.assign(r.next, kept), io, dirs: r.dirs };
+        // (Disjoint: kept were never sent. The few the writers made go into the many kept.)
+        return { next: Object.assign(kept, r.next), io, dirs: r.dirs };
       };
       const r = backend!.end();
       return r instanceof Promise ? r.then(done) : done(r);
@@ -1268,20 +1278,38 @@ function saveState(file: string, dir: string, entries: Record<string, StateEntry
     }
   }
   const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, ...(dirs ? { dirs } : {}) };
-  writeJson(file, state);
+  writeStateJson(file, state);
   // (Read back by the next build of this process as written.)
   const f = lstatSync(file);
   statesRead.set(file, { ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, state: { ...state, saved: f.mtimeMs } });
 }
 
+// The JSON of each state entry (`"path":[...]`) as last written: a watching process saves a state
+// per build whose entries are mostly the same objects as the last one's (carried over).
+const entryJson = new WeakMap<StateEntry, { path: string; json: string }>();
+
+/** writeJson(file, state), the entries' text made once per entry object. */
+function writeStateJson(file: string, state: TreeState): void {
+  const parts: string[] = [];
+  for (const p in state.entries) {
+    const e = state.entries[p]!;
+    let j = entryJson.get(e);
+    if (j === undefined || j.path !== p) entryJson.set(e, (j = { path: p, json: `${JSON.stringify(p)}:${JSON.stringify(e)}` }));
+    parts.push(j.json);
+  }
+  const { entries: _, ...rest } = state;
+  const head = JSON.stringify(rest);
+  writeJson(file, `${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"entries":{${parts.join(',')}}}`);
+}
+
 /**
- * A small JSON file, written to a temp file beside it and renamed into place; 0644 whatever the
+ * A small JSON file (its text), written to a temp file beside it and renamed into place; 0644 whatever the
  * umask (a state is saved while the writer has it cleared: without the mode it was 0666, and a
  * state anyone may rewrite could make a build keep a file it should replace).
  */
-function writeJson(file: string, value: unknown): void {
+function writeJson(file: string, text: string): void {
   const tmp = tempBeside(file, false);
-  writeFileSync(tmp, JSON.stringify(value), { mode: 0o644, flag: 'wx' });
+  writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
   renameSync(tmp, file);
 }
 

@@ -81,7 +81,11 @@ export interface ResolvedNode {
   cluster: string;
   groups: string[];
   modules: NodeModule[];
-  /** Fully merged variables (defaults < all.vars < group vars < host vars < --set), placeholders substituted. */
+  /**
+   * Fully merged variables (defaults < all.vars < group vars < host vars < --set), placeholders
+   * substituted. The fleet's (defaults, all.vars, --set) are inherited from Inventory.globals, the
+   * rest are own keys: read them, never list them (Object.keys sees only the node's own).
+   */
   vars: JsonObject;
   /** For each parameter, the inventory path that set it (absent: pigen's default). */
   origins: Record<string, Path>;

@@ -168,9 +168,16 @@ test('node vars are shared between nodes (only the ${admin_ip} fields are copied
   for (const input of inputs) {
     const inv = loadForBuild(input);
     const [a, b] = inv.nodes;
-    if (a && b) assert.ok(Object.keys(a.vars).some((k) => typeof a.vars[k] === 'object' && a.vars[k] !== null && a.vars[k] === b.vars[k]), 'values are shared');
+    if (a && b) {
+      // (Every key, the fleet's included: a node's vars inherit them from inv.globals.)
+      const keys: string[] = [];
+      for (const k in a.vars) keys.push(k);
+      assert.ok(keys.some((k) => typeof a.vars[k] === 'object' && a.vars[k] !== null && a.vars[k] === b.vars[k]), 'values are shared');
+      assert.is(Object.getPrototypeOf(a.vars), inv.globals, 'the fleet values are inherited, not copied');
+    }
     // Frozen deeply: any write into a node's vars from here on throws (ESM is strict mode).
     for (const n of inv.nodes) freeze(n.vars);
+    freeze(inv.globals);
     const frozen = compile(inv, readAssets(), { version: packageVersion() });
     const plain = compileInventory(input);
     assert.equal(frozen.tree.map((e) => e.path), plain.tree.map((e) => e.path), `${input.arg ?? 'default'}: same tree`);

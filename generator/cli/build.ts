@@ -128,6 +128,10 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // The files are written on other threads while the rest is compiled (writerThreads); the
   // level-9 gzips that size each user-data on another (here, on a small fleet).
   let writer;
+  const assets = readAssets();
+  const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
+  // (A watching process plans and renders first: meanwhile the output's check ends on its thread.)
+  session?.memo.prepare(r.inventory, assets, opts.secrets);
   const prevalidated = checking && (await checking);
   // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
   const threads = writerThreads(r.inventory.nodes.length);
@@ -140,8 +144,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   const gz = session?.gz ?? (r.inventory.nodes.length < SMALL_FLEET ? inlineGzipSizer(GZIP_OPTIONS) : gzipSizeWorker(GZIP_OPTIONS));
   let c;
   try {
-    const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
-    c = await compileAsync(r.inventory, readAssets(), opts, gz.size, writer.add, session?.memo);
+    c = await compileAsync(r.inventory, assets, opts, gz.size, writer.add, session?.memo);
   } catch (e) {
     await writer.abort();
     throw e;

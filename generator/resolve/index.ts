@@ -88,7 +88,9 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   }
   const nodes: ResolvedNode[] = [];
   for (const ip of ips) {
-    const vars: JsonObject = { ...globals };
+    // (The fleet's values are its prototype, not copied: a node's own keys are what its groups,
+    // its host entry and --set give it. Reads see both; no stage lists a node's keys.)
+    const vars: JsonObject = Object.create(globals) as JsonObject;
     const origins: Record<string, Path> = { ...globalOrigins };
     const memberOf = groupsByIp.get(ip) ?? [];
     for (const g of memberOf) {
