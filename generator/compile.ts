@@ -1,9 +1,9 @@
 // The whole pure pipeline after resolve: plan → render → emit.
 
 import { emit, emitter, type Emitted, type EmitMemo, type EmitResult, type GzipSizer } from './emit/index.js';
-import { plan, planNode } from './plan/index.js';
+import { fleetInputs, nodeInputs, plan, planNode } from './plan/index.js';
 import { render, renderNode } from './render/index.js';
-import type { Assets, Inventory, NodePlan, OutEntry, Plan, RenderedNode } from './types.js';
+import type { Assets, Inventory, NodePlan, OutEntry, RenderedNode } from './types.js';
 import type { Secrets } from './secrets/index.js';
 
 export interface Compiled extends EmitResult {
@@ -31,8 +31,8 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
   const e = emitter(emitOptions(inv, opts), gzipSize, sink, memo?.emitted);
   let nodes: RenderedNode[];
   if (memo) {
-    // (A watching process renders only the nodes whose plan changed: it compares every plan first.)
-    nodes = memo.take(inv, assets, opts.secrets) ?? memo.render(assets, plan(inv, opts.secrets));
+    // (A watching process renders only the nodes whose plan changed: it plans every node first.)
+    nodes = memo.take(inv, assets, opts.secrets) ?? memo.render(assets, inv, opts.secrets);
     for (const n of nodes) e.node(n);
   } else {
     nodes = [];
@@ -55,7 +55,8 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
  * build's nodes only. The output is the same as without it.
  */
 export interface CompileMemo {
-  render(assets: Assets, planned: Plan): RenderedNode[];
+  /** Plans and renders every node of `inv`, those whose plan is the last build's from the memo. */
+  render(assets: Assets, inv: Inventory, secrets?: Secrets): RenderedNode[];
   emitted: EmitMemo;
   /** The IPs of the nodes the last render() rendered (not found in the memo). */
   readonly changed: string[];
@@ -70,28 +71,45 @@ export interface CompileMemo {
 }
 
 export function compileMemo(): CompileMemo {
-  let last = new Map<string, { plan: NodePlan; rendered: RenderedNode }>();
+  /** A node's plan, what it rendered to, and what it was planned from (undefined: an infra node, planned each time). */
+  type Memoised = { plan: NodePlan; rendered: RenderedNode; input: unknown };
+  let last = new Map<string, Memoised>();
+  let lastFleet: unknown;
   let lastAssets: Assets | undefined;
   let changed: string[] = [];
   let prepared: { inv: Inventory; assets: Assets; secrets?: Secrets; nodes: RenderedNode[] } | undefined;
   return {
     prepare(inv, assets, secrets) {
-      prepared = { inv, assets, secrets, nodes: this.render(assets, plan(inv, secrets)) };
+      prepared = { inv, assets, secrets, nodes: this.render(assets, inv, secrets) };
     },
     take(inv, assets, secrets) {
       const p = prepared;
       prepared = undefined;
       return p && p.inv === inv && p.assets === assets && p.secrets === secrets ? p.nodes : undefined;
     },
-    render(assets, planned) {
+    render(assets, inv, secrets) {
       if (assets !== lastAssets) (last = new Map()), (lastAssets = assets);
-      const next = new Map<string, { plan: NodePlan; rendered: RenderedNode }>();
+      const next = new Map<string, Memoised>();
       changed = [];
-      const nodes = planned.nodes.map((p) => {
-        const was = last.get(p.ip);
-        // (The plan kept is the old one when equal: the new one dies young, cheap to collect.)
-        const kept = was && samePlainData(was.plan, p) ? was : { plan: p, rendered: (changed.push(p.ip), renderNode(assets, p)) };
-        next.set(p.ip, kept);
+      // A node that is no infra node, given the same fleet inputs and the same inputs of its own as
+      // in the last build, has the same plan (plan/index.ts: fleetInputs): it is not planned again.
+      const fleet = fleetInputs(inv, secrets);
+      const sameFleet = samePlainData(fleet, lastFleet);
+      lastFleet = fleet;
+      // (Node by node, each plan compared as it is made: one equal to the last build's dies young,
+      // where planning the whole fleet first kept ~1,000 plans alive through the young
+      // generation's collections, each copying them.)
+      const nodes = inv.nodes.map((n) => {
+        const was = last.get(n.ip);
+        const input = n.modules.includes('infra') ? undefined : nodeInputs(n);
+        if (sameFleet && was && input !== undefined && samePlainData(input, was.input)) {
+          next.set(n.ip, was);
+          return was.rendered;
+        }
+        const p = planNode(inv, n, secrets);
+        // (The plan kept is the old one when equal.)
+        const kept = was && samePlainData(was.plan, p) ? { ...was, input } : { plan: p, input, rendered: (changed.push(p.ip), renderNode(assets, p)) };
+        next.set(n.ip, kept);
         return kept.rendered;
       });
       last = next;

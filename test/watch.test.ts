@@ -21,22 +21,25 @@ import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { OutEntry } from '../generator/types.ts';
 
-/** An infra node and a five-node pg cluster; `hostVars[i]`: extra vars of pg node i (flow YAML). */
-function fleet(hostVars: Record<number, string> = {}, nodes = 5): string {
+/**
+ * An infra node and a five-node pg cluster; `hostVars[i]`: extra vars of pg node i (flow YAML);
+ * `more`: extra vars of the infra host (flow), of the pg group and of all (block lines).
+ */
+function fleet(hostVars: Record<number, string> = {}, nodes = 5, more: { infra?: string; group?: string; all?: string } = {}): string {
   const hosts = Array.from({ length: nodes }, (_, i) => `        10.10.20.${i + 1}: { pg_seq: ${i + 1}, pg_role: ${i ? 'replica' : 'primary'}${hostVars[i] ? `, ${hostVars[i]}` : ''} }`);
   return `all:
   children:
     infra:
       hosts:
-        10.10.10.10: { infra_seq: 1 }
+        10.10.10.10: { infra_seq: 1${more.infra ? `, ${more.infra}` : ''} }
     pg-test:
       hosts:
 ${hosts.join('\n')}
       vars:
         pg_cluster: pg-test
-  vars:
+${more.group ? `        ${more.group}\n` : ''}  vars:
     admin_ip: 10.10.10.10
-`;
+${more.all ? `    ${more.all}\n` : ''}`;
 }
 
 const sizer = async (d: Uint8Array) => gzipSync(d, GZIP_OPTIONS).length;
@@ -68,6 +71,19 @@ test('a compile memo gives the entries and manifest of a fresh compile, renderin
     { name: 'back to the start', text: fleet(), rendered: (n) => n.length === 4 },
     { name: 'a node removed', text: fleet({}, 4), rendered: (n) => n.length === 1 && n[0] === '10.10.10.10' },
     { name: 'and added back', text: fleet(), rendered: (n) => n.length === 2 },
+    // What a node's plan reads beyond its own vars (plan/index.ts: fleetInputs): each changed from
+    // the start and back (only that one input differs between two builds), every node's output
+    // checked against a fresh compile.
+    { name: 'a group var', text: fleet({}, 5, { group: 'node_exporter_port: 9300' }), rendered: (n) => n.length === 6 },
+    { name: 'back from the group var', text: fleet(), rendered: (n) => n.length === 6 },
+    { name: 'a fleet-wide value (all.vars)', text: fleet({}, 5, { all: 'node_timezone: Asia/Shanghai' }), rendered: (n) => n.length === 6 },
+    { name: 'back from all.vars', text: fleet(), rendered: (n) => n.length === 6 },
+    { name: 'an infra host var the others read (their log endpoint)', text: fleet({}, 5, { infra: 'vlogs_port: 9999' }), rendered: (n) => n.length === 6 },
+    { name: 'back from the infra host var', text: fleet(), rendered: (n) => n.length === 6 },
+    { name: 'one node publishes its name to all (nodename_exchange)', text: fleet({ 1: 'nodename_exchange: true' }), rendered: (n) => n.length === 5 && !n.includes('10.10.20.2') },
+    { name: 'its nodename changes', text: fleet({ 1: 'nodename_exchange: true, node_id_from_pg: false, nodename: db-two' }), rendered: (n) => n.length === 6 },
+    { name: 'the same again, with the fleet inputs unchanged', text: fleet({ 1: 'nodename_exchange: true, node_id_from_pg: false, nodename: db-two' }), rendered: (n) => n.length === 0 },
+    { name: 'back from the exchange', text: fleet(), rendered: (n) => n.length === 6 },
   ];
   let previous: Awaited<ReturnType<typeof build>> | undefined;
   for (const [i, s] of steps.entries()) {

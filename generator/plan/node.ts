@@ -27,7 +27,7 @@ const entryLines = (list: string[]) => list.map((s) => s.trim().split(/\s+/).joi
 // The nodes that publish their names (nodename_exchange), in inventory order: found once per
 // inventory (asked per node, the scan made planning quadratic: 8.4 s at 10,000 nodes).
 const exchangedOf = new WeakMap<Inventory, { ip: string; line: string }[]>();
-function exchanged(inv: Inventory): { ip: string; line: string }[] {
+export function exchanged(inv: Inventory): { ip: string; line: string }[] {
   let list = exchangedOf.get(inv);
   if (list === undefined) exchangedOf.set(inv, (list = inv.nodes.filter((o) => o.vars.nodename_exchange === true).map((o) => ({ ip: o.ip, line: `${o.ip} ${o.nodename}` }))));
   return list;
