@@ -614,6 +614,8 @@ function workerBackend(): SpareBackend {
 export interface Prevalidated {
   state: object;
   valid(path: string): boolean;
+  /** The paths of the state whose files no longer match it (valid: in the state, and not one of these). */
+  invalid?: ReadonlySet<string>;
   /** Whether every directory the state records is still one, with the mtime it records (undefined: not checked). */
   dirsValid?: boolean;
   /** The same for the spare generation beside it (its state, and whether its directories match it). */
@@ -732,6 +734,7 @@ export function prevalidator(minEntries = 0): Prevalidator {
         return {
           state: live.state,
           valid: (p) => Object.prototype.hasOwnProperty.call(entries, p) && !invalid.has(p),
+          invalid,
           dirsValid: r.dirsValid === true,
           ...(spare ? { spare: { state: spare.state, dirsValid: r.spareDirsValid === true } } : {}),
         };
@@ -1030,6 +1033,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
   const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs, pre?.dirsValid);
   const listed = walked ? ('walked' as const) : ('state' as const);
+  // The common case of a rebuild: listed from the live state, its files prevalidated.
+  const fast = live && !walked && pre?.invalid ? { entries: live.entries, invalid: pre.invalid } : undefined;
   // (A tree its state is bound to is ours even with its marker deleted: it is put back.)
   if (!live && existing.size && !existing.has(marker)) throw notOurs();
   // Entries in the output its state does not know (added by hand): that state must not describe
@@ -1137,7 +1142,15 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
       // tree has no state: an output of an older pigen).
       let inLive = false;
       let liveEntry: StateEntry | undefined;
-      if (existing.has(path)) {
+      if (fast) {
+        // (The listing is the state's own keys, the files checked on a thread: one lookup. An entry
+        // is an array; nothing an object inherits is.)
+        const s = fast.entries[path];
+        if (Array.isArray(s)) {
+          inExisting++;
+          if (s[0] === key && s[1] === mode && !fast.invalid.has(path)) (inLive = true), (liveEntry = s);
+        }
+      } else if (existing.has(path)) {
         inExisting++;
         if (live) {
           const s = pre ? (pre.valid(path) ? live.entries[path] : undefined) : validEntry(live.entries[path], dir, path);
@@ -1272,7 +1285,8 @@ function saveState(file: string, dir: string, entries: Record<string, StateEntry
   let dirs: Record<string, number> | undefined;
   if (known) {
     dirs = {};
-    for (const d of [...parentDirs(Object.keys(entries))].sort()) {
+    // (In the order the entries give them: a state is read by pigen alone, keyed.)
+    for (const d of parentDirs(Object.keys(entries))) {
       const k = !known.touched.has(d) && d.includes('/') ? known.reported[d] ?? known.before?.[d] : undefined;
       dirs[d] = k ?? lstatSync(join(dir, d)).mtimeMs;
     }

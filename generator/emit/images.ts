@@ -129,6 +129,15 @@ export interface SplitOptions {
   bundleSha256?: string;
 }
 
+// A rendered node's files by path, made once per node (a watching process splits the same
+// rendered nodes again at every rebuild: compile.ts, CompileMemo).
+const filesByPath = new WeakMap<RenderedNode, Map<string, RenderedFile>>();
+const filesOf = (n: RenderedNode): Map<string, RenderedFile> => {
+  let m = filesByPath.get(n);
+  if (m === undefined) filesByPath.set(n, (m = new Map(n.files.map((x) => [x.path, x]))));
+  return m;
+};
+
 export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitResult {
   const roles = new Map<string, RenderedNode[]>();
   for (const n of nodes) {
@@ -142,28 +151,31 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
   for (const [key, members] of [...roles].sort(([a], [b]) => byCodeUnit(a, b))) {
     const first = members[0]!;
     const files: ImageFile[] = [];
-    const byPath = members.map((m) => new Map(m.files.map((x) => [x.path, x])));
+    const byPath = members.map(filesOf);
     // Per path: the variant (bytes, mode, owner) a strict majority of the members has goes into
     // the image; a member whose variant differs carries its own at boot (written over the image's).
     // So one node's host var changes that node's boot content, not the image every member shares.
     const inImage = members.map(() => new Set<string>());
     for (const f of first.files) {
       if (!imageCandidate(f)) continue;
-      const variants = new Map<string, { file: RenderedFile; at: number[] }>();
+      // (Keyed by the content itself, then mode and owner: a content string hashes once, where a key
+      // made of all three was a new string per member to hash, the whole content copied each time.)
+      const variants = new Map<string, { file: RenderedFile; at: number[] }[]>();
       let everywhere = true;
       for (let i = 0; i < members.length && everywhere; i++) {
         const g = byPath[i]!.get(f.path);
         if (g === undefined || !imageCandidate(g)) everywhere = false;
         else {
-          const k = `${g.mode}\0${g.owner}\0${g.content}`;
-          const v = variants.get(k);
+          const same = variants.get(g.content);
+          const v = same?.find((x) => x.file.mode === g.mode && x.file.owner === g.owner);
           if (v) v.at.push(i);
-          else variants.set(k, { file: g, at: [i] });
+          else if (same) same.push({ file: g, at: [i] });
+          else variants.set(g.content, [{ file: g, at: [i] }]);
         }
       }
       if (!everywhere) continue;
       let major: { file: RenderedFile; at: number[] } | undefined;
-      for (const v of variants.values()) if (v.at.length * 2 > members.length) major = v;
+      for (const vs of variants.values()) for (const v of vs) if (v.at.length * 2 > members.length) major = v;
       // ...and it names none of the members.
       if (!major || ((tokens) => members.some((o) => embedsIdentity(tokens, o.ip, o.nodename)))(identityTokens(major.file.content))) continue;
       for (const i of major.at) inImage[i]!.add(f.path);
