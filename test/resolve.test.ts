@@ -173,14 +173,27 @@ test('node vars are shared between nodes (only the ${admin_ip} fields are copied
       const keys: string[] = [];
       for (const k in a.vars) keys.push(k);
       assert.ok(keys.some((k) => typeof a.vars[k] === 'object' && a.vars[k] !== null && a.vars[k] === b.vars[k]), 'values are shared');
-      assert.is(Object.getPrototypeOf(a.vars), inv.globals, 'the fleet values are inherited, not copied');
+      assert.is(Object.getPrototypeOf(Object.getPrototypeOf(a.vars)), inv.globals, 'the fleet values are inherited (through the fleet values with ${admin_ip} filled), not copied');
     }
     // Frozen deeply: any write into a node's vars from here on throws (ESM is strict mode).
-    for (const n of inv.nodes) freeze(n.vars);
-    freeze(inv.globals);
+    // (With what they inherit: the fleet's values.)
+    for (const n of inv.nodes) for (let o: object | null = n.vars; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) freeze(o);
     const frozen = compile(inv, readAssets(), { version: packageVersion() });
     const plain = compileInventory(input);
     assert.equal(frozen.tree.map((e) => e.path), plain.tree.map((e) => e.path), `${input.arg ?? 'default'}: same tree`);
+  }
+});
+
+test('a var named __proto__ is data: the node keeps every value it inherits from the fleet', () => {
+  const text = (extra: string) => `all:\n  vars:\n    admin_ip: 10.10.0.10\n    __proto__: { nginx_port: 1 }\n  children:\n    infra:\n      hosts:\n        10.10.0.10: { infra_seq: 1${extra} }\n      vars: { __proto__: 3 }\n`;
+  for (const extra of ['', ', __proto__: { nginx_port: 2 }']) {
+    const r = resolveText(text(extra), ['__proto__=4']);
+    assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+    const n = r.inventory!.nodes[0]!;
+    assert.is(n.vars.nginx_port, 80, `the default nginx_port (${extra || 'no host __proto__'})`);
+    assert.is(n.vars.admin_ip, '10.10.0.10');
+    assert.ok(Object.prototype.hasOwnProperty.call(n.vars, '__proto__'), 'kept as an own key');
+    assert.is(Object.getPrototypeOf(Object.getPrototypeOf(n.vars)), r.inventory!.globals);
   }
 });
 

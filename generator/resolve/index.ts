@@ -60,12 +60,12 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   const globals: JsonObject = { ...defaults };
   const globalOrigins: Record<string, Path> = {};
   for (const [k, v] of Object.entries(allVars)) {
-    globals[k] = v;
-    globalOrigins[k] = ['all', 'vars', k];
+    put(globals, k, v);
+    put(globalOrigins, k, ['all', 'vars', k]);
   }
   opts.sets.forEach((s, i) => {
-    globals[s.key] = s.value;
-    globalOrigins[s.key] = ['--set', i, s.key];
+    put(globals, s.key, s.value);
+    put(globalOrigins, s.key, ['--set', i, s.key]);
   });
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
 
@@ -86,35 +86,44 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       else groupsByIp.set(h, [g]);
     }
   }
+  // The fleet's values with `${admin_ip}` substituted (the same on every node but the admin node,
+  // which leaves its own address out of node_ntp_servers), once: every node inherits them.
+  const fleet: JsonObject = Object.create(globals) as JsonObject;
+  for (const k of ADMIN_IP_KEYS) if (k in globals) fleet[k] = structuredClone(globals[k]!);
+  substituteAdminIp(fleet, adminIp, false);
   const nodes: ResolvedNode[] = [];
   for (const ip of ips) {
     // (The fleet's values are its prototype, not copied: a node's own keys are what its groups,
     // its host entry and --set give it. Reads see both; no stage lists a node's keys.)
-    const vars: JsonObject = Object.create(globals) as JsonObject;
+    const vars: JsonObject = Object.create(fleet) as JsonObject;
     const origins: Record<string, Path> = { ...globalOrigins };
     const memberOf = groupsByIp.get(ip) ?? [];
     for (const g of memberOf) {
       for (const [k, v] of Object.entries(g.vars)) {
-        vars[k] = v;
-        origins[k] = [...g.path, 'vars', k];
+        put(vars, k, v);
+        put(origins, k, [...g.path, 'vars', k]);
       }
     }
     const occ = occByIp.get(ip) ?? [];
     for (const o of occ) {
       for (const [k, v] of Object.entries(o.vars)) {
-        vars[k] = v;
-        origins[k] = [...o.path, k];
+        put(vars, k, v);
+        put(origins, k, [...o.path, k]);
       }
     }
     opts.sets.forEach((s, i) => {
-      vars[s.key] = s.value;
-      origins[s.key] = ['--set', i, s.key];
+      put(vars, s.key, s.value);
+      put(origins, s.key, ['--set', i, s.key]);
     });
     // `vars` is the node's own object; of its values, a copy of its own only for what substitution
-    // rewrites: the rest is shared between nodes, read-only from here on (no later stage writes
-    // into node vars).
-    for (const k of ADMIN_IP_KEYS) if (k in vars) vars[k] = structuredClone(vars[k]!);
-    substituteAdminIp(vars, adminIp, ip === adminIp);
+    // rewrites (those it sets itself; on the admin node, all: from the fleet's as written): the
+    // rest is shared between nodes, read-only from here on (no later stage writes into node vars).
+    const isAdmin = ip === adminIp;
+    for (const k of ADMIN_IP_KEYS) {
+      if (Object.prototype.hasOwnProperty.call(vars, k)) vars[k] = structuredClone(vars[k]!);
+      else if (isAdmin && k in globals) vars[k] = structuredClone(globals[k]!);
+    }
+    substituteAdminIp(vars, adminIp, isAdmin);
 
     const modules = new Set<GroupModule>(['node']);
     for (const g of memberOf) modules.add(g.module);
@@ -151,6 +160,15 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   }
   for (const rule of RULES) diags.push(...rule(inventory, loaded));
   return hasErrors(diags) ? { diagnostics: diags } : { value: inventory, diagnostics: diags };
+}
+
+/**
+ * Sets an own key (a key named `__proto__`, written by hand, is data too: assigned, it would
+ * replace the object's prototype, and a node would lose every value it inherits from the fleet).
+ */
+function put<T>(o: Record<string, T>, k: string, v: T): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
 }
 
 const seqOf = (n: ResolvedNode) => (typeof n.vars.infra_seq === 'number' ? n.vars.infra_seq : Number.MAX_SAFE_INTEGER);
