@@ -32,7 +32,7 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
   let nodes: RenderedNode[];
   if (memo) {
     // (A watching process renders only the nodes whose plan changed: it plans every node first.)
-    nodes = memo.take(inv, assets, opts.secrets) ?? memo.render(assets, inv, opts.secrets);
+    nodes = memo.render(assets, inv, opts.secrets);
     for (const n of nodes) e.node(n);
   } else {
     nodes = [];
@@ -60,14 +60,6 @@ export interface CompileMemo {
   emitted: EmitMemo;
   /** The IPs of the nodes the last render() rendered (not found in the memo). */
   readonly changed: string[];
-  /**
-   * Plans and renders `inv` now, for the compileAsync of the same inventory that follows (a
-   * watching process does it before it waits for the output's check and lock: planning does not
-   * need the output).
-   */
-  prepare(inv: Inventory, assets: Assets, secrets?: Secrets): void;
-  /** What prepare() rendered for exactly these inputs (once), else undefined. */
-  take(inv: Inventory, assets: Assets, secrets?: Secrets): RenderedNode[] | undefined;
 }
 
 export function compileMemo(): CompileMemo {
@@ -77,16 +69,7 @@ export function compileMemo(): CompileMemo {
   let lastFleet: unknown;
   let lastAssets: Assets | undefined;
   let changed: string[] = [];
-  let prepared: { inv: Inventory; assets: Assets; secrets?: Secrets; nodes: RenderedNode[] } | undefined;
   return {
-    prepare(inv, assets, secrets) {
-      prepared = { inv, assets, secrets, nodes: this.render(assets, inv, secrets) };
-    },
-    take(inv, assets, secrets) {
-      const p = prepared;
-      prepared = undefined;
-      return p && p.inv === inv && p.assets === assets && p.secrets === secrets ? p.nodes : undefined;
-    },
     render(assets, inv, secrets) {
       if (assets !== lastAssets) (last = new Map()), (lastAssets = assets);
       const next = new Map<string, Memoised>();

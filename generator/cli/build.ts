@@ -7,6 +7,7 @@ import { verifyBundle } from '../bundle/verify.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
+import type { OutEntry } from '../types.js';
 import type { CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
 import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree } from './common.js';
@@ -125,15 +126,23 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     bundleSha256 = v.manifestSha256;
   }
   const cannotWrite = (e: unknown) => fail(1, `cannot write ${out}: ${(e as Error).message}`);
-  // The files are written on other threads while the rest is compiled (writerThreads); the
-  // level-9 gzips that size each user-data on another (here, on a small fleet).
-  let writer;
   const assets = readAssets();
   const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
-  // (A watching process plans and renders first: meanwhile the output's check ends on its thread.)
-  session?.memo.prepare(r.inventory, assets, opts.secrets);
-  const prevalidated = checking && (await checking);
+  // A watching process compiles first, its entries (references to what its memo holds anyway) kept
+  // until the writer opens: the output's check on its thread and the user-data gzips on theirs
+  // run meanwhile. (Only the manifest waits for the gzips: the writer opens and takes the entries
+  // made so far while the last ones are sized.)
+  let writerAdd: ((e: OutEntry) => void) | undefined;
+  const early: OutEntry[] = [];
+  const compiling = session ? compileAsync(r.inventory, assets, opts, session.gz.size, (e) => (writerAdd ? writerAdd(e) : void early.push(e)), session.memo) : undefined;
+  // (Awaited below, or given up with the build: never a rejection left unhandled.)
+  compiling?.catch(() => {});
   // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
+  // (A one-shot build opens it first: its files are written on other threads while the rest is
+  // compiled (writerThreads), and the level-9 gzips that size each user-data run on another (here,
+  // on a small fleet).)
+  let writer;
+  const prevalidated = checking && (await checking);
   const threads = writerThreads(r.inventory.nodes.length);
   try {
     writer = await whenFree(ctx, out, () => openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, threads), session?.stopped);
@@ -141,15 +150,27 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     return cannotWrite(e);
   }
   if (!writer) return 1;
-  const gz = session?.gz ?? (r.inventory.nodes.length < SMALL_FLEET ? inlineGzipSizer(GZIP_OPTIONS) : gzipSizeWorker(GZIP_OPTIONS));
   let c;
-  try {
-    c = await compileAsync(r.inventory, assets, opts, gz.size, writer.add, session?.memo);
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  } finally {
-    if (!session) await gz.close();
+  if (compiling) {
+    try {
+      for (const e of early) writer.add(e);
+      early.length = 0;
+      writerAdd = writer.add;
+      c = await compiling;
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+  } else {
+    const gz = r.inventory.nodes.length < SMALL_FLEET ? inlineGzipSizer(GZIP_OPTIONS) : gzipSizeWorker(GZIP_OPTIONS);
+    try {
+      c = await compileAsync(r.inventory, assets, opts, gz.size, writer.add);
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    } finally {
+      await gz.close();
+    }
   }
   let stats;
   try {

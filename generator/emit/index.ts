@@ -4,7 +4,7 @@
 import { sha256 } from '../util/hash.js';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit } from '../util/text.js';
-import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal } from './cloud-config.js';
+import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal, rememberGzipLength } from './cloud-config.js';
 import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages, type ImageSpec } from './images.js';
 
@@ -121,7 +121,7 @@ export function emitter(opts: EmitOptions, gzipSize: GzipSizer | undefined, sink
   const contentGzips = new Map<string, Promise<number>>();
   const contentGzip = (c: string) => {
     let p = contentGzips.get(c);
-    if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c))));
+    if (p === undefined) contentGzips.set(c, (p = gzipSize!(enc.encode(c)).then((n) => (rememberGzipLength(c, n), n))));
     return p;
   };
   const nodes: RenderedNode[] = [];
