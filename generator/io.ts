@@ -284,6 +284,12 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   return out;
 }
 
+/** Where the state of tree `dir` (output or spare) lies in pigen's home: named by the tree's inode (undefined: no tree). */
+function stateFileIn(home: string, dir: string): string | undefined {
+  const st = lstatOr(dir);
+  return st ? join(home, `state-${st.ino}.json`) : undefined;
+}
+
 // States read before by this process (pigen build --watch reads the same two at every build),
 // reused while the file is the same one (each save is a new file renamed into place).
 const statesRead = new Map<string, { ino: number; size: number; mtimeMs: number; state: TreeState }>();
@@ -720,9 +726,8 @@ export function prevalidator(minEntries = 0): Prevalidator {
   };
   /** A tree's state as readState reads it (its file in `home`), and that file's stamp. */
   const stateOf = (dir: string, home: string): { state: TreeState; ref: StateRef } | undefined => {
-    const st = lstatOr(dir);
-    if (!st?.isDirectory()) return undefined;
-    const file = join(home, `state-${st.ino}.json`);
+    const file = stateFileIn(home, dir);
+    if (file === undefined) return undefined;
     const state = readState(file, dir);
     const read = state && statesRead.get(file);
     return state && read ? { state, ref: { dir, file, ino: read.ino, size: read.size, mtimeMs: read.mtimeMs } } : undefined;
@@ -1031,10 +1036,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     else renameSync(oldDir, spareDir);
   }
 
-  const stateFile = (d: string) => {
-    const st = lstatOr(d);
-    return st ? join(home, `state-${st.ino}.json`) : undefined;
-  };
+  const stateFile = (d: string) => stateFileIn(home, d);
   const liveFile = stateFile(dir);
   const live = liveFile ? readState(liveFile, dir) : undefined;
   // The live files checked on a worker already, against this very state (else each is lstat'ed in add()).
@@ -1316,7 +1318,7 @@ const entryJson = new WeakMap<StateEntry, { path: string; json: string }>();
 /** writeJson(file, state), the entries' text made once per entry object. */
 function writeStateJson(file: string, state: TreeState): void {
   const parts: string[] = [];
-  for (const p in state.entries) {
+  for (const p of keysOf(state.entries)) {
     const e = state.entries[p]!;
     let j = entryJson.get(e);
     if (j === undefined || j.path !== p) entryJson.set(e, (j = { path: p, json: `${JSON.stringify(p)}:${JSON.stringify(e)}` }));
