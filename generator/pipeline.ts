@@ -2,7 +2,7 @@
 // already in memory; the result carries every diagnostic of every stage that ran.
 
 import { hasErrors, locate, inventorySecretValues, redactSecrets, sortDiagnostics } from './diagnostics.js';
-import { parseInventory } from './load/parse.js';
+import { parseInventory, type ParseMemo } from './load/parse.js';
 import { checkSchema } from './load/schema.js';
 import { resolve } from './resolve/index.js';
 import { publishedSecretDefaults } from './resolve/params.js';
@@ -16,9 +16,12 @@ export interface Validated {
   secretValues?: string[];
 }
 
-/** Parses, checks the schema and resolves. Stops after a stage that reported an error. */
-export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions): Validated {
-  const parsed = parseInventory(src);
+/**
+ * Parses, checks the schema and resolves. Stops after a stage that reported an error. (`memo`: a
+ * watching process's last parse, load/parse.ts.)
+ */
+export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions, memo?: ParseMemo): Validated {
+  const parsed = parseInventory(src, memo);
   if (!parsed.value) return { diagnostics: sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)) };
   const loaded = parsed.value;
   // (Parse diagnostics that leave a value: duplicate keys. They come first, and no inventory is made.)

@@ -135,6 +135,7 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
     const second = await w.next();
     assert.is(second.ok, true, w.stderr());
     assert.is(second.rendered, 2, 'the changed node and the infra node');
+    assert.is(second.reparsed, true, 'the host var added to the flow mapping of its host is parsed alone');
     assert.ok((second.written as number) > 0 && (second.written as number) < (second.files as number), JSON.stringify(second));
     // The same output as a one-shot build of the same inventory.
     const once = spawnSync(process.execPath, cliArgs('build', 'pigsty.yml', '-o', 'once'), { cwd: dir, encoding: 'utf8' });
@@ -154,6 +155,7 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
     const back = await w.next();
     assert.is(back.ok, true, w.stderr());
     assert.ok((back.rendered as number) >= 2, JSON.stringify(back));
+    assert.is(back.reparsed, false, 'after a bad inventory, the whole file is parsed');
     // Output files edited or removed by hand between two builds (the rebuild checks them against
     // its state on another thread) are put back, even when no node changed.
     const good = scan(join(dir, 'out'));
@@ -165,6 +167,7 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
     const again = await w.next();
     assert.is(again.ok, true, w.stderr());
     assert.is(again.rendered, 0, JSON.stringify(again));
+    assert.is(again.reparsed, true, 'the same text as the last build: its parse is used again');
     assert.is(again.written, 2, JSON.stringify(again));
     assert.equal(strip(scan(join(dir, 'out'))), strip(good), 'the hand edits are undone');
   } finally {

@@ -4,6 +4,7 @@ import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
 import { fileStamp, gzipSizeWorker, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, watchFiles, type GzipSizes, type Prevalidator } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
+import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
@@ -64,8 +65,9 @@ out/nodes/<ip>/user-data.baked (the user-data for a node booted from its image).
   },
 };
 
-/** Kept across the builds of `pigen build --watch`: the compile memo, the gzip sizer's thread, the --bundle check. */
+/** Kept across the builds of `pigen build --watch`: the parse and compile memos, the gzip sizer's thread, the --bundle check. */
 interface Session {
+  parse: ParseMemo;
   memo: CompileMemo;
   gz: GzipSizes;
   bundle?: { stamp: string; verified: Awaited<ReturnType<typeof verifyBundle>> };
@@ -108,7 +110,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   }
   // (The output's files are checked against its state on another thread meanwhile.)
   const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
-  const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
+  const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true, session ? { parseMemo: session.parse } : {});
   if (!values.json) printDiagnostics(ctx, r);
   if (hasErrors(r.diagnostics) || !r.inventory) {
     if (values.json) json({ ok: false, diagnostics: diagnosticsToJson(r.diagnostics) });
@@ -193,7 +195,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // A watching process names the nodes it rendered again (on the first build: every node).
   const changed = session?.memo.changed;
   if (values.json) {
-    json({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
+    json({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length, reparsed: session!.parse.reparsed === true } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
   } else {
     const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
     ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
@@ -227,7 +229,7 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
     stopped = true;
     wake?.();
   });
-  const session: Session = { memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS), stopped: () => stopped, prevalidator: prevalidator() };
+  const session: Session = { parse: {}, memo: compileMemo(), gz: gzipSizeWorker(GZIP_OPTIONS), stopped: () => stopped, prevalidator: prevalidator() };
   try {
     for (let first = true; ; first = false) {
       while (dirty && !stopped) {

@@ -4,7 +4,7 @@ import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../d
 import { readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecrets, type Secrets } from '../secrets/index.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { parseInventory } from '../load/parse.js';
+import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
 import { parseSet } from '../resolve/index.js';
 import type { Diagnostic, Json, ResolveOptions, Source } from '../types.js';
@@ -28,7 +28,7 @@ export interface LoadResult extends Validated {
   secrets?: Secrets;
 }
 
-export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean, opts: { noSecrets?: boolean } = {}): LoadResult {
+export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean, opts: { noSecrets?: boolean; parseMemo?: ParseMemo } = {}): LoadResult {
   const src = readInventory(arg, ctx.cwd);
   if (!('bytes' in src)) return { diagnostics: [src] };
   const parsedSets: ResolveOptions['sets'] = [];
@@ -40,7 +40,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   }
   if (setDiags.length) return { source: src, diagnostics: setDiags };
   const assets = readAssets();
-  const v = loadAndResolve(src, assets, { sets: parsedSets, strict });
+  const v = loadAndResolve(src, assets, { sets: parsedSets, strict }, opts.parseMemo);
   const result: LoadResult = { ...v, source: src, sourceText: v.loaded?.text };
   if (!v.inventory || opts.noSecrets) return result;
   // The secrets file beside the inventory: its passwords replace published defaults.

@@ -6,6 +6,7 @@
 import {
   parseDocument,
   isAlias,
+  isCollection,
   isMap,
   isScalar,
   isSeq,
@@ -47,8 +48,30 @@ function customTags(tags: Tags): Tags {
   return [pyTrue, pyFalse, ...keep];
 }
 
-/** Parses one inventory source. Pure: bytes in, data with positions (or diagnostics) out. */
-export function parseInventory(src: Source): Result<Loaded> {
+/**
+ * What a long-lived process (pigen build --watch) keeps of its last parse for the next one
+ * (reparse()): the text, its document and what it parsed to. Only a clean parse (no diagnostic)
+ * of a document with no directive, anchor, alias, tag or merge key is kept.
+ */
+export interface ParseMemo {
+  last?: Parsed;
+  /** Whether the last parse was a reparse (of the value an edit changed). */
+  reparsed?: boolean;
+}
+interface Parsed {
+  text: string;
+  doc: Document.Parsed;
+  loaded: Loaded;
+}
+
+const PARSE_OPTIONS = { version: '1.1', merge: true, uniqueKeys: true, prettyErrors: false, customTags, strict: true } as const;
+
+/**
+ * Parses one inventory source. Pure: bytes in, data with positions (or diagnostics) out. With a
+ * memo, an edit within one line that reparse() can prove local is parsed alone; the result is the
+ * same as a whole parse's.
+ */
+export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   const file = src.name;
   const at = (pos: Pos, code: Parameters<typeof err>[0], message: string, hint?: string): Diagnostic =>
     err(code, [], message, { file, pos, ...(hint ? { hint } : {}) });
@@ -65,17 +88,21 @@ export function parseInventory(src: Source): Result<Loaded> {
   let text = new TextDecoder('utf-8').decode(src.bytes);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 
+  const last = memo?.last;
+  if (memo) (memo.last = undefined), (memo.reparsed = false);
+  if (last && last.loaded.file === file) {
+    const again = reparse(last, text);
+    if (again) {
+      memo!.last = again;
+      memo!.reparsed = true;
+      return { value: again.loaded, diagnostics: [] };
+    }
+  }
+
   const pos = positionsOf(text);
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, {
-      version: '1.1',
-      merge: true,
-      uniqueKeys: true,
-      prettyErrors: false,
-      customTags,
-      strict: true,
-    });
+    doc = parseDocument(text, PARSE_OPTIONS);
   } catch (e) {
     return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', `cannot parse YAML: ${(e as Error).message}`)] };
   }
@@ -111,7 +138,130 @@ export function parseInventory(src: Source): Result<Loaded> {
     const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
     return { diagnostics: [...diagnostics, at(positions.get('')?.value ?? { line: 1, col: 1 }, 'not-mapping', `the top level is ${kind}, not a mapping`)] };
   }
-  return { value: { file, text, data, positions }, diagnostics };
+  const loaded = { file, text, data, positions };
+  // (Nor one with a directive: %YAML 1.2 would read a value parsed alone otherwise.)
+  if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
+  return { value: loaded, diagnostics };
+}
+
+/**
+ * Whether a tree has no anchor, alias, explicit tag or merge key: a value of it then means what
+ * its own text says wherever it stands, and nothing elsewhere refers to it.
+ */
+function plainTree(node: unknown): boolean {
+  let plain = true;
+  visit(node as YNode, {
+    Alias: () => ((plain = false), visit.BREAK),
+    Node: (_, n) => (n.anchor || n.tag ? ((plain = false), visit.BREAK) : undefined),
+    Pair: (_, p) => (isScalar(p.key) && typeof p.key.value === 'symbol' ? ((plain = false), visit.BREAK) : undefined),
+  });
+  return plain;
+}
+
+/**
+ * The last parse with `text` in place of its text, when the two differ within one value on one
+ * line; undefined when that cannot be shown, and the caller parses the whole text. The value is a
+ * scalar of block context or the outermost flow collection (`{ pg_seq: 1, pg_role: primary }`):
+ * either means the same parsed alone as where it stands. The new value is parsed alone, and taken
+ * only when that parse is clean and spans exactly the new text, is a scalar or a flow collection,
+ * and has no anchor, alias or tag; only a comment may follow it on its line. The data is the last
+ * data with that value replaced (the objects on its path copied), the positions the last ones with
+ * the value's own; lines do not move, and nothing after it on its line has a position. The memo's
+ * document takes the new value, and its later offsets move by the change in length.
+ */
+export function reparse(last: Parsed, text: string): Parsed | undefined {
+  const old = last.text;
+  if (text === old) return last;
+  // The changed span: [p, q0) of the old text, [p, q1) of the new.
+  const max = Math.min(old.length, text.length);
+  let p = 0;
+  while (p < max && old.charCodeAt(p) === text.charCodeAt(p)) p++;
+  let s = 0;
+  while (s < max - p && old.charCodeAt(old.length - 1 - s) === text.charCodeAt(text.length - 1 - s)) s++;
+  const q0 = old.length - s;
+  const delta = text.length - old.length;
+  // The value holding the span, and its path.
+  const path: Path = [];
+  let parent: { pair?: { value: unknown }; seq?: { items: unknown[] }; index?: number } | undefined;
+  let node = last.doc.contents as YNode | null;
+  const holds = (n: YNode | null | undefined): n is YNode => !!n?.range && n.range[0] <= p && q0 <= n.range[1];
+  if (!holds(node)) return undefined;
+  for (;;) {
+    if (isScalar(node) || (isCollection(node) && node.flow)) break;
+    if (isMap(node)) {
+      const pair = node.items.find((it) => holds(it.key as YNode) || holds(it.value as YNode));
+      if (!pair || !holds(pair.value as YNode) || holds(pair.key as YNode)) return undefined;
+      const key = keyString(pair.key as YNode | null);
+      if (key === undefined) return undefined;
+      path.push(key);
+      parent = { pair };
+      node = pair.value as YNode;
+    } else if (isSeq(node)) {
+      const index = node.items.findIndex((it) => holds(it as YNode));
+      if (index < 0) return undefined;
+      path.push(index);
+      parent = { seq: node, index };
+      node = node.items[index] as YNode;
+    } else return undefined;
+  }
+  if (!parent) return undefined;
+  const [r0, r1] = node.range!;
+  const lineEnd = old.indexOf('\n', r1);
+  const sub = text.slice(r0, r1 + delta);
+  if (
+    r1 <= r0 ||
+    old.slice(r0, r1).includes('\n') ||
+    /[\n\r\t]/.test(sub) ||
+    // (What parsed alone would start a document, a directive, a block collection or a comment.)
+    /^(?:[\s%#&*!|>@`?:,\]}]|-(?:\s|$)|---|\.\.\.)/.test(sub) ||
+    // (After the value on its line: spaces, then at most a comment.)
+    !/^[ ]*(?:#.*)?$/.test(old.slice(r1, lineEnd < 0 ? old.length : lineEnd))
+  )
+    return undefined;
+  // (With the newline that ends its line: at the end of the input, yaml takes `'it''` for a
+  // closed quote, where the whole parse, going on to the next line, finds it unclosed.)
+  const doc = parseDocument(sub + '\n', PARSE_OPTIONS);
+  const value = doc.contents as YNode | null;
+  if (doc.errors.length || doc.warnings.length || !value?.range || value.range[0] !== 0 || value.range[1] !== sub.length) return undefined;
+  if (!(isScalar(value) || (isCollection(value) && value.flow)) || !plainTree(value)) return undefined;
+  // Positions: the last ones but those inside the value, which the value's own replace.
+  const prefix = pathKey(path);
+  const positions: Loaded['positions'] = new Map();
+  for (const [k, v] of last.loaded.positions) if (!(k.startsWith(prefix) && k.length > prefix.length && k.charCodeAt(prefix.length) === 0)) positions.set(k, v);
+  const pos = positionsOf(text);
+  const walker = new Walker(doc, (o) => pos(o + r0), positions, last.loaded.file);
+  const converted = walker.convert(value, path, new Set());
+  if (walker.diagnostics.length || positions.size > MAX_VALUES) return undefined;
+  // The memo's document: the new value in place (its offsets made the text's), later offsets moved.
+  visit(value, { Node: (_, n) => void (n.range = n.range!.map((x) => x + r0) as [number, number, number]) });
+  // (Every old offset at or past the value's end lies after it or ends a collection holding it.)
+  const target = node;
+  visit(last.doc, {
+    Node: (_, n) => {
+      if (n === target) return visit.SKIP;
+      if (n.range) n.range = n.range.map((x) => (x >= r1 ? x + delta : x)) as [number, number, number];
+      return undefined;
+    },
+  });
+  if (parent.pair) parent.pair.value = value;
+  else parent.seq!.items[parent.index!] = value;
+  const loaded: Loaded = { file: last.loaded.file, text, data: withValue(last.loaded.data, path, converted) as JsonObject, positions };
+  return { text, doc: last.doc, loaded };
+}
+
+/** `root` with the value at `path` replaced: the objects and arrays on the path copied, the rest shared. */
+function withValue(root: Json, path: Path, v: Json): Json {
+  if (path.length === 0) return v;
+  const [k, ...rest] = path;
+  if (Array.isArray(root)) {
+    const copy = root.slice();
+    copy[k as number] = withValue(root[k as number]!, rest, v);
+    return copy;
+  }
+  const o = root as JsonObject;
+  const copy: JsonObject = {};
+  for (const key of Object.keys(o)) defineKey(copy, key, key === k ? withValue(o[key]!, rest, v) : o[key]!);
+  return copy;
 }
 
 /** The most values an inventory may expand to (a 10,000-node inventory makes ~50,000). */
