@@ -214,7 +214,8 @@ function emitNode(
     const out = `${base}/rootfs${physical(n, f.path)}`;
     const { data, hash } = blob(f.content);
     entries.push({ path: out, data, mode: parseInt(f.mode, 8), sha256: hash });
-    files.push({ path: f.path, out, kind: f.kind, mode: f.mode, owner: f.owner, sha256: hash, size: data.length, ...(f.secret ? { secret: true as const } : {}) });
+    // (Keys in code-unit order, here and in the record below: stableJson then copies nothing.)
+    files.push(f.secret ? { kind: f.kind, mode: f.mode, out, owner: f.owner, path: f.path, secret: true, sha256: hash, size: data.length } : { kind: f.kind, mode: f.mode, out, owner: f.owner, path: f.path, sha256: hash, size: data.length });
   }
   const { text: udText, filesGz } = cloudConfigTextSized(n, { version: opts.version });
   const ud = enc.encode(udText);
@@ -222,9 +223,9 @@ function emitNode(
   const plain = ud.length;
   const setTargets = (gz: number, files: number) => {
     const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': files });
-    for (const c of CLOUDS) {
+    for (const c of CLOUDS_SORTED) {
       const f = fits[c];
-      targets[c] = { encoding: f.encoding, size: f.size, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, fits: f.fits };
+      targets[c] = { encoding: f.encoding, fits: f.fits, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, size: f.size };
     }
   };
   const filesKnown = filesGz === undefined ? encodeUserData(udText, 'files-gz+b64').delivered : undefined;
@@ -242,15 +243,15 @@ function emitNode(
   const meta = enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`);
   entries.push({ path: `${base}/meta-data`, data: meta, mode: 0o644, sha256: sha256(meta) });
   const record = {
-    nodename: n.nodename,
     cluster: n.cluster,
+    files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
+    links: n.links,
     modules: n.modules,
+    nodename: n.nodename,
     os: n.os.code,
     packages: n.packages,
     services: n.services,
-    links: n.links,
-    userData: { out: `${base}/user-data`, size: ud.length, sha256: udSha, targets },
-    files: files.sort((a, b) => byCodeUnit(a.path, b.path)),
+    userData: { out: `${base}/user-data`, sha256: udSha, size: ud.length, targets },
   };
   return { entries, record, sized };
 }
@@ -274,7 +275,8 @@ function emitBaked(
   return {
     key,
     entry: { path: `${base}/user-data.baked`, data: baked, mode: 0o600, sha256: bakedSha },
-    record: { ...record, image: { name: own.image.name, hash: own.image.hash, files: own.inImage.size, userData: { out: `${base}/user-data.baked`, size: baked.length, sha256: bakedSha } } },
+    // (`image` in its place among the keys: see emitNode.)
+    record: withKey(record, 'image', { files: own.inImage.size, hash: own.image.hash, name: own.image.name, userData: { out: `${base}/user-data.baked`, sha256: bakedSha, size: baked.length } }),
   };
 }
 
@@ -306,8 +308,42 @@ function manifestBytes(manifest: { nodes: Record<string, unknown> } & Record<str
   return Buffer.concat(parts);
 }
 
+/** `o` with `key` added among its keys in code-unit order (o's keys in that order already). */
+function withKey(o: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  let placed = false;
+  for (const k of Object.keys(o)) {
+    if (!placed && byCodeUnit(key, k) < 0) (out[key] = value), (placed = true);
+    out[k] = o[k];
+  }
+  if (!placed) out[key] = value;
+  return out;
+}
+
+/** The clouds in code-unit order: the order of a record's `targets` keys. */
+const CLOUDS_SORTED = [...CLOUDS].sort(byCodeUnit);
+
+/**
+ * Whether every object in `x` is a plain one (or an array) with its keys in code-unit order
+ * already: JSON.stringify then writes what stableJson would, with no sorted copy made.
+ */
+function keysSorted(x: unknown): boolean {
+  if (Array.isArray(x)) {
+    for (const e of x) if (!keysSorted(e)) return false;
+    return true;
+  }
+  if (x === null || typeof x !== 'object') return true;
+  if (Object.getPrototypeOf(x) !== Object.prototype) return false;
+  const keys = Object.keys(x);
+  // (`<` on strings compares code units: byCodeUnit's order.)
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
+  for (const k of keys) if (!keysSorted((x as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
 /** JSON with object keys sorted at every level (arrays keep their order). */
 export function stableJson(v: unknown): string {
+  if (keysSorted(v)) return JSON.stringify(v, null, 2);
   const norm = (x: unknown): unknown => {
     if (Array.isArray(x)) return x.map(norm);
     if (x && typeof x === 'object') {
