@@ -27,4 +27,9 @@ export async function runProcess(): Promise<void> {
     epoch,
     interrupted: () => new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((sig) => process.once(sig, () => resolve()))),
   });
+  // The command is done (main awaits all its work): exit now, once what it printed is out,
+  // rather than wait while Node stops the worker threads and frees the heap (~40 ms after a
+  // 1,000-node build, which a script running pigen waits for too).
+  for (const s of [process.stdout, process.stderr]) if (s.writableLength > 0) await new Promise<void>((resolve) => s.once('drain', resolve).once('error', resolve).once('close', resolve));
+  process.exit(process.exitCode);
 }
