@@ -229,6 +229,32 @@ test('pigen build --watch through a symbolic link: an edit of the file it leads 
   }
 });
 
+// A one-shot build over an output large enough to be checked on a thread of its own
+// (PREVALIDATE_MIN entries) compiles while that check runs, its first entries kept until the
+// writer opens, as --watch does: the result is a fresh build's, a hand-edited file put back.
+test('pigen build over a large earlier output (checked on its own thread meanwhile): a fresh build\'s output, hand edits undone', () => {
+  const dir = tmp('pigen-oneshot-');
+  const inv = join(dir, 'pigsty.yml');
+  const build = (out: string) => spawnSync(process.execPath, cliArgs('build', 'pigsty.yml', '-o', out, '--json'), { cwd: dir, encoding: 'utf8' });
+  const strip = (m: ReturnType<typeof scan>) => new Map([...m].map(([k, e]) => [k, e.kind === 'file' ? `${e.mode} ${e.data.toString('base64')}` : JSON.stringify(e)]));
+  writeFileSync(inv, fleet({}, 120));
+  assert.is(build('out').status, 0);
+  for (const [i, text] of [fleet({ 7: 'node_exporter_port: 9200' }, 120), fleet({}, 120)].entries()) {
+    // (Between builds, a file of the output edited by hand, same size.)
+    const some = join(dir, 'out', 'nodes', '10.10.20.9', 'meta-data');
+    writeFileSync(some, readFileSync(some, 'utf8').replace('instance-id', 'instance-ID'));
+    writeFileSync(inv, text);
+    const again = build('out');
+    assert.is(again.status, 0, again.stderr);
+    const line = JSON.parse(again.stdout) as { files: number; written: number };
+    assert.ok(line.files > 1500, `large enough to be checked on a thread (${line.files} files)`);
+    assert.ok(line.written >= 1 && line.written < 20, `only what changed, and the edited file (${line.written})`);
+    rmSync(join(dir, `fresh${i}`), { recursive: true, force: true });
+    assert.is(build(`fresh${i}`).status, 0);
+    assert.equal(strip(scan(join(dir, 'out'))), strip(scan(join(dir, `fresh${i}`))), `rebuild ${i} = a fresh build`);
+  }
+});
+
 test('pigen build --watch without an inventory file (the embedded default) refuses: exit 2', () => {
   const dir = tmp('pigen-watch-');
   const r = spawnSync(process.execPath, cliArgs('build', '--watch', '-o', 'out'), { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });

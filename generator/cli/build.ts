@@ -133,46 +133,42 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // A watching process compiles first, its entries (references to what its memo holds anyway) kept
   // until the writer opens: the output's check on its thread and the user-data gzips on theirs
   // run meanwhile. (Only the manifest waits for the gzips: the writer opens and takes the entries
-  // made so far while the last ones are sized.)
+  // made so far while the last ones are sized.) So does a one-shot build over a large earlier
+  // output while that output is checked on its thread (main had ~60 ms to wait for it at 1,000
+  // nodes); any other one-shot build opens the writer first, and streams every entry into it.
   let writerAdd: ((e: OutEntry) => void) | undefined;
   const early: OutEntry[] = [];
-  const compiling = session ? compileAsync(r.inventory, assets, opts, session.gz.size, (e) => (writerAdd ? writerAdd(e) : void early.push(e)), session.memo) : undefined;
+  // (A one-shot build's gzips: on another thread, or here on a small fleet.)
+  const gz = session ? undefined : r.inventory.nodes.length < SMALL_FLEET ? inlineGzipSizer(GZIP_OPTIONS) : gzipSizeWorker(GZIP_OPTIONS);
+  const compile = () => compileAsync(r.inventory!, assets, opts, session ? session.gz.size : gz!.size, (e) => (writerAdd ? writerAdd(e) : void early.push(e)), session?.memo);
+  const compiling = session || checking ? compile() : undefined;
   // (Awaited below, or given up with the build: never a rejection left unhandled.)
   compiling?.catch(() => {});
-  // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
-  // (A one-shot build opens it first: its files are written on other threads while the rest is
-  // compiled (writerThreads), and the level-9 gzips that size each user-data run on another (here,
-  // on a small fleet).)
-  let writer;
-  const prevalidated = checking && (await checking);
-  const threads = writerThreads(r.inventory.nodes.length);
-  try {
-    writer = await whenFree(ctx, out, () => openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, threads), session?.stopped);
-  } catch (e) {
-    return cannotWrite(e);
-  }
-  if (!writer) return 1;
   let c;
-  if (compiling) {
+  let writer;
+  try {
+    // One build writes an output at a time (io.ts: lockHome): another one's end is waited for.
+    // (A one-shot build's files are written on other threads while the rest is compiled:
+    // writerThreads.)
+    const prevalidated = checking && (await checking);
+    const threads = writerThreads(r.inventory.nodes.length);
+    try {
+      writer = await whenFree(ctx, out, () => openTreeWriter(outDir, prevalidated ? { prevalidated } : {}, threads), session?.stopped);
+    } catch (e) {
+      return cannotWrite(e);
+    }
+    if (!writer) return 1;
     try {
       for (const e of early) writer.add(e);
       early.length = 0;
       writerAdd = writer.add;
-      c = await compiling;
+      c = await (compiling ?? compile());
     } catch (e) {
       await writer.abort();
       throw e;
     }
-  } else {
-    const gz = r.inventory.nodes.length < SMALL_FLEET ? inlineGzipSizer(GZIP_OPTIONS) : gzipSizeWorker(GZIP_OPTIONS);
-    try {
-      c = await compileAsync(r.inventory, assets, opts, gz.size, writer.add);
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    } finally {
-      await gz.close();
-    }
+  } finally {
+    await gz?.close();
   }
   let stats;
   try {
