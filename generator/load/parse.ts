@@ -133,6 +133,8 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   const positions: Loaded['positions'] = new Map();
   const walker = new Walker(doc, pos, positions, file);
   const data = walker.convert(doc.contents as YNode, [], new Set());
+  // (Keys that read the same (`1` and `"1"`): as yaml's own duplicates, reported, the document still read.)
+  diagnostics.push(...walker.duplicates);
   if (walker.diagnostics.length) return { diagnostics: [...diagnostics, ...walker.diagnostics] };
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
@@ -140,7 +142,8 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   }
   const loaded = { file, text, data, positions };
   // (Nor one with a directive: %YAML 1.2 would read a value parsed alone otherwise.)
-  if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
+  // (Nor one with a NUL in a key: positions are keyed by the path's parts joined with NULs.)
+  if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !walker.nulKey && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
   return { value: loaded, diagnostics };
 }
 
@@ -231,7 +234,9 @@ export function reparse(last: Parsed, text: string): Parsed | undefined {
   const pos = positionsOf(text);
   const walker = new Walker(doc, (o) => pos(o + r0), positions, last.loaded.file);
   const converted = walker.convert(value, path, new Set());
-  if (walker.diagnostics.length || positions.size > MAX_VALUES) return undefined;
+  if (walker.diagnostics.length || walker.duplicates.length || walker.nulKey || positions.size > MAX_VALUES) return undefined;
+  // (Made before the document changes: nothing after this may fail half-way.)
+  const loaded: Loaded = { file: last.loaded.file, text, data: withValue(last.loaded.data, path, converted) as JsonObject, positions };
   // The memo's document: the new value in place (its offsets made the text's), later offsets moved.
   visit(value, { Node: (_, n) => void (n.range = n.range!.map((x) => x + r0) as [number, number, number]) });
   // (Every old offset at or past the value's end lies after it or ends a collection holding it.)
@@ -245,7 +250,6 @@ export function reparse(last: Parsed, text: string): Parsed | undefined {
   });
   if (parent.pair) parent.pair.value = value;
   else parent.seq!.items[parent.index!] = value;
-  const loaded: Loaded = { file: last.loaded.file, text, data: withValue(last.loaded.data, path, converted) as JsonObject, positions };
   return { text, doc: last.doc, loaded };
 }
 
@@ -269,6 +273,10 @@ const MAX_VALUES = 500_000;
 
 class Walker {
   diagnostics: Diagnostic[] = [];
+  /** Keys of one mapping that yaml holds distinct but read as the same string (`1`, `"1"`). */
+  duplicates: Diagnostic[] = [];
+  /** Whether a key holds a NUL (a path's key in `positions` is then ambiguous). */
+  nulKey = false;
   constructor(
     private doc: Document.Parsed,
     private pos: (o: number) => Pos,
@@ -314,6 +322,7 @@ class Walker {
     if (isMap(node)) {
       const out: JsonObject = {};
       const merges: YNode[] = [];
+      const keyNodes = new Map<string, YNode | null>();
       for (const pair of node.items) {
         const k = pair.key as YNode | null;
         if (isScalar(k) && typeof k.value === 'symbol') {
@@ -330,6 +339,19 @@ class Walker {
           );
           continue;
         }
+        if (key.includes('\0')) this.nulKey = true;
+        const prev = keyNodes.get(key);
+        // (yaml reports keys of equal values itself: DUPLICATE_KEY.)
+        if (prev !== undefined && !(prev === null ? k === null : k !== null && isScalar(prev) && isScalar(k) && prev.value === k.value)) {
+          const line = prev?.range ? this.pos(prev.range[0]).line : undefined;
+          this.duplicates.push(
+            err('duplicate-key', [...path, key], `duplicate key: this ${keyKind(k)} and the ${keyKind(prev)} key${line ? ` on line ${line}` : ''} both read as the key ${JSON.stringify(key)}; the later value wins`, {
+              file: this.file,
+              pos: k?.range ? this.pos(k.range[0]) : this.pos(node.range![0]),
+            }),
+          );
+        }
+        keyNodes.set(key, k);
         defineKey(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
       }
       // Merge keys: explicit keys win; earlier sources win over later ones (YAML merge spec).
@@ -368,6 +390,12 @@ class Walker {
 function defineKey(o: JsonObject, k: string, v: Json) {
   // defineProperty so a key named __proto__ is stored as data, not as the prototype.
   Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
+/** What a mapping key is written as: `1` a number, `"1"` a string, `yes` a boolean (YAML 1.1). */
+function keyKind(k: YNode | null): string {
+  const v = isScalar(k) ? k.value : null;
+  return v === null ? 'null' : typeof v;
 }
 
 function keyString(k: YNode | null): string | undefined {
