@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -1513,34 +1513,69 @@ export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Ar
  * by a rename, or one that does not exist yet, is followed too.
  */
 export function watchFiles(files: string[], onChange: () => void, quietMs = 25): { close(): void } {
-  const byDir = new Map<string, Set<string>>();
-  // A file given through a symbolic link is watched where the link is and where it leads (an edit
-  // of the target changes nothing in the link's directory).
-  const paths = files.flatMap((f) => {
-    try {
-      const real = realpathSync(f);
-      return real === f ? [f] : [f, real];
-    } catch {
-      return [f];
-    }
-  });
-  for (const f of paths) {
-    const d = dirname(f);
-    if (!byDir.has(d)) byDir.set(d, new Set());
-    byDir.get(d)!.add(basename(f));
-  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const fire = () => {
     clearTimeout(timer);
     timer = setTimeout(onChange, quietMs);
   };
-  const watchers = [...byDir].map(([d, names]) => watch(d, (_event, name) => (name === null || names.has(name.toString())) && fire()));
+  // Watched: each directory holding one of the names, with the names it holds there.
+  let byDir = new Map<string, Set<string>>();
+  const watchers = new Map<string, FSWatcher>();
+  // A file given through a symbolic link is watched where the link is, where each link on the way
+  // leads, and where it ends (an edit of the target changes nothing in the link's directory). The
+  // links are followed again at every event: a link pointed elsewhere (`ln -sfn prod.yml
+  // pigsty.yml`), or a file created as a link, is then watched where it now leads.
+  const refresh = () => {
+    const next = new Map<string, Set<string>>();
+    for (const f of files.flatMap(linkChain)) {
+      const d = dirname(f);
+      if (!next.has(d)) next.set(d, new Set());
+      next.get(d)!.add(basename(f));
+    }
+    for (const [d, w] of watchers) if (!next.has(d)) (w.close(), watchers.delete(d));
+    byDir = next;
+    for (const d of byDir.keys()) {
+      if (watchers.has(d)) continue;
+      try {
+        watchers.set(d, watch(d, (_event, name) => {
+          if (name !== null && !byDir.get(d)?.has(name.toString())) return;
+          refresh();
+          fire();
+        }));
+      } catch {
+        // (A directory a dangling link names: watched once it exists and the link is followed again.)
+      }
+    }
+  };
+  refresh();
   return {
     close() {
       clearTimeout(timer);
-      for (const w of watchers) w.close();
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
     },
   };
+}
+
+/** `f`, every path its symbolic links lead through (up to 40), and its real path when it has one. */
+function linkChain(f: string): string[] {
+  const out = [f];
+  let p = f;
+  for (let i = 0; i < 40; i++) {
+    try {
+      if (!lstatSync(p).isSymbolicLink()) break;
+      p = resolvePath(dirname(p), readlinkSync(p));
+      out.push(p);
+    } catch {
+      break;
+    }
+  }
+  try {
+    out.push(realpathSync(f));
+  } catch {
+    // dangling, or not there (yet)
+  }
+  return [...new Set(out)];
 }
 
 /** A fresh temp directory (under the system temp dir unless `parent` is given). */

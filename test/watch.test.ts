@@ -211,12 +211,14 @@ test('pigen build --watch --bundle: the bundle is read again when the file chang
   }
 });
 
-test('pigen build --watch through a symbolic link: an edit of the file it leads to is built', async () => {
+// The links are followed again at every event (a review found a re-pointed link's new target,
+// and a secrets file made a link during the watch, never watched: the output went stale).
+test('pigen build --watch through a symbolic link: an edit of the file it leads to is built, also once the link is pointed elsewhere, and a secrets file made a link', async () => {
   const dir = tmp('pigen-watch-link-');
-  mkdirSync(join(dir, 'real'));
-  mkdirSync(join(dir, 'work'));
+  for (const d of ['real', 'work', 'other', 'keys']) mkdirSync(join(dir, d));
   writeFileSync(join(dir, 'real', 'inv.yml'), fleet());
   symlinkSync('../real/inv.yml', join(dir, 'work', 'inv.yml'));
+  const port = () => readFileSync(join(dir, 'work', 'out', 'nodes', '10.10.20.3', 'rootfs', 'etc', 'default', 'node_exporter'), 'utf8').match(/:(9\d\d\d)\b/)?.[1];
   const w = watcher(['inv.yml', '-o', 'out'], join(dir, 'work'));
   try {
     assert.is((await w.next()).ok, true, w.stderr());
@@ -224,6 +226,30 @@ test('pigen build --watch through a symbolic link: an edit of the file it leads 
     const second = await w.next();
     assert.is(second.ok, true, w.stderr());
     assert.is(second.rendered, 2);
+    assert.is(port(), '9200');
+    // `ln -sfn ../other/inv.yml inv.yml`: a new link renamed over the old one.
+    writeFileSync(join(dir, 'other', 'inv.yml'), fleet({ 2: 'node_exporter_port: 9201' }));
+    symlinkSync('../other/inv.yml', join(dir, 'work', 'inv.new'));
+    renameSync(join(dir, 'work', 'inv.new'), join(dir, 'work', 'inv.yml'));
+    assert.is((await w.next(20_000)).ok, true, w.stderr());
+    assert.is(port(), '9201');
+    writeFileSync(join(dir, 'other', 'inv.yml'), fleet({ 2: 'node_exporter_port: 9202' }));
+    assert.is((await w.next(20_000)).ok, true, `an edit of the new target is built; ${w.stderr()}`);
+    assert.is(port(), '9202');
+    // A secrets file made beside the inventory as a link into another directory, then its target
+    // rotated there: each is built.
+    copyFileSync(join(dir, 'other', 'inv.yml'), join(dir, 'keys', 'inv.yml'));
+    const secrets = (...a: string[]) => spawnSync(process.execPath, cliArgs('secrets', ...a), { cwd: join(dir, 'keys'), encoding: 'utf8' });
+    assert.is(secrets('init', 'inv.yml').status, 0);
+    const ud = () => readFileSync(join(dir, 'work', 'out', 'nodes', '10.10.10.10', 'user-data'), 'utf8');
+    const before = ud();
+    symlinkSync('../keys/pigsty.secrets.yml', join(dir, 'work', 'pigsty.secrets.yml'));
+    assert.is((await w.next(20_000)).ok, true, w.stderr());
+    const withSecrets = ud();
+    assert.not.equal(withSecrets, before, 'the secrets are read');
+    assert.is(secrets('rotate', 'grafana_admin_password', 'inv.yml').status, 0);
+    assert.is((await w.next(20_000)).ok, true, `the link's target rotated is built; ${w.stderr()}`);
+    assert.not.equal(ud(), withSecrets, 'the rotated password is in the user-data');
   } finally {
     assert.is(await w.stop(), 0, w.stderr());
   }
