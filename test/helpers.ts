@@ -146,6 +146,8 @@ export function jsonLinesChild(argv: string[], opts: { cwd?: string; env?: NodeJ
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
     },
+    /** Sends `signal` (stop() then waits for the exit). */
+    kill: (signal: NodeJS.Signals) => void child.kill(signal),
     stderr: () => stderr,
   };
 }

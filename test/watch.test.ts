@@ -12,12 +12,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { jsonLinesChild, makeDeb, needTools, tmp } from './helpers.ts';
 import { cliArgs, loadForBuild, scan } from './tree.ts';
 import { compileAsync, compileMemo, samePlainData, type CompileMemo } from '../generator/compile.ts';
 import { GZIP_OPTIONS } from '../generator/emit/userdata.ts';
+import { stopRequests } from '../generator/cli/process.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
 import type { OutEntry } from '../generator/types.ts';
 
@@ -173,6 +176,37 @@ test('pigen build --watch: rebuilds on write and on replace, renders only what c
   } finally {
     assert.is(await w.stop(), 0, `SIGTERM ends it with exit 0; stderr:\n${w.stderr()}`);
   }
+});
+
+// The first SIGINT or SIGTERM lets a build under way finish (the process then exits 0); a second
+// one stops at once, 128 + its number, as a kill would (a build cut short leaves the last finished
+// build's output: determinism.test.ts kills builds at random moments).
+test('stop requests: the first winds down, a second forces', async () => {
+  const proc = new EventEmitter();
+  const forced: string[] = [];
+  let stopped = false;
+  void stopRequests(proc, (s) => forced.push(s)).then(() => (stopped = true));
+  proc.emit('SIGTERM');
+  await Promise.resolve();
+  assert.ok(stopped, 'the first resolves');
+  assert.equal(forced, []);
+  proc.emit('SIGINT');
+  assert.equal(forced, ['SIGINT'], 'a second forces');
+  proc.emit('SIGTERM');
+  assert.equal(forced, ['SIGINT', 'SIGTERM']);
+
+  const dir = tmp('pigen-watch-stop-');
+  writeFileSync(join(dir, 'pigsty.yml'), fleet());
+  const w = watcher(['pigsty.yml', '-o', 'out'], dir);
+  assert.is((await w.next()).ok, true, w.stderr());
+  // (Two signals of different kinds: two of one kind may arrive as one; the two may be handled in
+  // either order.)
+  w.kill('SIGINT');
+  w.kill('SIGTERM');
+  const code = await w.stop();
+  const forcedBy = /(SIGINT|SIGTERM) again: stopped at once/.exec(w.stderr())?.[1] as 'SIGINT' | 'SIGTERM' | undefined;
+  assert.ok(forcedBy, w.stderr());
+  assert.is(code, 128 + constants.signals[forcedBy!], w.stderr());
 });
 
 test('pigen build --watch --bundle: the bundle is read again when the file changes, and the output is a one-shot build\'s', async () => {

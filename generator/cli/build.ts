@@ -42,8 +42,9 @@ ${INVENTORY_HELP}
   --bundle FILE      the offline repo bundle the repo-serving node's image carries (its manifest
                      hash becomes part of that image's content hash, as with pigen bake --bundle)
   -w, --watch        stay running: build again whenever INVENTORY or the secrets file beside it
-                     changes, rendering only the nodes whose parameters changed (Ctrl-C stops;
-                     with --json, one JSON object per line per build)
+                     changes, rendering only the nodes whose parameters changed (Ctrl-C stops
+                     once a build under way is done, a second Ctrl-C at once; with --json, one
+                     JSON object per line per build)
 
 Also writes, per golden image, out/images/<image>.json (content, packages, content hash, nodes)
 and out/images/<image>.pkrvars.hcl (Packer variables for images/), and per node
@@ -203,7 +204,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
 
 /**
  * `--watch`: build, then build again whenever the inventory or the secrets file beside it changes,
- * until interrupted (SIGINT, SIGTERM: exit 0). Only the nodes whose plan changed are rendered and
+ * until interrupted (SIGINT, SIGTERM: exit 0 once a build under way is done; a second one exits
+ * at once: process.ts stopRequests). Only the nodes whose plan changed are rendered and
  * emitted again (CompileMemo); the output is written as by any build, atomically. A rebuild that
  * fails (bad inventory) prints its errors and leaves the output as it was.
  */

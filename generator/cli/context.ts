@@ -15,7 +15,8 @@ export interface CliContext {
   epoch: number;
   /**
    * For a command that runs until stopped (pigen build --watch): resolves when the user asks it to
-   * stop (SIGINT, SIGTERM), which then no longer kills the process. Absent: never stopped.
+   * stop (SIGINT, SIGTERM), which then no longer kills the process (a second request ends it at
+   * once: process.ts stopRequests). Absent: never stopped.
    */
   interrupted?: () => Promise<void>;
 }
