@@ -1053,10 +1053,17 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // Entries in the output its state does not know (added by hand): that state must not describe
   // the tree once it becomes the spare, which is then walked instead.
   // (Nor one missing some of its entries: deleted by hand, a directory with them.)
+  // (Nor, once walked, one with a file replaced by hand: a new inode under the same name, which
+  // changed its directory's mtime. Re-saved below with the directories' new mtimes, it would
+  // vouch for that file as the inode it recorded; made the spare, its entry would then match the
+  // live file's, and the hand-made file would come back with the next swap.)
   const liveStateComplete =
     live !== undefined &&
     (!walked ||
-      (existing.size === keysOf(live.entries).length && [...existing.keys()].every((k) => k in live.entries) && ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(keysOf(live.entries)))));
+      (existing.size === keysOf(live.entries).length &&
+        [...existing.keys()].every((k) => k in live.entries) &&
+        ((known) => liveDirs.every((d) => known.has(d)))(parentDirs(keysOf(live.entries))) &&
+        keysOf(live.entries).every((k) => (pre ? pre.valid(k) : validEntry(live.entries[k], dir, k) !== undefined))));
   // A complete state found by walking the tree (saved without directories, or with mtimes that no
   // longer hold: changed by hand, even if undone since) gets the directories' mtimes as they are
   // now: listed from it next time, and carried over when it becomes the spare.

@@ -664,6 +664,26 @@ test('hand damage is repaired, never followed: a deleted directory or manifest, 
   writeTree(a, t1, opts);
   same('after a linked spare node directory');
   assert.equal(readdirSync(victim).sort(), ['important.txt', 'sub']);
+  // Live files replaced by hand, each a new inode under its name (`sed -i`, same size; a link), in
+  // files t1 and t2 share: the build that walks the tree puts them back, and the generation that
+  // had them, the spare after it, must not vouch for them (a review found its state re-saved with
+  // the directories' new mtimes: the hand-made files came back with the build after).
+  settle();
+  const e2 = treeEntries(t2);
+  const shared = files(treeEntries(t1)).filter(([p, e]) => {
+    const o = e2.get(p);
+    return o?.kind === 'file' && o.data.equals(e.data);
+  });
+  const [edited, linked] = [shared[0]![0], shared[shared.length - 1]![0]];
+  const text = readFileSync(join(a, edited));
+  writeFileSync(join(a, edited + '.tmp'), Buffer.from(text.toString('latin1').replace(/[a-z]/, 'Z'), 'latin1'));
+  renameSync(join(a, edited + '.tmp'), join(a, edited));
+  rmSync(join(a, linked));
+  symlinkSync('/etc/passwd', join(a, linked));
+  for (const [i, t] of [t2, t1, t2, t1].entries()) {
+    writeTree(a, t, opts);
+    same(`build ${i + 1} after live files replaced by hand`, t);
+  }
   // State files swapped for directories (an internal error, then every build failed).
   for (const n of readdirSync(home).filter((x) => x.startsWith('state-'))) {
     rmSync(join(home, n));
