@@ -1,12 +1,14 @@
 // The CLI shell in-process: help for every command, --version, exit codes, colour rules, and the
-// internal-error banner.
+// internal-error banner; as a process, exit codes kept through a closed pipe.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMMANDS, main } from '../generator/cli/main.ts';
 import type { CliContext } from '../generator/cli/context.ts';
 import { tmp } from './helpers.ts';
+import { cliArgs } from './tree.ts';
 
 function ctx(opts: { tty?: boolean; env?: Record<string, string>; cwd?: string } = {}) {
   const out: string[] = [];
@@ -112,6 +114,37 @@ test('a bug exits 1 with an internal error banner', async () => {
   } finally {
     COMMANDS.pop();
   }
+});
+
+// A closed pipe (`pigen build ... 2>&1 | head -1`) drops what is written after, and the command
+// goes on to its own exit code. (A review found a failed build exiting 0 so: the closed pipe's
+// error ended the process before the build had its exit code.)
+test('through a closed pipe, the exit code is still the command\'s: a failed build 1, bad input 2, a good build 0', async () => {
+  const d = tmp('pigen-epipe-');
+  writeFileSync(join(d, 'pigsty.yml'), 'all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1 }\n  vars:\n    admin_ip: 10.10.10.10\n');
+  writeFileSync(join(d, 'bad.yml'), 'all:\n  vars: { admin_ip: nope, a: {b\n');
+  writeFileSync(join(d, 'file'), 'x');
+  // (From 100 nodes a build has a gzip thread, closed after its error is printed: the window in
+  // which the closed pipe's error came first.)
+  const hosts = Array.from({ length: 120 }, (_, i) => `        10.10.20.${i + 1}: { pg_seq: ${i + 1}, pg_role: ${i ? 'replica' : 'primary'} }`);
+  writeFileSync(join(d, 'fleet.yml'), `all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1 }\n    pg-test:\n      vars: { pg_cluster: pg-test }\n      hosts:\n${hosts.join('\n')}\n  vars:\n    admin_ip: 10.10.10.10\n`);
+  // Both pipes closed by the reader before the child writes a byte (its warnings then fail to go out).
+  const closedPipes = (args: string[]) =>
+    new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, cliArgs(...args), { cwd: d, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.on('exit', (code) => resolve(code));
+    });
+  const cases: [string[], number][] = [
+    [['build', 'pigsty.yml', '-o', 'file'], 1],
+    [['build', 'fleet.yml', '-o', 'file'], 1],
+    [['build', 'pigsty.yml', '-o', 'file', '--json'], 1],
+    [['validate', 'bad.yml'], 2],
+    [['validate', 'bad.yml', '--json'], 2],
+    [['build', 'pigsty.yml', '-o', 'out'], 0],
+  ];
+  for (const [args, code] of cases) assert.is(await closedPipes(args), code, args.join(' '));
 });
 
 test('--json output of validate is parseable and carries diagnostics with line and col', async () => {

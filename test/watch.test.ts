@@ -10,7 +10,7 @@
 //    without an inventory file it refuses (exit 2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
@@ -185,7 +185,8 @@ test('stop requests: the first winds down, a second forces', async () => {
   const proc = new EventEmitter();
   const forced: string[] = [];
   let stopped = false;
-  void stopRequests(proc, (s) => forced.push(s)).then(() => (stopped = true));
+  const requests = stopRequests(proc, (s) => forced.push(s));
+  void requests.stopped.then(() => (stopped = true));
   proc.emit('SIGTERM');
   await Promise.resolve();
   assert.ok(stopped, 'the first resolves');
@@ -194,6 +195,14 @@ test('stop requests: the first winds down, a second forces', async () => {
   assert.equal(forced, ['SIGINT'], 'a second forces');
   proc.emit('SIGTERM');
   assert.equal(forced, ['SIGINT', 'SIGTERM']);
+  requests.request();
+  assert.equal(forced, ['SIGINT', 'SIGTERM'], 'a request of its own never forces');
+  const own = stopRequests(new EventEmitter(), (s) => forced.push(s));
+  let ownStopped = false;
+  void own.stopped.then(() => (ownStopped = true));
+  own.request();
+  await Promise.resolve();
+  assert.ok(ownStopped, 'a request of its own (an output closed) is a first request');
 
   const dir = tmp('pigen-watch-stop-');
   writeFileSync(join(dir, 'pigsty.yml'), fleet());
@@ -207,6 +216,13 @@ test('stop requests: the first winds down, a second forces', async () => {
   const forcedBy = /(SIGINT|SIGTERM) again: stopped at once/.exec(w.stderr())?.[1] as 'SIGINT' | 'SIGTERM' | undefined;
   assert.ok(forcedBy, w.stderr());
   assert.is(code, 128 + constants.signals[forcedBy!], w.stderr());
+
+  // Its output closed (`pigen build --watch --json | head -1`): it stops as on a first Ctrl-C.
+  const child = spawn(process.execPath, cliArgs('build', '--watch', '--json', 'pigsty.yml', '-o', 'out'), { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout.destroy();
+  const exit = await Promise.race([new Promise<number | null>((r) => child.on('exit', r)), new Promise<string>((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+  if (exit !== 0) child.kill('SIGKILL');
+  assert.is(exit, 0);
 });
 
 test('pigen build --watch --bundle: the bundle is read again when the file changes, and the output is a one-shot build\'s', async () => {

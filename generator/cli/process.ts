@@ -10,13 +10,20 @@ const { signals } = constants;
 export { main };
 
 export async function runProcess(): Promise<void> {
-  // A closed pipe (`pigen validate | head`) ends the output quietly, as for any Unix tool.
+  // A closed pipe (`pigen validate | head`) ends that output quietly, as for any Unix tool: what
+  // is written to it after is dropped, and the command goes on to its own exit code (a failed
+  // build still exits 1 through `| head`; a --watch stops as on Ctrl-C).
+  const closed = new Set<NodeJS.WriteStream>();
+  let stop: ReturnType<typeof stopRequests> | undefined;
   for (const s of [process.stdout, process.stderr]) {
     s.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw e;
+      // (And a write that raced the close: the stream destroyed already.)
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+      closed.add(s);
+      stop?.request();
     });
   }
+  const writeTo = (s: NodeJS.WriteStream) => (text: string) => void (closed.has(s) || s.destroyed || s.write(text));
 
   // The AWS SDK (pigen bake --target aws) warns on every run that Node 20 support ends in 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -26,32 +33,38 @@ export async function runProcess(): Promise<void> {
   process.exitCode = await main(process.argv.slice(2), {
     cwd: process.cwd(),
     env: process.env,
-    stdout: { write: (s) => void process.stdout.write(s), isTTY: process.stdout.isTTY === true },
-    stderr: { write: (s) => void process.stderr.write(s), isTTY: process.stderr.isTTY === true },
+    stdout: { write: writeTo(process.stdout), isTTY: process.stdout.isTTY === true },
+    stderr: { write: writeTo(process.stderr), isTTY: process.stderr.isTTY === true },
     epoch,
-    interrupted: () => stopRequests(process, (sig) => {
-      process.stderr.write(`pigen: ${sig} again: stopped at once (the output is what the last finished build left)\n`);
-      process.exit(128 + (signals[sig as keyof typeof signals] ?? 0));
-    }),
+    interrupted: () => {
+      stop = stopRequests(process, (sig) => {
+        writeTo(process.stderr)(`pigen: ${sig} again: stopped at once (the output is what the last finished build left)\n`);
+        process.exit(128 + (signals[sig as keyof typeof signals] ?? 0));
+      });
+      if (closed.size) stop.request();
+      return stop.stopped;
+    },
   });
   // The command is done (main awaits all its work): exit now, once what it printed is out,
   // rather than wait while Node stops the worker threads and frees the heap (~40 ms after a
   // 1,000-node build, which a script running pigen waits for too).
-  for (const s of [process.stdout, process.stderr]) if (s.writableLength > 0) await new Promise<void>((resolve) => s.once('drain', resolve).once('error', resolve).once('close', resolve));
+  for (const s of [process.stdout, process.stderr]) if (!closed.has(s) && !s.destroyed && s.writableLength > 0) await new Promise<void>((resolve) => s.once('drain', resolve).once('error', resolve).once('close', resolve));
   process.exit(process.exitCode);
 }
 
 /**
- * For a command that runs until stopped (pigen build --watch): resolves at the first SIGINT or
- * SIGTERM, and the command winds down (a build under way is finished); a second one calls `force`
- * (the CLI exits at once, 128 + the signal's number, as a kill would leave things: a build's output
- * is written so that one cut short leaves the last finished build's).
+ * For a command that runs until stopped (pigen build --watch): `stopped` resolves at the first
+ * SIGINT or SIGTERM (or request()), and the command winds down (a build under way is finished);
+ * a second signal calls `force` (the CLI exits at once, 128 + the signal's number, as a kill would
+ * leave things: a build's output is written so that one cut short leaves the last finished one).
  */
-export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM']): Promise<void> {
+export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM']): { stopped: Promise<void>; request(): void } {
   // (One listener per signal for good: one removed and another added lost a signal that came
   // with the first.)
   let requests = 0;
-  return new Promise<void>((resolve) => {
-    for (const n of names) proc.on(n, () => (requests++ === 0 ? resolve() : force(n)));
-  });
+  let resolve!: () => void;
+  const stopped = new Promise<void>((r) => (resolve = r));
+  for (const n of names) proc.on(n, () => (requests++ === 0 ? resolve() : force(n)));
+  // (A request of the program's own, an output closed: a first request, never a forcing one.)
+  return { stopped, request: () => void (requests++ === 0 && resolve()) };
 }
