@@ -322,7 +322,6 @@ class Walker {
     if (isMap(node)) {
       const out: JsonObject = {};
       const merges: YNode[] = [];
-      const keyNodes = new Map<string, YNode | null>();
       for (const pair of node.items) {
         const k = pair.key as YNode | null;
         if (isScalar(k) && typeof k.value === 'symbol') {
@@ -340,8 +339,9 @@ class Walker {
           continue;
         }
         if (key.includes('\0')) this.nulKey = true;
-        const prev = keyNodes.get(key);
-        // (yaml reports keys of equal values itself: DUPLICATE_KEY.)
+        // (The earlier key looked up only when there is one. yaml reports keys of equal values
+        // itself: DUPLICATE_KEY.)
+        const prev = Object.prototype.hasOwnProperty.call(out, key) ? (node.items.find((p) => p !== pair && keyString(p.key as YNode | null) === key)?.key as YNode | null | undefined) : undefined;
         if (prev !== undefined && !(prev === null ? k === null : k !== null && isScalar(prev) && isScalar(k) && prev.value === k.value)) {
           const line = prev?.range ? this.pos(prev.range[0]).line : undefined;
           this.duplicates.push(
@@ -351,7 +351,6 @@ class Walker {
             }),
           );
         }
-        keyNodes.set(key, k);
         defineKey(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
       }
       // Merge keys: explicit keys win; earlier sources win over later ones (YAML merge spec).
