@@ -1413,7 +1413,14 @@ export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[]
   for (const name of readdirSync(dir).sort()) {
     if (name.startsWith('.')) continue;
     const path = join(dir, name);
-    const st = statSync(path);
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      // (A dangling link, or one that cannot be followed.)
+      skipped.push(name);
+      continue;
+    }
     if (st.isFile()) files.push({ name, path, size: st.size });
     else skipped.push(name);
   }
@@ -1454,10 +1461,48 @@ export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGener
 }
 
 /**
+ * Where an output file given as `path` is written: through its symbolic links (a link is kept, its
+ * target replaced), or why it cannot be: something there that is not a regular file (a device such
+ * as /dev/null, a FIFO, a socket, a directory), or a file where a directory on its path should be.
+ */
+export function outputFileTarget(path: string): { path: string } | { error: string } {
+  let p = resolvePath(path);
+  for (let i = 0; ; i++) {
+    const st = lstatOr(p);
+    if (!st?.isSymbolicLink()) break;
+    if (i === 40) return { error: 'too many levels of symbolic links' };
+    p = resolvePath(dirname(p), readlinkSync(p));
+  }
+  const st = lstatOr(p);
+  if (st && !st.isFile()) {
+    const kind = st.isDirectory() ? 'a directory' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'not a regular file';
+    return { error: `${p === resolvePath(path) ? '' : `it leads to ${p}, which `}is ${kind}, not a regular file it may replace` };
+  }
+  for (let d = dirname(p); ; d = dirname(d)) {
+    const s = (() => {
+      try {
+        return statSync(d);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (s) {
+      if (!s.isDirectory()) return { error: `${d} is not a directory` };
+      break;
+    }
+    if (dirname(d) === d) break;
+  }
+  return { path: p };
+}
+
+/**
  * An output file written through a temp file beside it (`.<name>.tmp-<pid>`) and renamed into
  * place by commit(), after an fsync; abort() removes the temp file. Writes wait for drain.
  */
 export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): void; tmpPath: string }> {
+  // (The last guard: only a regular file is ever replaced.)
+  const st = lstatOr(target);
+  if (st && !st.isFile()) throw Object.assign(new Error(`${target} is not a regular file`), { code: 'ENOTREG' });
   mkdirs(dirname(target));
   removeStaleTemps(target);
   const tmpPath = tempBeside(target);

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { extract as tarExtract, pack as tarPack, type Header } from 'tar-stream';
@@ -452,6 +452,56 @@ test('CLI: usage errors and clear failures', async () => {
   assert.is(noFile.code, 2);
 });
 
+// -o names a file pigen may replace, or a directory (DIR/ made when missing); --from's dangling
+// links are skipped; two files of one package, version and architecture are refused. (A review
+// found -o /dev/null replaced by a regular file, a stack trace for -o FILE/x.tgz or a dangling
+// link in --from, and twins bundled silently.)
+test('CLI: -o a FIFO, a link, under a file, DIR/; --from with a dangling link or two files of one package', async () => {
+  if (!HAVE_DPKG) return;
+  const d = tmp('pigen-bundle-out-');
+  const bundle = (...a: string[]) => cli(['bundle', '--from', debs, '--quiet', ...a]);
+  spawnSync('mkfifo', [join(d, 'fifo.tgz')]);
+  const fifo = await bundle('-o', join(d, 'fifo.tgz'));
+  assert.is(fifo.code, 2, fifo.err);
+  assert.match(fifo.err, /fifo\.tgz: is a FIFO, not a regular file it may replace/);
+  assert.ok(lstatSync(join(d, 'fifo.tgz')).isFIFO(), 'left as it was');
+  writeFileSync(join(d, 'target.tgz'), 'old');
+  symlinkSync('target.tgz', join(d, 'link.tgz'));
+  const link = await bundle('-o', join(d, 'link.tgz'));
+  assert.is(link.code, 0, link.err);
+  assert.ok(lstatSync(join(d, 'link.tgz')).isSymbolicLink(), 'the link stays a link');
+  assert.is((await cli(['bundle', 'verify', join(d, 'target.tgz')])).code, 0, 'its target is the bundle');
+  writeFileSync(join(d, 'afile'), 'x');
+  const under = await bundle('-o', join(d, 'afile', 'x.tgz'));
+  assert.is(under.code, 2, under.err);
+  assert.match(under.err, /afile is not a directory/);
+  assert.not.match(under.err, /internal error|at /);
+  const slash = await bundle('-o', join(d, 'newdir') + '/');
+  assert.is(slash.code, 0, slash.err);
+  assert.match(readdirSync(join(d, 'newdir')).join(','), /^pigsty-pkg-.*\.tgz$/);
+  // --from: a dangling link is skipped with a note.
+  const from = join(d, 'from');
+  mkdirSync(from);
+  for (const n of readdirSync(debs)) writeFileSync(join(from, n), readFileSync(join(debs, n)));
+  symlinkSync('/nonexistent', join(from, 'dangling.deb'));
+  const dangling = await cli(['bundle', '--from', from, '--quiet', '-o', join(d, 'dangling.tgz')]);
+  assert.is(dangling.code, 0, dangling.err);
+  assert.match(dangling.err, /skipping non-files in .*: dangling\.deb/);
+  // Two files of one package, version and architecture: the same bytes, or not.
+  rmSync(join(from, 'dangling.deb'));
+  writeFileSync(join(from, 'pigen-xz_1.0-1_all.copy.deb'), readFileSync(join(debs, 'pigen-xz_1.0-1_all.deb')));
+  const same = await cli(['bundle', '--from', from, '--quiet', '-o', join(d, 'twins.tgz')]);
+  assert.is(same.code, 1, same.err);
+  assert.match(same.err, /pigen-xz_1\.0-1_all\.copy\.deb and pigen-xz_1\.0-1_all\.deb are both pigen-xz 1\.0-1 all \(the same bytes\); keep one of them/);
+  rmSync(join(from, 'pigen-xz_1.0-1_all.copy.deb'));
+  const other = tmp('pigen-bundle-other-');
+  writeFileSync(join(from, 'pigen-xz_1.0-1_all.rebuilt.deb'), readFileSync(makeDeb(other, 'pigen-xz', 'gzip')));
+  const differ = await cli(['bundle', '--from', from, '--quiet', '-o', join(d, 'twins.tgz')]);
+  assert.is(differ.code, 1, differ.err);
+  assert.match(differ.err, /are both pigen-xz 1\.0-1 all, with different bytes: apt would install either/);
+  assert.not.ok(existsSync(join(d, 'twins.tgz')));
+});
+
 test('CLI: --packages resolves repo_packages + repo_extra_packages through the alias table', async () => {
   const inv = join(tmp('pigen-inv-'), 'pigsty.yml');
   writeFileSync(inv, 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    pg_version: 17\n    repo_packages: [node-package1, "htop, jq"]\n');
@@ -513,7 +563,7 @@ function readMarker(tar: Buffer): string {
  * are recomputed (manifest.sha256 itself may be edited too), so the marker and every checksum
  * hold and only what the edit broke is wrong.
  */
-async function repack(tar: Buffer, edit: Record<string, (text: string) => string>, reseal: boolean): Promise<Buffer> {
+async function repack(tar: Buffer, edit: Record<string, (text: string) => string>, reseal: boolean, mutate?: (entries: { header: Header; data: Buffer }[]) => void): Promise<Buffer> {
   const entries: { header: Header; data: Buffer }[] = [];
   const ex = tarExtract();
   const read = (async () => {
@@ -538,6 +588,7 @@ async function repack(tar: Buffer, edit: Record<string, (text: string) => string
     );
     byName('repo_complete').data = Buffer.from(sha(sums.data) + '\n');
   }
+  mutate?.(entries);
   const p = tarPack();
   const out: Buffer[] = [];
   const collect = (async () => {
@@ -617,6 +668,33 @@ test('verify and installer: corruption inside a valid gzip/tar is named; no repo
   assert.is.not(r3.code, 0);
   assert.match(r3.out, /checksum mismatch/);
   assert.not.ok(existsSync(join(r3.www, 'pigsty/repo_complete')));
+});
+
+// What tar -x as root applies, and what gunzip ignores, are pigen's too: modes, owners, the
+// directories it makes, the gzip header (a review found each of these accepted).
+test('verify: modes, owners, directories and the gzip header are those pigen writes', async () => {
+  if (!HAVE_DPKG) return;
+  const tar = Buffer.from(gunzipSync(await bundleBytes(0)));
+  const verify = (gz: Buffer) => verifyBundle((async function* () { yield gz; })());
+  assert.ok((await verify(gzipSync(tar))).ok, 'the bundle repacked as it is');
+  type Entries = { header: Header; data: Buffer }[];
+  const cases: [string, (es: Entries) => void, RegExp][] = [
+    ['a setuid mode', (es) => void (es[1]!.header.mode = 0o4777), /has mode 4777, not 644/],
+    ['an owner', (es) => void (es[1]!.header.uid = 1234), /is owned by 1234:0, not root/],
+    ['a directory mode', (es) => void (es[0]!.header.mode = 0o777), /directory pigsty\/ has mode 777/],
+    ['an extra directory', (es) => void es.splice(1, 0, { header: { ...es[0]!.header, name: 'pigsty/junk/' }, data: Buffer.alloc(0) }), /directory pigsty\/junk\/? is not one pigen makes/],
+    ['the top directory twice', (es) => void es.splice(1, 0, { header: { ...es[0]!.header }, data: Buffer.alloc(0) }), /appears twice/],
+  ];
+  for (const [why, mutate, re] of cases) {
+    const r = await verify(gzipSync(await repack(tar, {}, false, mutate)));
+    assert.not.ok(r.ok, why);
+    assert.match(r.error!, re, why);
+  }
+  const timed = gzipSync(tar);
+  timed.writeUInt32LE(1_700_000_000, 4);
+  const t = await verify(timed);
+  assert.not.ok(t.ok, 'a gzip header with a time');
+  assert.match(t.error!, /gzip header is not pigen's/);
 });
 
 test('verify and installer: sizes are checked against manifest.size (resealed bundles: marker and checksums hold); no repo_complete', async () => {

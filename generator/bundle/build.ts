@@ -171,12 +171,20 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
       const data = ar.kept.get(member.name);
       if (!data) throw new Error(`control member too large (${member.size} bytes)`);
       const fields = parseControl(await controlFromTar(await decompress(controlMember(member.name)!, data)));
+      // (Two files of one package, version and architecture: apt would take either.)
+      const id = `${get(fields, 'Package')} ${get(fields, 'Version')} ${get(fields, 'Architecture')}`;
+      const twin = seen.get(id);
+      if (twin) duplicate = `${twin.name} and ${f.name} are both ${id}${twin.sha256 === sums.sha256 ? ' (the same bytes)' : ', with different bytes: apt would install either'}; keep one of them`;
+      else seen.set(id, { name: f.name, sha256: sums.sha256 });
       stanzas.push({ name: f.name, stanza: packagesStanza(fields, f.name, sums), arch: get(fields, 'Architecture')! });
     } catch (e) {
       throw new BundleError(`${f.name}: ${(e as Error).message}`);
     }
+    if (duplicate) throw new BundleError(duplicate);
   };
   const stanzas: { name: string; stanza: string; arch: string }[] = [];
+  const seen = new Map<string, { name: string; sha256: string }>();
+  let duplicate: string | undefined;
 
   // The consumer: tar bytes → parallel gzip → sink.
   const consume = (async () => {

@@ -1,7 +1,8 @@
 // `pigen bundle verify`: reads a bundle as a stream (multi-member gzip → tar) and checks, in this
 // order, reporting the first problem found:
 //  1. structure: every entry under the single top directory `pigsty/`, no absolute or `..` paths,
-//     only regular files and directories, no duplicates, `repo_complete` the last entry;
+//     only regular files and the directories pigen makes, with its modes (644, 755) and owner
+//     (0:0), no duplicates, `repo_complete` the last entry; the gzip header pigen writes;
 //  2. `repo_complete` equals sha256(manifest.sha256);
 //  3. every manifest.sha256 line matches its file, and every file is in it (manifest.size too);
 //  4. every manifest.size line matches its file's size, and it lists exactly the files of
@@ -36,6 +37,7 @@ const KEEP_LIMIT = 512 << 20;
 
 export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<VerifyResult> {
   const files = new Map<string, { size: number; sha256: string }>();
+  const dirs = new Set<string>();
   const kept = new Map<string, Uint8Array>();
   const order: string[] = [];
   let bytes = 0;
@@ -46,7 +48,22 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
 
   const gunzip = createGunzip();
   const ex = extract();
-  const src = Readable.from(input);
+  // (The gzip header as pigen writes it: deflate, no flags (no name, comment or extra field), no
+  // mtime; what gunzip ignores.)
+  let header: string | undefined;
+  async function* headerChecked(): AsyncGenerator<Uint8Array> {
+    let head = Buffer.alloc(0);
+    for await (const c of input) {
+      if (head.length < 10) {
+        head = Buffer.concat([head, c]);
+        if (head.length >= 10 && !(head[0] === 0x1f && head[1] === 0x8b && head[2] === 8 && head[3] === 0 && head.readUInt32LE(4) === 0)) {
+          header = `its gzip header is not pigen's (${head.subarray(0, 10).toString('hex')}: a name, a comment, flags or a time set)`;
+        }
+      }
+      yield c;
+    }
+  }
+  const src = Readable.from(headerChecked());
   src.on('error', (e) => gunzip.destroy(e));
   src.pipe(gunzip);
   gunzip.on('error', (e) => ex.destroy(e));
@@ -65,7 +82,15 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
       const rel = name.slice(TOP.length + 1).replace(/\/$/, '');
       if (name.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.')) fail(`entry ${name} has an unsafe path`);
       if (h.type !== 'file' && h.type !== 'directory') fail(`entry ${name} is a ${h.type}, not a regular file or directory`);
-      if (files.has(rel)) fail(`entry ${name} appears twice`);
+      if (files.has(rel) || dirs.has(rel)) fail(`entry ${name} appears twice`);
+      // (Owners and modes as pigen writes them: tar -x as root applies them.)
+      const mode = (h.mode ?? 0) & 0o7777;
+      if (h.type === 'directory' && mode !== 0o755) fail(`directory ${name} has mode ${mode.toString(8)}, not 755`);
+      if (h.type === 'file' && mode !== 0o644) fail(`entry ${name} has mode ${mode.toString(8)}, not 644`);
+      if (h.uid !== 0 || h.gid !== 0) fail(`entry ${name} is owned by ${h.uid}:${h.gid}, not root (0:0)`);
+      // (The directories pigen makes: the top one, and repodata/ of an rpm repo.)
+      if (h.type === 'directory' && rel !== '' && rel !== 'repodata') fail(`directory ${name} is not one pigen makes`);
+      if (h.type === 'directory') dirs.add(rel);
       if (files.has('repo_complete')) fail(`entry ${name} follows repo_complete, which must be the last entry`);
       if (structural || h.type === 'directory') {
         entry.resume();
@@ -87,7 +112,7 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
   } catch (e) {
     const last = order[order.length - 1];
     const msg = (e as Error).message;
-    return done(`truncated or corrupt bundle: ${msg}${last ? ` (at or after entry ${last})` : ' (no tar entry could be read)'}`, 1);
+    return done(`truncated or corrupt bundle: ${msg}${last ? ` (at or after entry ${last})` : ''}`, 1);
   }
 
   const result = (problems: string[]) => done(problems[0], problems.length);
@@ -103,6 +128,7 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
     };
   }
   if (structural) return done(structural, 1);
+  if (header) return done(header, 1);
   if (order.length === 0) return done('empty archive: no entries', 1);
 
   const problems: string[] = [];

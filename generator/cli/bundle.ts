@@ -8,7 +8,7 @@ import { buildBundle, BundleError, GENERATED, type BundleInput } from '../bundle
 import { bundledExtra, bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
 import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
-import { atomicFileSink, ensurePaths, fileSizeOf, findProgram, isDirectory, listDirFiles, makeTempDir, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
+import { atomicFileSink, ensurePaths, fileSizeOf, findProgram, isDirectory, listDirFiles, makeTempDir, outputFileTarget, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -104,8 +104,17 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       ctx.stderr.write(`pigen: warning: os_profile ${facts.os.code} uses ${facts.os.family} packages, but ${values.from} holds ${debs.length ? '.deb' : '.rpm'} files\n`);
     }
 
-    let out = typeof values.out === 'string' ? abs(ctx, values.out) : join(ctx.cwd, facts.defaultName);
-    if (isDirectory(out)) out = join(out, facts.defaultName);
+    // -o DIR (or DIR/, made when missing): the default name in it. A link is written through.
+    const rawOut = typeof values.out === 'string' ? values.out : undefined;
+    let out = rawOut !== undefined ? abs(ctx, rawOut) : join(ctx.cwd, facts.defaultName);
+    let shown = rawOut ?? facts.defaultName;
+    if (rawOut !== undefined && (rawOut.endsWith('/') || isDirectory(out))) (out = join(out, facts.defaultName)), (shown = join(rawOut, facts.defaultName));
+    const target = outputFileTarget(out);
+    if ('error' in target) {
+      ctx.stderr.write(`pigen: cannot write ${shown}: ${target.error}\n`);
+      return 2;
+    }
+    out = target.path;
 
     // zlib's async gzip runs on libuv's threadpool (4 threads unless told before first use).
     if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(Math.max(4, Math.min(jobs, 128)));
@@ -123,7 +132,15 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
         repodata = made.files;
       }
       const payload: BundleInput[] = payloadFiles.map((f) => ({ name: f.name, size: f.size, read: () => readFileChunks(f.path) }));
-      const sink = await atomicFileSink(out);
+      let sink: Awaited<ReturnType<typeof atomicFileSink>>;
+      try {
+        sink = await atomicFileSink(out);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (!err.code) throw e;
+        ctx.stderr.write(`pigen: cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : err.message}\n`);
+        return 1;
+      }
       const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr);
       const t0 = performance.now();
       let res;
@@ -146,8 +163,6 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       }
       reporter?.done();
       const secs = (performance.now() - t0) / 1000;
-      // (The file written: -o DIR names a directory, the bundle goes in it under the default name.)
-      const shown = typeof values.out === 'string' ? (out === abs(ctx, values.out) ? values.out : join(values.out, facts.defaultName)) : facts.defaultName;
       if (values.json) {
         ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, notBundled: left.map((f) => f.name), seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
       } else {
