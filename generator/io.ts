@@ -1376,7 +1376,10 @@ function removeStaleTemps(target: string): void {
 
 /** Writes one file atomically: a temp file beside it, then rename. */
 export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cwd = process.cwd()): void {
-  const target = resolvePath(cwd, path);
+  // (Through a link, which stays; never over what is not a regular file: a device, a FIFO.)
+  const t = outputFileTarget(resolvePath(cwd, path));
+  if ('error' in t) throw Object.assign(new Error(t.error), { code: 'ENOTREG' });
+  const target = t.path;
   const tmpPath = tempBeside(target);
   try {
     writeFileSync(tmpPath, data, { mode, flag: 'wx' });

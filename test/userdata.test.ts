@@ -2,7 +2,8 @@
 // files, MIME with a deterministic boundary, and the manifest's per-target sizes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'yaml';
@@ -85,6 +86,17 @@ test('-o FILE writes 0600 (with --json too); -o DIR or a missing directory: exit
   }
   assert.equal(readdirSync(d).sort(), ['sub', 'ud.yml'], 'no temp file left beside');
   assert.equal(readdirSync(join(d, 'sub')), []);
+  // A FIFO (or a device: /dev/null) is never replaced; a link is written through and stays.
+  spawnSync('mkfifo', [join(d, 'fifo')]);
+  const fifo = cli(['userdata', ip, '-o', 'fifo'], d);
+  assert.is(fifo.code, 2, fifo.stderr);
+  assert.match(fifo.stderr, /cannot write fifo: is a FIFO, not a regular file it may replace; give a file path/);
+  assert.ok(lstatSync(join(d, 'fifo')).isFIFO());
+  symlinkSync('ud.yml', join(d, 'link.yml'));
+  assert.is(cli(['userdata', ip, '-o', 'link.yml'], d).code, 0);
+  assert.ok(lstatSync(join(d, 'link.yml')).isSymbolicLink(), 'the link stays');
+  rmSync(join(d, 'fifo'));
+  rmSync(join(d, 'link.yml'));
   const unknown = cli(['userdata', '10.9.9.9', '--json'], d);
   assert.is(unknown.code, 2);
   assert.match((JSON.parse(unknown.stdout) as { error: string }).error, /no node '10\.9\.9\.9'/);

@@ -89,8 +89,9 @@ ${INVENTORY_HELP}
         writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        const usage = code === 'EISDIR' || code === 'ENOTDIR' || code === 'ENOENT';
-        return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${code === 'EISDIR' ? 'it is a directory' : 'its directory does not exist'}; give a file path` : (e as Error).message}`);
+        const usage = code === 'EISDIR' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'ENOTREG';
+        const why = code === 'ENOTREG' ? (e as Error).message : code === 'EISDIR' ? 'it is a directory' : 'its directory does not exist';
+        return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${why}; give a file path` : (e as Error).message}`);
       }
       json({ ok: true, ...result });
     } else if (values.json) {
