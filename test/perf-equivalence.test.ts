@@ -22,7 +22,8 @@ import type { OutTree } from '../generator/types.ts';
 import { ROOT, SHARED } from './helpers.ts';
 import { compileInventory, loadForBuild, type BuildInput } from './tree.ts';
 
-const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
+// (YAML 1.1, as the cloud-config writers use it: cloud-init reads user-data with PyYAML.)
+const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal', version: '1.1' } as const;
 const bytes = (s: string) => Buffer.byteLength(s);
 
 const inputs: [string, BuildInput][] = [

@@ -102,6 +102,37 @@ test('-o FILE writes 0600 (with --json too); -o DIR or a missing directory: exit
   assert.match((JSON.parse(unknown.stdout) as { error: string }).error, /no node '10\.9\.9\.9'/);
 });
 
+// cloud-init reads user-data with PyYAML, YAML 1.1: a string such as `no`, `0755`, `1_000`,
+// `1:20` or `2001-12-14` must be quoted there, where YAML 1.2 leaves it plain (a review found
+// `hostname: no` read as False, failing cloud-init's schema, and meta-data's `local-hostname:
+// 0755` read as 493); a lone `=` or `<<` (a value or merge key in 1.1) is rejected.
+test('values YAML 1.1 would read as booleans, numbers or dates are quoted in user-data and meta-data; a lone = or << is rejected', () => {
+  const d = tmp('pigen-yaml11-');
+  const inv = (web: string) =>
+    `all:\n  vars:\n    admin_ip: 10.10.10.10\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1 }\n    web:\n      hosts:\n${web}`;
+  writeFileSync(
+    join(d, 'pigsty.yml'),
+    inv('        10.10.10.12: { nodename: "no" }\n        10.10.10.13: { nodename: "0755", node_packages: [ "on", "Yes", "1_000", "1:20", "0b101" ] }\n        10.10.10.14: { nodename: "2001-12-14", node_admin_username: "off" }\n'),
+  );
+  const r = cli(['build', '-o', 'out'], d);
+  assert.is(r.code, 0, r.stderr);
+  const read = (ipx: string, f: string) => parse(readFileSync(join(d, 'out', 'nodes', ipx, f), 'utf8'), { version: '1.1' }) as Record<string, unknown>;
+  for (const [ipx, name] of [['10.10.10.12', 'no'], ['10.10.10.13', '0755'], ['10.10.10.14', '2001-12-14']] as const) {
+    for (const f of ['user-data', 'user-data.baked']) assert.is(read(ipx, f).hostname, name, `${ipx} ${f}`);
+    assert.is(read(ipx, 'meta-data')['local-hostname'], name, `${ipx} meta-data`);
+  }
+  const pkgs = read('10.10.10.13', 'user-data').packages as unknown[];
+  for (const p of ['on', 'Yes', '1_000', '1:20', '0b101']) assert.ok(pkgs.includes(p), `package ${p} stays a string: ${JSON.stringify(pkgs)}`);
+  assert.ok((read('10.10.10.14', 'user-data').users as unknown[]).some((u) => (u as { name?: unknown }).name === 'off'), 'user off');
+  writeFileSync(join(d, 'bad.yml'), inv('        10.10.10.12: { node_packages: [ "=", "<<" ] }\n'));
+  const bad = cli(['validate', 'bad.yml'], d);
+  assert.is(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /node_packages\[0\]: `=` alone cannot be a value pigen writes/);
+  assert.match(bad.stderr, /error\[[a-z-]+\]: [^\n]*node_packages\[1\]: /, 'rejected too (as a package name, here)');
+  writeFileSync(join(d, 'bad2.yml'), inv('        10.10.10.12: { node_admin_username: "<<" }\n'));
+  assert.match(cli(['validate', 'bad2.yml'], d).stderr, /node_admin_username: [^\n]*(`<<` alone cannot be a value pigen writes|contains)/);
+});
+
 test('every encoded form decodes (gunzip, base64) back to the same cloud-config', () => {
   for (const e of ['plain', 'gzip', 'base64', 'gzip+base64'] as const) {
     const { bytes } = encodeUserData(text, e);

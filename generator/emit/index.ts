@@ -3,7 +3,8 @@
 
 import { sha256 } from '../util/hash.js';
 import type { OutEntry, OutTree, RenderedNode } from '../types.js';
-import { byCodeUnit } from '../util/text.js';
+import { byCodeUnit, isPlainYaml11String } from '../util/text.js';
+import { stringify } from 'yaml';
 import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal, rememberGzipLength } from './cloud-config.js';
 import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages, type ImageSpec } from './images.js';
@@ -240,7 +241,9 @@ function emitNode(
   const udSha = sha256(ud);
   entries.push({ path: `${base}/user-data`, data: ud, mode: 0o600, sha256: udSha });
   const instanceId = `pigen-${n.nodename}-${udSha.slice(0, 12)}`;
-  const meta = enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${n.hostname ?? n.nodename}\n`);
+  // (A hostname YAML 1.1 would read as a boolean, number or date (`no`, `0755`): quoted.)
+  const host = n.hostname ?? n.nodename;
+  const meta = enc.encode(`instance-id: ${instanceId}\nlocal-hostname: ${isPlainYaml11String(host) ? host : stringify(host, { version: '1.1' }).trimEnd()}\n`);
   entries.push({ path: `${base}/meta-data`, data: meta, mode: 0o644, sha256: sha256(meta) });
   const record = {
     cluster: n.cluster,

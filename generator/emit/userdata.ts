@@ -34,7 +34,8 @@ const enc = new TextEncoder();
 export const GZIP_OPTIONS = { level: 9 } as const;
 export const gzip = (b: Uint8Array) => new Uint8Array(gzipSync(b, GZIP_OPTIONS));
 
-const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal' } as const;
+// (YAML 1.1, as cloud-init reads it: see emit/cloud-config.ts.)
+const YAML_OPTS = { lineWidth: 0, indent: 2, blockQuote: 'literal', version: '1.1' } as const;
 
 /** Contents of at least this many bytes are gzip+base64-encoded in the files-gz+b64 form. */
 export const FILES_GZ_MIN = 512;
@@ -59,7 +60,7 @@ function splitHeader(text: string): { header: string; body: string } {
 
 /** The body with its large write_files contents gzip+base64-encoded (YAML parse, edit, stringify). */
 function encodeFilesBody(body: string): string {
-  const doc = parseDocument(body);
+  const doc = parseDocument(body, { version: '1.1' });
   const wf = doc.get('write_files');
   if (isSeq(wf)) {
     for (const item of wf.items) {
@@ -148,7 +149,7 @@ export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (
 /** The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first. */
 export function largestContributors(text: string, n = 5): { path: string; bytes: number }[] {
   const body = text.replace(/^(#.*\n)+/, '');
-  const data = parseDocument(body).toJS() as { write_files?: { path: string; content?: string }[]; ntp?: { config?: { confpath?: string; template?: string } } };
+  const data = parseDocument(body, { version: '1.1' }).toJS() as { write_files?: { path: string; content?: string }[]; ntp?: { config?: { confpath?: string; template?: string } } };
   const list = (data.write_files ?? []).map((f) => ({ path: f.path, bytes: enc.encode(f.content ?? '').length }));
   if (data.ntp?.config?.template) list.push({ path: data.ntp.config.confpath ?? 'ntp', bytes: enc.encode(data.ntp.config.template).length });
   return list.sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1)).slice(0, n);
@@ -163,10 +164,10 @@ export function toMime(text: string): string {
   const lines = text.split('\n');
   const headerEnd = lines.findIndex((l) => !l.startsWith('#'));
   const header = lines.slice(0, headerEnd).join('\n');
-  const doc = parseDocument(lines.slice(headerEnd).join('\n'));
+  const doc = parseDocument(lines.slice(headerEnd).join('\n'), { version: '1.1' });
   const run = (doc.get('runcmd') as { toJSON(): unknown } | undefined)?.toJSON() as (string | string[])[] | undefined;
   doc.delete('runcmd');
-  const cc = `${header}\n${stringify(doc, { lineWidth: 0, indent: 2, blockQuote: 'literal' })}`;
+  const cc = `${header}\n${stringify(doc, YAML_OPTS)}`;
   // (Run as cloud-init runs runcmd: one sh script, a failing step does not stop the next ones, so
   // the same user-data behaves the same in either form; a list-form step is quoted word by word.)
   const quote = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'"'"'`)}'`);

@@ -336,6 +336,9 @@ export const noInjection: Rule = (inv) => {
         walkStrings(val, [k], (s, p) => {
           if ((k === 'infra_portal' && p[2] === 'config' && p.length === 3) || reported.has(pathKey(p))) return;
           check(s, p, 'value', /(?!)/, { control: LINE_BREAK });
+          // (YAML 1.1, as cloud-init reads its user-data, takes a lone `=` or `<<` for a value or
+          // merge key, whatever the quoting pigen's writer chose: never a string there.)
+          if ((s === '=' || s === '<<') && n.origins[k]) out.push(err('bad-value', [...originOf(n, k), ...p.slice(1)], `\`${s}\` alone cannot be a value pigen writes (YAML 1.1, cloud-init's reader, takes it for a ${s === '=' ? 'value' : 'merge'} key)`, { hint: 'remove it, or write what it stands for' }));
         });
       }
     }

@@ -59,3 +59,8 @@ export const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 const PLAIN_SAFE = /^[A-Za-z0-9_][A-Za-z0-9_./:-]*$/;
 const CORE_SCALAR = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
 export const isPlainYamlString = (x: unknown): x is string => typeof x === 'string' && PLAIN_SAFE.test(x) && !x.endsWith(':') && !CORE_SCALAR.test(x);
+// The same for YAML 1.1, as cloud-init reads its user-data (the stringifier then runs with
+// version 1.1): not a boolean, null, number or date of 1.1 either. Only a string starting with a
+// letter that is no 1.1 boolean is taken; anything else goes to the stringifier.
+const YAML11_WORD = /^(?:[yYnN]|[Yy]es|YES|[Nn]o|NO|[Oo]n|ON|[Oo]ff|OFF)$/;
+export const isPlainYaml11String = (x: unknown): x is string => isPlainYamlString(x) && /^[A-Za-z]/.test(x) && !YAML11_WORD.test(x);
