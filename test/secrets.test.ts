@@ -157,6 +157,43 @@ test('a secrets file edited by hand is checked like the inventory: a password wi
   }
 });
 
+// Keys in the wrong place are refused, never written to a node: a review found the CA key put in
+// an infra slot written to that node, two nodes' keys swapped, a damaged CA certificate accepted.
+test('a secrets file whose keys are not their certificates\' (the CA key in an infra slot, two infra keys swapped, a damaged CA certificate): exit 2, nothing printed', () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-keys-');
+  copyFileSync(join(ROOT, 'test', 'fixtures', 'two-infra.yml'), join(d, 'pigsty.yml'));
+  assert.is(pigen(['secrets', 'init'], d).code, 0);
+  const file = join(d, 'pigsty.secrets.yml');
+  const good = readFileSync(file, 'utf8');
+  const s0 = parseYaml(good) as Secrets;
+  const [a, b] = Object.keys(s0.infra).sort() as [string, string];
+  const edit = (f: (s: Secrets) => void) => {
+    const s = parseYaml(good) as Secrets;
+    f(s);
+    return stringifyYaml(s, { lineWidth: 0, blockQuote: 'literal' });
+  };
+  const bodyOf = (pem: string) => pem.split('\n')[2]!;
+  const cases: [string, string, RegExp][] = [
+    ['the CA key in an infra slot', edit((s) => void (s.infra[a]!.key = s.ca.key)), new RegExp(`infra ${a.replaceAll('.', '\\.')}: the key is not the certificate's`)],
+    ['two infra keys swapped', edit((s) => void ([s.infra[a]!.key, s.infra[b]!.key] = [s.infra[b]!.key, s.infra[a]!.key])), /infra [0-9.]+: the key is not the certificate's/],
+    ['another key as the CA key', edit((s) => void (s.ca.key = s.infra[a]!.key)), /CA: the key is not the certificate's/],
+    ['a CA certificate with a line removed', edit((s) => void (s.ca.cert = s.ca.cert.replace(`${bodyOf(s.ca.cert)}\n`, ''))), /CA: the certificate does not parse/],
+    ['an infra certificate for the CA one', edit((s) => void ((s.infra[a]!.cert = s.ca.cert), (s.infra[a]!.key = s.ca.key))), /the certificate is not one the CA signed for a server/],
+  ];
+  const secrets = [s0.ca.key, s0.infra[a]!.key, s0.infra[b]!.key].map(bodyOf);
+  for (const [why, text, want] of cases) {
+    writeFileSync(file, text, { mode: 0o600 });
+    const r = pigen(['build', '-o', 'out'], d);
+    assert.is(r.code, 2, `${why}: ${r.stderr}`);
+    assert.match(r.stderr, want, why);
+    for (const k of secrets) assert.not.ok((r.stdout + r.stderr).includes(k), `${why}: no key printed`);
+    assert.not.ok(existsSync(join(d, 'out')), `${why}: nothing written`);
+  }
+  writeFileSync(file, good, { mode: 0o600 });
+  assert.is(pigen(['build', '-o', 'out'], d).code, 0, 'the file as made builds');
+});
+
 test('a secrets file that cannot be read (a directory) is a clear error, exit 2, no stack trace', () => {
   const d = tmp('pigen-secdir-');
   mkdirSync(join(d, 'pigsty.secrets.yml'));

@@ -4,7 +4,7 @@
 // Pure: parsing, serialising, and deciding what a file must hold. Key generation is done by the
 // CLI with the openssl program (generator/cli/secrets.ts).
 
-import { createPublicKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { parse, stringify } from 'yaml';
 import type { Inventory, JsonObject } from '../types.js';
 import { secretParams } from '../resolve/params.js';
@@ -106,8 +106,31 @@ export function parseSecrets(text: string): Secrets | string {
   // block, a password without quotes, backslashes, $ or line breaks), whoever edited the file.
   if (!isPem(s.ca.key) || !isPem(s.ca.cert)) return 'the CA key or certificate is not a PEM block';
   if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null)) return 'infra is not a mapping';
+  // Each key must be its certificate's, and each infra certificate the CA's: a key put in the wrong
+  // place (the CA's in an infra slot, two nodes' swapped) would be written to a node, and a
+  // damaged block would break every node's TLS. (A review found each accepted.)
+  const pair = (certPem: string, keyPem: string): { cert: X509Certificate } | string => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(certPem);
+    } catch {
+      return 'the certificate does not parse';
+    }
+    try {
+      if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return "the key is not the certificate's";
+    } catch {
+      return 'the key does not parse';
+    }
+    return { cert };
+  };
+  const ca = pair(s.ca.cert, s.ca.key);
+  if (typeof ca === 'string') return `CA: ${ca}`;
+  if (!ca.cert.ca) return 'CA: the certificate is not a CA certificate';
   for (const [ip, t] of Object.entries(s.infra ?? {})) {
     if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
+    const own = pair(t.cert, t.key);
+    if (typeof own === 'string') return `infra ${ip}: ${own}`;
+    if (own.cert.ca || !own.cert.checkIssued(ca.cert) || !own.cert.verify(ca.cert.publicKey)) return `infra ${ip}: the certificate is not one the CA signed for a server`;
   }
   if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null)) return 'passwords is not a mapping';
   for (const [k, v] of Object.entries(s.passwords ?? {})) {
