@@ -41,7 +41,8 @@ export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severit
 /** Keys whose values are secrets: passwords, secret keys, tokens (Pigsty's and other modules'). */
 // (Loose on purpose: a misspelt `grafana_admin_pasword` or a Slack `api_url` hold secrets too; a
 // value masked needlessly in a code frame costs nothing.)
-const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|credential|api_url|webhook/i;
+// (nginx_users maps user names to passwords; a database URL or DSN carries its password.)
+const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|credential|api_url|webhook|^nginx_users$|pgurl|dsn|database_?url/i;
 export const isSecretKey = (key: string | number) => typeof key === 'string' && SECRET_KEY.test(key);
 export const namesSecret = (path: Path) => path.some(isSecretKey);
 
@@ -88,9 +89,12 @@ function hideValues(text: string, values: readonly string[]): string {
 }
 
 /** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
+/** Each secret as it is and as a double-quoted YAML or JSON string writes it, longest first. */
+const secretForms = (secrets: readonly string[]) => [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
+
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
   if (!secrets.length) return ds;
-  const forms = [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
+  const forms = secretForms(secrets);
   const clean = (t: string) => hideValues(t, forms);
   return ds.map((d) => {
     const message = clean(d.message);
@@ -191,6 +195,8 @@ function formatOne(d: Diagnostic, { color, sources, secrets }: FormatOptions): s
 
 function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly string[]): string[] {
   const all = splitLines(text, pos.line + 1);
+  // (A value written with escapes, "a\nb", shows in the source as its JSON form.)
+  secrets = secretForms(secrets);
   const first = Math.max(1, pos.line - 1);
   const last = Math.min(all.length, pos.line);
   const width = String(last).length;

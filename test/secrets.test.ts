@@ -11,6 +11,7 @@ import { copyNginxTree, nginxTest, NGINX, stopNginx } from './nginx-conf.ts';
 import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
+import { BUILTIN } from '../generator/cli/check-builtin.ts';
 
 const hasOpenssl = needTools('secrets (openssl)', 'openssl');
 const dir = tmp();
@@ -82,6 +83,27 @@ test('no password set in the inventory is printed: not in messages (text, --json
   const more = pigen(['validate', 'more.yml', '--set', 'pg_monitor_password={MapSecret99}', '--set', 'grafana_view_pasword=SetMisspelt55'], d);
   for (const v of ['MisspeltSecret42', 'BlockScalarSecret77', 'MapSecret99', 'SetMisspelt55']) assert.not.ok(more.stdout.includes(v) || more.stderr.includes(v), `printed ${v}:\n${more.stderr}`);
   assert.match(more.stderr, /unknown parameter `grafana_admin_pasword`/, 'the warning is still there');
+  // nginx_users maps user names to passwords; a database URL carries one; a --set written with `:`
+  // (a review found each printed: a message, the code frame, the echoed --set).
+  writeFileSync(
+    join(d, 'users.yml'),
+    [
+      'all:',
+      '  children:',
+      '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+      '  vars:',
+      '    admin_ip: 10.10.10.10',
+      '    nginx_users: { admin: "SeKr1tNgx\\nNLZZ", viewer: 987654321777 }',
+      '    grafana_pgurl: "postgres://u:UrlSeKr1t@h/db x"',
+      '',
+    ].join('\n'),
+  );
+  for (const json of [false, true]) {
+    const u = pigen(['validate', 'users.yml', '--set', 'grafana_admin_password: ColonSeKr1t', ...(json ? ['--json'] : [])], d);
+    assert.is(u.code, 2, u.stderr);
+    for (const v of ['SeKr1tNgx', 'NLZZ', '987654321777', 'UrlSeKr1t', 'ColonSeKr1t']) assert.not.ok((u.stdout + u.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}`);
+    if (!json) assert.match(u.stderr, /`grafana_admin_password …` is not KEY=VALUE/);
+  }
   // A ${placeholder} in a password is no placeholder (nothing fills it in; grafana would expand it).
   writeFileSync(join(d, 'ph.yml'), 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: "a${admin_ip}b"\n');
   const ph = pigen(['validate', 'ph.yml'], d);
@@ -155,6 +177,18 @@ test('a secrets file edited by hand is checked like the inventory: a password wi
     assert.match(r.stderr, want);
     assert.not.ok((r.stdout + r.stderr).includes('Edited'), 'the value is not printed');
   }
+});
+
+// pigen check quotes a malformed line by its first word only, and an APT URL without its user info
+// (a review found a grafana.ini line edited by hand printed with its admin password).
+test('pigen check: a malformed line is quoted without what may be a password', () => {
+  const ini = BUILTIN.grafana!('[security]\nadmin_password "IniSeKr1t"\n', '/etc/grafana/grafana.ini');
+  const envf = BUILTIN.env!('PGPASSWORD EnvSeKr1t\n', '/etc/default/x');
+  const apt = BUILTIN['apt-source']!('deb-x http://u:AptSeKr1t@h/debian\n', '/etc/apt/sources.list.d/x.list');
+  const text = JSON.stringify([ini, envf, apt]);
+  for (const v of ['IniSeKr1t', 'EnvSeKr1t', 'AptSeKr1t']) assert.not.ok(text.includes(v), `printed ${v}: ${text}`);
+  assert.match(text, /not 'key = value': admin_password …/);
+  assert.match(text, /PGPASSWORD …/);
 });
 
 // Keys in the wrong place are refused, never written to a node: a review found the CA key put in

@@ -31,7 +31,7 @@ const env: Check = (text) => {
   const errors: string[] = [];
   for (const { n, l } of lines(text)) {
     if (isComment(l)) continue;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*="(?:[^"\\]|\\.)*"$/.test(l)) errors.push(`line ${n}: not NAME="value": ${l}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*="(?:[^"\\]|\\.)*"$/.test(l)) errors.push(`line ${n}: not NAME="value": ${lineStart(l)}`);
   }
   return { errors, warnings: [] };
 };
@@ -79,7 +79,7 @@ const aptSource: Check = (text) => {
     if (isComment(l)) continue;
     const m = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)((?:\s+\S+)*)\s*$/.exec(l);
     if (!m) {
-      errors.push(`line ${n}: not 'deb [options] URL SUITE [COMPONENTS]': ${l}`);
+      errors.push(`line ${n}: not 'deb [options] URL SUITE [COMPONENTS]': ${l.replace(/\/\/[^@\s/]*@/g, '//****@')}`);
       continue;
     }
     entries++;
@@ -118,7 +118,7 @@ function ini(text: string, errors: string[]): Map<string, Map<string, string>> {
       continue;
     }
     const kv = /^\s*([A-Za-z0-9_.-]+)\s*=\s*(.*)$/.exec(l);
-    if (!kv) errors.push(`line ${n}: not 'key = value': ${l}`);
+    if (!kv) errors.push(`line ${n}: not 'key = value': ${lineStart(l)}`);
     else if (!cur) errors.push(`line ${n}: '${kv[1]}' before any [section]`);
     else {
       if (cur.has(kv[1]!)) errors.push(`line ${n}: '${kv[1]}' set twice in its section`);
@@ -283,3 +283,9 @@ export const BUILTIN: Partial<Record<string, Check>> = {
   'kernel-modules': kernelModules,
   crontab,
 };
+
+/** A malformed line as a message quotes it: its first word only (the rest may be a password). */
+function lineStart(l: string): string {
+  const m = /^\s*[^\s=:]*/.exec(l)![0];
+  return m.length < l.length ? `${m} …` : l;
+}

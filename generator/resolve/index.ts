@@ -189,7 +189,9 @@ export function parseSet(raw: string, parseValue: (s: string) => Json | undefine
   const eq = raw.indexOf('=');
   const key = eq > 0 ? raw.slice(0, eq).trim() : '';
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-    return err('bad-set', ['--set'], `\`${raw}\` is not KEY=VALUE`);
+    // (Its first word only: what follows may be a password, `--set grafana_admin_password: x`.)
+    const head = /^[^=:\s]*/.exec(raw)![0].slice(0, 60);
+    return err('bad-set', ['--set'], `\`${head.length < raw.length ? `${head} …` : raw}\` is not KEY=VALUE`);
   }
   const value = parseValue(raw.slice(eq + 1));
   if (value === undefined) return err('bad-set', ['--set', key], `cannot parse the value of --set ${key}`, { hint: 'the value is read as YAML, e.g. --set nginx_port=8080 or --set "node_etc_hosts=[\'1.2.3.4 x.pigsty\']"' });
