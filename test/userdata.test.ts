@@ -133,6 +133,18 @@ test('values YAML 1.1 would read as booleans, numbers or dates are quoted in use
   assert.match(cli(['validate', 'bad2.yml'], d).stderr, /node_admin_username: [^\n]*(`<<` alone cannot be a value pigen writes|contains)/);
 });
 
+// (A review found vSphere given raw gzip, which its datasource reads as text, and OpenStack's
+// limit applied to decoded bytes where Nova limits the base64 it is sent.)
+test('limits: OpenStack counts the base64 Nova is sent, vSphere takes text (never raw gzip)', () => {
+  assert.is(LIMITS.openstack.bytes, Math.floor(65_535 / 4) * 3);
+  assert.is(Math.ceil(LIMITS.openstack.bytes / 3) * 4 <= 65_535 && Math.ceil((LIMITS.openstack.bytes + 1) / 3) * 4 > 65_535, true);
+  assert.is(LIMITS.vsphere.binary, false);
+  const r = cli(['userdata', ip, '--cloud', 'vsphere', '--json'], dir);
+  assert.is(r.code, 0, r.stderr);
+  assert.is.not((JSON.parse(r.stdout) as { encoding: string }).encoding, 'gzip');
+  for (const n of Object.values(manifest.nodes as Record<string, { userData: { targets: Record<string, { encoding: string }> } }>)) assert.is.not(n.userData.targets.vsphere!.encoding, 'gzip');
+});
+
 test('every encoded form decodes (gunzip, base64) back to the same cloud-config', () => {
   for (const e of ['plain', 'gzip', 'base64', 'gzip+base64'] as const) {
     const { bytes } = encodeUserData(text, e);

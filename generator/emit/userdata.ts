@@ -15,16 +15,19 @@ export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b
  *  - aws: EC2 user data is limited to 16 KB raw, before base64 (EC2 docs; aws/aws-sdk-java#408).
  *  - azure: customData 65,535 bytes decoded, 87,380 base64 chars (VirtualMachineOSProfile.CustomData).
  *  - gcp: 256 KiB per metadata value, 512 KB total; values are text (Compute API Metadata.Items).
- *  - openstack: Nova user_data 65,535 bytes (openshift/installer#3240).
- *  - vsphere: guestinfo.userdata 524,288 bytes (Broadcom CustomizationCloudinitPrep).
+ *  - openstack: Nova's API takes user_data as base64 of at most 65,535 characters (its schema:
+ *    format base64, maxLength 65535; openshift/installer#3240): 49,149 bytes decoded.
+ *  - vsphere: guestinfo.userdata 524,288 bytes (Broadcom CustomizationCloudinitPrep), a text
+ *    value: cloud-init's VMware datasource decodes it only as guestinfo.userdata.encoding says
+ *    (base64, gzip+base64), so a gzip document does not go there as it is.
  *  - nocloud: a seed file/ISO; no limit.
  */
 export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: string; /** The limit is on the value as given (its base64 text), not on the decoded bytes. */ encoded?: true }> = {
   aws: { bytes: 16_384, binary: true, note: 'EC2 user data, raw bytes before base64' },
   azure: { bytes: 65_535, binary: true, note: 'Azure customData, decoded bytes' },
   gcp: { bytes: 262_144, binary: false, note: 'GCP metadata value (text; a base64 form counts as its text)', encoded: true },
-  openstack: { bytes: 65_535, binary: true, note: 'OpenStack Nova user_data' },
-  vsphere: { bytes: 524_288, binary: true, note: 'vSphere guestinfo.userdata (the value as set)', encoded: true },
+  openstack: { bytes: 49_149, binary: true, note: 'OpenStack Nova user_data, decoded bytes (65,535 characters of base64)' },
+  vsphere: { bytes: 524_288, binary: false, note: 'vSphere guestinfo.userdata (text: the value as set)', encoded: true },
   nocloud: { bytes: Number.POSITIVE_INFINITY, binary: true, note: 'NoCloud seed, no limit' },
 };
 export const CLOUDS = Object.keys(LIMITS) as Cloud[];
