@@ -705,4 +705,31 @@ export const repoUnmatched: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched];
+// cloud-init's apt module writes each source line through its templater: `$RELEASE` becomes the
+// codename, and a name it does not know (`$basearch`) fails the module at boot, so a node would
+// get no sources and install nothing. (pigen fills its own placeholders first.)
+const PIGEN_URL_PLACEHOLDERS = /\$\{(?:admin_ip|distro_codename|distro_name|releasever|arch)\}/g;
+export const aptSourceVars: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const v = n.vars;
+    const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
+    if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream) || !/^[du]/.test(os)) continue;
+    const rel = Number(os.replace(/\D/g, ''));
+    const modules = repoModules(v).filter((m) => NAME_OK.test(m));
+    v.repo_upstream.forEach((it, i) => {
+      if (!isObj(it) || !modules.includes(String(it.module)) || (Array.isArray(it.releases) && it.releases.length > 0 && !it.releases.includes(rel)) || !isObj(it.baseurl)) return;
+      for (const [region, url] of Object.entries(it.baseurl)) {
+        if (typeof url !== 'string' || !url.replace(PIGEN_URL_PLACEHOLDERS, '').includes('$')) continue;
+        out.push(
+          err('bad-value', [...n.origins.repo_upstream!, i, 'baseurl', region], `baseurl \`${url}\` of a ${os} node's apt source holds a \`$\` that cloud-init's apt module would expand (\`$RELEASE\` to the codename; a name it does not know fails the module at boot)`, {
+            hint: "write the URL out, or use pigen's placeholders: ${distro_codename}, ${distro_name}, ${releasever}, ${arch}, ${admin_ip}",
+          }),
+        );
+      }
+    });
+  }
+  return dedupe(out);
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars];
