@@ -1382,7 +1382,14 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cw
   const target = t.path;
   const tmpPath = tempBeside(target);
   try {
-    writeFileSync(tmpPath, data, { mode, flag: 'wx' });
+    // (On the disk before the rename: a crash after it leaves the new bytes, never an empty file.)
+    const fd = openSync(tmpPath, 'wx', mode);
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     chmodSync(tmpPath, mode);
     renameSync(tmpPath, target);
   } catch (e) {
@@ -1396,7 +1403,7 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cw
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, fdatasync, fsyncSync, mkdtempSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fdatasync, fsyncSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 /** A regular file at the top of a directory. */
