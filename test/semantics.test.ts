@@ -118,6 +118,11 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   // The embedded default (Pigsty's meta.yml) sets one: the tuned profile.
   const d = loadAndResolve({ name: 'default', bytes: Buffer.from(DEFAULT_INVENTORY) }, readAssets(), { sets: [], strict: false });
   assert.equal(d.diagnostics.filter((x) => x.code === 'not-applied').map((x) => x.path.at(-1)), ['node_tune']);
+  // Let's Encrypt signing (a review found certbot_sign: true silently ignored); false asks nothing.
+  for (const [on, n] of [['true', 1], ['false', 0]] as const) {
+    const cb = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', `    certbot_sign: ${on}`)) }, readAssets(), { sets: [], strict: false });
+    assert.is(cb.diagnostics.filter((x) => x.code === 'not-applied' && x.path.at(-1) === 'certbot_sign').length, n, `certbot_sign: ${on}`);
+  }
 });
 
 test('a portal entry with a custom template (conf) is a warning, not silently dropped', () => {

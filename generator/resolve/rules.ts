@@ -522,6 +522,7 @@ const NOT_APPLIED: [RegExp, string][] = [
   [/^vip_(enabled|address|vrid|role|preempt|interface|dns_suffix|auth_pass|exporter_port)$/, 'the L2 VIP (keepalived; pigen does not install it, nor scrape it)'],
   // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
+  [/^certbot_sign$/, "Let's Encrypt certificates: the portal is served with the CA's certificates"],
 ];
 
 export const notApplied: Rule = (inv) => {
