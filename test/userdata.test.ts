@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -58,7 +59,21 @@ test('a node that fits nowhere: exit 1 with size, limit, five largest contributo
   assert.match(r.stderr, /largest contributors/);
   assert.is((r.stderr.match(/^\s+\d+\s+\//gm) ?? []).length, 5);
   assert.match(r.stderr, /pigen bake/);
+  assert.match(r.stderr, /boot it with its user-data\.baked: \d+ bytes as [a-z+-]+ \(pigen userdata pg-meta-1 --baked\)/);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  // --baked: the node's user-data.baked, as the build writes it.
+  const b = cli(['userdata', ip, '--baked', '--encoding', 'plain'], dir);
+  assert.is(b.code, 0, b.stderr);
+  assert.is(b.stdout, readFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), 'utf8'));
+  // A node whose own boot-time files (its /etc/hosts) are over the limit even baked: the hint says
+  // so instead of suggesting the image (a review found it suggested regardless).
+  const d = tmp('pigen-ud-big-');
+  const hosts = Array.from({ length: 1800 }, (_, i) => `'10.${(i >> 8) & 255}.${i & 255}.${(i * 7) % 251} h${createHash('sha256').update(String(i)).digest('hex').slice(0, 20)}'`);
+  writeFileSync(join(d, 'pigsty.yml'), `all:\n  vars:\n    admin_ip: 10.10.10.10\n    node_etc_hosts: [ ${hosts.join(', ')} ]\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1 }\n`);
+  const big = cli(['userdata', '10.10.10.10', '--cloud', 'aws'], d);
+  assert.is(big.code, 1, big.stderr);
+  assert.match(big.stderr, /even its baked user-data \(booted from a golden image\) is \d+ bytes as/);
+  assert.not.match(big.stderr, /boot it with its user-data\.baked/);
 });
 
 test('unknown node and bad flags are usage errors (exit 2)', () => {

@@ -2,7 +2,7 @@
 
 import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
-import { CLOUDS, LIMITS, candidates, encodeUserData, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
+import { CLOUDS, LIMITS, bestFit, candidates, encodeUserData, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
 import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
@@ -13,7 +13,7 @@ const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b
 export const userdata: Command = {
   name: 'userdata',
   summary: "print or write one node's user-data, encoded to fit a cloud's size limit",
-  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [-o FILE]',
+  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [--baked] [-o FILE]',
   help: `NODE is a node's IP or nodename. The size and the budget go to stderr; the user-data to stdout
 or FILE. Limits (bytes the instance receives):
 ${CLOUDS.map((c) => `  ${c.padEnd(10)} ${Number.isFinite(LIMITS[c].bytes) ? String(LIMITS[c].bytes).padStart(7) : '   none'}  ${LIMITS[c].note}`).join('\n')}
@@ -22,14 +22,17 @@ Encodings: plain; gzip (whole document; cloud-init decompresses it); base64 and 
 (for APIs and tools that take base64); files-gz+b64 (each large write_files entry as
 'encoding: gz+b64', still a readable #cloud-config). auto (default) picks the smallest form the
 target accepts: gzip where the platform delivers binary user-data, files-gz+b64 otherwise.
-When nothing fits, exit 1 with the five largest contributors: use a baked image (pigen bake).
+When nothing fits, exit 1 with the five largest contributors, and whether the node's baked
+user-data (what it boots with from its golden image: pigen bake) fits.
 
 ${INVENTORY_HELP}
   --cloud NAME       target platform (default: aws)
   --encoding ENC     see above (default: auto)
   --mime             MIME multipart: the cloud-config plus a shell part (deterministic boundary)
+  --baked            the user-data of the node booted from its golden image (out/nodes/<ip>/
+                     user-data.baked: its image's files and packages left out)
   -o, --out FILE     write to FILE (atomically) instead of stdout`,
-  options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
+  options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, baked: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
   maxArgs: 2,
   async run(ctx, values, args) {
     const [nodeArg, invArg] = args;
@@ -51,8 +54,14 @@ ${INVENTORY_HELP}
     const node = r.inventory.nodes.find((n) => n.ip === nodeArg || n.nodename === nodeArg);
     if (!node) return fail(2, `no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}`);
     const version = packageVersion();
-    const rendered = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) }).nodes.find((n) => n.ip === node.ip)!;
-    const text = cloudConfigText(rendered, { version });
+    const compiled = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) });
+    const rendered = compiled.nodes.find((n) => n.ip === node.ip)!;
+    // The baked user-data as the build writes it (the image split is the whole fleet's).
+    const bakedEntry = compiled.tree.find((e) => e.path === `nodes/${node.ip}/user-data.baked`);
+    const bakedText = bakedEntry && 'data' in bakedEntry ? new TextDecoder().decode(bakedEntry.data) : undefined;
+    const full = cloudConfigText(rendered, { version });
+    if (values.baked && bakedText === undefined) return fail(1, `no baked user-data for ${node.ip}`);
+    const text = values.baked ? bakedText! : full;
     // With --mime, the encoding applies to the MIME document, except files-gz+b64: that one is the
     // cloud-config part's own (its files gzipped), and the document goes as it is.
     const encodeAs = (e: Encoding) =>
@@ -72,15 +81,16 @@ ${INVENTORY_HELP}
     const fits = delivered <= limit;
     const pct = Number.isFinite(limit) ? ` (${Math.round((delivered / limit) * 100)}%)` : '';
     const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';
-    const result = { node: node.ip, nodename: node.nodename, cloud, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
+    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
     if (!fits) {
       json({ ok: false, ...result });
       const top = largestContributors(text).map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
-      ctx.stderr.write(
-        `pigen: ${node.nodename} (${node.ip}): user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` +
-          `  largest contributors:\n${top}\n` +
-          `  hint: bake what the node's role shares into a golden image (pigen bake) and boot it with the small user-data.baked\n`,
-      );
+      // (The baked form suggested only when it fits: a file only the node has stays in it.)
+      const baked = !values.baked && bakedText !== undefined ? bestFit(bakedText, cloud) : undefined;
+      const hint = baked?.fits
+        ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding} (pigen userdata ${nodeArg} --baked)`
+        : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
+      ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors:\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
     }
     ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
