@@ -201,6 +201,19 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
   const bad = pigen(['bake', '--only', 'nope'], cwd);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /no image matches --only nope; the images of this inventory: pigsty-/);
+  // (A review found: `--only ''` taking every image, -o naming a file a stack trace, a malformed
+  // --aws-endpoint reported as a failed lookup.)
+  assert.is(pigen(['bake', '--only', '', '--dry-run'], cwd).code, 2, "--only '' matches nothing");
+  writeFileSync(join(cwd, 'afile'), 'x');
+  for (const o of ['afile', 'afile/sub']) {
+    const f = pigen(['bake', '-o', o], cwd, { PATH: '/nonexistent' });
+    assert.is(f.code, 2, f.stderr);
+    assert.match(f.stderr, /-o afile(\/sub)?: (afile is |is )?not a directory/);
+    assert.not.match(f.stderr, /internal error/);
+  }
+  const url = pigen(['bake', '--target', 'aws', '--aws-endpoint', 'not a url', '--dry-run'], cwd, { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' });
+  assert.is(url.code, 2, url.stderr);
+  assert.match(url.stderr, /'not a url' is not an http\(s\) URL/);
 });
 
 test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr.hcl reads /tmp/pigen-content/bundle.tgz)', () => {

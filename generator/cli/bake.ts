@@ -2,7 +2,7 @@
 // whose content hash has no image yet: locally a rootfs tarball in the output directory, on AWS an
 // AMI tagged pigen:content-hash, with qemu a qcow2 in the output directory.
 
-import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ec2Client, Ec2Error, findBakedImage, findSourceImage, SOURCE_AMIS } from '../bake/ec2.js';
 import { stageTree } from '../bake/stage.js';
 import { verifyBundle } from '../bundle/verify.js';
@@ -44,7 +44,8 @@ images/*.pkr.hcl for each image that does not exist yet:
   qemu    a qcow2 from a cloud image, in DIR/<image>.qemu/
 
 ${INVENTORY_HELP}
-  --only IMAGE       bake only this image (full name, name without the hash, or role); repeatable
+  --only IMAGE       bake only this image (full name, name without the hash, role, or a prefix of
+                     4+ characters of its content hash); repeatable
   --target T         local (default), aws or qemu
   --dry-run          print the plan (bake or reuse, and why) without running Packer
   -o, --out DIR      where local/qemu artifacts go and Packer works (default: baked)
@@ -106,11 +107,18 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
     }
 
     const outDir = abs(ctx, typeof values.out === 'string' ? values.out : 'baked');
+    // (-o names a directory: a file there, or on its path, is bad input, found before any work.)
+    for (let d = outDir; !isDirectory(d); d = dirname(d)) {
+      if (fileSizeOf(d) !== undefined) throw new UsageError(`-o ${values.out ?? 'baked'}: ${d === outDir ? 'is' : `${d} is`} not a directory`);
+      if (dirname(d) === d) break;
+    }
+    const endpointArg = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
+    if (target === 'aws' && endpointArg !== undefined && !/^https?:\/\/[^\s/]+/.test(endpointArg)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${endpointArg}' is not an http(s) URL`);
     const steps: Step[] = [];
     try {
       if (target === 'aws') {
         const region = (values['aws-region'] as string | undefined) ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-        const endpoint = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
+        const endpoint = endpointArg;
         const attempts = Number(ctx.env.AWS_MAX_ATTEMPTS);
         const key = ctx.env.AWS_ACCESS_KEY_ID;
         const secret = ctx.env.AWS_SECRET_ACCESS_KEY;
@@ -237,7 +245,8 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
 };
 
 function matches(img: ImageSpec, o: string): boolean {
-  return img.name === o || img.name.replace(/-[0-9a-f]{12}$/, '') === o || img.role === o || img.hash.startsWith(o);
+  // (A hash prefix of at least 4 characters: `--only ''` or `--only 2` matches no image by chance.)
+  return img.name === o || img.name.replace(/-[0-9a-f]{12}$/, '') === o || img.role === o || (o.length >= 4 && img.hash.startsWith(o));
 }
 
 function abs(ctx: CliContext, p: string): string {
