@@ -88,10 +88,10 @@ function hideValues(text: string, values: readonly string[]): string {
   return values.reduce((t, v) => (t.includes(v) ? t.split(v).join(HIDDEN) : t), text);
 }
 
-/** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 /** Each secret as it is and as a double-quoted YAML or JSON string writes it, longest first. */
 const secretForms = (secrets: readonly string[]) => [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
 
+/** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
   if (!secrets.length) return ds;
   const forms = secretForms(secrets);
@@ -174,7 +174,9 @@ const paint = (on: boolean, code: string, s: string) => (on ? `\x1b[${code}m${s}
 
 /** Formats diagnostics as text with code frames; one blank line between entries. */
 export function formatDiagnostics(ds: readonly Diagnostic[], opts: FormatOptions): string {
-  return ds.map((d) => formatOne(d, opts)).join('\n');
+  // (A value written with escapes, "a\nb", shows in the source as its JSON form: both hidden.)
+  const withForms = { ...opts, secrets: secretForms(opts.secrets ?? []) };
+  return ds.map((d) => formatOne(d, withForms)).join('\n');
 }
 
 function formatOne(d: Diagnostic, { color, sources, secrets }: FormatOptions): string {
@@ -195,8 +197,6 @@ function formatOne(d: Diagnostic, { color, sources, secrets }: FormatOptions): s
 
 function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly string[]): string[] {
   const all = splitLines(text, pos.line + 1);
-  // (A value written with escapes, "a\nb", shows in the source as its JSON form.)
-  secrets = secretForms(secrets);
   const first = Math.max(1, pos.line - 1);
   const last = Math.min(all.length, pos.line);
   const width = String(last).length;

@@ -1476,33 +1476,24 @@ export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGener
  * as /dev/null, a FIFO, a socket, a directory), or a file where a directory on its path should be.
  */
 export function outputFileTarget(path: string): { path: string } | { error: string } {
-  let p = resolvePath(path);
-  for (let i = 0; ; i++) {
-    const st = lstatOr(p);
-    if (!st?.isSymbolicLink()) break;
-    if (i === 40) return { error: 'too many levels of symbolic links' };
-    p = resolvePath(dirname(p), readlinkSync(p));
-  }
+  const p = linkHops(resolvePath(path)).at(-1)!;
   const st = lstatOr(p);
+  if (st?.isSymbolicLink()) return { error: 'too many levels of symbolic links' };
   if (st && !st.isFile()) {
     const kind = st.isDirectory() ? 'a directory' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'not a regular file';
     return { error: `${p === resolvePath(path) ? '' : `it leads to ${p}, which `}is ${kind}, not a regular file it may replace` };
   }
-  for (let d = dirname(p); ; d = dirname(d)) {
-    const s = (() => {
-      try {
-        return statSync(d);
-      } catch {
-        return undefined;
-      }
-    })();
-    if (s) {
-      if (!s.isDirectory()) return { error: `${d} is not a directory` };
-      break;
-    }
+  const blocked = fileOnPath(dirname(p));
+  return blocked ? { error: `${blocked} is not a directory` } : { path: p };
+}
+
+/** The first of `dir` and its parents that exists and is not a directory (nothing can be made under it), if any. */
+export function fileOnPath(dir: string): string | undefined {
+  for (let d = dir; !isDirectory(d); d = dirname(d)) {
+    if (fileSizeOf(d) !== undefined) return d;
     if (dirname(d) === d) break;
   }
-  return { path: p };
+  return undefined;
 }
 
 /**
@@ -1619,19 +1610,23 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
   };
 }
 
-/** `f`, every path its symbolic links lead through (up to 40), and its real path when it has one. */
-function linkChain(f: string): string[] {
+/** `f` and every path its symbolic links lead through, link by link (up to 40 links). */
+function linkHops(f: string): string[] {
   const out = [f];
-  let p = f;
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 40 && lstatOr(out.at(-1)!)?.isSymbolicLink(); i++) {
+    const p = out.at(-1)!;
     try {
-      if (!lstatSync(p).isSymbolicLink()) break;
-      p = resolvePath(dirname(p), readlinkSync(p));
-      out.push(p);
+      out.push(resolvePath(dirname(p), readlinkSync(p)));
     } catch {
-      break;
+      break; // (removed between the two calls)
     }
   }
+  return out;
+}
+
+/** `f`, every path its symbolic links lead through, and its real path when it has one. */
+function linkChain(f: string): string[] {
+  const out = linkHops(f);
   try {
     out.push(realpathSync(f));
   } catch {

@@ -2,13 +2,13 @@
 // whose content hash has no image yet: locally a rootfs tarball in the output directory, on AWS an
 // AMI tagged pigen:content-hash, with qemu a qcow2 in the output directory.
 
-import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ec2Client, Ec2Error, findBakedImage, findSourceImage, SOURCE_AMIS } from '../bake/ec2.js';
 import { stageTree } from '../bake/stage.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
-import { fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
+import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -108,17 +108,14 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
 
     const outDir = abs(ctx, typeof values.out === 'string' ? values.out : 'baked');
     // (-o names a directory: a file there, or on its path, is bad input, found before any work.)
-    for (let d = outDir; !isDirectory(d); d = dirname(d)) {
-      if (fileSizeOf(d) !== undefined) throw new UsageError(`-o ${values.out ?? 'baked'}: ${d === outDir ? 'is' : `${d} is`} not a directory`);
-      if (dirname(d) === d) break;
-    }
-    const endpointArg = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
-    if (target === 'aws' && endpointArg !== undefined && !/^https?:\/\/[^\s/]+/.test(endpointArg)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${endpointArg}' is not an http(s) URL`);
+    const blocked = fileOnPath(outDir);
+    if (blocked) throw new UsageError(`-o ${values.out ?? 'baked'}: ${blocked === outDir ? 'is' : `${blocked} is`} not a directory`);
+    const endpoint = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
+    if (target === 'aws' && endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${endpoint}' is not an http(s) URL`);
     const steps: Step[] = [];
     try {
       if (target === 'aws') {
         const region = (values['aws-region'] as string | undefined) ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-        const endpoint = endpointArg;
         const attempts = Number(ctx.env.AWS_MAX_ATTEMPTS);
         const key = ctx.env.AWS_ACCESS_KEY_ID;
         const secret = ctx.env.AWS_SECRET_ACCESS_KEY;

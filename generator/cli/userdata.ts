@@ -59,9 +59,8 @@ ${INVENTORY_HELP}
     // The baked user-data as the build writes it (the image split is the whole fleet's).
     const bakedEntry = compiled.tree.find((e) => e.path === `nodes/${node.ip}/user-data.baked`);
     const bakedText = bakedEntry && 'data' in bakedEntry ? new TextDecoder().decode(bakedEntry.data) : undefined;
-    const full = cloudConfigText(rendered, { version });
     if (values.baked && bakedText === undefined) return fail(1, `no baked user-data for ${node.ip}`);
-    const text = values.baked ? bakedText! : full;
+    const text = values.baked ? bakedText! : cloudConfigText(rendered, { version });
     // With --mime, the encoding applies to the MIME document, except files-gz+b64: that one is the
     // cloud-config part's own (its files gzipped), and the document goes as it is.
     const encodeAs = (e: Encoding) =>
@@ -84,7 +83,7 @@ ${INVENTORY_HELP}
     const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
     if (!fits) {
       json({ ok: false, ...result });
-      const top = largestContributors(text).map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
+      const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
       // (The baked form suggested only when it fits: a file only the node has stays in it.)
       const baked = !values.baked && bakedText !== undefined ? bestFit(bakedText, cloud) : undefined;
       const hint = baked?.fits

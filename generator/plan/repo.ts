@@ -1,6 +1,7 @@
 // Repo sources on every node (pigsty-infra.md §2.4, §4): one file per module in node_repo_modules,
 // with every repo_upstream item of that module for this OS release and arch.
 
+import { BASEURL_PLACEHOLDERS } from '../resolve/placeholders.js';
 import type { FilePlan, Json, JsonObject, NodePlan } from '../types.js';
 import type { OsProfile } from './os.js';
 import type { Vars } from './vars.js';
@@ -49,6 +50,7 @@ export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: stri
   const items = configured.length ? configured : defaultUpstream(os);
   const region = v.str('region', 'default');
   const rel = Number(os.releasever);
+  const fill: Record<(typeof BASEURL_PLACEHOLDERS)[number], string> = { admin_ip: adminIp, distro_codename: os.distroCodename, distro_name: os.distroName, releasever: os.releasever, arch: os.arch };
   const out: RepoItem[] = [];
   for (const mod of modules) {
     for (const it of items) {
@@ -60,12 +62,7 @@ export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: stri
       const base = isObj(it.baseurl) ? it.baseurl : {};
       const chosen = typeof base[region] === 'string' && base[region] !== '' ? base[region] : base.default;
       if (typeof chosen !== 'string') continue;
-      let url = chosen
-        .split('${admin_ip}').join(adminIp)
-        .split('${distro_codename}').join(os.distroCodename)
-        .split('${distro_name}').join(os.distroName)
-        .split('${releasever}').join(os.releasever)
-        .split('${arch}').join(os.arch);
+      let url = BASEURL_PLACEHOLDERS.reduce((u, k) => u.split(`\${${k}}`).join(fill[k]), chosen);
       // The node that serves the repo installs from its own files (it has no nginx yet when its
       // packages are installed): http://<admin_ip>/… becomes file:<repo_home>/… (§4).
       if (selfRepo) url = selfRepoUrl(url, adminIp, v.str('repo_home', '/www'), os);

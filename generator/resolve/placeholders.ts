@@ -40,6 +40,9 @@ export function fillsPlaceholders(path: Path): boolean {
 
 export const KNOWN_PLACEHOLDERS = ['admin_ip', 'distro_codename', 'distro_name', 'releasever', 'arch', 'pg_version', 'version', 'os'];
 
+/** The placeholders the plan stage fills in a repo_upstream baseurl (plan/repo.ts repoItems). */
+export const BASEURL_PLACEHOLDERS = ['admin_ip', 'distro_codename', 'distro_name', 'releasever', 'arch'] as const;
+
 const PLACEHOLDER = /\$\{([^}]*)\}/g;
 
 /** Calls fn for every string at a path matching one of the patterns. */

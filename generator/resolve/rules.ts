@@ -6,7 +6,7 @@ import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, Resolv
 import { isHostname, isIPv4 } from '../util/text.js';
 import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
-import { fillsPlaceholders } from './placeholders.js';
+import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
 
 export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
 
@@ -693,33 +693,43 @@ export const repoEmpty: Rule = (inv) => {
 export const repoUnmatched: Rule = (inv) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
-    const v = n.vars;
-    if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream)) continue;
-    const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
-    const rel = Number(os.replace(/\D/g, ''));
-    const modules = repoModules(v).filter((m) => NAME_OK.test(m)); // (a bad name is an error of its own)
-    for (const m of modules) {
-      const ok = v.repo_upstream.some((it) => isObj(it) && it.module === m && (!Array.isArray(it.releases) || it.releases.length === 0 || it.releases.includes(rel)));
-      if (!ok) out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.origins.repo_upstream, `no repo_upstream entry of module \`${m}\` is for os_profile ${os} (release ${rel}): its nodes get no source for it, and the packages it carries do not install`));
+    const u = upstreamOf(n);
+    if (!u) continue;
+    for (const m of u.modules) {
+      if (!u.entries.some((it) => isObj(it) && it.module === m && u.forRelease(it))) {
+        out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.origins.repo_upstream!, `no repo_upstream entry of module \`${m}\` is for os_profile ${u.os} (release ${u.rel}): its nodes get no source for it, and the packages it carries do not install`));
+      }
     }
   }
   return dedupe(out);
 };
 
+/**
+ * A node's repo_upstream as the inventory sets it (undefined when it is left to pigen's per-OS
+ * defaults): its entries, the node's os_profile and release, its repo modules (a bad name is an
+ * error of its own), and whether an entry is for that release.
+ */
+function upstreamOf(n: ResolvedNode) {
+  const v = n.vars;
+  if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream)) return undefined;
+  const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
+  const rel = Number(os.replace(/\D/g, ''));
+  const forRelease = (it: JsonObject) => !Array.isArray(it.releases) || it.releases.length === 0 || it.releases.includes(rel);
+  return { entries: v.repo_upstream, os, rel, modules: repoModules(v).filter((m) => NAME_OK.test(m)), forRelease };
+}
+
 // cloud-init's apt module writes each source line through its templater: `$RELEASE` becomes the
 // codename, and a name it does not know (`$basearch`) fails the module at boot, so a node would
 // get no sources and install nothing. (pigen fills its own placeholders first.)
-const PIGEN_URL_PLACEHOLDERS = /\$\{(?:admin_ip|distro_codename|distro_name|releasever|arch)\}/g;
+const PIGEN_URL_PLACEHOLDERS = new RegExp(`\\$\\{(?:${BASEURL_PLACEHOLDERS.join('|')})\\}`, 'g');
 export const aptSourceVars: Rule = (inv) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
-    const v = n.vars;
-    const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
-    if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream) || !/^[du]/.test(os)) continue;
-    const rel = Number(os.replace(/\D/g, ''));
-    const modules = repoModules(v).filter((m) => NAME_OK.test(m));
-    v.repo_upstream.forEach((it, i) => {
-      if (!isObj(it) || !modules.includes(String(it.module)) || (Array.isArray(it.releases) && it.releases.length > 0 && !it.releases.includes(rel)) || !isObj(it.baseurl)) return;
+    const u = upstreamOf(n);
+    if (!u || !/^[du]/.test(u.os)) continue;
+    const os = u.os;
+    u.entries.forEach((it, i) => {
+      if (!isObj(it) || !u.modules.includes(String(it.module)) || !u.forRelease(it) || !isObj(it.baseurl)) return;
       for (const [region, url] of Object.entries(it.baseurl)) {
         if (typeof url !== 'string' || !url.replace(PIGEN_URL_PLACEHOLDERS, '').includes('$')) continue;
         out.push(
