@@ -443,9 +443,16 @@ test('CLI: usage errors and clear failures', async () => {
   const dead = spawnSync('true').pid!;
   writeFileSync(join(junk, `.b.tgz.tmp-${dead}-0123456789ab`), 'partial');
   const bad = await cli(['bundle', '--from', junk, '-o', join(junk, 'b.tgz'), '--quiet']);
-  assert.is(bad.code, 1, bad.err);
-  assert.match(bad.err, /bad_1_all\.deb: not an ar archive/);
-  assert.equal(readdirSync(junk), ['bad_1_all.deb'], 'nothing left beside');
+  assert.is(bad.code, 2, bad.err);
+  assert.match(bad.err, /bad_1_all\.deb: not a valid Debian package: not an ar archive/);
+  assert.equal(readdirSync(junk), [`.b.tgz.tmp-${dead}-0123456789ab`, 'bad_1_all.deb'], 'nothing written, nothing touched');
+  if (HAVE_DPKG) {
+    rmSync(join(junk, 'bad_1_all.deb'));
+    for (const n of readdirSync(debs)) writeFileSync(join(junk, n), readFileSync(join(debs, n)));
+    const good = await cli(['bundle', '--from', junk, '-o', join(junk, 'b.tgz'), '--quiet']);
+    assert.is(good.code, 0, good.err);
+    assert.ok(!existsSync(join(junk, `.b.tgz.tmp-${dead}-0123456789ab`)), 'the dead run\'s partial removed');
+  }
   const missing = await cli(['bundle', 'verify', join(empty, 'nope.tgz')]);
   assert.is(missing.code, 2);
   const noFile = await cli(['bundle', 'verify']);
@@ -491,15 +498,44 @@ test('CLI: -o a FIFO, a link, under a file, DIR/; --from with a dangling link or
   rmSync(join(from, 'dangling.deb'));
   writeFileSync(join(from, 'pigen-xz_1.0-1_all.copy.deb'), readFileSync(join(debs, 'pigen-xz_1.0-1_all.deb')));
   const same = await cli(['bundle', '--from', from, '--quiet', '-o', join(d, 'twins.tgz')]);
-  assert.is(same.code, 1, same.err);
-  assert.match(same.err, /pigen-xz_1\.0-1_all\.copy\.deb and pigen-xz_1\.0-1_all\.deb are both pigen-xz 1\.0-1 all \(the same bytes\); keep one of them/);
+  assert.is(same.code, 2, same.err);
+  assert.match(same.err, /pigen-xz_1\.0-1_all\.copy\.deb and pigen-xz_1\.0-1_all\.deb are both pigen-xz 1\.0-1 all; keep one of them/);
   rmSync(join(from, 'pigen-xz_1.0-1_all.copy.deb'));
   const other = tmp('pigen-bundle-other-');
   writeFileSync(join(from, 'pigen-xz_1.0-1_all.rebuilt.deb'), readFileSync(makeDeb(other, 'pigen-xz', 'gzip')));
   const differ = await cli(['bundle', '--from', from, '--quiet', '-o', join(d, 'twins.tgz')]);
-  assert.is(differ.code, 1, differ.err);
-  assert.match(differ.err, /are both pigen-xz 1\.0-1 all, with different bytes: apt would install either/);
+  assert.is(differ.code, 2, differ.err);
+  assert.match(differ.err, /pigen-xz_1\.0-1_all\.deb and pigen-xz_1\.0-1_all\.rebuilt\.deb are both pigen-xz 1\.0-1 all; keep one of them/);
   assert.not.ok(existsSync(join(d, 'twins.tgz')));
+});
+
+// Broken inputs are bad input: exit 2, every one named at once, before anything is written. (A
+// review found the first corrupt .deb ended the bundle with exit 1, and only it named.)
+test('CLI: every broken or duplicated .deb in --from is named at once, exit 2, nothing written', async () => {
+  if (!HAVE_DPKG) return;
+  const from = tmp('pigen-bundle-broken-');
+  for (const n of readdirSync(debs)) writeFileSync(join(from, n), readFileSync(join(debs, n)));
+  const good = readFileSync(join(debs, 'pigen-xz_1.0-1_all.deb'));
+  writeFileSync(join(from, 'a-garbage_1_all.deb'), 'garbage\n');
+  writeFileSync(join(from, 'b-short-head_1_all.deb'), good.subarray(0, 200));
+  writeFileSync(join(from, 'c-short-data_1_all.deb'), good.subarray(0, good.length - 7));
+  writeFileSync(join(from, 'd-twin_1_all.deb'), good);
+  const out = join(from, 'out');
+  mkdirSync(out);
+  const r = await cli(['bundle', '--from', from, '--quiet', '-o', join(out, 'b.tgz')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /a-garbage_1_all\.deb: not a valid Debian package: not an ar archive \(bad magic\)/);
+  assert.match(r.err, /b-short-head_1_all\.deb: not a valid Debian package: truncated archive \(inside member 'control\.tar\.xz'\)/);
+  assert.match(r.err, /c-short-data_1_all\.deb: not a valid Debian package: cut short: its member data\.tar\.\w+ needs \d+ bytes, the file has \d+/);
+  assert.match(r.err, /d-twin_1_all\.deb and pigen-xz_1\.0-1_all\.deb are both pigen-xz 1\.0-1 all/);
+  assert.match(r.err, /4 problems in --from .*, nothing written: replace or remove those files/);
+  assert.not.match(r.err, /internal error|\n    at /);
+  assert.equal(readdirSync(out), []);
+  const j = await cli(['bundle', '--from', from, '--quiet', '--json', '-o', join(out, 'b.tgz')]);
+  assert.is(j.code, 2);
+  const body = JSON.parse(j.out) as { ok: boolean; errors: string[] };
+  assert.is(body.ok, false);
+  assert.is(body.errors.length, 4);
 });
 
 test('CLI: --packages resolves repo_packages + repo_extra_packages through the alias table', async () => {

@@ -92,7 +92,8 @@ export class ArParser {
   /** Throws unless the archive ended on a member boundary. */
   end(): void {
     if (this.state === 'magic') throw new ArError(this.head.length ? 'not an ar archive (truncated magic)' : 'empty file');
-    if (this.state === 'data' || this.head.length) throw new ArError(`truncated archive (inside member '${this.current?.name ?? '?'}')`);
+    if (this.state === 'data') throw new ArError(`truncated archive (inside member '${this.current!.name}')`);
+    if (this.head.length) throw new ArError(`truncated archive (inside the header of member ${this.members.length + 1})`);
   }
 }
 

@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { pack as tarPack, type Header } from 'tar-stream';
 import { byCodeUnit } from '../util/text.js';
 import { ArParser } from './ar.js';
-import { controlFromTar, controlMember, decompress, get, gzipFixed, MAX_CONTROL, packagesIndex, packagesStanza, parseControl, releaseFile, type FileSums } from './deb.js';
+import { controlFromTar, controlMember, decompress, get, gzipFixed, MAX_CONTROL, packagesIndex, packagesStanza, parseControl, releaseFile, type Fields, type FileSums } from './deb.js';
 import { ParallelGzip, type ByteSink, type PgzipOptions } from './pgzip.js';
 
 export const TOP = 'pigsty';
@@ -73,6 +73,72 @@ export interface BuildResult {
 
 export class BundleError extends Error {}
 
+/** Why a file cannot be named so in the bundle, if it cannot. */
+function badName(name: string): string | undefined {
+  if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) return `bad file name in bundle: ${name}`;
+  // The manifests are line-based (and sha256sum escapes names with \ or a newline): refuse them.
+  if (/[\x00-\x1f\x7f\\]/.test(name)) return `bad file name in bundle (control character or backslash): ${JSON.stringify(name)}`;
+  return undefined;
+}
+
+/** The control fields of a .deb, from the members `ar` has seen (its control member kept). */
+async function debFields(ar: ArParser): Promise<Fields> {
+  const member = ar.members.find((m) => controlMember(m.name) !== null);
+  if (ar.members[0]?.name !== 'debian-binary' || !member) throw new Error('not a Debian package (no debian-binary/control.tar members)');
+  const data = ar.kept.get(member.name);
+  if (!data) throw new Error(`control member too large (${member.size} bytes)`);
+  return parseControl(await controlFromTar(await decompress(controlMember(member.name)!, data)));
+}
+
+const packageId = (fields: Fields) => `${get(fields, 'Package')} ${get(fields, 'Version')} ${get(fields, 'Architecture')}`;
+const duplicateMessage = (a: { name: string; sha256?: string }, b: { name: string; sha256?: string }, id: string) =>
+  `${a.name} and ${b.name} are both ${id}${a.sha256 === undefined || b.sha256 === undefined ? '' : a.sha256 === b.sha256 ? ' (the same bytes)' : ', with different bytes: apt would install either'}; keep one of them`;
+
+/**
+ * Checks a bundle's inputs before anything is written, and names every problem at once: bad
+ * names, and each .deb that is not one (not an ar archive, no control data, control fields
+ * missing, cut short before the end its data member's header gives) or is a second file of a
+ * package, version and architecture. Reads only each .deb's head (up to its data member's
+ * header); the bundle's own pass over the whole file stays the authority.
+ */
+export async function checkInputs(payload: BundleInput[], repodata: BundleInput[] = []): Promise<string[]> {
+  const problems: string[] = [];
+  for (const f of [...payload, ...repodata]) {
+    const bad = badName(f.name);
+    if (bad) problems.push(bad);
+  }
+  for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) problems.push(`input file ${f.name} clashes with a file pigen generates`);
+  const seen = new Map<string, string>();
+  for (const f of [...payload].sort((a, b) => byCodeUnit(a.name, b.name))) {
+    if (!f.name.endsWith('.deb')) continue;
+    const ar = new ArParser((n, size) => controlMember(n) !== null && size <= MAX_CONTROL);
+    try {
+      let ended = true;
+      for await (const chunk of f.read()) {
+        ar.push(chunk);
+        const c = ar.members.findIndex((m) => controlMember(m.name) !== null);
+        if ((ar.members[0] && ar.members[0].name !== 'debian-binary') || (c >= 0 && ar.members.length > c + 1)) {
+          ended = false;
+          break;
+        }
+      }
+      if (ended) ar.end();
+      const fields = await debFields(ar);
+      // (The member after the control data, usually data.tar: the file holds at least its bytes.)
+      const next = ar.members[ar.members.findIndex((m) => controlMember(m.name) !== null) + 1];
+      if (next && next.offset + next.size > f.size) throw new Error(`cut short: its member ${next.name} needs ${next.offset + next.size} bytes, the file has ${f.size}`);
+      const id = packageId(fields);
+      const twin = seen.get(id);
+      if (twin) problems.push(duplicateMessage({ name: twin }, f, id));
+      else seen.set(id, f.name);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      problems.push(`${f.name}: ${code ? `cannot read it: ${(e as Error).message}` : `not a valid Debian package: ${(e as Error).message}`}`);
+    }
+  }
+  return problems;
+}
+
 const hex = (h: ReturnType<typeof createHash>) => h.digest('hex');
 const enc = new TextEncoder();
 
@@ -90,9 +156,8 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
   const payload = [...opts.payload].sort((a, b) => byCodeUnit(a.name, b.name));
   const repodata = [...(opts.repodata ?? [])].sort((a, b) => byCodeUnit(a.name, b.name));
   for (const f of [...payload, ...repodata]) {
-    if (!f.name || f.name.startsWith('/') || f.name.split('/').some((s) => s === '' || s === '.' || s === '..')) throw new BundleError(`bad file name in bundle: ${f.name}`);
-    // The manifests are line-based (and sha256sum escapes names with \ or a newline): refuse them.
-    if (/[\x00-\x1f\x7f\\]/.test(f.name)) throw new BundleError(`bad file name in bundle (control character or backslash): ${JSON.stringify(f.name)}`);
+    const bad = badName(f.name);
+    if (bad) throw new BundleError(bad);
   }
   for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) throw new BundleError(`input file ${f.name} clashes with a file pigen generates`);
 
@@ -166,15 +231,11 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
     if (!ar) return;
     try {
       ar.end();
-      const member = ar.members.find((m) => controlMember(m.name) !== null);
-      if (ar.members[0]?.name !== 'debian-binary' || !member) throw new Error('not a Debian package (no debian-binary/control.tar members)');
-      const data = ar.kept.get(member.name);
-      if (!data) throw new Error(`control member too large (${member.size} bytes)`);
-      const fields = parseControl(await controlFromTar(await decompress(controlMember(member.name)!, data)));
+      const fields = await debFields(ar);
       // (Two files of one package, version and architecture: apt would take either.)
-      const id = `${get(fields, 'Package')} ${get(fields, 'Version')} ${get(fields, 'Architecture')}`;
+      const id = packageId(fields);
       const twin = seen.get(id);
-      if (twin) duplicate = `${twin.name} and ${f.name} are both ${id}${twin.sha256 === sums.sha256 ? ' (the same bytes)' : ', with different bytes: apt would install either'}; keep one of them`;
+      if (twin) duplicate = duplicateMessage(twin, { name: f.name, sha256: sums.sha256 }, id);
       else seen.set(id, { name: f.name, sha256: sums.sha256 });
       stanzas.push({ name: f.name, stanza: packagesStanza(fields, f.name, sums), arch: get(fields, 'Architecture')! });
     } catch (e) {

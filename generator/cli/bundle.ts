@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { buildBundle, BundleError, GENERATED, type BundleInput } from '../bundle/build.js';
+import { buildBundle, BundleError, checkInputs, GENERATED, type BundleInput } from '../bundle/build.js';
 import { bundledExtra, bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
 import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
@@ -132,6 +132,14 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
         repodata = made.files;
       }
       const payload: BundleInput[] = payloadFiles.map((f) => ({ name: f.name, size: f.size, read: () => readFileChunks(f.path) }));
+      // Bad inputs (a broken or duplicated .deb, a bad name): every one named, nothing written.
+      const problems = await checkInputs(payload, repodata);
+      if (problems.length) {
+        for (const p of problems) ctx.stderr.write(`pigen: error: ${p}\n`);
+        ctx.stderr.write(`pigen: ${problems.length} problem${problems.length === 1 ? '' : 's'} in --from ${values.from}, nothing written: replace or remove ${problems.length === 1 ? 'that file' : 'those files'} (download them again: pigen bundle --download), then bundle again\n`);
+        if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, errors: problems }, null, 2) + '\n');
+        return 2;
+      }
       let sink: Awaited<ReturnType<typeof atomicFileSink>>;
       try {
         sink = await atomicFileSink(out);
