@@ -126,6 +126,10 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   assert.is(again.code, 0, again.err);
   assert.match(again.out, new RegExp(`^  reuse ${img.name} .*baked/${img.name}\\.rootfs\\.tar\\.gz exists`, 'm'));
   assert.not.match(again.out, /packer build|baked in/);
+  const report = await cli([...args, '--json'], dir);
+  assert.is(report.code, 0, report.err);
+  const j = JSON.parse(report.out) as { ok: boolean; images: { name: string; action: string; result: string }[] };
+  assert.equal([j.ok, j.images.map((i) => [i.name, i.action, i.result])], [true, [[img.name, 'reuse', 'reused']]]);
   console.log(`  download+bundle ${((tDl - t0) / 1000).toFixed(1)} s, bake ${((tBake - tDl) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   baked = { dir, tarball };
 });

@@ -5,7 +5,7 @@
 // with every image's var file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, SHARED, needShared, needTools, pigen, run, tmp } from './helpers.ts';
 import { compileInventory } from './tree.ts';
@@ -214,6 +214,20 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
   const url = pigen(['bake', '--target', 'aws', '--aws-endpoint', 'not a url', '--dry-run'], cwd, { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' });
   assert.is(url.code, 2, url.stderr);
   assert.match(url.stderr, /'not a url' is not an http\(s\) URL/);
+  // A corrupt --bundle is bad input (exit 2, as for pigen build --bundle); --json is a report on
+  // stdout for a real bake too, not only --dry-run. (A review found exit 1, and --json ignored.)
+  writeFileSync(join(cwd, 'junk.tgz'), 'not a bundle');
+  const junk = pigen(['bake', '--bundle', 'junk.tgz', '--json'], cwd, { PATH: '/nonexistent' });
+  assert.is(junk.code, 2, junk.stderr);
+  assert.match(junk.stderr, /--bundle junk\.tgz: not a valid pigen bundle: .*\(make it again: pigen bundle\)/);
+  assert.equal(Object.keys(JSON.parse(junk.stdout)), ['ok', 'error']);
+  rmSync(join(cwd, 'baked', `${name}.rootfs.tar.gz`));
+  const noPacker = pigen(['bake', '--json'], cwd, { PATH: '/nonexistent' });
+  assert.is(noPacker.code, 1, noPacker.stderr);
+  const report = JSON.parse(noPacker.stdout) as { ok: boolean; error: string; images: { name: string; action: string; result: string }[] };
+  assert.is(report.ok, false);
+  assert.match(report.error, /bake needs packer on PATH/);
+  assert.equal(report.images.map((i) => [i.name, i.action, i.result]), [[name, 'bake', 'not baked']]);
 });
 
 test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr.hcl reads /tmp/pigen-content/bundle.tgz)', () => {
@@ -234,7 +248,14 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
     `#!/bin/sh\nfor a in "$@"; do case "$a" in content_dir=*) c=\${a#content_dir=};; output_dir=*) o=\${a#output_dir=};; image_name=*) n=\${a#image_name=};; esac; done\nls "$c" > "${cwd}/staged.txt"\ncmp "$c/bundle.tgz" "${cwd}/bundle.tgz" && echo same >> "${cwd}/staged.txt"\nexit 0\n`,
     { mode: 0o755 },
   );
-  const r = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '-o', 'baked'], cwd, { PATH: `${bin}:${process.env.PATH}` });
+  const r = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '-o', 'baked', '--json'], cwd, { PATH: `${bin}:${process.env.PATH}` });
+  // (--json: the report alone on stdout; this packer makes no qcow2, so the bake failed.)
+  assert.is(r.code, 1, r.stderr);
+  const report = JSON.parse(r.stdout) as { ok: boolean; images: { result: string; error: string; seconds: number }[] };
+  assert.is(report.ok, false);
+  assert.is(report.images[0]!.result, 'failed');
+  assert.match(report.images[0]!.error, /^packer exit 0, no baked\/.*\.qcow2$/);
+  assert.match(r.stderr, /\] packer build -color=false/, 'progress lines on stderr');
   const staged = readFileSync(join(cwd, 'staged.txt'), 'utf8').split('\n');
   assert.ok(staged.includes('bundle.tgz'), `staged: ${staged.join(' ')}\n${r.stdout}${r.stderr}`);
   assert.ok(staged.includes('same'), 'the staged bundle is the --bundle file');

@@ -43,6 +43,9 @@ images/*.pkr.hcl for each image that does not exist yet:
           found by DescribeImages with the tag pigen:content-hash
   qemu    a qcow2 from a cloud image, in DIR/<image>.qemu/
 
+With --json, stdout carries one JSON report: the plan, and each image's result (baked, with its
+seconds and AMI; reused; failed, and why; not baked); Packer's output goes to stderr.
+
 ${INVENTORY_HELP}
   --only IMAGE       bake only this image (full name, name without the hash, role, or a prefix of
                      4+ characters of its content hash); repeatable
@@ -80,20 +83,21 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
       return 2;
     }
     const version = packageVersion();
+    // A failure said on stderr, and with --json as {ok: false, error} on stdout (only JSON there).
+    const fail = (code: number, message: string, extra: Record<string, unknown> = {}) => {
+      ctx.stderr.write(`pigen: ${message}\n`);
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message, ...extra }, null, 2) + '\n');
+      return code;
+    };
 
     let bundle: string | undefined;
     let bundleSha256: string | undefined;
     if (typeof values.bundle === 'string') {
       bundle = abs(ctx, values.bundle);
-      if (fileSizeOf(bundle) === undefined || isDirectory(bundle)) {
-        ctx.stderr.write(`pigen: --bundle ${values.bundle}: no such file\n`);
-        return 2;
-      }
+      if (fileSizeOf(bundle) === undefined || isDirectory(bundle)) return fail(2, `--bundle ${values.bundle}: no such file`);
+      // (Bad input, as for pigen build --bundle: exit 2.)
       const v = await verifyBundle(readFileChunks(bundle));
-      if (!v.ok) {
-        ctx.stderr.write(`pigen: --bundle ${values.bundle}: not a valid pigen bundle: ${v.error}\n`);
-        return 1;
-      }
+      if (!v.ok) return fail(2, `--bundle ${values.bundle}: not a valid pigen bundle: ${v.error} (make it again: pigen bundle)`);
       bundleSha256 = v.manifestSha256;
     }
 
@@ -153,41 +157,58 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
         }
       }
     } catch (e) {
-      if (e instanceof Ec2Error) {
-        ctx.stderr.write(`pigen: ${e.message}\n`);
-        return 1;
-      }
+      if (e instanceof Ec2Error) return fail(1, e.message);
       throw e;
     }
 
     const dry = values['dry-run'] === true;
+    // With --json: one JSON document on stdout at the end (the plan, and each bake's result);
+    // Packer's lines go to stderr.
+    const results = new Map<Step, { result: 'baked' | 'failed'; seconds: number; ami?: string; error?: string }>();
+    const report = (ok: boolean, extra: Record<string, unknown> = {}) =>
+      ctx.stdout.write(
+        JSON.stringify(
+          {
+            ok,
+            target,
+            ...extra,
+            images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact, ...(dry ? {} : (results.get(s) ?? (s.action === 'reuse' ? { result: 'reused' } : { result: 'not baked' }))) })),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     if (values.json && dry) {
-      ctx.stdout.write(JSON.stringify({ ok: true, target, images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact })) }, null, 2) + '\n');
+      report(true);
       return 0;
     }
-    ctx.stdout.write(`${steps.length} image${steps.length === 1 ? '' : 's'} (target ${target}, pigen ${version}):\n`);
-    for (const s of steps) ctx.stdout.write(`  ${s.action.padEnd(5)} ${s.image.name}  ${s.image.nodes.length} node${s.image.nodes.length === 1 ? '' : 's'}, ${s.image.files.length} files, ${s.image.packages.length} packages: ${s.why}\n`);
+    if (!values.json) {
+      ctx.stdout.write(`${steps.length} image${steps.length === 1 ? '' : 's'} (target ${target}, pigen ${version}):\n`);
+      for (const s of steps) ctx.stdout.write(`  ${s.action.padEnd(5)} ${s.image.name}  ${s.image.nodes.length} node${s.image.nodes.length === 1 ? '' : 's'}, ${s.image.files.length} files, ${s.image.packages.length} packages: ${s.why}\n`);
+    }
     if (dry) return 0;
 
     const todo = steps.filter((s) => s.action === 'bake');
-    if (!todo.length) return 0;
-    const packer = findProgram('packer', ctx.env.PATH ?? '');
-    if (!packer) {
-      ctx.stderr.write('pigen: bake needs packer on PATH (Debian: apt-get install packer)\n');
+    // (Before any bake: what the bakes need, said as a JSON report too.)
+    const cannot = (message: string) => {
+      ctx.stderr.write(`pigen: ${message}\n`);
+      if (values.json) report(false, { error: message });
       return 1;
+    };
+    if (!todo.length) {
+      if (values.json) report(true);
+      return 0;
     }
+    const packer = findProgram('packer', ctx.env.PATH ?? '');
+    if (!packer) return cannot('bake needs packer on PATH (Debian: apt-get install packer)');
     if (target === 'local') {
       const missing = ['debootstrap', 'chroot', 'tar'].filter((p) => !findProgram(p, ctx.env.PATH ?? ''));
-      if (missing.length) {
-        ctx.stderr.write(`pigen: the local bake needs ${missing.join(', ')} on PATH (Debian: apt-get install debootstrap)\n`);
-        return 1;
-      }
+      if (missing.length) return cannot(`the local bake needs ${missing.join(', ')} on PATH (Debian: apt-get install debootstrap)`);
       const rpm = todo.find((s) => s.image.family !== 'deb');
-      if (rpm) {
-        ctx.stderr.write(`pigen: the local bake builds Debian root filesystems; ${rpm.image.name} is ${rpm.image.os} (bake it with --target aws or qemu)\n`);
-        return 1;
-      }
+      if (rpm) return cannot(`the local bake builds Debian root filesystems; ${rpm.image.name} is ${rpm.image.os} (bake it with --target aws or qemu)`);
     }
+    // (Progress lines: on stdout, or on stderr when stdout carries the JSON report.)
+    const say = (line: string) => (values.json ? ctx.stderr : ctx.stdout).write(line);
 
     const mirror = (values.mirror as string | undefined) ?? hostMirror();
     let failed = 0;
@@ -214,29 +235,34 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
         const packerArgs = ['build', '-color=false', `-only=${PACKER_ONLY[target]}`, `-var-file=${join(content, 'image.pkrvars.hcl')}`];
         for (const [k, v] of Object.entries(vars)) packerArgs.push('-var', `${k}=${v}`);
         packerArgs.push(join(PACKAGE_ROOT, 'images'));
-        ctx.stdout.write(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
-        const prefix = linePrefixer(ctx, img.name, t0);
+        say(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
+        const prefix = linePrefixer(say, img.name, t0);
         const res = await runProgram(packer, packerArgs, { env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' }, onOutput: prefix.push });
         prefix.flush();
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         const made = target !== 'aws' ? fileSizeOf(s.artifact) !== undefined : true;
         if (res.code !== 0 || !made) {
-          ctx.stderr.write(`pigen: bake of ${img.name} failed after ${secs} s (packer exit ${res.code}${made ? '' : `, no ${rel(ctx, s.artifact)}`}); see the [${img.name}] lines above\n`);
+          const why = `packer exit ${res.code}${made ? '' : `, no ${rel(ctx, s.artifact)}`}`;
+          ctx.stderr.write(`pigen: bake of ${img.name} failed after ${secs} s (${why}); see the [${img.name}] lines above\n`);
+          results.set(s, { result: 'failed', seconds: Number(secs), error: why });
           failed++;
         } else {
           const ami = target === 'aws' ? /ami-[0-9a-f]{8,}/.exec(res.stdout.split('\n').reverse().find((l) => /ami-[0-9a-f]{8,}/.test(l)) ?? '')?.[0] : undefined;
-          ctx.stdout.write(`[${img.name}] baked in ${secs} s: ${target === 'aws' ? (ami ?? 'AMI') : rel(ctx, s.artifact)}\n`);
+          say(`[${img.name}] baked in ${secs} s: ${target === 'aws' ? (ami ?? 'AMI') : rel(ctx, s.artifact)}\n`);
+          results.set(s, { result: 'baked', seconds: Number(secs), ...(ami ? { ami } : {}) });
         }
       } catch (e) {
         // Another pigen bakes the same image into the same directory: its work is left alone.
         if ((e as OutputBusy).code !== 'EPIGENBUSY') throw e;
         ours = false;
         ctx.stderr.write(`pigen: ${img.name}: ${(e as Error).message}; not baked (run one bake per output directory at a time)\n`);
+        results.set(s, { result: 'failed', seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), error: (e as Error).message });
         failed++;
       } finally {
         if (ours) cleanWork(ctx, work);
       }
     }
+    if (values.json) report(!failed);
     return failed ? 1 : 0;
   },
 };
@@ -255,9 +281,9 @@ function rel(ctx: CliContext, p: string): string {
 }
 
 /** Prefixes every output line with [image +Ns], so parallel or long bakes stay readable. */
-function linePrefixer(ctx: CliContext, name: string, t0: number) {
+function linePrefixer(write: (s: string) => void, name: string, t0: number) {
   let buf = '';
-  const emit = (line: string) => ctx.stdout.write(`[${name} +${Math.round((performance.now() - t0) / 1000)}s] ${line}\n`);
+  const emit = (line: string) => write(`[${name} +${Math.round((performance.now() - t0) / 1000)}s] ${line}\n`);
   return {
     push: (s: string) => {
       buf += s;
