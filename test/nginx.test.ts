@@ -328,7 +328,7 @@ test('basic auth in a real nginx: the hashed .htpasswd lets each user in with it
     });
   });
   const users = { admin: 'pigsty', ops: 'p:a ss!' };
-  const { compiled } = build(emptyDir, undefined, ['nginx_sslmode=disable', `nginx_port=${port}`, 'infra_portal={ home: { domain: i.pigsty }, sec: { domain: sec.pigsty, path: /www/secret, auth: true } }', `nginx_users=${JSON.stringify(users)}`]);
+  const { compiled } = build(emptyDir, undefined, ['nginx_sslmode=disable', `nginx_port=${port}`, 'infra_portal={ home: { domain: i.pigsty, auth: true, certbot: i.pigsty }, sec: { domain: sec.pigsty, path: /www/secret, auth: true } }', `nginx_users=${JSON.stringify(users)}`]);
   const n = nodesOf(compiled).find((x) => x.files.some((f) => f.path === '/etc/nginx/.htpasswd'))!;
   assert.not.match(n.files.find((f) => f.path === '/etc/nginx/.htpasswd')!.content, /pigsty|p:a ss/, 'no password in the file');
   const prefix = tmp('pigen-nginx-auth-');
@@ -339,6 +339,8 @@ test('basic auth in a real nginx: the hashed .htpasswd lets each user in with it
   chmodSync(prefix, 0o755);
   mkdirSync(join(prefix, 'www/secret'), { recursive: true });
   writeFileSync(join(prefix, 'www/secret/index.html'), 'in\n');
+  mkdirSync(join(prefix, 'www/pigsty'), { recursive: true });
+  writeFileSync(join(prefix, 'www/pigsty/Packages'), 'Package: x\n');
   const child = spawn(NGINX(), ['-p', prefix + '/', '-c', copy.conf, '-g', `daemon off; pid ${prefix}/nginx.pid;`], { stdio: 'ignore' });
   const code = (cred?: string) => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', ...(cred ? ['-u', cred] : []), '--resolve', `sec.pigsty:${port}:127.0.0.1`, `http://sec.pigsty:${port}/`]).stdout;
   try {
@@ -348,6 +350,15 @@ test('basic auth in a real nginx: the hashed .htpasswd lets each user in with it
     assert.is(code('admin:wrong'), '401');
     assert.is(code('ops:pigsty'), '401');
     assert.is(code(), '401');
+    // Basic auth on the home server keeps its pages behind it, but not the local repo (every
+    // node's apt sends no credentials), nginx_exporter's /nginx, nor the ACME challenge. (A
+    // review found all three answering 401: no node could install a package.)
+    const home = (path: string, cred?: string) => run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', ...(cred ? ['-u', cred] : []), '--resolve', `i.pigsty:${port}:127.0.0.1`, `http://i.pigsty:${port}${path}`]).stdout;
+    assert.is(home('/'), '401');
+    assert.is(home('/vmetrics/'), '401');
+    assert.is(home('/pigsty/Packages'), '200');
+    assert.is(home('/nginx'), '200');
+    assert.is(home('/.well-known/acme-challenge/none'), '404');
   } finally {
     await stopNginx(child);
     rmSync(prefix, { recursive: true, force: true });
