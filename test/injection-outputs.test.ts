@@ -151,8 +151,7 @@ const OBJECT_ALLOWED: [string, string[], string][] = [
   ['infra_portal.*.key', ['%', ':', '='], 'the same'],
   ['repo_upstream.*.baseurl.*', ['%', ':', '=', '$(', ' '], 'Pigsty writes an apt baseurl as `URI suite components` (so spaces); apt substitutes only $(ARCH), runs nothing'],
   ['alertmanager_receivers.*.matchers.*', ['='], 'a matcher is label=value (a YAML string in alertmanager.yml)'],
-  ['alertmanager_receivers.*.webhook.url', [':'], 'a URL (a YAML string)'],
-  ['alertmanager_receivers.*.slack.api_url', [':'], 'the same'],
+  // (webhook.url and slack.api_url: an http(s) URL or an error, so the marker never gets through.)
   ['alertmanager_receivers.*.email.auth_password', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a JSON string in alertmanager.yml'],
   ...['to', 'from', 'auth_username'].map((f): [string, string[], string] => [`alertmanager_receivers.*.email.${f}`, OBJECT_CHARS.filter((c) => !/[\n\r\u2028{}]/.test(c) && c !== '${x}'), 'a JSON string in alertmanager.yml ("Ops <ops@x.io>", "a@x, b@y"); braces are rejected: Alertmanager expands templates there']),
   ['node_sysctl_params.*', OBJECT_CHARS.filter((c) => !/[\n\r\u2028]/.test(c)), 'a sysctl value is the rest of its line (sysctl.d has comments only at the start of a line)'],

@@ -125,6 +125,25 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   }
 });
 
+// (A review found: blackbox off left the ping job (every node's up 0, AgentDown firing), `1d`
+// stopping vmalert (Go durations have no d), patroni_ssl_enabled and pg_exporters silently ignored.)
+test('blackbox off: no ping job nor ping targets; a 1d interval is 24h for vmalert; patroni_ssl_enabled and pg_exporters are not-applied warnings', () => {
+  const on = build(fleet());
+  assert.match(file(on, 'nodes/10.10.10.10/rootfs/data/infra/prometheus.yml'), /job_name: ping/);
+  assert.ok(on.tree.some((e) => e.path.includes('/infra/targets/ping/')));
+  const off = build(fleet('', '    blackbox_enabled: false\n    vmetrics_scrape_interval: 1d'));
+  const prom = file(off, 'nodes/10.10.10.10/rootfs/data/infra/prometheus.yml');
+  assert.not.match(prom, /ping/);
+  assert.match(prom, /scrape_interval: 1d/);
+  assert.not.ok(off.tree.some((e) => e.path.includes('/infra/targets/ping/')), 'no ping targets');
+  assert.ok(off.tree.some((e) => e.path.includes('/infra/targets/node/')), 'the other targets stay');
+  assert.match(file(off, 'nodes/10.10.10.10/rootfs/etc/default/vmalert'), /-evaluationInterval=24h\b/);
+  const pg = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', patroni_ssl_enabled: true', '    pg_exporters: { 20001: { pg_cluster: pg-rds, pg_seq: 1, pg_host: 10.10.10.99 } }')) }, readAssets(), { sets: [], strict: false });
+  assert.equal(pg.diagnostics.filter((d) => d.code === 'not-applied').map((d) => d.path.at(-1)).sort(), ['patroni_ssl_enabled', 'pg_exporters']);
+  const none = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', patroni_ssl_enabled: false', '    pg_exporters: {}')) }, readAssets(), { sets: [], strict: false });
+  assert.equal(none.diagnostics.filter((d) => d.code === 'not-applied'), []);
+});
+
 test('a portal entry with a custom template (conf) is a warning, not silently dropped', () => {
   const text = fleet('', "    infra_portal: { home: { domain: i.pigsty }, custom: { domain: c.pigsty, conf: custom.conf } }");
   const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false });

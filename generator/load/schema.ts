@@ -166,12 +166,19 @@ function toDiagnostic(e: ErrorObject): Diagnostic {
       message = `unknown field \`${String(p.additionalProperty)}\``;
       break;
     case 'format':
-    case 'pattern':
+    case 'pattern': {
       code = 'schema-format';
-      message = `${describe(data)} ${e.message}`;
+      const named = e.keyword === 'pattern' ? PATTERN_NAMES[String(p.pattern)] : undefined;
+      message = named ? `${describe(data)} is not ${named}` : `${describe(data)} ${e.message}`;
       break;
+    }
     default:
       break;
   }
   return err(code, at, message, hint ? { hint } : {});
 }
+
+/** What a schema pattern stands for, said in words (the pattern itself helps nobody). */
+const PATTERN_NAMES: Record<string, string> = {
+  '^(?=.)([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$': 'a Prometheus duration (whole numbers with units y, w, d, h, m, s, ms in that order, e.g. 10s, 1m30s, 1d)',
+};

@@ -10,6 +10,7 @@ import { splitOptions, unitFiles } from './units.js';
 import { Vars } from './vars.js';
 import type { Secrets } from '../secrets/index.js';
 import { htpasswdLine } from '../util/htpasswd.js';
+import { goDuration } from '../util/text.js';
 
 const isObj = (v: Json | undefined): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -173,13 +174,14 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
       ctx: {
         interval: scrapeInterval,
         timeout: v.str('vmetrics_scrape_timeout', '8s'),
-        blackbox: `127.0.0.1:${v.num('blackbox_port', 9115)}`,
+        // (No blackbox exporter here: no ping job, or every node's up would read 0.)
+        blackbox: v.on('blackbox_enabled') ? `127.0.0.1:${v.num('blackbox_port', 9115)}` : '',
         metricsPath: v.str('exporter_metrics_path', '/metrics'),
         redisExporterPort: v.num('redis_exporter_port', 9121),
         modules: { pgsql: fleetModules.has('pgsql'), etcd: fleetModules.has('etcd'), minio: fleetModules.has('minio'), redis: fleetModules.has('redis') },
       },
     });
-    p.files.push(...fleetTargets(inv));
+    p.files.push(...(v.on('blackbox_enabled') ? fleetTargets(inv) : fleetTargets(inv).filter((f) => !f.path.startsWith('/infra/targets/ping/'))));
     p.files.push(
       ...unitFiles({
         name: 'vmetrics',
@@ -247,7 +249,8 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
           `-notifier.url=http://127.0.0.1:${v.num('alertmanager_port', 9059)}`,
           `-httpListenAddr=:${v.num('vmalert_port', 8880)}`,
           '-rule=/infra/rules/*.yml',
-          `-evaluationInterval=${scrapeInterval}`,
+          // (A Go duration: vmalert's flags take no d, w or y.)
+          `-evaluationInterval=${goDuration(scrapeInterval)}`,
           ...userOpts('vmalert_options'),
         ],
         nofile: 131072,

@@ -3,7 +3,7 @@
 
 import { err, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
-import { isHostname, isIPv4 } from '../util/text.js';
+import { isHostname, isIPv4, promDurationMs } from '../util/text.js';
 import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
@@ -267,7 +267,8 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['vector_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['node_data'], what: 'path', bad: STRICT_BAD },
   { pattern: ['repo_bundle'], what: 'bundle location', bad: PATHISH_BAD },
-  { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#\\$<>|&]/ },
+  // (Written as a JSON string; `|` is a regexp's alternation (category=~"node|infra"), `\` escapes a quote.)
+  { pattern: ['alertmanager_receivers', '*', 'matchers', '*'], what: 'alert matcher', bad: /[;{}`#$<>&]/ },
   // Written as JSON strings, but Alertmanager expands Go templates ({{ }}) in these fields.
   ...['to', 'from', 'auth_username'].map((f) => ({ pattern: ['alertmanager_receivers', '*', 'email', f], what: `alert e-mail ${f.replace('_', ' ')}`, bad: /[{}]/ })),
   { pattern: ['alertmanager_receivers', '*', 'slack', 'channel'], what: 'Slack channel', bad: /[{}]/ },
@@ -523,6 +524,9 @@ const NOT_APPLIED: [RegExp, string][] = [
   // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
   [/^certbot_sign$/, "Let's Encrypt certificates: the portal is served with the CA's certificates"],
+  // (Scrape jobs of the PGSQL module that pigen does not write: its own pgsql job scrapes 8008 as plain http.)
+  [/^patroni_ssl_enabled$/, "Patroni's https scrape job (pgsql-patroni): 8008 is scraped over plain http, and PatroniDown fires"],
+  [/^pg_exporters$/, 'the remote PostgreSQL exporters (the pgrds scrape job and its targets)'],
 ];
 
 export const notApplied: Rule = (inv) => {
@@ -531,8 +535,9 @@ export const notApplied: Rule = (inv) => {
   for (const n of inv.nodes) {
     for (const k of Object.keys(n.origins)) {
       const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
-      // (Turned off, it asks for nothing pigen leaves out.)
-      if (!what || n.vars[k] === false) continue;
+      // (Turned off or empty, it asks for nothing pigen leaves out.)
+      const val = n.vars[k];
+      if (!what || val === false || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
@@ -686,6 +691,148 @@ export const repoEmpty: Rule = (inv) => {
 };
 
 /**
+ * What the nodes read from the admin node at boot, and whether it serves it: the `local` repo
+ * (http://<admin_ip>/pigsty: port 80, the home portal entry's /pigsty/) and DNS (a nameserver
+ * line has no port). Each problem leaves every node that reads it without packages or names.
+ */
+export const adminServes: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  const admin = inv.nodes.find((n) => n.ip === inv.adminIp);
+  const repoUsers = inv.nodes.filter((n) => repoModules(n.vars).includes('local'));
+  const dnsUsers = inv.nodes.filter((n) => n.ip !== inv.adminIp && Array.isArray(n.vars.node_dns_servers) && n.vars.node_dns_servers.some((s) => typeof s === 'string' && s.trim() === inv.adminIp));
+  const readers = (l: ResolvedNode[]) => (l.length === inv.nodes.length ? 'every node reads' : `${l.length} of ${inv.nodes.length} nodes read`);
+  if (!isIPv4(inv.adminIp)) return [];
+  if (!admin || !admin.modules.includes('infra')) {
+    // (admin_ip names an infra host the rule adminIpIsInfra reports; here: no infra host at all.)
+    if (inv.infra.length || (!repoUsers.length && !dnsUsers.length)) return [];
+    const at = inv.nodes[0]?.origins.admin_ip ?? ['all', 'vars'];
+    const what = [repoUsers.length ? `${readers(repoUsers)} its packages from the \`local\` repo (http://${inv.adminIp}/pigsty)` : '', dnsUsers.length ? `${readers(dnsUsers)} DNS from it` : ''].filter(Boolean).join(', and ');
+    out.push(
+      warn('admin-outside', at, `admin_ip ${inv.adminIp} is ${admin ? 'not an infra host' : 'not a host of this inventory'}, and the inventory has no infra group: ${what}, but nothing built here serves ${repoUsers.length ? 'them' : 'it'}`, {
+        hint: 'add the admin node to the inventory (an infra group with infra_seq), or, if it runs already, make sure it serves the repo and DNS; or point node_repo_modules and node_dns_servers elsewhere',
+      }),
+    );
+    return out;
+  }
+  // (Resolved values: defaults merged in; `*_enabled` is on unless false. A port out of range or
+  // of another type is an error of its own, as is a portal of another shape: nothing said here.)
+  const av = { on: (k: string) => admin.vars[k] !== false, num: (k: string, d: number) => (typeof admin.vars[k] === 'number' ? (admin.vars[k] as number) : d) };
+  const portOk = (k: string) => admin.vars[k] === undefined || (Number.isInteger(admin.vars[k]) && (admin.vars[k] as number) >= 1 && (admin.vars[k] as number) <= 65535);
+  if (!portOk('nginx_port') || !portOk('dns_port') || (admin.vars.infra_portal !== undefined && !isObj(admin.vars.infra_portal))) return out;
+  if (repoUsers.length && av.on('repo_enabled')) {
+    const at = admin.origins.infra_portal ?? admin.origins.nginx_port ?? admin.origins.nginx_enabled ?? admin.origins.admin_ip ?? admin.path;
+    const home = isObj(admin.vars.infra_portal) ? admin.vars.infra_portal.home : undefined;
+    const why = !av.on('nginx_enabled')
+      ? { at: originOf(admin, 'nginx_enabled'), msg: 'nginx_enabled is false on the admin node' }
+      : !isObj(home) || typeof home.domain !== 'string' || home.domain === ''
+        ? { at: admin.origins.infra_portal ?? at, msg: `the admin node's infra_portal has no \`home\` entry with a domain (the server that holds /pigsty/)` }
+        : av.num('nginx_port', 80) !== 80
+          ? { at: originOf(admin, 'nginx_port'), msg: `nginx listens on ${av.num('nginx_port', 80)}, not 80 (the repo URL has no port)` }
+          : undefined;
+    if (why) {
+      out.push(
+        warn('repo-unserved', why.at, `${readers(repoUsers)} the \`local\` repo (http://${inv.adminIp}/pigsty), but nothing serves it there: ${why.msg}; they install no packages at first boot`, {
+          hint: 'keep nginx on port 80 with a `home` portal entry on the admin node, or point node_repo_modules at upstream repos',
+        }),
+      );
+    }
+  }
+  if (dnsUsers.length) {
+    const why = !av.on('dns_enabled') ? { at: originOf(admin, 'dns_enabled'), msg: 'dns_enabled is false on the admin node' } : av.num('dns_port', 53) !== 53 ? { at: originOf(admin, 'dns_port'), msg: `dnsmasq listens on ${av.num('dns_port', 53)}, and a nameserver line has no port` } : undefined;
+    if (why) {
+      out.push(
+        warn('dns-unserved', why.at, `${readers(dnsUsers)} DNS from the admin node (node_dns_servers: ${inv.adminIp}), but it answers none there: ${why.msg}; every lookup waits for the next nameserver`, {
+          hint: 'keep dnsmasq on the admin node on port 53, or list other servers in node_dns_servers',
+        }),
+      );
+    }
+  }
+  return out;
+};
+
+/** Prometheus refuses a scrape timeout longer than the interval (the scrape config; pigen check's promtool). */
+export const scrapeDurations: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
+    const interval = promDurationMs(String(n.vars.vmetrics_scrape_interval ?? '10s'));
+    const timeout = promDurationMs(String(n.vars.vmetrics_scrape_timeout ?? '8s'));
+    if (interval === undefined || timeout === undefined) continue;
+    if (interval === 0) out.push(err('bad-value', originOf(n, 'vmetrics_scrape_interval'), 'vmetrics_scrape_interval is zero', { hint: 'scrape every few seconds at least, e.g. 10s' }));
+    else if (timeout > interval) {
+      out.push(
+        err('bad-value', originOf(n, n.origins.vmetrics_scrape_timeout ? 'vmetrics_scrape_timeout' : 'vmetrics_scrape_interval'), `vmetrics_scrape_timeout ${String(n.vars.vmetrics_scrape_timeout ?? '8s')} is longer than vmetrics_scrape_interval ${String(n.vars.vmetrics_scrape_interval ?? '10s')}: Prometheus' scrape config refuses it`, {
+          hint: 'set vmetrics_scrape_timeout no longer than the interval',
+        }),
+      );
+    }
+  }
+  return dedupe(out);
+};
+
+/**
+ * alertmanager_receivers as Alertmanager reads them: unique names (pigen's own route is named
+ * `default`), matchers it parses (a quoted value closed, no bare `"`; a regexp that compiles),
+ * http(s) URLs. (E-mail's smarthost and from are required by the schema: there is no global one.)
+ */
+export const alertReceivers: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
+    const list = n.vars.alertmanager_receivers;
+    if (!n.origins.alertmanager_receivers || !Array.isArray(list)) continue;
+    const base = originOf(n, 'alertmanager_receivers');
+    const names = new Map<string, number>();
+    list.forEach((r, i) => {
+      if (!isObj(r)) return;
+      const p = [...base, i];
+      if (typeof r.name === 'string') {
+        if (r.name === 'default') out.push(err('alert-receiver', [...p, 'name'], 'receiver name `default` is taken by pigen\'s own catch-all route', { hint: 'name the receiver otherwise, e.g. ops' }));
+        else if (names.has(r.name)) out.push(err('alert-receiver', [...p, 'name'], `receiver name \`${r.name}\` is used twice (Alertmanager needs unique names)`, { related: { path: [...base, names.get(r.name)!, 'name'], message: 'first used here' } }));
+        else names.set(r.name, i);
+      }
+      if (Array.isArray(r.matchers)) {
+        r.matchers.forEach((m, j) => {
+          if (typeof m !== 'string') return;
+          const bad = matcherProblem(m);
+          if (bad) out.push(err('alert-receiver', [...p, 'matchers', j], `matcher ${JSON.stringify(m)}: ${bad}`, { hint: 'write label="value" (quotes around the value; \\" for a quote inside), or label=~"regexp"' }));
+        });
+      }
+      for (const [kind, key] of [['webhook', 'url'], ['slack', 'api_url']] as const) {
+        const u = isObj(r[kind]) ? (r[kind] as JsonObject)[key] : undefined;
+        if (typeof u === 'string' && !/^https?:\/\/[^/\s]+/i.test(u)) {
+          out.push(err('alert-receiver', [...p, kind, key], `${kind} ${key} is not an http(s) URL: Alertmanager refuses other schemes`, { hint: 'use an http:// or https:// URL' }));
+        }
+      }
+    });
+  }
+  return dedupe(out);
+};
+
+/** What is wrong with an Alertmanager matcher (its parser's rules), if anything. */
+function matcherProblem(m: string): string | undefined {
+  const x = /^\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*(.*?)\s*$/s.exec(m);
+  if (!x) return 'not label, operator (=, !=, =~, !~) and value';
+  let value = x[2]!;
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+  else if (value.startsWith('"')) return 'its quoted value is not closed';
+  // (Alertmanager: a `"` inside the value needs a backslash.)
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\') i++;
+    else if (value[i] === '"') return 'a double quote in its value is not escaped (\\")';
+  }
+  if (x[1] === '=~' || x[1] === '!~') {
+    const re = value.replace(/\\(["\\])/g, '$1');
+    // (Go's RE2: no lookaround, no backreferences.)
+    if (/\(\?<?[=!]|\\[1-9]/.test(re)) return 'its regexp uses lookaround or a backreference, which Go\'s RE2 does not have';
+    try {
+      new RegExp(`^(?:${re})$`);
+    } catch (e) {
+      return `its regexp does not compile: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`;
+    }
+  }
+  return undefined;
+}
+
+/**
  * A module of node_repo_modules with no repo_upstream entry for the node's OS release (an EL
  * inventory built for Debian): the node gets no source for it, and its packages do not install.
  * (Only where repo_upstream is set: pigen's per-OS defaults match by construction.)
@@ -743,4 +890,4 @@ export const aptSourceVars: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars, adminServes, scrapeDurations, alertReceivers];

@@ -64,3 +64,35 @@ export const isPlainYamlString = (x: unknown): x is string => typeof x === 'stri
 // letter that is no 1.1 boolean is taken; anything else goes to the stringifier.
 const YAML11_WORD = /^(?:[yYnN]|[Yy]es|YES|[Nn]o|NO|[Oo]n|ON|[Oo]ff|OFF)$/;
 export const isPlainYaml11String = (x: unknown): x is string => isPlainYamlString(x) && /^[A-Za-z]/.test(x) && !YAML11_WORD.test(x);
+
+/** Prometheus' duration units, largest first, in milliseconds (model.ParseDuration). */
+const PROM_UNITS: [string, number][] = [
+  ['y', 365 * 24 * 3600e3],
+  ['w', 7 * 24 * 3600e3],
+  ['d', 24 * 3600e3],
+  ['h', 3600e3],
+  ['m', 60e3],
+  ['s', 1e3],
+  ['ms', 1],
+];
+
+/** A Prometheus duration (`10s`, `1h30m`, `1d`: units y w d h m s ms in that order, integers) in milliseconds; undefined when it is none. */
+export function promDurationMs(s: string): number | undefined {
+  const m = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(s);
+  if (!s || !m) return undefined;
+  return PROM_UNITS.reduce((sum, [, ms], i) => sum + Number(m[i + 1] ?? 0) * ms, 0);
+}
+
+/** The same duration as Go's time.ParseDuration reads it (vmalert's flags: no d, w or y): `1d` → `24h`. */
+export function goDuration(s: string): string {
+  let ms = promDurationMs(s);
+  if (ms === undefined) return s;
+  if (ms === 0) return '0s';
+  let out = '';
+  for (const [u, size] of PROM_UNITS.slice(3)) {
+    const k = Math.floor(ms / size);
+    if (k) out += `${k}${u}`;
+    ms -= k * size;
+  }
+  return out;
+}
