@@ -151,6 +151,23 @@ test('binary at a known position: NUL, gzip and PNG magic, a BOM before a NUL', 
   for (const [name, bytes, want] of cases) check(name, bytes, { expects: [want], only: true });
 });
 
+// (A review found yaml's messages quoting the token, a password included, and one stray `}`
+// giving 20 errors in the parser's words, 19 of them at valid lines.)
+test('syntax errors: in words, never the token (it may be a secret); one stray token is one error, its echoes counted in the hint', () => {
+  const text = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    infra_portal: { home: { domain: i.pigsty } } }\n    grafana_admin_password: Hunter2Secret\n    pg_admin_password: "Other5ecret"\n';
+  const r = parseInventory({ name: 'x.yml', bytes: Buffer.from(text) });
+  assert.is(r.diagnostics.length, 1, r.diagnostics.map((d) => d.message).join('\n'));
+  const d = r.diagnostics[0]!;
+  assert.equal([d.code, d.pos?.line, d.pos?.col, d.message], ['yaml-syntax', 4, 50, 'a `}` that closes nothing']);
+  assert.match(d.hint!, /\d+ later syntax errors? not shown: they likely follow from this one/);
+  assert.not.match(JSON.stringify(r.diagnostics), /Hunter2Secret|Other5ecret|YAML stream/);
+  const two = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars: { admin_ip: 10.10.10.10 }\n---\nall: {}\n') });
+  assert.match(two.diagnostics[0]!.message, /^a second YAML document \(after a `---` line\): an inventory is one document$/);
+  // Independent errors (a tab as indentation) are all still said.
+  const tabs = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n\t admin_ip: 1\n  children:\n\t x: 1\n') });
+  assert.ok(tabs.diagnostics.filter((x) => /tab/i.test(x.message)).length >= 1, tabs.diagnostics.map((x) => x.message).join('\n'));
+});
+
 test('a 50 MB file is refused before parsing: file-too-large at 1:1', () => {
   const dir = tmp('pigen-invalid-');
   const path = join(dir, 'huge.yml');

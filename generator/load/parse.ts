@@ -19,6 +19,7 @@ import {
   type Tags,
 } from 'yaml';
 import { err } from '../diagnostics.js';
+import { hintFor } from '../codes.js';
 import { pathKey } from '../diagnostics.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path, Pos, Result, Source } from '../types.js';
 
@@ -107,11 +108,22 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
     return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', `cannot parse YAML: ${(e as Error).message}`)] };
   }
   const diagnostics: Diagnostic[] = [];
+  // One stray token throws the parser off for the rest of the file: each unexpected token after
+  // the first is most likely its echo, so only the first is said (others, such as tabs, all).
+  let firstUnexpected: Diagnostic | undefined;
+  let echoes = 0;
   for (const e of syntaxErrors(doc)) {
     const p = pos(errorOffset(doc, e));
-    const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    if (e.code === 'DUPLICATE_KEY') diagnostics.push(at(p, 'duplicate-key', 'duplicate key: ' + lowerFirst(msg)));
-    else diagnostics.push(at(p, 'yaml-syntax', lowerFirst(msg)));
+    if (e.code === 'UNEXPECTED_TOKEN' && firstUnexpected) {
+      echoes++;
+      continue;
+    }
+    const d = e.code === 'DUPLICATE_KEY' ? at(p, 'duplicate-key', 'duplicate key: ' + syntaxMessage(e)) : at(p, 'yaml-syntax', syntaxMessage(e));
+    if (e.code === 'UNEXPECTED_TOKEN') firstUnexpected = d;
+    diagnostics.push(d);
+  }
+  if (firstUnexpected && echoes) {
+    firstUnexpected.hint = `${firstUnexpected.hint ?? hintFor('yaml-syntax')}; ${echoes} later syntax error${echoes === 1 ? '' : 's'} not shown: they likely follow from this one (run again once it is fixed)`;
   }
   for (const w of doc.warnings) {
     if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(at(pos(w.pos[0]), 'yaml-tag', lowerFirst(w.message.split('\n')[0]!)));
@@ -121,7 +133,9 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   if (diagnostics.length > MAX_SYNTAX) {
     const extra = diagnostics.length - MAX_SYNTAX;
     diagnostics.length = MAX_SYNTAX;
-    diagnostics.push(at(diagnostics[MAX_SYNTAX - 1]!.pos!, 'yaml-syntax', `${extra} more syntax error${extra === 1 ? '' : 's'} not shown`, 'fix the first errors; later ones often follow from them'));
+    // (Said on the last one shown: a diagnostic of its own would sort among them by position.)
+    const last = diagnostics[MAX_SYNTAX - 1]!;
+    last.hint = `${last.hint ?? hintFor(last.code)}; ${extra} more syntax error${extra === 1 ? '' : 's'} not shown: fix the first ones, later ones often follow from them`;
   }
   // A duplicate key leaves the document readable (the last value wins, as in PyYAML): the schema
   // and the rules still run, so the file's other problems are reported in the same run.
@@ -421,6 +435,28 @@ function scalarValue(node: Scalar): Json {
  * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
  * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
  */
+/** What the parser would say in its own words, for a user: never the token's text (it may be a secret). */
+const TOKEN_WORDS: Record<string, string> = {
+  'flow-map-end': 'a `}` that closes nothing',
+  'flow-seq-end': 'a `]` that closes nothing',
+  'map-value-ind': 'a `:` where no key can start',
+  scalar: 'text where none can stand (after a complete value, or out of line with the indentation around it)',
+  'seq-item-ind': 'a `-` list item where no list can start',
+  'flow-error-end': 'the end of a flow collection that was never opened',
+  'explicit-key-ind': 'a `?` key where none can start',
+  anchor: 'an anchor (&name) where none can stand',
+  tag: 'a tag (!name) where none can stand',
+  comma: 'a `,` outside brackets or braces',
+};
+function syntaxMessage(e: YAMLError): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'a second YAML document (after a `---` line): an inventory is one document';
+  const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  const token = /^Unexpected (\S+) token in YAML stream/.exec(first);
+  if (token) return TOKEN_WORDS[token[1]!] ?? `an unexpected ${token[1]!.replace(/-/g, ' ')} token`;
+  // (Token text quoted at the end of a message is dropped: it may be a secret's value.)
+  return lowerFirst(first.replace(/:\s*".*"$/s, '').replace(/:\s*'.*'$/s, ''));
+}
+
 function syntaxErrors(doc: Document.Parsed): YAMLError[] {
   const CAUSES = ['DUPLICATE_KEY', 'MISSING_CHAR', 'MULTILINE_IMPLICIT_KEY'];
   const byStart = new Map<number, YAMLError>();
