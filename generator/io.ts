@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, constants as fsConstants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, constants as fsConstants, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
+import { MAX_INVENTORY_BYTES } from './load/parse.js';
 import { sha256 } from './util/hash.js';
 import type { Assets, Diagnostic, JsonObject, OutEntry, OutTree, Source } from './types.js';
 
@@ -69,6 +70,25 @@ export function isWithin(path: string, dir: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
 }
 
+/** The first `limit` bytes of a file (all of it when shorter), read without asking its size. */
+function readAtMost(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < limit) {
+      const b = Buffer.allocUnsafe(Math.min(1 << 20, limit - total));
+      const n = readSync(fd, b, 0, b.length, null);
+      if (n === 0) break;
+      chunks.push(n === b.length ? b : b.subarray(0, n));
+      total += n;
+    }
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Which inventory to read: the argument, else ./pigsty.yml when it exists, else the embedded
  * default. Returns the source or a diagnostic when the file cannot be read.
@@ -80,7 +100,13 @@ export function readInventory(arg: string | undefined, cwd: string): Source | Di
   try {
     const st = statSync(path);
     if (st.isDirectory()) return err('file-unreadable', [], `${arg} is a directory, not an inventory file`, { file: arg, hint: 'pass the path of the pigsty.yml file' });
-    return { name: arg, bytes: readFileSync(path) };
+    // (Read at most one byte past the limit: /dev/zero or a pipe that never ends is refused, not
+    // read until memory runs out.)
+    const bytes = readAtMost(path, MAX_INVENTORY_BYTES + 1);
+    if (bytes.length > MAX_INVENTORY_BYTES) {
+      return err('file-too-large', [], st.isFile() ? `file is ${st.size} bytes; the limit is ${MAX_INVENTORY_BYTES} bytes` : `it gives more than ${MAX_INVENTORY_BYTES} bytes (the limit); is it a device or a pipe?`, { file: arg, pos: { line: 1, col: 1 } });
+    }
+    return { name: arg, bytes };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;

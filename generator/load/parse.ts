@@ -284,6 +284,8 @@ function withValue(root: Json, path: Path, v: Json): Json {
 
 /** The most values an inventory may expand to (a 10,000-node inventory makes ~50,000). */
 const MAX_VALUES = 500_000;
+/** The most characters their paths may add up to (the same inventory: ~4 million). */
+const MAX_PATH_CHARS = 64_000_000;
 
 class Walker {
   diagnostics: Diagnostic[] = [];
@@ -298,29 +300,70 @@ class Walker {
     private file: string,
   ) {}
 
+  /**
+   * The anchors of the document, by name, in document order. (yaml's Alias.resolve walks the whole
+   * document for each alias: 5,000 hosts each merging one anchor took 40 s.)
+   */
+  private anchors: Map<string, YNode[]> | undefined;
+
+  /** The node an alias refers to: the last anchor of its name before it, as yaml resolves it. */
+  private resolveAlias(alias: YNode & { source: string }): YNode | undefined {
+    if (!this.anchors) {
+      const anchors = new Map<string, YNode[]>();
+      visit(this.doc, {
+        Node(_, n) {
+          const a = (n as YNode & { anchor?: string }).anchor;
+          if (a && !isAlias(n)) (anchors.get(a) ?? anchors.set(a, []).get(a)!).push(n as YNode);
+        },
+      });
+      this.anchors = anchors;
+    }
+    const at = alias.range?.[0] ?? Infinity;
+    const list = this.anchors.get(alias.source) ?? [];
+    let found: YNode | undefined;
+    for (const n of list) if ((n.range?.[0] ?? Infinity) < at) found = n;
+    return found;
+  }
+
+  /** Every key set in `positions`, in order: a merge copies what its source added, not the whole map. */
+  private order: string[] = [];
+  /** Characters of path keys left to make (long keys under deep aliases cost as much as many values). */
+  private chars = MAX_PATH_CHARS;
+
+  private setPosition(k: string, p: { value: Pos; key?: Pos }) {
+    this.positions.set(k, p);
+    this.order.push(k);
+  }
+
   private record(path: Path, node: YNode | null | undefined, keyNode?: YNode | null) {
     const k = pathKey(path);
+    this.chars -= k.length;
     if (this.positions.has(k)) return;
     const value = node?.range ? this.pos(node.range[0]) : keyNode?.range ? this.pos(keyNode.range[0]) : { line: 1, col: 1 };
     const key = keyNode?.range ? this.pos(keyNode.range[0]) : undefined;
-    this.positions.set(k, key ? { value, key } : { value });
+    this.setPosition(k, key ? { value, key } : { value });
   }
 
   /** Values left to make: aliases of aliases expand exponentially (a "billion laughs" file). */
   private budget = MAX_VALUES;
+  private spent = false;
 
   convert(node: YNode | null | undefined, path: Path, seen: Set<YNode>, keyNode?: YNode | null): Json {
-    if (--this.budget < 0) {
-      if (this.budget === -1) {
+    if (--this.budget < 0 || this.chars < 0) {
+      // (Said once: the budget then stays spent.)
+      if (!this.spent) {
+        this.spent = true;
+        this.budget = -1;
         const at = node?.range ? this.pos(node.range[0]) : { line: 1, col: 1 };
-        this.diagnostics.push(err('alias-error', path, `the aliases expand to more than ${MAX_VALUES.toLocaleString('en')} values`, { file: this.file, pos: at, hint: 'an alias of aliases multiplies what it refers to: write the values out, or alias less deeply' }));
+        const what = this.chars < 0 ? `values whose paths add up to more than ${MAX_PATH_CHARS.toLocaleString('en')} characters` : `more than ${MAX_VALUES.toLocaleString('en')} values`;
+        this.diagnostics.push(err('alias-error', path.slice(0, 4), `the aliases expand to ${what}`, { file: this.file, pos: at, hint: 'an alias of aliases multiplies what it refers to: write the values out, or alias less deeply' }));
       }
       return null;
     }
     this.record(path, node, keyNode);
     if (node == null) return null;
     if (isAlias(node)) {
-      const target = node.resolve(this.doc) as YNode | undefined;
+      const target = this.resolveAlias(node);
       if (!target) {
         this.diagnostics.push(err('alias-error', path, `unknown alias *${node.source}`, { file: this.file, pos: this.pos(node.range![0]) }));
         return null;
@@ -371,7 +414,7 @@ class Walker {
       for (const m of merges) {
         const sources = isSeq(m) ? (m.items as YNode[]) : [m];
         for (const s0 of sources) {
-          const s = isAlias(s0) ? (s0.resolve(this.doc) as YNode | undefined) : s0;
+          const s = isAlias(s0) ? this.resolveAlias(s0) : s0;
           if (!s || !isMap(s)) {
             this.diagnostics.push(
               err('yaml-syntax', path, 'a merge key (<<) takes a mapping or a list of mappings', {
@@ -381,15 +424,18 @@ class Walker {
             );
             continue;
           }
+          const start = this.order.length;
           const merged = this.convert(s, [...path, '<<'], seen) as JsonObject;
+          if (merged === null) continue;
           for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) defineKey(out, k, v);
-          for (const [pk, pv] of [...this.positions]) {
-            const prefix = pathKey([...path, '<<']);
-            if (pk.startsWith(prefix + '\u0000')) {
-              const rest = pk.slice(prefix.length);
-              const target = pathKey(path) + rest;
-              if (!this.positions.has(target)) this.positions.set(target, pv);
-            }
+          // (The positions the source's values were given, moved under this mapping: those made
+          // by this convert, or by merges inside it. A position made earlier is copied already.)
+          const prefix = pathKey([...path, '<<']) + '\u0000';
+          const here = pathKey(path);
+          for (const pk of this.order.slice(start)) {
+            if (!pk.startsWith(prefix)) continue;
+            const target = here + pk.slice(prefix.length - 1);
+            if (!this.positions.has(target)) this.setPosition(target, this.positions.get(pk)!);
           }
         }
       }
