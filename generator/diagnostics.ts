@@ -42,7 +42,7 @@ export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severit
 // (Loose on purpose: a misspelt `grafana_admin_pasword` or a Slack `api_url` hold secrets too; a
 // value masked needlessly in a code frame costs nothing.)
 // (nginx_users maps user names to passwords; a database URL or DSN carries its password.)
-const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|credential|api_url|webhook|^nginx_users$|pgurl|dsn|database_?url/i;
+const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|_key$|credential|api_url|webhook|^nginx_users$|pgurl|dsn|database_?url/i;
 export const isSecretKey = (key: string | number) => typeof key === 'string' && SECRET_KEY.test(key);
 export const namesSecret = (path: Path) => path.some(isSecretKey);
 
@@ -68,19 +68,25 @@ export function maskSecretsInLine(line: string): string {
  */
 export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = [], published: ReadonlySet<string> = new Set()): string[] {
   const out = new Set<string>();
-  // (Everything under a secret-named key counts, and a key without a value: --set pw={Secret}.)
-  const add = (v: unknown): void => {
-    if (Array.isArray(v)) v.forEach(add);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) add(x === null ? k : x);
+  // (Everything under a secret-named key counts, keys of a mapping given for it too (--set
+  // pw={Secret: 1}); not nginx_users' keys, which are user names.)
+  const add = (v: unknown, keys = true): void => {
+    if (Array.isArray(v)) v.forEach((x) => add(x));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) keys || x === null ? (add(k), add(x)) : add(x);
     else if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3 && !published.has(String(v))) out.add(String(v));
   };
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) isSecretKey(k) ? add(x) : walk(x);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) isSecretKey(k) ? add(x, k !== 'nginx_users') : walk(x);
   };
   walk(data);
-  for (const s of sets) if (isSecretKey(s.key)) add(s.value);
+  for (const s of sets) if (isSecretKey(s.key)) add(s.value, s.key !== 'nginx_users');
   return [...out].sort((a, b) => b.length - a.length);
+}
+
+/** `text` with the credentials of every URL in it (scheme://user:password@) replaced by HIDDEN: a proxy's, a repo's. */
+export function hideUserinfo(text: string): string {
+  return text.includes('@') ? text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@"'`]+@/gi, `$1${HIDDEN}@`) : text;
 }
 
 /** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */
@@ -93,9 +99,8 @@ const secretForms = (secrets: readonly string[]) => [...new Set(secrets.flatMap(
 
 /** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
-  if (!secrets.length) return ds;
   const forms = secretForms(secrets);
-  const clean = (t: string) => hideValues(t, forms);
+  const clean = (t: string) => hideUserinfo(hideValues(t, forms));
   return ds.map((d) => {
     const message = clean(d.message);
     const hint = d.hint === undefined ? undefined : clean(d.hint);
@@ -207,7 +212,7 @@ function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly str
   const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
   for (let n = first; n <= last; n++) {
     // (By key on the line, and by value: a block scalar's value is on the lines after its key.)
-    const raw = hideValues(maskSecretsInLine(all[n - 1] ?? ''), secrets);
+    const raw = hideUserinfo(hideValues(maskSecretsInLine(all[n - 1] ?? ''), secrets));
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';

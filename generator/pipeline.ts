@@ -22,7 +22,7 @@ export interface Validated {
  */
 export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions, memo?: ParseMemo): Validated {
   const parsed = parseInventory(src, memo);
-  if (!parsed.value) return { diagnostics: sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)) };
+  if (!parsed.value) return { diagnostics: redactSecrets(sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)), []) };
   const loaded = parsed.value;
   // (Parse diagnostics that leave a value: duplicate keys. They come first, and no inventory is made.)
   const schemaDiags = locate([...parsed.diagnostics, ...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);

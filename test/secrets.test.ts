@@ -104,6 +104,32 @@ test('no password set in the inventory is printed: not in messages (text, --json
     for (const v of ['SeKr1tNgx', 'NLZZ', '987654321777', 'UrlSeKr1t', 'ColonSeKr1t']) assert.not.ok((u.stdout + u.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}`);
     if (!json) assert.match(u.stderr, /`grafana_admin_password …` is not KEY=VALUE/);
   }
+  // A proxy's or repo's credentials in a URL, pgsodium's key (Pigsty's el.yml and debian.yml set
+  // it), a mapping given by --set for a password, and a syntax error on a file with a password on
+  // a later line (yaml's message quoted the token). (A review found each printed.)
+  writeFileSync(
+    join(d, 'urls.yml'),
+    [
+      'all:',
+      '  children:',
+      '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+      '  vars:',
+      '    admin_ip: 10.10.10.10',
+      '    proxy_env: { http_proxy: "http://admin:ProxySeKr1t@proxy.corp:3128;" }',
+      '    pgsodium_key: SodiumSeKr1tKey0123456789',
+      '    grafana_theme_typo: dark',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(d, 'syntax.yml'), 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    infra_portal: { home: { domain: i.pigsty } } }\n    grafana_admin_password: TokenSeKr1t\n');
+  for (const json of [false, true]) {
+    const u = pigen(['validate', 'urls.yml', '--set', 'grafana_admin_password={KeyOfMapSeKr1t: 1}', ...(json ? ['--json'] : [])], d);
+    const y = pigen(['validate', 'syntax.yml', ...(json ? ['--json'] : [])], d);
+    assert.is(u.code, 2, u.stderr);
+    assert.is(y.code, 2, y.stderr);
+    for (const v of ['ProxySeKr1t', 'admin:', 'SodiumSeKr1tKey', 'KeyOfMapSeKr1t', 'TokenSeKr1t']) assert.not.ok((u.stdout + u.stderr + y.stdout + y.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}${y.stdout}${y.stderr}`);
+    if (!json) assert.match(u.stderr, /http_proxy "http:\/\/\*\*\*\*@proxy\.corp:3128;" is not a proxy URL/);
+  }
   // A ${placeholder} in a password is no placeholder (nothing fills it in; grafana would expand it).
   writeFileSync(join(d, 'ph.yml'), 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: "a${admin_ip}b"\n');
   const ph = pigen(['validate', 'ph.yml'], d);
