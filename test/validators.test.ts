@@ -5,7 +5,7 @@
 // file, unit or nginx conf makes `pigen check` exit 1 naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkOutput, type CheckReport } from '../generator/cli/check.ts';
 import { loadInventory } from '../generator/cli/common.ts';
@@ -189,6 +189,44 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   assert.match(r.stderr, /not a pigen output/);
   writeFileSync(join(empty, 'manifest.json'), '{"nodes": 1}');
   assert.is((await cli(['check', empty])).code, 2);
+  // A manifest not as pigen writes it: exit 2 (was an internal error, exit 1, for the first three),
+  // and no file outside DIR is read (one naming ../../etc/shadow listed its user names). Found by
+  // a review.
+  const file = (out: unknown) => JSON.stringify({ generator: 'pigen 0.1.0', nodes: { '10.10.10.10': { files: [{ path: '/etc/x', kind: 'env', out }] } } });
+  for (const m of ['null', '[]', '{"generator": "pigen", "nodes": {"10.10.10.10": {"files": [], "userData": {"out": 5}}}}', file('.'), file('../../../../etc/shadow'), file('nodes/10.10.10.10/../../../../etc/shadow'), file('/etc/shadow'), file(5)]) {
+    writeFileSync(join(empty, 'manifest.json'), m);
+    for (const json of [false, true]) {
+      const bad = await cli(['check', empty, ...(json ? ['--json'] : [])]);
+      assert.is(bad.code, 2, `${m}: ${bad.stderr}`);
+      assert.match(bad.stderr, /not a pigen manifest|has no valid files list|userData\.out is not under/, m);
+      assert.not.match(bad.stderr + bad.stdout, /internal error|root:|TypeError/, m);
+    }
+  }
+  // A --cloud-init-schema named but unusable (not JSON, a directory, no JSON Schema): a usage
+  // error, exit 2 (was: every upstream check skipped and exit 0, or each one crashed, exit 1).
+  const outDir = build(undefined);
+  writeFileSync(join(empty, 'notjson.json'), 'nope');
+  writeFileSync(join(empty, 'noschema.json'), '{"type": 5}');
+  for (const [f, why] of [[join(empty, 'notjson.json'), /cannot read it: .*JSON/], [empty, /cannot read it: EISDIR/], [join(empty, 'noschema.json'), /not a usable JSON Schema: schema is invalid/]] as const) {
+    const r2 = await cli(['check', outDir, '--cloud-init-schema', f]);
+    assert.is(r2.code, 2, r2.stderr);
+    assert.match(r2.stderr, why);
+  }
+  // A file of the manifest that is a directory, or a link out of DIR: a FAIL row, not read.
+  const links = build(undefined);
+  const mf = JSON.parse(readFileSync(join(links, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { out: string; kind: string }[] }> };
+  const [ip, node] = Object.entries(mf.nodes)[0]!;
+  const env = node.files.find((f) => f.kind === 'env')!;
+  rmSync(join(links, env.out));
+  symlinkSync('/etc/shadow', join(links, env.out));
+  const hosts = node.files.find((f) => f.kind === 'hosts')!;
+  rmSync(join(links, hosts.out));
+  mkdirSync(join(links, hosts.out));
+  const out = await checkOutput(links, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });
+  const row = (o: string) => out.rows.find((x) => x.out === o && x.node === ip)!;
+  assert.match(row(env.out).message, /leads out of/);
+  assert.match(row(hosts.out).message, /is not a regular file/);
+  assert.not.match(JSON.stringify(out.rows), /root:/);
 
   const dir = build(undefined);
   const report = await checkOutput(dir, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });

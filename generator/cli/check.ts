@@ -9,7 +9,7 @@ import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, read
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
-import { PACKAGE_ROOT } from '../io.js';
+import { isWithin, PACKAGE_ROOT } from '../io.js';
 import { BUILTIN } from './check-builtin.js';
 import { copyNginxTree } from './check-nginx.js';
 import type { Command } from './commands.js';
@@ -735,14 +735,19 @@ function readManifest(dir: string): Record<string, ManifestNode> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new NotPigenOutput(code === 'ENOENT' || code === 'ENOTDIR' ? `${dir} is not a pigen output (no manifest.json)` : `${mf}: ${(e as Error).message}`);
   }
-  if (typeof m.generator !== 'string' || !m.generator.startsWith('pigen') || !m.nodes || typeof m.nodes !== 'object') {
+  if (!m || typeof m !== 'object' || typeof m.generator !== 'string' || !m.generator.startsWith('pigen') || !m.nodes || typeof m.nodes !== 'object' || Array.isArray(m.nodes)) {
     throw new NotPigenOutput(`${mf} is not a pigen manifest`);
   }
   const nodes = m.nodes as Record<string, ManifestNode>;
+  // (Every file it names lies in DIR, under its node's directory, as pigen writes them: a manifest
+  // edited to name ../../etc/shadow is no pigen output, and no file outside DIR is read.)
+  const under = (out: unknown, ip: string) => typeof out === 'string' && out.startsWith(`nodes/${ip}/`) && !out.split('/').some((x) => x === '..' || x === '.' || x === '');
   for (const [ip, n] of Object.entries(nodes)) {
-    if (!n || !Array.isArray(n.files) || n.files.some((f) => typeof f?.path !== 'string' || typeof f?.out !== 'string' || typeof f?.kind !== 'string')) {
-      throw new NotPigenOutput(`${mf}: node ${ip} has no valid files list`);
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new NotPigenOutput(`${mf}: node ${JSON.stringify(ip)} is not an IPv4 address`);
+    if (!n || typeof n !== 'object' || !Array.isArray(n.files) || n.files.some((f) => typeof f?.path !== 'string' || !under(f?.out, ip) || typeof f?.kind !== 'string')) {
+      throw new NotPigenOutput(`${mf}: node ${ip} has no valid files list (each file: path, kind, and out under nodes/${ip}/)`);
     }
+    if (n.userData !== undefined && (!n.userData || !under(n.userData.out, ip))) throw new NotPigenOutput(`${mf}: node ${ip}'s userData.out is not under nodes/${ip}/`);
   }
   return nodes;
 }
@@ -773,6 +778,12 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
         const base = { node: ip, path: s.path, out: s.out, kind: s.kind };
         if (!existsSync(s.abs)) {
           rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: `${s.out} is listed in manifest.json but missing` });
+          continue;
+        }
+        // (Read only a regular file within DIR: not a directory, nor a link out of it.)
+        const what = !statSync(s.abs).isFile() ? 'is not a regular file' : !isWithin(s.abs, dir) ? `leads out of ${dir}` : undefined;
+        if (what) {
+          rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: `${s.out} ${what}` });
           continue;
         }
         if (!vs.length) {
@@ -875,6 +886,13 @@ Options:
     if (typeof values['cloud-init-schema'] === 'string') {
       schema = resolvePath(ctx.cwd, values['cloud-init-schema']);
       if (!existsSync(schema)) throw new UsageError(`--cloud-init-schema: no such file: ${values['cloud-init-schema']}`);
+      // (A schema named on the command line that cannot be used is a usage error, found before
+      // any check: not a row of skipped or crashed checks. Compiled once: the checks reuse it.)
+      const named = schema;
+      const loaded = schemas.get(named) ?? loadUpstreamSchema(named).catch((e: unknown) => `not a usable JSON Schema: ${(e as Error).message}`);
+      schemas.set(named, loaded);
+      const usable = await loaded;
+      if (typeof usable === 'string') throw new UsageError(`--cloud-init-schema ${values['cloud-init-schema']}: ${usable.replace(`cannot read ${named}: `, 'cannot read it: ')}`);
     }
     let report: CheckReport;
     try {
