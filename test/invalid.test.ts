@@ -17,6 +17,7 @@ import { readAssets } from '../generator/io.ts';
 import { CODES } from '../generator/codes.ts';
 import { parseSet } from '../generator/resolve/index.ts';
 import { parseInventory } from '../generator/load/parse.ts';
+import { parseSetValue } from '../generator/cli/common.ts';
 import type { Diagnostic, Json, ResolveOptions } from '../generator/types.ts';
 import { ROOT, run, tmp, prng } from './helpers.ts';
 
@@ -348,10 +349,7 @@ test('injection matrix: each field kind rejects each dangerous character at its 
 // ── --set ──────────────────────────────────────────────────────────────────────────────────────
 
 /** The CLI's --set value parser: the value is read as a YAML 1.1 scalar. */
-const setValue = (s: string): Json | undefined => {
-  const r = parseInventory({ name: '--set', bytes: new TextEncoder().encode(`v: ${s === '' ? "''" : s}\n`) });
-  return r.value ? ((r.value.data as { v?: Json }).v ?? null) : undefined;
-};
+const setValue = parseSetValue;
 
 test('--set syntax errors are bad-set', () => {
   for (const raw of ['nginx_port', '=8080', '9port=1', 'nginx port=1', 'nginx_port=[1', 'nginx_port={']) {
@@ -362,6 +360,13 @@ test('--set syntax errors are bad-set', () => {
   }
   const ok = parseSet('nginx_port=8080', setValue);
   assert.equal(ok, { key: 'nginx_port', value: 8080, raw: 'nginx_port=8080' });
+  // Each says why, never echoing the value (a review found `=5` shown as "` …`", no reason for a
+  // value that is not YAML, and a second line read and dropped without a word).
+  const why = (raw: string) => (parseSet(raw, setValue) as Diagnostic).message;
+  assert.is(why('=5'), 'a --set has no KEY before its `=`');
+  assert.match(why('nginx_port=[1,'), /^cannot read the value of --set nginx_port: /);
+  assert.is(why('nginx_port=8080\nadmin_ip: 1.2.3.4'), 'cannot read the value of --set nginx_port: it holds more than one value (a line break?): one --set sets one parameter');
+  assert.not.match(why('grafana_admin_password="Hunter2x'), /Hunter2x/);
 });
 
 const validBytes = readFileSync(join(VALID, '01-single-node.yml'));
@@ -479,9 +484,14 @@ test('CLI --set: bad syntax and out-of-range values exit 2 with a readable messa
   assert.is(d.code, 'schema-range');
   assert.match(d.message, /--set nginx_port=99999/);
   assert.is(d.line, null);
-  const strict = cli('validate', valid, '--set', 'nginx_prot=1', '--strict');
-  assert.is(strict.code, 2);
-  assert.match(strict.stderr, /error\[unknown-param\]/);
+  const typo = cli('validate', valid, '--set', 'nginx_prot=1', '--strict');
+  assert.is(typo.code, 2);
+  assert.match(typo.stderr, /error\[unknown-param\]/);
+  // A bad --set is said with the inventory's own errors, not instead of them (a review found it
+  // hid them all).
+  const both = cli('validate', join(DIR, '77-duplicate-key-and-more.yml'), '--set', 'nginx_port=[1,', '--json');
+  assert.is(both.code, 2);
+  assert.equal(JSON.parse(both.stdout).diagnostics.filter((x: { severity: string }) => x.severity === 'error').map((x: { code: string }) => x.code), ['bad-set', 'duplicate-key', 'schema-range']);
 });
 
 test.run();

@@ -8,13 +8,13 @@ import { ROOT, SHARED, needShared } from './helpers.ts';
 import { loadAndResolve } from '../generator/pipeline.ts';
 import { readAssets } from '../generator/io.ts';
 import { parseSet } from '../generator/resolve/index.ts';
-import { parseInventory } from '../generator/load/parse.ts';
+import { parseSetValue } from '../generator/cli/common.ts';
 import { hasErrors } from '../generator/diagnostics.ts';
 import type { Inventory, Json } from '../generator/types.ts';
 
 const assets = readAssets();
 function resolveText(text: string, sets: string[] = [], name = 'inline.yml'): ReturnType<typeof loadAndResolve> {
-  const parsedSets = sets.map((s) => parseSet(s, (v) => (parseInventory({ name: '--set', bytes: Buffer.from(`v: ${v}\n`) }).value?.data as { v: Json }).v) as { key: string; value: Json; raw: string });
+  const parsedSets = sets.map((s) => parseSet(s, parseSetValue) as { key: string; value: Json; raw: string });
   return loadAndResolve({ name, bytes: Buffer.from(text) }, assets, { sets: parsedSets, strict: false });
 }
 function fixture(name: string): Inventory {

@@ -10,11 +10,15 @@ import { parseSet } from '../resolve/index.js';
 import type { Diagnostic, Json, ResolveOptions, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 
-/** Parses a --set value with the inventory's YAML 1.1 rules. */
-function parseSetValue(s: string): Json | undefined {
+/** Parses a --set value with the inventory's YAML 1.1 rules: the value, or why it is none. */
+export function parseSetValue(s: string): { value: Json } | { error: string } {
   const r = parseInventory({ name: '--set', bytes: new TextEncoder().encode(`v: ${s === '' ? "''" : s}\n`) });
-  if (!r.value) return undefined;
-  return (r.value.data as { v?: Json }).v ?? null;
+  // (The parser's message says what is wrong, never the text: the value may be a password.)
+  if (!r.value) return { error: r.diagnostics[0]?.message ?? 'not YAML' };
+  const data = r.value.data as Record<string, Json>;
+  // (A line break would start a second key, read and dropped: `nginx_port=8080\nadmin_ip: x`.)
+  if (Object.keys(data).length !== 1) return { error: 'it holds more than one value (a line break?): one --set sets one parameter' };
+  return { value: data.v ?? null };
 }
 
 /** The secrets file a build with inventory argument `arg` reads: beside the inventory (or in `cwd`). */
@@ -38,9 +42,13 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     if ('code' in r) setDiags.push(r);
     else parsedSets.push(r);
   }
-  if (setDiags.length) return { source: src, diagnostics: setDiags };
   const assets = readAssets();
   const v = loadAndResolve(src, assets, { sets: parsedSets, strict }, opts.parseMemo);
+  // (A bad --set is said with the inventory's own problems, not instead of them.)
+  if (setDiags.length) {
+    delete v.inventory;
+    v.diagnostics = [...setDiags, ...v.diagnostics];
+  }
   const result: LoadResult = { ...v, source: src, sourceText: v.loaded?.text };
   if (!v.inventory || opts.noSecrets) return result;
   // The secrets file beside the inventory: its passwords replace published defaults.

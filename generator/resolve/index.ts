@@ -185,17 +185,18 @@ export function nodenameOf(ip: string, vars: JsonObject): { nodename: string; so
 }
 
 /** Parses `--set KEY=VALUE` with the same YAML 1.1 scalar rules as the inventory. */
-export function parseSet(raw: string, parseValue: (s: string) => Json | undefined): { key: string; value: Json; raw: string } | Diagnostic {
+export function parseSet(raw: string, parseValue: (s: string) => { value: Json } | { error: string }): { key: string; value: Json; raw: string } | Diagnostic {
   const eq = raw.indexOf('=');
   const key = eq > 0 ? raw.slice(0, eq).trim() : '';
+  if (eq === 0) return err('bad-set', ['--set'], 'a --set has no KEY before its `=`');
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
     // (Its first word only: what follows may be a password, `--set grafana_admin_password: x`.)
     const head = /^[^=:\s]*/.exec(raw)![0].slice(0, 60);
     return err('bad-set', ['--set'], `\`${head.length < raw.length ? `${head} …` : raw}\` is not KEY=VALUE`);
   }
-  const value = parseValue(raw.slice(eq + 1));
-  if (value === undefined) return err('bad-set', ['--set', key], `cannot parse the value of --set ${key}`, { hint: 'the value is read as YAML, e.g. --set nginx_port=8080 or --set "node_etc_hosts=[\'1.2.3.4 x.pigsty\']"' });
-  return { key, value, raw };
+  const parsed = parseValue(raw.slice(eq + 1));
+  if ('error' in parsed) return err('bad-set', ['--set', key], `cannot read the value of --set ${key}: ${parsed.error}`, { hint: 'the value is read as YAML, e.g. --set nginx_port=8080 or --set "node_etc_hosts=[\'1.2.3.4 x.pigsty\']"' });
+  return { key, value: parsed.value, raw };
 }
 
 export type { Json };
