@@ -40,6 +40,7 @@ export const CODES = {
   'infra-seq-missing': { hint: 'give every host of the infra group an integer `infra_seq`, e.g. { infra_seq: 1 }' },
   'infra-seq-duplicate': { hint: 'each infra node needs its own infra_seq' },
   'admin-ip-invalid': { hint: 'admin_ip must be an IPv4 address, e.g. 10.10.10.10' },
+  'admin-ip-scope': { hint: 'set admin_ip once, in all.vars' },
   'admin-ip-not-infra': { hint: 'admin_ip must be one of the infra hosts (the one that serves the repo)' },
   'nodename-duplicate': { hint: 'give each node its own nodename (or pg_cluster/pg_seq)' },
   'nodename-invalid': { hint: 'a nodename is a hostname: letters, digits, dots and dashes' },

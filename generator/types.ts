@@ -96,6 +96,8 @@ export interface ResolvedNode {
 export interface Inventory {
   file: string;
   adminIp: string;
+  /** Where admin_ip is set (all.vars or --set); absent: the default. */
+  adminIpOrigin?: Path;
   groups: GroupInfo[];
   /** Sorted by IP (numerically). */
   nodes: ResolvedNode[];

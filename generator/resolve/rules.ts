@@ -48,10 +48,13 @@ export const infraSeq: Rule = (inv) => {
   return out;
 };
 
+/** Where the fleet's admin_ip is set: all.vars or --set (not a group or host, which set it in vain). */
+const adminIpOrigin = (inv: Inventory): Path => inv.adminIpOrigin ?? ['all', 'vars'];
+
 export const adminIpIsInfra: Rule = (inv) => {
   if (!isIPv4(inv.adminIp) || inv.infra.length === 0) return [];
   if (inv.infra.includes(inv.adminIp)) return [];
-  const where = inv.nodes[0]?.origins.admin_ip ?? ['all', 'vars'];
+  const where = adminIpOrigin(inv);
   return [
     err('admin-ip-not-infra', where, `admin_ip ${inv.adminIp} is not one of the infra hosts (${inv.infra.join(', ')})`, {
       hint: `set admin_ip to the infra host that serves the repo, e.g. ${inv.infra[0]}`,
@@ -705,7 +708,7 @@ export const adminServes: Rule = (inv) => {
   if (!admin || !admin.modules.includes('infra')) {
     // (admin_ip names an infra host the rule adminIpIsInfra reports; here: no infra host at all.)
     if (inv.infra.length || (!repoUsers.length && !dnsUsers.length)) return [];
-    const at = inv.nodes[0]?.origins.admin_ip ?? ['all', 'vars'];
+    const at = adminIpOrigin(inv);
     const what = [repoUsers.length ? `${readers(repoUsers)} its packages from the \`local\` repo (http://${inv.adminIp}/pigsty)` : '', dnsUsers.length ? `${readers(dnsUsers)} DNS from it` : ''].filter(Boolean).join(', and ');
     out.push(
       warn('admin-outside', at, `admin_ip ${inv.adminIp} is ${admin ? 'not an infra host' : 'not a host of this inventory'}, and the inventory has no infra group: ${what}, but nothing built here serves ${repoUsers.length ? 'them' : 'it'}`, {
