@@ -19,7 +19,7 @@ import { parseSet } from '../generator/resolve/index.ts';
 import { parseInventory } from '../generator/load/parse.ts';
 import { parseSetValue } from '../generator/cli/common.ts';
 import type { Diagnostic, Json, ResolveOptions } from '../generator/types.ts';
-import { ROOT, run, tmp, prng } from './helpers.ts';
+import { ROOT, needTools, run, tmp, prng } from './helpers.ts';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'invalid');
 const VALID = join(ROOT, 'test', 'fixtures', 'valid');
@@ -167,6 +167,18 @@ test('syntax errors: in words, never the token (it may be a secret); one stray t
   // Independent errors (a tab as indentation) are all still said.
   const tabs = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n\t admin_ip: 1\n  children:\n\t x: 1\n') });
   assert.ok(tabs.diagnostics.filter((x) => /tab/i.test(x.message)).length >= 1, tabs.diagnostics.map((x) => x.message).join('\n'));
+});
+
+// Scalars read as Ansible reads them: PyYAML's resolvers, checked against PyYAML itself (python3-yaml,
+// cloud-init's own dependency). (A review found `1e3` and `08` read as numbers; PyYAML keeps them strings.)
+test('numbers, booleans and strings as PyYAML reads them (1e3 and 08 stay strings; 1.0e+3, 010, 0x1F, 1_000, 1:30 are numbers)', () => {
+  if (!needTools('scalars compared with PyYAML', 'python3')) return;
+  const words = ['1e3', '1.0e3', '1.0e+3', '08', '010', '0o10', '0x1F', '0b101', '1_000', '+12', '-0', '.5', '1.', '1:30', '190:20:30', '1.5e-3', '0.1_0', '12e', '1__0', '0.', 'yes', 'No', 'on', 'y', 'n', '~', 'null', '2024-01-01', '12:30:45', '0755'];
+  const py = run('python3', ['-c', 'import sys, json, yaml\nfor w in sys.argv[1:]:\n    v = yaml.safe_load("v: " + w)["v"]\n    print(json.dumps(v if not isinstance(v, __import__("datetime").date) else w))', ...words]);
+  assert.is(py.code, 0, py.stderr);
+  const want = py.stdout.trim().split('\n').map((l) => JSON.parse(l) as Json);
+  const got = words.map((w) => ((parseInventory({ name: 'x.yml', bytes: Buffer.from(`all: { v: ${w} }\n`) }).value!.data as { all: { v: Json } }).all.v));
+  assert.equal(got, want);
 });
 
 test('a 50 MB file is refused before parsing: file-too-large at 1:1', () => {

@@ -42,10 +42,21 @@ const pyFalse: ScalarTag = {
   resolve: () => new Scalar(false),
 };
 
+// PyYAML's int and float resolvers (resolver.py): what they do not match is a string there, so it
+// is one here (yaml reads `1e3` and `08` as numbers; PyYAML, as Ansible, as strings).
+const PY_INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/;
+const PY_FLOAT = /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+/** `tag` matching only what PyYAML's resolver also matches. */
+function asPyYaml(tag: ScalarTag, py: RegExp): ScalarTag {
+  return tag.test ? { ...tag, test: new RegExp(`^(?=${py.source})${tag.test.source.replace(/^\^/, '')}`, tag.test.flags) } : tag;
+}
+
 function customTags(tags: Tags): Tags {
-  // Timestamps stay strings (pigen never computes with dates); bools follow PyYAML.
+  // Timestamps stay strings (pigen never computes with dates); bools, ints and floats follow PyYAML.
   const tagOf = (t: Tags[number]) => (typeof t === 'string' ? t : t.tag);
-  const keep = tags.filter((t) => tagOf(t) !== 'tag:yaml.org,2002:bool' && tagOf(t) !== 'tag:yaml.org,2002:timestamp');
+  const keep = tags
+    .filter((t) => tagOf(t) !== 'tag:yaml.org,2002:bool' && tagOf(t) !== 'tag:yaml.org,2002:timestamp')
+    .map((t) => (typeof t === 'string' ? t : t.tag === 'tag:yaml.org,2002:int' ? asPyYaml(t as ScalarTag, PY_INT) : t.tag === 'tag:yaml.org,2002:float' ? asPyYaml(t as ScalarTag, PY_FLOAT) : t));
   return [pyTrue, pyFalse, ...keep];
 }
 
