@@ -5,6 +5,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { err, namesSecret } from '../diagnostics.js';
+import { didYouMean } from '../util/text.js';
 import { bundledPrecompiled, PRECOMPILED_VALIDATOR } from '../io.js';
 import type { Code } from '../codes.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path } from '../types.js';
@@ -68,15 +69,33 @@ export function compileSchema(schema: JsonObject): ValidateFunction {
 export function checkSchema(loaded: Loaded, schema: JsonObject): Diagnostic[] {
   const validate = compileSchema(schema);
   if (validate(loaded.data)) return [];
-  return collapse(validate.errors ?? []).map((e) => toDiagnostic(e));
+  return collapse(validate.errors ?? []).map((e) => toDiagnostic(e, schema, loaded.data));
 }
 
-function pointerToPath(ptr: string): Path {
+/** A JSON pointer into the data as a path: a list's index a number (`repo_upstream[0]`, not `['0']`). */
+function pointerToPath(ptr: string, data?: Json): Path {
   if (ptr === '') return [];
+  let at: Json | undefined = data;
   return ptr
     .slice(1)
     .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    .map((raw) => {
+      const s = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      const seg = Array.isArray(at) && /^\d+$/.test(s) ? Number(s) : s;
+      at = at !== null && typeof at === 'object' ? (at as Record<string, Json>)[seg as string] : undefined;
+      return seg;
+    });
+}
+
+/** The properties a schema location (ajv's schemaPath, `#/...`, of an additionalProperties error) allows. */
+function allowedFields(schema: JsonObject, schemaPath: string): string[] {
+  let at: Json | undefined = schema;
+  for (const raw of schemaPath.replace(/^#\/?/, '').split('/').slice(0, -1)) {
+    if (at === null || typeof at !== 'object') return [];
+    at = (at as Record<string, Json>)[decodeURIComponent(raw.replace(/~1/g, '/').replace(/~0/g, '~'))];
+  }
+  const props = at !== null && typeof at === 'object' && !Array.isArray(at) ? at.properties : undefined;
+  return props && typeof props === 'object' && !Array.isArray(props) ? Object.keys(props) : [];
 }
 
 /**
@@ -116,8 +135,8 @@ const describeValue = (v: Json | undefined, secret = false): string => {
   return `${typeof v} ${s.length > 40 ? s.slice(0, 37) + '..."' : s}`;
 };
 
-function toDiagnostic(e: ErrorObject): Diagnostic {
-  const path = pointerToPath(e.instancePath);
+function toDiagnostic(e: ErrorObject, schema: JsonObject, root: Json): Diagnostic {
+  const path = pointerToPath(e.instancePath, root);
   const p = e.params as Record<string, unknown>;
   // (A secret's value is described by its type only.)
   const secret = namesSecret(path);
@@ -164,6 +183,12 @@ function toDiagnostic(e: ErrorObject): Diagnostic {
       code = 'schema-unknown-field';
       at = [...path, String(p.additionalProperty)];
       message = `unknown field \`${String(p.additionalProperty)}\``;
+      {
+        const fields = allowedFields(schema, e.schemaPath);
+        const guess = didYouMean(String(p.additionalProperty), fields);
+        if (guess) hint = `did you mean \`${guess}\`?`;
+        else if (fields.length && fields.length <= 12) hint = `the fields here: ${fields.join(', ')}`;
+      }
       break;
     case 'format':
     case 'pattern': {
