@@ -212,6 +212,16 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
     assert.is(r2.code, 2, r2.stderr);
     assert.match(r2.stderr, why);
   }
+  // A validator that cannot run (a broken #! line) or dies by a signal says so, on every file it
+  // was to check: no file is blamed, none "skipped before reaching it". (A review found the first
+  // nginx file failed with "spawn ENOENT", the others skipped as if nginx had stopped there.)
+  const bin = temp('pigen-vt-bin-');
+  for (const [name, body] of [['nginx', '#!/nonexistent/sh\n'], ['amtool', '#!/bin/sh\nkill -SEGV $$\n']] as const) writeFileSync(join(bin, name), body, { mode: 0o755 });
+  const broken = await checkOutput(outDir, { env: { PATH: bin }, cloudInitSchema: null });
+  const nginxRows = broken.rows.filter((x) => x.validator === 'nginx');
+  assert.ok(nginxRows.length > 1);
+  for (const x of nginxRows) assert.match(x.message, /^nginx could not check it: cannot run .*nginx: ENOENT \(a broken #! line\?\)$/, `${x.path}: ${x.message}`);
+  assert.match(broken.rows.find((x) => x.validator === 'amtool')!.message, /^amtool could not check it: amtool was killed by SIGSEGV$/);
   // A file of the manifest that is a directory, or a link out of DIR: a FAIL row, not read.
   const links = build(undefined);
   const mf = JSON.parse(readFileSync(join(links, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { out: string; kind: string }[] }> };

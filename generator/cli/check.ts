@@ -113,6 +113,9 @@ interface Ran {
   out: string;
 }
 
+/** A validator that could not check at all (not started, killed by a signal, timed out): no verdict on the file. */
+class ValidatorBroken extends Error {}
+
 class Toolbox {
   readonly work: string;
   private seq = 0;
@@ -178,11 +181,14 @@ class Toolbox {
     const bin = this.which(program) ?? program;
     return this.slot(
       () =>
-        new Promise<Ran>((resolve) => {
+        new Promise<Ran>((resolve, reject) => {
           execFile(bin, args, { cwd, env: this.env as NodeJS.ProcessEnv, timeout: 120_000, maxBuffer: 1 << 26, encoding: 'utf8' }, (err, stdout, stderr) => {
-            const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
-            const code = e ? (typeof e.code === 'number' ? e.code : e.killed ? 124 : 127) : 0;
-            resolve({ code, out: `${stdout ?? ''}${stderr ?? ''}${e && typeof e.code !== 'number' ? `\n${e.message}` : ''}` });
+            const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string | null }) | null;
+            // (Not started, killed, or out of time: the program said nothing about the file.)
+            if (e && typeof e.code === 'string') return reject(new ValidatorBroken(`cannot run ${bin}: ${e.code}${e.code === 'ENOENT' ? ' (a broken #! line?)' : ''}`));
+            if (e?.killed) return reject(new ValidatorBroken(`${program} took more than 120 s`));
+            if (e?.signal) return reject(new ValidatorBroken(`${program} was killed by ${e.signal}`));
+            resolve({ code: e ? Number(e.code) : 0, out: `${stdout ?? ''}${stderr ?? ''}` });
           });
         }),
     );
@@ -806,7 +812,7 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
           const key = ctxKey === undefined ? undefined : `${v.name}|${tools}|${s.kind}|${s.path}|${s.sha}|${ctxKey}`;
           let p = key ? shared.get(key) : undefined;
           if (!p) {
-            p = v.run(s, t).catch((e: unknown) => ({ result: 'FAIL' as const, message: `check crashed: ${(e as Error).message}` }));
+            p = v.run(s, t).catch((e: unknown) => ({ result: 'FAIL' as const, message: e instanceof ValidatorBroken ? `${v.name} could not check it: ${e.message}` : `check crashed: ${(e as Error).message}` }));
             if (key) shared.set(key, p);
           }
           pending.push(
