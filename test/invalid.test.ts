@@ -165,6 +165,14 @@ test('syntax errors: in words, never the token (it may be a secret); one stray t
   assert.not.match(JSON.stringify(r.diagnostics), /Hunter2Secret|Other5ecret|YAML stream/);
   const two = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars: { admin_ip: 10.10.10.10 }\n---\nall: {}\n') });
   assert.match(two.diagnostics[0]!.message, /^a second YAML document \(after a `---` line\): an inventory is one document$/);
+  // Tags: Ansible Vault's is named (the hint was "custom YAML tags are not part of an Ansible
+  // inventory", wrong for it), a standard tag on a value it does not fit too.
+  const tags = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n    grafana_admin_password: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n    nginx_port: !!int abc\n    x: !custom 1\n') });
+  assert.equal(tags.diagnostics.map((x) => [x.code, x.message]), [
+    ['yaml-tag', 'an Ansible Vault value (!vault): pigen does not decrypt vault values'],
+    ['yaml-tag', 'the value is not a valid !!int'],
+    ['yaml-tag', 'unknown tag !custom'],
+  ]);
   // Independent errors (a tab as indentation) are all still said.
   const tabs = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n\t admin_ip: 1\n  children:\n\t x: 1\n') });
   assert.ok(tabs.diagnostics.filter((x) => /tab/i.test(x.message)).length >= 1, tabs.diagnostics.map((x) => x.message).join('\n'));

@@ -137,7 +137,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
     firstUnexpected.hint = `${firstUnexpected.hint ?? hintFor('yaml-syntax')}; ${echoes} later syntax error${echoes === 1 ? '' : 's'} not shown: they likely follow from this one (run again once it is fixed)`;
   }
   for (const w of doc.warnings) {
-    if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(at(pos(w.pos[0]), 'yaml-tag', lowerFirst(w.message.split('\n')[0]!)));
+    if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(tagDiagnostic(at, pos(w.pos[0]), w.message.split('\n')[0]!));
   }
   // One broken bracket can cascade into hundreds of errors; the first ones are the useful ones.
   const MAX_SYNTAX = 20;
@@ -492,6 +492,15 @@ function scalarValue(node: Scalar): Json {
  * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
  * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
  */
+/** An unresolved tag, said for what it is: Ansible Vault's, a standard type the value is not, another. */
+function tagDiagnostic(at: (pos: Pos, code: 'yaml-tag', message: string, hint?: string) => Diagnostic, p: Pos, message: string): Diagnostic {
+  const tag = /tag: (\S+)$/.exec(message)?.[1] ?? '';
+  if (tag === '!vault') return at(p, 'yaml-tag', 'an Ansible Vault value (!vault): pigen does not decrypt vault values', 'decrypt it (ansible-vault decrypt), or leave the secret out of the inventory: pigen secrets init keeps generated ones in pigsty.secrets.yml');
+  const std = /^tag:yaml\.org,2002:(\w+)$/.exec(tag)?.[1];
+  if (std) return at(p, 'yaml-tag', `the value is not a valid !!${std}`, `write a valid ${std}, or drop the !!${std} tag`);
+  return at(p, 'yaml-tag', `unknown tag ${tag}`);
+}
+
 /** What the parser would say in its own words, for a user: never the token's text (it may be a secret). */
 const TOKEN_WORDS: Record<string, string> = {
   'flow-map-end': 'a `}` that closes nothing',
