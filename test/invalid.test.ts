@@ -173,6 +173,9 @@ test('syntax errors: in words, never the token (it may be a secret); one stray t
     ['yaml-tag', 'the value is not a valid !!int'],
     ['yaml-tag', 'unknown tag !custom'],
   ]);
+  // A duplicate key is named, with the line of the one it repeats (yaml's message had neither).
+  const dup = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n    nginx_port: 80\n    admin_ip: 10.10.10.10\n    nginx_port: 8080\n') });
+  assert.equal(dup.diagnostics.map((x) => [x.code, x.message, x.pos?.line]), [['duplicate-key', 'duplicate key `nginx_port` (first on line 3): YAML keeps one of the two values (PyYAML the later one)', 5]]);
   // Independent errors (a tab as indentation) are all still said.
   const tabs = parseInventory({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n\t admin_ip: 1\n  children:\n\t x: 1\n') });
   assert.ok(tabs.diagnostics.filter((x) => /tab/i.test(x.message)).length >= 1, tabs.diagnostics.map((x) => x.message).join('\n'));

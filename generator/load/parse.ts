@@ -129,7 +129,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
       echoes++;
       continue;
     }
-    const d = e.code === 'DUPLICATE_KEY' ? at(p, 'duplicate-key', 'duplicate key: ' + syntaxMessage(e)) : at(p, 'yaml-syntax', syntaxMessage(e));
+    const d = e.code === 'DUPLICATE_KEY' ? at(p, 'duplicate-key', duplicateMessage(text, errorOffset(doc, e))) : at(p, 'yaml-syntax', syntaxMessage(e));
     if (e.code === 'UNEXPECTED_TOKEN') firstUnexpected = d;
     diagnostics.push(d);
   }
@@ -492,6 +492,23 @@ function scalarValue(node: Scalar): Json {
  * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
  * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
  */
+/** yaml's duplicate key, named (its message was only "map keys must be unique"), with the line of the key it repeats. */
+function duplicateMessage(text: string, offset: number): string {
+  const key = /^(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\n]|'')*)'|([^\s:,{}[\]#][^:,{}[\]#\n]*?))\s*:/.exec(text.slice(offset, offset + 300));
+  const name = key ? (key[1] ?? key[2]?.replace(/''/g, "'") ?? key[3]!.trim()) : undefined;
+  if (name === undefined) return 'duplicate key: YAML keeps one of the two values';
+  // (The same key earlier at the same indentation, the nearest one: the one it repeats, as a rule.)
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  const indent = text.slice(lineStart, offset);
+  let line: number | undefined;
+  if (/^[ -]*$/.test(indent)) {
+    const before = text.slice(0, lineStart).split('\n');
+    const re = new RegExp(`^${indent.replace(/-/g, ' ').replace(/ /g, '[ -]')}["']?${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*:`);
+    for (let i = before.length - 1; i >= 0; i--) if (re.test(before[i]!)) (line = i + 1), (i = -1);
+  }
+  return `duplicate key \`${name}\`${line ? ` (first on line ${line})` : ''}: YAML keeps one of the two values (PyYAML the later one)`;
+}
+
 /** An unresolved tag, said for what it is: Ansible Vault's, a standard type the value is not, another. */
 function tagDiagnostic(at: (pos: Pos, code: 'yaml-tag', message: string, hint?: string) => Diagnostic, p: Pos, message: string): Diagnostic {
   const tag = /tag: (\S+)$/.exec(message)?.[1] ?? '';
