@@ -68,25 +68,38 @@ export function maskSecretsInLine(line: string): string {
  */
 export function inventorySecretValues(data: unknown, sets: readonly { key: string; value: unknown }[] = [], published: ReadonlySet<string> = new Set()): string[] {
   const out = new Set<string>();
-  // (Everything under a secret-named key counts, keys of a mapping given for it too (--set
-  // pw={Secret: 1}); not nginx_users' keys, which are user names.)
-  const add = (v: unknown, keys = true): void => {
-    if (Array.isArray(v)) v.forEach((x) => add(x));
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) keys || x === null ? (add(k), add(x)) : add(x);
+  // (Everything under a secret-named key counts; with `keys`, the keys of its mappings too.)
+  const add = (v: unknown, keys: boolean): void => {
+    if (Array.isArray(v)) v.forEach((x) => add(x, keys));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) keys || x === null ? (add(k, keys), add(x, keys)) : add(x, keys);
     else if ((typeof v === 'string' || typeof v === 'number') && String(v).length >= 3 && !published.has(String(v))) out.add(String(v));
+  };
+  // (A URL's credentials, anywhere: a proxy's, a repo's. Taken from the value itself, so quotes,
+  // spaces or a second `@` in the password do not hide them from the masking.)
+  const userinfo = (v: string) => {
+    if (!v.includes('@')) return;
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(v.trim());
+    if (m && m[1]!.length >= 3) out.add(m[1]!);
   };
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) isSecretKey(k) ? add(x, k !== 'nginx_users') : walk(x);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) isSecretKey(k) ? add(x, false) : walk(x);
+    else if (typeof v === 'string') userinfo(v);
   };
   walk(data);
-  for (const s of sets) if (isSecretKey(s.key)) add(s.value, s.key !== 'nginx_users');
+  // (A mapping given by --set for a secret: its keys too, `--set pw={Secret: 1}`; not nginx_users',
+  // which are user names.)
+  for (const s of sets) {
+    if (isSecretKey(s.key)) add(s.value, s.key !== 'nginx_users');
+    else walk(s.value);
+  }
   return [...out].sort((a, b) => b.length - a.length);
 }
 
 /** `text` with the credentials of every URL in it (scheme://user:password@) replaced by HIDDEN: a proxy's, a repo's. */
 export function hideUserinfo(text: string): string {
-  return text.includes('@') ? text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@"'`]+@/gi, `$1${HIDDEN}@`) : text;
+  // (To the last `@` before the host: a password may hold one.)
+  return text.includes('@') ? text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'`]+@/gi, `$1${HIDDEN}@`) : text;
 }
 
 /** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */

@@ -262,11 +262,12 @@ test('unknown parameter: a warning with did-you-mean; an error under --strict', 
 // (A review found only "remove the field or fix its spelling" for misspelt fields, and a list's
 // index shown as a string: repo_upstream['0'].)
 test('unknown field: did-you-mean from the schema at that place; a list index is a number in the path', () => {
-  const text = 'all:\n  chilren:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    infra_portal: { home: { domian: i.pigsty } }\n    repo_upstream: [ { name: x, descripton: y, module: local, releases: [12], arch: [x86_64], baseurl: { default: "http://a/b ./" } } ]\n';
+  const text = 'all:\n  chilren: {}\n  children:\n    infra: { var: {}, hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    infra_portal: { home: { domian: i.pigsty } }\n    repo_upstream: [ { name: x, descripton: y, module: local, releases: [12], arch: [x86_64], baseurl: { default: "http://a/b ./" } } ]\n';
   const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, assets, NO_OPTS);
   const unknown = r.diagnostics.filter((d) => d.code === 'schema-unknown-field').map((d) => [formatPath(d.path), d.hint]);
   assert.equal(unknown, [
     ['all.chilren', 'did you mean `children`?'],
+    ['all.children.infra.var', 'did you mean `vars`?'],
     ['all.vars.infra_portal.home.domian', 'did you mean `domain`?'],
     ['all.vars.repo_upstream[0].descripton', 'did you mean `description`?'],
   ]);

@@ -115,7 +115,7 @@ test('no password set in the inventory is printed: not in messages (text, --json
       '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
       '  vars:',
       '    admin_ip: 10.10.10.10',
-      '    proxy_env: { http_proxy: "http://admin:ProxySeKr1t@proxy.corp:3128;" }',
+      '    proxy_env: { http_proxy: "http://admin:ProxySeKr1t@proxy.corp:3128;", https_proxy: \'http://bob:Quo"teSeKr1t@proxy:3128\', all_proxy: "http://carol:p@ssSeKr1t@proxy:3128", ftp_proxy: "http://dan:top SpaceSeKr1t@proxy:3128" }',
       '    pgsodium_key: SodiumSeKr1tKey0123456789',
       '    grafana_theme_typo: dark',
       '',
@@ -127,8 +127,18 @@ test('no password set in the inventory is printed: not in messages (text, --json
     const y = pigen(['validate', 'syntax.yml', ...(json ? ['--json'] : [])], d);
     assert.is(u.code, 2, u.stderr);
     assert.is(y.code, 2, y.stderr);
-    for (const v of ['ProxySeKr1t', 'admin:', 'SodiumSeKr1tKey', 'KeyOfMapSeKr1t', 'TokenSeKr1t']) assert.not.ok((u.stdout + u.stderr + y.stdout + y.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}${y.stdout}${y.stderr}`);
+    for (const v of ['ProxySeKr1t', 'admin:', 'teSeKr1t', 'ssSeKr1t', 'SpaceSeKr1t', 'SodiumSeKr1tKey', 'KeyOfMapSeKr1t', 'TokenSeKr1t']) assert.not.ok((u.stdout + u.stderr + y.stdout + y.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}${y.stdout}${y.stderr}`);
     if (!json) assert.match(u.stderr, /http_proxy "http:\/\/\*\*\*\*@proxy\.corp:3128;" is not a proxy URL/);
+  }
+  // What the parser cannot read on a secret's line, or in a --set for one: said by its kind, never
+  // quoting the value (`*Secret` an alias, `!Secret` a tag, `|Secret` a block scalar header).
+  for (const [line, set] of [['pg_admin_password: |BlockHdrSeKr1t', 'grafana_admin_password=*AliasSeKr1t'], ['pg_admin_password: !TagSeKr1t', 'grafana_admin_password=!SetTagSeKr1t'], ['pg_admin_password: *InvAliasSeKr1t', 'grafana_admin_password="unclosed']]) {
+    writeFileSync(join(d, 'p.yml'), `all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    ${line}\n`);
+    for (const json of [false, true]) {
+      const r = pigen(['validate', 'p.yml', '--set', set, ...(json ? ['--json'] : [])], d);
+      assert.is(r.code, 2, r.stderr);
+      assert.not.match(r.stdout + r.stderr, /SeKr1t/, `${line} / --set ${set}:\n${r.stdout}${r.stderr}`);
+    }
   }
   // A ${placeholder} in a password is no placeholder (nothing fills it in; grafana would expand it).
   writeFileSync(join(d, 'ph.yml'), 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: "a${admin_ip}b"\n');

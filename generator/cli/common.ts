@@ -13,8 +13,11 @@ import { useColor, type CliContext } from './context.js';
 /** Parses a --set value with the inventory's YAML 1.1 rules: the value, or why it is none. */
 export function parseSetValue(s: string): { value: Json } | { error: string } {
   const r = parseInventory({ name: '--set', bytes: new TextEncoder().encode(`v: ${s === '' ? "''" : s}\n`) });
-  // (The parser's message says what is wrong, never the text: the value may be a password.)
-  if (!r.value) return { error: r.diagnostics[0]?.message ?? 'not YAML' };
+  // (What is wrong by its kind only, never the text: the value may be a password, `*Secret`.)
+  if (!r.value) {
+    const code = r.diagnostics[0]?.code;
+    return { error: code === 'alias-error' ? 'it starts with `*`, an alias with no anchor (quote it if it is a string)' : code === 'yaml-tag' ? 'it starts with `!`, a tag pigen does not read (quote it if it is a string)' : code === 'duplicate-key' ? 'a mapping with a key twice' : 'it is not valid YAML (an unclosed quote or bracket?)' };
+  }
   const data = r.value.data as Record<string, Json>;
   // (A line break would start a second key, read and dropped: `nginx_port=8080\nadmin_ip: x`.)
   if (Object.keys(data).length !== 1) return { error: 'it holds more than one value (a line break?): one --set sets one parameter' };

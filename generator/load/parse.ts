@@ -18,7 +18,7 @@ import {
   type ScalarTag,
   type Tags,
 } from 'yaml';
-import { err } from '../diagnostics.js';
+import { err, maskSecretsInLine } from '../diagnostics.js';
 import { hintFor } from '../codes.js';
 import { pathKey } from '../diagnostics.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path, Pos, Result, Source } from '../types.js';
@@ -137,7 +137,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
     firstUnexpected.hint = `${firstUnexpected.hint ?? hintFor('yaml-syntax')}; ${echoes} later syntax error${echoes === 1 ? '' : 's'} not shown: they likely follow from this one (run again once it is fixed)`;
   }
   for (const w of doc.warnings) {
-    if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(tagDiagnostic(at, pos(w.pos[0]), w.message.split('\n')[0]!));
+    if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(tagDiagnostic(at, pos(w.pos[0]), w.message.split('\n')[0]!, onSecretLine(text, w.pos[0])));
   }
   // One broken bracket can cascade into hundreds of errors; the first ones are the useful ones.
   const MAX_SYNTAX = 20;
@@ -156,7 +156,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   }
 
   const positions: Loaded['positions'] = new Map();
-  const walker = new Walker(doc, pos, positions, file);
+  const walker = new Walker(doc, pos, positions, file, text);
   const data = walker.convert(doc.contents as YNode, [], new Set());
   // (Keys that read the same (`1` and `"1"`): as yaml's own duplicates, reported, the document still read.)
   diagnostics.push(...walker.duplicates);
@@ -309,6 +309,8 @@ class Walker {
     private pos: (o: number) => Pos,
     private positions: Loaded['positions'],
     private file: string,
+    /** The source text (its lines, for whether one holds a secret). */
+    private text = '',
   ) {}
 
   /**
@@ -357,6 +359,7 @@ class Walker {
 
   /** Values left to make: aliases of aliases expand exponentially (a "billion laughs" file). */
   private budget = MAX_VALUES;
+  private ancestors: YNode[] = [];
   private spent = false;
 
   convert(node: YNode | null | undefined, path: Path, seen: Set<YNode>, keyNode?: YNode | null): Json {
@@ -376,7 +379,8 @@ class Walker {
     if (isAlias(node)) {
       const target = this.resolveAlias(node);
       if (!target) {
-        this.diagnostics.push(err('alias-error', path, `unknown alias *${node.source}`, { file: this.file, pos: this.pos(node.range![0]) }));
+        const hidden = onSecretLine(this.text, node.range![0]);
+        this.diagnostics.push(err('alias-error', path, hidden ? 'an alias (*name) with no anchor of its name before it (the value starts with `*`: quote it if it is a string)' : `unknown alias *${node.source}`, { file: this.file, pos: this.pos(node.range![0]) }));
         return null;
       }
       if (seen.has(target)) {
@@ -388,6 +392,8 @@ class Walker {
     if (isScalar(node)) return scalarValue(node);
     if (isSeq(node)) return node.items.map((it, i) => this.convert(it as YNode, [...path, i], seen));
     if (isMap(node)) {
+      // (The mappings being converted, this one in: a merge of one of them would never end.)
+      this.ancestors.push(node);
       const out: JsonObject = {};
       const merges: YNode[] = [];
       for (const pair of node.items) {
@@ -435,8 +441,13 @@ class Walker {
             );
             continue;
           }
+          // (A mapping that merges itself, directly or through another: reported, not followed.)
+          if (this.ancestors.includes(s) || seen.has(s)) {
+            this.diagnostics.push(err('alias-error', path, 'a merge key (<<) takes in the mapping it belongs to', { file: this.file, pos: this.pos((s0?.range ?? node.range!)[0]) }));
+            continue;
+          }
           const start = this.order.length;
-          const merged = this.convert(s, [...path, '<<'], seen) as JsonObject;
+          const merged = this.convert(s, [...path, '<<'], new Set(seen).add(s)) as JsonObject;
           if (merged === null) continue;
           for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) defineKey(out, k, v);
           // (The positions the source's values were given, moved under this mapping: those made
@@ -450,6 +461,7 @@ class Walker {
           }
         }
       }
+      this.ancestors.pop();
       return out;
     }
     this.diagnostics.push(err('yaml-syntax', path, 'unsupported YAML node', { file: this.file, pos: this.pos((node as YNode).range?.[0] ?? 0) }));
@@ -510,12 +522,22 @@ function duplicateMessage(text: string, offset: number): string {
 }
 
 /** An unresolved tag, said for what it is: Ansible Vault's, a standard type the value is not, another. */
-function tagDiagnostic(at: (pos: Pos, code: 'yaml-tag', message: string, hint?: string) => Diagnostic, p: Pos, message: string): Diagnostic {
+function tagDiagnostic(at: (pos: Pos, code: 'yaml-tag', message: string, hint?: string) => Diagnostic, p: Pos, message: string, secret: boolean): Diagnostic {
   const tag = /tag: (\S+)$/.exec(message)?.[1] ?? '';
+  // (On a secret's line, `!...` may be the secret itself: not named.)
+  if (secret && tag !== '!vault') return at(p, 'yaml-tag', 'an unknown tag (the value starts with `!`: quote it if it is a string)');
   if (tag === '!vault') return at(p, 'yaml-tag', 'an Ansible Vault value (!vault): pigen does not decrypt vault values', 'decrypt it (ansible-vault decrypt), or leave the secret out of the inventory: pigen secrets init keeps generated ones in pigsty.secrets.yml');
   const std = /^tag:yaml\.org,2002:(\w+)$/.exec(tag)?.[1];
   if (std) return at(p, 'yaml-tag', `the value is not a valid !!${std}`, `write a valid ${std}, or drop the !!${std} tag`);
   return at(p, 'yaml-tag', `unknown tag ${tag}`);
+}
+
+/** Whether the line holding `offset` sets a secret-named key (its text is not to be quoted). */
+function onSecretLine(text: string, offset: number): boolean {
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', offset);
+  const line = text.slice(start, end < 0 ? undefined : end);
+  return maskSecretsInLine(line) !== line;
 }
 
 /** What the parser would say in its own words, for a user: never the token's text (it may be a secret). */
@@ -536,8 +558,8 @@ function syntaxMessage(e: YAMLError): string {
   const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
   const token = /^Unexpected (\S+) token in YAML stream/.exec(first);
   if (token) return TOKEN_WORDS[token[1]!] ?? `an unexpected ${token[1]!.replace(/-/g, ' ')} token`;
-  // (Token text quoted at the end of a message is dropped: it may be a secret's value.)
-  return lowerFirst(first.replace(/:\s*".*"$/s, '').replace(/:\s*'.*'$/s, ''));
+  // (What follows a colon quotes the text, `|Hunter2pw`, `"Hunter2pw"`: it may be a secret's value.)
+  return lowerFirst(first.replace(/:\s.*$/s, ''));
 }
 
 function syntaxErrors(doc: Document.Parsed): YAMLError[] {

@@ -89,8 +89,11 @@ function pointerToPath(ptr: string, data?: Json): Path {
 
 /** The properties a schema location (ajv's schemaPath, `#/...`, of an additionalProperties error) allows. */
 function allowedFields(schema: JsonObject, schemaPath: string): string[] {
+  // (ajv compiles the recursive `group` definition as a function of its own: its errors' paths
+  // start there, not at the root, whose only field is `all`.)
+  const rooted = /^#\/(definitions|properties)\//.test(schemaPath) ? schemaPath : `#/definitions/group${schemaPath.slice(1)}`;
   let at: Json | undefined = schema;
-  for (const raw of schemaPath.replace(/^#\/?/, '').split('/').slice(0, -1)) {
+  for (const raw of rooted.replace(/^#\/?/, '').split('/').slice(0, -1)) {
     if (at === null || typeof at !== 'object') return [];
     at = (at as Record<string, Json>)[decodeURIComponent(raw.replace(/~1/g, '/').replace(/~0/g, '~'))];
   }
@@ -205,5 +208,5 @@ function toDiagnostic(e: ErrorObject, schema: JsonObject, root: Json): Diagnosti
 
 /** What a schema pattern stands for, said in words (the pattern itself helps nobody). */
 const PATTERN_NAMES: Record<string, string> = {
-  '^(?=.)([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$': 'a Prometheus duration (whole numbers with units y, w, d, h, m, s, ms in that order, e.g. 10s, 1m30s, 1d)',
+  '^(0|(?=.)([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)$': 'a Prometheus duration (whole numbers with units y, w, d, h, m, s, ms in that order, e.g. 10s, 1m30s, 1d)',
 };

@@ -45,13 +45,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   checkNames(allVars, ['all', 'vars']);
   for (const g of groups) checkNames(g.vars, [...g.path, 'vars']);
   for (const o of occurrences) checkNames(o.vars, o.path);
-  // admin_ip is the fleet's (the repo, DNS and ${admin_ip} of every node): one in a group's or a
-  // host's vars is not read, so it is said.
-  for (const [vars, base] of [...groups.map((g) => [g.vars, [...g.path, 'vars']] as const), ...occurrences.map((o) => [o.vars, o.path] as const)]) {
-    if (Object.prototype.hasOwnProperty.call(vars, 'admin_ip')) {
-      diags.push(warn('admin-ip-scope', [...base, 'admin_ip'], `admin_ip is the fleet's: pigen reads it from all.vars (or --set) only, so this one is ignored (the fleet's is ${allVars.admin_ip === undefined ? 'the default' : String(allVars.admin_ip)})`));
-    }
-  }
+
   opts.sets.forEach((s, i) => {
     if (!known.has(s.key) && !isForeignParam(s.key)) {
       const guess = didYouMean(s.key, known);
@@ -75,6 +69,13 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     put(globalOrigins, s.key, ['--set', i, s.key]);
   });
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
+  // admin_ip is the fleet's (the repo, DNS and ${admin_ip} of every node): one in a group's or a
+  // host's vars is not read, so it is said.
+  for (const [vars, base] of [...groups.map((g) => [g.vars, [...g.path, 'vars']] as const), ...occurrences.map((o) => [o.vars, o.path] as const)]) {
+    if (Object.prototype.hasOwnProperty.call(vars, 'admin_ip')) {
+      diags.push(warn('admin-ip-scope', [...base, 'admin_ip'], `admin_ip is the fleet's: pigen reads it from all.vars (or --set) only, so this one is ignored (the fleet's is ${adminIp}${globalOrigins.admin_ip ? '' : ', the default'})`));
+    }
+  }
 
   const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);
   // Indexes so large fleets resolve in linear time.

@@ -810,8 +810,36 @@ export const alertReceivers: Rule = (inv) => {
   return dedupe(out);
 };
 
-/** What is wrong with an Alertmanager matcher (its parser's rules), if anything. */
-function matcherProblem(m: string): string | undefined {
+/**
+ * What is wrong with an Alertmanager matchers entry (its parser's rules, ParseMatchers: one or
+ * more matchers, comma-separated, optionally in braces), if anything.
+ */
+function matcherProblem(entry: string): string | undefined {
+  let body = entry.trim();
+  if (body.startsWith('{') && body.endsWith('}')) body = body.slice(1, -1);
+  // (Split at commas outside double quotes.)
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === '\\' && quoted) {
+      cur += c + (body[i + 1] ?? '');
+      i++;
+    } else if (c === '"') (quoted = !quoted), (cur += c);
+    else if (c === ',' && !quoted) parts.push(cur), (cur = '');
+    else cur += c;
+  }
+  if (quoted) return 'its quoted value is not closed';
+  parts.push(cur);
+  for (const m of parts.length > 1 ? parts.filter((p) => p.trim() !== '') : parts) {
+    const bad = oneMatcherProblem(m);
+    if (bad) return parts.length > 1 ? `${JSON.stringify(m.trim())}: ${bad}` : bad;
+  }
+  return undefined;
+}
+
+function oneMatcherProblem(m: string): string | undefined {
   const x = /^\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*(.*?)\s*$/s.exec(m);
   if (!x) return 'not label, operator (=, !=, =~, !~) and value';
   let value = x[2]!;
@@ -824,10 +852,12 @@ function matcherProblem(m: string): string | undefined {
   }
   if (x[1] === '=~' || x[1] === '!~') {
     const re = value.replace(/\\(["\\])/g, '$1');
-    // (Go's RE2: no lookaround, no backreferences.)
+    // (Go's RE2: no lookaround, no backreferences; its flag groups, (?i) and (?i:...), and named
+    // groups (?P<name>...) are JavaScript's to compile without them.)
     if (/\(\?<?[=!]|\\[1-9]/.test(re)) return 'its regexp uses lookaround or a backreference, which Go\'s RE2 does not have';
+    const js = re.replace(/\(\?[imsU-]+\)/g, '').replace(/\(\?[imsU-]+:/g, '(?:').replace(/\(\?P</g, '(?<');
     try {
-      new RegExp(`^(?:${re})$`);
+      new RegExp(`^(?:${js})$`);
     } catch (e) {
       return `its regexp does not compile: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`;
     }

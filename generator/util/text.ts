@@ -78,6 +78,7 @@ const PROM_UNITS: [string, number][] = [
 
 /** A Prometheus duration (`10s`, `1h30m`, `1d`: units y w d h m s ms in that order, integers) in milliseconds; undefined when it is none. */
 export function promDurationMs(s: string): number | undefined {
+  if (s === '0') return 0;
   const m = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(s);
   if (!s || !m) return undefined;
   return PROM_UNITS.reduce((sum, [, ms], i) => sum + Number(m[i + 1] ?? 0) * ms, 0);
