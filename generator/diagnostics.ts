@@ -220,18 +220,25 @@ function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly str
   const width = String(last).length;
   const gutter = (n: string) => paint(color, '34', `${n.padStart(width)} |`);
   const out = [gutter('')];
+  // (By key on the line, and by value: a block scalar's value is on the lines after its key.)
+  const mask = (line: string) => hideUserinfo(hideValues(maskSecretsInLine(line), secrets));
+  // The caret's column in the line as shown: what masking took out before it (a masked value is
+  // not its length) moves it. Masked alone, the text before the caret may mask less than the line
+  // does; the caret then stays within the masked line.
+  const line = all[pos.line - 1] ?? '';
+  const masked = mask(line);
+  const col = masked === line ? pos.col : Math.min(mask(line.slice(0, pos.col - 1)).length + 1, masked.length + 1);
   // Long lines are shown as a window around the column so the caret stays on screen.
   const WIDTH = 100;
-  const start = pos.col > WIDTH - 20 ? pos.col - 40 : 0;
+  const start = col > WIDTH - 20 ? col - 40 : 0;
   for (let n = first; n <= last; n++) {
-    // (By key on the line, and by value: a block scalar's value is on the lines after its key.)
-    const raw = hideUserinfo(hideValues(maskSecretsInLine(all[n - 1] ?? ''), secrets));
+    const raw = n === pos.line ? masked : mask(all[n - 1] ?? '');
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';
     out.push(`${gutter(String(n))} ${shown.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')}`);
   }
-  const caretCol = pos.col - start + (start > 0 ? 3 : 0);
+  const caretCol = col - start + (start > 0 ? 3 : 0);
   out.push(`${gutter('')} ${' '.repeat(Math.max(0, caretCol - 1))}${paint(color, '1;31', '^')}`);
   return out;
 }
