@@ -130,6 +130,12 @@ test('no password set in the inventory is printed: not in messages (text, --json
     for (const v of ['ProxySeKr1t', 'admin:', 'teSeKr1t', 'ssSeKr1t', 'SpaceSeKr1t', 'SodiumSeKr1tKey', 'KeyOfMapSeKr1t', 'TokenSeKr1t']) assert.not.ok((u.stdout + u.stderr + y.stdout + y.stderr).includes(v), `printed ${v}${json ? ' (--json)' : ''}:\n${u.stdout}${u.stderr}${y.stdout}${y.stderr}`);
     if (!json) assert.match(u.stderr, /http_proxy "http:\/\/\*\*\*\*@proxy\.corp:3128;" is not a proxy URL/);
   }
+  // The caret stays under what it names when masking shortened the text before it.
+  writeFileSync(join(d, 'caret.yml'), 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars:\n    admin_ip: 10.10.10.10\n    proxy_env: { http_proxy: "http://user:longpassword@p:3128", bogus_proxy: x }\n');
+  const caret = pigen(['validate', 'caret.yml'], d).stderr.split('\n');
+  const at = caret.findIndex((l) => l.includes('bogus_proxy: x }'));
+  assert.ok(at > 0, caret.join('\n'));
+  assert.is(caret[at + 1]!.indexOf('^'), caret[at]!.indexOf('bogus_proxy: x') + 'bogus_proxy: '.length, `${caret[at]}\n${caret[at + 1]}`);
   // What the parser cannot read on a secret's line, or in a --set for one: said by its kind, never
   // quoting the value (`*Secret` an alias, `!Secret` a tag, `|Secret` a block scalar header).
   for (const [line, set] of [['pg_admin_password: |BlockHdrSeKr1t', 'grafana_admin_password=*AliasSeKr1t'], ['pg_admin_password: !TagSeKr1t', 'grafana_admin_password=!SetTagSeKr1t'], ['pg_admin_password: *InvAliasSeKr1t', 'grafana_admin_password="unclosed']]) {
