@@ -162,7 +162,7 @@ export function locate(ds: Diagnostic[], loaded: Loaded | undefined, file: strin
       return { ...d, ...(related ? { related } : {}) };
     }
     if (d.pos || !loaded) return { file: d.file ?? file, ...d };
-    const pos = positionOf(loaded, d.path, AT_KEY.has(d.code));
+    const pos = positionOf(loaded, d.path, d.atKey === true || AT_KEY.has(d.code));
     const related = d.related && !d.related.pos && d.related.path.length && inFile(d.related.path) ? { ...d.related, pos: positionOf(loaded, d.related.path) } : d.related;
     return { ...d, file: d.file ?? file, ...(pos ? { pos } : {}), ...(related ? { related } : {}) };
   });

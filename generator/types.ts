@@ -40,6 +40,8 @@ export interface Diagnostic {
   pos?: Pos;
   /** How to fix it. */
   hint?: string;
+  /** Points at the key of its path, not the value (the problem is the name, or where it stands). */
+  atKey?: boolean;
   /** An earlier related location (e.g. the first of two duplicates). */
   related?: { path: Path; pos?: Pos; message: string };
 }

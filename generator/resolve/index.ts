@@ -73,7 +73,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   // host's vars is not read, so it is said.
   for (const [vars, base] of [...groups.map((g) => [g.vars, [...g.path, 'vars']] as const), ...occurrences.map((o) => [o.vars, o.path] as const)]) {
     if (Object.prototype.hasOwnProperty.call(vars, 'admin_ip')) {
-      diags.push(warn('admin-ip-scope', [...base, 'admin_ip'], `admin_ip is the fleet's: pigen reads it from all.vars (or --set) only, so this one is ignored (the fleet's is ${adminIp}${globalOrigins.admin_ip ? '' : ', the default'})`));
+      diags.push(warn('admin-ip-scope', [...base, 'admin_ip'], `admin_ip is the fleet's: pigen reads it from all.vars (or --set) only, so this one is ignored (the fleet's is ${adminIp}${globalOrigins.admin_ip ? '' : ', the default'})`, { atKey: true }));
     }
   }
 

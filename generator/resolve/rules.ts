@@ -649,7 +649,7 @@ export const proxyEnv: Rule = (inv) => {
     for (const [k, x] of Object.entries(env)) {
       if (typeof x !== 'string' || LINE_BREAK.test(x)) continue; // (the schema or the line-break check reports it)
       const key = k.toLowerCase();
-      if (!PROXY_KEYS.has(key)) out.push(err('bad-value', [...base, k], `\`${k}\` is not a proxy variable pigen knows`, { hint: `use ${[...PROXY_KEYS].join(', ')} (or their upper-case forms)` }));
+      if (!PROXY_KEYS.has(key)) out.push(err('bad-value', [...base, k], `\`${k}\` is not a proxy variable pigen knows`, { hint: `use ${[...PROXY_KEYS].join(', ')} (or their upper-case forms)`, atKey: true }));
       else if (key === 'no_proxy' ? !/^[A-Za-z0-9.*\/:_, -]*$/.test(x) : x.trim() !== '' && !/^(https?|socks5h?|socks4a?):\/\/[A-Za-z0-9._~%!*+,=:@\/\[\]-]+$/.test(x.trim())) {
         out.push(err('bad-value', [...base, k], key === 'no_proxy' ? `no_proxy ${JSON.stringify(x)} holds characters other than those of host names, globs and CIDRs` : `${k} ${JSON.stringify(x)} is not a proxy URL`, { hint: key === 'no_proxy' ? 'a comma-separated list such as localhost,10.0.0.0/8,*.pigsty' : 'such as http://proxy.example.com:3128 (no quotes, spaces or ;)' }));
       }
