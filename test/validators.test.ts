@@ -216,12 +216,13 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   // was to check: no file is blamed, none "skipped before reaching it". (A review found the first
   // nginx file failed with "spawn ENOENT", the others skipped as if nginx had stopped there.)
   const bin = temp('pigen-vt-bin-');
-  for (const [name, body] of [['nginx', '#!/nonexistent/sh\n'], ['amtool', '#!/bin/sh\nkill -SEGV $$\n']] as const) writeFileSync(join(bin, name), body, { mode: 0o755 });
+  for (const [name, body] of [['nginx', '#!/nonexistent/sh\n'], ['amtool', '#!/bin/sh\nkill -SEGV $$\n'], ['cloud-init', '#!/bin/sh\nexit 0\n']] as const) writeFileSync(join(bin, name), body, { mode: 0o755 });
   const broken = await checkOutput(outDir, { env: { PATH: bin }, cloudInitSchema: null });
   const nginxRows = broken.rows.filter((x) => x.validator === 'nginx');
   assert.ok(nginxRows.length > 1);
   for (const x of nginxRows) assert.match(x.message, /^nginx could not check it: cannot run .*nginx: ENOENT \(a broken #! line\?\)$/, `${x.path}: ${x.message}`);
   assert.match(broken.rows.find((x) => x.validator === 'amtool')!.message, /^amtool could not check it: amtool was killed by SIGSEGV$/);
+  assert.match(broken.rows.find((x) => x.validator === 'cloud-init')!.message, /^cloud-init could not check it: cloud-init schema exited 0 without saying "Valid cloud-config"$/);
   // A file of the manifest that is a directory, or a link out of DIR: a FAIL row, not read.
   const links = build(undefined);
   const mf = JSON.parse(readFileSync(join(links, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { out: string; kind: string }[] }> };

@@ -554,7 +554,10 @@ const V: Record<string, Validator> = {
       const d = t.scratch('cloud-init');
       writeFileSync(join(d, 'user-data'), readFileSync(s.abs));
       const r = await t.exec('cloud-init', ['schema', '-c', 'user-data'], d);
-      const o = verdict(r, [[d + '/', '']], r.code !== 0 || !/Valid cloud-config/.test(r.out));
+      const valid = /Valid cloud-config/.test(r.out);
+      // (Exit 0 without its verdict: not a cloud-init that checked the file.)
+      if (r.code === 0 && !valid) throw new ValidatorBroken(`cloud-init schema exited 0 without saying "Valid cloud-config"${r.out.trim() ? `: ${firstLine(r.out)}` : ''}`);
+      const o = verdict(r, [[d + '/', '']], r.code !== 0);
       const dep = /Cloud config schema deprecations:\s*(.+)/.exec(r.out)?.[1]?.trim();
       if (dep) o.warnings = dep.split(/, (?=[\w.-]+: )/).map((x) => `deprecated: ${x}`);
       return o;
