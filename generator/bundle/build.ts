@@ -73,12 +73,16 @@ export interface BuildResult {
 
 export class BundleError extends Error {}
 
-/** Why a file cannot be named so in the bundle, if it cannot. */
-function badName(name: string): string | undefined {
-  if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) return `bad file name in bundle: ${name}`;
-  // The manifests are line-based (and sha256sum escapes names with \ or a newline): refuse them.
-  if (/[\x00-\x1f\x7f\\]/.test(name)) return `bad file name in bundle (control character or backslash): ${JSON.stringify(name)}`;
-  return undefined;
+/** What is wrong with the inputs' names: a name the bundle cannot hold, or one pigen generates. */
+function nameProblems(payload: BundleInput[], repodata: BundleInput[]): string[] {
+  const out: string[] = [];
+  for (const { name } of [...payload, ...repodata]) {
+    if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) out.push(`bad file name in bundle: ${name}`);
+    // The manifests are line-based (and sha256sum escapes names with \ or a newline): refuse them.
+    else if (/[\x00-\x1f\x7f\\]/.test(name)) out.push(`bad file name in bundle (control character or backslash): ${JSON.stringify(name)}`);
+  }
+  for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) out.push(`input file ${f.name} clashes with a file pigen generates`);
+  return out;
 }
 
 /** The control fields of a .deb, from the members `ar` has seen (its control member kept). */
@@ -102,12 +106,7 @@ const duplicateMessage = (a: { name: string; sha256?: string }, b: { name: strin
  * header); the bundle's own pass over the whole file stays the authority.
  */
 export async function checkInputs(payload: BundleInput[], repodata: BundleInput[] = []): Promise<string[]> {
-  const problems: string[] = [];
-  for (const f of [...payload, ...repodata]) {
-    const bad = badName(f.name);
-    if (bad) problems.push(bad);
-  }
-  for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) problems.push(`input file ${f.name} clashes with a file pigen generates`);
+  const problems = nameProblems(payload, repodata);
   const seen = new Map<string, string>();
   for (const f of [...payload].sort((a, b) => byCodeUnit(a.name, b.name))) {
     if (!f.name.endsWith('.deb')) continue;
@@ -155,11 +154,8 @@ export function sumsOf(data: Uint8Array): Required<FileSums> {
 export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
   const payload = [...opts.payload].sort((a, b) => byCodeUnit(a.name, b.name));
   const repodata = [...(opts.repodata ?? [])].sort((a, b) => byCodeUnit(a.name, b.name));
-  for (const f of [...payload, ...repodata]) {
-    const bad = badName(f.name);
-    if (bad) throw new BundleError(bad);
-  }
-  for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) throw new BundleError(`input file ${f.name} clashes with a file pigen generates`);
+  const badNames = nameProblems(payload, repodata);
+  if (badNames.length) throw new BundleError(badNames[0]!);
 
   const gz = new ParallelGzip(opts.sink, opts);
   const pack = tarPack();

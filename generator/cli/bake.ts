@@ -84,9 +84,9 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
     }
     const version = packageVersion();
     // A failure said on stderr, and with --json as {ok: false, error} on stdout (only JSON there).
-    const fail = (code: number, message: string, extra: Record<string, unknown> = {}) => {
+    const fail = (code: number, message: string) => {
       ctx.stderr.write(`pigen: ${message}\n`);
-      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message, ...extra }, null, 2) + '\n');
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
       return code;
     };
 

@@ -124,12 +124,12 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   let firstUnexpected: Diagnostic | undefined;
   let echoes = 0;
   for (const e of syntaxErrors(doc)) {
-    const p = pos(errorOffset(doc, e));
     if (e.code === 'UNEXPECTED_TOKEN' && firstUnexpected) {
       echoes++;
       continue;
     }
-    const d = e.code === 'DUPLICATE_KEY' ? at(p, 'duplicate-key', duplicateMessage(text, errorOffset(doc, e))) : at(p, 'yaml-syntax', syntaxMessage(e));
+    const offset = errorOffset(doc, e);
+    const d = e.code === 'DUPLICATE_KEY' ? at(pos(offset), 'duplicate-key', duplicateMessage(text, offset)) : at(pos(offset), 'yaml-syntax', syntaxMessage(e));
     if (e.code === 'UNEXPECTED_TOKEN') firstUnexpected = d;
     diagnostics.push(d);
   }
@@ -500,10 +500,6 @@ function scalarValue(node: Scalar): Json {
   return String(node.source ?? v);
 }
 
-/**
- * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
- * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
- */
 /** yaml's duplicate key, named (its message was only "map keys must be unique"), with the line of the key it repeats. */
 function duplicateMessage(text: string, offset: number): string {
   const key = /^(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\n]|'')*)'|([^\s:,{}[\]#][^:,{}[\]#\n]*?))\s*:/.exec(text.slice(offset, offset + 300));
@@ -562,6 +558,10 @@ function syntaxMessage(e: YAMLError): string {
   return lowerFirst(first.replace(/:\s.*$/s, ''));
 }
 
+/**
+ * The parser's errors, one per source offset: at one spot it often reports a cascade (e.g. an
+ * unclosed quote also breaks the enclosing flow collection); keep the one that names the cause.
+ */
 function syntaxErrors(doc: Document.Parsed): YAMLError[] {
   const CAUSES = ['DUPLICATE_KEY', 'MISSING_CHAR', 'MULTILINE_IMPLICIT_KEY'];
   const byStart = new Map<number, YAMLError>();

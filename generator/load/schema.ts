@@ -72,6 +72,9 @@ export function checkSchema(loaded: Loaded, schema: JsonObject): Diagnostic[] {
   return collapse(validate.errors ?? []).map((e) => toDiagnostic(e, schema, loaded.data));
 }
 
+/** A JSON pointer's segment as the key it names (`~1` is `/`, `~0` is `~`). */
+const unescapeSegment = (raw: string) => raw.replace(/~1/g, '/').replace(/~0/g, '~');
+
 /** A JSON pointer into the data as a path: a list's index a number (`repo_upstream[0]`, not `['0']`). */
 function pointerToPath(ptr: string, data?: Json): Path {
   if (ptr === '') return [];
@@ -80,7 +83,7 @@ function pointerToPath(ptr: string, data?: Json): Path {
     .slice(1)
     .split('/')
     .map((raw) => {
-      const s = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      const s = unescapeSegment(raw);
       const seg = Array.isArray(at) && /^\d+$/.test(s) ? Number(s) : s;
       at = at !== null && typeof at === 'object' ? (at as Record<string, Json>)[seg as string] : undefined;
       return seg;
@@ -95,7 +98,7 @@ function allowedFields(schema: JsonObject, schemaPath: string): string[] {
   let at: Json | undefined = schema;
   for (const raw of rooted.replace(/^#\/?/, '').split('/').slice(0, -1)) {
     if (at === null || typeof at !== 'object') return [];
-    at = (at as Record<string, Json>)[decodeURIComponent(raw.replace(/~1/g, '/').replace(/~0/g, '~'))];
+    at = (at as Record<string, Json>)[decodeURIComponent(unescapeSegment(raw))];
   }
   const props = at !== null && typeof at === 'object' && !Array.isArray(at) ? at.properties : undefined;
   return props && typeof props === 'object' && !Array.isArray(props) ? Object.keys(props) : [];

@@ -181,7 +181,9 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
         modules: { pgsql: fleetModules.has('pgsql'), etcd: fleetModules.has('etcd'), minio: fleetModules.has('minio'), redis: fleetModules.has('redis') },
       },
     });
-    p.files.push(...(v.on('blackbox_enabled') ? fleetTargets(inv) : fleetTargets(inv).filter((f) => !f.path.startsWith('/infra/targets/ping/'))));
+    // (No blackbox exporter here: no ping targets either.)
+    const targets = fleetTargets(inv);
+    p.files.push(...(v.on('blackbox_enabled') ? targets : targets.filter((f) => !f.path.startsWith('/infra/targets/ping/'))));
     p.files.push(
       ...unitFiles({
         name: 'vmetrics',

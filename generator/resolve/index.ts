@@ -45,7 +45,6 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   checkNames(allVars, ['all', 'vars']);
   for (const g of groups) checkNames(g.vars, [...g.path, 'vars']);
   for (const o of occurrences) checkNames(o.vars, o.path);
-
   opts.sets.forEach((s, i) => {
     if (!known.has(s.key) && !isForeignParam(s.key)) {
       const guess = didYouMean(s.key, known);

@@ -674,6 +674,9 @@ export const selinuxEnforcing: Rule = (inv) => {
 };
 
 /** A node's node_repo_modules, as a list. */
+/** `every node reads`, or `N of M nodes read`: the nodes of `inv` that `some` are. */
+const readersOf = (inv: Inventory, some: readonly ResolvedNode[]) => (some.length === inv.nodes.length ? 'every node reads' : `${some.length} of ${inv.nodes.length} nodes read`);
+
 const repoModules = (vars: JsonObject): string[] => (typeof vars.node_repo_modules === 'string' ? vars.node_repo_modules : '').split(',').map((m) => m.trim());
 
 /**
@@ -689,7 +692,7 @@ export const repoEmpty: Rule = (inv) => {
   if (!users.length) return [];
   const at = users[0]!.origins.node_repo_modules ?? admin.origins.admin_ip ?? admin.path;
   return [
-    warn('repo-empty', at, `${users.length === inv.nodes.length ? 'every node reads' : `${users.length} of ${inv.nodes.length} nodes read`} the \`local\` repo (http://${inv.adminIp}/pigsty), but no repo_bundle fills it: booted from their full user-data, they install no packages`),
+    warn('repo-empty', at, `${readersOf(inv, users)} the \`local\` repo (http://${inv.adminIp}/pigsty), but no repo_bundle fills it: booted from their full user-data, they install no packages`),
   ];
 };
 
@@ -699,17 +702,16 @@ export const repoEmpty: Rule = (inv) => {
  * line has no port). Each problem leaves every node that reads it without packages or names.
  */
 export const adminServes: Rule = (inv) => {
+  if (!isIPv4(inv.adminIp)) return [];
   const out: Diagnostic[] = [];
   const admin = inv.nodes.find((n) => n.ip === inv.adminIp);
   const repoUsers = inv.nodes.filter((n) => repoModules(n.vars).includes('local'));
   const dnsUsers = inv.nodes.filter((n) => n.ip !== inv.adminIp && Array.isArray(n.vars.node_dns_servers) && n.vars.node_dns_servers.some((s) => typeof s === 'string' && s.trim() === inv.adminIp));
-  const readers = (l: ResolvedNode[]) => (l.length === inv.nodes.length ? 'every node reads' : `${l.length} of ${inv.nodes.length} nodes read`);
-  if (!isIPv4(inv.adminIp)) return [];
   if (!admin || !admin.modules.includes('infra')) {
     // (admin_ip names an infra host the rule adminIpIsInfra reports; here: no infra host at all.)
     if (inv.infra.length || (!repoUsers.length && !dnsUsers.length)) return [];
     const at = adminIpOrigin(inv);
-    const what = [repoUsers.length ? `${readers(repoUsers)} its packages from the \`local\` repo (http://${inv.adminIp}/pigsty)` : '', dnsUsers.length ? `${readers(dnsUsers)} DNS from it` : ''].filter(Boolean).join(', and ');
+    const what = [repoUsers.length ? `${readersOf(inv, repoUsers)} its packages from the \`local\` repo (http://${inv.adminIp}/pigsty)` : '', dnsUsers.length ? `${readersOf(inv, dnsUsers)} DNS from it` : ''].filter(Boolean).join(', and ');
     out.push(
       warn('admin-outside', at, `admin_ip ${inv.adminIp} is ${admin ? 'not an infra host' : 'not a host of this inventory'}, and the inventory has no infra group: ${what}, but nothing built here serves ${repoUsers.length ? 'them' : 'it'}`, {
         hint: 'add the admin node to the inventory (an infra group with infra_seq), or, if it runs already, make sure it serves the repo and DNS; or point node_repo_modules and node_dns_servers elsewhere',
@@ -734,7 +736,7 @@ export const adminServes: Rule = (inv) => {
           : undefined;
     if (why) {
       out.push(
-        warn('repo-unserved', why.at, `${readers(repoUsers)} the \`local\` repo (http://${inv.adminIp}/pigsty), but nothing serves it there: ${why.msg}; they install no packages at first boot`, {
+        warn('repo-unserved', why.at, `${readersOf(inv, repoUsers)} the \`local\` repo (http://${inv.adminIp}/pigsty), but nothing serves it there: ${why.msg}; they install no packages at first boot`, {
           hint: 'keep nginx on port 80 with a `home` portal entry on the admin node, or point node_repo_modules at upstream repos',
         }),
       );
@@ -744,7 +746,7 @@ export const adminServes: Rule = (inv) => {
     const why = !av.on('dns_enabled') ? { at: originOf(admin, 'dns_enabled'), msg: 'dns_enabled is false on the admin node' } : av.num('dns_port', 53) !== 53 ? { at: originOf(admin, 'dns_port'), msg: `dnsmasq listens on ${av.num('dns_port', 53)}, and a nameserver line has no port` } : undefined;
     if (why) {
       out.push(
-        warn('dns-unserved', why.at, `${readers(dnsUsers)} DNS from the admin node (node_dns_servers: ${inv.adminIp}), but it answers none there: ${why.msg}; every lookup waits for the next nameserver`, {
+        warn('dns-unserved', why.at, `${readersOf(inv, dnsUsers)} DNS from the admin node (node_dns_servers: ${inv.adminIp}), but it answers none there: ${why.msg}; every lookup waits for the next nameserver`, {
           hint: 'keep dnsmasq on the admin node on port 53, or list other servers in node_dns_servers',
         }),
       );
