@@ -185,7 +185,7 @@ test('syntax errors: in words, never the token (it may be a secret); one stray t
 // cloud-init's own dependency). (A review found `1e3` and `08` read as numbers; PyYAML keeps them strings.)
 test('numbers, booleans and strings as PyYAML reads them (1e3 and 08 stay strings; 1.0e+3, 010, 0x1F, 1_000, 1:30 are numbers)', () => {
   if (!needTools('scalars compared with PyYAML', 'python3')) return;
-  const words = ['1e3', '1.0e3', '1.0e+3', '08', '010', '0o10', '0x1F', '0b101', '1_000', '+12', '-0', '.5', '1.', '1:30', '190:20:30', '1.5e-3', '0.1_0', '12e', '1__0', '0.', 'yes', 'No', 'on', 'y', 'n', '~', 'null', '2024-01-01', '12:30:45', '0755'];
+  const words = ['1e3', '1.0e3', '1.0e+3', '08', '010', '0o10', '0x1F', '0b101', '1_000', '+12', '-0', '.5', '1.', '1:30', '190:20:30', '1.5e-3', '0.1_0', '12e', '1__0', '0.', 'yes', 'No', 'on', 'y', 'n', '~', 'null', '2024-01-01', '12:30:45', '0755', '0_', '-0_', '0__', '07_', '0_1', '0x_f', '0b1_0', '._5', '1_0.5'];
   const py = run('python3', ['-c', 'import sys, json, yaml\nfor w in sys.argv[1:]:\n    v = yaml.safe_load("v: " + w)["v"]\n    print(json.dumps(v if not isinstance(v, __import__("datetime").date) else w))', ...words]);
   assert.is(py.code, 0, py.stderr);
   const want = py.stdout.trim().split('\n').map((l) => JSON.parse(l) as Json);

@@ -46,9 +46,21 @@ const pyFalse: ScalarTag = {
 // is one here (yaml reads `1e3` and `08` as numbers; PyYAML, as Ansible, as strings).
 const PY_INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/;
 const PY_FLOAT = /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
-/** `tag` matching only what PyYAML's resolver also matches. */
+/**
+ * `tag` matching only what PyYAML's resolver also matches. yaml reads an octal of only zeros and
+ * underscores (`0_`) as NaN, PyYAML as 0.
+ */
 function asPyYaml(tag: ScalarTag, py: RegExp): ScalarTag {
-  return tag.test ? { ...tag, test: new RegExp(`^(?=${py.source})${tag.test.source.replace(/^\^/, '')}`, tag.test.flags) } : tag;
+  if (!tag.test) return tag;
+  const resolve = tag.resolve;
+  return {
+    ...tag,
+    test: new RegExp(`^(?=${py.source})${tag.test.source.replace(/^\^/, '')}`, tag.test.flags),
+    resolve: (str, onError, options) => {
+      const v = resolve(str, onError, options);
+      return typeof v === 'number' && Number.isNaN(v) && /^[-+]?0[0_]*$/.test(str) ? 0 : v;
+    },
+  };
 }
 
 function customTags(tags: Tags): Tags {
