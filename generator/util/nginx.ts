@@ -1,6 +1,6 @@
 // nginx configuration text split as nginx itself reads it (ngx_conf_read_token): a token starts a
 // comment (`#`) or a quoted string only at its first character; inside a word, `#`, quotes and `}`
-// are ordinary characters, `\` escapes the next one, and `${` opens a variable, not a block. A word
+// are ordinary characters, `\` escapes the next one, and `${` (an unescaped `$`) opens a variable, not a block. A word
 // ends at whitespace, `;` or `{`. Used by the rule that keeps raw `config` blocks inside their
 // server block, and by pigen check's copy of a node's configuration.
 
@@ -40,9 +40,13 @@ export function nginxTokens(text: string): NginxToken[] {
     } else {
       const start = i;
       let v = '';
+      // After an unescaped `$`, `{` belongs to the word (nginx keeps that state through further
+      // `{`); an escaped `\$` is no variable, so a `{` after it opens a block.
+      let variable = false;
       while (i < text.length) {
         const d = text[i]!;
-        if (space(d) || d === ';' || (d === '{' && text[i - 1] !== '$')) break;
+        if (space(d) || d === ';' || (d === '{' && !variable)) break;
+        if (d !== '{') variable = d === '$';
         if (d === '\\' && i + 1 < text.length) v += text[++i];
         else v += d;
         i++;
