@@ -287,6 +287,14 @@ test('unknown enum value: the hint lists the allowed values', () => {
   assert.match(d!.hint ?? '', /"disable", "enable", "enforce"/);
 });
 
+test('a pattern the schema names (x-pigen-pattern-name) is said in words, not as a regular expression', () => {
+  const d = load('84-scrape-durations.yml').diagnostics.find((x) => x.code === 'schema-format');
+  assert.is(d!.message, 'string "1.5m" is not a Prometheus duration (whole numbers with units y, w, d, h, m, s, ms in that order, e.g. 10s, 1m30s, 1d)');
+  // A number there is one type error, not one per schema node the parameter is made of.
+  const n = loadAndResolve({ name: 'x.yml', bytes: Buffer.from('all:\n  vars:\n    admin_ip: 10.10.10.10\n    vmetrics_scrape_interval: 10\n') }, assets, NO_OPTS);
+  assert.equal(n.diagnostics.filter((x) => x.severity === 'error').map(key), ['schema-type@4:31']);
+});
+
 test('related locations: duplicates point back at the first occurrence', () => {
   const seq = load('26-infra-seq-duplicate.yml').diagnostics.find((x) => x.code === 'infra-seq-duplicate');
   assert.equal(seq!.related?.pos, { line: 7, col: 35 });

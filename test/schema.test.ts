@@ -9,6 +9,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';
 import { needShared, SHARED, ROOT } from './helpers.ts';
+import { PIGEN_KEYWORDS } from '../generator/load/schema.ts';
 
 // ajv-formats is CommonJS; depending on the loader its default export may be wrapped.
 const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (a: Ajv) => Ajv;
@@ -19,8 +20,7 @@ const VARS: Record<string, any> = schema.definitions.vars.properties;
 function makeAjv(): Ajv {
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
   addFormats(ajv);
-  ajv.addKeyword('x-pigen-secret');
-  ajv.addKeyword('x-pigen-placeholders');
+  for (const k of PIGEN_KEYWORDS) ajv.addKeyword(k);
   return ajv;
 }
 const validate = makeAjv().compile(schema);
@@ -137,7 +137,8 @@ test('every vars property has a type, a description and (unless unset in Pigsty)
   assert.ok(keys.length >= 170, `expected many parameters, got ${keys.length}`);
   for (const k of keys) {
     const p = VARS[k];
-    assert.ok(p.type, `${k} has no type`);
+    const def = typeof p.$ref === 'string' ? schema.definitions[p.$ref.replace('#/definitions/', '')] : undefined;
+    assert.ok(p.type ?? def?.type, `${k} has no type`);
     assert.type(p.description, 'string', `${k} has no description`);
     assert.ok(p.description.length > 5, `${k} description too short`);
     if (NO_DEFAULT.has(k)) assert.not.ok('default' in p, `${k} should have no default`);

@@ -22,10 +22,15 @@ function newAjv(standalone = false): Ajv {
   const addFormats = cjsDefault<(a: Ajv) => Ajv>(require('ajv-formats'));
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, ...(standalone ? { code: { source: true } } : {}) });
   addFormats(ajv);
-  ajv.addKeyword('x-pigen-secret');
-  ajv.addKeyword('x-pigen-placeholders');
+  for (const k of PIGEN_KEYWORDS) ajv.addKeyword(k);
   return ajv;
 }
+
+/**
+ * The schema's own annotations: x-pigen-secret marks passwords, x-pigen-placeholders parameters
+ * whose strings get ${admin_ip}, x-pigen-pattern-name names a pattern in words for messages.
+ */
+export const PIGEN_KEYWORDS = ['x-pigen-secret', 'x-pigen-placeholders', 'x-pigen-pattern-name'] as const;
 
 /** Identity of a schema's content: what a precompiled validator must have been built from. */
 export const schemaHash = (schema: JsonObject) => createHash('sha256').update(JSON.stringify(schema)).digest('hex');
@@ -199,7 +204,9 @@ function toDiagnostic(e: ErrorObject, schema: JsonObject, root: Json): Diagnosti
     case 'format':
     case 'pattern': {
       code = 'schema-format';
-      const named = e.keyword === 'pattern' ? PATTERN_NAMES[String(p.pattern)] : undefined;
+      // (A pattern's schema node may name it in words, x-pigen-pattern-name: the pattern itself helps nobody.)
+      const name = e.keyword === 'pattern' ? (e.parentSchema as Record<string, unknown> | undefined)?.['x-pigen-pattern-name'] : undefined;
+      const named = typeof name === 'string' ? name : undefined;
       message = named ? `${describe(data)} is not ${named}` : `${describe(data)} ${e.message}`;
       break;
     }
@@ -209,7 +216,3 @@ function toDiagnostic(e: ErrorObject, schema: JsonObject, root: Json): Diagnosti
   return err(code, at, message, hint ? { hint } : {});
 }
 
-/** What a schema pattern stands for, said in words (the pattern itself helps nobody). */
-const PATTERN_NAMES: Record<string, string> = {
-  '^(0|(?=.)([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)$': 'a Prometheus duration (whole numbers with units y, w, d, h, m, s, ms in that order, e.g. 10s, 1m30s, 1d)',
-};
