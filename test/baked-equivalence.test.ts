@@ -141,6 +141,10 @@ const CASES: [string, string][] = [
   ['one node with other packages and APT sources', role(`node_packages: [ htop ], ${upstream('http://10.10.10.99/pigsty ./', 'http://mirror.example.org/debian/ bookworm main')}`)],
   ['the same, node_repo_remove off (the apt module appends)', role(`node_packages: [ ca-certificates, curl, openssh-server ], ${upstream('http://${admin_ip}/pigsty ./', 'http://deb.debian.org/debian/ bookworm main')}`, '    node_repo_remove: false')],
   ['one node without node_exporter (its package leaves the image)', role('node_exporter_enabled: false')],
+  // (A review found the image taking its role's first member's node_repo_remove: the odd member,
+  // which keeps its distro repos, lost them when booted from the image.)
+  ['one node keeps its distro repos, the others remove them', role('node_repo_remove: false')],
+  ['the same, the first node of the role keeps them', role('node_repo_remove: true', '    node_repo_remove: false').replace('10.10.10.11: { pg_seq: 1, pg_role: primary }', '10.10.10.11: { pg_seq: 1, pg_role: primary, node_repo_remove: false }').replace('10.10.10.12: { pg_seq: 2, pg_role: replica }', '10.10.10.12: { pg_seq: 2, pg_role: replica, node_repo_remove: true }')],
   ['one infra node with its own nginx_data (a symlink)', ['all:', '  children:', '    infra:', '      hosts:', '        10.10.10.10: { infra_seq: 1 }', '        10.10.10.20: { infra_seq: 2 }', '        10.10.10.21: { infra_seq: 3, nginx_data: /data/www2 }', '  vars: { admin_ip: 10.10.10.10 }', ''].join('\n')],
 ];
 

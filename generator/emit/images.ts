@@ -192,8 +192,10 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
     // (Links too: a member whose link differs makes its own at boot.)
     const links = first.links.filter((l) => members.every((m) => m.links.some((x) => x.path === l.path && x.target === l.target)));
     const repo = servesRepo(first) ? { installer: BUNDLE_INSTALLER, bundleSha256: opts.bundleSha256 ?? null } : undefined;
-    // Apt sources in the image make the distro-repo removal a bake step (else first boot would move them away).
-    const repoRemove = first.repoRemove;
+    // Apt sources in the image make the distro-repo removal a bake step (else first boot would move
+    // them away), when every member removes them; a member that removes them in a role where one
+    // keeps them does so at boot (bakedNode).
+    const repoRemove = members.every((m) => m.repoRemove);
     const content = {
       os: first.os.code,
       files: files.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, sha256: f.sha256 })),
