@@ -403,6 +403,11 @@ test('the admin SSH key: OpenSSH reads the key pigen places, its public half is 
   assert.is(w.code, 0, w.stderr);
   assert.match(w.stderr, /has no admin SSH key[^]*pigen secrets rotate admin-ssh/);
   assert.match(String(parseSecrets(text.replace(ss.adminSsh!.pub, ss.adminSsh!.pub.replace('pigen-fleet-admin', 'x')))), /public key is not the private key's/);
+  // A password with a lone UTF-16 surrogate (a YAML escape) is refused like one with a line break.
+  const lone = parseYaml(text);
+  const name = Object.keys(lone.passwords)[0]!;
+  lone.passwords[name] = 'abc\ud800def';
+  assert.match(String(parseSecrets(stringifyYaml(lone))), new RegExp(`password ${name} is empty, not a string, or holds .*lone UTF-16 surrogate`));
 });
 
 test('simu: one certificate per infra node, each with every portal domain', () => {

@@ -3,7 +3,7 @@
 
 import { err, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
-import { isHostname, isIPv4, promDurationMs } from '../util/text.js';
+import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs } from '../util/text.js';
 import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
@@ -204,10 +204,14 @@ function portAt(loaded: Loaded, param: string, path: Path): { pos?: Pos } {
 const posKey = (p: Pos | undefined) => (p ? p.line * 100000 + p.col : 0);
 
 /** Characters that would break or extend a generated file, by field kind. */
-// (U+0085, U+2028 and U+2029 are line breaks to YAML 1.1 readers and some config parsers.)
-const CONTROL = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/;
+// (U+0085, U+2028 and U+2029 are line breaks to YAML 1.1 readers and some config parsers. A lone
+// UTF-16 surrogate, which only a `\ud800` escape can make, is no character: UTF-8 cannot hold it,
+// so a file would get U+FFFD where the YAML of user-data keeps the escape, and cloud-init's
+// write_files stops at it.)
+const CONTROL = new RegExp(`[\\u0000-\\u001f\\u007f\\u0085\\u2028\\u2029]|${LONE_SURROGATE.source}`);
+const NUL_OR_LONE = new RegExp(`\\u0000|${LONE_SURROGATE.source}`);
 /** What no string pigen may write holds: line breaks and control characters (a tab is fine). */
-const LINE_BREAK = /[\u0000-\u0008\u000a-\u001f\u007f\u0085\u2028\u2029]/;
+const LINE_BREAK = new RegExp(`[\\u0000-\\u0008\\u000a-\\u001f\\u007f\\u0085\\u2028\\u2029]|${LONE_SURROGATE.source}`);
 /** Characters of a path a shell command or a config file gets unquoted: none but these. */
 const PATH_OK = /^\/(?:[A-Za-z0-9._@+=:,~-]+\/?)*$/;
 /** Names that become file names, directory names and labels. */
@@ -227,6 +231,7 @@ function describeBad(s0: string, re: RegExp, opts: { control?: RegExp; placehold
   if (!m) return undefined;
   const c = m[0];
   const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab', '\u0085': 'a line break (U+0085)', '\u2028': 'a line separator (U+2028)', '\u2029': 'a paragraph separator (U+2029)' };
+  if (LONE_SURROGATE.test(c)) return `a lone UTF-16 surrogate, U+${c.charCodeAt(0).toString(16).toUpperCase()} (no character: UTF-8 cannot hold it)`;
   return names[c] ?? (CONTROL.test(c) ? `control character U+${c.charCodeAt(0).toString(16).padStart(4, '0')}` : `\`${c}\``);
 }
 
@@ -455,7 +460,9 @@ export const portalEntries: Rule = (inv) => {
         }
       }
       if (typeof e.config === 'string') {
-        if (!balancedNginx(e.config) || e.config.includes('\u0000')) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
+        const bad = e.config.includes('\u0000') || LONE_SURROGATE.test(e.config) ? describeBad(e.config, /(?!)/, { control: NUL_OR_LONE }) : undefined;
+        if (bad) out.push(err('injection', [...p, 'config'], `raw nginx \`config\` contains ${bad}`, { hint: `remove ${bad} from it` }));
+        else if (!balancedNginx(e.config)) out.push(err('injection', [...p, 'config'], 'raw nginx `config` has unbalanced braces; it would break out of its server block'));
       }
       // (Pigsty renders a template file of its own by that name; pigen has none to render.)
       if (typeof e.conf === 'string') {

@@ -10,6 +10,7 @@ import type { Inventory, JsonObject } from '../types.js';
 import { secretParams } from '../resolve/params.js';
 import { portalEntries } from '../plan/infra.js';
 import { Vars } from '../plan/vars.js';
+import { isWellFormed } from '../util/text.js';
 
 export const SECRETS_FILE = 'pigsty.secrets.yml';
 
@@ -134,7 +135,7 @@ export function parseSecrets(text: string): Secrets | string {
   }
   if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null)) return 'passwords is not a mapping';
   for (const [k, v] of Object.entries(s.passwords ?? {})) {
-    if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $ or line break (they would break the files it goes into)`;
+    if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v) || !isWellFormed(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $, line break or lone UTF-16 surrogate (they would break the files it goes into)`;
   }
   let adminSsh: Secrets['adminSsh'];
   if (s.adminSsh !== undefined) {

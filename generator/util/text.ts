@@ -97,3 +97,8 @@ export function goDuration(s: string): string {
   }
   return out;
 }
+
+/** A UTF-16 surrogate not in a pair: no character (UTF-8 cannot hold it); only an escape makes one. */
+export const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Whether `s` is Unicode text (no lone surrogate). (String.prototype.isWellFormed is ES2024.) */
+export const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
