@@ -14,7 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
-import { needTools, run, skip, tmp } from './helpers.ts';
+import { needTools, ROOT, run, skip, tmp } from './helpers.ts';
 
 const HAVE = needTools('local bake (packer, debootstrap)', 'packer', 'debootstrap', 'apt-get', 'chroot', 'mount', 'tar', 'dpkg-deb', 'unshare');
 const ROOT_USER = process.getuid?.() === 0;
@@ -77,7 +77,15 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   const tDl = Date.now();
 
   const args = ['bake', '--only', img.name, '--target', 'local', '--bundle', 'pkg.tgz', '--cache', join(cacheRoot, 'debootstrap'), '-o', 'baked'];
-  const r = await cli(args, dir);
+  // (Under a umask that would make the image's directories 0700: the bake scripts set their own.
+  // A review found /etc/pigen, /etc/apt/backup and the link targets made 0750 under umask 027.)
+  const umask = process.umask(0o077);
+  let r: Awaited<ReturnType<typeof cli>>;
+  try {
+    r = await cli(args, dir);
+  } finally {
+    process.umask(umask);
+  }
   const tBake = Date.now();
   assert.is(r.code, 0, r.out.split('\n').slice(-60).join('\n') + r.err);
   assert.match(r.out, new RegExp(`^  bake  ${img.name} `, 'm'));
@@ -120,6 +128,10 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   assert.ok(entries.has('./etc/machine-id'));
   assert.is(entries.get('./etc/machine-id')!.size, 0);
   assert.match(cat('/etc/pigen/image'), new RegExp(`content_hash=${img.hash}`));
+  // The bake's own directories and files have the modes write_files gives, whatever the umask.
+  for (const [p, mode] of [['./etc/pigen/', 'drwxr-xr-x'], ['./etc/pigen/image', '-rw-r--r--'], ['./etc/machine-id', '-rw-r--r--'], ['./etc/apt/backup/', 'drwxr-xr-x']] as const) {
+    assert.is(entries.get(p)?.mode, mode, p);
+  }
 
   // The second bake finds the tarball and runs no packer.
   const again = await cli(args, dir);
@@ -132,6 +144,31 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   assert.equal([j.ok, j.images.map((i) => [i.name, i.action, i.result])], [true, [[img.name, 'reuse', 'reused']]]);
   console.log(`  download+bundle ${((tDl - t0) / 1000).toFixed(1)} s, bake ${((tBake - tDl) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   baked = { dir, tarball };
+});
+
+// The last step of a local bake packs the root filesystem: a tar that fails part-way fails the
+// step and leaves no tarball (a review found `tar | gzip` under `set -e` renaming a cut tarball into
+// place, reported as baked and then reused). Needs no root: a root filesystem without cloud-init.
+test('pack-rootfs.sh: a tar that fails leaves no tarball and fails the step; one that works writes it', () => {
+  if (!needTools('pack-rootfs.sh', 'tar', 'gzip')) return;
+  const dir = tmp('pigen-pack-');
+  const rootfs = join(dir, 'root');
+  mkdirSync(join(rootfs, 'etc'), { recursive: true });
+  writeFileSync(join(rootfs, 'etc/hostname'), 'x\n');
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const realTar = run('sh', ['-c', 'command -v tar']).stdout.trim();
+  writeFileSync(join(bin, 'tar'), `#!/bin/sh\n"${realTar}" "$@"\necho 'tar: cut short' >&2\nexit 2\n`, { mode: 0o755 });
+  const script = join(ROOT, 'images/scripts/pack-rootfs.sh');
+  const out = join(dir, 'baked', 'x.rootfs.tar.gz');
+  const env = { ROOT: rootfs, OUT: out, IMAGE: 'x', HASH: 'h' };
+  const bad = run('sh', [script], { env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}` } });
+  assert.is.not(bad.code, 0, bad.stdout + bad.stderr);
+  assert.not.ok(existsSync(out), 'no tarball after a failed tar');
+  assert.equal(run('ls', ['-A', join(dir, 'baked')]).stdout.trim(), '', 'no temporary file left');
+  const good = run('sh', [script], { env: { ...process.env, ...env } });
+  assert.is(good.code, 0, good.stdout + good.stderr);
+  assert.match(run('tar', ['-tzf', out]).stdout, /^\.\/etc\/hostname$/m);
 });
 
 // The image boots: cloud-init's own first boot (its four stages, in a chroot of the unpacked

@@ -63,8 +63,8 @@ export function tmp(prefix = 'pigen-'): string {
   return d;
 }
 
-export function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, input: opts.input, maxBuffer: 1 << 28 });
+export function run(cmd: string, args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, input: opts.input, maxBuffer: 1 << 28, ...(opts.env ? { env: opts.env } : {}) });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 

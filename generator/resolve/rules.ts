@@ -217,6 +217,8 @@ const PATH_OK = /^\/(?:[A-Za-z0-9._@+=:,~-]+\/?)*$/;
 /** Names that become file names, directory names and labels. */
 const NAME_OK = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const STRICT_BAD = /[;{}"'`#\\$<>|&]/;
+/** Package lists (words split at commas and spaces): also no word starting with `-`, an option to apt-get and dnf. */
+const PACKAGE_BAD = /[;{}"'`#\\$<>|&]|(?:^|[\s,])-/;
 const OPTIONS_BAD = /[;{}"'`#\\$<>|&]/;
 /** The same, for paths and locations (also no whitespace or glob characters: unquoted in commands). */
 const PATHISH_BAD = /[;{}"'`#\\$<>|&\s*?[\]]/;
@@ -231,6 +233,7 @@ function describeBad(s0: string, re: RegExp, opts: { control?: RegExp; placehold
   if (!m) return undefined;
   const c = m[0];
   const names: Record<string, string> = { '\n': 'a newline', '\r': 'a carriage return', '\u0000': 'a NUL byte', '\t': 'a tab', '\u0085': 'a line break (U+0085)', '\u2028': 'a line separator (U+2028)', '\u2029': 'a paragraph separator (U+2029)' };
+  if (/^[\s,]?-$/.test(c)) return 'a word starting with `-` (apt-get and dnf would read it as an option)';
   if (LONE_SURROGATE.test(c)) return `a lone UTF-16 surrogate, U+${c.charCodeAt(0).toString(16).toUpperCase()} (no character: UTF-8 cannot hold it)`;
   return names[c] ?? (CONTROL.test(c) ? `control character U+${c.charCodeAt(0).toString(16).padStart(4, '0')}` : `\`${c}\``);
 }
@@ -258,11 +261,11 @@ const FIELD_CHECKS: FieldCheck[] = [
   { pattern: ['node_dns_servers', '*'], what: 'DNS server', bad: STRICT_BAD },
   { pattern: ['node_dns_options', '*'], what: 'DNS option', bad: STRICT_BAD },
   { pattern: ['node_ntp_servers', '*'], what: 'NTP server', bad: STRICT_BAD },
-  { pattern: ['node_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  { pattern: ['node_default_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  { pattern: ['infra_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  { pattern: ['repo_packages', '*'], what: 'package name', bad: STRICT_BAD },
-  { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: STRICT_BAD },
+  { pattern: ['node_packages', '*'], what: 'package name', bad: PACKAGE_BAD },
+  { pattern: ['node_default_packages', '*'], what: 'package name', bad: PACKAGE_BAD },
+  { pattern: ['infra_packages', '*'], what: 'package name', bad: PACKAGE_BAD },
+  { pattern: ['repo_packages', '*'], what: 'package name', bad: PACKAGE_BAD },
+  { pattern: ['repo_extra_packages', '*'], what: 'package name', bad: PACKAGE_BAD },
   // (Spaces are Pigsty's: an apt baseurl is `URI suite components`; ${...} is filled in here.)
   { pattern: ['repo_upstream', '*', 'baseurl', '*'], what: 'repo URL', bad: /[;{}"'`#\\<>|&]/ },
   { pattern: ['repo_upstream', '*', 'name'], what: 'repo name', bad: STRICT_BAD },

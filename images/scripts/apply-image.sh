@@ -9,6 +9,9 @@
 # Order: users, packages (daemons kept from starting), the distro repos' removal, links and files
 # (over the packages' defaults), the offline repo, cleanup. Idempotent.
 set -eu
+# (Modes are set where they matter; what mkdir and cp make otherwise is what cloud-init's
+# write_files makes, whatever the umask of the user running the bake.)
+umask 022
 : "${ROOT:?}" "${CONTENT:?}"
 BUNDLE=${BUNDLE:-}
 log() { echo "apply-image: $*"; }
@@ -66,18 +69,18 @@ if [ -n "$PKGS" ]; then
     in_root apt-get $APT -q update
     # (Recommends too, as cloud-init's packages module installs them at first boot.)
     # shellcheck disable=SC2086
-    in_root apt-get $APT -q -y install $PKGS
+    in_root apt-get $APT -q -y install -- $PKGS
     in_root apt-get clean
     rm -f "$R"/var/lib/apt/lists/_var_tmp_pigen-repo*
   else
     if [ -n "$BUNDLE" ]; then
       printf '[pigen-bake]\nname=pigen bake\nbaseurl=file:///var/tmp/pigen-repo/pigsty\ngpgcheck=0\n' > "$R/etc/yum.repos.d/pigen-bake.repo"
       # shellcheck disable=SC2086
-      in_root dnf -y --disablerepo='*' --enablerepo=pigen-bake install $PKGS
+      in_root dnf -y --disablerepo='*' --enablerepo=pigen-bake install -- $PKGS
       rm -f "$R/etc/yum.repos.d/pigen-bake.repo"
     else
       # shellcheck disable=SC2086
-      in_root dnf -y install $PKGS
+      in_root dnf -y install -- $PKGS
     fi
     in_root dnf clean all
   fi

@@ -4,6 +4,9 @@
 # keyed by suite + variant + included packages + mirror and reused by later bakes (a cold cache
 # just runs debootstrap). Needs root. Env: ROOT SUITE MIRROR [CACHE] [INCLUDE].
 set -eu
+# (Modes are set where they matter; what mkdir and cp make otherwise is what cloud-init's
+# write_files makes, whatever the umask of the user running the bake.)
+umask 022
 : "${ROOT:?}" "${SUITE:?}" "${MIRROR:?}"
 INCLUDE=${INCLUDE:-}
 log() { echo "debootstrap: $*"; }

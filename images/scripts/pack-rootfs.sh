@@ -3,6 +3,9 @@
 # /etc/machine-id makes the first boot generate one), then pack $ROOT as $OUT (gzip tar, numeric
 # owners, sorted names), written beside it and renamed into place. Env: ROOT OUT IMAGE HASH.
 set -eu
+# (Modes are set where they matter; what mkdir and cp make otherwise is what cloud-init's
+# write_files makes, whatever the umask of the user running the bake.)
+umask 022
 : "${ROOT:?}" "${OUT:?}" "${IMAGE:?}" "${HASH:?}"
 log() { echo "pack-rootfs: $*"; }
 if [ -x "$ROOT/usr/bin/cloud-init" ]; then
@@ -21,7 +24,9 @@ mkdir -p "$(dirname "$OUT")"
 TMP="$(dirname "$OUT")/.$(basename "$OUT").tmp-$$"
 trap 'rm -f "$TMP"' EXIT INT TERM
 if command -v pigz >/dev/null 2>&1; then Z="pigz"; else Z="gzip"; fi
-tar -C "$ROOT" --numeric-owner --sort=name --xattrs -cf - . | $Z -6 > "$TMP"
+# (tar runs the compressor itself, so a failure of either fails the step: with a pipe, a tar
+# cut short left a shorter tarball renamed into place, and reported as baked.)
+tar -C "$ROOT" --numeric-owner --sort=name --xattrs --use-compress-program="$Z -6" -cf "$TMP" .
 mv "$TMP" "$OUT"
 trap - EXIT INT TERM
 log "$OUT: $(du -h "$OUT" | cut -f1)"
