@@ -51,6 +51,21 @@ export function readAssets(): Assets {
   return assetsCache;
 }
 
+/** pigen's Packer templates and bake scripts (images/, recursively): paths relative to it, and bytes. */
+export function readBakeFiles(): { path: string; data: Uint8Array }[] {
+  const root = join(PACKAGE_ROOT, 'images');
+  const out: { path: string; data: Uint8Array }[] = [];
+  const walk = (d: string) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push({ path: relative(root, p).split('\\').join('/'), data: readFileSync(p) });
+    }
+  };
+  walk(root);
+  return out;
+}
+
 /** The inventory file readInventory reads (as given): the argument, else ./pigsty.yml when it exists; undefined: the embedded default. */
 export function inventoryFile(arg: string | undefined, cwd: string): string | undefined {
   return arg ?? (existsSync(join(cwd, 'pigsty.yml')) ? 'pigsty.yml' : undefined);
@@ -1430,7 +1445,7 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number, cw
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, createReadStream, createWriteStream, fdatasync, fsyncSync, mkdtempSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 
 /** A regular file at the top of a directory. */
 export interface DirFile {
@@ -1685,11 +1700,22 @@ export function findProgram(name: string, path = process.env.PATH ?? ''): string
 }
 
 /** Runs a program, streaming its stderr to `onStderr` when given; resolves with its exit code. */
-export async function runProgram(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; onOutput?: (s: string) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs a program, its output passed to `onOutput` as it comes. With `group`, in a process group of
+ * its own (a terminal's Ctrl-C does not reach it; `stop` does). When `stop` resolves, the program
+ * (its group) is sent SIGINT, as a terminal would, and waited for: `stopped` says so.
+ */
+export async function runProgram(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; onOutput?: (s: string) => void; stop?: Promise<void>; group?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string; stopped: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: (opts.env ?? process.env) as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: (opts.env ?? process.env) as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group === true });
     let stdout = '';
     let stderr = '';
+    let stopped = false;
+    let done = false;
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
       opts.onOutput?.(d.toString());
@@ -1698,9 +1724,33 @@ export async function runProgram(cmd: string, args: string[], opts: { cwd?: stri
       stderr += d.toString();
       opts.onOutput?.(d.toString());
     });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    void opts.stop?.then(() => {
+      if (done || child.pid === undefined) return;
+      stopped = true;
+      try {
+        process.kill(opts.group ? -child.pid : child.pid, 'SIGINT');
+      } catch {
+        // gone meanwhile
+      }
+    });
+    child.on('error', (e) => {
+      done = true;
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      done = true;
+      resolve({ code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1), stdout, stderr, stopped });
+    });
   });
+}
+
+/** Removes `dir` if it is an empty directory; anything else is left as it is. */
+export function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty, not there, or not a directory
+  }
 }
 
 /** Creates directories (with parents) and empty files that do not exist yet. */

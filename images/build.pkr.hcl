@@ -19,9 +19,16 @@ build {
     execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} sh {{ .Path }}"
     script           = "${path.root}/scripts/apply-image.sh"
   }
-  # Last: forget this boot, so the image's first boot is a first boot.
+  # Last: forget this boot, so the image's first boot is a first boot. (qemu: the bake user is
+  # removed by the shutdown command, sources.pkr.hcl.)
   provisioner "shell" {
-    inline = ["sudo rm -rf /tmp/pigen-content", "sudo cloud-init clean --logs --machine-id --seed", "sudo truncate -s 0 /etc/machine-id", "sudo userdel -r pigen 2>/dev/null || true"]
+    inline = ["sudo rm -rf /tmp/pigen-content", "sudo cloud-init clean --logs --machine-id --seed", "sudo truncate -s 0 /etc/machine-id"]
+  }
+  # amazon-ebs: Packer's temporary key leaves the login user's authorized_keys (cloud-init puts
+  # the launch key pair's there at the image's first boot).
+  provisioner "shell" {
+    only   = ["amazon-ebs.pigsty"]
+    inline = ["rm -f ~/.ssh/authorized_keys"]
   }
 }
 
@@ -32,13 +39,17 @@ build {
   provisioner "shell-local" {
     environment_vars = ["ROOT=${local.rootfs}", "SUITE=${var.distro_suite}", "MIRROR=${var.debian_mirror}", "CACHE=${var.debootstrap_cache}", "INCLUDE=${join(",", var.rootfs_packages)}"]
     script           = "${path.root}/scripts/debootstrap.sh"
+    execute_command  = ["/bin/sh", "-c", "{{.Vars}} \"{{.Script}}\""]
   }
   provisioner "shell-local" {
     environment_vars = ["ROOT=${local.rootfs}", "CONTENT=${local.content_dir}", "BUNDLE=${var.bundle}"]
     script           = "${path.root}/scripts/apply-image.sh"
+    # (The script path quoted: pigen installed under a path with a space.)
+    execute_command  = ["/bin/sh", "-c", "{{.Vars}} \"{{.Script}}\""]
   }
   provisioner "shell-local" {
-    environment_vars = ["ROOT=${local.rootfs}", "OUT=${local.tarball}", "IMAGE=${var.image_name}", "HASH=${var.content_hash}"]
+    environment_vars = ["ROOT=${local.rootfs}", "OUT=${local.tarball}", "IMAGE=${var.image_name}", "HASH=${var.content_hash}", "KEY=${var.bake_key}"]
     script           = "${path.root}/scripts/pack-rootfs.sh"
+    execute_command  = ["/bin/sh", "-c", "{{.Vars}} \"{{.Script}}\""]
   }
 }

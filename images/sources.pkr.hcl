@@ -8,6 +8,7 @@ locals {
     "pigen:role"         = var.image_role
     "pigen:os"           = var.os_profile
     "pigen:content-hash" = var.content_hash
+    "pigen:bake-key"     = var.bake_key
     "pigen:version"      = var.pigen_version
   }
   rootfs  = "${var.work_dir}/rootfs"
@@ -21,7 +22,10 @@ source "amazon-ebs" "pigsty" {
   instance_type = var.aws_instance_type
   source_ami    = var.source_ami
   ssh_username  = var.ssh_username
-  ami_name      = var.image_name
+  # (<image>-<first 8 of the bake key>: a bake of new inputs for the same content gets a name of its own.)
+  ami_name      = var.ami_name != "" ? var.ami_name : var.image_name
+  # (The endpoint pigen looked the AMIs up at, when one was given: Packer bakes there too.)
+  custom_endpoint_ec2 = var.aws_endpoint
   tags          = local.tags
   run_tags      = local.tags
 }
@@ -36,12 +40,16 @@ source "qemu" "pigsty" {
   headless         = true
   output_directory = "${var.output_dir}/${var.image_name}.qemu"
   vm_name          = "${var.image_name}.qcow2"
-  ssh_username     = "pigen"
-  ssh_password     = "pigen-bake"
+  # A throwaway bake user with a key pair pigen makes for this bake only (no password: the seed
+  # locks it). It is removed on the way out, by the shutdown command: its own last session is
+  # still open then, hence userdel -f; cloud-init's sudoers entry for it goes too.
+  ssh_username         = "pigen"
+  ssh_private_key_file = var.qemu_ssh_key_file != "" ? var.qemu_ssh_key_file : null
+  # (Only for `packer validate` without pigen's variables: nothing can log in with it.)
+  ssh_password     = var.qemu_ssh_key_file != "" ? null : "validate-only"
   ssh_timeout      = "10m"
-  shutdown_command = "sudo shutdown -P now"
-  # NoCloud seed over HTTP (seed/ of the staged content: a throwaway bake user, removed again by
-  # cloud-init clean and userdel in the last provisioner).
+  shutdown_command = "sudo sh -c 'rm -f /etc/sudoers.d/90-cloud-init-users; userdel -f -r pigen; shutdown -P now'"
+  # NoCloud seed over HTTP (seed/ of the staged content: the bake user and its public key).
   http_directory = "${local.content_dir}/seed"
   qemuargs = [["-smbios", "type=1,serial=ds=nocloud-net;s=http://{{ .HTTPIP }}:{{ .HTTPPort }}/"]]
 }

@@ -25,6 +25,11 @@ variable "distro_suite" {
 variable "content_hash" {
   type = string
 }
+variable "bake_key" {
+  type        = string
+  default     = ""
+  description = "The bake key (content hash, bundle, base image, templates and scripts: pigen's generator/bake/key.ts), tagged and written into the image"
+}
 variable "pigen_version" {
   type = string
 }
@@ -86,6 +91,16 @@ variable "ssh_username" {
   type    = string
   default = "admin"
 }
+variable "ami_name" {
+  type        = string
+  default     = ""
+  description = "The AMI's name (pigen bake: <image>-<key8>); empty: the image name"
+}
+variable "aws_endpoint" {
+  type        = string
+  default     = ""
+  description = "EC2 endpoint (pigen bake --aws-endpoint); empty: AWS's own for the region"
+}
 
 # ── qemu ─────────────────────────────────────────────────────────────────────
 variable "qemu_source_image" {
@@ -94,8 +109,14 @@ variable "qemu_source_image" {
   description = "A cloud image (qcow2) with cloud-init"
 }
 variable "qemu_source_checksum" {
-  type    = string
-  default = "none"
+  type        = string
+  default     = "none"
+  description = "The source image's checksum, or file:URL of a checksum list: pigen bake passes the OS's list (QEMU_SOURCES); none here, so that packer validate works offline"
+}
+variable "qemu_ssh_key_file" {
+  type        = string
+  default     = ""
+  description = "Private key of the throwaway bake user (made by pigen bake, removed after it)"
 }
 variable "qemu_accelerator" {
   type    = string

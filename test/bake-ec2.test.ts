@@ -1,12 +1,15 @@
 // `pigen bake --target aws` against a loopback HTTP server speaking EC2's query protocol (form
-// POST in, XML out): the exact DescribeImages parameters the SDK sends for the content-hash lookup
-// and the source-AMI lookup (newest CreationDate wins), reuse of an existing AMI, and clear
-// messages with exit 1 for throttling (RequestLimitExceeded, 503) and bad credentials
-// (AuthFailure, 401). Retries are capped with AWS_MAX_ATTEMPTS so the test stays fast.
+// POST in, XML out): the exact DescribeImages parameters the SDK sends for the source-AMI lookup
+// (newest CreationDate wins, every page read) and the bake-key lookup, reuse of an existing AMI
+// (a pending one too), and clear messages with exit 1 for throttling (RequestLimitExceeded, 503)
+// and bad credentials (AuthFailure, 401). Retries are capped with AWS_MAX_ATTEMPTS so the test
+// stays fast.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
 import { tmp } from './helpers.ts';
 
@@ -39,20 +42,25 @@ async function withEc2(reply: Reply, fn: (endpoint: string, seen: Seen[]) => Pro
   }
 }
 
-const images = (items: { id: string; name: string; date: string }[]) =>
+const images = (items: { id: string; name: string; date: string; state?: string }[], next?: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeImagesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-1</requestId><imagesSet>` +
-  items.map((i) => `<item><imageId>${i.id}</imageId><name>${i.name}</name><creationDate>${i.date}</creationDate><imageState>available</imageState><architecture>x86_64</architecture></item>`).join('') +
-  `</imagesSet></DescribeImagesResponse>`;
+  items.map((i) => `<item><imageId>${i.id}</imageId><name>${i.name}</name><creationDate>${i.date}</creationDate><imageState>${i.state ?? 'available'}</imageState><architecture>x86_64</architecture></item>`).join('') +
+  `</imagesSet>${next ? `<nextToken>${next}</nextToken>` : ''}</DescribeImagesResponse>`;
+const SOURCES = [
+  { id: 'ami-0aaaaaaaaaaaaaaa1', name: 'debian-12-amd64-20240101-1000', date: '2024-01-01T10:00:00.000Z' },
+  { id: 'ami-0bbbbbbbbbbbbbbb2', name: 'debian-12-amd64-20250301-2000', date: '2025-03-01T20:00:00.000Z' },
+  { id: 'ami-0ccccccccccccccc3', name: 'debian-12-amd64-20241001-1500', date: '2024-10-01T15:00:00.000Z' },
+];
 const error = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>req-2</RequestID></Response>`;
 
 const cwd = tmp('pigen-ec2-');
-async function bake(endpoint: string, extra: string[] = []) {
+async function bake(endpoint: string, extra: string[] = [], opts: { dry?: boolean; path?: string } = {}) {
   let out = '';
   let err = '';
-  const code = await main(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', endpoint, '--aws-region', 'eu-west-1', ...extra], {
+  const code = await main(['bake', '--target', 'aws', ...(opts.dry === false ? [] : ['--dry-run']), '--aws-endpoint', endpoint, '--aws-region', 'eu-west-1', ...extra], {
     cwd,
-    env: { PATH: process.env.PATH, HOME: cwd, AWS_ACCESS_KEY_ID: 'AKIDPIGENTEST', AWS_SECRET_ACCESS_KEY: 'pigen-test-secret', AWS_MAX_ATTEMPTS: '2', AWS_EC2_METADATA_DISABLED: 'true' },
+    env: { PATH: opts.path ?? process.env.PATH, HOME: cwd, AWS_ACCESS_KEY_ID: 'AKIDPIGENTEST', AWS_SECRET_ACCESS_KEY: 'pigen-test-secret', AWS_MAX_ATTEMPTS: '2', AWS_EC2_METADATA_DISABLED: 'true' },
     stdout: { write: (s) => void (out += s), isTTY: false },
     stderr: { write: (s) => void (err += s), isTTY: false },
     epoch: 0,
@@ -64,38 +72,24 @@ async function bake(endpoint: string, extra: string[] = []) {
 async function defaultImage(endpoint: string) {
   const r = await bake(endpoint, ['--json']);
   assert.is(r.code, 0, r.err);
-  return JSON.parse(r.out).images[0] as { name: string; hash: string; os: string; action: string; why: string; artifact: string };
+  return JSON.parse(r.out).images[0] as { name: string; hash: string; bakeKey: string; os: string; action: string; why: string; artifact: string };
 }
 
-test('no AMI with the content hash: lookup by tag, then the newest Debian 12 source AMI by owner + name', async () => {
+test('no AMI with the bake key: the newest Debian 12 source AMI by owner + name (every page), then the lookup by tag', async () => {
   await withEc2(
-    (p) =>
-      p['Owner.1'] === 'self'
-        ? { status: 200, body: images([]) }
-        : {
-            status: 200,
-            body: images([
-              { id: 'ami-0aaaaaaaaaaaaaaa1', name: 'debian-12-amd64-20240101-1000', date: '2024-01-01T10:00:00.000Z' },
-              { id: 'ami-0bbbbbbbbbbbbbbb2', name: 'debian-12-amd64-20250301-2000', date: '2025-03-01T20:00:00.000Z' },
-              { id: 'ami-0ccccccccccccccc3', name: 'debian-12-amd64-20241001-1500', date: '2024-10-01T15:00:00.000Z' },
-            ]),
-          },
+    // (The source lookup answers in two pages: the newest AMI is on the second.)
+    (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([]) } : p.NextToken === 'page-2' ? { status: 200, body: images(SOURCES.slice(1)) } : { status: 200, body: images(SOURCES.slice(0, 1), 'page-2') }),
     async (endpoint, seen) => {
       const img = await defaultImage(endpoint);
       assert.is(img.action, 'bake');
       assert.match(img.why, /source ami-0bbbbbbbbbbbbbbb2 \(debian-12-amd64-20250301-2000/);
       assert.match(img.name, new RegExp(`^pigsty-[a-z-]+-d12-${img.hash.slice(0, 12)}$`));
-      assert.is(seen.length, 2, JSON.stringify(seen));
-      assert.equal(seen[0]!.params, {
-        Action: 'DescribeImages',
-        Version: '2016-11-15',
-        'Owner.1': 'self',
-        'Filter.1.Name': 'tag:pigen:content-hash',
-        'Filter.1.Value.1': img.hash,
-        'Filter.2.Name': 'tag:pigen:os',
-        'Filter.2.Value.1': 'd12',
-      });
-      assert.equal(seen[1]!.params, {
+      assert.match(img.bakeKey, /^[0-9a-f]{64}$/);
+      assert.is.not(img.bakeKey, img.hash);
+      // (The AMI's name carries the bake key: a bake of new inputs for the same content is a new AMI.)
+      assert.is(img.artifact, `${img.name}-${img.bakeKey.slice(0, 8)}`);
+      assert.is(seen.length, 3, JSON.stringify(seen));
+      const source = {
         Action: 'DescribeImages',
         Version: '2016-11-15',
         'Owner.1': '136693071363',
@@ -105,6 +99,17 @@ test('no AMI with the content hash: lookup by tag, then the newest Debian 12 sou
         'Filter.2.Value.1': 'x86_64',
         'Filter.3.Name': 'state',
         'Filter.3.Value.1': 'available',
+      };
+      assert.equal(seen[0]!.params, source);
+      assert.equal(seen[1]!.params, { ...source, NextToken: 'page-2' });
+      assert.equal(seen[2]!.params, {
+        Action: 'DescribeImages',
+        Version: '2016-11-15',
+        'Owner.1': 'self',
+        'Filter.1.Name': 'tag:pigen:bake-key',
+        'Filter.1.Value.1': img.bakeKey,
+        'Filter.2.Name': 'tag:pigen:os',
+        'Filter.2.Value.1': 'd12',
       });
       for (const s of seen) {
         assert.is(s.path, '/');
@@ -113,20 +118,56 @@ test('no AMI with the content hash: lookup by tag, then the newest Debian 12 sou
       // The text plan says the same.
       const t = await bake(endpoint);
       assert.is(t.code, 0, t.err);
-      assert.match(t.out, new RegExp(`bake  ${img.name} .*no AMI in eu-west-1 has tag pigen:content-hash=${img.hash}; source ami-0bbbbbbbbbbbbbbb2`));
+      assert.match(t.out, new RegExp(`bake  ${img.name} .*no AMI in eu-west-1 has tag pigen:bake-key=${img.bakeKey.slice(0, 12)}…; source ami-0bbbbbbbbbbbbbbb2`));
     },
   );
 });
 
-test('an AMI tagged with the content hash exists: reuse it, no source lookup', async () => {
+test('the bake key follows the source AMI: a newer base image is a new key', async () => {
+  let newest = SOURCES;
   await withEc2(
-    (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([{ id: 'ami-0123456789abcdef0', name: 'pigsty-baked', date: '2025-05-01T00:00:00.000Z' }]) } : { status: 500, body: error('InternalError', 'unexpected') }),
-    async (endpoint, seen) => {
+    (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([]) } : { status: 200, body: images(newest) }),
+    async (endpoint) => {
+      const before = await defaultImage(endpoint);
+      newest = [...SOURCES, { id: 'ami-0ddddddddddddddd4', name: 'debian-12-amd64-20260101-0000', date: '2026-01-01T00:00:00.000Z' }];
+      const after = await defaultImage(endpoint);
+      assert.is(after.hash, before.hash, 'the same content');
+      assert.is.not(after.bakeKey, before.bakeKey, 'another bake');
+    },
+  );
+});
+
+test('an AMI tagged with the bake key exists: reuse it; a pending one (another bake is making it) too', async () => {
+  for (const state of ['available', 'pending']) {
+    await withEc2(
+      (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([{ id: 'ami-0123456789abcdef0', name: 'pigsty-baked', date: '2025-05-01T00:00:00.000Z', state }]) } : { status: 200, body: images(SOURCES) }),
+      async (endpoint, seen) => {
+        const img = await defaultImage(endpoint);
+        assert.is(img.action, 'reuse', state);
+        assert.is(img.artifact, 'ami-0123456789abcdef0');
+        assert.match(img.why, new RegExp(`AMI ami-0123456789abcdef0 .* has tag pigen:bake-key=${img.bakeKey.slice(0, 12)}…${state === 'pending' ? ' is pending: another bake is making it' : '$'}`));
+        assert.is(seen.length, 2);
+      },
+    );
+  }
+});
+
+test('a bake runs Packer against the same endpoint, with the AMI name and tag of the bake key', async () => {
+  const bin = join(cwd, 'bin-aws');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'packer'), `#!/bin/sh\nprintf '%s\\n' "$@" > "${cwd}/aws-args.txt"\necho "--> cloud.amazon-ebs.pigsty: AMIs were created:"\necho "eu-west-1: ami-0fedcba9876543210"\n`, { mode: 0o755 });
+  await withEc2(
+    (p) => (p['Owner.1'] === 'self' ? { status: 200, body: images([]) } : { status: 200, body: images(SOURCES) }),
+    async (endpoint) => {
       const img = await defaultImage(endpoint);
-      assert.is(img.action, 'reuse');
-      assert.is(img.artifact, 'ami-0123456789abcdef0');
-      assert.match(img.why, /AMI ami-0123456789abcdef0 .* has tag pigen:content-hash=/);
-      assert.is(seen.length, 1);
+      const r = await bake(endpoint, ['--json'], { dry: false, path: `${bin}:${process.env.PATH}` });
+      assert.is(r.code, 0, r.err);
+      const report = JSON.parse(r.out) as { images: { result: string; ami: string }[] };
+      assert.equal(report.images.map((i) => [i.result, i.ami]), [['baked', 'ami-0fedcba9876543210']]);
+      const args = readFileSync(join(cwd, 'aws-args.txt'), 'utf8').split('\n');
+      // (A review found the endpoint used for the lookups only: Packer baked at AWS's default.)
+      for (const a of [`aws_endpoint=${endpoint}`, `ami_name=${img.name}-${img.bakeKey.slice(0, 8)}`, `bake_key=${img.bakeKey}`, 'source_ami=ami-0bbbbbbbbbbbbbbb2', 'aws_region=eu-west-1']) assert.ok(args.includes(a), `${a} in ${args.join(' ')}`);
+      assert.not.ok(args.includes('-force'), 'no -force for AMIs');
     },
   );
 });
@@ -138,7 +179,7 @@ test('throttling (RequestLimitExceeded, HTTP 503): retried AWS_MAX_ATTEMPTS time
       const t0 = Date.now();
       const r = await bake(endpoint);
       assert.is(r.code, 1, r.out + r.err);
-      assert.match(r.err, /pigen: looking up baked images: EC2 is throttling requests \(RequestLimitExceeded \(HTTP 503\)\) and retries ran out/);
+      assert.match(r.err, /pigen: looking up the source AMI \(owner 136693071363, name debian-12-amd64-\*\): EC2 is throttling requests \(RequestLimitExceeded \(HTTP 503\)\) and retries ran out/);
       assert.not.match(r.err, /internal error|at .*\.ts:\d+/);
       assert.is(seen.length, 2, 'AWS_MAX_ATTEMPTS=2: one try and one retry');
       assert.ok(Date.now() - t0 < 15000, 'fast');
@@ -152,7 +193,7 @@ test('bad credentials (AuthFailure, HTTP 401): a clear message and exit 1, no re
     async (endpoint, seen) => {
       const r = await bake(endpoint);
       assert.is(r.code, 1, r.out + r.err);
-      assert.match(r.err, /pigen: looking up baked images: AWS rejected the credentials \(AuthFailure \(HTTP 401\)\): AWS was not able to validate the provided access credentials; check AWS_ACCESS_KEY_ID/);
+      assert.match(r.err, /pigen: looking up the source AMI \(owner 136693071363, name debian-12-amd64-\*\): AWS rejected the credentials \(AuthFailure \(HTTP 401\)\): AWS was not able to validate the provided access credentials; check AWS_ACCESS_KEY_ID/);
       assert.is(seen.length, 1);
     },
   );

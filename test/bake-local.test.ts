@@ -63,7 +63,7 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   // The image: both web nodes, chrony.conf and the local repo source baked in.
   const plan = await cli(['bake', '--dry-run', '--json', '--only', 'node'], dir);
   assert.is(plan.code, 0, plan.err);
-  const img = JSON.parse(plan.out).images[0] as { name: string; hash: string; nodes: string[]; action: string };
+  const img = JSON.parse(plan.out).images[0] as { name: string; hash: string; bakeKey: string; nodes: string[]; action: string };
   assert.equal(img.nodes, ['10.10.10.11', '10.10.10.12']);
   assert.is(img.action, 'bake');
   assert.match(img.name, /^pigsty-node-d12-[0-9a-f]{12}$/);
@@ -127,7 +127,8 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   assert.not.ok(entries.has('./var/log/cloud-init.log'));
   assert.ok(entries.has('./etc/machine-id'));
   assert.is(entries.get('./etc/machine-id')!.size, 0);
-  assert.match(cat('/etc/pigen/image'), new RegExp(`content_hash=${img.hash}`));
+  assert.match(cat('/etc/pigen/image'), new RegExp(`content_hash=${img.hash}\nbake_key=${img.bakeKey}\n`));
+  assert.is(readFileSync(`${tarball}.bake-key`, 'utf8'), `${img.bakeKey}\n`, 'the stamp beside the tarball');
   // The bake's own directories and files have the modes write_files gives, whatever the umask.
   for (const [p, mode] of [['./etc/pigen/', 'drwxr-xr-x'], ['./etc/pigen/image', '-rw-r--r--'], ['./etc/machine-id', '-rw-r--r--'], ['./etc/apt/backup/', 'drwxr-xr-x']] as const) {
     assert.is(entries.get(p)?.mode, mode, p);

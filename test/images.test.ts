@@ -5,12 +5,14 @@
 // with every image's var file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SHARED, needShared, needTools, pigen, run, tmp } from './helpers.ts';
+import { spawn } from 'node:child_process';
+import { ROOT, SHARED, TSX, needShared, needTools, pigen, run, tmp } from './helpers.ts';
 import { compileInventory } from './tree.ts';
 import { splitImages } from '../generator/emit/images.ts';
-import { packageVersion } from '../generator/io.ts';
+import { packageVersion, readBakeFiles } from '../generator/io.ts';
+import { bakeFilesDigest, bakeKey } from '../generator/bake/key.ts';
 
 const version = packageVersion();
 /** A fresh empty working directory: no ./pigsty.yml, so the embedded default inventory. */
@@ -195,9 +197,25 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
   const d = pigen(['bake', '--dry-run'], cwd, { PATH: '/nonexistent' });
   assert.is(d.code, 0, d.stderr);
   assert.match(d.stdout, new RegExp(`bake  ${name}  1 node, \\d+ files, \\d+ packages: no baked/${name}\\.rootfs\\.tar\\.gz`));
+  // An artifact is reused only with the stamp of its bake key (a review found any file there
+  // reused: one cut short, or baked from another bundle, base or pigen's scripts).
   writeFileSync(join(cwd, 'baked', `${name}.rootfs.tar.gz`), 'x');
+  const stampless = pigen(['bake', '--dry-run'], cwd);
+  assert.match(stampless.stdout, new RegExp(`bake  ${name} .*baked/${name}\\.rootfs\\.tar\\.gz has no bake key stamp`));
+  const key = (JSON.parse(pigen(['bake', '--dry-run', '--json'], cwd).stdout) as { images: { bakeKey: string }[] }).images[0]!.bakeKey;
+  assert.match(key, /^[0-9a-f]{64}$/);
+  writeFileSync(join(cwd, 'baked', `${name}.rootfs.tar.gz.bake-key`), `${'0'.repeat(64)}\n`);
+  const other = pigen(['bake', '--dry-run'], cwd);
+  assert.match(other.stdout, new RegExp(`bake  ${name} .*was baked from other inputs \\(bake key 000000000000…, now ${key.slice(0, 12)}…\\)`));
+  // (The mirror is part of a local bake's key.)
+  assert.is.not((JSON.parse(pigen(['bake', '--dry-run', '--json', '--mirror', 'http://other.example/debian'], cwd).stdout) as { images: { bakeKey: string }[] }).images[0]!.bakeKey, key);
+  writeFileSync(join(cwd, 'baked', `${name}.rootfs.tar.gz.bake-key`), `${key}\n`);
   const again = pigen(['bake', '--dry-run'], cwd);
-  assert.match(again.stdout, new RegExp(`reuse ${name} .*baked/${name}\\.rootfs\\.tar\\.gz exists`));
+  assert.match(again.stdout, new RegExp(`reuse ${name} .*baked/${name}\\.rootfs\\.tar\\.gz exists, baked with this bake key`));
+  // What a target cannot bake is bad input before any work, --dry-run too (was exit 1 at the bake).
+  const el9 = pigen(['bake', '--dry-run', '--set', 'os_profile=el9'], cwd);
+  assert.is(el9.code, 2, el9.stderr);
+  assert.match(el9.stderr, /the local bake builds Debian root filesystems; pigsty-.*-el9-.* is el9 \(bake it with --target aws or qemu\)/);
   const bad = pigen(['bake', '--only', 'nope'], cwd);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /no image matches --only nope; the images of this inventory: pigsty-/);
@@ -245,7 +263,7 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
   mkdirSync(bin);
   writeFileSync(
     join(bin, 'packer'),
-    `#!/bin/sh\nfor a in "$@"; do case "$a" in content_dir=*) c=\${a#content_dir=};; output_dir=*) o=\${a#output_dir=};; image_name=*) n=\${a#image_name=};; esac; done\nls "$c" > "${cwd}/staged.txt"\ncmp "$c/bundle.tgz" "${cwd}/bundle.tgz" && echo same >> "${cwd}/staged.txt"\nexit 0\n`,
+    `#!/bin/sh\nprintf '%s\\n' "$@" > "${cwd}/args.txt"\nfor a in "$@"; do case "$a" in content_dir=*) c=\${a#content_dir=};; output_dir=*) o=\${a#output_dir=};; image_name=*) n=\${a#image_name=};; qemu_ssh_key_file=*) k=\${a#qemu_ssh_key_file=};; esac; done\nls "$c" > "${cwd}/staged.txt"\ncmp "$c/bundle.tgz" "${cwd}/bundle.tgz" && echo same >> "${cwd}/staged.txt"\ncp "$c/seed/user-data" "${cwd}/seed.txt"\nstat -c %a "$k" > "${cwd}/keymode.txt"\nssh-keygen -y -f "$k" > "${cwd}/pub.txt" 2>&1\nexit 0\n`,
     { mode: 0o755 },
   );
   const r = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '-o', 'baked', '--json'], cwd, { PATH: `${bin}:${process.env.PATH}` });
@@ -260,6 +278,80 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
   assert.ok(staged.includes('bundle.tgz'), `staged: ${staged.join(' ')}\n${r.stdout}${r.stderr}`);
   assert.ok(staged.includes('same'), 'the staged bundle is the --bundle file');
   assert.ok(staged.includes('image.json') && staged.includes('files.tsv'));
+  // qemu: the OS's cloud image and checksum list, -force (an old output directory is replaced),
+  // and a key pair made for the bake: the seed's user logs in with it only (no password), the
+  // private key 0600 in the work directory, which is gone after the bake. (A review found the
+  // bake user left in the image with a known password and passwordless sudo.)
+  const args = readFileSync(join(cwd, 'args.txt'), 'utf8').split('\n');
+  assert.ok(args.includes('-force'), args.join(' '));
+  assert.ok(args.includes('qemu_source_image=https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2'), args.join(' '));
+  assert.ok(args.includes('qemu_source_checksum=file:https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS'));
+  const seed = readFileSync(join(cwd, 'seed.txt'), 'utf8');
+  assert.not.match(seed, /plain_text_passwd|hashed_passwd|ssh_pwauth/);
+  assert.match(seed, /lock_passwd: true/);
+  assert.is(readFileSync(join(cwd, 'keymode.txt'), 'utf8').trim(), '600');
+  if (needTools('the bake key checked by ssh-keygen', 'ssh-keygen')) {
+    const pub = readFileSync(join(cwd, 'pub.txt'), 'utf8').trim();
+    assert.match(pub, /^ecdsa-sha2-nistp256 \S+/);
+    assert.ok(seed.includes(pub.split(' ').slice(0, 2).join(' ')), 'the seed authorizes the key Packer logs in with');
+  }
+  const keyFile = args.find((a) => a.startsWith('qemu_ssh_key_file='))!.slice('qemu_ssh_key_file='.length);
+  assert.not.ok(existsSync(keyFile), 'the private key is removed with the work directory');
+  assert.not.ok(existsSync(join(cwd, 'baked', '.work')), 'no empty .work left');
+  // el9 starts from Rocky's cloud image (a review found every qemu bake starting from Debian's).
+  const el9 = pigen(['bake', '--target', 'qemu', '--set', 'os_profile=el9', '-o', 'baked9'], cwd, { PATH: `${bin}:${process.env.PATH}` });
+  assert.is(el9.code, 1, el9.stderr);
+  assert.ok(readFileSync(join(cwd, 'args.txt'), 'utf8').split('\n').includes('qemu_source_image=https://dl.rockylinux.org/pub/rocky/9/images/x86_64/Rocky-9-GenericCloud-Base.latest.x86_64.qcow2'));
+});
+
+// Ctrl-C during a bake: Packer is asked to stop (SIGINT to its process group, as a terminal
+// would), pigen waits until it has cleaned up (on AWS: terminated its instance), reports the image
+// as interrupted and exits 1. (A review found pigen dying at once, Packer and its scripts orphaned,
+// the work directory left.)
+// The bake key: the content hash, and everything else a bake makes an image from. (A review found
+// reuse decided by the content hash alone: an image baked from another bundle, base image or
+// version of pigen's scripts was reused.)
+test('the bake key changes with each bake input: content, target, base, bundle, templates and scripts', () => {
+  const base = { content: 'c'.repeat(64), target: 'local' as const, source: 'debootstrap bookworm minbase http://deb.debian.org/debian cloud-init', bundle: null, scripts: bakeFilesDigest(readBakeFiles()) };
+  const k = bakeKey(base);
+  assert.match(k, /^[0-9a-f]{64}$/);
+  assert.is(bakeKey({ ...base }), k, 'deterministic');
+  const variants = [{ content: 'd'.repeat(64) }, { target: 'qemu' as const }, { source: 'debootstrap bookworm minbase http://other/debian cloud-init' }, { bundle: 'b'.repeat(64) }, { scripts: bakeFilesDigest([...readBakeFiles(), { path: 'scripts/x.sh', data: new Uint8Array([1]) }]) }];
+  const keys = variants.map((v) => bakeKey({ ...base, ...v }));
+  assert.is(new Set([k, ...keys]).size, keys.length + 1, 'every input changes the key');
+  // The digest covers each template and script, by path and bytes.
+  const files = readBakeFiles();
+  assert.ok(files.some((f) => f.path === 'scripts/apply-image.sh') && files.some((f) => f.path === 'build.pkr.hcl'), files.map((f) => f.path).join(' '));
+  const changed = files.map((f) => (f.path === 'scripts/pack-rootfs.sh' ? { ...f, data: new Uint8Array([...f.data, 10]) } : f));
+  assert.is.not(bakeFilesDigest(changed), bakeFilesDigest(files));
+});
+
+test('an interrupted bake stops Packer, waits for it to clean up, and says so (exit 1, --json result interrupted)', async () => {
+  const cwd = emptyDir();
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  writeFileSync(
+    join(bin, 'packer'),
+    `#!/bin/sh\ntrap 'echo "packer: interrupted, cleaning up"; sleep 0.3; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`,
+    { mode: 0o755 },
+  );
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked', '--json'], { cwd, env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  for (let i = 0; i < 600 && !existsSync(join(cwd, 'started.txt')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(join(cwd, 'started.txt')), `packer started: ${stderr}`);
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.is(code, 1, stderr);
+  assert.ok(existsSync(join(cwd, 'cleaned.txt')), 'pigen waited for packer to clean up');
+  assert.match(stderr, /packer: interrupted, cleaning up/);
+  assert.match(stderr, /pigen: bake of pigsty-\S+ interrupted after [\d.]+ s: Packer stopped \(exit 1\)/);
+  const report = JSON.parse(stdout) as { ok: boolean; images: { result: string }[] };
+  assert.equal([report.ok, report.images.map((i) => i.result)], [false, ['interrupted']]);
+  assert.not.ok(existsSync(join(cwd, 'baked', '.work')), 'the work directory removed');
 });
 
 test.run();

@@ -1,5 +1,6 @@
-// EC2 lookups for `pigen bake --target aws`: does an AMI with this content hash exist (tag filter),
-// and which source AMI to bake on (owner + name pattern, newest CreationDate, per target OS).
+// EC2 lookups for `pigen bake --target aws`: does an AMI with this bake key exist (tag filter), and
+// which source AMI to bake on (owner + name pattern, newest CreationDate, per target OS). Every
+// page of DescribeImages is read.
 
 // The SDK is loaded on first use (it takes ~0.5 s to import, which every other command would pay).
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
@@ -49,47 +50,62 @@ function explain(e: unknown, what: string): Ec2Error {
   return new Ec2Error(`${what}: ${code}${at}: ${err.message ?? String(e)}`);
 }
 
-/** The AMI (owned by this account) tagged with the content hash, if any. */
-export async function findBakedImage(client: EC2Client, hash: string, os: string): Promise<Image | undefined> {
+/** Every image DescribeImages gives for `input`, page by page (NextToken). */
+async function describeAll(client: EC2Client, input: import('@aws-sdk/client-ec2').DescribeImagesCommandInput, what: string): Promise<Image[]> {
   const { DescribeImagesCommand } = await sdk();
-  let res;
-  try {
-    res = await client.send(
-      new DescribeImagesCommand({
-        Owners: ['self'],
-        Filters: [
-          { Name: 'tag:pigen:content-hash', Values: [hash] },
-          { Name: 'tag:pigen:os', Values: [os] },
-        ],
-      }),
-    );
-  } catch (e) {
-    throw explain(e, 'looking up baked images');
+  const out: Image[] = [];
+  let token: string | undefined;
+  // (A bound on the pages: an endpoint that always answers with a token must not loop forever.)
+  for (let page = 0; page < 1000; page++) {
+    let res;
+    try {
+      res = await client.send(new DescribeImagesCommand({ ...input, ...(token ? { NextToken: token } : {}) }));
+    } catch (e) {
+      throw explain(e, what);
+    }
+    out.push(...(res.Images ?? []));
+    token = res.NextToken || undefined;
+    if (!token) return out;
   }
-  return newest((res.Images ?? []).filter((i) => i.State === undefined || i.State === 'available'));
+  throw new Ec2Error(`${what}: DescribeImages gave a next page 1000 times`);
+}
+
+/**
+ * The AMI (owned by this account) baked with this bake key, if any: the newest available one, else
+ * one still pending (another bake of the same key is making it).
+ */
+export async function findBakedImage(client: EC2Client, key: string, os: string): Promise<Image | undefined> {
+  const images = await describeAll(
+    client,
+    {
+      Owners: ['self'],
+      Filters: [
+        { Name: 'tag:pigen:bake-key', Values: [key] },
+        { Name: 'tag:pigen:os', Values: [os] },
+      ],
+    },
+    'looking up baked images',
+  );
+  return newest(images.filter((i) => i.State === undefined || i.State === 'available')) ?? newest(images.filter((i) => i.State === 'pending'));
 }
 
 /** The newest available source AMI for the OS (owner + name pattern). */
 export async function findSourceImage(client: EC2Client, os: string): Promise<Image | undefined> {
-  const { DescribeImagesCommand } = await sdk();
   const src = SOURCE_AMIS[os];
   if (!src) throw new Ec2Error(`no source AMI is known for os_profile ${os}`);
-  let res;
-  try {
-    res = await client.send(
-      new DescribeImagesCommand({
-        Owners: [src.owner],
-        Filters: [
-          { Name: 'name', Values: [src.name] },
-          { Name: 'architecture', Values: ['x86_64'] },
-          { Name: 'state', Values: ['available'] },
-        ],
-      }),
-    );
-  } catch (e) {
-    throw explain(e, `looking up the source AMI (owner ${src.owner}, name ${src.name})`);
-  }
-  return newest(res.Images ?? []);
+  const images = await describeAll(
+    client,
+    {
+      Owners: [src.owner],
+      Filters: [
+        { Name: 'name', Values: [src.name] },
+        { Name: 'architecture', Values: ['x86_64'] },
+        { Name: 'state', Values: ['available'] },
+      ],
+    },
+    `looking up the source AMI (owner ${src.owner}, name ${src.name})`,
+  );
+  return newest(images);
 }
 
 function newest(images: Image[]): Image | undefined {

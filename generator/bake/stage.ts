@@ -10,8 +10,12 @@ const enc = new TextEncoder();
 const text = (path: string, s: string, mode = 0o644): OutEntry => ({ path, data: enc.encode(s), mode });
 const lines = (xs: string[]) => (xs.length ? xs.join('\n') + '\n' : '');
 
-/** The content directory of one image; `build` maps build-output paths to their bytes. */
-export function stageTree(img: ImageSpec, build: Map<string, Uint8Array>, version: string): OutTree {
+/**
+ * The content directory of one image; `build` maps build-output paths to their bytes. With
+ * `seedKey` (an OpenSSH public key line), the NoCloud seed of a qemu bake: a throwaway user who
+ * logs in with that key only.
+ */
+export function stageTree(img: ImageSpec, build: Map<string, Uint8Array>, version: string, seedKey?: string): OutTree {
   const out: OutEntry[] = [];
   const tsv: string[] = [];
   for (const f of img.files) {
@@ -30,13 +34,17 @@ export function stageTree(img: ImageSpec, build: Map<string, Uint8Array>, versio
   if (img.repo) out.push(text('repo-install', ''));
   out.push(text('image.json', stableJson(imageJson(img)) + '\n'));
   out.push(text('image.pkrvars.hcl', packerVars(img, version)));
-  // NoCloud seed for the qemu bake: a throwaway user Packer logs in as (removed at the end).
-  out.push(text('seed/meta-data', `instance-id: ${img.name}-bake\nlocal-hostname: pigen-bake\n`));
-  out.push(
-    text(
-      'seed/user-data',
-      '#cloud-config\nssh_pwauth: true\nusers:\n  - name: pigen\n    plain_text_passwd: pigen-bake\n    lock_passwd: false\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    shell: /bin/sh\n',
-    ),
-  );
+  // NoCloud seed for the qemu bake: a throwaway user Packer logs in as with the bake's own key (no
+  // password; removed by the shutdown command, images/sources.pkr.hcl).
+  if (seedKey !== undefined) {
+    if (!/^[a-z0-9-]+ [A-Za-z0-9+/=]+( [A-Za-z0-9@._-]+)?$/.test(seedKey)) throw new Error('internal: the bake key is no OpenSSH public key line');
+    out.push(text('seed/meta-data', `instance-id: ${img.name}-bake\nlocal-hostname: pigen-bake\n`));
+    out.push(
+      text(
+        'seed/user-data',
+        `#cloud-config\nusers:\n  - name: pigen\n    lock_passwd: true\n    ssh_authorized_keys: [${JSON.stringify(seedKey)}]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    shell: /bin/sh\n`,
+      ),
+    );
+  }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

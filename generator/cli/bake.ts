@@ -3,12 +3,16 @@
 // AMI tagged pigen:content-hash, with qemu a qcow2 in the output directory.
 
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { ec2Client, Ec2Error, findBakedImage, findSourceImage, SOURCE_AMIS } from '../bake/ec2.js';
+import { bakeFilesDigest, bakeKey, stampOf } from '../bake/key.js';
+import { QEMU_SOURCES } from '../bake/qemu.js';
 import { stageTree } from '../bake/stage.js';
+import { sshPublicKey } from '../secrets/index.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
-import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readFileChunks, readOptionalText, removePath, runProgram, writeTree, type OutputBusy } from '../io.js';
+import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readBakeFiles, readFileChunks, readOptionalText, removeIfEmpty, removePath, runProgram, takeLock, writeFileAtomic, writeTree, ensurePaths, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -22,6 +26,8 @@ interface Step {
   image: ImageSpec;
   action: 'bake' | 'reuse';
   why: string;
+  /** The bake key (bake/key.ts): what reuse is decided by. */
+  key: string;
   /** The existing artifact (reuse) or the one the bake makes. */
   artifact: string;
   vars: Record<string, string>;
@@ -34,14 +40,22 @@ export const bake: Command = {
   help: `Splits every node into image content (what all nodes of its role share: packages, units,
 rules, configs) and boot content (user-data.baked), names each image by its role, OS and content
 hash (pigsty-<role>-<os>-<hash12>, tagged with the pigen version too), and runs Packer with
-images/*.pkr.hcl for each image that does not exist yet:
+images/*.pkr.hcl for each image not baked yet. An image is reused only when its bake key matches:
+the content hash plus what the bake makes of it (the --bundle's manifest hash, the base image or
+debootstrap suite and mirror, pigen's Packer templates and scripts).
 
   local   a Debian root filesystem from debootstrap (minbase) with cloud-init, the image's
           packages (from --bundle, a file: repo inside it) and files, cleaned with cloud-init clean,
-          packed as DIR/<image>.rootfs.tar.gz (needs root, debootstrap and the Debian mirror)
-  aws     an AMI from the newest source AMI of the OS (owner + name pattern); existing AMIs are
-          found by DescribeImages with the tag pigen:content-hash
-  qemu    a qcow2 from a cloud image, in DIR/<image>.qemu/
+          packed as DIR/<image>.rootfs.tar.gz (needs root, debootstrap and the Debian mirror); its
+          bake key in DIR/<image>.rootfs.tar.gz.bake-key
+  aws     an AMI (named <image>-<key8>) from the newest source AMI of the OS (owner + name
+          pattern); existing AMIs are found by DescribeImages with the tag pigen:bake-key
+  qemu    a qcow2 from the OS's cloud image (checked against its checksum list), in
+          DIR/<image>.qemu/; Packer logs in as a throwaway user with a key made for the bake,
+          removed before the image is shut down
+
+Ctrl-C (or SIGTERM) stops Packer (it cleans up: on AWS it terminates its instance) and waits for
+it; a second one ends pigen at once.
 
 With --json, stdout carries one JSON report: the plan, and each image's result (baked, with its
 seconds and AMI; reused; failed, and why; not baked); Packer's output goes to stderr.
@@ -55,11 +69,13 @@ ${INVENTORY_HELP}
   --bundle FILE      pigen bundle the packages are installed from (its manifest hash is part of
                      the content hash of the image that carries the offline repo)
   --mirror URL       Debian mirror for debootstrap (default: the host's, else deb.debian.org)
-  --cache DIR        keep debootstrap results here between bakes (keyed by suite+variant+packages)
+  --cache DIR        keep debootstrap results here between bakes (keyed by suite, variant,
+                     packages and mirror)
   --aws-region R     (default: AWS_REGION, else us-east-1)
-  --aws-endpoint URL EC2 endpoint override (also AWS_ENDPOINT_URL_EC2); AWS_MAX_ATTEMPTS sets retries
+  --aws-endpoint URL EC2 endpoint for the lookups and Packer's bake (also AWS_ENDPOINT_URL_EC2);
+                     AWS_MAX_ATTEMPTS sets retries
 
-Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
+Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or usage.`,
   options: {
     ...INVENTORY_OPTIONS,
     only: { type: 'string', multiple: true },
@@ -116,6 +132,18 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
     if (blocked) throw new UsageError(`-o ${values.out ?? 'baked'}: ${blocked === outDir ? 'is' : `${blocked} is`} not a directory`);
     const endpoint = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
     if (target === 'aws' && endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${endpoint}' is not an http(s) URL`);
+    // (What each target can bake is known before any lookup: bad input, also for --dry-run.)
+    if (target === 'local') {
+      const rpm = images.find((i) => i.family !== 'deb');
+      if (rpm) throw new UsageError(`the local bake builds Debian root filesystems; ${rpm.name} is ${rpm.os} (bake it with --target aws or qemu)`);
+    }
+    if (target === 'qemu') {
+      const unknown = images.find((i) => !QEMU_SOURCES[i.os]);
+      if (unknown) throw new UsageError(`no qemu cloud image is known for os_profile ${unknown.os} (${unknown.name}); known: ${Object.keys(QEMU_SOURCES).join(', ')}`);
+    }
+    const mirror = (values.mirror as string | undefined) ?? hostMirror();
+    const scripts = bakeFilesDigest(readBakeFiles());
+    const keyOf = (img: ImageSpec, source: string) => bakeKey({ content: img.hash, target, source, bundle: bundleSha256 ?? null, scripts });
     const steps: Step[] = [];
     try {
       if (target === 'aws') {
@@ -130,20 +158,26 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
           ...(key && secret ? { credentials: { accessKeyId: key, secretAccessKey: secret, ...(ctx.env.AWS_SESSION_TOKEN ? { sessionToken: ctx.env.AWS_SESSION_TOKEN } : {}) } } : {}),
         });
         try {
+          const sources = new Map<string, Awaited<ReturnType<typeof findSourceImage>>>();
           for (const img of images) {
-            const found = await findBakedImage(client, img.hash, img.os);
+            // (The source AMI is part of the bake key: a newer base image bakes the image again.)
+            if (!sources.has(img.os)) sources.set(img.os, await findSourceImage(client, img.os));
+            const src = sources.get(img.os);
+            if (!src?.ImageId) throw new Ec2Error(`no source AMI found for ${img.os} (owner ${SOURCE_AMIS[img.os]?.owner}, name ${SOURCE_AMIS[img.os]?.name}) in ${region}`);
+            const key = keyOf(img, src.ImageId);
+            const found = await findBakedImage(client, key, img.os);
             if (found) {
-              steps.push({ image: img, action: 'reuse', why: `AMI ${found.ImageId} (${found.Name ?? '?'}, ${found.CreationDate ?? '?'}) has tag pigen:content-hash=${img.hash}`, artifact: found.ImageId ?? '', vars: {} });
+              const pending = found.State === 'pending' ? ' is pending: another bake is making it' : '';
+              steps.push({ image: img, action: 'reuse', key, why: `AMI ${found.ImageId} (${found.Name ?? '?'}, ${found.CreationDate ?? '?'}) has tag pigen:bake-key=${key.slice(0, 12)}…${pending}`, artifact: found.ImageId ?? '', vars: {} });
               continue;
             }
-            const src = await findSourceImage(client, img.os);
-            if (!src?.ImageId) throw new Ec2Error(`no source AMI found for ${img.os} (owner ${SOURCE_AMIS[img.os]?.owner}, name ${SOURCE_AMIS[img.os]?.name}) in ${region}`);
             steps.push({
               image: img,
               action: 'bake',
-              why: `no AMI in ${region} has tag pigen:content-hash=${img.hash}; source ${src.ImageId} (${src.Name ?? '?'}, ${src.CreationDate ?? '?'})`,
-              artifact: img.name,
-              vars: { aws_region: region, source_ami: src.ImageId, ssh_username: SOURCE_AMIS[img.os]!.sshUser },
+              key,
+              why: `no AMI in ${region} has tag pigen:bake-key=${key.slice(0, 12)}…; source ${src.ImageId} (${src.Name ?? '?'}, ${src.CreationDate ?? '?'})`,
+              artifact: `${img.name}-${key.slice(0, 8)}`,
+              vars: { aws_region: region, source_ami: src.ImageId, ssh_username: SOURCE_AMIS[img.os]!.sshUser, ami_name: `${img.name}-${key.slice(0, 8)}`, bake_key: key, ...(endpoint ? { aws_endpoint: endpoint } : {}) },
             });
           }
         } finally {
@@ -152,8 +186,21 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
       } else {
         for (const img of images) {
           const artifact = target === 'local' ? join(outDir, `${img.name}.rootfs.tar.gz`) : join(outDir, `${img.name}.qemu`, `${img.name}.qcow2`);
+          const q = QEMU_SOURCES[img.os];
+          const source = target === 'local' ? `debootstrap ${img.distro} minbase ${mirror} cloud-init` : `${q!.url} ${q!.checksum}`;
+          const key = keyOf(img, source);
+          const vars: Record<string, string> = { bake_key: key, ...(target === 'qemu' ? { qemu_source_image: q!.url, qemu_source_checksum: q!.checksum } : {}) };
           const exists = fileSizeOf(artifact) !== undefined;
-          steps.push({ image: img, action: exists ? 'reuse' : 'bake', why: exists ? `${rel(ctx, artifact)} exists (content hash ${img.hash.slice(0, 12)})` : `no ${rel(ctx, artifact)}`, artifact, vars: {} });
+          // (Reused only with the stamp of the same bake key, written after its bake succeeded.)
+          const stamp = exists ? (readOptionalText(stampOf(artifact)) ?? '').trim() : '';
+          const why = !exists
+            ? `no ${rel(ctx, artifact)}`
+            : stamp === key
+              ? `${rel(ctx, artifact)} exists, baked with this bake key (${key.slice(0, 12)}…)`
+              : stamp
+                ? `${rel(ctx, artifact)} was baked from other inputs (bake key ${stamp.slice(0, 12)}…, now ${key.slice(0, 12)}…)`
+                : `${rel(ctx, artifact)} has no bake key stamp (${rel(ctx, stampOf(artifact))})`;
+          steps.push({ image: img, action: exists && stamp === key ? 'reuse' : 'bake', key, why, artifact, vars });
         }
       }
     } catch (e) {
@@ -164,7 +211,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
     const dry = values['dry-run'] === true;
     // With --json: one JSON document on stdout at the end (the plan, and each bake's result);
     // Packer's lines go to stderr.
-    const results = new Map<Step, { result: 'baked' | 'failed'; seconds: number; ami?: string; error?: string }>();
+    const results = new Map<Step, { result: 'baked' | 'failed' | 'interrupted'; seconds: number; ami?: string; error?: string }>();
     const report = (ok: boolean, extra: Record<string, unknown> = {}) =>
       ctx.stdout.write(
         JSON.stringify(
@@ -172,7 +219,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
             ok,
             target,
             ...extra,
-            images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact, ...(dry ? {} : (results.get(s) ?? (s.action === 'reuse' ? { result: 'reused' } : { result: 'not baked' }))) })),
+            images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, bakeKey: s.key, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact, ...(dry ? {} : (results.get(s) ?? (s.action === 'reuse' ? { result: 'reused' } : { result: 'not baked' }))) })),
           },
           null,
           2,
@@ -204,22 +251,45 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
     if (target === 'local') {
       const missing = ['debootstrap', 'chroot', 'tar'].filter((p) => !findProgram(p, ctx.env.PATH ?? ''));
       if (missing.length) return cannot(`the local bake needs ${missing.join(', ')} on PATH (Debian: apt-get install debootstrap)`);
-      const rpm = todo.find((s) => s.image.family !== 'deb');
-      if (rpm) return cannot(`the local bake builds Debian root filesystems; ${rpm.image.name} is ${rpm.image.os} (bake it with --target aws or qemu)`);
     }
     // (Progress lines: on stdout, or on stderr when stdout carries the JSON report.)
     const say = (line: string) => (values.json ? ctx.stderr : ctx.stdout).write(line);
 
-    const mirror = (values.mirror as string | undefined) ?? hostMirror();
+    // A first SIGINT or SIGTERM stops the bake under way (Packer is asked to stop, and cleans up)
+    // and any after it; a second one ends pigen at once (process.ts).
+    let interrupted = false;
+    const stop = (ctx.interrupted?.() ?? new Promise<void>(() => {})).then(() => {
+      interrupted = true;
+    });
+    const built = new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : [])));
     let failed = 0;
     for (const s of todo) {
       const img = s.image;
+      const t0 = performance.now();
+      if (interrupted) {
+        results.set(s, { result: 'interrupted', seconds: 0, error: 'not started: the bake was interrupted' });
+        continue;
+      }
       const work = join(outDir, '.work', img.name);
       const content = join(work, 'content');
-      const t0 = performance.now();
       let ours = true;
+      let unlock: (() => void) | undefined;
       try {
-        writeTree(content, stageTree(img, new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : []))), version), { marker: 'image.json', spare: false });
+        // (One bake of an image into one directory at a time, for the whole bake: a second one
+        // would remove the first one's root filesystem under it.)
+        ensurePaths([work]);
+        unlock = takeLock(join(outDir, '.work', `${img.name}.lock`), `${rel(ctx, outDir)} (baking ${img.name})`);
+        // qemu: a key pair for this bake only (the seed's user logs in with it; it never leaves
+        // the work directory, which is removed after the bake).
+        let seedKey: string | undefined;
+        if (target === 'qemu') {
+          const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+          const pem = pair.privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+          seedKey = sshPublicKey(pem, 'pigen-bake');
+          writeFileAtomic(join(work, 'bake-ssh-key'), new TextEncoder().encode(pem), 0o600);
+          s.vars.qemu_ssh_key_file = join(work, 'bake-ssh-key');
+        }
+        writeTree(content, stageTree(img, built, version, seedKey), { marker: 'image.json', spare: false });
         // A VM gets the bundle with the content (images/build.pkr.hcl: /tmp/pigen-content/bundle.tgz);
         // the local bake reads it where it is.
         if (bundle && target !== 'local') linkOrCopy(bundle, join(content, 'bundle.tgz'));
@@ -232,22 +302,30 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
           ...(typeof values.cache === 'string' ? { debootstrap_cache: abs(ctx, values.cache) } : {}),
           ...s.vars,
         };
-        const packerArgs = ['build', '-color=false', `-only=${PACKER_ONLY[target]}`, `-var-file=${join(content, 'image.pkrvars.hcl')}`];
+        // (qemu: -force replaces an output directory an earlier bake, of other inputs, left.)
+        const packerArgs = ['build', '-color=false', ...(target === 'qemu' ? ['-force'] : []), `-only=${PACKER_ONLY[target]}`, `-var-file=${join(content, 'image.pkrvars.hcl')}`];
         for (const [k, v] of Object.entries(vars)) packerArgs.push('-var', `${k}=${v}`);
         packerArgs.push(join(PACKAGE_ROOT, 'images'));
         say(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
         const prefix = linePrefixer(say, img.name, t0);
-        const res = await runProgram(packer, packerArgs, { env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' }, onOutput: prefix.push });
+        // (In a process group of its own, so that a terminal's Ctrl-C reaches Packer once, from here.)
+        const res = await runProgram(packer, packerArgs, { env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' }, onOutput: prefix.push, stop, group: true });
         prefix.flush();
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         const made = target !== 'aws' ? fileSizeOf(s.artifact) !== undefined : true;
-        if (res.code !== 0 || !made) {
+        if (res.stopped) {
+          ctx.stderr.write(`pigen: bake of ${img.name} interrupted after ${secs} s: Packer stopped (exit ${res.code})${target === 'aws' ? '; check that its instance is terminated' : ''}\n`);
+          results.set(s, { result: 'interrupted', seconds: Number(secs), error: `interrupted; packer exit ${res.code}` });
+          failed++;
+        } else if (res.code !== 0 || !made) {
           const why = `packer exit ${res.code}${made ? '' : `, no ${rel(ctx, s.artifact)}`}`;
           ctx.stderr.write(`pigen: bake of ${img.name} failed after ${secs} s (${why}); see the [${img.name}] lines above\n`);
           results.set(s, { result: 'failed', seconds: Number(secs), error: why });
           failed++;
         } else {
           const ami = target === 'aws' ? /ami-[0-9a-f]{8,}/.exec(res.stdout.split('\n').reverse().find((l) => /ami-[0-9a-f]{8,}/.test(l)) ?? '')?.[0] : undefined;
+          // (The stamp says what the artifact was baked from: reused only for the same bake key.)
+          if (target !== 'aws') writeFileAtomic(stampOf(s.artifact), new TextEncoder().encode(`${s.key}\n`), 0o644);
           say(`[${img.name}] baked in ${secs} s: ${target === 'aws' ? (ami ?? 'AMI') : rel(ctx, s.artifact)}\n`);
           results.set(s, { result: 'baked', seconds: Number(secs), ...(ami ? { ami } : {}) });
         }
@@ -260,10 +338,14 @@ Exit codes: 0 ok, 1 a lookup or bake failed, 2 bad input or usage.`,
         failed++;
       } finally {
         if (ours) cleanWork(ctx, work);
+        unlock?.();
       }
     }
-    if (values.json) report(!failed);
-    return failed ? 1 : 0;
+    // (The scratch directory goes when nothing is left in it.)
+    removeIfEmpty(join(outDir, '.work'));
+    if (interrupted) ctx.stderr.write('pigen: interrupted: the images not baked are baked by the next pigen bake\n');
+    if (values.json) report(!failed && !interrupted);
+    return failed || interrupted ? 1 : 0;
   },
 };
 

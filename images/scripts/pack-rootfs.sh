@@ -1,7 +1,7 @@
 #!/bin/sh
 # Local bake, last step: forget the bake (cloud-init clean: logs, machine-id, seed; an empty
 # /etc/machine-id makes the first boot generate one), then pack $ROOT as $OUT (gzip tar, numeric
-# owners, sorted names), written beside it and renamed into place. Env: ROOT OUT IMAGE HASH.
+# owners, sorted names), written beside it and renamed into place. Env: ROOT OUT IMAGE HASH [KEY].
 set -eu
 # (Modes are set where they matter; what mkdir and cp make otherwise is what cloud-init's
 # write_files makes, whatever the umask of the user running the bake.)
@@ -19,7 +19,7 @@ rm -f "$ROOT/var/lib/dbus/machine-id"
 rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/*
 # What the image is, for whoever finds the tarball.
 mkdir -p "$ROOT/etc/pigen"
-printf 'image=%s\ncontent_hash=%s\n' "$IMAGE" "$HASH" > "$ROOT/etc/pigen/image"
+printf 'image=%s\ncontent_hash=%s\nbake_key=%s\n' "$IMAGE" "$HASH" "${KEY:-}" > "$ROOT/etc/pigen/image"
 mkdir -p "$(dirname "$OUT")"
 TMP="$(dirname "$OUT")/.$(basename "$OUT").tmp-$$"
 trap 'rm -f "$TMP"' EXIT INT TERM
