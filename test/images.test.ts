@@ -308,6 +308,40 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
 // would), pigen waits until it has cleaned up (on AWS: terminated its instance), reports the image
 // as interrupted and exits 1. (A review found pigen dying at once, Packer and its scripts orphaned,
 // the work directory left.)
+// The local bake's scripts run from wherever pigen is installed: a path with a space too (Packer's
+// shell-local runs `/bin/sh -c "{{.Vars}} {{.Script}}"`; a review found the path split there). Real
+// Packer, the null source, images/ copied under such a path with the three scripts as stand-ins.
+test('packer runs the local bake scripts from a path with a space', () => {
+  if (!needTools('packer build of the null source', 'packer')) return;
+  const dir = join(tmp('pigen-space-'), 'pigen install');
+  run('cp', ['-r', join(ROOT, 'images'), dir]);
+  for (const f of ['debootstrap.sh', 'apply-image.sh', 'pack-rootfs.sh']) writeFileSync(join(dir, 'scripts', f), `#!/bin/sh\necho "ran ${f}: ROOT=$ROOT"\n`, { mode: 0o755 });
+  const vars = { image_name: 'x', image_role: 'node', os_profile: 'd12', distro_suite: 'bookworm', content_hash: 'h', pigen_version: 'v', output_dir: join(dir, 'out'), work_dir: join(dir, 'work') };
+  const r = run('packer', ['build', '-color=false', '-only=local.null.local', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`]), dir], { env: { ...process.env, PACKER_CHECKPOINT_DISABLE: '1' } });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  for (const f of ['debootstrap.sh', 'apply-image.sh', 'pack-rootfs.sh']) assert.match(r.stdout, new RegExp(`ran ${f.replace('.', '\\.')}: ROOT=${join(dir, 'work')}/rootfs`));
+});
+
+// Two bakes of one image into one directory: the second waits for nothing and touches nothing of
+// the first's (a review found the second one's debootstrap removing the first's root filesystem:
+// the lock covered the staging only).
+test('a second bake of the same image into the same directory is refused while the first runs', async () => {
+  const cwd = emptyDir();
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'packer'), `#!/bin/sh\necho started > "${cwd}/started.txt"\nwhile [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done\nexit 1\n`, { mode: 0o755 });
+  const env = { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` };
+  const first = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked'], { cwd, env, stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => first.on('close', (code) => r(code)));
+  for (let i = 0; i < 600 && !existsSync(join(cwd, 'started.txt')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(join(cwd, 'started.txt')), 'the first bake runs packer');
+  const second = pigen(['bake', '--target', 'qemu', '-o', 'baked'], cwd, { PATH: env.PATH! });
+  writeFileSync(join(cwd, 'go.txt'), '');
+  await exited;
+  assert.is(second.code, 1, second.stderr);
+  assert.match(second.stderr, new RegExp(`pigen: pigsty-\\S+: another pigen process \\(pid ${first.pid}\\) is writing baked \\(baking pigsty-\\S+\\); not baked`));
+});
+
 // The bake key: the content hash, and everything else a bake makes an image from. (A review found
 // reuse decided by the content hash alone: an image baked from another bundle, base image or
 // version of pigen's scripts was reused.)
