@@ -8,7 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
 import { tmp } from './helpers.ts';
@@ -195,6 +196,27 @@ test('bad credentials (AuthFailure, HTTP 401): a clear message and exit 1, no re
       assert.is(r.code, 1, r.out + r.err);
       assert.match(r.err, /pigen: looking up the source AMI \(owner 136693071363, name debian-12-amd64-\*\): AWS rejected the credentials \(AuthFailure \(HTTP 401\)\): AWS was not able to validate the provided access credentials; check AWS_ACCESS_KEY_ID/);
       assert.is(seen.length, 1);
+    },
+  );
+});
+
+test('no credentials at all: said so (not "rejected"), exit 1, nothing sent', async () => {
+  // (The SDK's default chain reads this process's environment and ~/.aws: only where they hold none.)
+  if (process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || existsSync(join(homedir(), '.aws'))) return void console.log('  SKIP no-credentials case: this environment has AWS credentials');
+  await withEc2(
+    () => ({ status: 500, body: error('InternalError', 'unexpected') }),
+    async (endpoint, seen) => {
+      let err = '';
+      const code = await main(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', endpoint], {
+        cwd,
+        env: { PATH: process.env.PATH, HOME: cwd, AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1', AWS_CONFIG_FILE: join(cwd, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(cwd, 'none') },
+        stdout: { write: () => {}, isTTY: false },
+        stderr: { write: (s) => void (err += s), isTTY: false },
+        epoch: 0,
+      });
+      assert.is(code, 1, err);
+      assert.match(err, /no AWS credentials found \(.*\); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/);
+      assert.is(seen.length, 0);
     },
   );
 });

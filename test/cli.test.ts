@@ -49,6 +49,11 @@ test('--json: every command prints one parseable JSON object on stdout, on succe
     [['bundle', '--packages', '--json'], 0],
     [['check', 'nodir', '--json'], 2],
     [['secrets', 'init', '--json'], 0],
+    // Usage errors too (two reviews found nothing on stdout for them).
+    [['bake', '--only', 'zzz', '--dry-run', '--json'], 2],
+    [['bake', '--target', 'aws', '--aws-endpoint', 'not a url', '--dry-run', '--json'], 2],
+    [['build', '--bogus', '--json'], 2],
+    [['validate', 'a.yml', 'b.yml', '--json'], 2],
   ];
   for (const [argv, code] of cases) {
     const t = ctx({ cwd: d });
@@ -60,6 +65,7 @@ test('--json: every command prints one parseable JSON object on stdout, on succe
       assert.unreachable(`${argv.join(' ')}: stdout is not one JSON value:\n${t.out()}`);
     }
     assert.type(parsed, 'object', argv.join(' '));
+    if (code === 2 && !(parsed as { diagnostics?: unknown }).diagnostics) assert.is((parsed as { ok: boolean }).ok, false, argv.join(' '));
   }
 });
 

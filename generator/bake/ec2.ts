@@ -44,7 +44,11 @@ function explain(e: unknown, what: string): Ec2Error {
   if (/RequestLimitExceeded|Throttl/i.test(code) || status === 503) {
     return new Ec2Error(`${what}: EC2 is throttling requests (${code}${at}) and retries ran out; wait and run pigen bake again, or raise AWS_MAX_ATTEMPTS`);
   }
-  if (/AuthFailure|UnauthorizedOperation|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken|CredentialsProviderError/i.test(code) || status === 401 || status === 403) {
+  // (No credentials at all is not a rejection: nothing was sent.)
+  if (/CredentialsProviderError/i.test(code)) {
+    return new Ec2Error(`${what}: no AWS credentials found (${err.message ?? code}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`);
+  }
+  if (/AuthFailure|UnauthorizedOperation|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken/i.test(code) || status === 401 || status === 403) {
     return new Ec2Error(`${what}: AWS rejected the credentials (${code}${at}): ${err.message ?? ''}`.trim() + '; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the ec2:DescribeImages permission');
   }
   return new Ec2Error(`${what}: ${code}${at}: ${err.message ?? String(e)}`);

@@ -46,6 +46,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     if (e instanceof ExitError) return e.exitCode;
     if (e instanceof UsageError) {
       ctx.stderr.write(`pigen: ${e.message}\n`);
+      // (With --json, stdout carries JSON whatever the outcome: a script reading it gets the error.)
+      if (argv.includes('--json')) ctx.stdout.write(JSON.stringify({ ok: false, error: e.message.split('\n')[0] }, null, 2) + '\n');
       return 2;
     }
     const err = e as Error;
