@@ -1604,7 +1604,9 @@ export async function atomicFileSink(target: string): Promise<{ write(b: Uint8Ar
 /**
  * Calls `onChange` (once per burst of events: `quietMs` without another) when one of `files` is
  * written, replaced, created or removed. Watches their directories, so a file an editor replaces
- * by a rename, or one that does not exist yet, is followed too.
+ * by a rename, or one that does not exist yet, is followed too; and each directory's ancestors
+ * (for its name only), so a directory renamed away, removed and made again, or a directory link
+ * pointed elsewhere (`ln -sfn v2 current`), is watched again where the path now leads.
  */
 export function watchFiles(files: string[], onChange: () => void, quietMs = 25): { close(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -1612,9 +1614,15 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
     clearTimeout(timer);
     timer = setTimeout(onChange, quietMs);
   };
-  // Watched: each directory holding one of the names, with the names it holds there.
+  // Watched: each directory on the way to one of the names, with the names it holds there (the
+  // file's name in its directory, the directory's name in its parent, up to the root), and the
+  // inode it was watched as: a directory now at that path with another inode is watched anew.
   let byDir = new Map<string, Set<string>>();
-  const watchers = new Map<string, FSWatcher>();
+  const watchers = new Map<string, { w: FSWatcher; ino: number }>();
+  const drop = (d: string) => {
+    watchers.get(d)?.w.close();
+    watchers.delete(d);
+  };
   // A file given through a symbolic link is watched where the link is, where each link on the way
   // leads, and where it ends (an edit of the target changes nothing in the link's directory). The
   // links are followed again at every event: a link pointed elsewhere (`ln -sfn prod.yml
@@ -1622,22 +1630,40 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
   const refresh = () => {
     const next = new Map<string, Set<string>>();
     for (const f of files.flatMap(linkChain)) {
-      const d = dirname(f);
-      if (!next.has(d)) next.set(d, new Set());
-      next.get(d)!.add(basename(f));
+      for (let child = f, d = dirname(f); ; child = d, d = dirname(d)) {
+        if (!next.has(d)) next.set(d, new Set());
+        next.get(d)!.add(basename(child));
+        if (dirname(d) === d) break;
+      }
     }
-    for (const [d, w] of watchers) if (!next.has(d)) (w.close(), watchers.delete(d));
+    for (const d of [...watchers.keys()]) if (!next.has(d)) drop(d);
     byDir = next;
     for (const d of byDir.keys()) {
-      if (watchers.has(d)) continue;
+      let ino: number | undefined;
       try {
-        watchers.set(d, watch(d, (_event, name) => {
+        ino = statSync(d, { throwIfNoEntry: false })?.ino;
+      } catch {
+        // not a directory we can reach
+      }
+      const had = watchers.get(d);
+      if (had && had.ino === ino) continue;
+      if (had) drop(d);
+      if (ino === undefined) continue; // (not there: its parent's watcher sees it made)
+      try {
+        const w = watch(d, (_event, name) => {
           if (name !== null && !byDir.get(d)?.has(name.toString())) return;
           refresh();
           fire();
-        }));
+        });
+        // (The directory removed under its watcher: followed again from its parent's.)
+        w.on('error', () => {
+          drop(d);
+          refresh();
+          fire();
+        });
+        watchers.set(d, { w, ino });
       } catch {
-        // (A directory a dangling link names: watched once it exists and the link is followed again.)
+        // (Not readable, or gone meanwhile: its parent's watcher sees it come back.)
       }
     }
   };
@@ -1645,7 +1671,7 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
   return {
     close() {
       clearTimeout(timer);
-      for (const w of watchers.values()) w.close();
+      for (const { w } of watchers.values()) w.close();
       watchers.clear();
     },
   };

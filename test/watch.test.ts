@@ -305,6 +305,55 @@ test('pigen build --watch through a symbolic link: an edit of the file it leads 
   }
 });
 
+// The inventory's directory replaced (renamed away and made again, removed and made again) or
+// reached through a directory link pointed elsewhere: the watcher follows the path. (A review found
+// it kept watching the old directory: edits of the new one were never built, silently.)
+test('pigen build --watch follows the path: its directory renamed away or removed and made again, a directory link pointed elsewhere', async () => {
+  const dir = tmp('pigen-watch-dir-');
+  const port = () => readFileSync(join(dir, 'out', 'nodes', '10.10.20.3', 'rootfs', 'etc', 'default', 'node_exporter'), 'utf8').match(/:(9\d\d\d)\b/)?.[1];
+  mkdirSync(join(dir, 'inv'));
+  writeFileSync(join(dir, 'inv', 'pigsty.yml'), fleet());
+  const w = watcher(['inv/pigsty.yml', '-o', 'out'], dir);
+  try {
+    assert.is((await w.next()).ok, true, w.stderr());
+    renameSync(join(dir, 'inv'), join(dir, 'inv.old'));
+    mkdirSync(join(dir, 'inv'));
+    // (Settled first: the rename alone may give a build of the missing file.)
+    await new Promise((r) => setTimeout(r, 300));
+    writeFileSync(join(dir, 'inv', 'pigsty.yml'), fleet({ 2: 'node_exporter_port: 9201' }));
+    for (let i = 0; i < 3 && port() !== '9201'; i++) await w.next(20_000);
+    assert.is(port(), '9201', `the new directory's file is built; ${w.stderr()}`);
+    rmSync(join(dir, 'inv'), { recursive: true });
+    await new Promise((r) => setTimeout(r, 300));
+    mkdirSync(join(dir, 'inv'));
+    writeFileSync(join(dir, 'inv', 'pigsty.yml'), fleet({ 2: 'node_exporter_port: 9202' }));
+    for (let i = 0; i < 3 && port() !== '9202'; i++) await w.next(20_000);
+    assert.is(port(), '9202', `after rm -rf and mkdir; ${w.stderr()}`);
+  } finally {
+    assert.is(await w.stop(), 0, w.stderr());
+  }
+  // `current -> rel/v1`, then `ln -sfn rel/v2 current`: v2 is built, and its later edits too.
+  const d2 = tmp('pigen-watch-dirlink-');
+  for (const v of ['v1', 'v2']) mkdirSync(join(d2, 'rel', v), { recursive: true });
+  writeFileSync(join(d2, 'rel', 'v1', 'pigsty.yml'), fleet());
+  writeFileSync(join(d2, 'rel', 'v2', 'pigsty.yml'), fleet({ 2: 'node_exporter_port: 9203' }));
+  symlinkSync('rel/v1', join(d2, 'current'));
+  const port2 = () => readFileSync(join(d2, 'out', 'nodes', '10.10.20.3', 'rootfs', 'etc', 'default', 'node_exporter'), 'utf8').match(/:(9\d\d\d)\b/)?.[1];
+  const w2 = watcher(['current/pigsty.yml', '-o', 'out'], d2);
+  try {
+    assert.is((await w2.next()).ok, true, w2.stderr());
+    symlinkSync('rel/v2', join(d2, 'current.new'));
+    renameSync(join(d2, 'current.new'), join(d2, 'current'));
+    assert.is((await w2.next(20_000)).ok, true, w2.stderr());
+    assert.is(port2(), '9203');
+    writeFileSync(join(d2, 'rel', 'v2', 'pigsty.yml'), fleet({ 2: 'node_exporter_port: 9204' }));
+    assert.is((await w2.next(20_000)).ok, true, w2.stderr());
+    assert.is(port2(), '9204', 'an edit of the new target is built');
+  } finally {
+    assert.is(await w2.stop(), 0, w2.stderr());
+  }
+});
+
 // A one-shot build over an output large enough to be checked on a thread of its own
 // (PREVALIDATE_MIN entries) compiles while that check runs, its first entries kept until the
 // writer opens, as --watch does: the result is a fresh build's, a hand-edited file put back.
