@@ -166,6 +166,9 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
       c = await (compiling ?? compile());
     } catch (e) {
       await writer.abort();
+      // (The writer writes as entries come: a full disk or an I/O error is said as at the end, and
+      // a watching process goes on. Anything else is a bug.)
+      if (isSystemError(e)) return cannotWrite(e);
       throw e;
     }
   } finally {
@@ -244,4 +247,10 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
     await session.gz.close();
     await session.prevalidator.close();
   }
+}
+
+/** An error of a system call (ENOSPC, EIO, EDQUOT, EACCES...), not of pigen's own code. */
+function isSystemError(e: unknown): boolean {
+  const x = e as { code?: unknown; syscall?: unknown };
+  return typeof x?.code === 'string' && /^E[A-Z]+$/.test(x.code) && typeof x.syscall === 'string';
 }
