@@ -32,8 +32,11 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
   let nodes: RenderedNode[];
   if (memo) {
     // (A watching process renders only the nodes whose plan changed: it plans every node first.)
-    nodes = memo.render(assets, inv, opts.secrets);
-    for (const n of nodes) e.node(n);
+    nodes = await memo.render(assets, inv, opts.secrets);
+    for (let i = 0; i < nodes.length; i++) {
+      e.node(nodes[i]!);
+      if ((i + 1) % 64 === 0) await turn();
+    }
   } else {
     nodes = [];
     for (const n of inv.nodes) {
@@ -42,7 +45,7 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
       nodes.push(r);
       // (The event loop runs every 64 nodes: the sizer's answers come in, and the documents they
       // sized, held until then, can go.)
-      if (nodes.length % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (nodes.length % 64 === 0) await turn();
     }
   }
   return { nodes, ...(await e.finish()) };
@@ -55,8 +58,11 @@ export async function compileAsync(inv: Inventory, assets: Assets, opts: Compile
  * build's nodes only. The output is the same as without it.
  */
 export interface CompileMemo {
-  /** Plans and renders every node of `inv`, those whose plan is the last build's from the memo. */
-  render(assets: Assets, inv: Inventory, secrets?: Secrets): RenderedNode[];
+  /**
+   * Plans and renders every node of `inv`, those whose plan is the last build's from the memo.
+   * (The event loop runs every 64 nodes: a signal, a second Ctrl-C, is handled meanwhile.)
+   */
+  render(assets: Assets, inv: Inventory, secrets?: Secrets): Promise<RenderedNode[]>;
   emitted: EmitMemo;
   /** The IPs of the nodes the last render() rendered (not found in the memo). */
   readonly changed: string[];
@@ -70,7 +76,7 @@ export function compileMemo(): CompileMemo {
   let lastAssets: Assets | undefined;
   let changed: string[] = [];
   return {
-    render(assets, inv, secrets) {
+    async render(assets, inv, secrets) {
       if (assets !== lastAssets) (last = new Map()), (lastAssets = assets);
       const next = new Map<string, Memoised>();
       changed = [];
@@ -82,19 +88,22 @@ export function compileMemo(): CompileMemo {
       // (Node by node, each plan compared as it is made: one equal to the last build's dies young,
       // where planning the whole fleet first kept ~1,000 plans alive through the young
       // generation's collections, each copying them.)
-      const nodes = inv.nodes.map((n) => {
+      const nodes: RenderedNode[] = [];
+      for (const n of inv.nodes) {
         const was = last.get(n.ip);
         const input = n.modules.includes('infra') ? undefined : nodeInputs(n);
         if (sameFleet && was && input !== undefined && samePlainData(input, was.input)) {
           next.set(n.ip, was);
-          return was.rendered;
+          nodes.push(was.rendered);
+          continue;
         }
         const p = planNode(inv, n, secrets);
         // (The plan kept is the old one when equal.)
         const kept = was && samePlainData(was.plan, p) ? { ...was, input } : { plan: p, input, rendered: (changed.push(p.ip), renderNode(assets, p)) };
         next.set(n.ip, kept);
-        return kept.rendered;
-      });
+        nodes.push(kept.rendered);
+        if (nodes.length % 64 === 0) await turn();
+      }
       last = next;
       return nodes;
     },
@@ -130,3 +139,6 @@ export function samePlainData(a: unknown, b: unknown): boolean {
 }
 
 const emitOptions = (inv: Inventory, opts: CompileOptions) => ({ version: opts.version, inventory: inv.file, ...(opts.bundleSha256 ? { bundleSha256: opts.bundleSha256 } : {}) });
+
+/** Lets the event loop run (I/O callbacks, signals, worker answers), then goes on. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));

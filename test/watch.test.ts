@@ -102,6 +102,23 @@ test('a compile memo gives the entries and manifest of a fresh compile, renderin
   }
 });
 
+// A watching process's rebuild lets the event loop run while it renders (every 64 nodes), so that
+// a second Ctrl-C stops it at once. (A review measured 3 s to exit at 2,000 nodes: the memo's
+// render never yielded.)
+test('a rebuild with a memo lets the event loop run while it renders', async () => {
+  const dir = tmp('pigen-memo-yield-');
+  writeFileSync(join(dir, 'pigsty.yml'), fleet({}, 130));
+  const memo = compileMemo();
+  await build(dir, 'pigsty.yml', memo);
+  writeFileSync(join(dir, 'pigsty.yml'), fleet({}, 130, { all: 'node_timezone: Europe/Rome' }));
+  const order: string[] = [];
+  setImmediate(() => order.push('event loop'));
+  await memo.render(readAssets(), loadForBuild({ cwd: dir, arg: 'pigsty.yml' }));
+  order.push('rendered');
+  assert.is(memo.changed.length, 131, 'every node rendered again');
+  assert.equal(order, ['event loop', 'rendered']);
+});
+
 test('samePlainData: equal plain data, keys in the same order; anything else differs', () => {
   const yes: [unknown, unknown][] = [
     [{ a: 1, b: [1, 'x', null, { c: true }] }, { a: 1, b: [1, 'x', null, { c: true }] }],
