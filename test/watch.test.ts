@@ -402,6 +402,16 @@ test('pigen build --watch without an inventory file (the embedded default) refus
   const r = spawnSync(process.execPath, cliArgs('build', '--watch', '-o', 'out'), { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   assert.is(r.status, 2, r.stderr);
   assert.match(r.stderr, /--watch needs an inventory file/);
+  // With --json, the refusal is a JSON line too; an inventory inside the output (no edit can fix
+  // that) is refused at once, not at every save. (Both found by a review.)
+  const j = spawnSync(process.execPath, cliArgs('build', '--watch', '--json', '-o', 'out'), { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  assert.is(j.status, 2, j.stderr);
+  assert.match((JSON.parse(j.stdout) as { ok: boolean; error: string }).error, /--watch needs an inventory file/);
+  mkdirSync(join(dir, 'out'));
+  writeFileSync(join(dir, 'out', 'pigsty.yml'), fleet());
+  const inside = spawnSync(process.execPath, cliArgs('build', 'out/pigsty.yml', '--watch', '-o', 'out'), { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+  assert.is(inside.status, 2, inside.stderr);
+  assert.match(inside.stderr, /the inventory .*pigsty\.yml lies inside the output directory out/);
 });
 
 test.run();

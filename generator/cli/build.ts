@@ -97,18 +97,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     return code;
   };
   const outDir = resolvePath(ctx.cwd, out);
-  // Every build replaces the output whole: an input inside it would be gone after the next one.
-  const inv = inventoryFile(args[0], ctx.cwd);
-  const inputs: [string, string | undefined][] = [
-    ['the inventory', inv === undefined ? undefined : resolvePath(ctx.cwd, inv)],
-    ['the secrets file', secretsFileOf(ctx.cwd, inv)],
-    ['the --bundle file', typeof values.bundle === 'string' ? resolvePath(ctx.cwd, values.bundle) : undefined],
-  ];
-  for (const [what, f] of inputs) {
-    if (f !== undefined && (what !== 'the secrets file' || fileStamp(f) !== undefined) && isWithin(f, outDir)) {
-      return fail(2, `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`);
-    }
-  }
+  const inside = inputInsideOutput(ctx, values, args);
+  if (inside) return fail(2, inside);
   // (The output's files are checked against its state on another thread meanwhile.)
   const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
   const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true, session ? { parseMemo: session.parse } : {});
@@ -158,7 +148,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     } catch (e) {
       return cannotWrite(e);
     }
-    if (!writer) return 1;
+    // (Stopped while another pigen held the output: said, not dropped silently.)
+    if (!writer) return fail(1, `stopped while waiting for the output ${out}: this build was not written (the output is the last finished build's)`);
     try {
       for (const e of early) writer.add(e);
       early.length = 0;
@@ -213,11 +204,16 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
  * fails (bad inventory) prints its errors and leaves the output as it was.
  */
 async function watch(ctx: CliContext, values: Values, args: string[]): Promise<number> {
-  const file = inventoryFile(args[0], ctx.cwd);
-  if (file === undefined) {
-    ctx.stderr.write('pigen: --watch needs an inventory file (the embedded default inventory never changes)\n');
+  const refuse = (message: string) => {
+    ctx.stderr.write(`pigen: ${message}\n`);
+    if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
     return 2;
-  }
+  };
+  const file = inventoryFile(args[0], ctx.cwd);
+  if (file === undefined) return refuse('--watch needs an inventory file (the embedded default inventory never changes)');
+  // (No later edit can fix an input inside the output: refused at once, not at every save.)
+  const inside = inputInsideOutput(ctx, values, args);
+  if (inside) return refuse(inside);
   let dirty = true; // the first build
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -253,4 +249,25 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
 function isSystemError(e: unknown): boolean {
   const x = e as { code?: unknown; syscall?: unknown };
   return typeof x?.code === 'string' && /^E[A-Z]+$/.test(x.code) && typeof x.syscall === 'string';
+}
+
+/**
+ * Every build replaces the output whole: an input inside it (the inventory, the secrets file when
+ * there is one, the --bundle) would be gone after the next one. The message, if one is.
+ */
+function inputInsideOutput(ctx: CliContext, values: Values, args: string[]): string | undefined {
+  const out = (values.out as string | undefined) ?? 'out';
+  const outDir = resolvePath(ctx.cwd, out);
+  const inv = inventoryFile(args[0], ctx.cwd);
+  const inputs: [string, string | undefined][] = [
+    ['the inventory', inv === undefined ? undefined : resolvePath(ctx.cwd, inv)],
+    ['the secrets file', secretsFileOf(ctx.cwd, inv)],
+    ['the --bundle file', typeof values.bundle === 'string' ? resolvePath(ctx.cwd, values.bundle) : undefined],
+  ];
+  for (const [what, f] of inputs) {
+    if (f !== undefined && (what !== 'the secrets file' || fileStamp(f) !== undefined) && isWithin(f, outDir)) {
+      return `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`;
+    }
+  }
+  return undefined;
 }
