@@ -100,10 +100,11 @@ export function filesGzSize(piece: string): number {
 export function encodeUserData(text: string, encoding: Encoding, cloud?: Cloud): { bytes: Uint8Array; delivered: number } {
   const raw = enc.encode(text);
   // What a target's limit counts of a base64 form: the decoded bytes (an API that takes base64 and
-  // delivers bytes), or the text itself (a metadata value: GCP, vSphere guestinfo).
+  // delivers bytes), or the text itself (a metadata value: GCP, vSphere guestinfo), as written:
+  // its final newline too (a value set from the file holds it).
   const b64 = (b: Uint8Array) => {
-    const t = Buffer.from(b).toString('base64');
-    return { bytes: enc.encode(t + '\n'), delivered: cloud && LIMITS[cloud].encoded ? t.length : b.length };
+    const t = enc.encode(Buffer.from(b).toString('base64') + '\n');
+    return { bytes: t, delivered: cloud && LIMITS[cloud].encoded ? t.length : b.length };
   };
   switch (encoding) {
     case 'plain':
