@@ -36,7 +36,12 @@ test('build records each node\'s user-data size and fit per target in manifest.j
     assert.is(t[c].fits, t[c].limit === null || t[c].size <= t[c].limit);
   }
   assert.is(t.aws.encoding, 'gzip');
-  assert.is(t.gcp.encoding, 'files-gz+b64', 'GCP metadata is text: no whole-document gzip');
+  // GCP and vSphere take a text value: the gzip document as base64, with its encoding key set.
+  assert.is(t.gcp.encoding, 'gzip+base64');
+  assert.equal(t.gcp.metadata, { 'user-data-encoding': 'base64' });
+  assert.is(t.vsphere.encoding, 'gzip+base64');
+  assert.equal(t.vsphere.metadata, { 'guestinfo.userdata.encoding': 'gzip+base64' });
+  assert.is(t.aws.metadata, undefined);
 });
 
 test('auto picks the smallest accepted form and reports size and budget', () => {
@@ -158,6 +163,68 @@ test('limits: OpenStack counts the base64 Nova is sent, vSphere takes text (neve
   assert.is(r.code, 0, r.stderr);
   assert.is.not((JSON.parse(r.stdout) as { encoding: string }).encoding, 'gzip');
   for (const n of Object.values(manifest.nodes as Record<string, { userData: { targets: Record<string, { encoding: string }> } }>)) assert.is.not(n.userData.targets.vsphere!.encoding, 'gzip');
+});
+
+// (A review found GCP and vSphere never offered gzip+base64, and warned it would not decode:
+// cloud-init 22.4 decodes both, given the encoding key beside the value.)
+test('GCP and vSphere: gzip+base64 as pigen writes it, with the metadata it names, is what cloud-init\'s datasources read back', () => {
+  const forms: Record<string, { bytes: string; metadata: Record<string, string> }> = {};
+  for (const c of ['gcp', 'vsphere'] as const) {
+    const out = join(dir, `ud.b64.${c}`);
+    const r = cli(['userdata', ip, '--cloud', c, '--json', '-o', out], dir);
+    assert.is(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { encoding: string; metadata: Record<string, string>; size: number };
+    assert.is(j.encoding, 'gzip+base64', c);
+    assert.is(j.size, statSync(out).size, `${c}: the size is the value's`);
+    assert.ok(j.size < encodeUserData(text, 'files-gz+b64', c).delivered, `${c}: smaller than files-gz+b64`);
+    forms[c] = { bytes: readFileSync(out, 'utf8'), metadata: j.metadata };
+    const t = cli(['userdata', ip, '--cloud', c, '-o', out], dir);
+    assert.match(t.stderr, new RegExp(`set ${Object.keys(j.metadata)[0]!.replaceAll('.', '\\.')}=${j.metadata[Object.keys(j.metadata)[0]!]!.replace('+', '\\+')} beside the user-data`));
+    // Given explicitly: no warning that it would not decode (a raw gzip still warns).
+    assert.not.match(cli(['userdata', ip, '--cloud', c, '--encoding', 'gzip+base64', '-o', out], dir).stderr, /will not decode/);
+    assert.match(cli(['userdata', ip, '--cloud', c, '--encoding', 'gzip', '-o', out], dir).stderr, /warning: .*raw gzip document will not decode there/);
+  }
+  assert.equal(forms.gcp!.metadata, { 'user-data-encoding': 'base64' });
+  assert.equal(forms.vsphere!.metadata, { 'guestinfo.userdata.encoding': 'gzip+base64' });
+  if (!needTools('cloud-init decoding', 'cloud-init')) return;
+  const py = cloudInitPython();
+  assert.ok(py, 'cloud-init interpreter');
+  const work = tmp();
+  writeFileSync(join(work, 'gcp'), forms.gcp!.bytes);
+  writeFileSync(join(work, 'vsphere'), forms.vsphere!.bytes);
+  writeFileSync(join(work, 'meta.json'), JSON.stringify({ gcp: forms.gcp!.metadata, vsphere: forms.vsphere!.metadata }));
+  // cloud-init's own datasources: GCE's read_md (its metadata server's answers given here), then
+  // the user-data processing every datasource's goes through; VMware's guestinfo, read from the
+  // environment (VMX_GUESTINFO_*), as the datasource does when it runs in a container.
+  const script = `
+import sys, os, json
+from cloudinit import util, user_data
+from cloudinit.sources import DataSourceGCE as gce, DataSourceVMware as vmw
+w = sys.argv[1]
+meta = json.load(open(w + '/meta.json'))
+attrs = dict(meta['gcp'], **{'user-data': open(w + '/gcp').read()})
+answers = {'instance/id': '1', 'instance/zone': 'projects/1/zones/z', 'instance/hostname': 'h', 'instance/attributes': json.dumps(attrs), 'project/attributes': '{}'}
+gce.GoogleMetadataFetcher.get_value = lambda self, path, is_text, is_recursive=False: answers.get(path)
+util.is_resolvable_url = lambda url: True
+class P: num_retries = 0; sec_between_retries = 0
+ret = gce.read_md(url_params=P(), platform_check=False)
+assert ret['success'], ret
+def cloud_config(raw):
+    msg = user_data.UserDataProcessor(paths=None).process(raw)
+    parts = [p for p in msg.walk() if not p.is_multipart()]
+    assert [p.get_content_type() for p in parts] == ['text/cloud-config'], [p.get_content_type() for p in parts]
+    return util.fully_decoded_payload(parts[0])
+os.environ['VMX_GUESTINFO'] = '1'
+os.environ['VMX_GUESTINFO_USERDATA'] = open(w + '/vsphere').read()
+for k, v in meta['vsphere'].items(): os.environ[vmw.get_guestinfo_envvar_key_name(k[len('guestinfo.'):])] = v
+ud = vmw.guestinfo_envvar('userdata')
+json.dump({'gcp': cloud_config(ret['user-data']), 'vsphere': cloud_config(ud)}, sys.stdout)
+`;
+  const r = run(py!, ['-c', script, work]);
+  assert.is(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as Record<string, string>;
+  assert.is(got.gcp, text, 'gcp');
+  assert.is(got.vsphere, text, 'vsphere');
 });
 
 test('every encoded form decodes (gunzip, base64) back to the same cloud-config', () => {

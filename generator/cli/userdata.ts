@@ -2,7 +2,7 @@
 
 import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
-import { CLOUDS, LIMITS, bestFit, candidates, encodeUserData, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
+import { CLOUDS, LIMITS, bestFit, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
 import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
@@ -21,7 +21,11 @@ ${CLOUDS.map((c) => `  ${c.padEnd(10)} ${Number.isFinite(LIMITS[c].bytes) ? Stri
 Encodings: plain; gzip (whole document; cloud-init decompresses it); base64 and gzip+base64
 (for APIs and tools that take base64); files-gz+b64 (each large write_files entry as
 'encoding: gz+b64', still a readable #cloud-config). auto (default) picks the smallest form the
-target accepts: gzip where the platform delivers binary user-data, files-gz+b64 otherwise.
+target accepts: gzip where the platform delivers binary user-data; on GCP and vSphere, whose
+user-data is a text value, gzip+base64 (or files-gz+b64, or plain). A base64 form there needs
+its encoding set beside it, which cloud-init reads (printed with the size, and in --json as
+"metadata"): GCP metadata user-data-encoding=base64; vSphere guestinfo.userdata.encoding=base64
+or gzip+base64.
 When nothing fits, exit 1 with the five largest contributors, and whether the node's baked
 user-data (what it boots with from its golden image: pigen bake) fits.
 
@@ -72,15 +76,17 @@ ${INVENTORY_HELP}
       chosen = [...sizes.keys()].reduce((a, b) => (sizes.get(b)! < sizes.get(a)! ? b : a));
     } else {
       chosen = encoding;
-      if ((chosen === 'gzip' || chosen === 'gzip+base64') && !LIMITS[cloud].binary) {
-        ctx.stderr.write(`pigen: warning: ${cloud} delivers user-data as text; a gzip document will not decode there\n`);
+      if (chosen === 'gzip' && !LIMITS[cloud].binary) {
+        ctx.stderr.write(`pigen: warning: ${cloud} delivers user-data as text; a raw gzip document will not decode there (--encoding gzip+base64 does)\n`);
       }
     }
     const { bytes, delivered } = encodeAs(chosen);
     const fits = delivered <= limit;
     const pct = Number.isFinite(limit) ? ` (${Math.round((delivered / limit) * 100)}%)` : '';
     const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';
-    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
+    // (What cloud-init needs set beside a base64 value to decode it: GCP, vSphere.)
+    const metadata = encodingMetadata(cloud, chosen) ?? null;
+    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, metadata, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
     if (!fits) {
       json({ ok: false, ...result });
       const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
@@ -93,6 +99,7 @@ ${INVENTORY_HELP}
       return 1;
     }
     ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
+    if (metadata) ctx.stderr.write(`  set ${Object.entries(metadata).map(([k, v]) => `${k}=${v}`).join(' ')} beside the user-data (${cloud === 'gcp' ? 'instance metadata' : 'guestinfo'}): cloud-init decodes it only then\n`);
     if (values.out) {
       try {
         writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);

@@ -6,7 +6,7 @@ import type { OutEntry, OutTree, RenderedNode } from '../types.js';
 import { byCodeUnit, isPlainYaml11String } from '../util/text.js';
 import { stringify } from 'yaml';
 import { cloudConfigText, cloudConfigTextSized, contentGzipLength, filesGzTotal, rememberGzipLength } from './cloud-config.js';
-import { CLOUDS, encodeUserData, fitSizes, gzip, LIMITS } from './userdata.js';
+import { CLOUDS, encodeUserData, encodingMetadata, fitSizes, gzip, LIMITS } from './userdata.js';
 import { bakedNode, imageJson, packerVars, splitImages, type ImageSpec } from './images.js';
 
 const enc = new TextEncoder();
@@ -226,7 +226,11 @@ function emitNode(
     const fits = fitSizes({ plain, gzip: gz, 'files-gz+b64': files });
     for (const c of CLOUDS_SORTED) {
       const f = fits[c];
-      targets[c] = { encoding: f.encoding, fits: f.fits, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, size: f.size };
+      const metadata = encodingMetadata(c, f.encoding);
+      // (Keys in code-unit order: stableJson then copies nothing.)
+      targets[c] = metadata
+        ? { encoding: f.encoding, fits: f.fits, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, metadata, size: f.size }
+        : { encoding: f.encoding, fits: f.fits, limit: Number.isFinite(LIMITS[c].bytes) ? LIMITS[c].bytes : null, size: f.size };
     }
   };
   const filesKnown = filesGz === undefined ? encodeUserData(udText, 'files-gz+b64').delivered : undefined;

@@ -15,11 +15,13 @@ export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b
  *  - aws: EC2 user data is limited to 16 KB raw, before base64 (EC2 docs; aws/aws-sdk-java#408).
  *  - azure: customData 65,535 bytes decoded, 87,380 base64 chars (VirtualMachineOSProfile.CustomData).
  *  - gcp: 256 KiB per metadata value, 512 KB total; values are text (Compute API Metadata.Items).
+ *    With the metadata key user-data-encoding=base64, cloud-init's GCE datasource base64-decodes
+ *    user-data (DataSourceGCE.read_md), then un-gzips it (user_data.convert_string): gzip+base64.
  *  - openstack: Nova's API takes user_data as base64 of at most 65,535 characters (its schema:
  *    format base64, maxLength 65535; openshift/installer#3240): 49,149 bytes decoded.
  *  - vsphere: guestinfo.userdata 524,288 bytes (Broadcom CustomizationCloudinitPrep), a text
- *    value: cloud-init's VMware datasource decodes it only as guestinfo.userdata.encoding says
- *    (base64, gzip+base64), so a gzip document does not go there as it is.
+ *    value: cloud-init's VMware datasource decodes it as guestinfo.userdata.encoding says
+ *    (base64, gzip+base64: DataSourceVMware.decode), so a gzip document goes there only as base64.
  *  - nocloud: a seed file/ISO; no limit.
  */
 export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: string; /** The limit is on the value as given (its base64 text), not on the decoded bytes. */ encoded?: true }> = {
@@ -31,6 +33,17 @@ export const LIMITS: Record<Cloud, { bytes: number; binary: boolean; note: strin
   nocloud: { bytes: Number.POSITIVE_INFINITY, binary: true, note: 'NoCloud seed, no limit' },
 };
 export const CLOUDS = Object.keys(LIMITS) as Cloud[];
+
+/**
+ * The metadata a text target needs set beside a base64 user-data for cloud-init to decode it
+ * (cloud-init 22.4: DataSourceGCE.read_md, DataSourceVMware.decode); none for other forms or clouds.
+ */
+export function encodingMetadata(cloud: Cloud, encoding: Encoding): Record<string, string> | undefined {
+  if (encoding !== 'base64' && encoding !== 'gzip+base64') return undefined;
+  if (cloud === 'gcp') return { 'user-data-encoding': 'base64' };
+  if (cloud === 'vsphere') return { 'guestinfo.userdata.encoding': encoding };
+  return undefined;
+}
 
 const enc = new TextEncoder();
 /** The gzip form's options (also those of the worker that sizes it in a build: io.ts). */
@@ -124,9 +137,12 @@ export function encodeUserData(text: string, encoding: Encoding, cloud?: Cloud):
   }
 }
 
-/** Forms a target accepts: binary platforms take a gzip document; text ones per-file gz+b64. */
+/**
+ * Forms a target accepts: binary platforms take a gzip document; text ones (GCP, vSphere) a gzip
+ * document as base64 with its encoding key set (encodingMetadata), or per-file gz+b64.
+ */
 export function candidates(cloud: Cloud): Encoding[] {
-  return LIMITS[cloud].binary ? ['plain', 'gzip', 'files-gz+b64'] : ['plain', 'files-gz+b64'];
+  return LIMITS[cloud].binary ? ['plain', 'gzip', 'files-gz+b64'] : ['plain', 'gzip+base64', 'files-gz+b64'];
 }
 
 export interface Fit {
@@ -148,7 +164,7 @@ function smallestFit(cloud: Cloud, sizeOf: (e: Encoding) => number): Fit {
 }
 
 /** The smallest accepted form for a target and whether it fits. */
-export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (e) => encodeUserData(text, e).delivered);
+export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (e) => encodeUserData(text, e, cloud).delivered);
 
 /** The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first. */
 export function largestContributors(text: string, n = 5): { path: string; bytes: number }[] {
@@ -198,12 +214,15 @@ function base64Lines(text: string): string {
   return out;
 }
 
-/** The sizes of the forms candidates() offers. */
+/** The sizes of the forms candidates() offers (gzip+base64's follows from gzip's). */
 export type CandidateSizes = Record<'plain' | 'gzip' | 'files-gz+b64', number>;
 
 /** Per-target fit for every cloud: the smallest form it accepts. */
 export function fitSizes(sizes: CandidateSizes): Record<Cloud, Fit> {
   const out = {} as Record<Cloud, Fit>;
-  for (const cloud of CLOUDS) out[cloud] = smallestFit(cloud, (e) => sizes[e as keyof CandidateSizes]);
+  for (const cloud of CLOUDS) out[cloud] = smallestFit(cloud, (e) => (e === 'gzip+base64' ? b64Delivered(sizes.gzip, cloud) : sizes[e as keyof CandidateSizes]));
   return out;
 }
+
+/** What encodeUserData's base64 form of `n` bytes counts for a target (see there). */
+const b64Delivered = (n: number, cloud: Cloud) => (LIMITS[cloud].encoded ? 4 * Math.ceil(n / 3) + 1 : n);
