@@ -110,6 +110,18 @@ test('colour only on a TTY, never with NO_COLOR', async () => {
   assert.match(pipe.err(), /pigsty\.yml:4:\d+/);
 });
 
+// (A review found the success line printed first, then the refusal, exit 2.)
+test('userdata on a terminal: gzip bytes are refused before anything is said of them (exit 2, no size line)', async () => {
+  const t = ctx({ tty: true });
+  assert.is(await main(['userdata', '10.10.10.10'], t.c), 2);
+  assert.match(t.err(), /refusing to print gzip bytes to a terminal/);
+  assert.not.match(t.err(), /bytes of \d+ bytes for aws/);
+  assert.is(t.out(), '');
+  const o = ctx({ tty: true });
+  assert.is(await main(['userdata', '10.10.10.10', '-o', 'ud.gz'], o.c), 0, o.err());
+  assert.match(o.err(), /gzip, \d+ bytes of 16384 bytes for aws/);
+});
+
 test('a bug exits 1 with an internal error banner', async () => {
   COMMANDS.push({ name: 'boom', summary: 'test only', usage: 'pigen boom', help: '', options: {}, maxArgs: 0, run: async () => { throw new TypeError('kaboom'); } });
   try {

@@ -98,6 +98,11 @@ ${INVENTORY_HELP}
       ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors:\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
     }
+    // (Refused before the size is said: no success line, then a refusal.)
+    if (!values.out && !values.json && ctx.stdout.isTTY && chosen === 'gzip') {
+      ctx.stderr.write('pigen: refusing to print gzip bytes to a terminal; use -o FILE or --encoding gzip+base64\n');
+      return 2;
+    }
     ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
     if (metadata) ctx.stderr.write(`  set ${Object.entries(metadata).map(([k, v]) => `${k}=${v}`).join(' ')} beside the user-data (${cloud === 'gcp' ? 'instance metadata' : 'guestinfo'}): cloud-init decodes it only then\n`);
     if (values.out) {
@@ -113,10 +118,6 @@ ${INVENTORY_HELP}
     } else if (values.json) {
       json({ ok: true, ...result });
     } else {
-      if (ctx.stdout.isTTY && (chosen === 'gzip')) {
-        ctx.stderr.write('pigen: refusing to print gzip bytes to a terminal; use -o FILE or --encoding gzip+base64\n');
-        return 2;
-      }
       ctx.stdout.write(bytes);
     }
     return 0;
