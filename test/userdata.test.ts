@@ -64,7 +64,7 @@ test('a node that fits nowhere: exit 1 with size, limit, five largest contributo
   assert.match(r.stderr, /largest contributors/);
   assert.is((r.stderr.match(/^\s+\d+\s+\//gm) ?? []).length, 5);
   assert.match(r.stderr, /pigen bake/);
-  assert.match(r.stderr, /boot it with its user-data\.baked: \d+ bytes as [a-z+-]+ \(pigen userdata pg-meta-1 --baked\)/);
+  assert.match(r.stderr, /boot it with its user-data\.baked: \d+ bytes as plain \(pigen userdata pg-meta-1 --cloud aws --encoding plain --baked\)/);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
   // --baked: the node's user-data.baked, as the build writes it.
   const b = cli(['userdata', ip, '--baked', '--encoding', 'plain'], dir);
@@ -79,6 +79,32 @@ test('a node that fits nowhere: exit 1 with size, limit, five largest contributo
   assert.is(big.code, 1, big.stderr);
   assert.match(big.stderr, /even its baked user-data \(booted from a golden image\) is \d+ bytes as/);
   assert.not.match(big.stderr, /boot it with its user-data\.baked/);
+});
+
+// (A review found the hint's command without the user's INVENTORY, --set, --cloud or --mime, so
+// it could print another inventory's node, and its size measured without --mime.)
+test('the bake hint repeats the user\'s arguments (shell-quoted) with --baked, and its size is what that command reports', () => {
+  const d = tmp('pigen-ud-hint-');
+  const inv = "my inv's.yml";
+  writeFileSync(join(d, inv), 'all:\n  vars:\n    admin_ip: 10.10.10.10\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1, nodename: zz-1 }\n');
+  for (const extra of [['--encoding', 'plain'], ['--encoding', 'plain', '--mime'], ['--mime'], ['--cloud', 'aws', '--mime', '--encoding', 'gzip']]) {
+    const r = cli(['userdata', 'zz-1', inv, '--set', 'node_tune=oltp', ...extra], d);
+    assert.is(r.code, 1, r.stderr);
+    const m = /boot it with its user-data\.baked: (\d+) bytes as ([a-z+-]+)( MIME)? \((pigen userdata .*)\)\n/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.is(m![3] !== undefined, extra.includes('--mime'), 'MIME said');
+    // The command as a shell reads it, run: it prints the baked user-data of this inventory's node,
+    // of the size the hint said.
+    const words = run('sh', ['-c', `set -- ${m![4]}; printf '%s\\0' "$@"`]).stdout.split('\0').slice(0, -1);
+    assert.equal(words.slice(0, 4), ['pigen', 'userdata', 'zz-1', inv], m![4]);
+    assert.ok(words.includes('--set') && words.includes('node_tune=oltp') && words.at(-1) === '--baked', m![4]);
+    assert.is(words.includes('--mime'), extra.includes('--mime'), m![4]);
+    if (extra.includes('--cloud')) assert.ok(words.includes('--cloud'), m![4]);
+    const b = cli([...words.slice(1), '--json'], d);
+    assert.is(b.code, 0, `${m![4]}: ${b.stderr}`);
+    const j = JSON.parse(b.stdout) as { nodename: string; size: number; encoding: string; baked: boolean };
+    assert.equal([j.nodename, j.baked, j.size, j.encoding], ['zz-1', true, Number(m![1]), m![2]], m![4]);
+  }
 });
 
 test('unknown node and bad flags are usage errors (exit 2)', () => {

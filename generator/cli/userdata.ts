@@ -2,7 +2,7 @@
 
 import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
-import { CLOUDS, LIMITS, bestFit, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
+import { CLOUDS, LIMITS, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
 import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
@@ -67,15 +67,18 @@ ${INVENTORY_HELP}
     const text = values.baked ? bakedText! : cloudConfigText(rendered, { version });
     // With --mime, the encoding applies to the MIME document, except files-gz+b64: that one is the
     // cloud-config part's own (its files gzipped), and the document goes as it is.
-    const encodeAs = (e: Encoding) =>
-      !values.mime ? encodeUserData(text, e, cloud) : e === 'files-gz+b64' ? encodeUserData(toMime(new TextDecoder().decode(encodeUserData(text, e).bytes)), 'plain', cloud) : encodeUserData(toMime(text), e, cloud);
+    const encodeFor = (t: string) => (e: Encoding) =>
+      !values.mime ? encodeUserData(t, e, cloud) : e === 'files-gz+b64' ? encodeUserData(toMime(new TextDecoder().decode(encodeUserData(t, e).bytes)), 'plain', cloud) : encodeUserData(toMime(t), e, cloud);
+    const encodeAs = encodeFor(text);
     const limit = LIMITS[cloud].bytes;
-    let chosen: Encoding;
-    if (encoding === 'auto') {
-      const sizes = new Map(candidates(cloud).map((e) => [e, encodeAs(e).delivered]));
-      chosen = [...sizes.keys()].reduce((a, b) => (sizes.get(b)! < sizes.get(a)! ? b : a));
-    } else {
-      chosen = encoding;
+    // The form --encoding names (auto: the smallest the target accepts), of a text.
+    const choose = (as: (e: Encoding) => { delivered: number }, how: (typeof ENCODINGS)[number]): Encoding => {
+      if (how !== 'auto') return how;
+      const sizes = new Map(candidates(cloud).map((e) => [e, as(e).delivered]));
+      return [...sizes.keys()].reduce((a, b) => (sizes.get(b)! < sizes.get(a)! ? b : a));
+    };
+    const chosen = choose(encodeAs, encoding);
+    if (encoding !== 'auto') {
       if (chosen === 'gzip' && !LIMITS[cloud].binary) {
         ctx.stderr.write(`pigen: warning: ${cloud} delivers user-data as text; a raw gzip document will not decode there (--encoding gzip+base64 does)\n`);
       }
@@ -90,11 +93,23 @@ ${INVENTORY_HELP}
     if (!fits) {
       json({ ok: false, ...result });
       const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
-      // (The baked form suggested only when it fits: a file only the node has stays in it.)
-      const baked = !values.baked && bakedText !== undefined ? bestFit(bakedText, cloud) : undefined;
-      const hint = baked?.fits
-        ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding} (pigen userdata ${nodeArg} --baked)`
-        : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
+      // (The baked form suggested only when it fits: a file only the node has stays in it. It is
+      // measured as the main one is (--mime, --encoding), else, when that does not fit, as auto;
+      // the command repeats the user's arguments, so it prints this node of this inventory.)
+      let baked: { size: number; encoding: Encoding; how: (typeof ENCODINGS)[number] } | undefined;
+      if (!values.baked && bakedText !== undefined) {
+        const as = encodeFor(bakedText);
+        for (const how of encoding === 'auto' ? (['auto'] as const) : ([encoding, 'auto'] as const)) {
+          const e = choose(as, how);
+          const b = { size: as(e).delivered, encoding: e, how };
+          if (!baked || b.size <= limit) baked = b;
+          if (b.size <= limit) break;
+        }
+      }
+      const hint =
+        baked && baked.size <= limit
+          ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${bakedCommand(nodeArg, invArg, values, baked.how)})`
+          : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
       ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors:\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
     }
@@ -123,3 +138,20 @@ ${INVENTORY_HELP}
     return 0;
   },
 };
+
+/** A word as a POSIX shell reads it back (single-quoted unless it is plain). */
+const shellWord = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
+
+/** The command that prints the baked user-data of what the user asked for: the user's arguments again, with --baked (--encoding as `how`). */
+function bakedCommand(node: string, inventory: string | undefined, values: Record<string, unknown>, how: string): string {
+  const words = ['pigen', 'userdata', node, ...(inventory !== undefined ? [inventory] : [])];
+  for (const kv of (values.set as string[] | undefined) ?? []) words.push('--set', kv);
+  if (values.strict) words.push('--strict');
+  if (values.cloud !== undefined) words.push('--cloud', values.cloud as string);
+  if (how !== 'auto') words.push('--encoding', how);
+  if (values.mime) words.push('--mime');
+  if (values.json) words.push('--json');
+  if (values.out !== undefined) words.push('-o', values.out as string);
+  words.push('--baked');
+  return words.map(shellWord).join(' ');
+}
