@@ -61,8 +61,19 @@ test('a node that fits nowhere: exit 1 with size, limit, five largest contributo
   const r = cli(['userdata', 'pg-meta-1', '--cloud', 'aws', '--encoding', 'plain'], dir);
   assert.is(r.code, 1);
   assert.match(r.stderr, /over the aws limit of 16384 bytes/);
-  assert.match(r.stderr, /largest contributors/);
-  assert.is((r.stderr.match(/^\s+\d+\s+\//gm) ?? []).length, 5);
+  // Which sizes they are: each file's as it is and gzipped alone (a review found raw sizes listed
+  // next to a gzip budget, unnamed); ordered by the one the form counts.
+  assert.match(r.stderr, /largest contributors \(bytes of each file: as it is, gzipped alone; largest first\)/);
+  const rows = [...r.stderr.matchAll(/^\s+(\d+)\s+(\d+)\s+\//gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  assert.is(rows.length, 5);
+  for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]![0] >= rows[i]![0], 'by raw size');
+  for (const [raw, gz] of rows) assert.ok(gz < raw, `${gz} < ${raw}`);
+  const g = cli(['userdata', 'pg-meta-1', '--cloud', 'aws', '--encoding', 'gzip', '--set', 'node_etc_hosts=' + JSON.stringify(Array.from({ length: 900 }, (_, i) => `10.1.${i >> 8}.${i & 255} h${createHash('sha256').update(String(i)).digest('hex').slice(0, 24)}`)), '--json'], dir);
+  assert.is(g.code, 1, g.stderr);
+  assert.match(g.stderr, /largest gzip first/);
+  const largest = (JSON.parse(g.stdout) as { largest: { path: string; bytes: number; gzip: number }[] }).largest;
+  assert.is(largest[0]!.path, '/etc/hosts', 'the file that weighs most gzipped first');
+  for (let i = 1; i < largest.length; i++) assert.ok(largest[i - 1]!.gzip >= largest[i]!.gzip);
   assert.match(r.stderr, /pigen bake/);
   assert.match(r.stderr, /boot it with its user-data\.baked: \d+ bytes as plain \(pigen userdata pg-meta-1 --cloud aws --encoding plain --baked\)/);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');

@@ -26,7 +26,8 @@ user-data is a text value, gzip+base64 (or files-gz+b64, or plain). A base64 for
 its encoding set beside it, which cloud-init reads (printed with the size, and in --json as
 "metadata"): GCP metadata user-data-encoding=base64; vSphere guestinfo.userdata.encoding=base64
 or gzip+base64.
-When nothing fits, exit 1 with the five largest contributors, and whether the node's baked
+When nothing fits, exit 1 with the five largest contributors (each file's bytes as it is and
+gzipped alone; ordered by the second for a compressed form), and whether the node's baked
 user-data (what it boots with from its golden image: pigen bake) fits.
 
 ${INVENTORY_HELP}
@@ -89,10 +90,12 @@ ${INVENTORY_HELP}
     const budget = Number.isFinite(limit) ? `${limit} bytes` : 'no limit';
     // (What cloud-init needs set beside a base64 value to decode it: GCP, vSphere.)
     const metadata = encodingMetadata(cloud, chosen) ?? null;
-    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, metadata, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text), out: values.out ?? null };
+    // (The contributors of a compressed form ordered by their gzip's size.)
+    const byGzip = chosen !== 'plain' && chosen !== 'base64';
+    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, metadata, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text, 5, byGzip ? 'gzip' : 'bytes'), out: values.out ?? null };
     if (!fits) {
       json({ ok: false, ...result });
-      const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)}  ${c.path}`).join('\n');
+      const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)} ${String(c.gzip).padStart(7)}  ${c.path}`).join('\n');
       // (The baked form suggested only when it fits: a file only the node has stays in it. It is
       // measured as the main one is (--mime, --encoding), else, when that does not fit, as auto;
       // the command repeats the user's arguments, so it prints this node of this inventory.)
@@ -110,7 +113,7 @@ ${INVENTORY_HELP}
         baked && baked.size <= limit
           ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${bakedCommand(nodeArg, invArg, values, baked.how)})`
           : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
-      ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors:\n${top}\n` + `  hint: ${hint}\n`);
+      ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors (bytes of each file: as it is, gzipped alone; ${byGzip ? 'largest gzip first' : 'largest first'}):\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
     }
     // (Refused before the size is said: no success line, then a refusal.)

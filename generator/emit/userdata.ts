@@ -166,13 +166,21 @@ function smallestFit(cloud: Cloud, sizeOf: (e: Encoding) => number): Fit {
 /** The smallest accepted form for a target and whether it fits. */
 export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (e) => encodeUserData(text, e, cloud).delivered);
 
-/** The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first. */
-export function largestContributors(text: string, n = 5): { path: string; bytes: number }[] {
+/**
+ * The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first:
+ * `bytes`, their content's size; `gzip`, that content's gzip alone (what it adds to a gzip form,
+ * about: a document's gzip also shares strings across files). Ordered by `by`.
+ */
+export function largestContributors(text: string, n = 5, by: 'bytes' | 'gzip' = 'bytes'): { path: string; bytes: number; gzip: number }[] {
   const body = text.replace(/^(#.*\n)+/, '');
   const data = parseDocument(body, { version: '1.1' }).toJS() as { write_files?: { path: string; content?: string }[]; ntp?: { config?: { confpath?: string; template?: string } } };
-  const list = (data.write_files ?? []).map((f) => ({ path: f.path, bytes: enc.encode(f.content ?? '').length }));
-  if (data.ntp?.config?.template) list.push({ path: data.ntp.config.confpath ?? 'ntp', bytes: enc.encode(data.ntp.config.template).length });
-  return list.sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1)).slice(0, n);
+  const list = (data.write_files ?? []).map((f) => ({ path: f.path, content: f.content ?? '' }));
+  if (data.ntp?.config?.template) list.push({ path: data.ntp.config.confpath ?? 'ntp', content: data.ntp.config.template });
+  const sized = list.map(({ path, content }) => {
+    const b = enc.encode(content);
+    return { path, bytes: b.length, gzip: gzip(b).length };
+  });
+  return sized.sort((a, b) => b[by] - a[by] || b.bytes - a.bytes || (a.path < b.path ? -1 : 1)).slice(0, n);
 }
 
 /**
