@@ -122,6 +122,21 @@ test('userdata on a terminal: gzip bytes are refused before anything is said of 
   assert.match(o.err(), /gzip, \d+ bytes of 16384 bytes for aws/);
 });
 
+// (A review found a node's private keys printed to a terminal without a word.)
+test('userdata printed to a terminal: a warning on stderr names the files holding secrets, with no secret in it; none through a pipe or to a file', async () => {
+  const t = ctx({ tty: true });
+  assert.is(await main(['userdata', '10.10.10.10', '--cloud', 'nocloud', '--encoding', 'plain'], t.c), 0, t.err());
+  assert.match(t.err(), /warning: this user-data holds secrets \(2 files: \/etc\/grafana\/grafana\.ini, [^)]+\) and goes to the terminal; -o FILE/);
+  const secret = /admin_password = (\S+)/.exec(t.out())?.[1];
+  assert.ok(secret, 'grafana.ini holds a password');
+  assert.not.ok(t.err().includes(secret!), 'no secret in the warning');
+  for (const [tty, args] of [[false, []], [true, ['-o', 'ud.yml']], [true, ['--json']]] as const) {
+    const p = ctx({ tty });
+    assert.is(await main(['userdata', '10.10.10.10', '--cloud', 'nocloud', '--encoding', 'plain', ...args], p.c), 0, p.err());
+    assert.not.match(p.err(), /holds secrets/, `${tty} ${args.join(' ')}`);
+  }
+});
+
 test('a bug exits 1 with an internal error banner', async () => {
   COMMANDS.push({ name: 'boom', summary: 'test only', usage: 'pigen boom', help: '', options: {}, maxArgs: 0, run: async () => { throw new TypeError('kaboom'); } });
   try {

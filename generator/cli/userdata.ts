@@ -36,7 +36,10 @@ ${INVENTORY_HELP}
   --mime             MIME multipart: the cloud-config plus a shell part (deterministic boundary)
   --baked            the user-data of the node booted from its golden image (out/nodes/<ip>/
                      user-data.baked: its image's files and packages left out)
-  -o, --out FILE     write to FILE (atomically) instead of stdout`,
+  -o, --out FILE     write to FILE (atomically, mode 0600) instead of stdout
+
+The user-data holds the node's secrets (private keys, passwords): printed to a terminal, a
+warning on stderr names the files that hold them (no secret in it).`,
   options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, baked: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
   maxArgs: 2,
   async run(ctx, values, args) {
@@ -136,6 +139,13 @@ ${INVENTORY_HELP}
     } else if (values.json) {
       json({ ok: true, ...result });
     } else {
+      // Secrets to a terminal (its scrollback, a shared screen): said on stderr, by path only.
+      // (Printed still: the user asked for them; -o writes them 0600.)
+      const secrets = ctx.stdout.isTTY ? rendered.files.filter((f) => f.secret && text.includes(f.path)).map((f) => f.path) : [];
+      if (secrets.length) {
+        const named = secrets.length > 3 ? `${secrets.slice(0, 3).join(', ')} and ${secrets.length - 3} more` : secrets.join(', ');
+        ctx.stderr.write(`pigen: warning: this user-data holds secrets (${secrets.length} file${secrets.length === 1 ? '' : 's'}: ${named}) and goes to the terminal; -o FILE writes it mode 0600\n`);
+      }
       ctx.stdout.write(bytes);
     }
     return 0;
