@@ -201,10 +201,10 @@ export function toMime(text: string): string {
   const quote = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'"'"'`)}'`);
   const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\n${(run ?? []).map((c) => (Array.isArray(c) ? c.map(quote).join(' ') : c)).join('\n')}\n`;
   const boundary = `pigen-${createHash('sha256').update(cc).update('\0').update(script).digest('hex').slice(0, 32)}`;
-  // (A part with any byte beyond ASCII goes as base64, as make-mime sends it: cloud-init reads a
-  // 7bit part's UTF-8 wrongly, and fails on some characters, µ among them.)
-  const part = (type: string, name: string, body: string) =>
-    `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: ${/^[\x00-\x7f]*$/.test(body) ? `7bit\nContent-Disposition: attachment; filename="${name}"\n\n${body}` : `base64\nContent-Disposition: attachment; filename="${name}"\n\n${base64Lines(body)}`}`;
+  const part = (type: string, name: string, body: string) => {
+    const t = transferEncoding(body);
+    return `--${boundary}\nContent-Type: ${type}; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: ${t.cte}\nContent-Disposition: attachment; filename="${name}"\n\n${t.body}`;
+  };
   return (
     `Content-Type: multipart/mixed; boundary="${boundary}"\nMIME-Version: 1.0\n\n` +
     part('text/cloud-config', 'cloud-config.yaml', cc) +
@@ -212,6 +212,56 @@ export function toMime(text: string): string {
     part('text/x-shellscript', 'pigen-firstboot.sh', script) +
     `\n--${boundary}--\n`
   );
+}
+
+/**
+ * A MIME part's body as it is sent: ASCII as it is (7bit); else quoted-printable (RFC 2045 6.7),
+ * which leaves the ASCII as it is, so a cloud-config with a few `—` still gzips as well as the text
+ * (base64 doubled its gzip); or base64 where that is shorter (mostly non-ASCII text). (A part with
+ * bytes beyond ASCII is never 7bit: cloud-init reads a 7bit part's UTF-8 wrongly, and fails on
+ * some characters, µ among them.) Python's email package, as cloud-init uses it, decodes either
+ * to the same bytes.
+ */
+export function transferEncoding(text: string): { cte: '7bit' | 'quoted-printable' | 'base64'; body: string } {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return { cte: '7bit', body: text };
+  const qp = quotedPrintable(text);
+  const b64 = base64Lines(text);
+  return qp.length <= b64.length ? { cte: 'quoted-printable', body: qp } : { cte: 'base64', body: b64 };
+}
+
+/**
+ * Quoted-printable of a text's UTF-8: printable ASCII but `=` as it is, `=XX` for other bytes, a
+ * space or tab as it is unless it ends a line (a decoder strips that), lines of at most 76
+ * characters with `=` soft breaks; each line ended by a newline (the text's own, or one added:
+ * a text without a final newline ends with a soft break).
+ */
+export function quotedPrintable(text: string): string {
+  const b = Buffer.from(text, 'utf8');
+  const hex = (c: number) => `=${c.toString(16).toUpperCase().padStart(2, '0')}`;
+  let out = '';
+  let line = '';
+  for (let i = 0; i <= b.length; i++) {
+    const c = i < b.length ? b[i]! : -1;
+    if (c === 0x0a || c === -1) {
+      // The line's last character a space or tab: encoded (and soft-broken if that overflows).
+      if (line.endsWith(' ') || line.endsWith('\t')) {
+        const w = hex(line.charCodeAt(line.length - 1));
+        line = line.slice(0, -1);
+        if (line.length + w.length > 76) (out += `${line}=\n`), (line = '');
+        line += w;
+      }
+      if (c === 0x0a) out += `${line}\n`;
+      else if (line) out += `${line}=\n`;
+      line = '';
+      continue;
+    }
+    const w = (c >= 0x21 && c <= 0x7e && c !== 0x3d) || c === 0x20 || c === 0x09 ? String.fromCharCode(c) : hex(c);
+    // (75: room for the soft break's `=`.)
+    if (line.length + w.length > 75) (out += `${line}=\n`), (line = '');
+    line += w;
+  }
+  return out;
 }
 
 /** base64 of a text's UTF-8 in lines of 76 characters (RFC 2045), each ended by a newline. */
