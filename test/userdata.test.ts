@@ -122,6 +122,26 @@ test('the bake hint repeats the user\'s arguments (shell-quoted) with --baked, a
   }
 });
 
+// (A review found build silent when nodes did not fit AWS, Azure or OpenStack: only a node that
+// fits no cloud at all was warned of.)
+test('build: one note per cloud whose limit some nodes exceed (exit 0), and the nodes per cloud in --json', () => {
+  const d = tmp('pigen-ud-exceed-');
+  const hosts = JSON.stringify(Array.from({ length: 500 }, (_, i) => `10.1.${i >> 8}.${i & 255} h${createHash('sha256').update(String(i)).digest('hex').slice(0, 20)}`));
+  writeFileSync(join(d, 'pigsty.yml'), 'all:\n  vars:\n    admin_ip: 10.10.10.10\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1 }\n    web:\n      hosts:\n        10.10.10.11: {}\n');
+  const r = cli(['build', '-o', 'out', '--set', `node_etc_hosts=${hosts}`], d);
+  assert.is(r.code, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(d, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { userData: { targets: Record<string, { fits: boolean }> } }> };
+  const over = Object.keys(m.nodes).filter((x) => !m.nodes[x]!.userData.targets.aws!.fits);
+  assert.is(over.length, 1, `the infra node over aws: ${over}`);
+  assert.ok(r.stderr.includes(`note: ${over.length} of 2 nodes' user-data exceeds aws (16384 bytes) in every encoding (${over.join(', ')}): boot it there from its image with user-data.baked (pigen bake)`), r.stderr);
+  assert.not.match(r.stderr, /exceeds? (azure|gcp|vsphere|openstack|nocloud)/);
+  assert.not.match(r.stderr, /fits no cloud/);
+  const j = cli(['build', '-o', 'out', '--set', `node_etc_hosts=${hosts}`, '--json'], d);
+  assert.is(j.code, 0, j.stderr);
+  assert.equal((JSON.parse(j.stdout) as { userData: unknown }).userData, { exceeds: { aws: { limit: 16384, nodes: over } } });
+  assert.equal((JSON.parse(cli(['build', '-o', 'out2', '--json'], d).stdout) as { userData: unknown }).userData, { exceeds: {} });
+});
+
 test('unknown node and bad flags are usage errors (exit 2)', () => {
   assert.is(cli(['userdata', '10.9.9.9'], dir).code, 2);
   assert.is(cli(['userdata', ip, '--cloud', 'mars'], dir).code, 2);

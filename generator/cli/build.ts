@@ -172,12 +172,25 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     return cannotWrite(e);
   }
   const ms = performance.now() - t0;
-  // One warning per node whose user-data fits no cloud's limit (NoCloud has none).
+  // One warning per node whose user-data fits no cloud's limit (NoCloud has none); and per cloud
+  // whose limit some nodes' user-data exceed, one note (--json: `exceeds`, the nodes per cloud).
+  const nodesOf = c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean; limit: number | null }> } }>;
+  const exceeds: Record<string, { limit: number; nodes: string[] }> = {};
+  for (const [ip, n] of Object.entries(nodesOf)) {
+    for (const [cloud, t] of Object.entries(n.userData.targets)) if (!t.fits && t.limit !== null) (exceeds[cloud] ??= { limit: t.limit, nodes: [] }).nodes.push(ip);
+  }
   if (!values.json) {
-    for (const [ip, n] of Object.entries(c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean }> } }>)) {
+    for (const [ip, n] of Object.entries(nodesOf)) {
       if (!Object.entries(n.userData.targets).some(([k, t]) => k !== 'nocloud' && t.fits)) {
         ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
       }
+    }
+    const total = Object.keys(nodesOf).length;
+    for (const [cloud, e] of Object.entries(exceeds)) {
+      const which = e.nodes.length <= 3 ? e.nodes.join(', ') : `${e.nodes.slice(0, 3).join(', ')} …`;
+      ctx.stderr.write(
+        `note: ${e.nodes.length} of ${total} node${total === 1 ? "'s" : "s'"} user-data ${e.nodes.length === 1 ? 'exceeds' : 'exceed'} ${cloud} (${e.limit} bytes) in every encoding (${which}): boot ${e.nodes.length === 1 ? 'it' : 'them'} there from ${e.nodes.length === 1 ? 'its image' : 'their images'} with user-data.baked (pigen bake), or see pigen userdata NODE --cloud ${cloud}\n`,
+      );
     }
   }
   // The writer counts regular files (written + unchanged); the other entries are symbolic links.
@@ -186,7 +199,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // A watching process names the nodes it rendered again (on the first build: every node).
   const changed = session?.memo.changed;
   if (values.json) {
-    json({ ok: true, out, nodes: c.nodes.length, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length, reparsed: session!.parse.reparsed === true } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
+    json({ ok: true, out, nodes: c.nodes.length, userData: { exceeds }, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length, reparsed: session!.parse.reparsed === true } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
   } else {
     const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
     ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
