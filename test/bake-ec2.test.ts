@@ -202,7 +202,7 @@ test('bad credentials (AuthFailure, HTTP 401): a clear message and exit 1, no re
 
 test('no credentials at all: said so (not "rejected"), exit 1, nothing sent', async () => {
   // (The SDK's default chain reads this process's environment and ~/.aws: only where they hold none.)
-  if (process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || existsSync(join(homedir(), '.aws'))) return void console.log('  SKIP no-credentials case: this environment has AWS credentials');
+  if (process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || existsSync(join(homedir(), '.aws'))) return void console.log('\n!!!!!!!! SKIP no-credentials case: this environment has AWS credentials !!!!!!!!\n');
   await withEc2(
     () => ({ status: 500, body: error('InternalError', 'unexpected') }),
     async (endpoint, seen) => {

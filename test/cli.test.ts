@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMMANDS, main } from '../generator/cli/main.ts';
 import type { CliContext } from '../generator/cli/context.ts';
-import { tmp } from './helpers.ts';
+import { skip, tmp } from './helpers.ts';
 import { cliArgs } from './tree.ts';
 
 function ctx(opts: { tty?: boolean; env?: Record<string, string>; cwd?: string } = {}) {
@@ -221,7 +221,7 @@ test('pigen build over the earlier output of a large fleet (its files checked on
 // said as a write error, exit 1, not an internal error. (A review found the bug banner, and
 // `--watch` ended by it.) Needs root for a small tmpfs.
 test('a full disk during the build: "cannot write", exit 1, no internal error', async () => {
-  if (process.getuid?.() !== 0) return void console.log('  SKIP full-disk case: needs root to mount a small tmpfs');
+  if (process.getuid?.() !== 0) return void skip('SKIP full-disk case: needs root to mount a small tmpfs');
   const d = tmp('pigen-enospc-');
   const mnt = join(d, 'mnt');
   mkdirSync(mnt);

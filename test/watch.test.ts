@@ -226,9 +226,13 @@ test('stop requests: the first winds down, a second forces', async () => {
   const w = watcher(['pigsty.yml', '-o', 'out'], dir);
   assert.is((await w.next()).ok, true, w.stderr());
   // (Two signals of different kinds: two of one kind may arrive as one; the two may be handled in
-  // either order.)
+  // either order. Sent while the process is stopped, both are pending when it goes on, so the
+  // second is handled before the first's wind-down can end the process: under load, the first
+  // alone could otherwise end it, exit 0, before the second came.)
+  w.kill('SIGSTOP');
   w.kill('SIGINT');
   w.kill('SIGTERM');
+  w.kill('SIGCONT');
   const code = await w.stop();
   const forcedBy = /(SIGINT|SIGTERM) again: stopped at once/.exec(w.stderr())?.[1] as 'SIGINT' | 'SIGTERM' | undefined;
   assert.ok(forcedBy, w.stderr());
