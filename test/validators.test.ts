@@ -78,8 +78,10 @@ for (const [name, arg, sets] of CASES) {
     for (const v of VALIDATORS) assert.ok((r.ran[v] ?? 0) > 0, `${v} never ran (ran: ${JSON.stringify(r.ran)})`);
     // Every user-data is checked by both cloud-config validators, with no deprecated key.
     const nodes = new Set(r.rows.map((x) => x.node));
+    // So is every user-data.baked, what a node booted from its image gets (a review found it unchecked).
     for (const v of ['cloud-init', ...(SCHEMA ? ['upstream-schema'] : [])]) {
       assert.is(r.rows.filter((x) => x.path === 'user-data' && x.validator === v && x.result === 'ok').length, nodes.size, `${v} on every user-data`);
+      assert.is(r.rows.filter((x) => x.path === 'user-data.baked' && x.validator === v && x.result === 'ok').length, nodes.size, `${v} on every user-data.baked`);
     }
     const deprecated = r.rows.flatMap((x) => (x.warnings ?? []).filter((w) => /deprecat/i.test(w)).map((w) => `${x.node}:${x.path} ${w}`));
     assert.equal(deprecated, [], 'deprecated cloud-config keys');

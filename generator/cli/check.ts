@@ -68,6 +68,8 @@ interface ManifestFile {
 interface ManifestNode {
   files: ManifestFile[];
   userData?: { out: string };
+  /** The golden image the node boots from, and its user-data for that (user-data.baked). */
+  image?: { userData?: { out: string } };
 }
 
 /** What one validator concluded about one file. */
@@ -757,6 +759,7 @@ function readManifest(dir: string): Record<string, ManifestNode> {
       throw new NotPigenOutput(`${mf}: node ${ip} has no valid files list (each file: path, kind, and out under nodes/${ip}/)`);
     }
     if (n.userData !== undefined && (!n.userData || !under(n.userData.out, ip))) throw new NotPigenOutput(`${mf}: node ${ip}'s userData.out is not under nodes/${ip}/`);
+    if (n.image?.userData !== undefined && (!n.image.userData || !under(n.image.userData.out, ip))) throw new NotPigenOutput(`${mf}: node ${ip}'s image.userData.out is not under nodes/${ip}/`);
   }
   return nodes;
 }
@@ -782,6 +785,9 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
       const subjects: Subject[] = n.files.map((f) => ({ node: ip, path: f.path, out: f.out, kind: f.kind, abs: join(dir, f.out), rootfs, nodeFiles: n.files, dir, sha: '' }));
       const ud = n.userData?.out ?? `nodes/${ip}/user-data`;
       subjects.push({ node: ip, path: 'user-data', out: ud, kind: 'cloud-config', abs: join(dir, ud), rootfs, nodeFiles: n.files, dir, sha: '' });
+      // (What a node booted from its golden image gets instead: checked the same way.)
+      const baked = n.image?.userData?.out;
+      if (baked) subjects.push({ node: ip, path: 'user-data.baked', out: baked, kind: 'cloud-config', abs: join(dir, baked), rootfs, nodeFiles: n.files, dir, sha: '' });
       for (const s of subjects) {
         const vs = validatorsFor(s.kind, s.path);
         const base = { node: ip, path: s.path, out: s.out, kind: s.kind };
@@ -861,7 +867,7 @@ export const check: Command = {
   summary: "run the real validators (cloud-init, nginx, vmalert, promtool, amtool, ...) over a build's output",
   usage: 'pigen check [DIR] [--json] [--cloud-init-schema FILE]',
   help: `Reads DIR/manifest.json (DIR defaults to out) and checks every file with the validator of its
-kind, when that program is on PATH: cloud-config (each node's user-data) with 'cloud-init schema -c'
+kind, when that program is on PATH: cloud-config (each node's user-data and user-data.baked) with 'cloud-init schema -c'
 and the upstream JSON schema; nginx with 'nginx -t' (the node's whole configuration, paths rebased
 into a copy); vmalert-rules with 'vmalert -dryRun' and 'promtool check rules';
 alertmanager with 'amtool check-config'; blackbox with 'prometheus-blackbox-exporter
