@@ -412,7 +412,7 @@ test('a build cleans up after killed ones: partial spare, a swap cut between its
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('build -o DIR refuses a non-empty directory that is not a pigen output, exit 1, and leaves it untouched', () => {
+test('build -o DIR refuses a non-empty directory that is not a pigen output, exit 2 (bad input), and leaves it untouched', () => {
   const dir = tmp('pigen-refuse-');
   const mine = join(dir, 'mine');
   mkdirSync(join(mine, 'sub'), { recursive: true });
@@ -422,7 +422,7 @@ test('build -o DIR refuses a non-empty directory that is not a pigen output, exi
   const before = scan(mine, true);
   const ino = lstatSync(mine).ino;
   const r = cli(['build', TWO_INFRA, '-o', mine]);
-  assert.is(r.code, 1, `exit code\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.is(r.code, 2, `exit code\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   assert.match(r.stderr, /not a pigen output/);
   const after = scan(mine, true);
   assert.is(lstatSync(mine).ino, ino, 'the directory was replaced');

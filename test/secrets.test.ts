@@ -39,7 +39,10 @@ test('secrets init writes a 0600 file beside the inventory and a .gitignore entr
   for (const v of secretValues(s)) {
     assert.not.ok(r.stdout.includes(v.value) || r.stderr.includes(v.value), `${v.name} printed`);
   }
-  assert.is(pigen(['secrets', 'init'], dir).code, 1, 'refuses to overwrite without --force');
+  // (Refused as usage: exit 2, a JSON error with --json.)
+  assert.is(pigen(['secrets', 'init'], dir).code, 2, 'refuses to overwrite without --force');
+  const j = pigen(['secrets', 'init', '--json'], dir);
+  assert.match((JSON.parse(j.stdout) as { error: string }).error, /exists; use 'pigen secrets rotate NAME' or --force to replace it/);
 });
 
 test('no password set in the inventory is printed: not in messages (text, --json, --set), not in the code frame of a neighbouring line', () => {

@@ -118,7 +118,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     if (!v?.ok || !v.manifestSha256) return fail(2, `--bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}`);
     bundleSha256 = v.manifestSha256;
   }
-  const cannotWrite = (e: unknown) => fail(1, `cannot write ${out}: ${(e as Error).message}`);
+  // (-o naming a directory that is no pigen output is bad input, exit 2, as for pigen check.)
+  const cannotWrite = (e: unknown) => fail((e as { code?: string }).code === 'ENOTPIGEN' ? 2 : 1, `cannot write ${out}: ${(e as Error).message}`);
   const assets = readAssets();
   const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
   // A watching process compiles first, its entries (references to what its memo holds anyway) kept

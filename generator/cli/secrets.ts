@@ -136,20 +136,15 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
   try {
     let s: Secrets;
     if (sub === 'init') {
-      if (existsSync(path) && !values.force) {
-        ctx.stderr.write(`pigen: ${path} exists; use 'pigen secrets rotate NAME' or --force to replace it\n`);
-        return 1;
-      }
+      // (Refusals of what was asked: usage, exit 2; with --json, {ok: false, error} too.)
+      if (existsSync(path) && !values.force) throw new UsageError(`${path} exists; use 'pigen secrets rotate NAME' or --force to replace it`);
       const ca = makeCa(caCn);
       s = { version: 1, ca, infra: {}, adminSsh: makeAdminSsh(), passwords: {} };
       for (const ip of inv.infra) s.infra[ip] = makeNodeCert(ca, ip, infraSans(inv, ip), days(inv, ip));
       for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
       log(`CA ${caCn}; ${inv.infra.length} infra certificate(s); the admin SSH key; ${Object.keys(s.passwords).length} password(s): ${Object.keys(s.passwords).join(', ') || 'none'}`);
     } else {
-      if (!existsSync(path)) {
-        ctx.stderr.write(`pigen: ${path} does not exist; run 'pigen secrets init' first\n`);
-        return 1;
-      }
+      if (!existsSync(path)) throw new UsageError(`${path} does not exist; run 'pigen secrets init' first`);
       const parsed = parseSecrets(readFileSync(path, 'utf8'));
       if (typeof parsed === 'string') {
         ctx.stderr.write(`pigen: ${path}: ${parsed}\n`);
