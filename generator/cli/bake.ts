@@ -1,6 +1,6 @@
 // `pigen bake`: bake the golden images of an inventory with Packer (images/*.pkr.hcl), only those
-// whose content hash has no image yet: locally a rootfs tarball in the output directory, on AWS an
-// AMI tagged pigen:content-hash, with qemu a qcow2 in the output directory.
+// not baked yet with the same bake key (bake/key.ts): locally a rootfs tarball in the output
+// directory, on AWS an AMI tagged pigen:bake-key, with qemu a qcow2 in the output directory.
 
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
@@ -35,8 +35,8 @@ interface Step {
 
 export const bake: Command = {
   name: 'bake',
-  summary: 'bake golden images with Packer (only those whose content hash has no image yet)',
-  usage: 'pigen bake [INVENTORY] [--only IMAGE] [--target local|aws|qemu] [--dry-run] [-o DIR] [--bundle FILE]',
+  summary: 'bake golden images with Packer (only those not baked yet with the same bake key)',
+  usage: 'pigen bake [INVENTORY] [--only IMAGE] [--target local|aws|qemu] [--dry-run] [--json] [-o DIR] [--bundle FILE] [--mirror URL] [--cache DIR] [--aws-region R] [--aws-endpoint URL]',
   help: `Splits every node into image content (what all nodes of its role share: packages, units,
 rules, configs) and boot content (user-data.baked), names each image by its role, OS and content
 hash (pigsty-<role>-<os>-<hash12>, tagged with the pigen version too), and runs Packer with

@@ -32,7 +32,7 @@ export function writerThreads(nodes: number, cores = availableParallelism()): nu
 export const build: Command = {
   name: 'build',
   summary: "render every node's files, user-data and manifest into an output directory",
-  usage: 'pigen build [INVENTORY] [-o DIR] [--watch] [--strict] [--json] [--set KEY=VALUE ...]',
+  usage: 'pigen build [INVENTORY] [-o DIR] [--bundle FILE] [--watch] [--strict] [--json] [--set KEY=VALUE ...]',
   help: `Writes, for every node, out/nodes/<ip>/rootfs/ (each file as it lies on disk), user-data (one
 complete #cloud-config), meta-data (NoCloud), and out/manifest.json. The new tree is built beside
 DIR and swapped in; a build that changes nothing rewrites no file.

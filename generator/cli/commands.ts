@@ -32,6 +32,7 @@ export const INVENTORY_HELP = `Arguments:
 Common options:
   --set KEY=VALUE    override a parameter for every host (highest precedence; repeatable;
                      VALUE is YAML, e.g. --set nginx_port=8080)
-  --strict           treat warnings (unknown parameters, default passwords) as errors
+  --strict           unknown parameters and fields, and default passwords, are errors (other
+                     warnings, such as repo-empty or not-applied, stay warnings)
   --json             print machine-readable JSON on stdout
   -h, --help         show this help`;

@@ -167,7 +167,11 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
         log(`rotated the certificate of ${ip}`);
       }
-      if (all) for (const k of defaultPasswords(inv, schema)) s.passwords[k] = password();
+      if (all) {
+        const names = defaultPasswords(inv, schema);
+        for (const k of names) s.passwords[k] = password();
+        log(`rotated ${names.length} password(s): ${names.join(', ') || 'none'}`);
+      }
       else if (name !== 'ca' && name !== 'admin-ssh' && !name!.startsWith('infra:')) {
         const known = new Set([...Object.keys(s.passwords), ...defaultPasswords(inv, schema)]);
         if (!known.has(name!)) throw new UsageError(`unknown secret '${name}' (known: ca, ${inv.infra.map((i) => `infra:${i}`).join(', ')}, admin-ssh, ${[...known].join(', ')})`);

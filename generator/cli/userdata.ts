@@ -13,7 +13,7 @@ const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b
 export const userdata: Command = {
   name: 'userdata',
   summary: "print or write one node's user-data, encoded to fit a cloud's size limit",
-  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [--baked] [-o FILE]',
+  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [--baked] [-o FILE] [--json]',
   help: `NODE is a node's IP or nodename. The size and the budget go to stderr; the user-data to stdout
 or FILE. Limits (bytes the instance receives):
 ${CLOUDS.map((c) => `  ${c.padEnd(10)} ${Number.isFinite(LIMITS[c].bytes) ? String(LIMITS[c].bytes).padStart(7) : '   none'}  ${LIMITS[c].note}`).join('\n')}
