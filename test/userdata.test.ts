@@ -406,6 +406,8 @@ test('MIME: a part with text beyond ASCII goes quoted-printable (base64 only whe
   const py = cloudInitPython();
   if (!py) return;
   const cases = [doc, 'x'.repeat(200) + 'é\n', 'trail \nt\t\nend =\n' + '=é'.repeat(60) + ' \n', 'no final é', ' '.repeat(80) + 'é\n', 'a\r\nb é\n\r', '日本語'.repeat(40) + '\n', 'é' + 'a'.repeat(74) + ' \n', 'é' + 'a'.repeat(73) + '\t\n', 'é' + 'a'.repeat(72) + ' \n', 'x\u0000y\u007fé\n', '\n\n \n\té', 'é' + 'a'.repeat(76) + '\n' + 'b'.repeat(75) + ' \n'];
+  // Every quoted-printable line: at most 76 characters, no blank at its end, only printable ASCII or a tab.
+  for (const c of cases) for (const line of quotedPrintable(c).split('\n')) assert.ok(line.length <= 76 && !/[ \t]$/.test(line) && /^[\t\x20-\x7e]*$/.test(line), JSON.stringify(line));
   const parts = cases.flatMap((c) => [{ c, cte: 'quoted-printable', body: quotedPrintable(c) }, { c, ...transferEncoding(c) }]);
   const f = join(tmp(), 'parts.json');
   writeFileSync(f, JSON.stringify({ parts, mime: m }));

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { parseDocument, stringify, isMap, isSeq } from 'yaml';
+import libqp from 'libqp';
 
 export type Cloud = 'aws' | 'azure' | 'gcp' | 'openstack' | 'vsphere' | 'nocloud';
 export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b64';
@@ -231,37 +232,21 @@ export function transferEncoding(text: string): { cte: '7bit' | 'quoted-printabl
 }
 
 /**
- * Quoted-printable of a text's UTF-8: printable ASCII but `=` as it is, `=XX` for other bytes, a
- * space or tab as it is unless it ends a line (a decoder strips that), lines of at most 76
- * characters with `=` soft breaks; each line ended by a newline (the text's own, or one added:
- * a text without a final newline ends with a soft break).
+ * Quoted-printable of a text's UTF-8 (RFC 2045 6.7), by libqp: printable ASCII but `=` as it is,
+ * `=XX` for other bytes and for a blank that ends a line, lines of at most 76 characters with `=`
+ * soft breaks. Made to fit this document: its lines end in LF (libqp's soft breaks are CRLF), a CR
+ * of the text is `=0D` (Python's email would read a literal one as a line end), and a text without
+ * a final newline ends with a soft break (the part's end is not read as one). (libqp: nodemailer's
+codec, rather than one more hand-written one.)
  */
 export function quotedPrintable(text: string): string {
-  const b = Buffer.from(text, 'utf8');
-  const hex = (c: number) => `=${c.toString(16).toUpperCase().padStart(2, '0')}`;
-  let out = '';
-  let line = '';
-  for (let i = 0; i <= b.length; i++) {
-    const c = i < b.length ? b[i]! : -1;
-    if (c === 0x0a || c === -1) {
-      // The line's last character a space or tab: encoded (and soft-broken if that overflows).
-      if (line.endsWith(' ') || line.endsWith('\t')) {
-        const w = hex(line.charCodeAt(line.length - 1));
-        line = line.slice(0, -1);
-        if (line.length + w.length > 76) (out += `${line}=\n`), (line = '');
-        line += w;
-      }
-      if (c === 0x0a) out += `${line}\n`;
-      else if (line) out += `${line}=\n`;
-      line = '';
-      continue;
-    }
-    const w = (c >= 0x21 && c <= 0x7e && c !== 0x3d) || c === 0x20 || c === 0x09 ? String.fromCharCode(c) : hex(c);
-    // (75: room for the soft break's `=`.)
-    if (line.length + w.length > 75) (out += `${line}=\n`), (line = '');
-    line += w;
-  }
-  return out;
+  const encoded = libqp.encode(Buffer.from(text, 'utf8')).replaceAll('\r', '=0D');
+  // (Line by line: libqp.wrap looks for CRLF, and breaks the LF lines of a whole text anywhere.)
+  const wrapped = encoded
+    .split('\n')
+    .map((line) => libqp.wrap(line, 76).replaceAll('=\r\n', '=\n'))
+    .join('\n');
+  return wrapped === '' || wrapped.endsWith('\n') ? wrapped : `${wrapped}=\n`;
 }
 
 /** base64 of a text's UTF-8 in lines of 76 characters (RFC 2045), each ended by a newline. */
