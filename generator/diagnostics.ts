@@ -110,6 +110,11 @@ function hideValues(text: string, values: readonly string[]): string {
 /** Each secret as it is and as a double-quoted YAML or JSON string writes it, longest first. */
 const secretForms = (secrets: readonly string[]) => [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);
 
+/** `text` with every occurrence of a secret value (as is, or JSON-escaped) and every URL's credentials replaced by HIDDEN. */
+export function redactText(text: string, secrets: readonly string[]): string {
+  return hideUserinfo(hideValues(text, secretForms(secrets)));
+}
+
 /** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
   const forms = secretForms(secrets);

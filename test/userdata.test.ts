@@ -122,6 +122,16 @@ test('the bake hint repeats the user\'s arguments (shell-quoted) with --baked, a
   }
 });
 
+// The hint's command never prints a secret given with --set: masked, and said so (found in the
+// review of the change that made the hint repeat the user's arguments).
+test('the bake hint masks a secret given with --set', () => {
+  const d = tmp('pigen-ud-hint-secret-');
+  const r = cli(['userdata', '10.10.10.10', '--encoding', 'plain', '--set', 'grafana_admin_password=S3cretValue99', '--set', 'node_tune=oltp'], d);
+  assert.is(r.code, 1, r.stderr);
+  assert.not.match(r.stdout + r.stderr, /S3cretValue99/);
+  assert.match(r.stderr, /\(pigen userdata 10\.10\.10\.10 --set grafana_admin_password=\*\*\*\* --set node_tune=oltp --encoding plain --baked, with your --set secrets in place of \*\*\*\*\)/);
+});
+
 // (A review found build silent when nodes did not fit AWS, Azure or OpenStack: only a node that
 // fits no cloud at all was warned of.)
 test('build: one note per cloud whose limit some nodes exceed (exit 0), and the nodes per cloud in --json', () => {

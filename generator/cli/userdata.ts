@@ -4,6 +4,8 @@ import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
 import { CLOUDS, LIMITS, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
 import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
+import { HIDDEN, redactText } from '../diagnostics.js';
+import { shellWord } from '../util/text.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError } from './context.js';
@@ -114,7 +116,7 @@ warning on stderr names the files that hold them (no secret in it).`,
       }
       const hint =
         baked && baked.size <= limit
-          ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${bakedCommand(nodeArg, invArg, values, baked.how)})`
+          ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${shownCommand(bakedCommand(nodeArg, invArg, values, baked.how), r.secretValues ?? [])})`
           : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
       ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors (bytes of each file: as it is, gzipped alone; ${byGzip ? 'largest gzip first' : 'largest first'}):\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
@@ -152,9 +154,6 @@ warning on stderr names the files that hold them (no secret in it).`,
   },
 };
 
-/** A word as a POSIX shell reads it back (single-quoted unless it is plain). */
-const shellWord = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
-
 /** The command that prints the baked user-data of what the user asked for: the user's arguments again, with --baked (--encoding as `how`). */
 function bakedCommand(node: string, inventory: string | undefined, values: Record<string, unknown>, how: string): string {
   const words = ['pigen', 'userdata', node, ...(inventory !== undefined ? [inventory] : [])];
@@ -167,4 +166,10 @@ function bakedCommand(node: string, inventory: string | undefined, values: Recor
   if (values.out !== undefined) words.push('-o', values.out as string);
   words.push('--baked');
   return words.map(shellWord).join(' ');
+}
+
+/** The command as it can be shown: a secret the user gave (--set) is never printed, ****, said so. */
+function shownCommand(command: string, secrets: readonly string[]): string {
+  const shown = redactText(command, secrets);
+  return shown === command ? command : `${shown}, with your --set secrets in place of ${HIDDEN}`;
 }

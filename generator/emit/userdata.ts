@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { parseDocument, stringify, isMap, isSeq } from 'yaml';
 import libqp from 'libqp';
+import { shellWord } from '../util/text.js';
 
 export type Cloud = 'aws' | 'azure' | 'gcp' | 'openstack' | 'vsphere' | 'nocloud';
 export type Encoding = 'plain' | 'gzip' | 'base64' | 'gzip+base64' | 'files-gz+b64';
@@ -199,8 +200,7 @@ export function toMime(text: string): string {
   const cc = `${header}\n${stringify(doc, YAML_OPTS)}`;
   // (Run as cloud-init runs runcmd: one sh script, a failing step does not stop the next ones, so
   // the same user-data behaves the same in either form; a list-form step is quoted word by word.)
-  const quote = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'"'"'`)}'`);
-  const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\n${(run ?? []).map((c) => (Array.isArray(c) ? c.map(quote).join(' ') : c)).join('\n')}\n`;
+  const script = `#!/bin/sh\n# pigen: first-boot steps (the runcmd of the cloud-config part)\n${(run ?? []).map((c) => (Array.isArray(c) ? c.map(shellWord).join(' ') : c)).join('\n')}\n`;
   const boundary = `pigen-${createHash('sha256').update(cc).update('\0').update(script).digest('hex').slice(0, 32)}`;
   const part = (type: string, name: string, body: string) => {
     const t = transferEncoding(body);

@@ -102,3 +102,6 @@ export function goDuration(s: string): string {
 export const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /** Whether `s` is Unicode text (no lone surrogate). (String.prototype.isWellFormed is ES2024.) */
 export const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
+
+/** A word as a POSIX shell reads it back: as it is when plain, else single-quoted. */
+export const shellWord = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
