@@ -148,6 +148,7 @@ export function jsonLinesChild(argv: string[], opts: { cwd?: string; env?: NodeJ
     },
     /** Sends `signal` (stop() then waits for the exit). */
     kill: (signal: NodeJS.Signals) => void child.kill(signal),
+    pid: child.pid,
     stderr: () => stderr,
   };
 }

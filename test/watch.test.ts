@@ -226,10 +226,14 @@ test('stop requests: the first winds down, a second forces', async () => {
   const w = watcher(['pigsty.yml', '-o', 'out'], dir);
   assert.is((await w.next()).ok, true, w.stderr());
   // (Two signals of different kinds: two of one kind may arrive as one; the two may be handled in
-  // either order. Sent while the process is stopped, both are pending when it goes on, so the
-  // second is handled before the first's wind-down can end the process: under load, the first
-  // alone could otherwise end it, exit 0, before the second came.)
+  // either order. An idle watcher could be gone, exit 0, before a second signal sent after the
+  // first arrived: so both are sent while the process is stopped, once it is (the kernel delivers
+  // a pending SIGINT before a SIGSTOP sent earlier, so its state is waited for), and both are
+  // pending when it goes on: the second is handled in the same turn as the first.)
   w.kill('SIGSTOP');
+  const state = () => readFileSync(`/proc/${w.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+  for (let i = 0; i < 500 && state() !== 'T'; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(state(), 'T', 'the watcher is stopped');
   w.kill('SIGINT');
   w.kill('SIGTERM');
   w.kill('SIGCONT');
