@@ -251,14 +251,29 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
 test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr.hcl reads /tmp/pigen-content/bundle.tgz)', () => {
   if (!needTools('staging a bundle for a VM bake', 'dpkg-deb', 'tar')) return;
   const cwd = emptyDir();
-  // A real (tiny) bundle, and a `packer` that records what pigen staged and makes the artifact.
-  const root = join(cwd, 'pkgroot');
-  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  writeFileSync(join(root, 'DEBIAN/control'), 'Package: pigen-tiny\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n');
+  // A real (tiny) bundle, and a `packer` that records what pigen staged and makes the artifact:
+  // one empty package per name the image installs, the last of them only provided by another.
+  assert.is(pigen(['build', '-o', 'out'], cwd).code, 0);
+  const spec = readdirSync(join(cwd, 'out/images')).find((f) => f.endsWith('.json'))!;
+  const names = (JSON.parse(readFileSync(join(cwd, 'out/images', spec), 'utf8')) as { packages: string[] }).packages;
+  const deb = (name: string, extra = '') => {
+    const root = join(cwd, 'pkgroot', name);
+    mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+    writeFileSync(join(root, 'DEBIAN/control'), `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n${extra}`);
+    assert.is(run('dpkg-deb', ['--root-owner-group', '--build', root, join(cwd, 'debs', `${name}_1.0_all.deb`)]).code, 0);
+  };
   mkdirSync(join(cwd, 'debs'));
-  assert.is(run('dpkg-deb', ['--root-owner-group', '--build', root, join(cwd, 'debs/pigen-tiny_1.0_all.deb')]).code, 0);
+  for (const n of names.slice(0, -1)) deb(n);
+  deb('pigen-provider', `Provides: ${names.at(-1)} (= 1.0)\n`);
   const b = pigen(['bundle', '--from', 'debs', '-o', 'bundle.tgz', '--quiet'], cwd);
   assert.is(b.code, 0, b.stderr);
+  // A bundle without one of them is bad input before any bake (a review found an incomplete
+  // bundle accepted, to fail at apt-get install minutes later).
+  rmSync(join(cwd, 'debs', `${names[0]}_1.0_all.deb`));
+  assert.is(pigen(['bundle', '--from', 'debs', '-o', 'short.tgz', '--quiet'], cwd).code, 0);
+  const short = pigen(['bake', '--target', 'qemu', '--bundle', 'short.tgz', '--dry-run'], cwd);
+  assert.is(short.code, 2, short.stderr);
+  assert.match(short.stderr, new RegExp(`--bundle short\\.tgz lacks packages the images install \\(apt-get would not find them\\): pigsty-\\S+: ${names[0]}; make the bundle with them`));
   const bin = join(cwd, 'bin');
   mkdirSync(bin);
   writeFileSync(

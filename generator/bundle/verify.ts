@@ -29,6 +29,8 @@ export interface VerifyResult {
   bytes: number;
   debs: number;
   manifestSha256?: string;
+  /** The names apt can install from it: each Package of its APT index, and what they provide. */
+  packages?: string[];
 }
 
 /** Index files kept in memory to check their content (they are small). */
@@ -36,6 +38,8 @@ const KEEP = new Set(['Packages', 'Packages.gz', 'Release', SIZES, SUMS, MARKER]
 const KEEP_LIMIT = 512 << 20;
 
 export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<VerifyResult> {
+  // (The names apt can install: read from the APT index at the end; empty until then.)
+  const names = new Set<string>();
   const files = new Map<string, { size: number; sha256: string }>();
   const dirs = new Set<string>();
   const kept = new Map<string, Uint8Array>();
@@ -125,6 +129,7 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
       bytes,
       debs: [...files.keys()].filter((k) => k.endsWith('.deb')).length,
       ...(kept.has(SUMS) ? { manifestSha256: createHash('sha256').update(kept.get(SUMS)!).digest('hex') } : {}),
+      ...(names.size ? { packages: [...names].sort(byCodeUnit) } : {}),
     };
   }
   if (structural) return done(structural, 1);
@@ -204,6 +209,9 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
     const described = new Set<string>();
     for (const st of parsePackages(Buffer.from(packages).toString('utf8'))) {
       const pkg = get(st, 'Package') ?? '?';
+      names.add(pkg);
+      // (`Provides: a (= 1), b:any`: the names, without versions or architecture qualifiers.)
+      for (const p of (get(st, 'Provides') ?? '').split(',')) if (p.trim()) names.add(p.trim().split(/[\s(:]/)[0]!);
       const fn = (get(st, 'Filename') ?? '').replace(/^\.\//, '');
       const f = files.get(fn);
       described.add(fn);

@@ -67,7 +67,8 @@ ${INVENTORY_HELP}
   --dry-run          print the plan (bake or reuse, and why) without running Packer
   -o, --out DIR      where local/qemu artifacts go and Packer works (default: baked)
   --bundle FILE      pigen bundle the packages are installed from (its manifest hash is part of
-                     the content hash of the image that carries the offline repo)
+                     the bake key, and of the content hash of the image that carries the offline
+                     repo); it must hold every package a Debian image installs (else exit 2)
   --mirror URL       Debian mirror for debootstrap (default: the host's, else deb.debian.org)
   --cache DIR        keep debootstrap results here between bakes (keyed by suite, variant,
                      packages and mirror)
@@ -108,6 +109,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
 
     let bundle: string | undefined;
     let bundleSha256: string | undefined;
+    let bundlePackages: Set<string> | undefined;
     if (typeof values.bundle === 'string') {
       bundle = abs(ctx, values.bundle);
       if (fileSizeOf(bundle) === undefined || isDirectory(bundle)) return fail(2, `--bundle ${values.bundle}: no such file`);
@@ -115,6 +117,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
       const v = await verifyBundle(readFileChunks(bundle));
       if (!v.ok) return fail(2, `--bundle ${values.bundle}: not a valid pigen bundle: ${v.error} (make it again: pigen bundle)`);
       bundleSha256 = v.manifestSha256;
+      bundlePackages = new Set(v.packages ?? []);
     }
 
     const c = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) });
@@ -124,6 +127,12 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     const unmatched = only.filter((o) => !split.images.some((i) => matches(i, o)));
     if (unmatched.length) {
       throw new UsageError(`no image matches --only ${unmatched.join(', ')}; the images of this inventory: ${split.images.map((i) => `${i.name} (${i.role})`).join(', ')}`);
+    }
+    // A Debian image installs its packages from the --bundle alone: one the bundle lacks (neither a
+    // package nor provided by one) fails the bake at apt-get install, after minutes. Said before.
+    if (bundlePackages) {
+      const lacking = images.filter((i) => i.family === 'deb').flatMap((i) => ((m) => (m.length ? [`${i.name}: ${m.join(', ')}`] : []))(i.packages.filter((p) => !bundlePackages!.has(p))));
+      if (lacking.length) return fail(2, `--bundle ${values.bundle} lacks packages the images install (apt-get would not find them): ${lacking.join('; ')}; make the bundle with them (repo_packages, pigen bundle --download)`);
     }
 
     const outDir = abs(ctx, typeof values.out === 'string' ? values.out : 'baked');
