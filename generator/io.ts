@@ -1734,10 +1734,11 @@ export function findProgram(name: string, path = process.env.PATH ?? ''): string
 export async function runProgram(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string | undefined>; onOutput?: (s: string) => void; stop?: Promise<void>; group?: boolean } = {},
+  opts: { cwd?: string; env?: Record<string, string | undefined>; onOutput?: (s: string) => void; stop?: Promise<void>; group?: boolean; onSpawn?: (pid: number) => void } = {},
 ): Promise<{ code: number; stdout: string; stderr: string; stopped: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: (opts.env ?? process.env) as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group === true });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
     let stopped = false;

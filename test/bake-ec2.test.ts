@@ -173,6 +173,29 @@ test('a bake runs Packer against the same endpoint, with the AMI name and tag of
   );
 });
 
+// No source AMI visible (another partition, a private endpoint, an account limited to its own
+// images): an AMI of this account with the same content is still reused, said so. (A review found
+// the missing source blocking a reuse that worked before the bake key.)
+test('no source AMI visible: an AMI of this account with the same content hash is reused; none: exit 1', async () => {
+  for (const own of [true, false]) {
+    await withEc2(
+      (p) => (p['Owner.1'] !== 'self' ? { status: 200, body: images([]) } : p['Filter.1.Name'] === 'tag:pigen:content-hash' && own ? { status: 200, body: images([{ id: 'ami-0aaaabbbbccccdddd', name: 'pigsty-old', date: '2025-01-01T00:00:00.000Z' }]) } : { status: 200, body: images([]) }),
+      async (endpoint) => {
+        const r = await bake(endpoint, ['--json']);
+        if (!own) {
+          assert.is(r.code, 1, r.err);
+          assert.match(r.err, /no source AMI found for d12/);
+          return;
+        }
+        assert.is(r.code, 0, r.err);
+        const img = JSON.parse(r.out).images[0] as { action: string; artifact: string; why: string };
+        assert.equal([img.action, img.artifact], ['reuse', 'ami-0aaaabbbbccccdddd']);
+        assert.match(img.why, /no source AMI found for d12 .*, so no bake key; AMI ami-0aaaabbbbccccdddd .* has this content \(tag pigen:content-hash\)/);
+      },
+    );
+  }
+});
+
 test('throttling (RequestLimitExceeded, HTTP 503): retried AWS_MAX_ATTEMPTS times, then a clear message and exit 1', async () => {
   await withEc2(
     () => ({ status: 503, body: error('RequestLimitExceeded', 'Request limit exceeded.') }),

@@ -274,6 +274,9 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
   const short = pigen(['bake', '--target', 'qemu', '--bundle', 'short.tgz', '--dry-run'], cwd);
   assert.is(short.code, 2, short.stderr);
   assert.match(short.stderr, new RegExp(`--bundle short\\.tgz lacks packages the images install \\(apt-get would not find them\\): pigsty-\\S+: ${names[0]}; make the bundle with them`));
+  // A word naming a version, an architecture or a release is looked up by its package name.
+  const words = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '--dry-run', '--set', `node_packages=["${names[0]}=1.0", "${names[1]}:amd64", "${names[2]}/bookworm"]`], cwd);
+  assert.is(words.code, 0, words.stderr);
   const bin = join(cwd, 'bin');
   mkdirSync(bin);
   writeFileSync(
@@ -281,7 +284,13 @@ test('a qemu or aws bake uploads the --bundle with the content (images/build.pkr
     `#!/bin/sh\nprintf '%s\\n' "$@" > "${cwd}/args.txt"\nfor a in "$@"; do case "$a" in content_dir=*) c=\${a#content_dir=};; output_dir=*) o=\${a#output_dir=};; image_name=*) n=\${a#image_name=};; qemu_ssh_key_file=*) k=\${a#qemu_ssh_key_file=};; esac; done\nls "$c" > "${cwd}/staged.txt"\ncmp "$c/bundle.tgz" "${cwd}/bundle.tgz" && echo same >> "${cwd}/staged.txt"\ncp "$c/seed/user-data" "${cwd}/seed.txt"\nstat -c %a "$k" > "${cwd}/keymode.txt"\nssh-keygen -y -f "$k" > "${cwd}/pub.txt" 2>&1\nexit 0\n`,
     { mode: 0o755 },
   );
+  // (A stamp of earlier inputs beside the artifact is removed before the bake: one that fails
+  // after its artifact is in place must not leave it looking like the earlier one.)
+  const img = spec.replace(/\.json$/, '');
+  mkdirSync(join(cwd, 'baked', `${img}.qemu`), { recursive: true });
+  writeFileSync(join(cwd, 'baked', `${img}.qemu`, `${img}.qcow2.bake-key`), `${'0'.repeat(64)}\n`);
   const r = pigen(['bake', '--target', 'qemu', '--bundle', 'bundle.tgz', '-o', 'baked', '--json'], cwd, { PATH: `${bin}:${process.env.PATH}` });
+  assert.not.ok(existsSync(join(cwd, 'baked', `${img}.qemu`, `${img}.qcow2.bake-key`)), 'the stale stamp removed');
   // (--json: the report alone on stdout; this packer makes no qcow2, so the bake failed.)
   assert.is(r.code, 1, r.stderr);
   const report = JSON.parse(r.stdout) as { ok: boolean; images: { result: string; error: string; seconds: number }[] };
@@ -401,6 +410,68 @@ test('an interrupted bake stops Packer, waits for it to clean up, and says so (e
   const report = JSON.parse(stdout) as { ok: boolean; images: { result: string }[] };
   assert.equal([report.ok, report.images.map((i) => i.result)], [false, ['interrupted']]);
   assert.not.ok(existsSync(join(cwd, 'baked', '.work')), 'the work directory removed');
+});
+
+// A second Ctrl-C is passed to Packer and pigen still waits (leaving would orphan Packer
+// mid-cleanup); a third ends pigen at once, the bake's key and lock removed, and says Packer may
+// still run. (A review found a second one leaving Packer running, its lock and the qemu key behind.)
+test('a second Ctrl-C during a bake is passed to Packer and waited out; a third ends pigen, key and lock removed', async () => {
+  const cwd = emptyDir();
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  // (Its cleanup ignores further INTs, as Packer's does, and ends when told by a file.)
+  writeFileSync(
+    join(bin, 'packer'),
+    `#!/bin/sh\necho $$ > "${cwd}/packer.pid"\ntrap 'trap "" INT; echo "packer: cleaning up"; while [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`,
+    { mode: 0o755 },
+  );
+  const start = () => {
+    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked'], { cwd, env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` } });
+    let stderr = '';
+    child.stdout.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const until = async (what: () => boolean, label: string) => {
+      for (let i = 0; i < 600 && !what(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(what(), `${label}: ${stderr}`);
+    };
+    return { child, exited, until, out: () => stderr };
+  };
+  const reset = () => ['started.txt', 'cleaned.txt', 'go.txt', 'packer.pid'].forEach((f) => rmSync(join(cwd, f), { force: true }));
+  // Two: passed on, waited out.
+  const a = start();
+  await a.until(() => existsSync(join(cwd, 'started.txt')), 'packer started');
+  a.child.kill('SIGINT');
+  await a.until(() => /packer: cleaning up/.test(a.out()), 'packer cleaning up');
+  a.child.kill('SIGINT');
+  await a.until(() => /SIGINT again: passed to Packer \(pid \d+\); still waiting for it to clean up/.test(a.out()), 'passed on');
+  writeFileSync(join(cwd, 'go.txt'), '');
+  assert.is(await a.exited, 1, a.out());
+  assert.ok(existsSync(join(cwd, 'cleaned.txt')), 'pigen waited for packer');
+  assert.not.ok(existsSync(join(cwd, 'baked', '.work')), 'the work directory removed');
+  // Three: pigen ends, Packer still cleaning; the key and the lock are gone.
+  reset();
+  const b = start();
+  await b.until(() => existsSync(join(cwd, 'started.txt')), 'packer started');
+  const work = join(cwd, 'baked', '.work');
+  const name = readdirSync(work).find((n) => !n.endsWith('.lock'))!;
+  assert.ok(existsSync(join(work, name, 'bake-ssh-key')), 'the key exists while Packer runs');
+  b.child.kill('SIGINT');
+  await b.until(() => /packer: cleaning up/.test(b.out()), 'packer cleaning up');
+  b.child.kill('SIGINT');
+  await b.until(() => /passed to Packer/.test(b.out()), 'passed on');
+  b.child.kill('SIGINT');
+  const code = await b.exited;
+  const packerPid = Number(readFileSync(join(cwd, 'packer.pid'), 'utf8'));
+  try {
+    assert.is(code, 130, b.out());
+    assert.match(b.out(), new RegExp(`bake of ${name} abandoned: Packer \\(pid ${packerPid}\\) may still be running and cleaning up; its lock and bake key removed`));
+    assert.not.ok(existsSync(join(work, name, 'bake-ssh-key')), 'the private key removed');
+    assert.not.ok(existsSync(join(work, `${name}.lock`)), 'the lock removed');
+  } finally {
+    writeFileSync(join(cwd, 'go.txt'), '');
+    for (let i = 0; i < 100 && existsSync(`/proc/${packerPid}`); i++) await new Promise((r) => setTimeout(r, 50));
+  }
 });
 
 test.run();

@@ -2,7 +2,7 @@
 // Test runner: runs every test/**/*.test.ts in its own Node process (through tsx), two at a time,
 // prints each file's uvu report, then one closing line "N passed, N failed, N skipped". A test that
 // cannot run here (a tool, root or ../shared missing) says `!!!!!!!! SKIP ...` and returns: each
-// such notice counts as skipped (a test that skips one part and runs the rest also counts as passed).
+// such notice counts as a skipped test, not a passed one (so the three add up to the tests run).
 // Usage: node test/run.mjs [substring ...]   (only files whose path contains a substring)
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -40,7 +40,7 @@ function runOne(file) {
       const rel = relative(root, file);
       process.stdout.write(`\n── ${rel} (${((Date.now() - t0) / 1000).toFixed(1)}s)\n${out.trimEnd()}\n`);
       if (total == null || ok == null) { failed += 1; crashed.push(rel); }
-      else { passed += ok; skipped += sk + notices; failed += Math.max(0, total - ok - sk); if (code !== 0 && total === ok + sk) { failed += 1; crashed.push(rel); } }
+      else { passed += Math.max(0, ok - notices); skipped += sk + Math.min(notices, ok); failed += Math.max(0, total - ok - sk); if (code !== 0 && total === ok + sk) { failed += 1; crashed.push(rel); } }
       resolve();
     });
   });

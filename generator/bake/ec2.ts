@@ -75,16 +75,16 @@ async function describeAll(client: EC2Client, input: import('@aws-sdk/client-ec2
 }
 
 /**
- * The AMI (owned by this account) baked with this bake key, if any: the newest available one, else
- * one still pending (another bake of the same key is making it).
+ * The AMI (owned by this account) baked with this bake key (or, `tag` given, with that tag's
+ * value), if any: the newest available one, else one still pending (another bake is making it).
  */
-export async function findBakedImage(client: EC2Client, key: string, os: string): Promise<Image | undefined> {
+export async function findBakedImage(client: EC2Client, key: string, os: string, tag = 'pigen:bake-key'): Promise<Image | undefined> {
   const images = await describeAll(
     client,
     {
       Owners: ['self'],
       Filters: [
-        { Name: 'tag:pigen:bake-key', Values: [key] },
+        { Name: `tag:${tag}`, Values: [key] },
         { Name: 'tag:pigen:os', Values: [os] },
       ],
     },

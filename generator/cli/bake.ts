@@ -131,7 +131,8 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     // A Debian image installs its packages from the --bundle alone: one the bundle lacks (neither a
     // package nor provided by one) fails the bake at apt-get install, after minutes. Said before.
     if (bundlePackages) {
-      const lacking = images.filter((i) => i.family === 'deb').flatMap((i) => ((m) => (m.length ? [`${i.name}: ${m.join(', ')}`] : []))(i.packages.filter((p) => !bundlePackages!.has(p))));
+      // (A word may name a version, an architecture or a release: curl=7.88, htop:amd64, x/bookworm.)
+      const lacking = images.filter((i) => i.family === 'deb').flatMap((i) => ((m) => (m.length ? [`${i.name}: ${m.join(', ')}`] : []))(i.packages.filter((p) => !bundlePackages!.has(p.split(/[=:/]/)[0]!))));
       if (lacking.length) return fail(2, `--bundle ${values.bundle} lacks packages the images install (apt-get would not find them): ${lacking.join('; ')}; make the bundle with them (repo_packages, pigen bundle --download)`);
     }
 
@@ -172,7 +173,15 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
             // (The source AMI is part of the bake key: a newer base image bakes the image again.)
             if (!sources.has(img.os)) sources.set(img.os, await findSourceImage(client, img.os));
             const src = sources.get(img.os);
-            if (!src?.ImageId) throw new Ec2Error(`no source AMI found for ${img.os} (owner ${SOURCE_AMIS[img.os]?.owner}, name ${SOURCE_AMIS[img.os]?.name}) in ${region}`);
+            if (!src?.ImageId) {
+              // (No base to bake on here: an AMI of this account with the same content is reused,
+              // said so; the public base image may be invisible from this account or region.)
+              const same = await findBakedImage(client, img.hash, img.os, 'pigen:content-hash');
+              const why = `no source AMI found for ${img.os} (owner ${SOURCE_AMIS[img.os]?.owner}, name ${SOURCE_AMIS[img.os]?.name}) in ${region}`;
+              if (!same) throw new Ec2Error(why);
+              steps.push({ image: img, action: 'reuse', key: '', why: `${why}, so no bake key; AMI ${same.ImageId} (${same.Name ?? '?'}, ${same.CreationDate ?? '?'}) has this content (tag pigen:content-hash)`, artifact: same.ImageId ?? '', vars: {} });
+              continue;
+            }
             const key = keyOf(img, src.ImageId);
             const found = await findBakedImage(client, key, img.os);
             if (found) {
@@ -264,10 +273,31 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     // (Progress lines: on stdout, or on stderr when stdout carries the JSON report.)
     const say = (line: string) => (values.json ? ctx.stderr : ctx.stdout).write(line);
 
-    // A first SIGINT or SIGTERM stops the bake under way (Packer is asked to stop, and cleans up)
-    // and any after it; a second one ends pigen at once (process.ts).
+    // A first SIGINT or SIGTERM stops the bake under way (Packer is asked to stop, and cleans up:
+    // on AWS it terminates its instance) and any after it. A second is passed to Packer, and pigen
+    // still waits for it (leaving then would orphan it mid-cleanup, its output pipe closed); a
+    // third ends pigen at once, the bake's key and lock removed, Packer left running (said so).
     let interrupted = false;
-    const stop = (ctx.interrupted?.() ?? new Promise<void>(() => {})).then(() => {
+    let running: { pid: number; image: string; key?: string; unlock: () => void } | undefined;
+    let again = 0;
+    const stop = (
+      ctx.interrupted?.((sig) => {
+        if (!running) return false;
+        if (++again === 1) {
+          try {
+            process.kill(-running.pid, sig);
+          } catch {
+            // gone meanwhile
+          }
+          ctx.stderr.write(`pigen: ${sig} again: passed to Packer (pid ${running.pid}); still waiting for it to clean up (once more ends pigen at once, Packer left running)\n`);
+          return true;
+        }
+        if (running.key) removePath(running.key);
+        running.unlock();
+        ctx.stderr.write(`pigen: bake of ${running.image} abandoned: Packer (pid ${running.pid}) may still be running and cleaning up${target === 'aws' ? ' (check that its instance is terminated)' : ''}; its lock and bake key removed\n`);
+        return false;
+      }) ?? new Promise<void>(() => {})
+    ).then(() => {
       interrupted = true;
     });
     const built = new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : [])));
@@ -318,7 +348,17 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
         say(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
         const prefix = linePrefixer(say, img.name, t0);
         // (In a process group of its own, so that a terminal's Ctrl-C reaches Packer once, from here.)
-        const res = await runProgram(packer, packerArgs, { env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' }, onOutput: prefix.push, stop, group: true });
+        // (A stamp of earlier inputs goes first: a bake that fails after its artifact is in place
+        // must not leave that artifact looking like the earlier one.)
+        if (target !== 'aws') removePath(stampOf(s.artifact));
+        const res = await runProgram(packer, packerArgs, {
+          env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' },
+          onOutput: prefix.push,
+          stop,
+          group: true,
+          onSpawn: (pid) => void (running = { pid, image: img.name, ...(s.vars.qemu_ssh_key_file ? { key: s.vars.qemu_ssh_key_file } : {}), unlock: unlock! }),
+        });
+        running = undefined;
         prefix.flush();
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         const made = target !== 'aws' ? fileSizeOf(s.artifact) !== undefined : true;

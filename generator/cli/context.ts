@@ -16,9 +16,10 @@ export interface CliContext {
   /**
    * For a command that runs until stopped (pigen build --watch): resolves when the user asks it to
    * stop (SIGINT, SIGTERM), which then no longer kills the process (a second request ends it at
-   * once: process.ts stopRequests). Absent: never stopped.
+   * once: process.ts stopRequests). Absent: never stopped. `onForce`, called for each request
+   * after the first, may handle it (true: the process goes on; pigen bake passes it to Packer).
    */
-  interrupted?: () => Promise<void>;
+  interrupted?: (onForce?: (signal: string) => boolean) => Promise<void>;
 }
 
 /** Colour only on a TTY and never with NO_COLOR (https://no-color.org); FORCE_COLOR forces it. */

@@ -36,9 +36,10 @@ export async function runProcess(): Promise<void> {
     stdout: { write: writeTo(process.stdout), isTTY: process.stdout.isTTY === true },
     stderr: { write: writeTo(process.stderr), isTTY: process.stderr.isTTY === true },
     epoch,
-    interrupted: () => {
+    interrupted: (onForce) => {
       stop = stopRequests(process, (sig) => {
-        writeTo(process.stderr)(`pigen: ${sig} again: stopped at once (the output is what the last finished build left)\n`);
+        if (onForce?.(sig)) return;
+        writeTo(process.stderr)(`pigen: ${sig} again: stopped at once${onForce ? '' : ' (the output is what the last finished build left)'}\n`);
         process.exit(128 + (signals[sig as keyof typeof signals] ?? 0));
       });
       if (closed.size) stop.request();

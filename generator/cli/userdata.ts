@@ -4,7 +4,7 @@ import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
 import { CLOUDS, LIMITS, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
 import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
-import { HIDDEN, redactText } from '../diagnostics.js';
+import { HIDDEN, isSecretKey, maskSecretsInLine, redactText } from '../diagnostics.js';
 import { shellWord } from '../util/text.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
@@ -116,7 +116,7 @@ warning on stderr names the files that hold them (no secret in it).`,
       }
       const hint =
         baked && baked.size <= limit
-          ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${shownCommand(bakedCommand(nodeArg, invArg, values, baked.how), r.secretValues ?? [])})`
+          ? `bake what the node's role shares into a golden image (pigen bake) and boot it with its user-data.baked: ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''} (${bakedCommand(nodeArg, invArg, values, baked.how, r.secretValues ?? [])})`
           : `${baked ? `even its baked user-data (booted from a golden image) is ${baked.size} bytes as ${baked.encoding}${values.mime ? ' MIME' : ''}; ` : ''}make the largest contributors smaller, or deliver the user-data another way (nocloud: a seed image, no limit)`;
       ctx.stderr.write(`pigen: ${node.nodename} (${node.ip}): ${values.baked ? 'baked ' : ''}user-data is ${delivered} bytes as ${chosen}, over the ${cloud} limit of ${budget}.\n` + `  largest contributors (bytes of each file: as it is, gzipped alone; ${byGzip ? 'largest gzip first' : 'largest first'}):\n${top}\n` + `  hint: ${hint}\n`);
       return 1;
@@ -155,9 +155,18 @@ warning on stderr names the files that hold them (no secret in it).`,
 };
 
 /** The command that prints the baked user-data of what the user asked for: the user's arguments again, with --baked (--encoding as `how`). */
-function bakedCommand(node: string, inventory: string | undefined, values: Record<string, unknown>, how: string): string {
+function bakedCommand(node: string, inventory: string | undefined, values: Record<string, unknown>, how: string, secrets: readonly string[]): string {
   const words = ['pigen', 'userdata', node, ...(inventory !== undefined ? [inventory] : [])];
-  for (const kv of (values.set as string[] | undefined) ?? []) words.push('--set', kv);
+  // (A --set that is or holds a secret is shown as KEY=****, whatever its spelling: a secret key
+  // on the way, a secret-named key inside its value, or a secret value in any form.)
+  let masked = false;
+  for (const kv of (values.set as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    const [key, value] = eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+    const secret = key.split('.').some(isSecretKey) || maskSecretsInLine(`x: ${value}`) !== `x: ${value}` || redactText(value, secrets) !== value;
+    masked ||= secret;
+    words.push('--set', secret ? `${key}=${HIDDEN}` : kv);
+  }
   if (values.strict) words.push('--strict');
   if (values.cloud !== undefined) words.push('--cloud', values.cloud as string);
   if (how !== 'auto') words.push('--encoding', how);
@@ -165,11 +174,6 @@ function bakedCommand(node: string, inventory: string | undefined, values: Recor
   if (values.json) words.push('--json');
   if (values.out !== undefined) words.push('-o', values.out as string);
   words.push('--baked');
-  return words.map(shellWord).join(' ');
-}
-
-/** The command as it can be shown: a secret the user gave (--set) is never printed, ****, said so. */
-function shownCommand(command: string, secrets: readonly string[]): string {
-  const shown = redactText(command, secrets);
-  return shown === command ? command : `${shown}, with your --set secrets in place of ${HIDDEN}`;
+  const command = words.map(shellWord).join(' ');
+  return masked ? `${command}, with your --set secrets in place of ${HIDDEN}` : command;
 }
