@@ -55,7 +55,7 @@ debootstrap suite and mirror, pigen's Packer templates and scripts).
           removed before the image is shut down
 
 Ctrl-C (or SIGTERM) stops Packer (it cleans up: on AWS it terminates its instance) and waits for
-it; a second one ends pigen at once.
+it; a second one is passed to Packer, still waited for; a third ends pigen at once.
 
 With --json, stdout carries one JSON report: the plan, and each image's result (baked, with its
 seconds and AMI; reused; failed, and why; not baked); Packer's output goes to stderr.
