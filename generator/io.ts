@@ -37,16 +37,8 @@ let assetsCache: Assets | undefined;
 export function readAssets(): Assets {
   if (assetsCache) return assetsCache;
   const schema = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'schemas', 'inventory.schema.json'), 'utf8')) as JsonObject;
-  const templates = new Map<string, string>();
   const tdir = join(PACKAGE_ROOT, 'templates');
-  const walk = (d: string) => {
-    for (const n of readdirSync(d).sort()) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else templates.set(relative(tdir, p).split('\\').join('/'), readFileSync(p, 'utf8'));
-    }
-  };
-  if (existsSync(tdir)) walk(tdir);
+  const templates = new Map(existsSync(tdir) ? filesUnder(tdir).map((f) => [f, readFileSync(join(tdir, f), 'utf8')] as const) : []);
   assetsCache = { schema, templates };
   return assetsCache;
 }
@@ -54,12 +46,17 @@ export function readAssets(): Assets {
 /** pigen's Packer templates and bake scripts (images/, recursively): paths relative to it, and bytes. */
 export function readBakeFiles(): { path: string; data: Uint8Array }[] {
   const root = join(PACKAGE_ROOT, 'images');
-  const out: { path: string; data: Uint8Array }[] = [];
+  return filesUnder(root).map((path) => ({ path, data: readFileSync(join(root, path)) }));
+}
+
+/** The files under `root`, recursively, as /-separated paths relative to it, in name order per directory. */
+function filesUnder(root: string): string[] {
+  const out: string[] = [];
   const walk = (d: string) => {
     for (const n of readdirSync(d).sort()) {
       const p = join(d, n);
       if (statSync(p).isDirectory()) walk(p);
-      else out.push({ path: relative(root, p).split('\\').join('/'), data: readFileSync(p) });
+      else out.push(relative(root, p).split('\\').join('/'));
     }
   };
   walk(root);

@@ -346,24 +346,41 @@ test('packer runs the local bake scripts from a path with a space', () => {
   for (const f of ['debootstrap.sh', 'apply-image.sh', 'pack-rootfs.sh']) assert.match(r.stdout, new RegExp(`ran ${f.replace('.', '\\.')}: ROOT=${join(dir, 'work')}/rootfs`));
 });
 
+/**
+ * A `pigen bake ARGS` child (the CLI from source) in `cwd`, with a stand-in `packer` (the shell
+ * script `packer`) first on PATH: its output collected (`out`: stdout then stderr), `until` waiting
+ * up to 30 s for a condition.
+ */
+function bakeChild(cwd: string, packer: string, args: string[]) {
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'packer'), packer, { mode: 0o755 });
+  const env = { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` };
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', ...args], { cwd, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const until = async (what: () => boolean, label: string) => {
+    for (let i = 0; i < 600 && !what(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(what(), `${label}: ${stdout}${stderr}`);
+  };
+  return { child, exited, until, env, stdout: () => stdout, stderr: () => stderr, out: () => stdout + stderr };
+}
+
 // Two bakes of one image into one directory: the second waits for nothing and touches nothing of
 // the first's (a review found the second one's debootstrap removing the first's root filesystem:
 // the lock covered the staging only).
 test('a second bake of the same image into the same directory is refused while the first runs', async () => {
   const cwd = emptyDir();
-  const bin = join(cwd, 'bin');
-  mkdirSync(bin);
-  writeFileSync(join(bin, 'packer'), `#!/bin/sh\necho started > "${cwd}/started.txt"\nwhile [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done\nexit 1\n`, { mode: 0o755 });
-  const env = { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` };
-  const first = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked'], { cwd, env, stdio: 'ignore' });
-  const exited = new Promise<number | null>((r) => first.on('close', (code) => r(code)));
-  for (let i = 0; i < 600 && !existsSync(join(cwd, 'started.txt')); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(existsSync(join(cwd, 'started.txt')), 'the first bake runs packer');
-  const second = pigen(['bake', '--target', 'qemu', '-o', 'baked'], cwd, { PATH: env.PATH! });
+  const first = bakeChild(cwd, `#!/bin/sh\necho started > "${cwd}/started.txt"\nwhile [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done\nexit 1\n`, ['--target', 'qemu', '-o', 'baked']);
+  await first.until(() => existsSync(join(cwd, 'started.txt')), 'the first bake runs packer');
+  const second = pigen(['bake', '--target', 'qemu', '-o', 'baked'], cwd, { PATH: first.env.PATH! });
   writeFileSync(join(cwd, 'go.txt'), '');
-  await exited;
+  await first.exited;
   assert.is(second.code, 1, second.stderr);
-  assert.match(second.stderr, new RegExp(`pigen: pigsty-\\S+: another pigen process \\(pid ${first.pid}\\) is writing baked \\(baking pigsty-\\S+\\); not baked`));
+  assert.match(second.stderr, new RegExp(`pigen: pigsty-\\S+: another pigen process \\(pid ${first.child.pid}\\) is writing baked \\(baking pigsty-\\S+\\); not baked`));
 });
 
 // The bake key: the content hash, and everything else a bake makes an image from. (A review found
@@ -386,28 +403,16 @@ test('the bake key changes with each bake input: content, target, base, bundle, 
 
 test('an interrupted bake stops Packer, waits for it to clean up, and says so (exit 1, --json result interrupted)', async () => {
   const cwd = emptyDir();
-  const bin = join(cwd, 'bin');
-  mkdirSync(bin);
-  writeFileSync(
-    join(bin, 'packer'),
-    `#!/bin/sh\ntrap 'echo "packer: interrupted, cleaning up"; sleep 0.3; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`,
-    { mode: 0o755 },
-  );
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked', '--json'], { cwd, env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  for (let i = 0; i < 600 && !existsSync(join(cwd, 'started.txt')); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(existsSync(join(cwd, 'started.txt')), `packer started: ${stderr}`);
-  child.kill('SIGINT');
-  const code = await exited;
+  const b = bakeChild(cwd, `#!/bin/sh\ntrap 'echo "packer: interrupted, cleaning up"; sleep 0.3; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`, ['--target', 'qemu', '-o', 'baked', '--json']);
+  await b.until(() => existsSync(join(cwd, 'started.txt')), 'packer started');
+  b.child.kill('SIGINT');
+  const code = await b.exited;
+  const stderr = b.stderr();
   assert.is(code, 1, stderr);
   assert.ok(existsSync(join(cwd, 'cleaned.txt')), 'pigen waited for packer to clean up');
   assert.match(stderr, /packer: interrupted, cleaning up/);
   assert.match(stderr, /pigen: bake of pigsty-\S+ interrupted after [\d.]+ s: Packer stopped \(exit 1\)/);
-  const report = JSON.parse(stdout) as { ok: boolean; images: { result: string }[] };
+  const report = JSON.parse(b.stdout()) as { ok: boolean; images: { result: string }[] };
   assert.equal([report.ok, report.images.map((i) => i.result)], [false, ['interrupted']]);
   assert.not.ok(existsSync(join(cwd, 'baked', '.work')), 'the work directory removed');
 });
@@ -417,26 +422,9 @@ test('an interrupted bake stops Packer, waits for it to clean up, and says so (e
 // still run. (A review found a second one leaving Packer running, its lock and the qemu key behind.)
 test('a second Ctrl-C during a bake is passed to Packer and waited out; a third ends pigen, key and lock removed', async () => {
   const cwd = emptyDir();
-  const bin = join(cwd, 'bin');
-  mkdirSync(bin);
   // (Its cleanup ignores further INTs, as Packer's does, and ends when told by a file.)
-  writeFileSync(
-    join(bin, 'packer'),
-    `#!/bin/sh\necho $$ > "${cwd}/packer.pid"\ntrap 'trap "" INT; echo "packer: cleaning up"; while [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`,
-    { mode: 0o755 },
-  );
-  const start = () => {
-    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'generator/cli.ts'), 'bake', '--target', 'qemu', '-o', 'baked'], { cwd, env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}` } });
-    let stderr = '';
-    child.stdout.on('data', (d) => (stderr += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    const until = async (what: () => boolean, label: string) => {
-      for (let i = 0; i < 600 && !what(); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(what(), `${label}: ${stderr}`);
-    };
-    return { child, exited, until, out: () => stderr };
-  };
+  const packer = `#!/bin/sh\necho $$ > "${cwd}/packer.pid"\ntrap 'trap "" INT; echo "packer: cleaning up"; while [ ! -e "${cwd}/go.txt" ]; do sleep 0.05; done; echo cleaned > "${cwd}/cleaned.txt"; exit 1' INT\necho started > "${cwd}/started.txt"\nwhile :; do sleep 0.05; done\n`;
+  const start = () => bakeChild(cwd, packer, ['--target', 'qemu', '-o', 'baked']);
   const reset = () => ['started.txt', 'cleaned.txt', 'go.txt', 'packer.pid'].forEach((f) => rmSync(join(cwd, f), { force: true }));
   // Two: passed on, waited out.
   const a = start();

@@ -325,8 +325,8 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
           const pem = pair.privateKey.export({ format: 'pem', type: 'sec1' }).toString();
           seedKey = sshPublicKey(pem, 'pigen-bake');
-          writeFileAtomic(join(work, 'bake-ssh-key'), new TextEncoder().encode(pem), 0o600);
           s.vars.qemu_ssh_key_file = join(work, 'bake-ssh-key');
+          writeFileAtomic(s.vars.qemu_ssh_key_file, new TextEncoder().encode(pem), 0o600);
         }
         writeTree(content, stageTree(img, built, version, seedKey), { marker: 'image.json', spare: false });
         // A VM gets the bundle with the content (images/build.pkr.hcl: /tmp/pigen-content/bundle.tgz);
@@ -347,7 +347,6 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
         packerArgs.push(join(PACKAGE_ROOT, 'images'));
         say(`[${img.name}] packer ${packerArgs.slice(0, 3).join(' ')} ... (content ${img.hash.slice(0, 12)}, ${img.files.length} files, packages: ${img.packages.join(' ') || '-'})\n`);
         const prefix = linePrefixer(say, img.name, t0);
-        // (In a process group of its own, so that a terminal's Ctrl-C reaches Packer once, from here.)
         // (A stamp of earlier inputs goes first: a bake that fails after its artifact is in place
         // must not leave that artifact looking like the earlier one.)
         if (target !== 'aws') removePath(stampOf(s.artifact));
@@ -355,6 +354,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           env: { ...ctx.env, PACKER_CHECKPOINT_DISABLE: '1' },
           onOutput: prefix.push,
           stop,
+          // (In a process group of its own, so that a terminal's Ctrl-C reaches Packer once, from here.)
           group: true,
           onSpawn: (pid) => void (running = { pid, image: img.name, ...(s.vars.qemu_ssh_key_file ? { key: s.vars.qemu_ssh_key_file } : {}), unlock: unlock! }),
         });

@@ -117,10 +117,7 @@ export function encodeUserData(text: string, encoding: Encoding, cloud?: Cloud):
   // What a target's limit counts of a base64 form: the decoded bytes (an API that takes base64 and
   // delivers bytes), or the text itself (a metadata value: GCP, vSphere guestinfo), as written:
   // its final newline too (a value set from the file holds it).
-  const b64 = (b: Uint8Array) => {
-    const t = enc.encode(Buffer.from(b).toString('base64') + '\n');
-    return { bytes: t, delivered: cloud && LIMITS[cloud].encoded ? t.length : b.length };
-  };
+  const b64 = (b: Uint8Array) => ({ bytes: enc.encode(Buffer.from(b).toString('base64') + '\n'), delivered: cloud ? b64Delivered(b.length, cloud) : b.length });
   switch (encoding) {
     case 'plain':
       return { bytes: raw, delivered: raw.length };
@@ -237,7 +234,7 @@ export function transferEncoding(text: string): { cte: '7bit' | 'quoted-printabl
  * soft breaks. Made to fit this document: its lines end in LF (libqp's soft breaks are CRLF), a CR
  * of the text is `=0D` (Python's email would read a literal one as a line end), and a text without
  * a final newline ends with a soft break (the part's end is not read as one). (libqp: nodemailer's
-codec, rather than one more hand-written one.)
+ * codec, rather than one more hand-written one.)
  */
 export function quotedPrintable(text: string): string {
   const encoded = libqp.encode(Buffer.from(text, 'utf8')).replaceAll('\r', '=0D');
@@ -267,5 +264,5 @@ export function fitSizes(sizes: CandidateSizes): Record<Cloud, Fit> {
   return out;
 }
 
-/** What encodeUserData's base64 form of `n` bytes counts for a target (see there). */
+/** What a base64 form of `n` bytes counts for a target: its text with the final newline, or the bytes (see encodeUserData). */
 const b64Delivered = (n: number, cloud: Cloud) => (LIMITS[cloud].encoded ? 4 * Math.ceil(n / 3) + 1 : n);
