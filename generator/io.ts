@@ -5,7 +5,7 @@ import { chmodSync, constants as fsConstants, copyFileSync, readSync, existsSync
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
@@ -41,6 +41,26 @@ export function readAssets(): Assets {
   const templates = new Map(existsSync(tdir) ? filesUnder(tdir).map((f) => [f, readFileSync(join(tdir, f), 'utf8')] as const) : []);
   assetsCache = { schema, templates };
   return assetsCache;
+}
+
+let codeDigest: string | undefined;
+/**
+ * A digest of the program running: the CLI bundle's bytes when it runs bundled (dist/pigen.cjs),
+ * else every module beside this one (dist/ or, under tsx, generator/), with the version of
+ * package.json and of Node and its zlib (the manifest records gzip sizes). Once per process.
+ */
+export function codeIdentity(): string {
+  if (codeDigest === undefined) {
+    const self = fileURLToPath(import.meta.url);
+    const h = createHash('sha256').update(`${packageVersion()}\0${process.version}\0${process.versions.zlib}\0`);
+    if (bundledPrecompiled.validator) h.update(readFileSync(self));
+    else {
+      const root = dirname(self);
+      for (const f of filesUnder(root)) if (/\.(?:[cm]?js|ts|json)$/.test(f)) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
+    }
+    codeDigest = h.digest('hex');
+  }
+  return codeDigest;
 }
 
 /** pigen's Packer templates and bake scripts (images/, recursively): paths relative to it, and bytes. */
@@ -199,8 +219,20 @@ interface TreeState {
   entries: Record<string, StateEntry>;
   /** The mtime of every directory that holds an entry (relative, no '.'), as saved. */
   dirs?: Record<string, number>;
+  /** What the build that made this generation was made from, and what it reported (BuildStamp). */
+  build?: BuildStamp;
   /** When it was saved (the state file's mtime, on the filesystem's clock): not stored. */
   saved?: number;
+}
+
+/**
+ * What a build records in the state of the generation it made: a digest of everything its output
+ * follows from (`key`: cli/uptodate.ts), and what it reported (opaque here). A state is saved with
+ * its entries, so the stamp describes exactly the files the state vouches for.
+ */
+export interface BuildStamp {
+  key: string;
+  report: unknown;
 }
 
 /**
@@ -852,8 +884,8 @@ function partitionedBackend(n: number, make: () => SpareBackend): () => SpareBac
 export interface TreeWriter {
   /** Entries of the new tree, in any order, as they are made (each path once). */
   add(e: OutEntry): void;
-  /** Completes the new generation and swaps it in. */
-  finish(): Promise<WriteStats>;
+  /** Completes the new generation and swaps it in; `stamp` is recorded in its state (upToDate). */
+  finish(stamp?: BuildStamp): Promise<WriteStats>;
   /** Gives up (the build failed): the output stays as it was. */
   abort(): Promise<void>;
 }
@@ -870,7 +902,7 @@ export function openTreeWriter(outDir: string, opts: WriteOptions = {}, threads 
   const w = generationWriter(outDir, opts, threads > 1 ? partitionedBackend(threads, workerBackend) : threads === 1 ? workerBackend : inlineBackend);
   return {
     add: w.add,
-    finish: async () => {
+    finish: async (stamp) => {
       let r;
       try {
         r = await w.end();
@@ -878,7 +910,7 @@ export function openTreeWriter(outDir: string, opts: WriteOptions = {}, threads 
         await w.abort(); // the umask back, the thread ended
         throw e;
       }
-      return w.complete(r);
+      return w.complete(r, stamp);
     },
     abort: w.abort,
   };
@@ -893,6 +925,47 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   } catch (e) {
     void w.abort();
     throw e;
+  }
+}
+
+/**
+ * The report of the build that made the output `outDir` when it was made from inputs with digest
+ * `key` and is still exactly what that build wrote (else undefined, and the caller builds): its
+ * state carries that key (BuildStamp), the output's entries are listed from that state (no
+ * directory changed since: liveListing), and every file and link still has the inode, size, mode
+ * and mtime the state records (`prevalidating`: that check made on a thread, for this very state;
+ * else each is lstat'ed here). Looked at under the output's lock (a build writing it meanwhile:
+ * undefined, and the caller waits for it as any build does). Touches nothing.
+ */
+export async function upToDate(outDir: string, key: string, prevalidating?: Promise<Prevalidated> | undefined, racyMs = RACY_MS): Promise<{ report: unknown } | undefined> {
+  let dir = resolvePath(outDir);
+  try {
+    if (lstatOr(dir)?.isSymbolicLink()) dir = realpathSync(dir);
+  } catch {
+    return undefined;
+  }
+  const home = homeOf(dir);
+  const liveFile = stateFileIn(home, dir);
+  const first = liveFile ? readState(liveFile, dir) : undefined;
+  if (typeof first?.build?.key !== 'string' || first.build.key !== key) return undefined;
+  const pre = await prevalidating;
+  let unlock;
+  try {
+    unlock = lockHome(home, outDir);
+  } catch {
+    return undefined;
+  }
+  try {
+    // (Read again under the lock: a build may have swapped a new generation in meanwhile. Leftovers
+    // of an interrupted build in the home are for a build to clear: openGeneration.)
+    const live = readState(liveFile!, dir);
+    if (live !== first || existsSync(join(home, 'old'))) return undefined;
+    const checked = pre?.state === live ? pre : undefined;
+    if (liveListing(dir, live, racyMs, checked?.dirsValid).walked) return undefined;
+    if (checked ? checked.invalid === undefined || checked.invalid.size > 0 : !keysOf(live.entries).every((k) => validEntry(live.entries[k], dir, k) !== undefined)) return undefined;
+    return { report: live.build!.report };
+  } finally {
+    unlock();
   }
 }
 
@@ -1105,7 +1178,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // A complete state found by walking the tree (saved without directories, or with mtimes that no
   // longer hold: changed by hand, even if undone since) gets the directories' mtimes as they are
   // now: listed from it next time, and carried over when it becomes the spare.
-  if (walked && liveStateComplete && liveFile) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set() });
+  // (Its stamp kept: the files are the very ones it was saved with.)
+  if (walked && liveStateComplete && liveFile) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set() }, live.build);
 
   // The spare generation's state, read now: an entry it records with the same inode, size, mtime,
   // content and mode as the live one (a hard link of the live file, validated just before by
@@ -1254,9 +1328,9 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
       const r = backend!.end();
       return r instanceof Promise ? r.then(done) : done(r);
     },
-    complete(r: SpareResult | undefined): WriteStats {
+    complete(r: SpareResult | undefined, stamp?: BuildStamp): WriteStats {
       try {
-        return swap(r);
+        return swap(r, stamp);
       } finally {
         unlock();
         if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);
@@ -1268,15 +1342,17 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     },
   };
 
-  function swap(r: SpareResult | undefined): WriteStats {
+  function swap(r: SpareResult | undefined, stamp?: BuildStamp): WriteStats {
     const removed = existing.size - inExisting;
     try {
       if (r === undefined) {
-        // The output is the new tree already.
-        if (!live && liveFile) writeState(liveFile, dir, held!);
+        // The output is the new tree already (its state stamped again when this build's inputs
+        // differ from the one that made it: a comment edited, say).
+        if (!live && liveFile) writeState(liveFile, dir, held!, stamp);
+        else if (live && liveFile && stamp && live.build?.key !== stamp.key) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set(), ...(!walked && live.dirs ? { before: live.dirs } : {}) }, stamp);
         return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
       }
-      saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) });
+      saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) }, stamp);
     } finally {
       void release();
     }
@@ -1323,13 +1399,13 @@ function parentDirs(paths: Iterable<string>): Set<string> {
 }
 
 /** Records the state of entries already in `dir` (read back with lstat). */
-function writeState(file: string, dir: string, items: SpareItem[]): void {
+function writeState(file: string, dir: string, items: SpareItem[], stamp?: BuildStamp): void {
   const entries: Record<string, StateEntry> = {};
   for (const e of items) {
     const st = lstatSync(join(dir, e.path));
     entries[e.path] = [e.key, e.mode, st.ino, st.size, st.mtimeMs];
   }
-  saveState(file, dir, entries);
+  saveState(file, dir, entries, undefined, stamp);
 }
 
 /**
@@ -1338,7 +1414,7 @@ function writeState(file: string, dir: string, items: SpareItem[]): void {
  * directories nobody changed since), and the directories changed here (`touched`), lstat'ed again
  * with the top level's and any not known; without it, no directory is recorded.
  */
-function saveState(file: string, dir: string, entries: Record<string, StateEntry>, known?: { reported: Record<string, number>; touched: Set<string>; before?: Record<string, number> }): void {
+function saveState(file: string, dir: string, entries: Record<string, StateEntry>, known?: { reported: Record<string, number>; touched: Set<string>; before?: Record<string, number> }, stamp?: BuildStamp): void {
   const st = lstatSync(dir);
   let dirs: Record<string, number> | undefined;
   if (known) {
@@ -1349,7 +1425,7 @@ function saveState(file: string, dir: string, entries: Record<string, StateEntry
       dirs[d] = k ?? lstatSync(join(dir, d)).mtimeMs;
     }
   }
-  const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, ...(dirs ? { dirs } : {}) };
+  const state: TreeState = { v: 1, dev: st.dev, ino: st.ino, entries, ...(dirs ? { dirs } : {}), ...(stamp ? { build: stamp } : {}) };
   writeStateJson(file, state);
   // (Read back by the next build of this process as written.)
   const f = lstatSync(file);

@@ -2,16 +2,17 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, watchFiles, type GzipSizes, type Prevalidator } from '../io.js';
+import { fileStamp, gzipSizeWorker, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
-import type { OutEntry } from '../types.js';
-import type { CliContext } from './context.js';
+import type { OutEntry, RenderedNode } from '../types.js';
+import { useColor, type CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree } from './common.js';
+import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree, type LoadResult } from './common.js';
+import { asReport, buildKey, inputsKey, type BuildReport } from './uptodate.js';
 
 /**
  * Below this many nodes a build runs on its main thread alone (writer and gzip sizing inline):
@@ -35,7 +36,9 @@ export const build: Command = {
   usage: 'pigen build [INVENTORY] [-o DIR] [--bundle FILE] [--watch] [--strict] [--json] [--set KEY=VALUE ...]',
   help: `Writes, for every node, out/nodes/<ip>/rootfs/ (each file as it lies on disk), user-data (one
 complete #cloud-config), meta-data (NoCloud), and out/manifest.json. The new tree is built beside
-DIR and swapped in; a build that changes nothing rewrites no file.
+DIR and swapped in; a build that changes nothing rewrites no file, and one of the very inputs
+(inventory, secrets file, --set, --strict, pigen itself) that made DIR, untouched since, does no
+work at all: it prints that build's report again.
 
 ${INVENTORY_HELP}
   -o, --out DIR      output directory (default: out)
@@ -99,6 +102,16 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   const outDir = resolvePath(ctx.cwd, out);
   const inside = inputInsideOutput(ctx, values, args);
   if (inside) return fail(2, inside);
+  // Nothing changed since the build that made the output, which is still as it wrote it: its report
+  // again, and nothing else done (cli/uptodate.ts). (A watching process builds from its memos.)
+  // (The output is checked here, not on a thread: nothing else is to be done meanwhile.)
+  const now = session ? undefined : buildKey(ctx, values, args);
+  const same = now && asReport((await upToDate(outDir, now.key))?.report);
+  if (same) {
+    if (!values.json) ctx.stderr.write(useColor(ctx, ctx.stderr) ? same.diagnostics.color : same.diagnostics.text);
+    const stats = { written: 0, unchanged: same.files, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
+    return printReport(ctx, values, out, now.source, same, stats, performance.now() - t0, { inputsUnchanged: true });
+  }
   // (The output's files are checked against its state on another thread meanwhile.)
   const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
   const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true, session ? { parseMemo: session.parse } : {});
@@ -166,47 +179,91 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   } finally {
     await gz?.close();
   }
+  // What this build reports, recorded with its output (with the key of the inputs it read) for a
+  // build of the same inputs to print again (cli/uptodate.ts).
+  const rep = buildReport(c, r);
+  const stamp = session || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: inputsKey(r.source, r.secretsFile, values), report: rep };
   let stats;
   try {
-    stats = await writer.finish();
+    stats = await writer.finish(stamp);
   } catch (e) {
     return cannotWrite(e);
   }
   const ms = performance.now() - t0;
-  // One warning per node whose user-data fits no cloud's limit (NoCloud has none); and per cloud
-  // whose limit some nodes' user-data exceed, one note (--json: `exceeds`, the nodes per cloud).
-  const nodesOf = c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean; limit: number | null }> } }>;
-  const exceeds: Record<string, { limit: number; nodes: string[] }> = {};
-  for (const [ip, n] of Object.entries(nodesOf)) {
-    for (const [cloud, t] of Object.entries(n.userData.targets)) if (!t.fits && t.limit !== null) (exceeds[cloud] ??= { limit: t.limit, nodes: [] }).nodes.push(ip);
-  }
-  if (!values.json) {
-    for (const [ip, n] of Object.entries(nodesOf)) {
-      if (!Object.entries(n.userData.targets).some(([k, t]) => k !== 'nocloud' && t.fits)) {
-        ctx.stderr.write(`warning: ${n.nodename} (${ip}): user-data (${n.userData.size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
-      }
-    }
-    const total = Object.keys(nodesOf).length;
-    for (const [cloud, e] of Object.entries(exceeds)) {
-      const which = e.nodes.length <= 3 ? e.nodes.join(', ') : `${e.nodes.slice(0, 3).join(', ')} …`;
-      ctx.stderr.write(
-        `note: ${e.nodes.length} of ${total} node${total === 1 ? "'s" : "s'"} user-data ${e.nodes.length === 1 ? 'exceeds' : 'exceed'} ${cloud} (${e.limit} bytes) in every encoding (${which}): boot ${e.nodes.length === 1 ? 'it' : 'them'} there from ${e.nodes.length === 1 ? 'its image' : 'their images'} with user-data.baked (pigen bake), or see pigen userdata NODE --cloud ${cloud}\n`,
-      );
-    }
-  }
-  // The writer counts regular files (written + unchanged); the other entries are symbolic links.
-  const files = stats.written + stats.unchanged;
-  const links = c.files - files;
   // A watching process names the nodes it rendered again (on the first build: every node).
   const changed = session?.memo.changed;
-  if (values.json) {
-    json({ ok: true, out, nodes: c.nodes.length, userData: { exceeds }, files, links, written: stats.written, unchanged: stats.unchanged, removed: stats.removed, io: stats.io, ms: Math.round(ms), ...(changed ? { rendered: changed.length, reparsed: session!.parse.reparsed === true } : {}), diagnostics: diagnosticsToJson(r.diagnostics) });
-  } else {
-    const what = stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
-    ctx.stdout.write(`${r.source?.name} → ${out}/: ${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
-    const list = changed && changed.length < c.nodes.length ? ((again) => c.nodes.filter((n) => again.has(n.ip)))(new Set(changed)) : c.nodes;
-    for (const n of list) ctx.stdout.write(`  ${n.ip.padEnd(15)} ${n.nodename.padEnd(20)} ${String(n.files.length).padStart(4)} files  ${n.modules.join(',')}\n`);
+  return printReport(ctx, values, out, r.source?.name, rep, stats, ms, changed ? { rendered: changed, reparsed: session!.parse.reparsed === true } : { inputsUnchanged: false });
+}
+
+/** What a build reports: its nodes, the limits their user-data exceed, its counts and diagnostics. */
+function buildReport(c: { nodes: RenderedNode[]; files: number; manifest: Record<string, unknown> }, r: LoadResult): BuildReport {
+  const nodesOf = c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean; limit: number | null }> } }>;
+  const exceeds: Record<string, { limit: number; nodes: string[] }> = {};
+  const unfit: BuildReport['unfit'] = [];
+  for (const [ip, n] of Object.entries(nodesOf)) {
+    for (const [cloud, t] of Object.entries(n.userData.targets)) if (!t.fits && t.limit !== null) (exceeds[cloud] ??= { limit: t.limit, nodes: [] }).nodes.push(ip);
+    if (!Object.entries(n.userData.targets).some(([k, t]) => k !== 'nocloud' && t.fits)) unfit.push([ip, n.nodename, n.userData.size]);
   }
+  // (Links: each node's own; every other entry is a regular file.)
+  const links = c.nodes.reduce((t, n) => t + n.links.length, 0);
+  return {
+    nodes: c.nodes.map((n) => [n.ip, n.nodename, n.files.length, n.modules]),
+    unfit,
+    exceeds,
+    files: c.files - links,
+    links,
+    diagnostics: { text: diagnosticsText(r, false), color: diagnosticsText(r, true), json: diagnosticsToJson(r.diagnostics) },
+  };
+}
+
+/**
+ * Prints a build's report: per node whose user-data fits no cloud's limit a warning, per cloud
+ * whose limit some exceed a note (--json: `exceeds`), then the summary line and the nodes (those
+ * rendered again, in a watching process), or the --json object. (The diagnostics were printed
+ * before: a build prints them as soon as the inventory is read.)
+ */
+function printReport(
+  ctx: CliContext,
+  values: Values,
+  out: string,
+  source: string | undefined,
+  rep: BuildReport,
+  stats: Pick<WriteStats, 'written' | 'unchanged' | 'removed' | 'noop' | 'io'>,
+  ms: number,
+  how: { inputsUnchanged: boolean } | { rendered: string[]; reparsed: boolean },
+): number {
+  const json = (v: unknown) => ctx.stdout.write(('rendered' in how ? JSON.stringify(v) : JSON.stringify(v, null, 2)) + '\n');
+  const { files, links, exceeds } = rep;
+  const total = rep.nodes.length;
+  if (values.json) {
+    json({
+      ok: true,
+      out,
+      nodes: total,
+      userData: { exceeds },
+      files,
+      links,
+      written: stats.written,
+      unchanged: stats.unchanged,
+      removed: stats.removed,
+      io: stats.io,
+      ms: Math.round(ms),
+      ...('rendered' in how ? { rendered: how.rendered.length, reparsed: how.reparsed } : how),
+      diagnostics: rep.diagnostics.json,
+    });
+    return 0;
+  }
+  for (const [ip, nodename, size] of rep.unfit) ctx.stderr.write(`warning: ${nodename} (${ip}): user-data (${size} bytes) fits no cloud's limit in any encoding; bake an image (pigen bake)\n`);
+  for (const [cloud, e] of Object.entries(exceeds)) {
+    const which = e.nodes.length <= 3 ? e.nodes.join(', ') : `${e.nodes.slice(0, 3).join(', ')} …`;
+    ctx.stderr.write(
+      `note: ${e.nodes.length} of ${total} node${total === 1 ? "'s" : "s'"} user-data ${e.nodes.length === 1 ? 'exceeds' : 'exceed'} ${cloud} (${e.limit} bytes) in every encoding (${which}): boot ${e.nodes.length === 1 ? 'it' : 'them'} there from ${e.nodes.length === 1 ? 'its image' : 'their images'} with user-data.baked (pigen bake), or see pigen userdata NODE --cloud ${cloud}\n`,
+    );
+  }
+  const what = 'inputsUnchanged' in how && how.inputsUnchanged ? 'up to date: the inputs of the last build, its output untouched' : stats.noop ? 'up to date, nothing rewritten' : `${stats.written} written, ${stats.unchanged} unchanged, ${stats.removed} removed`;
+  ctx.stdout.write(`${source} → ${out}/: ${total} node${total === 1 ? '' : 's'}, ${files} files${links ? ` and ${links} link${links === 1 ? '' : 's'}` : ''} (${what}) in ${ms.toFixed(0)} ms\n`);
+  const again = 'rendered' in how && how.rendered.length < total ? new Set(how.rendered) : undefined;
+  for (const [ip, nodename, n, modules] of rep.nodes) if (!again || again.has(ip)) ctx.stdout.write(`  ${ip.padEnd(15)} ${nodename.padEnd(20)} ${String(n).padStart(4)} files  ${modules.join(',')}\n`);
   return 0;
 }
 

@@ -33,6 +33,8 @@ export interface LoadResult extends Validated {
   source?: Source;
   sourceText?: string;
   secrets?: Secrets;
+  /** The secrets file looked for beside the inventory, and its text (undefined: none there); once read. */
+  secretsFile?: { path: string; text: string | undefined };
 }
 
 export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean, opts: { noSecrets?: boolean; parseMemo?: ParseMemo } = {}): LoadResult {
@@ -66,6 +68,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     delete result.inventory;
     return result;
   }
+  result.secretsFile = { path: secretsPath, text };
   if (text !== undefined) {
     const parsed = parseSecrets(text);
     if (typeof parsed === 'string') {
@@ -103,13 +106,17 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
 
 /** Prints diagnostics to stderr (text) — JSON output is the command's business. */
 export function printDiagnostics(ctx: CliContext, r: LoadResult): void {
-  if (r.diagnostics.length === 0) return;
+  ctx.stderr.write(diagnosticsText(r, useColor(ctx, ctx.stderr)));
+}
+
+/** What printDiagnostics prints (nothing without diagnostics), with colour or without; secret values in code frames masked. */
+export function diagnosticsText(r: LoadResult, color: boolean): string {
+  if (r.diagnostics.length === 0) return '';
   const sources = new Map<string, string>();
   if (r.source) sources.set(r.source.name, r.sourceText ?? new TextDecoder().decode(r.source.bytes));
-  ctx.stderr.write(formatDiagnostics(r.diagnostics, { color: useColor(ctx, ctx.stderr), sources, ...(r.secretValues ? { secrets: r.secretValues } : {}) }));
   const e = r.diagnostics.filter((d) => d.severity === 'error').length;
   const w = r.diagnostics.length - e;
-  ctx.stderr.write(`\n${e} error${e === 1 ? '' : 's'}, ${w} warning${w === 1 ? '' : 's'}\n`);
+  return `${formatDiagnostics(r.diagnostics, { color, sources, ...(r.secretValues ? { secrets: r.secretValues } : {}) })}\n${e} error${e === 1 ? '' : 's'}, ${w} warning${w === 1 ? '' : 's'}\n`;
 }
 
 export { diagnosticsToJson, hasErrors };
