@@ -11,6 +11,10 @@ import { copyNginxTree, nginxTest, NGINX, stopNginx } from './nginx-conf.ts';
 import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
+import { X509Certificate } from 'node:crypto';
+import { main } from '../generator/cli/main.ts';
+import { certificateValidity, EXPIRY_WARNING_MS } from '../generator/cli/common.ts';
+import { asReport } from '../generator/cli/uptodate.ts';
 import { BUILTIN } from '../generator/cli/check-builtin.ts';
 
 const hasOpenssl = needTools('secrets (openssl)', 'openssl');
@@ -566,6 +570,167 @@ test('two rotations at once: both land (the second waits for the first)', async 
   }
   assert.is(readdirSync(d).filter((n) => n.includes('.lock')).length, 0, 'no lock left');
   assert.ok(before);
+});
+
+// ── The secrets file as edited by hand (a review's findings) ─────────────────
+
+/** A fresh directory with the two-infra inventory and its secrets file; an in-process CLI. */
+async function initialised(): Promise<{ d: string; file: string; cli: (...argv: string[]) => Promise<{ code: number; out: string; err: string }> }> {
+  const d = tmp('pigen-sec-edit-');
+  copyFileSync(join(ROOT, 'test/fixtures/two-infra.yml'), join(d, 'pigsty.yml'));
+  const cli = async (...argv: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { cwd: d, env: {}, stdout: { write: (x) => void out.push(String(x)), isTTY: false }, stderr: { write: (x) => void err.push(String(x)), isTTY: false }, epoch: 0 });
+    return { code, out: out.join(''), err: err.join('') };
+  };
+  assert.is((await cli('secrets', 'init')).code, 0);
+  return { d, file: join(d, 'pigsty.secrets.yml'), cli };
+}
+
+test('a password the YAML parser cannot read is said by line and column, its value never printed', async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  const good = readFileSync(file, 'utf8');
+  for (const bad of ['*Hunter2SecretPw', '|Hunter2SecretPw', '>Hunter2SecretPw', '"Hunter2SecretPw']) {
+    writeFileSync(file, good.replace(/^(\s+grafana_admin_password: ).*$/m, `$1${bad}`));
+    const line = good.split('\n').findIndex((l) => /^\s+grafana_admin_password: /.test(l)) + 1;
+    for (const argv of [['build', '-o', 'out'], ['build', '-o', 'out', '--json'], ['validate'], ['secrets', 'rotate', 'all', '--json']]) {
+      const r = await cli(...argv);
+      assert.is(r.code, 2, `${bad} ${argv.join(' ')}: exit ${r.code}`);
+      assert.not.ok(r.out.includes('Hunter2') || r.err.includes('Hunter2'), `${bad} ${argv.join(' ')}: the value printed:\n${r.err}${r.out}`);
+      // (Where YAML finds it: the line of the value, or the end of the file for an unclosed quote.)
+      if (argv[0] === 'build' && !argv.includes('--json')) assert.match(r.err, bad.startsWith('"') ? /pigsty\.secrets\.yml:\d+:\d+/ : new RegExp(`pigsty\\.secrets\\.yml:${line}:\\d+`), `${bad}: no position:\n${r.err}`);
+      if (argv.includes('--json')) assert.match(r.out, /"ok": false/);
+    }
+  }
+});
+
+test("an infra entry that is not its node's (swapped, copied, or no IP) is refused: no node gets another's key", async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  const good = readFileSync(file, 'utf8');
+  const doc = parseYaml(good) as Secrets;
+  const write = (infra: Record<string, unknown>) => writeFileSync(file, stringifyYaml({ ...doc, infra }, { lineWidth: 0, blockQuote: 'literal' }));
+  const [a, b] = ['10.10.10.10', '10.10.10.11'];
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['swapped', { [a]: doc.infra[b], [b]: doc.infra[a] }, /infra 10\.10\.10\.1[01]: the certificate is not issued for 10\.10\.10\.1[01]/],
+    ['one copied into both', { [a]: doc.infra[a], [b]: doc.infra[a] }, /infra 10\.10\.10\.11: the certificate is not issued for 10\.10\.10\.11/],
+    ['a name, not an IP', { [a]: doc.infra[a], [b]: doc.infra[b], 'not-an-ip': doc.infra[a] }, /infra: the entry "not-an-ip" is not an IPv4 address/],
+  ];
+  for (const [what, infra, want] of cases) {
+    write(infra);
+    const r = await cli('build', '-o', 'out');
+    assert.is(r.code, 2, `${what}: exit ${r.code}`);
+    assert.match(r.err, want, what);
+  }
+  writeFileSync(file, good);
+  assert.is((await cli('build', '-o', 'out')).code, 0);
+});
+
+test('passwords: only password parameters with a published default; anything else (or a list) is refused', async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  const good = readFileSync(file, 'utf8');
+  const doc = parseYaml(good) as Secrets;
+  for (const [what, passwords, want] of [
+    ['a number parameter', { ...doc.passwords, nginx_cert_validity: '1 -x; touch /tmp/pwned; echo' }, /passwords: nginx_cert_validity is no password parameter/],
+    ['the admin user', { ...doc.passwords, node_admin_username: 'root' }, /passwords: node_admin_username is no password parameter/],
+    ['two unknown names', { ...doc.passwords, bogus_param: 'hello', zz_top: 'x' }, /passwords: bogus_param, zz_top are no password parameters/],
+    ['a list', ['a', 'b'], /passwords is not a mapping/],
+  ] as [string, unknown, RegExp][]) {
+    writeFileSync(file, stringifyYaml({ ...doc, passwords }, { lineWidth: 0, blockQuote: 'literal' }));
+    const r = await cli('build', '-o', 'out');
+    assert.is(r.code, 2, `${what}: exit ${r.code}`);
+    assert.match(r.err, want, what);
+    assert.not.ok(existsSync(join(tmp(), 'pwned')));
+  }
+});
+
+test("rotate ca drops the entries of nodes no longer infra nodes (the file stays one the build reads)", async () => {
+  if (!hasOpenssl) return;
+  const { d, file, cli } = await initialised();
+  // 10.10.10.11 is no infra node any more.
+  const inv = readFileSync(join(d, 'pigsty.yml'), 'utf8').replace('        10.10.10.11: { infra_seq: 2, repo_enabled: false }\n', '');
+  writeFileSync(join(d, 'pigsty.yml'), inv.replace('    pg-test:\n', '    extra:\n      hosts:\n        10.10.10.11: {}\n    pg-test:\n'));
+  const r = await cli('secrets', 'rotate', 'ca');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /dropped the certificates of 10\.10\.10\.11 \(no longer infra nodes\)/);
+  assert.equal(Object.keys((parseSecrets(readFileSync(file, 'utf8')) as Secrets).infra), ['10.10.10.10']);
+  const b = await cli('build', '-o', 'out');
+  assert.is(b.code, 0, b.err);
+  assert.is((await cli('secrets', 'rotate', 'all')).code, 0);
+});
+
+test('certificates out of their validity: expired an error, ending within 30 days or not yet valid a warning; until when that holds', () => {
+  if (!hasOpenssl) return;
+  const sec = load();
+  const ca = new X509Certificate(sec.ca.cert);
+  const leaf = new X509Certificate(sec.infra['10.10.10.10']!.cert);
+  const leafEnd = Date.parse(leaf.validTo);
+  const caEnd = Date.parse(ca.validTo);
+  const infra = ['10.10.10.10'];
+  const now = certificateValidity(sec, infra, Date.now());
+  assert.equal(now.problems, []);
+  assert.is(now.until, leafEnd - EXPIRY_WARNING_MS, 'the first change: the leaf comes within the warning');
+  const soon = certificateValidity(sec, infra, leafEnd - 24 * 3600 * 1000);
+  assert.equal(soon.problems.map((p) => [p.what, p.expired, p.rotate]), [['the certificate of 10.10.10.10', false, 'infra:10.10.10.10']]);
+  assert.match(soon.problems[0]!.message, /^expires on \d{4}-\d\d-\d\d$/);
+  assert.is(soon.until, leafEnd);
+  const after = certificateValidity(sec, infra, leafEnd + 1);
+  assert.equal(after.problems.map((p) => [p.expired, p.rotate]), [[true, 'infra:10.10.10.10']]);
+  const late = certificateValidity(sec, infra, caEnd + 1);
+  assert.equal(late.problems.map((p) => [p.what, p.expired]), [['the CA certificate', true], ['the certificate of 10.10.10.10', true]]);
+  assert.is(late.until, Infinity);
+  const early = certificateValidity(sec, infra, Date.parse(ca.validFrom) - 1000);
+  assert.ok(early.problems.every((p) => !p.expired && /is not valid before/.test(p.message)));
+  // A build skipped as of the same inputs prints its report only until then.
+  const report = { nodes: [], unfit: [], exceeds: {}, files: 0, links: 0, diagnostics: { text: '', color: '', json: [] }, until: 1000 };
+  assert.ok(asReport(report, 999));
+  assert.is(asReport(report, 1000), undefined);
+  assert.ok(asReport({ ...report, until: undefined }, 1e15));
+});
+
+test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d file; files holding them are secret (0600, in no image)', async () => {
+  const d = tmp('pigen-url-creds-');
+  const inv = (os: string) => `all:
+  vars:
+    admin_ip: 10.10.10.10
+    os_profile: ${os}
+    node_repo_modules: extra
+    proxy_env: { http_proxy: 'http://puser:ProxyHunter2@proxy.example:3128', no_proxy: 'localhost' }
+    repo_upstream:
+      - { name: extra, description: Extra, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://ruser:Repo%40Hunter2@repo.example/el/$releasever/$basearch/' : 'https://ruser:Repo%40Hunter2@repo.example/debian bookworm main'}' } }
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    nodes: { hosts: { 10.10.10.11: {}, 10.10.10.12: {} } }
+`;
+  for (const os of ['d12', 'el9']) {
+    writeFileSync(join(d, 'pigsty.yml'), inv(os));
+    const r = pigen(['build', '-o', `out-${os}`], d);
+    assert.is(r.code, 0, r.stderr);
+    assert.not.ok(r.stdout.includes('Hunter2') || r.stderr.includes('Hunter2'), 'printed');
+    const out = join(d, `out-${os}`);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; mode: string; secret?: boolean }[] }> };
+    for (const [ip, n] of Object.entries(manifest.nodes)) {
+      for (const f of n.files) {
+        const text = readFileSync(join(out, f.out), 'utf8');
+        if (!text.includes('Hunter2')) continue;
+        assert.ok(f.secret === true && f.mode === '0600', `${ip} ${f.path} holds a credential but is ${f.mode}${f.secret ? ' secret' : ''}`);
+        assert.is(statSync(join(out, f.out)).mode & 0o077, 0, `${f.path} readable by others on disk`);
+      }
+      const paths = n.files.map((f) => f.path);
+      if (os === 'd12') {
+        assert.ok(paths.includes('/etc/apt/auth.conf.d/90pigsty.conf'), `${ip}: no auth.conf.d file`);
+        const auth = readFileSync(join(out, `nodes/${ip}/rootfs/etc/apt/auth.conf.d/90pigsty.conf`), 'utf8');
+        assert.match(auth, /^machine repo\.example\/debian login ruser password Repo@Hunter2$/m);
+        const list = readFileSync(join(out, `nodes/${ip}/rootfs/etc/apt/sources.list.d/extra.list`), 'utf8');
+        assert.is(list, 'deb [trusted=yes] https://repo.example/debian bookworm main\n');
+      }
+    }
+    // No image holds a credential.
+    for (const f of readdirSync(join(out, 'images'))) assert.not.ok(readFileSync(join(out, 'images', f), 'utf8').includes('Hunter2'), `images/${f} holds a credential`);
+  }
 });
 
 function freePort(): Promise<number> {

@@ -8,7 +8,7 @@ import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
-import type { OutEntry, RenderedNode } from '../types.js';
+import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
 import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree, type LoadResult } from './common.js';
@@ -102,18 +102,18 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   const outDir = resolvePath(ctx.cwd, out);
   const inside = inputInsideOutput(ctx, values, args);
   if (inside) return fail(2, inside);
+  // (The output's files are checked against its state on another thread meanwhile.)
+  const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
   // Nothing changed since the build that made the output, which is still as it wrote it: its report
   // again, and nothing else done (cli/uptodate.ts). (A watching process builds from its memos.)
-  // (The output is checked here, not on a thread: nothing else is to be done meanwhile.)
+  // (That output is checked here, not by waiting for the thread: ~0.1 s sooner at 1,000 nodes.)
   const now = session ? undefined : buildKey(ctx, values, args);
-  const same = now && asReport((await upToDate(outDir, now.key))?.report);
+  const same = now && asReport((await upToDate(outDir, now.key))?.report, Date.now());
   if (same) {
     if (!values.json) ctx.stderr.write(useColor(ctx, ctx.stderr) ? same.diagnostics.color : same.diagnostics.text);
     const stats = { written: 0, unchanged: same.files, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 } };
-    return printReport(ctx, values, out, now.source, same, stats, performance.now() - t0, { inputsUnchanged: true });
+    return printReport(ctx, values, out, now.source.name, same, stats, performance.now() - t0, { inputsUnchanged: true });
   }
-  // (The output's files are checked against its state on another thread meanwhile.)
-  const checking = (session?.prevalidator ?? oneShot)?.start(outDir);
   const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true, session ? { parseMemo: session.parse } : {});
   if (!values.json) printDiagnostics(ctx, r);
   if (hasErrors(r.diagnostics) || !r.inventory) {
@@ -182,7 +182,10 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // What this build reports, recorded with its output (with the key of the inputs it read) for a
   // build of the same inputs to print again (cli/uptodate.ts).
   const rep = buildReport(c, r);
-  const stamp = session || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: inputsKey(r.source, r.secretsFile, values), report: rep };
+  // (The key of the bytes read above: the one computed as the build began when they are the same.)
+  const keyOf = (src: Source, secrets: { path: string; text: string | undefined }) =>
+    now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text ? now.key : inputsKey(src, secrets, values);
+  const stamp = session || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
   let stats;
   try {
     stats = await writer.finish(stamp);
@@ -213,6 +216,7 @@ function buildReport(c: { nodes: RenderedNode[]; files: number; manifest: Record
     files: c.files - links,
     links,
     diagnostics: { text: diagnosticsText(r, false), color: diagnosticsText(r, true), json: diagnosticsToJson(r.diagnostics) },
+    ...(r.diagnosticsUntil !== undefined && Number.isFinite(r.diagnosticsUntil) ? { until: r.diagnosticsUntil } : {}),
   };
 }
 

@@ -2,7 +2,8 @@
 
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
 import { readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
-import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecrets, type Secrets } from '../secrets/index.js';
+import { X509Certificate } from 'node:crypto';
+import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, unknownPasswords, type Secrets } from '../secrets/index.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
@@ -35,6 +36,33 @@ export interface LoadResult extends Validated {
   secrets?: Secrets;
   /** The secrets file looked for beside the inventory, and its text (undefined: none there); once read. */
   secretsFile?: { path: string; text: string | undefined };
+  /** Until when (ms since the epoch) the diagnostics hold: a certificate's validity changes then. */
+  diagnosticsUntil?: number;
+}
+
+/** How long before a certificate's end a build warns of it. */
+export const EXPIRY_WARNING_MS = 30 * 24 * 3600 * 1000;
+
+/**
+ * The CA's and the infra nodes' certificates out of their validity at `now` (expired: an error;
+ * not valid yet, or ending within EXPIRY_WARNING_MS: a warning), and the next instant at which that
+ * changes.
+ */
+export function certificateValidity(s: Secrets, infra: string[], now: number): { problems: { what: string; message: string; expired: boolean; rotate: string }[]; until: number } {
+  const problems: { what: string; message: string; expired: boolean; rotate: string }[] = [];
+  let until = Infinity;
+  const certs: [string, string, string][] = [['the CA certificate', s.ca.cert, 'ca'], ...infra.filter((ip) => s.infra[ip]).map((ip): [string, string, string] => [`the certificate of ${ip}`, s.infra[ip]!.cert, `infra:${ip}`])];
+  for (const [what, pem, rotate] of certs) {
+    const c = new X509Certificate(pem);
+    const from = Date.parse(c.validFrom);
+    const to = Date.parse(c.validTo);
+    const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+    if (now >= to) problems.push({ what, message: `expired on ${day(to)}`, expired: true, rotate });
+    else if (now < from) problems.push({ what, message: `is not valid before ${new Date(from).toISOString()} (is this machine's clock behind?)`, expired: false, rotate });
+    else if (to - now <= EXPIRY_WARNING_MS) problems.push({ what, message: `expires on ${day(to)}`, expired: false, rotate });
+    for (const t of [from, to - EXPIRY_WARNING_MS, to]) if (t > now && t < until) until = t;
+  }
+  return { problems, until };
 }
 
 export function loadInventory(ctx: CliContext, arg: string | undefined, sets: string[], strict: boolean, opts: { noSecrets?: boolean; parseMemo?: ParseMemo } = {}): LoadResult {
@@ -70,13 +98,25 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   }
   result.secretsFile = { path: secretsPath, text };
   if (text !== undefined) {
-    const parsed = parseSecrets(text);
-    if (typeof parsed === 'string') {
-      result.diagnostics = [...result.diagnostics, err('bad-value', [], `${secretsPath}: ${parsed}`, { file: secretsPath, hint: 'recreate it with `pigen secrets init --force`' })];
+    const read = parseSecretsFile(text);
+    const unknown = 'secrets' in read ? unknownPasswords(read.secrets, assets.schema) : [];
+    if ('problem' in read || unknown.length) {
+      const problem = 'problem' in read ? read.problem : `passwords: ${unknown.join(', ')} ${unknown.length === 1 ? 'is no password parameter' : 'are no password parameters'} (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`;
+      const hint = 'problem' in read && read.pos ? 'fix that line (a password starting with *, &, !, |, > or % must be quoted), or replace one entry with `pigen secrets rotate NAME`' : 'fix that entry, or replace it with `pigen secrets rotate NAME`; `pigen secrets init --force` makes a new file (a new CA, keys and passwords)';
+      result.diagnostics = [...result.diagnostics, err('bad-value', [], `${secretsPath}: ${problem}`, { file: secretsPath, ...('problem' in read && read.pos ? { pos: read.pos } : {}), hint })];
       delete result.inventory;
       return result;
     }
+    const parsed = read.secrets;
     result.secrets = parsed;
+    // Certificates out of their validity (checked against the clock: until when these diagnostics
+    // hold is kept, so a build skipped as of the same inputs says them again: cli/uptodate.ts).
+    const validity = certificateValidity(parsed, v.inventory.infra, Date.now());
+    result.diagnosticsUntil = validity.until;
+    for (const p of validity.problems) {
+      result.diagnostics = [...result.diagnostics, (p.expired ? err : warn)('stale-secret', [], `${p.what} in ${secretsPath} ${p.message}`, { file: secretsPath, hint: `run \`pigen secrets rotate ${p.rotate}\`` })];
+    }
+    if (validity.problems.some((p) => p.expired)) delete result.inventory;
     applyPasswords(v.inventory, assets.schema, parsed);
     for (const ip of v.inventory.infra) {
       const tls = parsed.infra[ip];

@@ -3,7 +3,7 @@
 // secret value.
 
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -12,7 +12,7 @@ import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecre
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, whenFree } from './common.js';
+import { EXPIRY_WARNING_MS, diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, whenFree } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
 /**
@@ -53,7 +53,7 @@ function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: numbe
     writeFileSync(join(d, 'ca.crt'), ca.cert);
     writeFileSync(
       join(d, 'ext.cnf'),
-      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(',')}\n`,
+      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(',')}\n`,
     );
     const key = newKey();
     writeFileSync(join(d, 'node.csr'), openssl(['req', '-new', '-key', '/dev/stdin', '-subj', `/CN=${ip}`], d, key));
@@ -147,15 +147,20 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
       if (!existsSync(path)) throw new UsageError(`${path} does not exist; run 'pigen secrets init' first`);
       const parsed = parseSecrets(readFileSync(path, 'utf8'));
       if (typeof parsed === 'string') {
-        ctx.stderr.write(`pigen: ${path}: ${parsed}\n`);
+        const message = `${path}: ${parsed}`;
+        ctx.stderr.write(`pigen: ${message}\n`);
+        if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
         return 2;
       }
       s = parsed;
       const all = name === 'all';
       if (all || name === 'ca') {
         s.ca = makeCa(caCn);
+        // (Entries of nodes no longer infra nodes are dropped: the new CA signed none of them.)
+        const gone = Object.keys(s.infra).filter((ip) => !inv.infra.includes(ip));
+        for (const ip of gone) delete s.infra[ip];
         for (const ip of inv.infra) s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
-        log(`rotated the CA and ${inv.infra.length} infra certificate(s)`);
+        log(`rotated the CA and ${inv.infra.length} infra certificate(s)${gone.length ? `; dropped the certificates of ${gone.join(', ')} (no longer infra nodes)` : ''}`);
       }
       if (all || name === 'admin-ssh') {
         s.adminSsh = makeAdminSsh();
@@ -164,6 +169,9 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
       if (!all && name!.startsWith('infra:')) {
         const ip = name!.slice(6);
         if (!inv.infra.includes(ip)) throw new UsageError(`${ip} is not an infra node (infra: ${inv.infra.join(', ')})`);
+        // (A certificate signed by a CA that has expired, or expires first, would not verify.)
+        const caEnds = Date.parse(new X509Certificate(s.ca.cert).validTo);
+        if (caEnds - Date.now() <= EXPIRY_WARNING_MS) throw new UsageError(`the CA certificate in ${path} ${caEnds <= Date.now() ? 'expired' : 'expires'} on ${new Date(caEnds).toISOString().slice(0, 10)}: run 'pigen secrets rotate ca' (it issues every infra certificate again)`);
         s.infra[ip] = makeNodeCert(s.ca, ip, infraSans(inv, ip), days(inv, ip));
         log(`rotated the certificate of ${ip}`);
       }
@@ -179,7 +187,11 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         log(`rotated ${name}`);
       }
     }
-    writeFileAtomic(path, new TextEncoder().encode(serializeSecrets(s)), 0o600, ctx.cwd);
+    // (What is written must read back as a secrets file: never one the next build refuses.)
+    const text = serializeSecrets(s);
+    const back = parseSecrets(text);
+    if (typeof back === 'string') throw new Error(`the new secrets file would not read back (${back}); ${path} is left as it was`);
+    writeFileAtomic(path, new TextEncoder().encode(text), 0o600, ctx.cwd);
     ensureGitignore(dirname(path));
     // (--json: what the file now holds, by name: never a value.)
     if (values.json) ctx.stdout.write(JSON.stringify({ ok: true, file: path, ca: caCn, infra: Object.keys(s.infra).sort(), adminSsh: s.adminSsh !== undefined, passwords: Object.keys(s.passwords).sort() }, null, 2) + '\n');
@@ -188,6 +200,7 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
   } catch (e) {
     if (e instanceof UsageError) throw e;
     ctx.stderr.write(`pigen: ${(e as Error).message}\n`);
+    if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: (e as Error).message }, null, 2) + '\n');
     return 1;
   }
 }

@@ -19,7 +19,7 @@ const KEY_VERSION = 1;
  * undefined when it cannot be told here (an input unreadable: the build says why), or with
  * --bundle (its manifest is verified by reading it whole, as the build does).
  */
-export function buildKey(ctx: CliContext, values: Values, args: string[]): { key: string; source: string } | undefined {
+export function buildKey(ctx: CliContext, values: Values, args: string[]): { key: string; source: Source; secrets: string | undefined } | undefined {
   if (values.bundle !== undefined) return undefined;
   const src = readInventory(args[0], ctx.cwd);
   if (!('bytes' in src)) return undefined;
@@ -30,7 +30,7 @@ export function buildKey(ctx: CliContext, values: Values, args: string[]): { key
   } catch {
     return undefined;
   }
-  return { key: inputsKey(src, { path: secretsPath, text: secrets }, values), source: src.name };
+  return { key: inputsKey(src, { path: secretsPath, text: secrets }, values), source: src, secrets };
 }
 
 /**
@@ -72,10 +72,15 @@ export interface BuildReport {
   links: number;
   /** The diagnostics as printed (with colour and without) and as --json gives them. */
   diagnostics: { text: string; color: string; json: unknown[] };
+  /** Until when (ms since the epoch) they hold: a certificate's validity changes then (LoadResult.diagnosticsUntil). */
+  until?: number;
 }
 
-/** A report read back from a state (written by this version: KEY_VERSION), or undefined. */
-export function asReport(r: unknown): BuildReport | undefined {
+/** A report read back from a state (written by this version: KEY_VERSION) that still holds at `now`, or undefined. */
+export function asReport(r: unknown, now: number): BuildReport | undefined {
   const x = r as Partial<BuildReport> | null;
-  return x && Array.isArray(x.nodes) && Array.isArray(x.unfit) && typeof x.exceeds === 'object' && typeof x.files === 'number' && typeof x.links === 'number' && typeof x.diagnostics?.text === 'string' ? (x as BuildReport) : undefined;
+  if (!x || !Array.isArray(x.nodes) || !Array.isArray(x.unfit) || typeof x.exceeds !== 'object' || typeof x.files !== 'number' || typeof x.links !== 'number' || typeof x.diagnostics?.text !== 'string') return undefined;
+  // (A certificate expired, or came within the warning's reach, since: the build says so.)
+  if (x.until !== undefined && !(typeof x.until === 'number' && now < x.until)) return undefined;
+  return x as BuildReport;
 }

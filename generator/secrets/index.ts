@@ -5,7 +5,7 @@
 // CLI with the openssl program (generator/cli/secrets.ts).
 
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { parse, stringify } from 'yaml';
+import { LineCounter, parseDocument, stringify, visit } from 'yaml';
 import type { Inventory, JsonObject } from '../types.js';
 import { secretParams } from '../resolve/params.js';
 import { portalEntries } from '../plan/infra.js';
@@ -73,13 +73,31 @@ export function defaultPasswords(inv: Inventory, schema: JsonObject): string[] {
   return [...out].sort();
 }
 
-/** Applies the secrets file's passwords where the inventory leaves the published default. */
+/**
+ * The password parameters a secrets file may set: the schema's secret parameters with a published
+ * default (the ones it replaces). Any other name under `passwords:` is refused (unknownPasswords):
+ * applied, it would set any parameter (`node_admin_username: root`, a shell fragment in a number
+ * field) after every check of the inventory.
+ */
+export function passwordParams(schema: JsonObject): Set<string> {
+  const props = ((schema.definitions as JsonObject).vars as JsonObject).properties as Record<string, JsonObject>;
+  return new Set(secretParams(schema).filter((k) => typeof props[k]?.default === 'string' && props[k]!.default !== ''));
+}
+
+/** The names under `passwords:` that are no password parameter (passwordParams), sorted. */
+export function unknownPasswords(s: Secrets, schema: JsonObject): string[] {
+  const known = passwordParams(schema);
+  return Object.keys(s.passwords).filter((k) => !known.has(k)).sort();
+}
+
+/** Applies the secrets file's passwords where the inventory leaves the published default (password parameters only). */
 export function applyPasswords(inv: Inventory, schema: JsonObject, secrets: Secrets | undefined): void {
   if (!secrets) return;
   const props = ((schema.definitions as JsonObject).vars as JsonObject).properties as Record<string, JsonObject>;
+  const known = passwordParams(schema);
   for (const n of inv.nodes) {
     for (const [k, value] of Object.entries(secrets.passwords)) {
-      if (n.vars[k] === props[k]?.default) n.vars[k] = value;
+      if (known.has(k) && n.vars[k] === props[k]!.default) n.vars[k] = value;
     }
   }
 }
@@ -92,21 +110,65 @@ export function serializeSecrets(s: Secrets): string {
   );
 }
 
-/** Parses a secrets file; returns a message when it is not one. */
+/** Parses a secrets file; returns a message when it is not one (parseSecretsFile: with the position). */
 export function parseSecrets(text: string): Secrets | string {
+  const r = parseSecretsFile(text);
+  return 'problem' in r ? r.problem : r.secrets;
+}
+
+/**
+ * Parses a secrets file: its content, or what is wrong with it (and where, for YAML errors). No
+ * message holds a value of the file: the YAML parser's own quote the text around an error (a
+ * password written `*Hunter2` is an alias to it), so only its kind and position are said.
+ */
+export function parseSecretsFile(text: string): { secrets: Secrets } | { problem: string; pos?: { line: number; col: number } } {
+  const said = (kind: string, at?: { line: number; col: number }) => ({
+    problem: `not valid YAML: ${kind}${at ? ` at line ${at.line}, column ${at.col}` : ''} (a password starting with *, &, !, |, > or % must be quoted)`,
+    ...(at ? { pos: { line: at.line, col: at.col } } : {}),
+  });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  const first = doc.errors[0];
+  if (first) return said(YAML_PROBLEMS[first.code] ?? 'a syntax error', first.linePos?.[0]);
   let d: unknown;
   try {
-    d = parse(text);
-  } catch (e) {
-    return `not valid YAML: ${(e as Error).message.split('\n')[0]}`;
+    d = doc.toJS();
+  } catch {
+    // (An alias to no anchor is found as the data is made: pigen writes no alias, so the first one is it.)
+    let at: number | undefined;
+    visit(doc, { Alias: (_, n) => ((at = n.range?.[0]), visit.BREAK) });
+    return said(YAML_PROBLEMS.BAD_ALIAS!, at === undefined ? undefined : lineCounter.linePos(at));
   }
+  const r = checkSecrets(d);
+  return typeof r === 'string' ? { problem: r } : { secrets: r };
+}
+
+/** The YAML parser's error codes, said in words that quote nothing of the file. */
+const YAML_PROBLEMS: Record<string, string> = {
+  BAD_ALIAS: 'an alias (a value starting with *) names no anchor',
+  BAD_SCALAR_START: 'a value starts with a character YAML reserves',
+  BLOCK_AS_IMPLICIT_KEY: 'a block value where a key was expected',
+  BLOCK_IN_FLOW: 'a block value inside a flow collection',
+  DUPLICATE_KEY: 'a key appears twice',
+  MISSING_CHAR: 'a closing bracket or quote is missing',
+  MULTILINE_IMPLICIT_KEY: 'a key spans lines',
+  MULTIPLE_ANCHORS: 'a value has two anchors',
+  MULTIPLE_DOCS: 'the file holds more than one YAML document',
+  TAB_AS_INDENT: 'a tab indents a line',
+  UNEXPECTED_TOKEN: 'an unexpected character',
+  BAD_INDENT: 'a line is indented wrongly',
+  BAD_DIRECTIVE: 'a bad % directive',
+  IMPOSSIBLE: 'a syntax error',
+};
+
+function checkSecrets(d: unknown): Secrets | string {
   const s = d as Partial<Secrets> | null;
   if (!s || typeof s !== 'object' || s.version !== 1) return 'not a pigen secrets file (version: 1 missing)';
   if (!s.ca || typeof s.ca.key !== 'string' || typeof s.ca.cert !== 'string') return 'the CA key or certificate is missing';
   // Its values go into generated files as they are: each must be what pigen writes there (a PEM
   // block, a password without quotes, backslashes, $ or line breaks), whoever edited the file.
   if (!isPem(s.ca.key) || !isPem(s.ca.cert)) return 'the CA key or certificate is not a PEM block';
-  if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null)) return 'infra is not a mapping';
+  if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null || Array.isArray(s.infra))) return 'infra is not a mapping';
   // Each key must be its certificate's, and each infra certificate the CA's: a key put in the wrong
   // place (the CA's in an infra slot, two nodes' swapped) would be written to a node, and a
   // damaged block would break every node's TLS. (A review found each accepted.)
@@ -127,13 +189,22 @@ export function parseSecrets(text: string): Secrets | string {
   const ca = pair(s.ca.cert, s.ca.key);
   if (typeof ca === 'string') return `CA: ${ca}`;
   if (!ca.cert.ca) return 'CA: the certificate is not a CA certificate';
+  // Each slot is an infra node's IP, and holds a certificate issued for that IP, with a key no
+  // other slot holds: entries swapped or copied by hand would put one node's key on another.
+  const keysSeen = new Map<string, string>();
   for (const [ip, t] of Object.entries(s.infra ?? {})) {
+    if (!IPV4.test(ip)) return `infra: the entry ${JSON.stringify(ip)} is not an IPv4 address (each entry is an infra node's IP)`;
     if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
     const own = pair(t.cert, t.key);
     if (typeof own === 'string') return `infra ${ip}: ${own}`;
     if (own.cert.ca || !own.cert.checkIssued(ca.cert) || !own.cert.verify(ca.cert.publicKey)) return `infra ${ip}: the certificate is not one the CA signed for a server`;
+    if (!(own.cert.subjectAltName ?? '').split(', ').includes(`IP Address:${ip}`)) return `infra ${ip}: the certificate is not issued for ${ip} (an entry moved from another node?): run \`pigen secrets rotate infra:${ip}\``;
+    const body = t.key.replace(/-----[^-]+-----|\s+/g, '');
+    const other = keysSeen.get(body);
+    if (other !== undefined) return `infra ${ip}: the same key as infra ${other}: run \`pigen secrets rotate infra:${ip}\``;
+    keysSeen.set(body, ip);
   }
-  if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null)) return 'passwords is not a mapping';
+  if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null || Array.isArray(s.passwords))) return 'passwords is not a mapping';
   for (const [k, v] of Object.entries(s.passwords ?? {})) {
     if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v) || !isWellFormed(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $, line break or lone UTF-16 surrogate (they would break the files it goes into)`;
   }
@@ -153,6 +224,8 @@ export function parseSecrets(text: string): Secrets | string {
   }
   return { version: 1, ca: s.ca, infra: s.infra ?? {}, ...(adminSsh ? { adminSsh } : {}), passwords: s.passwords ?? {} } as Secrets;
 }
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 const isPem = (v: unknown): boolean => typeof v === 'string' && /^-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?$/.test(v);
 
