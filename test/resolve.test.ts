@@ -197,4 +197,93 @@ test('a var named __proto__ is data: the node keeps every value it inherits from
   }
 });
 
+// ── Ansible's reading of groups (checked against ansible-inventory 2.14 by a review) ─────────
+
+const ok = (text: string) => {
+  const r = resolveText(text);
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics.filter((d) => d.severity === 'error'), null, 1));
+  return r.inventory!;
+};
+const HEAD = `all:\n  vars: { admin_ip: 10.10.10.10 }\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n`;
+
+test('a group declared in two places is one group: vars merged, hosts and parents the union, depth the deepest', () => {
+  const inv = ok(`${HEAD}    a: { vars: { nginx_port: 81 }, hosts: { 10.10.10.11: {} } }
+    p: { vars: { node_timezone: UTC }, children: { a: { hosts: { 10.10.10.12: {} } } } }
+`);
+  // (ansible-inventory: .12 nginx_port 81; .11 in a and p, node_timezone UTC.)
+  assert.is(node(inv, '10.10.10.12').vars.nginx_port, 81);
+  assert.is(node(inv, '10.10.10.11').vars.node_timezone, 'UTC');
+  assert.equal(node(inv, '10.10.10.11').groups, ['a', 'p']);
+  assert.equal(inv.groups.filter((g) => g.name === 'a').map((g) => g.hosts), [['10.10.10.11', '10.10.10.12']]);
+  // Depth: a is p's child (2), so its vars win over p's (1) wherever a is declared.
+  const inv2 = ok(`${HEAD}    a: { vars: { nginx_port: 81 }, hosts: { 10.10.10.11: {} } }
+    p: { vars: { nginx_port: 82 }, children: { a: } }
+`);
+  assert.is(node(inv2, '10.10.10.11').vars.nginx_port, 81);
+});
+
+test('a group of groups: children listed by name with empty entries, declared elsewhere', () => {
+  const inv = ok(`${HEAD}    pgsql:
+      vars: { node_timezone: Asia/Hong_Kong }
+      children: { pg-meta: , pg-test: {} }
+    pg-meta: { vars: { pg_cluster: pg-meta }, hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } } }
+    pg-test: { vars: { pg_cluster: pg-test }, hosts: { 10.10.10.12: { pg_seq: 1, pg_role: primary } } }
+`);
+  for (const ip of ['10.10.10.11', '10.10.10.12']) {
+    assert.is(node(inv, ip).vars.node_timezone, 'Asia/Hong_Kong', ip);
+    assert.ok(node(inv, ip).modules.includes('pgsql'), ip);
+  }
+  assert.equal(node(inv, '10.10.10.12').groups, ['pg-test', 'pgsql']);
+  // A name only ever referred to, never declared with hosts: an empty group, as before.
+  const r = resolveText(`${HEAD}    pgsql: { children: { pg-nowhere: } }\n`);
+  assert.ok(r.diagnostics.some((d) => d.code === 'empty-group' && /pg-nowhere/.test(d.message)));
+  // A group among its own ancestors is said, not looped on.
+  const c = resolveText(`${HEAD}    x: { hosts: { 10.10.10.11: {} }, children: { y: { children: { x: } } } }\n`);
+  assert.ok(c.diagnostics.some((d) => /among its own ancestors/.test(d.message)), JSON.stringify(c.diagnostics));
+});
+
+test("a host's entries apply in the order the file gives them (the last one's value wins)", () => {
+  // (ansible-inventory: 81, the later entry; the walk took the child group's first.)
+  const inv = ok(`${HEAD}    p:
+      children: { c: { hosts: { 10.10.10.11: { nginx_port: 82 } } } }
+      hosts: { 10.10.10.11: { nginx_port: 81 } }
+`);
+  assert.is(node(inv, '10.10.10.11').vars.nginx_port, 81);
+  // all.hosts written after all.children: its entry is the later one.
+  const inv2 = ok(`all:
+  vars: { admin_ip: 10.10.10.10 }
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    b: { hosts: { 10.10.10.11: { nginx_port: 82 } } }
+  hosts:
+    10.10.10.11: { nginx_port: 81 }
+`);
+  assert.is(node(inv2, '10.10.10.11').vars.nginx_port, 81);
+});
+
+test('ansible_group_priority as Ansible reads it (int()), and not a variable of the hosts', () => {
+  for (const [prio, want] of [['"5"', 81], ['5', 81], ['5.9', 81], ["' 7 '", 81], ['"x"', 82], ['0', 82]] as const) {
+    const inv = ok(`${HEAD}    a: { vars: { nginx_port: 81, ansible_group_priority: ${prio} }, hosts: { 10.10.10.11: {} } }
+    b: { vars: { nginx_port: 82 }, hosts: { 10.10.10.11: {} } }
+`);
+    assert.is(node(inv, '10.10.10.11').vars.nginx_port, want, `priority ${prio}`);
+    assert.not.ok(Object.prototype.hasOwnProperty.call(node(inv, '10.10.10.11').vars, 'ansible_group_priority'));
+  }
+});
+
+test('a parameter pigen does not know is written nowhere: a line break in it is no injection error', () => {
+  const r = resolveText(`${HEAD.replace('admin_ip: 10.10.10.10', 'admin_ip: 10.10.10.10, my_motd: "hello\\nworld"')}`);
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+  assert.ok(r.diagnostics.some((d) => d.code === 'unknown-param'));
+  // One of pigen's own still is.
+  const own = resolveText(`${HEAD.replace('admin_ip: 10.10.10.10', 'admin_ip: 10.10.10.10, node_timezone: "Asia/X\\nY"')}`);
+  assert.ok(own.diagnostics.some((d) => d.code === 'injection'));
+});
+
+test('hosts written as a plain string: the schema says so, and no false empty-group', () => {
+  const r = resolveText(`${HEAD}    b: { hosts: 10.10.10.12 }\n`);
+  assert.ok(r.diagnostics.some((d) => d.code === 'schema-type'), JSON.stringify(r.diagnostics));
+  assert.not.ok(r.diagnostics.some((d) => d.code === 'empty-group'), JSON.stringify(r.diagnostics));
+});
+
 test.run();

@@ -1,7 +1,7 @@
 // Resolve stage: defaults < all.vars < group vars < host vars < --set (dicts and lists replace, as in
 // Ansible), placeholders, identity (nodename, cluster, modules), then the rules.
 
-import { err, hasErrors, warn } from '../diagnostics.js';
+import { err, hasErrors, pathKey, warn } from '../diagnostics.js';
 import type {
   Diagnostic,
   GroupModule,
@@ -43,7 +43,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     diags.push(...checkPlaceholders(vars, base));
   };
   checkNames(allVars, ['all', 'vars']);
-  for (const g of groups) checkNames(g.vars, [...g.path, 'vars']);
+  for (const g of groups) for (const d of g.declarations) checkNames(d.vars, [...d.path, 'vars']);
   for (const o of occurrences) checkNames(o.vars, o.path);
   opts.sets.forEach((s, i) => {
     if (!known.has(s.key) && !isForeignParam(s.key)) {
@@ -70,12 +70,23 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
   // admin_ip is the fleet's (the repo, DNS and ${admin_ip} of every node): one in a group's or a
   // host's vars is not read, so it is said.
-  for (const [vars, base] of [...groups.map((g) => [g.vars, [...g.path, 'vars']] as const), ...occurrences.map((o) => [o.vars, o.path] as const)]) {
+  for (const [vars, base] of [...groups.flatMap((g) => g.declarations.map((d) => [d.vars, [...d.path, 'vars']] as const)), ...occurrences.map((o) => [o.vars, o.path] as const)]) {
     if (Object.prototype.hasOwnProperty.call(vars, 'admin_ip')) {
       diags.push(warn('admin-ip-scope', [...base, 'admin_ip'], `admin_ip is the fleet's: pigen reads it from all.vars (or --set) only, so this one is ignored (the fleet's is ${adminIp}${globalOrigins.admin_ip ? '' : ', the default'})`, { atKey: true }));
     }
   }
 
+  // A host's entries apply in the order the file gives them, as Ansible reads it (the last one's
+  // value wins): the walk above takes a group's own hosts before its children's, and JavaScript
+  // lists integer-like keys first.
+  const at = new Map(
+    occurrences.map((o) => {
+      const p = loaded.positions.get(pathKey(o.path));
+      const pos = p?.key ?? p?.value;
+      return [o, pos ? pos.line * 1e6 + pos.col : Infinity] as const;
+    }),
+  );
+  occurrences.sort((a, b) => at.get(a)! - at.get(b)!);
   const ips = [...new Set(occurrences.map((o) => o.ip))].sort(compareIp);
   // Indexes so large fleets resolve in linear time.
   const occByIp = new Map<string, typeof occurrences>();
@@ -107,8 +118,10 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     const memberOf = groupsByIp.get(ip) ?? [];
     for (const g of memberOf) {
       for (const [k, v] of Object.entries(g.vars)) {
+        // (Ansible's own, read as the group's priority: no variable of its hosts.)
+        if (k === 'ansible_group_priority') continue;
         put(vars, k, v);
-        put(origins, k, [...g.path, 'vars', k]);
+        put(origins, k, g.varPaths[k]!);
       }
     }
     const occ = occByIp.get(ip) ?? [];
@@ -166,7 +179,7 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   if (!isIPv4(adminIp)) {
     diags.push(err('admin-ip-invalid', globalOrigins.admin_ip ?? ['all', 'vars'], `admin_ip \`${adminIp}\` is not an IPv4 address`));
   }
-  for (const rule of RULES) diags.push(...rule(inventory, loaded));
+  for (const rule of RULES) diags.push(...rule(inventory, loaded, known));
   return hasErrors(diags) ? { diagnostics: diags } : { value: inventory, diagnostics: diags };
 }
 

@@ -8,7 +8,8 @@ import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
 
-export type Rule = (inv: Inventory, loaded: Loaded) => Diagnostic[];
+/** `known`: the parameters pigen's schema describes (what is neither those nor another module's is written nowhere). */
+export type Rule = (inv: Inventory, loaded: Loaded, known?: ReadonlySet<string>) => Diagnostic[];
 
 /** Where a node's parameter was set (falls back to the host entry for defaults). */
 const originOf = (n: ResolvedNode, k: string): Path => n.origins[k] ?? n.path;
@@ -308,7 +309,7 @@ function walkPattern(v: Json | undefined, pat: string[], path: Path, fn: (s: str
 }
 
 /** Values that would break or extend a generated file are rejected, never escaped. */
-export const noInjection: Rule = (inv) => {
+export const noInjection: Rule = (inv, _loaded, known) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
     const v = n.vars;
@@ -344,7 +345,7 @@ export const noInjection: Rule = (inv) => {
       // checked for their braces instead; other modules' parameters are carried, not written.)
       if (typeof val === 'string' && k.endsWith('_options')) check(val, [k], 'option string', OPTIONS_BAD);
       if (typeof val === 'string' && /_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/, { placeholders: false });
-      if (!isForeignParam(k)) {
+      if (!isForeignParam(k) && (known === undefined || known.has(k))) {
         walkStrings(val, [k], (s, p) => {
           if ((k === 'infra_portal' && p[2] === 'config' && p.length === 3) || reported.has(pathKey(p))) return;
           check(s, p, 'value', /(?!)/, { control: LINE_BREAK });
