@@ -56,6 +56,7 @@ export const CODES = {
   'bad-ip': { hint: 'use a dotted IPv4 address' },
   'bad-value': { hint: 'fix the value' },
   'default-secret': { hint: 'run `pigen secrets init` to generate random secrets' },
+  'secrets-mode': { hint: 'chmod 600 it (pigen writes it so): it holds the CA key, the infra keys and the passwords' },
   'stale-secret': { hint: 'run `pigen secrets rotate infra:<ip>` to issue a certificate for the current inventory' },
 
   // ── plan / render / emit ──────────────────────────────────────────────────

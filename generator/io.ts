@@ -1881,6 +1881,15 @@ export function readOptionalText(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
+/** A file's permission bits (undefined: no such file). */
+export function fileMode(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What sizes a build's documents' gzips: a worker thread (gzipSizeWorker) or this one (inlineGzipSizer). */
 export type GzipSizes = { size(doc: Uint8Array): Promise<number>; close(): Promise<void> };
 

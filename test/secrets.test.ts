@@ -2,7 +2,7 @@
 // certificate, rotation, and no command prints a secret value.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, lstatSync, mkdirSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, lstatSync, mkdirSync, writeFileSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
@@ -645,6 +645,16 @@ test('passwords: only password parameters with a published default; anything els
     assert.match(r.err, want, what);
     assert.not.ok(existsSync(join(tmp(), 'pwned')));
   }
+});
+
+test('a secrets file readable by others is warned of (as ssh does of a private key)', async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  assert.not.match((await cli('build', '-o', 'out')).err, /secrets-mode/);
+  chmodSync(file, 0o644);
+  const r = await cli('build', '-o', 'out');
+  assert.is(r.code, 0);
+  assert.match(r.err, /warning\[secrets-mode\]: .*pigsty\.secrets\.yml is readable or writable by others \(mode 0644\)/);
 });
 
 test("rotate ca drops the entries of nodes no longer infra nodes (the file stays one the build reads)", async () => {

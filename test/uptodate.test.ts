@@ -3,7 +3,7 @@
 // to an input or to the output, and the build runs as usual.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
 import type { CliContext } from '../generator/cli/context.ts';
@@ -126,6 +126,8 @@ test('any change to an input, or to the output, and the build runs again (the ou
     ['--strict (a warning becomes an error: no build)', () => {}, ['--strict']],
     ['the secrets file made', () => secretsInit(dir)],
     ['the secrets file changed', () => appendFileSync(join(dir, 'pigsty.secrets.yml'), '# a comment\n')],
+    // (Its mode decides a warning: the report printed again must have it.)
+    ['the secrets file made readable by others', () => chmodSync(join(dir, 'pigsty.secrets.yml'), 0o644)],
   ];
   for (const [what, change, args = []] of cases) {
     await change();

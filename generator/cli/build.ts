@@ -183,8 +183,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // build of the same inputs to print again (cli/uptodate.ts).
   const rep = buildReport(c, r);
   // (The key of the bytes read above: the one computed as the build began when they are the same.)
-  const keyOf = (src: Source, secrets: { path: string; text: string | undefined }) =>
-    now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text ? now.key : inputsKey(src, secrets, values);
+  const keyOf = (src: Source, secrets: { path: string; text: string | undefined; mode?: number | undefined }) =>
+    now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text && now.mode === secrets.mode ? now.key : inputsKey(src, secrets, values);
   const stamp = session || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
   let stats;
   try {

@@ -1,7 +1,7 @@
 // Shared by commands: loading the inventory with --set/--strict, printing diagnostics.
 
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
-import { readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
+import { fileMode, readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { X509Certificate } from 'node:crypto';
 import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, unknownPasswords, type Secrets } from '../secrets/index.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
@@ -35,7 +35,7 @@ export interface LoadResult extends Validated {
   sourceText?: string;
   secrets?: Secrets;
   /** The secrets file looked for beside the inventory, and its text (undefined: none there); once read. */
-  secretsFile?: { path: string; text: string | undefined };
+  secretsFile?: { path: string; text: string | undefined; mode?: number | undefined };
   /** Until when (ms since the epoch) the diagnostics hold: a certificate's validity changes then. */
   diagnosticsUntil?: number;
 }
@@ -96,7 +96,12 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     delete result.inventory;
     return result;
   }
-  result.secretsFile = { path: secretsPath, text };
+  const mode = text === undefined ? undefined : fileMode(secretsPath);
+  result.secretsFile = { path: secretsPath, text, mode };
+  // (Readable by others: said, as ssh says of a private key; its mode is in a build's key, cli/uptodate.ts.)
+  if (mode !== undefined && mode & 0o077) {
+    result.diagnostics = [...result.diagnostics, warn('secrets-mode', [], `${secretsPath} is readable or writable by others (mode ${mode.toString(8).padStart(4, '0')})`, { file: secretsPath })];
+  }
   if (text !== undefined) {
     const read = parseSecretsFile(text);
     const unknown = 'secrets' in read ? unknownPasswords(read.secrets, assets.schema) : [];

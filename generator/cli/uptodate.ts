@@ -5,7 +5,7 @@
 // the build runs as usual.
 
 import { createHash } from 'node:crypto';
-import { codeIdentity, readAssets, readInventory, readOptionalText } from '../io.js';
+import { codeIdentity, fileMode, readAssets, readInventory, readOptionalText } from '../io.js';
 import { secretsFileOf } from './common.js';
 import type { CliContext } from './context.js';
 import type { Values } from './commands.js';
@@ -19,7 +19,7 @@ const KEY_VERSION = 1;
  * undefined when it cannot be told here (an input unreadable: the build says why), or with
  * --bundle (its manifest is verified by reading it whole, as the build does).
  */
-export function buildKey(ctx: CliContext, values: Values, args: string[]): { key: string; source: Source; secrets: string | undefined } | undefined {
+export function buildKey(ctx: CliContext, values: Values, args: string[]): { key: string; source: Source; secrets: string | undefined; mode: number | undefined } | undefined {
   if (values.bundle !== undefined) return undefined;
   const src = readInventory(args[0], ctx.cwd);
   if (!('bytes' in src)) return undefined;
@@ -30,17 +30,18 @@ export function buildKey(ctx: CliContext, values: Values, args: string[]): { key
   } catch {
     return undefined;
   }
-  return { key: inputsKey(src, { path: secretsPath, text: secrets }, values), source: src, secrets };
+  const mode = secrets === undefined ? undefined : fileMode(secretsPath);
+  return { key: inputsKey(src, { path: secretsPath, text: secrets, mode }, values), source: src, secrets, mode };
 }
 
 /**
  * A digest of everything a build's output follows from: the program (code, Node and zlib
  * versions: codeIdentity), its templates and schema, the inventory's name and bytes (the manifest
- * records the name), the secrets file beside it (path and bytes, or its absence), each --set in
+ * records the name), the secrets file beside it (path, mode and bytes, or its absence), each --set in
  * order, and --strict. (A build stamps its output with the key of the very bytes it read: a file
  * saved while it ran is not taken for them.)
  */
-export function inputsKey(src: Source, secrets: { path: string; text: string | undefined }, values: Values): string {
+export function inputsKey(src: Source, secrets: { path: string; text: string | undefined; mode?: number | undefined }, values: Values): string {
   const h = createHash('sha256');
   // (Each part framed by its length in bytes: no two sequences of parts read the same.)
   const part = (s: string | Uint8Array) => ((b) => h.update(`${b.length}:`).update(b))(typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
@@ -52,7 +53,7 @@ export function inputsKey(src: Source, secrets: { path: string; text: string | u
   part(src.name);
   part(src.bytes);
   part(secrets.path);
-  part(secrets.text === undefined ? 'absent' : `present:${secrets.text}`);
+  part(secrets.text === undefined ? 'absent' : `present:${secrets.mode ?? 'unknown'}:${secrets.text}`);
   const sets = (values.set as string[] | undefined) ?? [];
   part(String(sets.length));
   for (const s of sets) part(s);
