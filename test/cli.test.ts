@@ -67,6 +67,12 @@ test('--json: every command prints one parseable JSON object on stdout, on succe
     assert.type(parsed, 'object', argv.join(' '));
     if (code === 2 && !(parsed as { diagnostics?: unknown }).diagnostics) assert.is((parsed as { ok: boolean }).ok, false, argv.join(' '));
   }
+  // A `--json` that is no option (after `--`, or an option's value): no JSON for a usage error.
+  for (const argv of [['build', '--bogus', '--', '--json'], ['build', '--set', 'x', '-o', '--json', '--bogus']]) {
+    const t = ctx({ cwd: d });
+    assert.is(await main(argv, t.c), 2, argv.join(' '));
+    assert.is(t.out(), '', `${argv.join(' ')}: printed JSON`);
+  }
 });
 
 test('every command has --help with a usage line (exit 0)', async () => {

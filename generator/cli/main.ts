@@ -47,7 +47,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     if (e instanceof UsageError) {
       ctx.stderr.write(`pigen: ${e.message}\n`);
       // (With --json, stdout carries JSON whatever the outcome: a script reading it gets the error.)
-      if (argv.includes('--json')) ctx.stdout.write(JSON.stringify({ ok: false, error: e.message.split('\n')[0] }, null, 2) + '\n');
+      if (wantsJson(argv)) ctx.stdout.write(JSON.stringify({ ok: false, error: e.message.split('\n')[0] }, null, 2) + '\n');
       return 2;
     }
     const err = e as Error;
@@ -58,6 +58,20 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     );
     void InternalError;
     return 1;
+  }
+}
+
+/**
+ * Whether `argv` asks for --json, read as its command reads its options (so a `--json` after `--`,
+ * or given as an option's value, is none); any unknown option is taken as what it is.
+ */
+function wantsJson(argv: string[]): boolean {
+  const cmd = COMMANDS.find((c) => c.name === argv[0]);
+  try {
+    const { tokens } = parseArgs({ args: argv.slice(cmd ? 1 : 0), options: cmd?.options ?? {}, allowPositionals: true, strict: false, tokens: true });
+    return tokens.some((t) => t.kind === 'option' && t.name === 'json');
+  } catch {
+    return false;
   }
 }
 
