@@ -1347,9 +1347,10 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     try {
       if (r === undefined) {
         // The output is the new tree already (its state stamped again when this build's inputs
-        // differ from the one that made it: a comment edited, say).
+        // differ from the one that made it, a comment edited, or its report does: a certificate
+        // came within the warning's reach since).
         if (!live && liveFile) writeState(liveFile, dir, held!, stamp);
-        else if (live && liveFile && stamp && live.build?.key !== stamp.key) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set(), ...(!walked && live.dirs ? { before: live.dirs } : {}) }, stamp);
+        else if (live && liveFile && stamp && (live.build?.key !== stamp.key || JSON.stringify(live.build.report) !== JSON.stringify(stamp.report))) saveState(liveFile, dir, live.entries, { reported: {}, touched: new Set(), ...(!walked && live.dirs ? { before: live.dirs } : {}) }, stamp);
         return { written: 0, unchanged: nFiles, removed: 0, noop: true, io: { files: 0, links: 0, dirs: 0, removed: 0 }, listed };
       }
       saveState(spareFile, spareDir, r.next, (spareState || live) && { reported: r.dirs, touched, ...(spareState?.dirs ? { before: spareState.dirs } : {}) }, stamp);
@@ -1879,6 +1880,15 @@ export function symlinkFile(target: string, link: string): void {
 /** Reads a text file if it exists (e.g. the secrets file); undefined when absent. */
 export function readOptionalText(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** Whether `path` is a regular file (following links): not a directory, pipe or device. */
+export function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** A file's permission bits (undefined: no such file). */

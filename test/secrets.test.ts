@@ -11,7 +11,7 @@ import { copyNginxTree, nginxTest, NGINX, stopNginx } from './nginx-conf.ts';
 import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { main } from '../generator/cli/main.ts';
 import { certificateValidity, EXPIRY_WARNING_MS } from '../generator/cli/common.ts';
 import { asReport } from '../generator/cli/uptodate.ts';
@@ -657,6 +657,43 @@ test('a secrets file readable by others is warned of (as ssh does of a private k
   assert.match(r.err, /warning\[secrets-mode\]: .*pigsty\.secrets\.yml is readable or writable by others \(mode 0644\)/);
 });
 
+test('the same infra key in another encoding (PKCS#8, SEC1) in two entries is refused', async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  const doc = parseYaml(readFileSync(file, 'utf8')) as Secrets;
+  const [a, b] = ['10.10.10.10', '10.10.10.11'];
+  // A certificate for b with a's key (issued with the CA key the file holds), the key in SEC1 form.
+  const w = tmp('pigen-sec-dup-');
+  writeFileSync(join(w, 'ca.crt'), doc.ca.cert);
+  writeFileSync(join(w, 'ca.key'), doc.ca.key);
+  writeFileSync(join(w, 'a.key'), doc.infra[a]!.key);
+  writeFileSync(join(w, 'ext.cnf'), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=IP:${b}\n`);
+  assert.is(run('openssl', ['req', '-new', '-key', 'a.key', '-subj', `/CN=${b}`, '-out', 'b.csr'], { cwd: w }).code, 0);
+  const x = run('openssl', ['x509', '-req', '-in', 'b.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x1234', '-days', '30', '-extfile', 'ext.cnf'], { cwd: w });
+  assert.is(x.code, 0, x.stderr);
+  const sec1 = createPrivateKey(doc.infra[a]!.key).export({ type: 'sec1', format: 'pem' }) as string;
+  assert.is.not(sec1.trim(), doc.infra[a]!.key.trim());
+  writeFileSync(file, stringifyYaml({ ...doc, infra: { [a]: doc.infra[a], [b]: { key: sec1, cert: x.stdout, sans: [`IP:${b}`] } } }, { lineWidth: 0, blockQuote: 'literal' }));
+  const r = await cli('build', '-o', 'out');
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /infra 10\.10\.10\.11: the same key as infra 10\.10\.10\.10/);
+});
+
+test('a rotation drops names under passwords: that are no password parameter (the build refuses them)', async () => {
+  if (!hasOpenssl) return;
+  const { file, cli } = await initialised();
+  const doc = parseYaml(readFileSync(file, 'utf8')) as Secrets;
+  writeFileSync(file, stringifyYaml({ ...doc, passwords: { ...doc.passwords, bogus_param: 'hello' } }, { lineWidth: 0, blockQuote: 'literal' }));
+  const b = await cli('build', '-o', 'out');
+  assert.is(b.code, 2);
+  assert.match(b.err, /delete those lines \(any `pigen secrets rotate NAME` drops them too\)/);
+  const r = await cli('secrets', 'rotate', 'admin-ssh');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /dropped bogus_param from passwords: \(no password parameter\)/);
+  assert.not.ok('bogus_param' in (parseSecrets(readFileSync(file, 'utf8')) as Secrets).passwords);
+  assert.is((await cli('build', '-o', 'out')).code, 0);
+});
+
 test("rotate ca drops the entries of nodes no longer infra nodes (the file stays one the build reads)", async () => {
   if (!hasOpenssl) return;
   const { d, file, cli } = await initialised();
@@ -711,6 +748,8 @@ test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d
     proxy_env: { http_proxy: 'http://puser:ProxyHunter2@proxy.example:3128', no_proxy: 'localhost' }
     repo_upstream:
       - { name: extra, description: Extra, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://ruser:Repo%40Hunter2@repo.example/el/$releasever/$basearch/' : 'https://ruser:Repo%40Hunter2@repo.example/debian bookworm main'}' } }
+      - { name: extra2, description: Extra2, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'http://puser2:HttpHunter2@plain.example:8080/el/' : 'http://puser2:HttpHunter2@plain.example:8080/deb/ bookworm main'}' } }
+      - { name: extra3, description: Extra3, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://tokenHunter2@tok.example/el/' : 'https://tokenHunter2@tok.example/deb bookworm main'}' } }
   children:
     infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
     nodes: { hosts: { 10.10.10.11: {}, 10.10.10.12: {} } }
@@ -734,9 +773,21 @@ test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d
         assert.ok(paths.includes('/etc/apt/auth.conf.d/90pigsty.conf'), `${ip}: no auth.conf.d file`);
         const auth = readFileSync(join(out, `nodes/${ip}/rootfs/etc/apt/auth.conf.d/90pigsty.conf`), 'utf8');
         assert.match(auth, /^machine repo\.example\/debian login ruser password Repo@Hunter2$/m);
+        // (An http repo's entry names its scheme: without one, apt matches https only.)
+        assert.match(auth, /^machine http:\/\/plain\.example:8080\/deb login puser2 password HttpHunter2$/m);
+        // (A user with no password: no `password` token, which would take the next line's first word.)
+        assert.match(auth, /^machine tok\.example\/deb login tokenHunter2$/m);
         const list = readFileSync(join(out, `nodes/${ip}/rootfs/etc/apt/sources.list.d/extra.list`), 'utf8');
-        assert.is(list, 'deb [trusted=yes] https://repo.example/debian bookworm main\n');
+        assert.is(list, 'deb [trusted=yes] https://repo.example/debian bookworm main\ndeb [trusted=yes] http://plain.example:8080/deb/ bookworm main\ndeb [trusted=yes] https://tok.example/deb bookworm main\n');
       }
+    }
+    // A credential apt's auth.conf cannot hold as a token is refused, never written.
+    if (os === 'd12') {
+      writeFileSync(join(d, 'pigsty.yml'), inv(os).replace('Repo%40Hunter2', 'Repo%20Hunter2'));
+      const bad = pigen(['build', '-o', 'out-bad'], d);
+      assert.is(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /the user or password in a d12 node's repo URL decodes to a blank/);
+      assert.not.ok(bad.stderr.includes('Hunter2'), 'printed');
     }
     // No image holds a credential.
     for (const f of readdirSync(join(out, 'images'))) assert.not.ok(readFileSync(join(out, 'images', f), 'utf8').includes('Hunter2'), `images/${f} holds a credential`);

@@ -9,7 +9,7 @@ import { main } from '../generator/cli/main.ts';
 import type { CliContext } from '../generator/cli/context.ts';
 import { inputsKey } from '../generator/cli/uptodate.ts';
 import { upToDate } from '../generator/io.ts';
-import { ROOT, tmp } from './helpers.ts';
+import { ROOT, run, tmp, TSX } from './helpers.ts';
 import { scan } from './tree.ts';
 
 const TWO_INFRA = join(ROOT, 'test/fixtures/two-infra.yml');
@@ -176,6 +176,31 @@ test('the report recorded with the output holds no secret value, and the key dif
   ];
   assert.is(new Set([base, ...keys]).size, keys.length + 1, 'two inputs gave the same key');
   assert.is(inputsKey(src, s, {}), base, 'the key is not stable');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('an inventory read from a pipe builds (the check for unchanged inputs reads no pipe)', async () => {
+  const { dir, inv } = await setup();
+  // (A shell's pipe: Node's own stdin for a child is a socket, which /dev/stdin cannot open.)
+  const r = run('bash', ['-c', 'cat "$1" | "$2" --import "$3" "$4" build /dev/stdin -o out --json', 'sh', inv, process.execPath, TSX, join(ROOT, 'generator/cli.ts')], { cwd: dir });
+  assert.is(r.code, 0, r.stderr);
+  assert.is((JSON.parse(r.stdout) as { nodes: number }).nodes, 5);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a report that no longer holds (a certificate came within reach since) is printed again only after a build', async () => {
+  const { dir } = await setup();
+  await build(dir, ['-o', 'out']);
+  await build(dir, ['-o', 'out']);
+  assert.is(json(await build(dir, ['-o', 'out', '--json'])).inputsUnchanged, true);
+  const home = join(dir, '.out.pigen');
+  const file = join(home, `state-${lstatSync(join(dir, 'out')).ino}.json`);
+  const state = JSON.parse(readFileSync(file, 'utf8')) as { build: { report: { until?: number } } };
+  state.build.report.until = 1;
+  writeFileSync(file, JSON.stringify(state));
+  // (The state's file changed: its directories are read again, and the state is re-saved.)
+  assert.is(json(await build(dir, ['-o', 'out', '--json'])).inputsUnchanged, false);
+  assert.is(json(await build(dir, ['-o', 'out', '--json'])).inputsUnchanged, true, 'stamped again');
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFil
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { readAssets, takeLock, writeFileAtomic } from '../io.js';
-import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, sshPublicKey, type NodeTls, type Secrets } from '../secrets/index.js';
+import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecrets, sshPublicKey, unknownPasswords, type NodeTls, type Secrets } from '../secrets/index.js';
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
@@ -153,6 +153,11 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
         return 2;
       }
       s = parsed;
+      // (Names under passwords: that are no password parameter: a build refuses the file, whose
+      // hint sends the user here. Dropped, and said.)
+      const stray = unknownPasswords(s, schema);
+      for (const k of stray) delete s.passwords[k];
+      if (stray.length) log(`dropped ${stray.join(', ')} from passwords: (no password parameter${stray.length === 1 ? '' : 's'})`);
       const all = name === 'all';
       if (all || name === 'ca') {
         s.ca = makeCa(caCn);
@@ -190,6 +195,7 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
     // (What is written must read back as a secrets file: never one the next build refuses.)
     const text = serializeSecrets(s);
     const back = parseSecrets(text);
+    if (typeof back !== 'string' && unknownPasswords(back, schema).length) throw new Error(`the new secrets file would set ${unknownPasswords(back, schema).join(', ')}, no password parameter; ${path} is left as it was`);
     if (typeof back === 'string') throw new Error(`the new secrets file would not read back (${back}); ${path} is left as it was`);
     writeFileAtomic(path, new TextEncoder().encode(text), 0o600, ctx.cwd);
     ensureGitignore(dirname(path));

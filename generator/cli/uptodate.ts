@@ -5,7 +5,8 @@
 // the build runs as usual.
 
 import { createHash } from 'node:crypto';
-import { codeIdentity, fileMode, readAssets, readInventory, readOptionalText } from '../io.js';
+import { resolve as resolvePath } from 'node:path';
+import { codeIdentity, fileMode, inventoryFile, isRegularFile, readAssets, readInventory, readOptionalText } from '../io.js';
 import { secretsFileOf } from './common.js';
 import type { CliContext } from './context.js';
 import type { Values } from './commands.js';
@@ -21,9 +22,12 @@ const KEY_VERSION = 1;
  */
 export function buildKey(ctx: CliContext, values: Values, args: string[]): { key: string; source: Source; secrets: string | undefined; mode: number | undefined } | undefined {
   if (values.bundle !== undefined) return undefined;
+  // (Only regular files: one read here would use up a pipe, `pigen build <(cat inv.yml)`.)
+  const file = inventoryFile(args[0], ctx.cwd);
+  const secretsPath = secretsFileOf(ctx.cwd, args[0]);
+  if ((file !== undefined && !isRegularFile(resolvePath(ctx.cwd, file))) || (fileMode(secretsPath) !== undefined && !isRegularFile(secretsPath))) return undefined;
   const src = readInventory(args[0], ctx.cwd);
   if (!('bytes' in src)) return undefined;
-  const secretsPath = secretsFileOf(ctx.cwd, args[0]);
   let secrets: string | undefined;
   try {
     secrets = readOptionalText(secretsPath);

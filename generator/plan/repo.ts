@@ -136,15 +136,19 @@ function withoutUserinfo(entry: string, auth: string[]): string {
   if (!m) return entry;
   const [, scheme, userinfo, rest, tail] = m as unknown as [string, string, string, string, string];
   const i = userinfo.indexOf(':');
-  // (Percent-decoded, unless that gives what would end or break an auth.conf token.)
+  // (Percent-decoded: apt takes auth.conf's tokens as they are. One that decodes to what would end
+  // or break a token is refused by the rules: resolve/rules.ts aptCredentials.)
   const dec = (x: string) => {
     try {
-      const d = decodeURIComponent(x);
-      return /[\s#"'\\]/.test(d) ? x : d;
+      return decodeURIComponent(x);
     } catch {
       return x;
     }
   };
-  auth.push(`machine ${rest.replace(/\/+$/, '')} login ${dec(i < 0 ? userinfo : userinfo.slice(0, i))} password ${dec(i < 0 ? '' : userinfo.slice(i + 1))}`);
+  // (Without a scheme an entry matches https only; a `password` with no value would take the next
+  // line's first word, and the rest of that line would then be read as this entry's.)
+  const machine = /^https:\/\//i.test(scheme) ? rest.replace(/\/+$/, '') : `${scheme.toLowerCase()}${rest.replace(/\/+$/, '')}`;
+  const password = i < 0 ? undefined : dec(userinfo.slice(i + 1));
+  auth.push(`machine ${machine} login ${dec(i < 0 ? userinfo : userinfo.slice(0, i))}${password ? ` password ${password}` : ''}`);
   return `${scheme}${rest}${tail}`;
 }

@@ -936,4 +936,34 @@ export const aptSourceVars: Rule = (inv) => {
   return dedupe(out);
 };
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars, adminServes, scrapeDurations, alertReceivers];
+/**
+ * Credentials in a deb node's repo URL go to apt's auth.conf.d as tokens (plan/repo.ts), percent-
+ * decoded: one that decodes to a blank, `#`, a quote or a backslash (or a control character) cannot
+ * be one, and is refused rather than written as apt would not read it.
+ */
+export const aptCredentials: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const u = upstreamOf(n);
+    if (!u || !/^[du]/.test(u.os)) continue;
+    u.entries.forEach((it, i) => {
+      if (!isObj(it) || !u.modules.includes(String(it.module)) || !u.forRelease(it) || !isObj(it.baseurl)) return;
+      for (const [region, url] of Object.entries(it.baseurl)) {
+        const info = typeof url === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/([^@/\s]*)@/i.exec(url)?.[1] : undefined;
+        if (info === undefined) continue;
+        const bad = info.split(':', 2).some((x) => {
+          try {
+            return /[\s#"'\\\u0000-\u001f\u007f]/.test(decodeURIComponent(x));
+          } catch {
+            return true;
+          }
+        });
+        // (The URL is not shown: it holds a password.)
+        if (bad) out.push(err('bad-value', [...n.origins.repo_upstream!, i, 'baseurl', region], `the user or password in a ${u.os} node's repo URL decodes to a blank, \`#\`, a quote, a backslash or a control character (or is no valid percent-encoding), which apt's auth.conf cannot hold`, { hint: 'use a credential without them (apt reads it from /etc/apt/auth.conf.d/, token by token)' }));
+      }
+    });
+  }
+  return dedupe(out);
+};
+
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars, aptCredentials, adminServes, scrapeDurations, alertReceivers];

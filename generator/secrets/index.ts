@@ -199,7 +199,8 @@ function checkSecrets(d: unknown): Secrets | string {
     if (typeof own === 'string') return `infra ${ip}: ${own}`;
     if (own.cert.ca || !own.cert.checkIssued(ca.cert) || !own.cert.verify(ca.cert.publicKey)) return `infra ${ip}: the certificate is not one the CA signed for a server`;
     if (!(own.cert.subjectAltName ?? '').split(', ').includes(`IP Address:${ip}`)) return `infra ${ip}: the certificate is not issued for ${ip} (an entry moved from another node?): run \`pigen secrets rotate infra:${ip}\``;
-    const body = t.key.replace(/-----[^-]+-----|\s+/g, '');
+    // (The same key in another encoding, PKCS#1 or PKCS#8, is the same key.)
+    const body = createPublicKey(t.key).export({ type: 'spki', format: 'der' }).toString('base64');
     const other = keysSeen.get(body);
     if (other !== undefined) return `infra ${ip}: the same key as infra ${other}: run \`pigen secrets rotate infra:${ip}\``;
     keysSeen.set(body, ip);
