@@ -928,6 +928,18 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   }
 }
 
+/** Whether the output `outDir` has a state of its own (a pigen output written since states were kept). */
+export function hasState(outDir: string): boolean {
+  let dir = resolvePath(outDir);
+  try {
+    if (lstatOr(dir)?.isSymbolicLink()) dir = realpathSync(dir);
+  } catch {
+    return false;
+  }
+  const file = stateFileIn(homeOf(dir), dir);
+  return file !== undefined && existsSync(file);
+}
+
 /**
  * The report of the build that made the output `outDir` when it was made from inputs with digest
  * `key` and is still exactly what that build wrote (else undefined, and the caller builds): its

@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
+import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
@@ -107,7 +107,10 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // Nothing changed since the build that made the output, which is still as it wrote it: its report
   // again, and nothing else done (cli/uptodate.ts). (A watching process builds from its memos.)
   // (That output is checked here, not by waiting for the thread: ~0.1 s sooner at 1,000 nodes.)
-  const now = session ? undefined : buildKey(ctx, values, args);
+  // (Over no earlier output, or one with no state: nothing to compare, nor to stamp, as the next
+  // build walks such an output and builds anyway. A cold build is the one not slowed.)
+  const earlier = !session && hasState(outDir);
+  const now = earlier ? buildKey(ctx, values, args) : undefined;
   const same = now && asReport((await upToDate(outDir, now.key))?.report, Date.now());
   if (same) {
     if (!values.json) ctx.stderr.write(useColor(ctx, ctx.stderr) ? same.diagnostics.color : same.diagnostics.text);
@@ -185,7 +188,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   // (The key of the bytes read above: the one computed as the build began when they are the same.)
   const keyOf = (src: Source, secrets: { path: string; text: string | undefined; mode?: number | undefined }) =>
     now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text && now.mode === secrets.mode ? now.key : inputsKey(src, secrets, values);
-  const stamp = session || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
+  const stamp = !earlier || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
   let stats;
   try {
     stats = await writer.finish(stamp);
