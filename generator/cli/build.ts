@@ -184,7 +184,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   }
   // What this build reports, recorded with its output (with the key of the inputs it read) for a
   // build of the same inputs to print again (cli/uptodate.ts).
-  const rep = buildReport(c, r);
+  const rep = buildReport(c, r, earlier);
   // (The key of the bytes read above: the one computed as the build began when they are the same.)
   const keyOf = (src: Source, secrets: { path: string; text: string | undefined; mode?: number | undefined }) =>
     now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text && now.mode === secrets.mode ? now.key : inputsKey(src, secrets, values);
@@ -201,8 +201,11 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   return printReport(ctx, values, out, r.source?.name, rep, stats, ms, changed ? { rendered: changed, reparsed: session!.parse.reparsed === true } : { inputsUnchanged: false });
 }
 
-/** What a build reports: its nodes, the limits their user-data exceed, its counts and diagnostics. */
-function buildReport(c: { nodes: RenderedNode[]; files: number; manifest: Record<string, unknown> }, r: LoadResult): BuildReport {
+/**
+ * What a build reports: its nodes, the limits their user-data exceed, its counts and diagnostics
+ * (as printed, only when `recorded`: printed already, they are kept only for a stamp).
+ */
+function buildReport(c: { nodes: RenderedNode[]; files: number; manifest: Record<string, unknown> }, r: LoadResult, recorded: boolean): BuildReport {
   const nodesOf = c.manifest.nodes as Record<string, { nodename: string; userData: { size: number; targets: Record<string, { fits: boolean; limit: number | null }> } }>;
   const exceeds: Record<string, { limit: number; nodes: string[] }> = {};
   const unfit: BuildReport['unfit'] = [];
@@ -218,7 +221,7 @@ function buildReport(c: { nodes: RenderedNode[]; files: number; manifest: Record
     exceeds,
     files: c.files - links,
     links,
-    diagnostics: { text: diagnosticsText(r, false), color: diagnosticsText(r, true), json: diagnosticsToJson(r.diagnostics) },
+    diagnostics: { text: recorded ? diagnosticsText(r, false) : '', color: recorded ? diagnosticsText(r, true) : '', json: diagnosticsToJson(r.diagnostics) },
     ...(r.diagnosticsUntil !== undefined && Number.isFinite(r.diagnosticsUntil) ? { until: r.diagnosticsUntil } : {}),
   };
 }
