@@ -84,7 +84,7 @@ export interface BuildReport {
 /** A report read back from a state (written by this version: KEY_VERSION) that still holds at `now`, or undefined. */
 export function asReport(r: unknown, now: number): BuildReport | undefined {
   const x = r as Partial<BuildReport> | null;
-  if (!x || !Array.isArray(x.nodes) || !Array.isArray(x.unfit) || typeof x.exceeds !== 'object' || typeof x.files !== 'number' || typeof x.links !== 'number' || typeof x.diagnostics?.text !== 'string') return undefined;
+  if (!x || !Array.isArray(x.nodes) || !Array.isArray(x.unfit) || typeof x.exceeds !== 'object' || typeof x.files !== 'number' || typeof x.links !== 'number' || typeof x.diagnostics?.text !== 'string' || typeof x.diagnostics.color !== 'string' || !Array.isArray(x.diagnostics.json)) return undefined;
   // (A certificate expired, or came within the warning's reach, since: the build says so.)
   if (x.until !== undefined && !(typeof x.until === 'number' && now < x.until)) return undefined;
   return x as BuildReport;
