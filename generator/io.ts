@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, constants as fsConstants, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, constants as fsConstants, type Stats, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -928,14 +928,21 @@ export function writeTree(outDir: string, tree: OutTree, opts: WriteOptions | st
   }
 }
 
+/** The directory an output is written in: `outDir`, or where it points when it is a symbolic link (undefined: a link to nothing). */
+function outputDir(outDir: string): string | undefined {
+  const dir = resolvePath(outDir);
+  if (!lstatOr(dir)?.isSymbolicLink()) return dir;
+  try {
+    return realpathSync(dir);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the output `outDir` has a state of its own (a pigen output written since states were kept). */
 export function hasState(outDir: string): boolean {
-  let dir = resolvePath(outDir);
-  try {
-    if (lstatOr(dir)?.isSymbolicLink()) dir = realpathSync(dir);
-  } catch {
-    return false;
-  }
+  const dir = outputDir(outDir);
+  if (dir === undefined) return false;
   const file = stateFileIn(homeOf(dir), dir);
   return file !== undefined && existsSync(file);
 }
@@ -950,12 +957,8 @@ export function hasState(outDir: string): boolean {
  * undefined, and the caller waits for it as any build does). Touches nothing.
  */
 export async function upToDate(outDir: string, key: string, prevalidating?: Promise<Prevalidated> | undefined, racyMs = RACY_MS): Promise<{ report: unknown } | undefined> {
-  let dir = resolvePath(outDir);
-  try {
-    if (lstatOr(dir)?.isSymbolicLink()) dir = realpathSync(dir);
-  } catch {
-    return undefined;
-  }
+  const dir = outputDir(outDir);
+  if (dir === undefined) return undefined;
   const home = homeOf(dir);
   const liveFile = stateFileIn(home, dir);
   const first = liveFile ? readState(liveFile, dir) : undefined;
@@ -1094,14 +1097,8 @@ function homeOf(dir: string): string {
 /** A writer of the next generation of `outDir`, holding its lock (released by complete() or abort()). */
 function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => SpareBackend) {
   // An output given as a symbolic link is written where it points (the link stays a link).
-  let dir = resolvePath(outDir);
-  if (lstatOr(dir)?.isSymbolicLink()) {
-    try {
-      dir = realpathSync(dir);
-    } catch {
-      throw Object.assign(new Error(`${outDir} is a symbolic link to nothing (${readlinkSync(dir)}): make its target, or remove the link`), { code: 'ENOENT' });
-    }
-  }
+  const dir = outputDir(outDir);
+  if (dir === undefined) throw Object.assign(new Error(`${outDir} is a symbolic link to nothing (${readlinkSync(resolvePath(outDir))}): make its target, or remove the link`), { code: 'ENOENT' });
   const home = homeOf(dir);
   // Not writable by others whatever the umask: the spare generation and the states in it are
   // trusted (an entry whose inode, size, mode and mtime match is not read again).
@@ -1564,33 +1561,26 @@ export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[]
   return { files, skipped };
 }
 
-/** Whether a path is an existing directory. */
-export function isDirectory(path: string): boolean {
+/** stat(2) of a path (following links), or undefined when it cannot be (no such file, no access). */
+export function statOr(path: string): Stats | undefined {
   try {
-    return statSync(path).isDirectory();
+    return statSync(path);
   } catch {
-    return false;
+    return undefined;
   }
 }
+
+/** Whether a path is an existing directory. */
+export const isDirectory = (path: string): boolean => statOr(path)?.isDirectory() === true;
 
 /** What identifies a file's version without reading it (inode, size, mtime), or undefined when it does not exist. */
 export function fileStamp(path: string): string | undefined {
-  try {
-    const st = statSync(path);
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return undefined;
-  }
+  const st = statOr(path);
+  return st && `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
 /** Size of a file, or undefined when it does not exist. */
-export function fileSizeOf(path: string): number | undefined {
-  try {
-    return statSync(path).size;
-  } catch {
-    return undefined;
-  }
-}
+export const fileSizeOf = (path: string): number | undefined => statOr(path)?.size;
 
 /** Streams a file in chunks of up to `chunk` bytes (memory stays flat whatever its size). */
 export async function* readFileChunks(path: string, chunk = 1 << 20): AsyncGenerator<Uint8Array> {
@@ -1894,22 +1884,10 @@ export function readOptionalText(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
-/** Whether `path` is a regular file (following links): not a directory, pipe or device. */
-export function isRegularFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** A file's permission bits (undefined: no such file). */
 export function fileMode(path: string): number | undefined {
-  try {
-    return statSync(path).mode & 0o7777;
-  } catch {
-    return undefined;
-  }
+  const st = statOr(path);
+  return st && st.mode & 0o7777;
 }
 
 /** What sizes a build's documents' gzips: a worker thread (gzipSizeWorker) or this one (inlineGzipSizer). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { needShared, needTools, pigen, ROOT, run, SHARED, tmp, TSX } from './helpers.ts';
 import { parseSecrets, secretValues, type Secrets } from '../generator/secrets/index.ts';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { main } from '../generator/cli/main.ts';
+import { mainIn } from './tree.ts';
 import { certificateValidity, EXPIRY_WARNING_MS } from '../generator/cli/common.ts';
 import { asReport } from '../generator/cli/uptodate.ts';
 import { BUILTIN } from '../generator/cli/check-builtin.ts';
@@ -578,12 +578,7 @@ test('two rotations at once: both land (the second waits for the first)', async 
 async function initialised(): Promise<{ d: string; file: string; cli: (...argv: string[]) => Promise<{ code: number; out: string; err: string }> }> {
   const d = tmp('pigen-sec-edit-');
   copyFileSync(join(ROOT, 'test/fixtures/two-infra.yml'), join(d, 'pigsty.yml'));
-  const cli = async (...argv: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(argv, { cwd: d, env: {}, stdout: { write: (x) => void out.push(String(x)), isTTY: false }, stderr: { write: (x) => void err.push(String(x)), isTTY: false }, epoch: 0 });
-    return { code, out: out.join(''), err: err.join('') };
-  };
+  const cli = async (...argv: string[]) => ((r) => ({ code: r.code, out: r.stdout, err: r.stderr }))(await mainIn(d, argv));
   assert.is((await cli('secrets', 'init')).code, 0);
   return { d, file: join(d, 'pigsty.secrets.yml'), cli };
 }

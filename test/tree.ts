@@ -5,6 +5,7 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync, existsSync } from '
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { loadInventory } from '../generator/cli/common.ts';
+import { main } from '../generator/cli/main.ts';
 import { compile, type Compiled } from '../generator/compile.ts';
 import { formatDiagnostics } from '../generator/diagnostics.ts';
 import { packageVersion, readAssets } from '../generator/io.ts';
@@ -15,6 +16,15 @@ import { ROOT, TSX } from './helpers.ts';
 /** The CLI from source, run through tsx (TSX is resolved absolutely, so any cwd works). */
 export const CLI = join(ROOT, 'generator', 'cli.ts');
 export const cliArgs = (...args: string[]) => ['--import', TSX, CLI, ...args];
+
+/** The CLI in this process (main), in `cwd`, no TTY: its exit code and what it wrote to stdout and stderr. */
+export async function mainIn(cwd: string, argv: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const c: CliContext = { cwd, env, stdout: { write: (s) => void out.push(String(s)), isTTY: false }, stderr: { write: (s) => void err.push(String(s)), isTTY: false }, epoch: 0 };
+  const code = await main(argv, c);
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
 
 export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 

@@ -5,22 +5,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../generator/cli/main.ts';
-import type { CliContext } from '../generator/cli/context.ts';
 import { inputsKey } from '../generator/cli/uptodate.ts';
 import { upToDate } from '../generator/io.ts';
 import { ROOT, run, tmp, TSX } from './helpers.ts';
-import { scan } from './tree.ts';
+import { mainIn, scan } from './tree.ts';
 
 const TWO_INFRA = join(ROOT, 'test/fixtures/two-infra.yml');
 
-async function build(cwd: string, args: string[], env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const c: CliContext = { cwd, env, stdout: { write: (s) => void out.push(String(s)), isTTY: false }, stderr: { write: (s) => void err.push(String(s)), isTTY: false }, epoch: 0 };
-  const code = await main(['build', ...args], c);
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
+const build = (cwd: string, args: string[], env: Record<string, string> = {}) => mainIn(cwd, ['build', ...args], env);
 
 /** A directory with the inventory (with a warning whose code frame shows a password) and a build of it. */
 async function setup() {
@@ -32,7 +24,7 @@ async function setup() {
   return { dir, inv };
 }
 
-const secretsInit = (cwd: string) => main(['secrets', 'init'], { cwd, env: {}, stdout: { write: () => {}, isTTY: false }, stderr: { write: () => {}, isTTY: false }, epoch: 0 });
+const secretsInit = async (cwd: string) => (await mainIn(cwd, ['secrets', 'init'])).code;
 const json = (r: { stdout: string }) => JSON.parse(r.stdout) as Record<string, unknown>;
 /** The summary line with its counts and time left out. */
 const summary = (s: string) => s.replace(/ \([^)]*\) in \d+ ms\n/, ' (…) in … ms\n');

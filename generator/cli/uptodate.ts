@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
-import { codeIdentity, fileMode, inventoryFile, isRegularFile, readAssets, readInventory, readOptionalText } from '../io.js';
+import { codeIdentity, inventoryFile, readAssets, readInventory, readOptionalText, statOr } from '../io.js';
 import { secretsFileOf } from './common.js';
 import type { CliContext } from './context.js';
 import type { Values } from './commands.js';
@@ -25,7 +25,8 @@ export function buildKey(ctx: CliContext, values: Values, args: string[]): { key
   // (Only regular files: one read here would use up a pipe, `pigen build <(cat inv.yml)`.)
   const file = inventoryFile(args[0], ctx.cwd);
   const secretsPath = secretsFileOf(ctx.cwd, args[0]);
-  if ((file !== undefined && !isRegularFile(resolvePath(ctx.cwd, file))) || (fileMode(secretsPath) !== undefined && !isRegularFile(secretsPath))) return undefined;
+  const secretsStat = statOr(secretsPath);
+  if ((file !== undefined && !statOr(resolvePath(ctx.cwd, file))?.isFile()) || (secretsStat && !secretsStat.isFile())) return undefined;
   const src = readInventory(args[0], ctx.cwd);
   if (!('bytes' in src)) return undefined;
   let secrets: string | undefined;
@@ -34,7 +35,7 @@ export function buildKey(ctx: CliContext, values: Values, args: string[]): { key
   } catch {
     return undefined;
   }
-  const mode = secrets === undefined ? undefined : fileMode(secretsPath);
+  const mode = secrets === undefined ? undefined : secretsStat && secretsStat.mode & 0o7777;
   return { key: inputsKey(src, { path: secretsPath, text: secrets, mode }, values), source: src, secrets, mode };
 }
 

@@ -22,6 +22,7 @@ import { err, maskSecretsInLine } from '../diagnostics.js';
 import { hintFor } from '../codes.js';
 import { pathKey } from '../diagnostics.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path, Pos, Result, Source } from '../types.js';
+import { setOwn } from '../util/object.js';
 
 /** Inventories are small; anything past this is the wrong file (and would only waste memory). */
 export const MAX_INVENTORY_BYTES = 8 * 1024 * 1024;
@@ -301,7 +302,7 @@ function withValue(root: Json, path: Path, v: Json): Json {
   }
   const o = root as JsonObject;
   const copy: JsonObject = {};
-  for (const key of Object.keys(o)) defineKey(copy, key, key === k ? withValue(o[key]!, rest, v) : o[key]!);
+  for (const key of Object.keys(o)) setOwn(copy, key, key === k ? withValue(o[key]!, rest, v) : o[key]!);
   return copy;
 }
 
@@ -437,7 +438,7 @@ class Walker {
             }),
           );
         }
-        defineKey(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
+        setOwn(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
       }
       // Merge keys: explicit keys win; earlier sources win over later ones (YAML merge spec).
       for (const m of merges) {
@@ -461,7 +462,7 @@ class Walker {
           const start = this.order.length;
           const merged = this.convert(s, [...path, '<<'], new Set(seen).add(s)) as JsonObject;
           if (merged === null) continue;
-          for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) defineKey(out, k, v);
+          for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) setOwn(out, k, v);
           // (The positions the source's values were given, moved under this mapping: those made
           // by this convert, or by merges inside it. A position made earlier is copied already.)
           const prefix = pathKey([...path, '<<']) + '\u0000';
@@ -481,10 +482,6 @@ class Walker {
   }
 }
 
-function defineKey(o: JsonObject, k: string, v: Json) {
-  // defineProperty so a key named __proto__ is stored as data, not as the prototype.
-  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
-}
 
 /** What a mapping key is written as: `1` a number, `"1"` a string, `yes` a boolean (YAML 1.1). */
 function keyKind(k: YNode | null): string {

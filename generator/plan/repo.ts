@@ -6,6 +6,7 @@ import type { FilePlan, Json, JsonObject, NodePlan } from '../types.js';
 import type { OsProfile } from './os.js';
 import type { Vars } from './vars.js';
 import { aptProxyConf, proxiesOf, proxyFor } from './proxy.js';
+import { urlUserinfo } from '../util/text.js';
 
 /** The default upstream list (repo_upstream_default) for the OS, when the inventory sets none. */
 function defaultUpstream(os: OsProfile): JsonObject[] {
@@ -125,16 +126,19 @@ export function planRepos(v: Vars, os: OsProfile, adminIp: string, selfRepo = fa
 }
 
 /** Whether a URL carries credentials (`scheme://user[:password]@host…`). */
-export const hasUserinfo = (url: string): boolean => /^[a-z][a-z0-9+.-]*:\/\/[^@/\s]*@/i.test(url);
+export const hasUserinfo = (url: string): boolean => urlUserinfo(url) !== undefined;
 
 /**
  * An apt sources entry (`URL suite components`) with the credentials taken out of its URL, and
  * their auth.conf line (`machine host[:port]/path login USER password PASSWORD`) added to `auth`.
  */
 function withoutUserinfo(entry: string, auth: string[]): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^@/\s]*)@(\S*)(.*)$/is.exec(entry);
-  if (!m) return entry;
-  const [, scheme, userinfo, rest, tail] = m as unknown as [string, string, string, string, string];
+  const u = urlUserinfo(entry);
+  if (!u) return entry;
+  const { scheme, userinfo } = u;
+  // (The URL ends at the first blank: the suite and components follow.)
+  const blank = u.rest.search(/\s/);
+  const [rest, tail] = blank < 0 ? [u.rest, ''] : [u.rest.slice(0, blank), u.rest.slice(blank)];
   const i = userinfo.indexOf(':');
   // (Percent-decoded: apt takes auth.conf's tokens as they are. One that decodes to what would end
   // or break a token is refused by the rules: resolve/rules.ts aptCredentials.)

@@ -3,6 +3,7 @@
 import { err } from '../diagnostics.js';
 import type { Diagnostic, GroupInfo, GroupModule, Json, JsonObject, Path } from '../types.js';
 import { isIPv4 } from '../util/text.js';
+import { setOwn } from '../util/object.js';
 
 export interface HostOccurrence {
   ip: string;
@@ -107,7 +108,7 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
     if (f.declarations.length === 0) f.path = path;
     f.declarations.push({ path, vars });
     for (const [k, v] of Object.entries(vars)) {
-      defineKey(f.vars, k, v);
+      setOwn(f.vars, k, v);
       f.varPaths[k] = [...path, 'vars', k];
     }
     for (const ip of addHosts(g.hosts, name, path)) if (!f.ownSet.has(ip)) f.ownSet.add(ip), f.own.push(ip);
@@ -175,9 +176,4 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
     });
   }
   return { groups, occurrences, allVars };
-}
-
-/** Sets an own key (a key named `__proto__` is data too). */
-function defineKey(o: JsonObject, k: string, v: Json): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }

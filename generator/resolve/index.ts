@@ -16,6 +16,7 @@ import type {
 } from '../types.js';
 import { compareIp, didYouMean, isIPv4 } from '../util/text.js';
 import { readStructure } from './groups.js';
+import { setOwn } from '../util/object.js';
 import { ADMIN_IP_FIELDS, checkPlaceholders, substituteAdminIp } from './placeholders.js';
 import { RULES } from './rules.js';
 import { knownParams, paramDefaults, isForeignParam } from './params.js';
@@ -60,12 +61,12 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   const globals: JsonObject = { ...defaults };
   const globalOrigins: Record<string, Path> = {};
   for (const [k, v] of Object.entries(allVars)) {
-    put(globals, k, v);
-    put(globalOrigins, k, ['all', 'vars', k]);
+    setOwn(globals, k, v);
+    setOwn(globalOrigins, k, ['all', 'vars', k]);
   }
   opts.sets.forEach((s, i) => {
-    put(globals, s.key, s.value);
-    put(globalOrigins, s.key, ['--set', i, s.key]);
+    setOwn(globals, s.key, s.value);
+    setOwn(globalOrigins, s.key, ['--set', i, s.key]);
   });
   const adminIp = typeof globals.admin_ip === 'string' ? globals.admin_ip : String(globals.admin_ip);
   // admin_ip is the fleet's (the repo, DNS and ${admin_ip} of every node): one in a group's or a
@@ -120,20 +121,20 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
       for (const [k, v] of Object.entries(g.vars)) {
         // (Ansible's own, read as the group's priority: no variable of its hosts.)
         if (k === 'ansible_group_priority') continue;
-        put(vars, k, v);
-        put(origins, k, g.varPaths[k]!);
+        setOwn(vars, k, v);
+        setOwn(origins, k, g.varPaths[k]!);
       }
     }
     const occ = occByIp.get(ip) ?? [];
     for (const o of occ) {
       for (const [k, v] of Object.entries(o.vars)) {
-        put(vars, k, v);
-        put(origins, k, [...o.path, k]);
+        setOwn(vars, k, v);
+        setOwn(origins, k, [...o.path, k]);
       }
     }
     opts.sets.forEach((s, i) => {
-      put(vars, s.key, s.value);
-      put(origins, s.key, ['--set', i, s.key]);
+      setOwn(vars, s.key, s.value);
+      setOwn(origins, s.key, ['--set', i, s.key]);
     });
     // `vars` is the node's own object; of its values, a copy of its own only for what substitution
     // rewrites (those it sets itself; on the admin node, all: from the fleet's as written): the
@@ -183,14 +184,6 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
   return hasErrors(diags) ? { diagnostics: diags } : { value: inventory, diagnostics: diags };
 }
 
-/**
- * Sets an own key (a key named `__proto__`, written by hand, is data too: assigned, it would
- * replace the object's prototype, and a node would lose every value it inherits from the fleet).
- */
-function put<T>(o: Record<string, T>, k: string, v: T): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
-  else o[k] = v;
-}
 
 const seqOf = (n: ResolvedNode) => (typeof n.vars.infra_seq === 'number' ? n.vars.infra_seq : Number.MAX_SAFE_INTEGER);
 

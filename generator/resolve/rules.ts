@@ -3,7 +3,7 @@
 
 import { err, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
-import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs } from '../util/text.js';
+import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
 import { isForeignParam } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
@@ -917,22 +917,14 @@ function upstreamOf(n: ResolvedNode) {
 const PIGEN_URL_PLACEHOLDERS = new RegExp(`\\$\\{(?:${BASEURL_PLACEHOLDERS.join('|')})\\}`, 'g');
 export const aptSourceVars: Rule = (inv) => {
   const out: Diagnostic[] = [];
-  for (const n of inv.nodes) {
-    const u = upstreamOf(n);
-    if (!u || !/^[du]/.test(u.os)) continue;
-    const os = u.os;
-    u.entries.forEach((it, i) => {
-      if (!isObj(it) || !u.modules.includes(String(it.module)) || !u.forRelease(it) || !isObj(it.baseurl)) return;
-      for (const [region, url] of Object.entries(it.baseurl)) {
-        if (typeof url !== 'string' || !url.replace(PIGEN_URL_PLACEHOLDERS, '').includes('$')) continue;
-        out.push(
-          err('bad-value', [...n.origins.repo_upstream!, i, 'baseurl', region], `baseurl \`${url}\` of a ${os} node's apt source holds a \`$\` that cloud-init's apt module would expand (\`$RELEASE\` to the codename; a name it does not know fails the module at boot)`, {
-            hint: "write the URL out, or use pigen's placeholders: ${distro_codename}, ${distro_name}, ${releasever}, ${arch}, ${admin_ip}",
-          }),
-        );
-      }
-    });
-  }
+  eachAptBaseurl(inv, (os, path, url) => {
+    if (!url.replace(PIGEN_URL_PLACEHOLDERS, '').includes('$')) return;
+    out.push(
+      err('bad-value', path, `baseurl \`${url}\` of a ${os} node's apt source holds a \`$\` that cloud-init's apt module would expand (\`$RELEASE\` to the codename; a name it does not know fails the module at boot)`, {
+        hint: "write the URL out, or use pigen's placeholders: ${distro_codename}, ${distro_name}, ${releasever}, ${arch}, ${admin_ip}",
+      }),
+    );
+  });
   return dedupe(out);
 };
 
@@ -943,27 +935,32 @@ export const aptSourceVars: Rule = (inv) => {
  */
 export const aptCredentials: Rule = (inv) => {
   const out: Diagnostic[] = [];
+  eachAptBaseurl(inv, (os, path, url) => {
+    const info = urlUserinfo(url)?.userinfo;
+    if (info === undefined) return;
+    const bad = info.split(':', 2).some((x) => {
+      try {
+        return /[\s#"'\\\u0000-\u001f\u007f]/.test(decodeURIComponent(x));
+      } catch {
+        return true;
+      }
+    });
+    // (The URL is not shown: it holds a password.)
+    if (bad) out.push(err('bad-value', path, `the user or password in a ${os} node's repo URL decodes to a blank, \`#\`, a quote, a backslash or a control character (or is no valid percent-encoding), which apt's auth.conf cannot hold`, { hint: 'use a credential without them (apt reads it from /etc/apt/auth.conf.d/, token by token)' }));
+  });
+  return dedupe(out);
+};
+
+/** Each baseurl an apt source of a deb node is written from (the repos of its modules and release): the node's OS, where the URL is set, the URL. */
+function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string) => void): void {
   for (const n of inv.nodes) {
     const u = upstreamOf(n);
     if (!u || !/^[du]/.test(u.os)) continue;
     u.entries.forEach((it, i) => {
       if (!isObj(it) || !u.modules.includes(String(it.module)) || !u.forRelease(it) || !isObj(it.baseurl)) return;
-      for (const [region, url] of Object.entries(it.baseurl)) {
-        const info = typeof url === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/([^@/\s]*)@/i.exec(url)?.[1] : undefined;
-        if (info === undefined) continue;
-        const bad = info.split(':', 2).some((x) => {
-          try {
-            return /[\s#"'\\\u0000-\u001f\u007f]/.test(decodeURIComponent(x));
-          } catch {
-            return true;
-          }
-        });
-        // (The URL is not shown: it holds a password.)
-        if (bad) out.push(err('bad-value', [...n.origins.repo_upstream!, i, 'baseurl', region], `the user or password in a ${u.os} node's repo URL decodes to a blank, \`#\`, a quote, a backslash or a control character (or is no valid percent-encoding), which apt's auth.conf cannot hold`, { hint: 'use a credential without them (apt reads it from /etc/apt/auth.conf.d/, token by token)' }));
-      }
+      for (const [region, url] of Object.entries(it.baseurl)) if (typeof url === 'string') fn(u.os, [...n.origins.repo_upstream!, i, 'baseurl', region], url);
     });
   }
-  return dedupe(out);
-};
+}
 
 export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars, aptCredentials, adminServes, scrapeDurations, alertReceivers];

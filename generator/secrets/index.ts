@@ -10,7 +10,7 @@ import type { Inventory, JsonObject } from '../types.js';
 import { secretParams } from '../resolve/params.js';
 import { portalEntries } from '../plan/infra.js';
 import { Vars } from '../plan/vars.js';
-import { isWellFormed } from '../util/text.js';
+import { isIPv4, isWellFormed } from '../util/text.js';
 
 export const SECRETS_FILE = 'pigsty.secrets.yml';
 
@@ -193,7 +193,7 @@ function checkSecrets(d: unknown): Secrets | string {
   // other slot holds: entries swapped or copied by hand would put one node's key on another.
   const keysSeen = new Map<string, string>();
   for (const [ip, t] of Object.entries(s.infra ?? {})) {
-    if (!IPV4.test(ip)) return `infra: the entry ${JSON.stringify(ip)} is not an IPv4 address (each entry is an infra node's IP)`;
+    if (!isIPv4(ip)) return `infra: the entry ${JSON.stringify(ip)} is not an IPv4 address (each entry is an infra node's IP)`;
     if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
     const own = pair(t.cert, t.key);
     if (typeof own === 'string') return `infra ${ip}: ${own}`;
@@ -225,8 +225,6 @@ function checkSecrets(d: unknown): Secrets | string {
   }
   return { version: 1, ca: s.ca, infra: s.infra ?? {}, ...(adminSsh ? { adminSsh } : {}), passwords: s.passwords ?? {} } as Secrets;
 }
-
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 const isPem = (v: unknown): boolean => typeof v === 'string' && /^-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?$/.test(v);
 

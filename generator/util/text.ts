@@ -34,6 +34,15 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
 
 export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 export const isIPv4 = (s: string) => IPV4.test(s);
+
+/**
+ * A URL's credentials (`scheme://userinfo@rest`): the scheme with its `://`, the userinfo, and
+ * what follows the `@`; undefined when it carries none.
+ */
+export function urlUserinfo(url: string): { scheme: string; userinfo: string; rest: string } | undefined {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^@/\s]*)@(.*)$/is.exec(url);
+  return m ? { scheme: m[1]!, userinfo: m[2]!, rest: m[3]! } : undefined;
+}
 /** RFC 1123 hostname (labels of letters, digits and inner dashes), also accepting '*.' wildcards off. */
 export const HOSTNAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 export const isHostname = (s: string) => HOSTNAME.test(s);
