@@ -13,6 +13,7 @@ import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.j
 import { err } from './diagnostics.js';
 import { MAX_INVENTORY_BYTES } from './load/parse.js';
 import { sha256 } from './util/hash.js';
+import { isRedactionIndex, redactionIndex, type RedactionIndex } from './util/redact.js';
 import type { Assets, Diagnostic, JsonObject, OutEntry, OutTree, Source } from './types.js';
 
 /** The package root: dist/.. when compiled, generator/.. when run from source. */
@@ -161,6 +162,8 @@ export function readInventory(arg: string | undefined, cwd: string): Source | Di
 //                                        what each generation holds (per path: sha256, mode, and
 //                                        the inode, size and mtime it was written as), keyed by the
 //                                        generation's directory inode
+//   <parent>/.<name>.pigen/redact.json   salted hashes of the secrets the last build put into the
+//                                        output, for `pigen check` to hide (util/redact.ts); 0600
 //   <parent>/.<name>.pigen/old/          only during a swap: A, set aside
 //   <parent>/.<name>.pigen/lock          while a build writes: its pid (one writer at a time:
 //                                        another build waits, see OutputBusy)
@@ -945,6 +948,41 @@ export function hasState(outDir: string): boolean {
   if (dir === undefined) return false;
   const file = stateFileIn(homeOf(dir), dir);
   return file !== undefined && existsSync(file);
+}
+
+/** The redaction index (util/redact.ts) in the home of the output `outDir`. */
+const redactionFile = (dir: string) => join(homeOf(dir), 'redact.json');
+
+/** The redaction index the last build left beside the output `outDir`; undefined when none (or not one this pigen reads). */
+export function readRedactionIndex(outDir: string): RedactionIndex | undefined {
+  const dir = outputDir(outDir);
+  if (dir === undefined) return undefined;
+  try {
+    const x: unknown = JSON.parse(readFileSync(redactionFile(dir), 'utf8'));
+    return isRedactionIndex(x) ? x : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Leaves beside the output `outDir` (written by a build just now) the redaction index of `forms`
+ * (secretForms), mode 0600: salted with the salt of the one there, when there is one (then not
+ * written again when it is the same), else with a new random one.
+ */
+export function saveRedactionIndex(outDir: string, forms: readonly string[]): void {
+  const dir = outputDir(outDir);
+  if (dir === undefined) return;
+  const file = redactionFile(dir);
+  const old = readRedactionIndex(dir);
+  const index = redactionIndex(forms, old?.salt ?? randomBytes(16).toString('hex'));
+  const text = JSON.stringify(index);
+  if (old && JSON.stringify(old) === text && (fileMode(file) ?? 0) === 0o600) return;
+  // (A temp file of a build killed while writing it goes at the next: removeStaleTemps.)
+  removeStaleTemps(file);
+  const tmp = tempBeside(file);
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file);
 }
 
 /**

@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
+import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, saveRedactionIndex, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
@@ -11,7 +11,7 @@ import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretsFileOf, whenFree, type LoadResult } from './common.js';
+import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretFormsOf, secretsFileOf, whenFree, type LoadResult } from './common.js';
 import { asReport, buildKey, inputsKey, type BuildReport } from './uptodate.js';
 
 /**
@@ -192,6 +192,8 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   let stats;
   try {
     stats = await writer.finish(stamp);
+    // (What a later `pigen check` hides in the validators' messages: util/redact.ts.)
+    saveRedactionIndex(outDir, secretFormsOf(r));
   } catch (e) {
     return cannotWrite(e);
   }

@@ -9,7 +9,8 @@ import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, read
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
-import { isWithin, PACKAGE_ROOT } from '../io.js';
+import { isWithin, PACKAGE_ROOT, readRedactionIndex } from '../io.js';
+import { redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
 import { copyNginxTree } from './check-nginx.js';
 import type { Command } from './commands.js';
@@ -46,6 +47,11 @@ export interface CheckReport {
   counts: Record<CheckResult, number>;
   /** How many files each validator actually checked (ok or FAIL). */
   ran: Record<string, number>;
+  /**
+   * How secrets were hidden in the validators' messages: by the index the build left beside DIR
+   * (and by their look), or by their look alone (no index: an output copied elsewhere).
+   */
+  redaction: 'index' | 'look';
 }
 
 export interface CheckOptions {
@@ -379,7 +385,14 @@ function tidy(out: string, replacements: [string, string][]): string {
 function verdict(r: Ran, replacements: [string, string][], failed = r.code !== 0): Outcome {
   const out = tidy(r.out, replacements);
   if (!failed) return { result: 'ok', message: '' };
-  return { result: 'FAIL', message: firstLine(out) || `exit ${r.code}`, output: details(out).slice(0, 20_000) };
+  return { result: 'FAIL', message: firstLine(out) || `exit ${r.code}`, output: upTo(details(out), 20_000) };
+}
+
+/** `text` cut at a line's end to at most `max` characters (a secret on a line cut in the middle would show its start). */
+function upTo(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.lastIndexOf('\n', max);
+  return cut > 0 ? text.slice(0, cut) : '';
 }
 
 /** Copies the file into a fresh scratch dir under its own name; runs there. */
@@ -838,13 +851,28 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
   } finally {
     t.dispose();
   }
+  // No secret is printed: a validator may quote the line of a file it fails on, a password's.
+  // (With the index the build left beside DIR: exactly the values it put there; and, index or
+  // not, whatever looks like one: util/redact.ts.)
+  const index = readRedactionIndex(dir);
+  const redacted = new Map<string, string>();
+  const clean = (t: string) => {
+    let c = redacted.get(t);
+    if (c === undefined) redacted.set(t, (c = redactValidatorText(t, index)));
+    return c;
+  };
+  for (const r of rows) {
+    r.message = clean(r.message);
+    if (r.warnings) r.warnings = r.warnings.map(clean);
+    if (r.output !== undefined) r.output = clean(r.output);
+  }
   const counts: Record<CheckResult, number> = { ok: 0, FAIL: 0, skipped: 0 };
   const ran: Record<string, number> = {};
   for (const r of rows) {
     counts[r.result]++;
     if (r.result !== 'skipped') ran[r.validator] = (ran[r.validator] ?? 0) + 1;
   }
-  return { dir, rows, notFound: [...notFound].sort(), counts, ran };
+  return { dir, rows, notFound: [...notFound].sort(), counts, ran, redaction: index ? 'index' : 'look' };
 }
 
 const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -880,8 +908,11 @@ check; ca-cert, tls-cert and tls-key files are read with 'openssl x509|pkey -noo
 on copies whose absolute node paths point into a copy of the node's rootfs.
 
 Prints a table (file, validator, ok/FAIL/skipped, first line of the message), then the validators
-that were not found. Deprecated cloud-config keys are warnings. Exit 0 when nothing failed, 1 when
-a check failed, 2 when DIR is not a pigen output.
+that were not found. Deprecated cloud-config keys are warnings. No secret is printed: what a
+validator quotes of a file is shown with the secrets the build put there (known from the index it
+leaves beside DIR) and anything that looks like one (a password's line, a URL's credentials, a
+key's base64) as ****. Exit 0 when nothing failed, 1 when a check failed, 2 when DIR is not a
+pigen output.
 
 Arguments:
   DIR                       a 'pigen build' output directory (default: out)
@@ -922,13 +953,16 @@ Options:
     }
     const failed = report.counts.FAIL > 0;
     if (values.json) {
-      ctx.stdout.write(JSON.stringify({ dir: dirArg, ok: !failed, counts: report.counts, ran: report.ran, notFound: report.notFound, rows: report.rows }, null, 2) + '\n');
+      ctx.stdout.write(JSON.stringify({ dir: dirArg, ok: !failed, counts: report.counts, ran: report.ran, notFound: report.notFound, redaction: report.redaction, rows: report.rows }, null, 2) + '\n');
     } else {
       ctx.stdout.write(table(report.rows));
       for (const r of report.rows.filter((x) => x.result === 'FAIL' && x.output && x.output.includes('\n'))) {
         ctx.stdout.write(`\n${r.node}:${r.path} (${r.validator}):\n${r.output!.split('\n').slice(0, 20).map((l) => `  ${l}`).join('\n')}\n`);
       }
       ctx.stdout.write(`\nvalidators not found: ${report.notFound.length ? report.notFound.join(', ') : 'none'}\n`);
+      if (failed && report.redaction === 'look') {
+        ctx.stdout.write(`note: no redaction index beside ${dirArg} (the one \`pigen build\` leaves in its .pigen directory): in the messages above only what looks like a secret is hidden; check the output where it was built\n`);
+      }
       const c = report.counts;
       ctx.stdout.write(`${report.rows.length} checks: ${c.ok} ok, ${c.FAIL} FAIL, ${c.skipped} skipped\n`);
     }

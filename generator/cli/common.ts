@@ -3,7 +3,8 @@
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
 import { fileMode, readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { X509Certificate } from 'node:crypto';
-import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, unknownPasswords, type Secrets } from '../secrets/index.js';
+import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
+import { secretForms } from '../util/redact.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
@@ -152,6 +153,17 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     if (strict) delete result.inventory;
   }
   return result;
+}
+
+/**
+ * The forms of every secret a build of `r` puts into its output (util/redact.ts): the inventory's
+ * and --set's secret values, and the secrets file's passwords and node keys (not the CA key: it
+ * stays in the secrets file).
+ */
+export function secretFormsOf(r: LoadResult): string[] {
+  const values: { value: string; pem?: boolean }[] = (r.secretValues ?? []).map((value) => ({ value }));
+  if (r.secrets) for (const s of secretValues(r.secrets)) if (s.kind !== 'ca-key') values.push(s.kind === 'password' ? { value: s.value } : { value: s.value, pem: true });
+  return secretForms(values);
 }
 
 /** Prints diagnostics to stderr (text) — JSON output is the command's business. */

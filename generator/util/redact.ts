@@ -1,0 +1,114 @@
+// Hiding secret values in text pigen did not write itself: what a validator prints about a file of
+// an output (pigen check). The build knows the secrets it put into the output; it leaves beside
+// the output a redaction index, salted hashes of them (never the values: the index may be read by
+// a later `pigen check` only), and a check hides every stretch of a validator's message whose hash
+// is in it. Without an index (an output copied elsewhere, or made by an older pigen), the check
+// still hides what names a secret: `key: value`/`key = value` under a secret-named key, a URL's
+// credentials, and the base64 lines of a PEM body.
+
+import { hash as cryptoHash } from 'node:crypto';
+import { HIDDEN, hideUserinfo, isSecretKey, maskSecretsInLine } from '../diagnostics.js';
+
+/** Salted hashes of secret values, grouped by length (in UTF-16 code units). */
+export interface RedactionIndex {
+  v: 1;
+  /** Hex; chosen at random when the index is made (io.ts). */
+  salt: string;
+  /** Per length: the first 32 hex digits of sha256(salt ‖ form), sorted. */
+  lengths: Record<string, string[]>;
+}
+
+/** Stretches shorter than this are not indexed: a hash of two letters says nothing and hides too much. */
+const MIN_LENGTH = 3;
+
+const digest = (salt: string, text: string) => cryptoHash('sha256', `${salt}\u0000${text}`, 'hex').slice(0, 32);
+
+/**
+ * The forms a secret takes in a file: as is, as a JSON or double-quoted YAML string escapes it,
+ * and, for a PEM key's base64 body (`pem`), each 64-character line of it.
+ */
+export function secretForms(values: readonly { value: string; pem?: boolean }[]): string[] {
+  const out = new Set<string>();
+  for (const { value, pem } of values) {
+    if (pem) {
+      for (let i = 0; i < value.length; i += 64) out.add(value.slice(i, i + 64));
+      continue;
+    }
+    out.add(value);
+    out.add(JSON.stringify(value).slice(1, -1));
+  }
+  return [...out].filter((f) => f.length >= MIN_LENGTH).sort();
+}
+
+/** The index of `forms` (secretForms) under `salt`. */
+export function redactionIndex(forms: readonly string[], salt: string): RedactionIndex {
+  const lengths: Record<string, string[]> = {};
+  for (const f of forms) (lengths[f.length] ??= []).push(digest(salt, f));
+  for (const k of Object.keys(lengths)) lengths[k] = [...new Set(lengths[k])].sort();
+  return { v: 1, salt, lengths };
+}
+
+/** Whether `x` is an index this pigen reads (one written by hand or by another version is not trusted). */
+export function isRedactionIndex(x: unknown): x is RedactionIndex {
+  if (!x || typeof x !== 'object') return false;
+  const o = x as Record<string, unknown>;
+  if (o.v !== 1 || typeof o.salt !== 'string' || !/^[0-9a-f]{16,128}$/.test(o.salt) || !o.lengths || typeof o.lengths !== 'object' || Array.isArray(o.lengths)) return false;
+  return Object.entries(o.lengths as Record<string, unknown>).every(([k, v]) => /^[1-9][0-9]{0,5}$/.test(k) && Array.isArray(v) && v.every((h) => typeof h === 'string' && /^[0-9a-f]{32}$/.test(h)));
+}
+
+/** `text` with every stretch whose salted hash is in `index` replaced by HIDDEN (the longest first). */
+export function redactIndexed(text: string, index: RedactionIndex): string {
+  const hidden = new Uint8Array(text.length);
+  let any = false;
+  const lengths = Object.keys(index.lengths)
+    .map(Number)
+    .filter((l) => l <= text.length)
+    .sort((a, b) => b - a);
+  for (const l of lengths) {
+    const set = new Set(index.lengths[l]);
+    for (let i = 0; i + l <= text.length; i++) {
+      if (hidden[i] || !set.has(digest(index.salt, text.slice(i, i + l)))) continue;
+      hidden.fill(1, i, i + l);
+      any = true;
+      i += l - 1;
+    }
+  }
+  if (!any) return text;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    if (!hidden[i]) out += text[i];
+    else if (i === 0 || !hidden[i - 1]) out += HIDDEN;
+  }
+  return out;
+}
+
+// `key = value` (ini, conf) under a secret-named key: the value to the end of the line; and in an
+// apt auth.conf line (`machine H login U password P`), the word after `password`.
+const INI_ENTRY = /^(\s*["']?)([A-Za-z0-9_.-]+)(["']?\s*=\s*)(\S.*)$/;
+const NETRC_LINE = /\b(?:machine|login)\s+\S|^\s*password\s/;
+const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
+// A line of a PEM body (or any long base64 run): a key's, possibly. (Mixed case and digits: not a
+// path, nor a hex digest.)
+const BASE64_RUN = /(?<![A-Za-z0-9+/])[A-Za-z0-9+][A-Za-z0-9+/]{39,}={0,2}/g;
+const looksEncoded = (run: string) => (run.match(/[0-9]/g)?.length ?? 0) >= 3 && (run.match(/[A-Z]/g)?.length ?? 0) >= 3 && (run.match(/[a-z]/g)?.length ?? 0) >= 3;
+
+/** `text` with what looks like a secret hidden, line by line (no index needed: see the top). */
+export function redactHeuristic(text: string): string {
+  return hideUserinfo(
+    text
+      .split('\n')
+      .map((line) => {
+        let l = maskSecretsInLine(line);
+        const ini = INI_ENTRY.exec(l);
+        if (ini && isSecretKey(ini[2]!)) l = `${ini[1]}${ini[2]}${ini[3]}${HIDDEN}`;
+        if (NETRC_LINE.test(l)) l = l.replace(NETRC_SECRET, (_m, key: string, sp: string) => `${key}${sp}${HIDDEN}`);
+        return l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));
+      })
+      .join('\n'),
+  );
+}
+
+/** `text` as a check prints it: the indexed secrets (when the build left an index) and what looks like one, hidden. */
+export function redactValidatorText(text: string, index: RedactionIndex | undefined): string {
+  return redactHeuristic(index ? redactIndexed(text, index) : text);
+}

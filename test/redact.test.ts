@@ -1,0 +1,133 @@
+// No secret in what `pigen check` prints: a validator may quote a file's lines, a password's. The
+// build leaves a redaction index (salted hashes of the secrets it put into the output) beside it;
+// the check hides what the index knows and what looks like a secret (generator/util/redact.ts).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFileSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRedactionIndex, redactHeuristic, redactIndexed, redactionIndex, redactValidatorText, secretForms } from '../generator/util/redact.ts';
+import { tmp } from './helpers.ts';
+import { mainIn } from './tree.ts';
+
+const temps: string[] = [];
+test.after(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+test('the index hides each secret, as is and JSON-escaped, wherever it stands; nothing else', () => {
+  const forms = secretForms([{ value: 'hunter2-Secret' }, { value: 'back\\slash' }, { value: 'ab' }]);
+  assert.equal(forms, ['back\\\\slash', 'back\\slash', 'hunter2-Secret'], 'two-letter values are not indexed');
+  const index = redactionIndex(forms, '00112233445566778899aabbccddeeff');
+  assert.ok(isRedactionIndex(index));
+  assert.not.match(JSON.stringify(index), /hunter2|slash/);
+  assert.is(redactIndexed("line 3: 'hunter2-Secret!' is not valid", index), "line 3: '****!' is not valid");
+  assert.is(redactIndexed('hunter2-Secrethunter2-Secret', index), '****', 'adjacent occurrences make one ****');
+  assert.is(redactIndexed('"pw": "back\\\\slash", pw2=back\\slash', index), '"pw": "****", pw2=****');
+  assert.is(redactIndexed('hunter2-Secre and hunter2', index), 'hunter2-Secre and hunter2', 'a part of a secret is no match');
+  assert.is(redactIndexed('', index), '');
+  // Another salt: another index, the same verdicts.
+  const other = redactionIndex(forms, 'ffeeddccbbaa99887766554433221100');
+  assert.not.equal(other.lengths, index.lengths);
+  assert.is(redactIndexed('x hunter2-Secret y', other), 'x **** y');
+  // A key's body: each 64-character PEM line.
+  const body = 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7'.repeat(3);
+  const k = redactionIndex(secretForms([{ value: body, pem: true }]), '00112233445566778899aabbccddeeff');
+  assert.is(redactIndexed(`key:\n${body.slice(64, 128)}\n`, k), 'key:\n****\n');
+});
+
+test('an index not as pigen writes it is not trusted', () => {
+  const good = redactionIndex(['secret-one'], '00112233445566778899aabbccddeeff');
+  for (const bad of [null, [], {}, { ...good, v: 2 }, { ...good, salt: 'xyz' }, { ...good, lengths: [] }, { ...good, lengths: { '0': [] } }, { ...good, lengths: { '10': ['nothex'] } }, { ...good, lengths: { '10': 'abc' } }]) {
+    assert.not.ok(isRedactionIndex(bad), JSON.stringify(bad));
+  }
+});
+
+test('by their look: a secret-named key\'s value, a URL\'s credentials, an auth.conf password, a key\'s base64; not paths, digests or words', () => {
+  const cases: [string, string][] = [
+    ['    admin_password = """fUVD_XexVbI5lMxPTqtqynFx"""', '    admin_password = ****'],
+    ['  grafana_admin_password: Hunter2x', '  grafana_admin_password: ****'],
+    ['{ user: dba, password: Hunter2x }', '{ user: dba, password: **** }'],
+    ['baseurl=https://bob:Hunter2x@repo.example.com/el9', 'baseurl=https://****@repo.example.com/el9'],
+    ['machine https://repo.example.com login bob password Hunter2x', 'machine https://repo.example.com login bob password ****'],
+    ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', '****'],
+    ['/etc/grafana/provisioning/datasources/pigsty-datasource-defaults.yml: ok', '/etc/grafana/provisioning/datasources/pigsty-datasource-defaults.yml: ok'],
+    ['sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 differs', 'sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 differs'],
+    ["line 3: 'admin_password' set twice in its section", "line 3: 'admin_password' set twice in its section"],
+    ['the password is too short', 'the password is too short'],
+  ];
+  for (const [text, want] of cases) assert.is(redactHeuristic(text), want, text);
+  assert.is(redactValidatorText('pw hunter2-Secret, password: x', redactionIndex(['hunter2-Secret'], '00112233445566778899aabbccddeeff')), 'pw ****, password: ****');
+  assert.is(redactValidatorText('nothing here', undefined), 'nothing here');
+});
+
+test('pigen check prints no secret a validator quotes: with the index the build leaves, and by their look without it', async () => {
+  const dir = tmp('pigen-redact-');
+  temps.push(dir);
+  const PW = 'Zq7-secret-Value-91';
+  writeFileSync(
+    join(dir, 'pigsty.yml'),
+    `all:\n  vars:\n    admin_ip: 10.10.10.10\n    grafana_admin_password: ${PW}\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    pg-a: { hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-a } }\n`,
+  );
+  assert.is((await mainIn(dir, ['secrets', 'init'])).code, 0);
+  const b = await mainIn(dir, ['build']);
+  assert.is(b.code, 0, b.stderr);
+  const indexFile = join(dir, '.out.pigen', 'redact.json');
+  assert.is(statSync(indexFile).mode & 0o777, 0o600);
+  const indexText = readFileSync(indexFile, 'utf8');
+  const rootfs = join(dir, 'out', 'nodes', '10.10.10.10', 'rootfs');
+  const keyLines = readFileSync(join(rootfs, 'etc/pki/infra.key'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'));
+  assert.ok(keyLines.length > 0);
+  for (const s of [PW, ...keyLines]) assert.not.ok(indexText.includes(s), 'the index holds hashes only');
+  assert.ok(readFileSync(join(rootfs, 'etc/grafana/grafana.ini'), 'utf8').includes(PW), 'the password is in the output');
+
+  // Validators that quote what they read: cloud-init prints the whole user-data, openssl the key;
+  // and the built-in hosts check quotes a host name that happens to be the password.
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'cloud-init'), '#!/bin/sh\n/bin/cat user-data\nexit 1\n', { mode: 0o755 });
+  writeFileSync(join(bin, 'openssl'), '#!/bin/sh\nfor a; do f=$a; done\n/bin/cat "$f"\nexit 1\n', { mode: 0o755 });
+  appendFileSync(join(dir, 'out', 'nodes', '10.10.10.11', 'rootfs', 'etc', 'hosts'), `10.9.9.9 ${PW}!\n`);
+  const env = { PATH: bin };
+  const leaks = (text: string) => [PW, ...keyLines].filter((s) => text.includes(s));
+
+  const j = await mainIn(dir, ['check', 'out', '--json'], env);
+  assert.is(j.code, 1, j.stderr);
+  const report = JSON.parse(j.stdout) as { redaction: string; rows: { node: string; path: string; validator: string; result: string; message: string; output?: string }[] };
+  assert.is(report.redaction, 'index');
+  assert.equal(leaks(j.stdout + j.stderr), []);
+  const hosts = report.rows.find((r) => r.node === '10.10.10.11' && r.path === '/etc/hosts')!;
+  assert.match(hosts.message, /^line \d+: '\*\*\*\*!' is not a valid host name$/);
+  const ud = report.rows.find((r) => r.node === '10.10.10.10' && r.path === 'user-data' && r.validator === 'cloud-init')!;
+  assert.is(ud.result, 'FAIL');
+  assert.match(ud.output!, /admin_password = \*\*\*\*/);
+  const key = report.rows.find((r) => r.path === '/etc/pki/infra.key')!;
+  assert.is(key.result, 'FAIL');
+  assert.match(key.output!, /-----BEGIN [A-Z ]*PRIVATE KEY-----\n\*\*\*\*/);
+  const t = await mainIn(dir, ['check', 'out'], env);
+  assert.is(t.code, 1);
+  assert.equal(leaks(t.stdout + t.stderr), []);
+  assert.not.match(t.stdout, /no redaction index/);
+
+  // No index (an output copied elsewhere): what looks like a secret is still hidden, and the
+  // check says the rest may not be.
+  renameSync(indexFile, indexFile + '.away');
+  const j2 = await mainIn(dir, ['check', 'out', '--json'], env);
+  const r2 = JSON.parse(j2.stdout) as typeof report;
+  assert.is(r2.redaction, 'look');
+  assert.equal(leaks(r2.rows.filter((r) => r.path !== '/etc/hosts').map((r) => `${r.message}\n${r.output ?? ''}`).join('\n')), []);
+  const t2 = await mainIn(dir, ['check', 'out'], env);
+  assert.match(t2.stdout, /note: no redaction index beside out/);
+  renameSync(indexFile + '.away', indexFile);
+
+  // The index is kept (its salt, its bytes) while the secrets are the same, and follows them.
+  const before = readFileSync(indexFile, 'utf8');
+  assert.is((await mainIn(dir, ['build', '--set', 'node_tune=oltp'])).code, 0);
+  assert.is(readFileSync(indexFile, 'utf8'), before);
+  assert.is((await mainIn(dir, ['build', '--set', 'grafana_admin_password=Other-Secret-77'])).code, 0);
+  const after = JSON.parse(readFileSync(indexFile, 'utf8')) as { salt: string };
+  assert.is(after.salt, (JSON.parse(before) as { salt: string }).salt);
+  assert.is(redactIndexed('x Other-Secret-77 y', after as never), 'x **** y');
+});
+
+test.run();
