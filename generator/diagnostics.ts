@@ -76,10 +76,15 @@ export function inventorySecretValues(data: unknown, sets: readonly { key: strin
   };
   // (A URL's credentials, anywhere: a proxy's, a repo's. Taken from the value itself, so quotes,
   // spaces or a second `@` in the password do not hide them from the masking.)
+  // (And the password alone, as written and percent-decoded: apt's auth.conf holds it so.)
   const userinfo = (v: string) => {
     if (!v.includes('@')) return;
     const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(v.trim());
-    if (m && m[1]!.length >= 3) out.add(m[1]!);
+    if (!m) return;
+    const info = m[1]!;
+    const colon = info.indexOf(':');
+    const pass = colon < 0 ? '' : info.slice(colon + 1);
+    for (const x of [info, pass, decoded(pass)]) if (x.length >= 3) out.add(x);
   };
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
@@ -96,10 +101,20 @@ export function inventorySecretValues(data: unknown, sets: readonly { key: strin
   return [...out].sort((a, b) => b.length - a.length);
 }
 
+/** A URL component percent-decoded ('' when it does not decode). */
+const decoded = (x: string) => {
+  try {
+    return decodeURIComponent(x);
+  } catch {
+    return '';
+  }
+};
+
 /** `text` with the credentials of every URL in it (scheme://user:password@) replaced by HIDDEN: a proxy's, a repo's. */
 export function hideUserinfo(text: string): string {
-  // (To the last `@` before the host: a password may hold one.)
-  return text.includes('@') ? text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'`]+@/gi, `$1${HIDDEN}@`) : text;
+  // (To the last `@` before the host: a password may hold one. A scheme starts where no scheme
+  // character stands before it: \b there tried every letter of `a.a.a...` again, quadratic.)
+  return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'`]+@/gi, `$1${HIDDEN}@`) : text;
 }
 
 /** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */

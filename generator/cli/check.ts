@@ -10,7 +10,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
 import { isWithin, PACKAGE_ROOT, readRedactionIndex } from '../io.js';
-import { redactValidatorText } from '../util/redact.js';
+import { redactRaw, redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
 import { copyNginxTree } from './check-nginx.js';
 import type { Command } from './commands.js';
@@ -137,6 +137,8 @@ class Toolbox {
     readonly env: Record<string, string | undefined>,
     readonly schemaPath: string | null,
     private readonly jobs: number,
+    /** Hides secrets in a program's output as it comes, before anything is read from it (util/redact.ts: redactRaw). */
+    private readonly redact: (text: string) => string,
   ) {
     this.work = mkdtempSync(join(tmpdir(), 'pigen-check-'));
   }
@@ -196,7 +198,10 @@ class Toolbox {
             if (e && typeof e.code === 'string') return reject(new ValidatorBroken(`cannot run ${bin}: ${e.code}${e.code === 'ENOENT' ? ' (a broken #! line?)' : ''}`));
             if (e?.killed) return reject(new ValidatorBroken(`${program} took more than 120 s`));
             if (e?.signal) return reject(new ValidatorBroken(`${program} was killed by ${e.signal}`));
-            resolve({ code: e ? Number(e.code) : 0, out: `${stdout ?? ''}${stderr ?? ''}` });
+            // (Secrets hidden before the output is read, trimmed or cut: a message whose spaces were
+            // squeezed, or cut inside a value, would match no secret. What a program prints beyond
+            // 1 MB says nothing more about the file.)
+            resolve({ code: e ? Number(e.code) : 0, out: this.redact(upTo(`${stdout ?? ''}${stderr ?? ''}`, 1 << 20)) });
           });
         }),
     );
@@ -369,7 +374,9 @@ function firstLine(out: string): string {
   if (i < 0) i = 0;
   // "...: yaml: unmarshal errors:" says what is wrong on the next line.
   const line = ls[i]?.endsWith(':') && ls[i + 1] ? `${ls[i]} ${ls[i + 1]}` : (ls[i] ?? '');
-  return line.replace(/\s+/g, ' ');
+  // (At most 1,000 characters: a table's cell, not a dump.)
+  const one = line.replace(/\s+/g, ' ');
+  return one.length > 1000 ? `${one.slice(0, 997)}...` : one;
 }
 
 /** The output without info-level log lines (for the details under the table). */
@@ -787,7 +794,13 @@ const shared = new Map<string, Promise<Outcome>>();
 export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise<CheckReport> {
   const nodes = readManifest(dir);
   const schemaPath = opts.cloudInitSchema === undefined ? defaultCloudInitSchema() : opts.cloudInitSchema;
-  const t = new Toolbox(opts.env ?? process.env, schemaPath, opts.jobs ?? Math.max(1, Math.min(8, availableParallelism())));
+  // No secret is printed: a validator may quote the line of a file it fails on, a password's.
+  // (With the index the build left beside DIR: exactly the values it put there, in the programs'
+  // output as it comes; and, index or not, whatever looks like one in what the rows say:
+  // util/redact.ts.)
+  const index = readRedactionIndex(dir);
+  const indexKey = index ? hash(new TextEncoder().encode(JSON.stringify(index))) : '';
+  const t = new Toolbox(opts.env ?? process.env, schemaPath, opts.jobs ?? Math.max(1, Math.min(8, availableParallelism())), (text) => redactRaw(text, index));
   const rows: CheckRow[] = [];
   const pending: Promise<void>[] = [];
   const notFound = new Set<string>();
@@ -831,7 +844,8 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
           const ctxKey = v.pure ? '' : v.context?.(s, t);
           // The programs' locations and the schema are part of the key: another PATH, another run.
           const tools = v.programs.map((x) => t.which(x)).join(',') + (v.name === 'upstream-schema' ? `|${schemaPath}` : '');
-          const key = ctxKey === undefined ? undefined : `${v.name}|${tools}|${s.kind}|${s.path}|${s.sha}|${ctxKey}`;
+          // (And the redaction index: outputs are kept with the secrets it hid.)
+          const key = ctxKey === undefined ? undefined : `${v.name}|${tools}|${s.kind}|${s.path}|${s.sha}|${ctxKey}|${indexKey}`;
           let p = key ? shared.get(key) : undefined;
           if (!p) {
             p = v.run(s, t).catch((e: unknown) => ({ result: 'FAIL' as const, message: e instanceof ValidatorBroken ? `${v.name} could not check it: ${e.message}` : `check crashed: ${(e as Error).message}` }));
@@ -851,10 +865,6 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
   } finally {
     t.dispose();
   }
-  // No secret is printed: a validator may quote the line of a file it fails on, a password's.
-  // (With the index the build left beside DIR: exactly the values it put there; and, index or
-  // not, whatever looks like one: util/redact.ts.)
-  const index = readRedactionIndex(dir);
   const redacted = new Map<string, string>();
   const clean = (t: string) => {
     let c = redacted.get(t);

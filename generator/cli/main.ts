@@ -102,7 +102,9 @@ async function dispatch(argv: string[], ctx: CliContext): Promise<number> {
     throw new UsageError(`${(e as Error).message.split('\n')[0]}\nUsage: ${cmd.usage}\nRun 'pigen ${cmd.name} --help' for details.`);
   }
   if (parsed.positionals.length > cmd.maxArgs) {
-    throw new UsageError(`too many arguments: ${parsed.positionals.slice(cmd.maxArgs).join(' ')}\nUsage: ${cmd.usage}`);
+    // (Counted, not quoted: a stray word may be a password, `--set pw= secret`.)
+    const extra = parsed.positionals.length - cmd.maxArgs;
+    throw new UsageError(`too many arguments: ${cmd.name} takes ${cmd.maxArgs === 0 ? 'none' : `at most ${cmd.maxArgs}`}, and ${extra} more ${extra === 1 ? 'was' : 'were'} given (a value with a space in it needs quotes)\nUsage: ${cmd.usage}`);
   }
   return cmd.run(ctx, parsed.values as Record<string, string | boolean | string[] | undefined>, parsed.positionals);
 }

@@ -4,7 +4,7 @@
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { err, namesSecret } from '../diagnostics.js';
+import { err, hideUserinfo, namesSecret } from '../diagnostics.js';
 import { didYouMean } from '../util/text.js';
 import { bundledPrecompiled, PRECOMPILED_VALIDATOR } from '../io.js';
 import type { Code } from '../codes.js';
@@ -142,7 +142,8 @@ const describeValue = (v: Json | undefined, secret = false): string => {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (secret) return `a ${typeof v}`;
-  const s = JSON.stringify(v);
+  // (A URL's credentials hidden before the cut: one cut before its `@` is no URL's to hide.)
+  const s = hideUserinfo(JSON.stringify(v));
   return `${typeof v} ${s.length > 40 ? s.slice(0, 37) + '..."' : s}`;
 };
 

@@ -1,7 +1,7 @@
 // Semantic rules over the resolved inventory. Each rule is a small named function with stable codes;
 // all rules run, so the user sees every problem at once.
 
-import { err, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
+import { err, hideUserinfo, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
 import { isForeignParam } from './params.js';
@@ -330,7 +330,8 @@ export const noInjection: Rule = (inv, _loaded, known) => {
       const base = originOf(n, param);
       out.push(
         // (A secret's value is not shown: only what is wrong with it.)
-        err('injection', [...base, ...rest], `${what} ${namesSecret(path) ? '' : JSON.stringify(s.length > 60 ? s.slice(0, 57) + '...' : s) + ' '}contains ${bad}`, {
+        // (A URL's credentials hidden before the cut: one cut before its `@` is no URL's to hide.)
+        err('injection', [...base, ...rest], `${what} ${namesSecret(path) ? '' : JSON.stringify(((h) => (h.length > 60 ? h.slice(0, 57) + '...' : h))(hideUserinfo(s))) + ' '}contains ${bad}`, {
           hint: `remove ${bad} from the ${what}; pigen rejects such values instead of escaping them`,
         }),
       );

@@ -24,8 +24,8 @@ const MIN_LENGTH = 3;
 const digest = (salt: string, text: string) => cryptoHash('sha256', `${salt}\u0000${text}`, 'hex').slice(0, 32);
 
 /**
- * The forms a secret takes in a file: as is, as a JSON or double-quoted YAML string escapes it,
- * and, for a PEM key's base64 body (`pem`), each 64-character line of it.
+ * The forms a secret takes in a file: as is, as a JSON or double-quoted YAML string escapes it
+ * (once, or twice: see below), and, for a PEM key's base64 body (`pem`), each 64-character line of it.
  */
 export function secretForms(values: readonly { value: string; pem?: boolean }[]): string[] {
   const out = new Set<string>();
@@ -34,8 +34,12 @@ export function secretForms(values: readonly { value: string; pem?: boolean }[])
       for (let i = 0; i < value.length; i += 64) out.add(value.slice(i, i + 64));
       continue;
     }
+    // (Escaped twice: a file's content held as a double-quoted string in the user-data, the
+    // secret in it a double-quoted string of the file.)
+    const once = JSON.stringify(value).slice(1, -1);
     out.add(value);
-    out.add(JSON.stringify(value).slice(1, -1));
+    out.add(once);
+    out.add(JSON.stringify(once).slice(1, -1));
   }
   return [...out].filter((f) => f.length >= MIN_LENGTH).sort();
 }
@@ -82,9 +86,10 @@ export function redactIndexed(text: string, index: RedactionIndex): string {
   return out;
 }
 
-// `key = value` (ini, conf) under a secret-named key: the value to the end of the line; and in an
+// `key = value` (ini, conf) or `key: value` under a secret-named key, wherever it stands in the
+// line (a validator quotes it after its own words): the value to the end of the line; and in an
 // apt auth.conf line (`machine H login U password P`), the word after `password`.
-const INI_ENTRY = /^(\s*["']?)([A-Za-z0-9_.-]+)(["']?\s*=\s*)(\S.*)$/;
+const ANY_ENTRY = /(?<![A-Za-z0-9_.-])(["']?)([A-Za-z0-9_.-]+)\1(\s*[=:]\s*)(?=\S)/g;
 const NETRC_LINE = /\b(?:machine|login)\s+\S|^\s*password\s/;
 const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
 // A line of a PEM body (or any long base64 run): a key's, possibly. (Mixed case and digits: not a
@@ -97,15 +102,26 @@ export function redactHeuristic(text: string): string {
   return hideUserinfo(
     text
       .split('\n')
-      .map((line) => {
+      .map((whole) => {
+        // (A line of a double-quoted YAML scalar folded over lines starts with `\`.)
+        const fold = /^\s*\\(?=\s)/.exec(whole)?.[0] ?? '';
+        const line = whole.slice(fold.length);
         let l = maskSecretsInLine(line);
-        const ini = INI_ENTRY.exec(l);
-        if (ini && isSecretKey(ini[2]!)) l = `${ini[1]}${ini[2]}${ini[3]}${HIDDEN}`;
+        for (const m of l.matchAll(ANY_ENTRY)) {
+          if (!isSecretKey(m[2]!) || l.startsWith(HIDDEN, m.index! + m[0].length)) continue;
+          l = `${l.slice(0, m.index! + m[0].length)}${HIDDEN}`;
+          break;
+        }
         if (NETRC_LINE.test(l)) l = l.replace(NETRC_SECRET, (_m, key: string, sp: string) => `${key}${sp}${HIDDEN}`);
-        return l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));
+        return fold + l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));
       })
       .join('\n'),
   );
+}
+
+/** `text` as a validator's output is kept (then read, trimmed, cut): the indexed secrets and URLs' credentials hidden. */
+export function redactRaw(text: string, index: RedactionIndex | undefined): string {
+  return hideUserinfo(index ? redactIndexed(text, index) : text);
 }
 
 /** `text` as a check prints it: the indexed secrets (when the build left an index) and what looks like one, hidden. */
