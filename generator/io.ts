@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve as resolvePath } from 'node:
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.js';
 import { err } from './diagnostics.js';
 import { MAX_INVENTORY_BYTES } from './load/parse.js';
@@ -1579,10 +1579,22 @@ export interface DirFile {
  * The regular files directly inside `dir` (symlinks to files count), sorted by name; hidden files
  * are ignored and subdirectories reported as skipped.
  */
-export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[] } {
+export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[]; notUtf8: string[] } {
   const files: DirFile[] = [];
   const skipped: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
+  // (A name that is no UTF-8 cannot be named in an index or a URL: listed apart, as read with
+  // U+FFFD for its bad bytes.)
+  const notUtf8: string[] = [];
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const names: string[] = [];
+  for (const raw of readdirSync(dir, { encoding: 'buffer' })) {
+    try {
+      names.push(utf8.decode(raw));
+    } catch {
+      if (raw[0] !== 0x2e) notUtf8.push(raw.toString('utf8'));
+    }
+  }
+  for (const name of names.sort()) {
     if (name.startsWith('.')) continue;
     const path = join(dir, name);
     let st;
@@ -1596,7 +1608,39 @@ export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[]
     if (st.isFile()) files.push({ name, path, size: st.size });
     else skipped.push(name);
   }
-  return { files, skipped };
+  return { files, skipped, notUtf8: notUtf8.sort() };
+}
+
+/** Whether the file at `path` starts with the bytes `head` (false when it cannot be read). */
+export function fileStartsWith(path: string, head: Uint8Array): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const buf = Buffer.alloc(head.length);
+    return readSync(fd, buf, 0, head.length, 0) === head.length && buf.equals(head);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The `packages="N"` count of a createrepo_c primary.xml (plain or .gz); undefined when it is in
+ * another compression or says none.
+ */
+export function primaryPackageCount(path: string): number | undefined {
+  let text: string;
+  try {
+    const raw = readFileSync(path);
+    if (path.endsWith('.gz')) text = gunzipSync(raw).subarray(0, 4096).toString('utf8');
+    else if (path.endsWith('.xml')) text = raw.subarray(0, 4096).toString('utf8');
+    else return undefined;
+  } catch {
+    return undefined;
+  }
+  const m = /<metadata\b[^>]*\bpackages="(\d+)"/.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** stat(2) of a path (following links), or undefined when it cannot be (no such file, no access). */

@@ -71,7 +71,15 @@ export interface BuildResult {
   manifestSha256: string;
 }
 
-export class BundleError extends Error {}
+export class BundleError extends Error {
+  /** What is wrong is an input (a name, a package's bytes), not the bundling (a file that changed while read). */
+  constructor(
+    message: string,
+    readonly badInput = false,
+  ) {
+    super(message);
+  }
+}
 
 /** What is wrong with the inputs' names: a name the bundle cannot hold, or one pigen generates. */
 function nameProblems(payload: BundleInput[], repodata: BundleInput[]): string[] {
@@ -80,6 +88,8 @@ function nameProblems(payload: BundleInput[], repodata: BundleInput[]): string[]
     if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) out.push(`bad file name in bundle: ${name}`);
     // The manifests are line-based (and sha256sum escapes names with \ or a newline): refuse them.
     else if (/[\x00-\x1f\x7f\\]/.test(name)) out.push(`bad file name in bundle (control character or backslash): ${JSON.stringify(name)}`);
+    // (apt asks for a package by its name in a URL, unescaped: `#` ends the path there, `?` starts a query.)
+    else if (/[#?]/.test(name)) out.push(`bad file name in bundle (# or ?: apt could not fetch it by URL): ${JSON.stringify(name)}; rename it`);
   }
   for (const f of payload) if (GENERATED.has(f.name) || f.name.includes('/')) out.push(`input file ${f.name} clashes with a file pigen generates`);
   return out;
@@ -155,7 +165,7 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
   const payload = [...opts.payload].sort((a, b) => byCodeUnit(a.name, b.name));
   const repodata = [...(opts.repodata ?? [])].sort((a, b) => byCodeUnit(a.name, b.name));
   const badNames = nameProblems(payload, repodata);
-  if (badNames.length) throw new BundleError(badNames[0]!);
+  if (badNames.length) throw new BundleError(badNames[0]!, true);
 
   const gz = new ParallelGzip(opts.sink, opts);
   const pack = tarPack();
@@ -207,7 +217,7 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
         try {
           ar?.push(chunk);
         } catch (e) {
-          throw new BundleError(`${f.name}: ${(e as Error).message}`);
+          throw new BundleError(`${f.name}: ${(e as Error).message}`, true);
         }
         progress.bytes += chunk.length;
         if (!entry.write(chunk)) await once(entry as unknown as NodeJS.EventEmitter, 'drain');
@@ -235,9 +245,9 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
       else seen.set(id, { name: f.name, sha256: sums.sha256 });
       stanzas.push({ name: f.name, stanza: packagesStanza(fields, f.name, sums), arch: get(fields, 'Architecture')! });
     } catch (e) {
-      throw new BundleError(`${f.name}: ${(e as Error).message}`);
+      throw new BundleError(`${f.name}: ${(e as Error).message}`, true);
     }
-    if (duplicate) throw new BundleError(duplicate);
+    if (duplicate) throw new BundleError(duplicate, true);
   };
   const stanzas: { name: string; stanza: string; arch: string }[] = [];
   const seen = new Map<string, { name: string; sha256: string }>();
@@ -281,7 +291,9 @@ export async function buildBundle(opts: BuildOptions): Promise<BuildResult> {
 
   let manifestSha256: string;
   try {
-    manifestSha256 = await produce();
+    // (The consumer failing (the disk full, the sink gone) stops reading the tar: the producer
+    // would wait for a drain that never comes. Its error ends the build instead.)
+    manifestSha256 = await Promise.race([produce(), consume.then(() => new Promise<never>(() => undefined))]);
     await consume;
   } catch (e) {
     pack.destroy(e as Error);

@@ -8,7 +8,7 @@ import { buildBundle, BundleError, checkInputs, GENERATED, type BundleInput } fr
 import { bundledExtra, bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
 import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
-import { atomicFileSink, ensurePaths, fileSizeOf, findProgram, isDirectory, listDirFiles, makeTempDir, outputFileTarget, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
+import { atomicFileSink, ensurePaths, fileSizeOf, fileStartsWith, findProgram, isDirectory, listDirFiles, makeTempDir, outputFileTarget, primaryPackageCount, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
@@ -58,7 +58,14 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
   maxArgs: 2,
   async run(ctx, values, args) {
     if (args[0] === 'verify') return verifyCommand(ctx, args[1], values.json === true);
-    if (args.length > 1) throw new UsageError(`too many arguments: ${args.slice(1).join(' ')}\nUsage: ${bundle.usage}`);
+    // (Counted, not quoted: a stray word may be a password, `--set pw= secret`.)
+    if (args.length > 1) throw new UsageError(`too many arguments: bundle takes at most 1 (the inventory), and ${args.length - 1} more ${args.length === 2 ? 'was' : 'were'} given\nUsage: ${bundle.usage}`);
+    // A failure said on stderr and, with --json, as {ok: false, error} on stdout.
+    const fail = (code: number, message: string) => {
+      ctx.stderr.write(`pigen: ${message}\n`);
+      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
+      return code;
+    };
 
     const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
     if (!values.json) printDiagnostics(ctx, r);
@@ -81,10 +88,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     const level = intOption(values.level, 'level', 6, 1, 9);
     const jobs = intOption(values.jobs, 'jobs', Math.max(1, availableParallelism()), 1, 256);
     const from = abs(ctx, values.from);
-    if (!isDirectory(from)) {
-      ctx.stderr.write(`pigen: --from ${values.from}: not a directory\n`);
-      return 2;
-    }
+    if (!isDirectory(from)) return fail(2, `--from ${values.from}: not a directory`);
     const listing = listDirFiles(from);
     const ignored = listing.files.filter((f) => GENERATED.has(f.name));
     const candidates = listing.files.filter((f) => !GENERATED.has(f.name));
@@ -93,13 +97,11 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     const isPackage = (n: string) => n.endsWith('.deb') || n.endsWith('.rpm');
     const payloadFiles = candidates.filter((f) => isPackage(f.name) || bundledExtra(f.name, facts.urlFiles));
     const left = candidates.filter((f) => !isPackage(f.name) && !bundledExtra(f.name, facts.urlFiles));
-    if (!debs.length && !rpms.length) {
-      ctx.stderr.write(`pigen: --from ${values.from}: no .deb or .rpm files\n`);
-      return 2;
-    }
+    if (!debs.length && !rpms.length) return fail(2, `--from ${values.from}: no .deb or .rpm files`);
     if (ignored.length) ctx.stderr.write(`pigen: note: regenerating ${ignored.map((f) => f.name).join(', ')} (the copies in ${values.from} are ignored)\n`);
     if (left.length) ctx.stderr.write(`pigen: note: not bundled (only packages, the Pigsty source tarball and repo_url_packages files go into the served repo): ${left.map((f) => f.name).join(', ')}\n`);
     if (listing.skipped.length) ctx.stderr.write(`pigen: note: skipping non-files in ${values.from}: ${listing.skipped.join(', ')}\n`);
+    if (listing.notUtf8.length) return fail(2, `--from ${values.from}: file names that are no UTF-8 (an index or a URL cannot name them): ${listing.notUtf8.join(', ')}: rename them`);
     if ((facts.os.family === 'deb' && rpms.length && !debs.length) || (facts.os.family === 'rpm' && debs.length && !rpms.length)) {
       ctx.stderr.write(`pigen: warning: os_profile ${facts.os.code} uses ${facts.os.family} packages, but ${values.from} holds ${debs.length ? '.deb' : '.rpm'} files\n`);
     }
@@ -110,10 +112,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     let shown = rawOut ?? facts.defaultName;
     if (rawOut !== undefined && (rawOut.endsWith('/') || isDirectory(out))) (out = join(out, facts.defaultName)), (shown = join(rawOut, facts.defaultName));
     const target = outputFileTarget(out);
-    if ('error' in target) {
-      ctx.stderr.write(`pigen: cannot write ${shown}: ${target.error}\n`);
-      return 2;
-    }
+    if ('error' in target) return fail(2, `cannot write ${shown}: ${target.error}`);
     out = target.path;
 
     // zlib's async gzip runs on libuv's threadpool (4 threads unless told before first use).
@@ -124,10 +123,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     try {
       if (rpms.length) {
         const made = await createrepo(ctx, rpms.map((f) => f.path), ctx.epoch);
-        if ('error' in made) {
-          ctx.stderr.write(`pigen: ${made.error}\n`);
-          return 1;
-        }
+        if ('error' in made) return fail(made.badInput ? 2 : 1, made.error);
         tmp = made.tmp;
         repodata = made.files;
       }
@@ -146,27 +142,28 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (!err.code) throw e;
-        ctx.stderr.write(`pigen: cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : err.message}\n`);
-        return 1;
+        return fail(1, `cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : err.message}`);
       }
       const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr);
       const t0 = performance.now();
+      // Ctrl-C or SIGTERM: the partial file is removed and the previous one left as it was (a
+      // second signal ends pigen at once; the next bundle to this file removes what it left).
+      const building = buildBundle({ epoch: ctx.epoch, payload, repodata, sink, level, concurrency: jobs, onProgress: (p) => reporter?.update(p) });
+      building.catch(() => undefined);
+      const stopped = ctx.interrupted?.();
       let res;
       try {
-        res = await buildBundle({ epoch: ctx.epoch, payload, repodata, sink, level, concurrency: jobs, onProgress: (p) => reporter?.update(p) });
+        res = await (stopped ? Promise.race([building, stopped.then(() => Promise.reject(new Interrupted()))]) : building);
         await sink.commit();
       } catch (e) {
         sink.abort();
         reporter?.done();
-        if (e instanceof BundleError) {
-          ctx.stderr.write(`pigen: bundle failed: ${e.message}\n`);
-          return 1;
-        }
+        if (e instanceof Interrupted) return fail(1, `interrupted: nothing written${fileSizeOf(out) !== undefined ? ` (${shown} is the previous bundle, untouched)` : ''}`);
+        // (A broken .deb found past its head: bad input. A file that changed while read, the disk
+        // full: the bundle failed.)
+        if (e instanceof BundleError) return fail(e.badInput ? 2 : 1, `bundle failed: ${e.message}`);
         const err = e as NodeJS.ErrnoException;
-        if (err.code) {
-          ctx.stderr.write(`pigen: bundle failed: ${err.message}\n`);
-          return 1;
-        }
+        if (err.code) return fail(1, `bundle failed: ${err.message}`);
         throw e;
       }
       reporter?.done();
@@ -220,10 +217,21 @@ async function verifyCommand(ctx: CliContext, file: string | undefined, json: bo
   return 0;
 }
 
-/** createrepo_c over the .rpm files, staged as symlinks in a temp dir so hrefs are flat names. */
-async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promise<{ error: string } | { tmp: string; files: BundleInput[] }> {
+/** A first SIGINT or SIGTERM while the bundle is written. */
+class Interrupted extends Error {}
+
+/** The lead every RPM package starts with (rpm's lead magic). */
+const RPM_MAGIC = Buffer.from([0xed, 0xab, 0xee, 0xdb]);
+
+/**
+ * createrepo_c over the .rpm files, staged as symlinks in a temp dir so hrefs are flat names.
+ * (A file named .rpm that is no package: bad input, named; createrepo_c skipped it quietly.)
+ */
+async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promise<{ error: string; badInput?: true } | { tmp: string; files: BundleInput[] }> {
   const tool = findProgram('createrepo_c', ctx.env.PATH ?? '');
   if (!tool) return { error: `.rpm files need createrepo_c to build repodata/, and it is not on PATH (Debian: apt-get install createrepo-c; EL: dnf install createrepo_c)` };
+  const notRpm = rpms.filter((p) => !fileStartsWith(p, RPM_MAGIC));
+  if (notRpm.length) return { error: `not RPM packages (no RPM lead): ${notRpm.map((p) => p.slice(p.lastIndexOf('/') + 1)).join(', ')}: replace or remove them`, badInput: true };
   const tmp = makeTempDir('pigen-repodata-');
   const stage = join(tmp, 'in');
   const outDir = join(tmp, 'out');
@@ -236,7 +244,15 @@ async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promi
     return { error: `createrepo_c failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
   }
   const dir = join(outDir, 'repodata');
-  const files = listDirFiles(dir).files.map((f) => ({ name: `repodata/${f.name}`, size: f.size, read: () => readFileChunks(f.path) }));
+  const listed = listDirFiles(dir).files;
+  // (Every package in the index: one createrepo_c could not read is left out of it, with a warning.)
+  const primary = listed.find((f) => /-primary\.xml(\.gz|\.zst|\.xz|\.bz2)?$/.test(f.name) || f.name === 'primary.xml');
+  const count = primary ? primaryPackageCount(primary.path) : undefined;
+  if (count !== undefined && count !== rpms.length) {
+    removePath(tmp);
+    return { error: `createrepo_c indexed ${count} of the ${rpms.length} .rpm files: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') || 'some could not be read'}`, badInput: true };
+  }
+  const files = listed.map((f) => ({ name: `repodata/${f.name}`, size: f.size, read: () => readFileChunks(f.path) }));
   return { tmp, files };
 }
 

@@ -7,18 +7,25 @@ import { main } from './main.js';
 
 const { signals } = constants;
 
+/** The largest mtime a ustar header holds (11 octal digits). */
+const MAX_EPOCH = 8 ** 11 - 1;
+
 export { main };
 
 export async function runProcess(): Promise<void> {
   // A closed pipe (`pigen validate | head`) ends that output quietly, as for any Unix tool: what
   // is written to it after is dropped, and the command goes on to its own exit code (a failed
   // build still exits 1 through `| head`; a --watch stops as on Ctrl-C).
+  // Any other failure to write (a full disk, /dev/full) is said, and the exit is 1 at least: what
+  // was to be printed is lost. (Thrown from here, it was a stack trace; a file's error comes a
+  // tick after the write, and was lost when the process had exited meanwhile.)
   const closed = new Set<NodeJS.WriteStream>();
+  let failed: { name: string; why: string } | undefined;
   let stop: ReturnType<typeof stopRequests> | undefined;
   for (const s of [process.stdout, process.stderr]) {
     s.on('error', (e: NodeJS.ErrnoException) => {
       // (And a write that raced the close: the stream destroyed already.)
-      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') failed ??= { name: s === process.stdout ? 'stdout' : 'stderr', why: e.code ?? e.message };
       closed.add(s);
       stop?.request();
     });
@@ -28,8 +35,15 @@ export async function runProcess(): Promise<void> {
   // The AWS SDK (pigen bake --target aws) warns on every run that Node 20 support ends in 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+  // SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds, up to what a tar header holds
+  // (11 octal digits); anything else is refused, not read as 0 or wrapped.
   const epochEnv = process.env.SOURCE_DATE_EPOCH;
-  const epoch = epochEnv && /^\d+$/.test(epochEnv) ? Number(epochEnv) : 0;
+  if (epochEnv !== undefined && epochEnv !== '' && !(/^\d+$/.test(epochEnv) && Number(epochEnv) <= MAX_EPOCH)) {
+    process.stderr.write(`pigen: SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to ${MAX_EPOCH} (the largest a tar header holds), not ${JSON.stringify(epochEnv.slice(0, 40))}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const epoch = epochEnv ? Number(epochEnv) : 0;
   process.exitCode = await main(process.argv.slice(2), {
     cwd: process.cwd(),
     env: process.env,
@@ -50,6 +64,12 @@ export async function runProcess(): Promise<void> {
   // rather than wait while Node stops the worker threads and frees the heap (~40 ms after a
   // 1,000-node build, which a script running pigen waits for too).
   for (const s of [process.stdout, process.stderr]) if (!closed.has(s) && !s.destroyed && s.writableLength > 0) await new Promise<void>((resolve) => s.once('drain', resolve).once('error', resolve).once('close', resolve));
+  // (A write's error comes a tick after it.)
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (failed) {
+    if (failed.name === 'stdout') writeTo(process.stderr)(`pigen: cannot write stdout: ${failed.why}: the output is incomplete\n`);
+    if (!process.exitCode) process.exitCode = 1;
+  }
   process.exit(process.exitCode);
 }
 
