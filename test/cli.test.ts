@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMMANDS, main } from '../generator/cli/main.ts';
 import type { CliContext } from '../generator/cli/context.ts';
@@ -184,6 +184,26 @@ test('through a closed pipe, the exit code is still the command\'s: a failed bui
     [['build', 'pigsty.yml', '-o', 'out'], 0],
   ];
   for (const [args, code] of cases) assert.is(await closedPipes(args), code, args.join(' '));
+});
+
+test('stdout that cannot be written (a full disk: /dev/full): said on stderr, exit 1; a bad SOURCE_DATE_EPOCH: exit 2', async () => {
+  if (!existsSync('/dev/full')) return void skip('/dev/full tests: no /dev/full here');
+  const d = tmp('pigen-full-');
+  // (Lost with exit 0 (userdata), or a stack trace (validate), before; found by a review.)
+  for (const args of [['--version'], ['validate'], ['userdata', '10.10.10.10', '--cloud', 'nocloud', '--encoding', 'plain']]) {
+    const full = openSync('/dev/full', 'w');
+    const r = spawnSync(process.execPath, cliArgs(...args), { cwd: d, stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+    closeSync(full);
+    assert.is(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /pigen: cannot write stdout: ENOSPC: the output is incomplete/, args.join(' '));
+    assert.not.match(r.stderr, /internal error|    at /, args.join(' '));
+  }
+  for (const bad of ['abc', '-1', '1.5', '8589934592']) {
+    const r = spawnSync(process.execPath, cliArgs('--version'), { cwd: d, env: { ...process.env, SOURCE_DATE_EPOCH: bad }, encoding: 'utf8' });
+    assert.is(r.status, 2, bad);
+    assert.match(r.stderr, /SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to 8589934591/, bad);
+  }
+  assert.is(spawnSync(process.execPath, cliArgs('--version'), { cwd: d, env: { ...process.env, SOURCE_DATE_EPOCH: '8589934591' } }).status, 0);
 });
 
 test('--json output of validate is parseable and carries diagnostics with line and col', async () => {
