@@ -950,6 +950,14 @@ export function hasState(outDir: string): boolean {
   return file !== undefined && existsSync(file);
 }
 
+/** The output of pigen build (a directory with its state beside it) that `path` lies in, if any. */
+export function managingOutput(path: string): string | undefined {
+  for (let d = dirname(resolvePath(path)); ; d = dirname(d)) {
+    if (hasState(d)) return d;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
 /** The redaction index (util/redact.ts) in the home of the output `outDir`. */
 const redactionFile = (dir: string) => join(homeOf(dir), 'redact.json');
 

@@ -201,6 +201,66 @@ test('-o FILE writes 0600 (with --json too); -o DIR or a missing directory: exit
   assert.match((JSON.parse(unknown.stdout) as { error: string }).error, /no node '10\.9\.9\.9'/);
 });
 
+// Found by a review: -o over the inventory (gzip bytes where it was) or into a build's output;
+// `-o ''` to stdout; base64 for NoCloud, which never decodes it; a nodename that reads as
+// another node's IP; the largest contributors blind to bootcmd's files and users' keys.
+test('-o never over an input nor into an output pigen build manages; -o \'\' is a usage error; the size line only once written', () => {
+  const d = tmp('pigen-ud-safe-');
+  const inv = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    repo_bundle: /tmp/p.tgz\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n';
+  writeFileSync(join(d, 'pigsty.yml'), inv);
+  writeFileSync(join(d, 'inv.yml'), inv);
+  assert.is(cli(['secrets', 'init'], d).code, 0);
+  assert.is(cli(['build', '-o', 'out'], d).code, 0);
+  const cases: [string[], RegExp][] = [
+    [['inv.yml', '-o', 'inv.yml'], /cannot write inv\.yml: it is the inventory/],
+    [['-o', 'pigsty.yml'], /cannot write pigsty\.yml: it is the inventory/],
+    [['-o', './out/../pigsty.yml'], /it is the inventory/],
+    [['-o', 'out/nodes/10.10.10.10/user-data'], /it is inside .*out, an output of pigen build/],
+    [['-o', 'out/x.ud'], /it is inside .*out, an output of pigen build/],
+  ];
+  for (const [args, re] of cases) {
+    const before = readFileSync(join(d, 'inv.yml'), 'utf8');
+    const r = cli(['userdata', ip, ...args], d);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.not.match(r.stderr, /bytes of \d+ bytes for/, 'no size line before a failure');
+    assert.is(readFileSync(join(d, 'inv.yml'), 'utf8'), before);
+  }
+  assert.not.ok(existsSync(join(d, 'out/x.ud')));
+  const secrets = cli(['userdata', ip, '-o', 'pigsty.secrets.yml'], d);
+  assert.is(secrets.code, 2);
+  assert.match(secrets.stderr, /it is the secrets file/);
+  const empty = cli(['userdata', ip, '-o', '', '--json'], d);
+  assert.is(empty.code, 2);
+  assert.match(empty.stderr, /-o needs a file path/);
+  // A write that fails: its message alone, no size line first.
+  mkdirSync(join(d, 'sub'));
+  const fail = cli(['userdata', ip, '-o', 'sub'], d);
+  assert.is(fail.code, 2);
+  assert.not.match(fail.stderr, /bytes of \d+ bytes for/);
+  const ok = cli(['userdata', ip, '-o', 'ud'], d);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /gzip, \d+ bytes of 16384 bytes for aws/);
+  // The largest contributors see the file bootcmd carries (the bundle's installer).
+  const j = JSON.parse(cli(['userdata', ip, '--json'], d).stdout) as { largest: { path: string }[] };
+  assert.ok(j.largest.some((c) => c.path === '/usr/local/bin/pigen-install-bundle'), JSON.stringify(j.largest));
+});
+
+test('NoCloud takes no base64 form (it never decodes one); a NODE is an IP first, then a nodename', () => {
+  for (const e of ['base64', 'gzip+base64']) {
+    const r = cli(['userdata', ip, '--cloud', 'nocloud', '--encoding', e], dir);
+    assert.is(r.code, 2, e);
+    assert.match(r.stderr, /nocloud reads the seed's user-data as it is and decodes no base64/);
+  }
+  const d = tmp('pigen-ud-names-');
+  writeFileSync(join(d, 'pigsty.yml'), 'all:\n  vars:\n    admin_ip: 10.10.10.10\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    nodes: { hosts: { 10.10.10.20: { nodename: "10.10.10.21" }, 10.10.10.21: { nodename: web } } }\n');
+  for (const [arg, want] of [['10.10.10.21', 'web'], ['web', 'web'], ['10.10.10.20', '10.10.10.21']]) {
+    const r = cli(['userdata', arg!, '--cloud', 'nocloud', '--encoding', 'plain'], d);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`\nhostname: "?${want!.replaceAll('.', '\\.')}"?\n`), arg);
+  }
+});
+
 // cloud-init reads user-data with PyYAML, YAML 1.1: a string such as `no`, `0755`, `1_000`,
 // `1:20` or `2001-12-14` must be quoted there, where YAML 1.2 leaves it plain (a review found
 // `hostname: no` read as False, failing cloud-init's schema, and meta-data's `local-hostname:

@@ -3,11 +3,12 @@
 import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
 import { CLOUDS, LIMITS, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
-import { packageVersion, readAssets, writeFileAtomic } from '../io.js';
+import { inventoryFile, isWithin, managingOutput, packageVersion, readAssets, writeFileAtomic } from '../io.js';
+import { resolve as resolvePath } from 'node:path';
 import { HIDDEN, isSecretKey, maskSecretsInLine, redactText } from '../diagnostics.js';
 import { shellWord } from '../util/text.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, secretsFileOf } from './common.js';
 import { UsageError } from './context.js';
 
 const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b64'] as const;
@@ -51,6 +52,10 @@ warning on stderr names the files that hold them (no secret in it).`,
     if (!CLOUDS.includes(cloud)) throw new UsageError(`unknown --cloud '${cloud}' (one of: ${CLOUDS.join(', ')})`);
     const encoding = ((values.encoding as string | undefined) ?? 'auto') as (typeof ENCODINGS)[number];
     if (!ENCODINGS.includes(encoding)) throw new UsageError(`unknown --encoding '${encoding}' (one of: ${ENCODINGS.join(', ')})`);
+    // (NoCloud reads the seed's user-data as it is: a base64 form is never decoded, and the node
+    // boots unconfigured.)
+    if (cloud === 'nocloud' && (encoding === 'base64' || encoding === 'gzip+base64')) throw new UsageError(`--encoding ${encoding}: nocloud reads the seed's user-data as it is and decodes no base64 (one of: auto, plain, gzip, files-gz+b64)`);
+    if (values.out === '') throw new UsageError('-o needs a file path (to print to stdout, leave -o out)');
     const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true);
     // (--json: every outcome is one JSON object on stdout, failures included.)
     const json = (v: Record<string, unknown>) => values.json && ctx.stdout.write(JSON.stringify({ ...v, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');
@@ -61,7 +66,8 @@ warning on stderr names the files that hold them (no secret in it).`,
     };
     if (!values.json) printDiagnostics(ctx, r);
     if (hasErrors(r.diagnostics) || !r.inventory) return json({ ok: false }), 2;
-    const node = r.inventory.nodes.find((n) => n.ip === nodeArg || n.nodename === nodeArg);
+    // (An IP first: a nodename may look like another node's IP.)
+    const node = r.inventory.nodes.find((n) => n.ip === nodeArg) ?? r.inventory.nodes.find((n) => n.nodename === nodeArg);
     if (!node) return fail(2, `no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}`);
     const version = packageVersion();
     const compiled = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) });
@@ -97,7 +103,7 @@ warning on stderr names the files that hold them (no secret in it).`,
     const metadata = encodingMetadata(cloud, chosen) ?? null;
     // (The contributors of a compressed form ordered by their gzip's size.)
     const byGzip = chosen !== 'plain' && chosen !== 'base64';
-    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, metadata, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text, 5, byGzip ? 'gzip' : 'bytes'), out: values.out ?? null };
+    const result = { node: node.ip, nodename: node.nodename, cloud, baked: values.baked === true, encoding: chosen, metadata, size: delivered, limit: Number.isFinite(limit) ? limit : null, fits, largest: largestContributors(text, 5, byGzip ? 'gzip' : 'bytes', rendered.files.filter((f) => f.via === 'bootcmd')), out: values.out ?? null };
     if (!fits) {
       json({ ok: false, ...result });
       const top = result.largest.map((c) => `    ${String(c.bytes).padStart(7)} ${String(c.gzip).padStart(7)}  ${c.path}`).join('\n');
@@ -126,9 +132,21 @@ warning on stderr names the files that hold them (no secret in it).`,
       ctx.stderr.write('pigen: refusing to print gzip bytes to a terminal; use -o FILE or --encoding gzip+base64\n');
       return 2;
     }
-    ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
-    if (metadata) ctx.stderr.write(`  set ${Object.entries(metadata).map(([k, v]) => `${k}=${v}`).join(' ')} beside the user-data (${cloud === 'gcp' ? 'instance metadata' : 'guestinfo'}): cloud-init decodes it only then\n`);
+    // (The size line once the user-data is out: not a success line, then a failure.)
+    const said = () => {
+      ctx.stderr.write(`${node.nodename} (${node.ip}): ${chosen}${values.mime ? ' MIME' : ''}, ${delivered} bytes of ${budget} for ${cloud}${pct}\n`);
+      if (metadata) ctx.stderr.write(`  set ${Object.entries(metadata).map(([k, v]) => `${k}=${v}`).join(' ')} beside the user-data (${cloud === 'gcp' ? 'instance metadata' : 'guestinfo'}): cloud-init decodes it only then\n`);
+    };
     if (values.out) {
+      // Never over an input, nor into an output pigen build manages (its next build removes
+      // what it did not write; a file it lists would be replaced unseen).
+      const target = resolvePath(ctx.cwd, values.out as string);
+      const inv = inventoryFile(invArg, ctx.cwd);
+      const inputs: [string, string][] = [...(inv !== undefined && inv !== '-' ? [[resolvePath(ctx.cwd, inv), 'the inventory'] as [string, string]] : []), [secretsFileOf(ctx.cwd, invArg), 'the secrets file']];
+      const clash = inputs.find(([p]) => isWithin(target, p));
+      if (clash) return fail(2, `cannot write ${values.out}: it is ${clash[1]}; give another file path`);
+      const managed = managingOutput(target);
+      if (managed) return fail(2, `cannot write ${values.out}: it is inside ${managed}, an output of pigen build (the next build would remove or replace it); give a path outside it`);
       try {
         writeFileAtomic(values.out as string, bytes, 0o600, ctx.cwd);
       } catch (e) {
@@ -137,10 +155,13 @@ warning on stderr names the files that hold them (no secret in it).`,
         const why = code === 'ENOTREG' ? (e as Error).message : code === 'EISDIR' ? 'it is a directory' : 'its directory does not exist';
         return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${why}; give a file path` : (e as Error).message}`);
       }
+      said();
       json({ ok: true, ...result });
     } else if (values.json) {
+      said();
       json({ ok: true, ...result });
     } else {
+      said();
       // Secrets to a terminal (its scrollback, a shared screen): said on stderr, by path only.
       // (Printed still: the user asked for them; -o writes them 0600.)
       const secrets = ctx.stdout.isTTY ? rendered.files.filter((f) => f.secret && text.includes(f.path)).map((f) => f.path) : [];

@@ -166,15 +166,33 @@ function smallestFit(cloud: Cloud, sizeOf: (e: Encoding) => number): Fit {
 export const bestFit = (text: string, cloud: Cloud): Fit => smallestFit(cloud, (e) => encodeUserData(text, e, cloud).delivered);
 
 /**
- * The files that weigh most in a cloud-config (write_files, plus ntp's template), largest first:
- * `bytes`, their content's size; `gzip`, that content's gzip alone (what it adds to a gzip form,
- * about: a document's gzip also shares strings across files). Ordered by `by`.
+ * What weighs most in a cloud-config, largest first: its files (write_files, ntp's template, apt's
+ * sources, and `bootcmdFiles`, the files a bootcmd entry carries (RenderedFile via 'bootcmd'),
+ * those of them the document holds), each user's SSH keys and the CA certificates. `bytes`, their
+ * content's size; `gzip`, that content's gzip alone (what it adds to a gzip form, about: a
+ * document's gzip also shares strings across files). Ordered by `by`.
  */
-export function largestContributors(text: string, n = 5, by: 'bytes' | 'gzip' = 'bytes'): { path: string; bytes: number; gzip: number }[] {
+export function largestContributors(text: string, n = 5, by: 'bytes' | 'gzip' = 'bytes', bootcmdFiles: readonly { path: string; content: string }[] = []): { path: string; bytes: number; gzip: number }[] {
   const body = text.replace(/^(#.*\n)+/, '');
-  const data = parseDocument(body, { version: '1.1' }).toJS() as { write_files?: { path: string; content?: string }[]; ntp?: { config?: { confpath?: string; template?: string } } };
+  const data = parseDocument(body, { version: '1.1' }).toJS() as {
+    write_files?: { path: string; content?: string }[];
+    ntp?: { config?: { confpath?: string; template?: string } };
+    apt?: { sources?: Record<string, { source?: string; key?: string; filename?: string }> };
+    bootcmd?: unknown[];
+    users?: unknown[];
+    ca_certs?: { trusted?: string[] };
+  };
   const list = (data.write_files ?? []).map((f) => ({ path: f.path, content: f.content ?? '' }));
   if (data.ntp?.config?.template) list.push({ path: data.ntp.config.confpath ?? 'ntp', content: data.ntp.config.template });
+  for (const [k, src] of Object.entries(data.apt?.sources ?? {})) list.push({ path: `/etc/apt/sources.list.d/${src.filename ?? `${k}.list`}`, content: `${src.source ?? ''}${src.key ?? ''}` });
+  // (A file a bootcmd entry writes: found by its content among the entry's words.)
+  const words = new Set((data.bootcmd ?? []).flatMap((c) => (Array.isArray(c) ? c : [c])).filter((w): w is string => typeof w === 'string'));
+  for (const f of bootcmdFiles) if (words.has(f.content)) list.push(f);
+  for (const u of data.users ?? []) {
+    const user = u as { name?: string; ssh_authorized_keys?: string[] };
+    if (user && typeof user === 'object' && user.ssh_authorized_keys?.length) list.push({ path: `users.${user.name}.ssh_authorized_keys`, content: user.ssh_authorized_keys.join('\n') });
+  }
+  if (data.ca_certs?.trusted?.length) list.push({ path: 'ca_certs.trusted', content: data.ca_certs.trusted.join('\n') });
   const sized = list.map(({ path, content }) => {
     const b = enc.encode(content);
     return { path, bytes: b.length, gzip: gzip(b).length };
