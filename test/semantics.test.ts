@@ -144,6 +144,38 @@ test('blackbox off: no ping job nor ping targets; a 1d interval is 24h for vmale
   assert.equal(none.diagnostics.filter((d) => d.code === 'not-applied'), []);
 });
 
+// Found by a review against pigsty-infra.md.
+test('a PostgreSQL target is its instance, <pg_cluster>-<pg_seq>, whatever the node is named; chrony serves NTP as Pigsty allows (and to 172.16/12)', () => {
+  const c = build(fleet(', nodename: web-2', '    node_id_from_pg: false'));
+  const t = file(c, 'nodes/10.10.10.10/rootfs/data/infra/targets/pgsql/pg-test-2.yml');
+  assert.match(t, /ins: pg-test-2\b/);
+  assert.not.ok(c.tree.some((e) => e.path.includes('/infra/targets/pgsql/web-2')), 'not named after the node');
+  assert.match(file(c, 'nodes/10.10.10.10/rootfs/data/infra/targets/node/10.10.10.12.yml'), /ins: web-2\b/, 'the node target keeps the node name');
+  const chrony = file(c, 'nodes/10.10.10.11/rootfs/etc/chrony/chrony.conf');
+  assert.equal(chrony.split('\n').filter((l) => l.startsWith('allow ')), ['allow 127.0.0.1/32', 'allow 192.168.0.0/16', 'allow 10.0.0.0/8', 'allow 172.16.0.0/12', 'allow ::/0']);
+});
+
+test('the uv virtualenv, its pip packages and a data directory other than /data are not-applied warnings; their empty and default forms are not', () => {
+  const warned = (extra: string) =>
+    loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', extra)) }, readAssets(), { sets: [], strict: false })
+      .diagnostics.filter((d) => d.code === 'not-applied')
+      .map((d) => d.path.at(-1))
+      .sort();
+  assert.equal(warned('    node_uv_env: /data/venv\n    node_pip_packages: pgcli\n    node_data: /data2'), ['node_data', 'node_pip_packages', 'node_uv_env']);
+  assert.equal(warned("    node_uv_env: ''\n    node_pip_packages: ''\n    node_data: /data"), []);
+});
+
+test('repo_upstream `minor: true` on a repo an EL node reads is a not-applied warning at that field', () => {
+  const inv = (minor: boolean) =>
+    fleet('', `    os_profile: el9\n    node_repo_modules: extra\n    repo_upstream:\n      - { name: vault, description: Vault, module: extra, releases: [9], arch: [x86_64, aarch64], ${minor ? 'minor: true, ' : ''}baseurl: { default: 'https://dl.rockylinux.org/vault/rocky/$releasever/BaseOS/$basearch/os/' } }`);
+  const ds = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'not-applied');
+  const w = ds(inv(true));
+  assert.is(w.length, 1);
+  assert.equal(w[0]!.path.slice(-3), ['repo_upstream', 0, 'minor']);
+  assert.match(w[0]!.message, /`minor: true` of repo `vault` is not applied/);
+  assert.equal(ds(inv(false)), []);
+});
+
 test('a portal entry with a custom template (conf) is a warning, not silently dropped', () => {
   const text = fleet('', "    infra_portal: { home: { domain: i.pigsty }, custom: { domain: c.pigsty, conf: custom.conf } }");
   const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false });

@@ -36,5 +36,5 @@ export const publishedSecretDefaults = (schema: JsonObject): Set<string> => {
 
 // Parameters of modules pigen carries through untouched (PGSQL, ETCD, MINIO, REDIS, DOCKER, APP,
 // and Pigsty's other modules), plus Ansible's own connection variables.
-const FOREIGN = /^(pg|pgb|pgsql|pgbouncer|pgbackrest|patroni|etcd|minio|redis|docker|app|apps|ansible|mongo|ferret|kafka|mysql|juice|supa|supabase|code|jupyter|pev|vibe|claude|pgadmin|bytebase|gitea|wiki|cache|infra_extra|haproxy_services|certbot|mssql|polar|ivory|oriole|babelfish|citus|pgedge|agens|odoo|dify|registry|electric|teable|immich|mattermost|maybe|jumpserver|insforge|hindsight|s3|pig|nodejs|uv|node_uv|node_pip)(_|$)/;
+const FOREIGN = /^(pg|pgb|pgsql|pgbouncer|pgbackrest|patroni|etcd|minio|redis|docker|app|apps|ansible|mongo|ferret|kafka|mysql|juice|supa|supabase|code|jupyter|pev|vibe|claude|pgadmin|bytebase|gitea|wiki|cache|infra_extra|haproxy_services|certbot|mssql|polar|ivory|oriole|babelfish|citus|pgedge|agens|odoo|dify|registry|electric|teable|immich|mattermost|maybe|jumpserver|insforge|hindsight|s3|pig|nodejs|uv)(_|$)/;
 export const isForeignParam = (name: string) => FOREIGN.test(name);

@@ -539,6 +539,8 @@ const NOT_APPLIED: [RegExp, string][] = [
   // (pigen runs on no controller whose key it could take: the key goes into node_admin_pk_list.)
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
   [/^certbot_sign$/, "Let's Encrypt certificates: the portal is served with the CA's certificates"],
+  [/^node_(uv_env|pip_packages)$/, 'the uv virtualenv and its pip packages'],
+  [/^node_data$/, 'a main data directory other than /data: the directories pigen makes come from infra_data, nginx_data, vector_data and the like'],
   // (Scrape jobs of the PGSQL module that pigen does not write: its own pgsql job scrapes 8008 as plain http.)
   [/^patroni_ssl_enabled$/, "Patroni's https scrape job (pgsql-patroni): 8008 is scraped over plain http, and PatroniDown fires"],
   [/^pg_exporters$/, 'the remote PostgreSQL exporters (the pgrds scrape job and its targets)'],
@@ -552,7 +554,7 @@ export const notApplied: Rule = (inv) => {
       const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
       // (Turned off or empty, it asks for nothing pigen leaves out.)
       const val = n.vars[k];
-      if (!what || val === false || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
+      if (!what || val === false || val === '' || (k === 'node_data' && val === '/data') || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
@@ -899,6 +901,24 @@ export const repoUnmatched: Rule = (inv) => {
 };
 
 /**
+ * `minor: true` on a repo an EL node reads: Pigsty puts the node's full OS version (9.6) in place
+ * of $releasever, known only on the node; pigen's .repo keeps $releasever, which dnf reads as
+ * the major version. (A vault URL, whose directories are minor versions, would not resolve.)
+ */
+export const repoMinor: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const u = upstreamOf(n);
+    if (!u || !u.os.startsWith('el')) continue;
+    u.entries.forEach((it, i) => {
+      if (!isObj(it) || it.minor !== true || !u.forRelease(it) || !u.modules.includes(String(it.module))) return;
+      out.push(warn('not-applied', [...n.origins.repo_upstream!, i, 'minor'], `\`minor: true\` of repo \`${String(it.name)}\` is not applied by pigen (the full OS version is known only on the node): its .repo keeps $releasever, which dnf reads as the major version`, { hint: 'write the minor version into the baseurl, or drop minor: true' }));
+    });
+  }
+  return dedupe(out);
+};
+
+/**
  * A node's repo_upstream as the inventory sets it (undefined when it is left to pigen's per-OS
  * defaults): its entries, the node's os_profile and release, its repo modules (a bad name is an
  * error of its own), and whether an entry is for that release.
@@ -964,4 +984,4 @@ function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string
   }
 }
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, aptSourceVars, aptCredentials, adminServes, scrapeDurations, alertReceivers];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, adminServes, scrapeDurations, alertReceivers];
