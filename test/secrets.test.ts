@@ -299,22 +299,35 @@ test('the CA: CN from ca_cn, ~36500 days, CA:TRUE with pathlen 1', () => {
   assert.ok(years > 99 && years < 101, `CA valid ${years} years`);
 });
 
-test('each infra certificate is signed by the CA (openssl verify) with the SANs and validity asked for', () => {
+// Two per infra node, one key: its services' lasts cert_validity (7300d: it was nginx's 397 days,
+// and the etcd and minio scrapes that present it would fail after 13 months; found by a review),
+// nginx's nginx_cert_validity (browsers refuse a server certificate valid longer than 398 days).
+test('each infra certificate is signed by the CA (openssl verify) with the SANs and validity asked for: the services\' 7300 days, nginx\'s 397', () => {
   if (!hasOpenssl) return;
   const d = tmp();
   writeFileSync(join(d, 'ca.crt'), s.ca.cert);
   const ips = Object.keys(s.infra);
   assert.equal(ips, ['10.10.10.10']);
   for (const ip of ips) {
-    writeFileSync(join(d, 'n.crt'), s.infra[ip]!.cert);
-    const v = run('openssl', ['verify', '-CAfile', join(d, 'ca.crt'), join(d, 'n.crt')]);
-    assert.is(v.code, 0, v.stdout + v.stderr);
-    const t = certText(s.infra[ip]!.cert);
-    for (const san of ['DNS:i.pigsty', 'DNS:localhost', 'DNS:pg-meta-1', 'IP Address:127.0.0.1', `IP Address:${ip}`]) assert.ok(t.includes(san), san);
-    const notAfter = new Date(t.match(/Not After : (.*)/)![1]!);
-    const d397 = (notAfter.getTime() - Date.now()) / 864e5;
-    assert.ok(d397 > 396 && d397 < 398, `validity ${d397} days`);
+    for (const [pem, days] of [[s.infra[ip]!.cert, 7300], [s.infra[ip]!.webCert!, 397]] as const) {
+      writeFileSync(join(d, 'n.crt'), pem);
+      const v = run('openssl', ['verify', '-CAfile', join(d, 'ca.crt'), join(d, 'n.crt')]);
+      assert.is(v.code, 0, v.stdout + v.stderr);
+      const t = certText(pem);
+      for (const san of ['DNS:i.pigsty', 'DNS:localhost', 'DNS:pg-meta-1', 'IP Address:127.0.0.1', `IP Address:${ip}`]) assert.ok(t.includes(san), san);
+      const notAfter = new Date(t.match(/Not After : (.*)/)![1]!);
+      const left = (notAfter.getTime() - Date.now()) / 864e5;
+      assert.ok(left > days - 1 && left < days + 1, `validity ${left} days, not ${days}`);
+    }
+    assert.ok(createPrivateKey(s.infra[ip]!.key).asymmetricKeyType, 'one key');
+    assert.ok(new X509Certificate(s.infra[ip]!.webCert!).checkPrivateKey(createPrivateKey(s.infra[ip]!.key)), 'the web certificate is of the same key');
   }
+  // Where each goes: the services' to /etc/pki, nginx's to its cert directory.
+  const out = join(tmp(), 'out');
+  assert.is(pigen(['build', '-o', out], dir).code, 0);
+  const root = join(out, 'nodes/10.10.10.10/rootfs');
+  assert.is(readFileSync(join(root, 'etc/pki/infra.crt'), 'utf8'), s.infra['10.10.10.10']!.cert);
+  assert.is(readFileSync(join(root, 'etc/nginx/conf.d/cert/pigsty.crt'), 'utf8'), s.infra['10.10.10.10']!.webCert);
 });
 
 test('passwords: random values for every password left at its published default', () => {
@@ -710,7 +723,8 @@ test('certificates out of their validity: expired an error, ending within 30 day
   if (!hasOpenssl) return;
   const sec = load();
   const ca = new X509Certificate(sec.ca.cert);
-  const leaf = new X509Certificate(sec.infra['10.10.10.10']!.cert);
+  // (The certificate that ends first: nginx's.)
+  const leaf = new X509Certificate(sec.infra['10.10.10.10']!.webCert!);
   const leafEnd = Date.parse(leaf.validTo);
   const caEnd = Date.parse(ca.validTo);
   const infra = ['10.10.10.10'];
@@ -718,13 +732,13 @@ test('certificates out of their validity: expired an error, ending within 30 day
   assert.equal(now.problems, []);
   assert.is(now.until, leafEnd - EXPIRY_WARNING_MS, 'the first change: the leaf comes within the warning');
   const soon = certificateValidity(sec, infra, leafEnd - 24 * 3600 * 1000);
-  assert.equal(soon.problems.map((p) => [p.what, p.expired, p.rotate]), [['the certificate of 10.10.10.10', false, 'infra:10.10.10.10']]);
+  assert.equal(soon.problems.map((p) => [p.what, p.expired, p.rotate]), [['the web certificate of 10.10.10.10 (nginx)', false, 'infra:10.10.10.10']]);
   assert.match(soon.problems[0]!.message, /^expires on \d{4}-\d\d-\d\d$/);
   assert.is(soon.until, leafEnd);
   const after = certificateValidity(sec, infra, leafEnd + 1);
   assert.equal(after.problems.map((p) => [p.expired, p.rotate]), [[true, 'infra:10.10.10.10']]);
   const late = certificateValidity(sec, infra, caEnd + 1);
-  assert.equal(late.problems.map((p) => [p.what, p.expired]), [['the CA certificate', true], ['the certificate of 10.10.10.10', true]]);
+  assert.equal(late.problems.map((p) => [p.what, p.expired]), [['the CA certificate', true], ['the certificate of 10.10.10.10', true], ['the web certificate of 10.10.10.10 (nginx)', true]]);
   assert.is(late.until, Infinity);
   const early = certificateValidity(sec, infra, Date.parse(ca.validFrom) - 1000);
   assert.ok(early.problems.every((p) => !p.expired && /is not valid before/.test(p.message)));

@@ -52,7 +52,12 @@ export const EXPIRY_WARNING_MS = 30 * 24 * 3600 * 1000;
 export function certificateValidity(s: Secrets, infra: string[], now: number): { problems: { what: string; message: string; expired: boolean; rotate: string }[]; until: number } {
   const problems: { what: string; message: string; expired: boolean; rotate: string }[] = [];
   let until = Infinity;
-  const certs: [string, string, string][] = [['the CA certificate', s.ca.cert, 'ca'], ...infra.filter((ip) => s.infra[ip]).map((ip): [string, string, string] => [`the certificate of ${ip}`, s.infra[ip]!.cert, `infra:${ip}`])];
+  const certs: [string, string, string][] = [
+    ['the CA certificate', s.ca.cert, 'ca'],
+    ...infra
+      .filter((ip) => s.infra[ip])
+      .flatMap((ip): [string, string, string][] => [[`the certificate of ${ip}`, s.infra[ip]!.cert, `infra:${ip}`], ...(s.infra[ip]!.webCert !== undefined ? [[`the web certificate of ${ip} (nginx)`, s.infra[ip]!.webCert!, `infra:${ip}`] as [string, string, string]] : [])]),
+  ];
   for (const [what, pem, rotate] of certs) {
     const c = new X509Certificate(pem);
     const from = Date.parse(c.validFrom);
@@ -134,6 +139,8 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
       const want = infraSans(v.inventory, ip);
       if (!tls) {
         result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `${secretsPath} has no certificate for infra node ${ip}; it will make a self-signed one at first boot`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
+      } else if (tls.webCert === undefined) {
+        result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `${secretsPath} holds one certificate of ${ip} for nginx and its services alike (made before pigen kept two): /etc/pki/infra.crt then lasts nginx_cert_validity, not cert_validity`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
       } else if (want.join(',') !== [...tls.sans].join(',')) {
         result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `the certificate of ${ip} in ${secretsPath} does not cover the current names (${want.filter((x) => !tls.sans.includes(x)).join(', ') || 'names removed'})`, { file: src.name, hint: `run \`pigen secrets rotate infra:${ip}\`` })];
       }

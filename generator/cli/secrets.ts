@@ -47,7 +47,8 @@ function makeAdminSsh(): NonNullable<Secrets['adminSsh']> {
   return { key, pub: sshPublicKey(key) };
 }
 
-function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: number): NodeTls {
+/** An infra node's key with its two certificates: for its services (`days.cert`) and for nginx (`days.web`). */
+function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: { cert: number; web: number }): NodeTls {
   const d = mkdtempSync(join(tmpdir(), 'pigen-tls-'));
   try {
     writeFileSync(join(d, 'ca.crt'), ca.cert);
@@ -57,18 +58,19 @@ function makeNodeCert(ca: Secrets['ca'], ip: string, sans: string[], days: numbe
     );
     const key = newKey();
     writeFileSync(join(d, 'node.csr'), openssl(['req', '-new', '-key', '/dev/stdin', '-subj', `/CN=${ip}`], d, key));
-    const cert = openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', '/dev/stdin', '-set_serial', '0x' + randomBytes(16).toString('hex'), '-days', String(days), '-extfile', 'ext.cnf'], d, ca.key);
-    return { key, cert, sans };
+    const sign = (n: number) => openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', '/dev/stdin', '-set_serial', '0x' + randomBytes(16).toString('hex'), '-days', String(n), '-extfile', 'ext.cnf'], d, ca.key);
+    return { key, cert: sign(days.cert), webCert: sign(days.web), sans };
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
 }
 
 const password = () => randomBytes(18).toString('base64url');
+/** The validity of an infra node's certificates, in days: cert_validity for its services, nginx_cert_validity for nginx. */
 const days = (inv: Inventory, ip: string) => {
   const v = new Vars(inv.nodes.find((n) => n.ip === ip)!.vars);
-  const m = v.str('nginx_cert_validity', '397d').match(/^(\d+)d$/);
-  return m ? Number(m[1]) : 397;
+  const of = (param: string, d: number) => Number(/^(\d+)d$/.exec(v.str(param, `${d}d`))?.[1] ?? d);
+  return { cert: of('cert_validity', 7300), web: of('nginx_cert_validity', 397) };
 };
 
 /** Where the secrets file of an inventory lives: beside it (or in cwd for the embedded default). */
@@ -90,8 +92,9 @@ export const secrets: Command = {
   usage: 'pigen secrets init [INVENTORY] [--force] | pigen secrets rotate NAME [INVENTORY]',
   help: `init writes ${SECRETS_FILE} beside the inventory (mode 0600, added to a .gitignore next to it):
   - a CA (CN from ca_cn, 36500 days, CA:TRUE, pathlen 1);
-  - for each infra node a TLS key and a certificate signed by that CA (SAN: every portal domain,
-    i.pigsty, localhost, 127.0.0.1, the node IP and nodename; validity nginx_cert_validity);
+  - for each infra node a TLS key and two certificates signed by that CA (SAN: every portal
+    domain, i.pigsty, localhost, 127.0.0.1, the node IP and nodename): /etc/pki/infra.crt for
+    its services (validity cert_validity) and nginx's (validity nginx_cert_validity);
   - the admin user's SSH key pair (ECDSA P-256): with node_admin_ssh_exchange every node
     authorizes it and the infra nodes hold it, so their admin users can log in to every node;
   - a random value for every password parameter left at Pigsty's published default.

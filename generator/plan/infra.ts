@@ -531,7 +531,8 @@ export function planInfra(inv: Inventory, n: ResolvedNode, os: OsProfile, secret
     );
     if (v.on('nginx_enabled')) {
       p.files.push(
-        { path: '/etc/nginx/conf.d/cert/pigsty.crt', kind: 'tls-cert', mode: '0644', owner: 'root:root', content: tls.cert, defer: true },
+        // (Its own, valid nginx_cert_validity: browsers refuse a longer one; the services' lasts cert_validity.)
+        { path: '/etc/nginx/conf.d/cert/pigsty.crt', kind: 'tls-cert', mode: '0644', owner: 'root:root', content: tls.webCert ?? tls.cert, defer: true },
         { path: '/etc/nginx/conf.d/cert/pigsty.key', kind: 'tls-key', mode: '0600', owner: 'root:root', content: tls.key, secret: true, defer: true },
       );
     }

@@ -16,7 +16,14 @@ export const SECRETS_FILE = 'pigsty.secrets.yml';
 
 export interface NodeTls {
   key: string;
+  /** For the node's services (/etc/pki/infra.crt): valid cert_validity (7300d). */
   cert: string;
+  /**
+   * For nginx (conf.d/cert/pigsty.crt), the same key and names: valid nginx_cert_validity (397d:
+   * browsers refuse a server certificate valid longer than 398 days). A file made before pigen
+   * kept two has none: nginx then gets `cert`.
+   */
+  webCert?: string;
   /** SANs the certificate was issued for (to detect a stale certificate). */
   sans: string[];
 }
@@ -197,8 +204,14 @@ function checkSecrets(d: unknown): Secrets | string {
     if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
     const own = pair(t.cert, t.key);
     if (typeof own === 'string') return `infra ${ip}: ${own}`;
-    if (own.cert.ca || !own.cert.checkIssued(ca.cert) || !own.cert.verify(ca.cert.publicKey)) return `infra ${ip}: the certificate is not one the CA signed for a server`;
-    if (!(own.cert.subjectAltName ?? '').split(', ').includes(`IP Address:${ip}`)) return `infra ${ip}: the certificate is not issued for ${ip} (an entry moved from another node?): run \`pigen secrets rotate infra:${ip}\``;
+    // (Both certificates, when it has two: the key's, the CA's, for this IP.)
+    for (const [which, pem] of [['certificate', t.cert], ...(t.webCert !== undefined ? [['web certificate', t.webCert]] : [])] as [string, unknown][]) {
+      if (!isPem(pem)) return `infra ${ip}: the ${which} is not PEM`;
+      const c = which === 'certificate' ? own : pair(pem as string, t.key);
+      if (typeof c === 'string') return `infra ${ip}: ${which === 'certificate' ? '' : 'web certificate: '}${c}`;
+      if (c.cert.ca || !c.cert.checkIssued(ca.cert) || !c.cert.verify(ca.cert.publicKey)) return `infra ${ip}: the ${which} is not one the CA signed for a server`;
+      if (!(c.cert.subjectAltName ?? '').split(', ').includes(`IP Address:${ip}`)) return `infra ${ip}: the ${which} is not issued for ${ip} (an entry moved from another node?): run \`pigen secrets rotate infra:${ip}\``;
+    }
     // (The same key in another encoding, PKCS#1 or PKCS#8, is the same key.)
     const body = createPublicKey(t.key).export({ type: 'spki', format: 'der' }).toString('base64');
     const other = keysSeen.get(body);
