@@ -330,6 +330,22 @@ test('each infra certificate is signed by the CA (openssl verify) with the SANs 
   assert.is(readFileSync(join(root, 'etc/nginx/conf.d/cert/pigsty.crt'), 'utf8'), s.infra['10.10.10.10']!.webCert);
 });
 
+test('a secrets file made before pigen kept two certificates: its one serves both, and builds say so (stale-secret) until rotate infra:<ip>', () => {
+  if (!hasOpenssl) return;
+  const d = tmp('pigen-onecert-');
+  // (The embedded default inventory, as in `dir`.)
+  const old = load();
+  delete old.infra['10.10.10.10']!.webCert;
+  writeFileSync(join(d, 'pigsty.secrets.yml'), stringifyYaml(old), { mode: 0o600 });
+  const b = pigen(['build', '-o', 'out'], d);
+  assert.is(b.code, 0, b.stderr);
+  assert.match(b.stderr, /warning\[stale-secret\]: .*holds one certificate of 10\.10\.10\.10 for nginx and its services alike/);
+  assert.is(readFileSync(join(d, 'out/nodes/10.10.10.10/rootfs/etc/nginx/conf.d/cert/pigsty.crt'), 'utf8'), old.infra['10.10.10.10']!.cert);
+  assert.is(pigen(['secrets', 'rotate', 'infra:10.10.10.10'], d).code, 0);
+  const again = pigen(['build', '-o', 'out'], d);
+  assert.not.match(again.stderr, /holds one certificate/);
+});
+
 test('passwords: random values for every password left at its published default', () => {
   if (!hasOpenssl) return;
   assert.ok(s.passwords.grafana_admin_password);
