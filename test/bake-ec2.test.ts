@@ -244,4 +244,48 @@ test('no credentials at all: said so (not "rejected"), exit 1, nothing sent', as
   );
 });
 
+// Found by a review: an endpoint that takes the connection and never answers held the bake for
+// ever; a --mirror with credentials went into the image and the output; a bake without --bundle
+// was planned as fine and failed at apt-get minutes later.
+test('an endpoint that never answers: the lookup times out (PIGEN_AWS_TIMEOUT), exit 1, said', async () => {
+  const { createServer: netServer } = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  const server = netServer((s) => void sockets.push(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  let err = '';
+  try {
+    const code = await main(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', `http://127.0.0.1:${port}`], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: cwd, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_MAX_ATTEMPTS: '1', PIGEN_AWS_TIMEOUT: '1' },
+      stdout: { write: () => {}, isTTY: false },
+      stderr: { write: (s) => void (err += s), isTTY: false },
+      epoch: 0,
+    });
+    assert.is(code, 1, err);
+    assert.match(err, /looking up the base and baked AMIs in us-east-1 at http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(err, /no answer from EC2 in time/);
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+});
+
+test('a --mirror with credentials is refused (exit 2), never printed; a bake without --bundle is warned of in the plan', async () => {
+  let err = '';
+  let out = '';
+  const run = (args: string[]) => {
+    err = '';
+    out = '';
+    return main(args, { cwd, env: { PATH: '/nonexistent' }, stdout: { write: (s) => void (out += s), isTTY: false }, stderr: { write: (s) => void (err += s), isTTY: false }, epoch: 0 });
+  };
+  assert.is(await run(['bake', '--dry-run', '--mirror', 'http://u:S3cretPW@127.0.0.1:9/debian']), 2);
+  assert.match(err, /--mirror http:\/\/\*\*\*\*@127\.0\.0\.1:9\/debian: a mirror URL with credentials/);
+  assert.not.match(err + out, /S3cretPW/);
+  assert.is(await run(['bake', '--dry-run', '--json']), 0);
+  const plan = JSON.parse(out) as { warnings?: string[] };
+  assert.match(plan.warnings?.[0] ?? '', /^no --bundle: .* installs? \d+ packages from the Debian mirror's repos alone, which lack Pigsty's own \(.*vector/);
+  assert.match(err, /pigen: warning: no --bundle/);
+});
+
 test.run();

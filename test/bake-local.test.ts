@@ -9,7 +9,7 @@
 // .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,6 +159,11 @@ test('pack-rootfs.sh: a tar that fails leaves no tarball and fails the step; one
   const rootfs = join(dir, 'root');
   mkdirSync(join(rootfs, 'etc'), { recursive: true });
   writeFileSync(join(rootfs, 'etc/hostname'), 'x\n');
+  writeFileSync(join(rootfs, 'etc/motd'), 'kept\n');
+  // (The build host's DNS, copied in by debootstrap.sh, as a link into the host: neither followed nor kept.)
+  const hostFile = join(dir, 'host-resolv.conf');
+  writeFileSync(hostFile, 'nameserver 192.0.2.53\n');
+  symlinkSync(hostFile, join(rootfs, 'etc/resolv.conf'));
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   const realTar = run('sh', ['-c', 'command -v tar']).stdout.trim();
@@ -172,7 +177,13 @@ test('pack-rootfs.sh: a tar that fails leaves no tarball and fails the step; one
   assert.equal(run('ls', ['-A', join(dir, 'baked')]).stdout.trim(), '', 'no temporary file left');
   const good = run('sh', [script], { env: { ...process.env, ...env } });
   assert.is(good.code, 0, good.stdout + good.stderr);
-  assert.match(run('tar', ['-tzf', out]).stdout, /^\.\/etc\/hostname$/m);
+  const listed = run('tar', ['-tzf', out]).stdout;
+  assert.match(listed, /^\.\/etc\/motd$/m);
+  // The build host's name and DNS servers stay out of the image (found by a review): no
+  // hostname, an empty resolv.conf; the host's own file untouched.
+  assert.not.match(listed, /^\.\/etc\/hostname$/m);
+  assert.is(run('tar', ['-xzOf', out, './etc/resolv.conf']).stdout, '');
+  assert.is(readFileSync(hostFile, 'utf8'), 'nameserver 192.0.2.53\n');
 });
 
 // The image boots: cloud-init's own first boot (its four stages, in a chroot of the unpacked
@@ -244,6 +255,30 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
     }
   } finally {
     for (const m of [join(root, 'proc/sys'), join(root, 'proc')]) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
+  }
+});
+
+// The links before the packages, as the full user-data's bootcmd makes them (found by a review:
+// a package that ships /var/www made nginx_home's link land inside it, /var/www/nginx).
+test('apply-image.sh: a link replaces the empty directory a package left at its path; a directory with files fails the step', () => {
+  if (process.getuid?.() !== 0) return void skip('apply-image.sh links test: needs root (it mounts /proc in the root filesystem)');
+  for (const [what, fill, ok] of [['empty', false, true], ['with files', true, false]] as const) {
+    const dir = tmp('pigen-apply-');
+    const rootfs = join(dir, 'root');
+    mkdirSync(join(rootfs, 'var/www'), { recursive: true });
+    if (fill) writeFileSync(join(rootfs, 'var/www/index.html'), 'x\n');
+    const content = join(dir, 'content');
+    mkdirSync(content);
+    writeFileSync(join(content, 'links.tsv'), '/var/www\t/data/nginx\n');
+    const r = run('sh', [join(ROOT, 'images/scripts/apply-image.sh')], { env: { ...process.env, ROOT: rootfs, CONTENT: content } });
+    if (ok) {
+      assert.is(r.code, 0, `${what}: ${r.stdout}${r.stderr}`);
+      assert.ok(lstatSync(join(rootfs, 'var/www')).isSymbolicLink(), what);
+      assert.is(readlinkSync(join(rootfs, 'var/www')), '/data/nginx');
+    } else {
+      assert.is.not(r.code, 0, what);
+      assert.match(r.stdout + r.stderr, /\/var\/www is a directory with files in it: cannot make it a link to \/data\/nginx/);
+    }
   }
 });
 

@@ -212,8 +212,17 @@ test('stop requests: the first winds down, a second forces', async () => {
   assert.equal(forced, ['SIGINT'], 'a second forces');
   proc.emit('SIGTERM');
   assert.equal(forced, ['SIGINT', 'SIGTERM']);
+  // (A terminal or SSH session closed: SIGHUP, as SIGTERM; it killed a bake and left Packer running.)
+  proc.emit('SIGHUP');
+  assert.equal(forced, ['SIGINT', 'SIGTERM', 'SIGHUP']);
+  const hupProc = new EventEmitter();
+  let hupStopped = false;
+  void stopRequests(hupProc, (s) => forced.push(s)).stopped.then(() => (hupStopped = true));
+  hupProc.emit('SIGHUP');
+  await Promise.resolve();
+  assert.ok(hupStopped, 'a first SIGHUP winds down, as SIGTERM does');
   requests.request();
-  assert.equal(forced, ['SIGINT', 'SIGTERM'], 'a request of its own never forces');
+  assert.equal(forced, ['SIGINT', 'SIGTERM', 'SIGHUP'], 'a request of its own never forces');
   const own = stopRequests(new EventEmitter(), (s) => forced.push(s));
   let ownStopped = false;
   void own.stopped.then(() => (ownStopped = true));

@@ -21,6 +21,8 @@ export interface Ec2Options {
   endpoint?: string;
   maxAttempts?: number;
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Each request's time to answer, in ms (default 60 s): an endpoint that never answers fails the lookup, as a closed one does. */
+  requestTimeoutMs?: number;
 }
 
 export async function ec2Client(o: Ec2Options): Promise<EC2Client> {
@@ -30,6 +32,8 @@ export async function ec2Client(o: Ec2Options): Promise<EC2Client> {
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
     ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
     ...(o.credentials ? { credentials: o.credentials } : {}),
+    // (Without them an endpoint that took the connection and never answered held the bake for ever.)
+    requestHandler: { connectionTimeout: Math.min(10_000, o.requestTimeoutMs ?? 10_000), requestTimeout: o.requestTimeoutMs ?? 60_000, throwOnRequestTimeout: true },
   });
 }
 
@@ -41,6 +45,9 @@ function explain(e: unknown, what: string): Ec2Error {
   const code = err.Code ?? err.name ?? 'Error';
   const status = err.$metadata?.httpStatusCode;
   const at = status ? ` (HTTP ${status})` : '';
+  if (/TimeoutError|ETIMEDOUT|timed? ?out/i.test(`${code} ${err.message ?? ''}`) && status === undefined) {
+    return new Ec2Error(`${what}: no answer from EC2 in time (${code}): is the endpoint up and reachable? (AWS_MAX_ATTEMPTS retries; PIGEN_AWS_TIMEOUT sets each request's seconds)`);
+  }
   if (/RequestLimitExceeded|Throttl/i.test(code) || status === 503) {
     return new Ec2Error(`${what}: EC2 is throttling requests (${code}${at}) and retries ran out; wait and run pigen bake again, or raise AWS_MAX_ATTEMPTS`);
   }

@@ -16,6 +16,11 @@ import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_R
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
 import { UsageError, type CliContext } from './context.js';
+import { hideUserinfo } from '../diagnostics.js';
+import { urlUserinfo } from '../util/text.js';
+
+/** Packages of Pigsty's own repos that no distro carries (named in the warning of a bake without --bundle). */
+const PIGSTY_ONLY = /^(vector|grafana|victoria-logs|victoria-traces|vlogscli|pig)$/;
 
 type Target = 'local' | 'aws' | 'qemu';
 const TARGETS: Target[] = ['local', 'aws', 'qemu'];
@@ -74,7 +79,7 @@ ${INVENTORY_HELP}
                      packages and mirror)
   --aws-region R     (default: AWS_REGION, else us-east-1)
   --aws-endpoint URL EC2 endpoint for the lookups and Packer's bake (also AWS_ENDPOINT_URL_EC2);
-                     AWS_MAX_ATTEMPTS sets retries
+                     AWS_MAX_ATTEMPTS sets retries, PIGEN_AWS_TIMEOUT each request's seconds (60)
 
 Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or usage.`,
   options: {
@@ -152,6 +157,9 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
       if (unknown) throw new UsageError(`no qemu cloud image is known for os_profile ${unknown.os} (${unknown.name}); known: ${Object.keys(QEMU_SOURCES).join(', ')}`);
     }
     const mirror = (values.mirror as string | undefined) ?? hostMirror();
+    // (A mirror's credentials would be in the image's sources.list, in Packer's lines and in its
+    // command line: refused, not carried.)
+    if (urlUserinfo(mirror)) throw new UsageError(`--mirror ${hideUserinfo(mirror)}: a mirror URL with credentials would be written into the image's apt sources and shown in the bake's output; use a mirror that needs none`);
     const scripts = bakeFilesDigest(readBakeFiles());
     const keyOf = (img: ImageSpec, source: string) => bakeKey({ content: img.hash, target, source, bundle: bundleSha256 ?? null, scripts });
     const steps: Step[] = [];
@@ -159,14 +167,18 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
       if (target === 'aws') {
         const region = (values['aws-region'] as string | undefined) ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? 'us-east-1';
         const attempts = Number(ctx.env.AWS_MAX_ATTEMPTS);
+        const timeout = Number(ctx.env.PIGEN_AWS_TIMEOUT);
         const key = ctx.env.AWS_ACCESS_KEY_ID;
         const secret = ctx.env.AWS_SECRET_ACCESS_KEY;
         const client = await ec2Client({
           region,
           ...(endpoint ? { endpoint } : {}),
           ...(Number.isInteger(attempts) && attempts > 0 ? { maxAttempts: attempts } : {}),
+          ...(Number.isFinite(timeout) && timeout > 0 ? { requestTimeoutMs: timeout * 1000 } : {}),
           ...(key && secret ? { credentials: { accessKeyId: key, secretAccessKey: secret, ...(ctx.env.AWS_SESSION_TOKEN ? { sessionToken: ctx.env.AWS_SESSION_TOKEN } : {}) } } : {}),
         });
+        // (Said before the lookups: they may take a while.)
+        ctx.stderr.write(`pigen: looking up the base and baked AMIs in ${region}${endpoint ? ` at ${endpoint}` : ''}\n`);
         try {
           const sources = new Map<string, Awaited<ReturnType<typeof findSourceImage>>>();
           for (const img of images) {
@@ -236,6 +248,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           {
             ok,
             target,
+            ...(warnings.length ? { warnings } : {}),
             ...extra,
             images: steps.map((s) => ({ name: s.image.name, role: s.image.role, os: s.image.os, hash: s.image.hash, bakeKey: s.key, nodes: s.image.nodes, action: s.action, why: s.why, artifact: s.artifact, ...(dry ? {} : (results.get(s) ?? (s.action === 'reuse' ? { result: 'reused' } : { result: 'not baked' }))) })),
           },
@@ -243,8 +256,16 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           2,
         ) + '\n',
       );
+    // Without --bundle, an image's packages come from the root filesystem's own repos (the Debian
+    // mirror's, the base image's), which lack Pigsty's own (vector, grafana, victoria-*): said
+    // before any bake, not found by apt-get minutes (or an instance) later.
+    const unbundled = bundle ? [] : steps.filter((s) => s.action === 'bake' && s.image.packages.length);
+    const warnings = unbundled.length
+      ? [`no --bundle: ${unbundled.map((s) => s.image.name).join(', ')} install${unbundled.length === 1 ? 's' : ''} ${unbundled.reduce((n, s) => n + s.image.packages.length, 0)} packages from the ${target === 'local' ? 'Debian mirror' : 'base image'}'s repos alone, which lack Pigsty's own (${[...new Set(unbundled.flatMap((s) => s.image.packages))].filter((p) => PIGSTY_ONLY.test(p)).slice(0, 4).join(', ') || 'vector, grafana'}...): the bake fails at the package install; make a bundle (pigen bundle) and give --bundle FILE`]
+      : [];
+    for (const w of warnings) ctx.stderr.write(`pigen: warning: ${w}\n`);
     if (values.json && dry) {
-      report(true);
+      report(true, warnings.length ? { warnings } : {});
       return 0;
     }
     if (!values.json) {

@@ -79,7 +79,9 @@ export async function runProcess(): Promise<void> {
  * a second signal calls `force` (the CLI exits at once, 128 + the signal's number, as a kill would
  * leave things: a build's output is written so that one cut short leaves the last finished one).
  */
-export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM']): { stopped: Promise<void>; request(): void } {
+// (SIGHUP too: a terminal or SSH session closed stops the command as Ctrl-C does, a bake's Packer
+// asked to clean up (its AWS instance terminated), where it killed pigen and left Packer running.)
+export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): { stopped: Promise<void>; request(): void } {
   // (One listener per signal for good: one removed and another added lost a signal that came
   // with the first.)
   let requests = 0;

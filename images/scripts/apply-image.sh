@@ -6,7 +6,7 @@
 # repo-install (flag: run the bundle installer, the image carries the offline repo).
 # $BUNDLE: a pigen bundle (.tgz) the packages come from (a file: repo inside the root filesystem);
 # empty: the repos the root filesystem already has.
-# Order: users, packages (daemons kept from starting), the distro repos' removal, links and files
+# Order: users, links, packages (daemons kept from starting), the distro repos' removal, files
 # (over the packages' defaults), the offline repo, cleanup. Idempotent.
 set -eu
 # (Modes are set where they matter; what mkdir and cp make otherwise is what cloud-init's
@@ -49,6 +49,21 @@ if [ -s "$CONTENT/users.tsv" ]; then
   done < "$CONTENT/users.tsv"
 fi
 
+# The links (/infra -> /data/infra, /www -> /data/nginx) before the packages, as the full
+# user-data's bootcmd makes them: a package that ships a directory at a link's path (nginx's
+# /var/www) would otherwise hold the link inside it. A directory there is replaced only when empty.
+TAB="$(printf '\t')"
+if [ -s "$CONTENT/links.tsv" ]; then
+  while IFS="$TAB" read -r path target; do
+    [ -n "$path" ] || continue
+    mkdir -p "$R$target" "$(dirname "$R$path")"
+    if [ -d "$R$path" ] && [ ! -L "$R$path" ]; then
+      rmdir "$R$path" 2>/dev/null || { log "error: $path is a directory with files in it: cannot make it a link to $target"; exit 1; }
+    fi
+    [ -L "$R$path" ] || ln -s "$target" "$R$path"
+  done < "$CONTENT/links.tsv"
+fi
+
 PKGS=$(cat "$CONTENT/packages.txt" 2>/dev/null | tr '\n' ' ')
 if [ -n "$BUNDLE" ]; then
   mkdir -p "$R/var/tmp/pigen-repo"
@@ -68,19 +83,26 @@ if [ -n "$PKGS" ]; then
     # shellcheck disable=SC2086
     in_root apt-get $APT -q update
     # (Recommends too, as cloud-init's packages module installs them at first boot.)
+    # (Words, never globs: a package named htp* would match files here.)
+    set -f
     # shellcheck disable=SC2086
     in_root apt-get $APT -q -y install -- $PKGS
+    set +f
     in_root apt-get clean
     rm -f "$R"/var/lib/apt/lists/_var_tmp_pigen-repo*
   else
     if [ -n "$BUNDLE" ]; then
       printf '[pigen-bake]\nname=pigen bake\nbaseurl=file:///var/tmp/pigen-repo/pigsty\ngpgcheck=0\n' > "$R/etc/yum.repos.d/pigen-bake.repo"
+      set -f
       # shellcheck disable=SC2086
       in_root dnf -y --disablerepo='*' --enablerepo=pigen-bake install -- $PKGS
+      set +f
       rm -f "$R/etc/yum.repos.d/pigen-bake.repo"
     else
+      set -f
       # shellcheck disable=SC2086
       in_root dnf -y install -- $PKGS
+      set +f
     fi
     in_root dnf clean all
   fi
@@ -99,16 +121,8 @@ if [ -e "$CONTENT/repo-remove" ]; then
   true
 fi
 
-# Links first (/infra -> /data/infra), then every file at its physical path, then owners (by
+# Every file at its physical path (the links were made before the packages), then owners (by
 # name, inside the root filesystem, where the users now exist).
-TAB="$(printf '\t')"
-if [ -s "$CONTENT/links.tsv" ]; then
-  while IFS="$TAB" read -r path target; do
-    [ -n "$path" ] || continue
-    mkdir -p "$R$target" "$(dirname "$R$path")"
-    [ -L "$R$path" ] || ln -s "$target" "$R$path"
-  done < "$CONTENT/links.tsv"
-fi
 N=0
 if [ -s "$CONTENT/files.tsv" ]; then
   while IFS="$TAB" read -r mode owner path; do

@@ -17,6 +17,11 @@ fi
 rm -f "$ROOT/var/lib/dbus/machine-id"
 : > "$ROOT/etc/machine-id"
 rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/*
+# The build host's DNS servers and name (debootstrap copies them in): a node gets its own at boot
+# (DHCP, cloud-init), and the user-data's nameservers go after what the file holds.
+# (Removed first: a link there would point into the build host.)
+rm -f "$ROOT/etc/resolv.conf" && : > "$ROOT/etc/resolv.conf"
+rm -f "$ROOT/etc/hostname"
 # What the image is, for whoever finds the tarball.
 mkdir -p "$ROOT/etc/pigen"
 printf 'image=%s\ncontent_hash=%s\nbake_key=%s\n' "$IMAGE" "$HASH" "${KEY:-}" > "$ROOT/etc/pigen/image"
