@@ -43,7 +43,7 @@ const REPO_FILE = /^\/etc\/apt\/sources\.list\.d\/|^\/etc\/yum\.repos\.d\/[^/]+\
 function endState(cc: Record<string, any>, image?: { spec: ImageJson; read: (out: string) => string }): EndState {
   const s: EndState = { files: new Map(), packages: new Set(), users: new Map(), groups: new Set(), links: new Set(), repoRemoved: false, runcmd: [], other: {} };
   if (image) {
-    // apply-image.sh: users, packages, the distro repos' removal, links, files.
+    // apply-image.sh: users, links, packages, the distro repos' removal, files.
     for (const u of image.spec.users) s.users.set(u.name, `${[...u.groups].sort().join(',')} ${u.home}`);
     for (const g of image.spec.groups) s.groups.add(g);
     for (const p of image.spec.packages) s.packages.add(p);
