@@ -43,6 +43,7 @@ export const CODES = {
   'admin-ip-scope': { hint: 'set admin_ip once, in all.vars' },
   'admin-ip-not-infra': { hint: 'admin_ip must be one of the infra hosts (the one that serves the repo)' },
   'nodename-duplicate': { hint: 'give each node its own nodename (or pg_cluster/pg_seq)' },
+  'pg-instance-duplicate': { hint: 'give each node of a PostgreSQL cluster its own pg_seq' },
   'nodename-invalid': { hint: 'a nodename is a hostname: letters, digits, dots and dashes' },
   'port-range': { hint: 'ports are integers from 1 to 65535' },
   'port-clash': { hint: 'move one of the two services to another port, or disable one' },

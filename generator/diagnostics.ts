@@ -79,7 +79,7 @@ export function inventorySecretValues(data: unknown, sets: readonly { key: strin
   // (And the password alone, as written and percent-decoded: apt's auth.conf holds it so.)
   const userinfo = (v: string) => {
     if (!v.includes('@')) return;
-    const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(v.trim());
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^/]*)@/i.exec(v.trim());
     if (!m) return;
     const info = m[1]!;
     const colon = info.indexOf(':');
@@ -112,9 +112,9 @@ const decoded = (x: string) => {
 
 /** `text` with the credentials of every URL in it (scheme://user:password@) replaced by HIDDEN: a proxy's, a repo's. */
 export function hideUserinfo(text: string): string {
-  // (To the last `@` before the host: a password may hold one. A scheme starts where no scheme
+  // (To the last `@` before the first `/`: a password may hold one, or a `?`. A scheme starts where no scheme
   // character stands before it: \b there tried every letter of `a.a.a...` again, quadratic.)
-  return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'`]+@/gi, `$1${HIDDEN}@`) : text;
+  return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/"'`]+@/gi, `$1${HIDDEN}@`) : text;
 }
 
 /** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */

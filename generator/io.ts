@@ -952,10 +952,23 @@ export function hasState(outDir: string): boolean {
 
 /** The output of pigen build (a directory with its state beside it) that `path` lies in, if any. */
 export function managingOutput(path: string): string | undefined {
-  for (let d = dirname(resolvePath(path)); ; d = dirname(d)) {
-    if (hasState(d)) return d;
-    if (dirname(d) === d) return undefined;
+  // (Up the path as given and up the path it leads to: a link to a directory of the output,
+  // `nl -> out/nodes`, leads into it.)
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      const parent = dirname(p);
+      return parent === p ? p : join(real(parent), basename(p));
+    }
+  };
+  for (const start of [dirname(resolvePath(path)), real(dirname(resolvePath(path)))]) {
+    for (let d = start; ; d = dirname(d)) {
+      if (hasState(d)) return d;
+      if (dirname(d) === d) break;
+    }
   }
+  return undefined;
 }
 
 /** The redaction index (util/redact.ts) in the home of the output `outDir`. */

@@ -909,7 +909,13 @@ test('CLI: --json says every failure; bad inputs found late exit 2; names apt ca
   writeFileSync(join(latin, 'pigen-late_1.0-1_all.deb'), readFileSync(deb));
   const lat = await cli(['bundle', '--from', latin, '-o', join(d, 'l.tgz'), '--quiet']);
   assert.is(lat.code, 2);
-  assert.match(lat.err, /file names that are no UTF-8 .*: caf\uFFFD_1\.0_all\.deb: rename them/);
+  assert.match(lat.err, /package file names that are no UTF-8 .*: caf\uFFFD_1\.0_all\.deb: rename them/);
+  // Another file with such a name is left out (said), as files that are no packages are.
+  rmSync(Buffer.from(join(latin, 'caf\xe9_1.0_all.deb'), 'latin1'));
+  writeFileSync(Buffer.from(join(latin, 'notes-caf\xe9.txt'), 'latin1'), 'notes\n');
+  const note = await cli(['bundle', '--from', latin, '-o', join(d, 'l.tgz'), '--quiet']);
+  assert.is(note.code, 0, note.err);
+  assert.match(note.err, /note: not bundled \(names that are no UTF-8\): notes-caf\uFFFD\.txt/);
   // The version names the default output: one with a `/` put it outside the working directory.
   const ver = await cli(['bundle', '--set', 'version=x/../../../escaped', '--from', late, '--quiet']);
   assert.is(ver.code, 2, ver.err);
@@ -956,15 +962,27 @@ test('rpm: a real package is indexed by createrepo_c; a file named .rpm that is 
   assert.not.ok(existsSync(join(d, 'bad.tgz')));
 });
 
+test('a bundle goes on when its stderr (progress, notes) is closed by the reader: only a signal stops it', async () => {
+  if (!HAVE_DPKG) return;
+  const d = tmp('pigen-bundle-pipe-');
+  const code = await new Promise<number | null>((res) => {
+    const child = spawn(process.execPath, cliArgs('bundle', '--from', debs, '-o', 'b.tgz'), { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.destroy();
+    child.on('exit', (c) => res(c));
+  });
+  assert.is(code, 0);
+  assert.ok(existsSync(join(d, 'b.tgz')), 'the bundle is written');
+});
+
 test('Ctrl-C or SIGTERM while bundling: the partial file is removed, the previous bundle left as it was', async () => {
   if (!HAVE_DPKG) return;
   const d = tmp('pigen-bundle-int-');
-  // (A package gzip cannot shrink, large enough that the signal comes while it is written.)
+  // (A package of text, which level 9 compresses slowly: the signal comes while it is written.)
   const src = join(d, 'src');
   mkdirSync(join(src, 'DEBIAN'), { recursive: true });
   mkdirSync(join(src, 'usr/share/big'), { recursive: true });
-  const block = randomBytes(1 << 20);
-  writeFileSync(join(src, 'usr/share/big/data.bin'), Buffer.concat(Array.from({ length: 200 }, () => block)));
+  const block = Buffer.from(randomBytes(3 << 18).toString('base64'));
+  writeFileSync(join(src, 'usr/share/big/data.txt'), Buffer.concat(Array.from({ length: 200 }, () => block)));
   writeFileSync(join(src, 'DEBIAN/control'), 'Package: big\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: big\n');
   const from = join(d, 'from');
   mkdirSync(from);

@@ -60,6 +60,10 @@ test('by their look: a secret-named key\'s value, a URL\'s credentials, an auth.
     // Quoted after a validator's own words; a line of a double-quoted YAML scalar folded over lines.
     ['error: invalid value: admin_password = Xy7 Qz9', 'error: invalid value: admin_password = ****'],
     ['\\        auth_password: \\"Ml\\\\Pw\\"', '\\        auth_password: ****'],
+    // Several errors on one line (cloud-init's schema): the value alone, to the next `, `.
+    ["chpasswd.expire: 5 is not of type 'boolean', users.0: bad", 'chpasswd.expire: ****, users.0: bad'],
+    ['a password: x1, b_password: y2, c: z', 'a password: ****, b_password: ****, c: z'],
+    ['login failed: password incorrect', 'login failed: password incorrect'],
   ];
   for (const [text, want] of cases) assert.is(redactHeuristic(text), want, text);
   assert.is(redactValidatorText('pw hunter2-Secret, password: x', redactionIndex(['hunter2-Secret'], '00112233445566778899aabbccddeeff')), 'pw ****, password: ****');

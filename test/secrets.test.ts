@@ -778,6 +778,7 @@ test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d
       - { name: extra2, description: Extra2, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'http://puser2:HttpHunter2@plain.example:8080/el/' : 'http://puser2:HttpHunter2@plain.example:8080/deb/ bookworm main'}' } }
       - { name: extra3, description: Extra3, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://tokenHunter2@tok.example/el/' : 'https://tokenHunter2@tok.example/deb bookworm main'}' } }
       - { name: extra4, description: Extra4, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://ruser4:Raw@Hunter2@raw.example/el/' : 'https://ruser4:Raw@Hunter2@raw.example/deb bookworm main'}' } }
+      - { name: extra5, description: Extra5, module: extra, releases: [8, 9, 10, 11, 12, 13, 20, 22, 24], arch: [x86_64, aarch64], baseurl: { default: '${os.startsWith('el') ? 'https://ruser5:Pa?Hunter2@q.example/el/' : 'https://ruser5:Pa?Hunter2@q.example/deb bookworm main'}' } }
   children:
     infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
     nodes: { hosts: { 10.10.10.11: {}, 10.10.10.12: {} } }
@@ -808,8 +809,11 @@ test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d
         // (A raw `@` in a password: the credentials run to the last `@` before the host, as curl
         // and apt read them; the first one cut the password in two, half of it in the 0644 list.)
         assert.match(auth, /^machine raw\.example\/deb login ruser4 password Raw@Hunter2$/m);
+        // (A `?` in it: the credentials run to the `@` before the first `/`, as apt reads them; to
+        // the first `?` they were no credentials, and the whole URL went into the 0644 list.)
+        assert.match(auth, /^machine q\.example\/deb login ruser5 password Pa\?Hunter2$/m);
         const list = readFileSync(join(out, `nodes/${ip}/rootfs/etc/apt/sources.list.d/extra.list`), 'utf8');
-        assert.is(list, 'deb [trusted=yes] https://repo.example/debian bookworm main\ndeb [trusted=yes] http://plain.example:8080/deb/ bookworm main\ndeb [trusted=yes] https://tok.example/deb bookworm main\ndeb [trusted=yes] https://raw.example/deb bookworm main\n');
+        assert.is(list, 'deb [trusted=yes] https://repo.example/debian bookworm main\ndeb [trusted=yes] http://plain.example:8080/deb/ bookworm main\ndeb [trusted=yes] https://tok.example/deb bookworm main\ndeb [trusted=yes] https://raw.example/deb bookworm main\ndeb [trusted=yes] https://q.example/deb bookworm main\n');
       }
     }
     // A credential apt's auth.conf cannot hold as a token is refused, never written.
@@ -824,7 +828,7 @@ test('credentials in repo and proxy URLs: apt reads them from a 0600 auth.conf.d
     for (const f of readdirSync(join(out, 'images'))) assert.not.ok(readFileSync(join(out, 'images', f), 'utf8').includes('Hunter2'), `images/${f} holds a credential`);
     // pigen check hides each password as the files hold it (auth.conf: alone, percent-decoded).
     const index = JSON.parse(readFileSync(join(d, `.out-${os}.pigen`, 'redact.json'), 'utf8')) as RedactionIndex;
-    for (const pw of ['ProxyHunter2', 'Repo%40Hunter2', 'Repo@Hunter2', 'HttpHunter2', 'Raw@Hunter2']) assert.is(redactIndexed(`password ${pw}\n`, index), 'password ****\n', pw);
+    for (const pw of ['ProxyHunter2', 'Repo%40Hunter2', 'Repo@Hunter2', 'HttpHunter2', 'Raw@Hunter2', 'Pa?Hunter2']) assert.is(redactIndexed(`password ${pw}\n`, index), 'password ****\n', pw);
   }
 });
 

@@ -155,6 +155,16 @@ test('a PostgreSQL target is its instance, <pg_cluster>-<pg_seq>, whatever the n
   assert.equal(chrony.split('\n').filter((l) => l.startsWith('allow ')), ['allow 127.0.0.1/32', 'allow 192.168.0.0/16', 'allow 10.0.0.0/8', 'allow 172.16.0.0/12', 'allow ::/0']);
 });
 
+test('two nodes of one PostgreSQL instance (pg_cluster and pg_seq) are an error, also when the nodes are named otherwise', () => {
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', pg_seq: 1, nodename: web-2', '    node_id_from_pg: false')) }, readAssets(), { sets: [], strict: false });
+  const d = r.diagnostics.filter((x) => x.code === 'pg-instance-duplicate');
+  assert.is(d.length, 1, JSON.stringify(r.diagnostics.map((x) => x.code)));
+  assert.match(d[0]!.message, /PostgreSQL instance `pg-test-1` \(pg_cluster and pg_seq\) is both 10\.10\.10\.11 and 10\.10\.10\.12/);
+  // (Named from them, the nodename check says it once.)
+  const named = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', pg_seq: 1')) }, readAssets(), { sets: [], strict: false });
+  assert.equal(named.diagnostics.filter((x) => x.code === 'pg-instance-duplicate' || x.code === 'nodename-duplicate').map((x) => x.code), ['nodename-duplicate']);
+});
+
 test('the uv virtualenv, its pip packages and a data directory other than /data are not-applied warnings; their empty and default forms are not', () => {
   const warned = (extra: string) =>
     loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', extra)) }, readAssets(), { sets: [], strict: false })

@@ -227,6 +227,12 @@ test('-o never over an input nor into an output pigen build manages; -o \'\' is 
     assert.is(readFileSync(join(d, 'inv.yml'), 'utf8'), before);
   }
   assert.not.ok(existsSync(join(d, 'out/x.ud')));
+  // Through a link into the output (nl -> out/nodes): found where it leads.
+  symlinkSync(join(d, 'out/nodes'), join(d, 'nl'));
+  const linked = cli(['userdata', ip, '-o', 'nl/x.ud'], d);
+  assert.is(linked.code, 2, linked.stderr);
+  assert.match(linked.stderr, /it is inside .*out, an output of pigen build/);
+  assert.not.ok(existsSync(join(d, 'out/nodes/x.ud')));
   const secrets = cli(['userdata', ip, '-o', 'pigsty.secrets.yml'], d);
   assert.is(secrets.code, 2);
   assert.match(secrets.stderr, /it is the secrets file/);

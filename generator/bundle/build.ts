@@ -71,6 +71,9 @@ export interface BuildResult {
   manifestSha256: string;
 }
 
+/** The largest mtime a ustar header holds (11 octal digits): SOURCE_DATE_EPOCH's bound. */
+export const MAX_EPOCH = 8 ** 11 - 1;
+
 export class BundleError extends Error {
   /** What is wrong is an input (a name, a package's bytes), not the bundling (a file that changed while read). */
   constructor(

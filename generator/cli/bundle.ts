@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { buildBundle, BundleError, checkInputs, GENERATED, type BundleInput } from '../bundle/build.js';
+import { buildBundle, BundleError, checkInputs, GENERATED, MAX_EPOCH, type BundleInput } from '../bundle/build.js';
 import { bundledExtra, bundleFacts, isolatedApt, missingPackages } from '../bundle/packages.js';
 import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
@@ -85,6 +85,10 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     }
 
     if (typeof values.from !== 'string') throw new UsageError(`missing --from DIR (the directory of .deb/.rpm files)\nUsage: ${bundle.usage}`);
+    // SOURCE_DATE_EPOCH is the members' mtime: whole seconds up to the tar header's limit, or
+    // refused (it was read as 0, or wrapped).
+    const sde = ctx.env.SOURCE_DATE_EPOCH;
+    if (sde !== undefined && sde !== '' && !(/^\d+$/.test(sde) && Number(sde) <= MAX_EPOCH)) return fail(2, `SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to ${MAX_EPOCH} (the largest a tar header holds), not ${JSON.stringify(sde.slice(0, 40))}`);
     const level = intOption(values.level, 'level', 6, 1, 9);
     const jobs = intOption(values.jobs, 'jobs', Math.max(1, availableParallelism()), 1, 256);
     const from = abs(ctx, values.from);
@@ -101,7 +105,12 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     if (ignored.length) ctx.stderr.write(`pigen: note: regenerating ${ignored.map((f) => f.name).join(', ')} (the copies in ${values.from} are ignored)\n`);
     if (left.length) ctx.stderr.write(`pigen: note: not bundled (only packages, the Pigsty source tarball and repo_url_packages files go into the served repo): ${left.map((f) => f.name).join(', ')}\n`);
     if (listing.skipped.length) ctx.stderr.write(`pigen: note: skipping non-files in ${values.from}: ${listing.skipped.join(', ')}\n`);
-    if (listing.notUtf8.length) return fail(2, `--from ${values.from}: file names that are no UTF-8 (an index or a URL cannot name them): ${listing.notUtf8.join(', ')}: rename them`);
+    // (A package whose name is no UTF-8 cannot be named in an index or a URL: refused. Any other
+    // such file is left out, as the files that are no packages are.)
+    const badPackages = listing.notUtf8.filter((n) => /\.(deb|rpm)$/.test(n));
+    if (badPackages.length) return fail(2, `--from ${values.from}: package file names that are no UTF-8 (an index or a URL cannot name them): ${badPackages.join(', ')}: rename them`);
+    const badOthers = listing.notUtf8.filter((n) => !badPackages.includes(n));
+    if (badOthers.length) ctx.stderr.write(`pigen: note: not bundled (names that are no UTF-8): ${badOthers.join(', ')}\n`);
     if ((facts.os.family === 'deb' && rpms.length && !debs.length) || (facts.os.family === 'rpm' && debs.length && !rpms.length)) {
       ctx.stderr.write(`pigen: warning: os_profile ${facts.os.code} uses ${facts.os.family} packages, but ${values.from} holds ${debs.length ? '.deb' : '.rpm'} files\n`);
     }
@@ -136,6 +145,11 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
         if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, errors: problems }, null, 2) + '\n');
         return 2;
       }
+      // Ctrl-C or SIGTERM: the partial file is removed and the previous one left as it was (a
+      // second signal ends pigen at once; the next bundle to this file removes what it left).
+      // (Listened for before the partial file exists. A signal's alone: its progress on a pipe
+      // that closed is no reason to stop.)
+      const stopped = ctx.interrupted?.(undefined, { signalsOnly: true });
       let sink: Awaited<ReturnType<typeof atomicFileSink>>;
       try {
         sink = await atomicFileSink(out);
@@ -146,11 +160,8 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       }
       const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr);
       const t0 = performance.now();
-      // Ctrl-C or SIGTERM: the partial file is removed and the previous one left as it was (a
-      // second signal ends pigen at once; the next bundle to this file removes what it left).
       const building = buildBundle({ epoch: ctx.epoch, payload, repodata, sink, level, concurrency: jobs, onProgress: (p) => reporter?.update(p) });
       building.catch(() => undefined);
-      const stopped = ctx.interrupted?.();
       let res;
       try {
         res = await (stopped ? Promise.race([building, stopped.then(() => Promise.reject(new Interrupted()))]) : building);

@@ -19,7 +19,7 @@ export interface CliContext {
    * once: process.ts stopRequests). Absent: never stopped. `onForce`, called for each request
    * after the first, may handle it (true: the process goes on; pigen bake passes it to Packer).
    */
-  interrupted?: (onForce?: (signal: string) => boolean) => Promise<void>;
+  interrupted?: (onForce?: (signal: string) => boolean, opts?: { signalsOnly?: boolean }) => Promise<void>;
 }
 
 /** Colour only on a TTY and never with NO_COLOR (https://no-color.org); FORCE_COLOR forces it. */

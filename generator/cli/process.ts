@@ -4,11 +4,9 @@
 import type { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { main } from './main.js';
+import { MAX_EPOCH } from '../bundle/build.js';
 
 const { signals } = constants;
-
-/** The largest mtime a ustar header holds (11 octal digits). */
-const MAX_EPOCH = 8 ** 11 - 1;
 
 export { main };
 
@@ -35,29 +33,28 @@ export async function runProcess(): Promise<void> {
   // The AWS SDK (pigen bake --target aws) warns on every run that Node 20 support ends in 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-  // SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds, up to what a tar header holds
-  // (11 octal digits); anything else is refused, not read as 0 or wrapped.
+  // SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds, up to what a tar header holds;
+  // what is wrong with another value is said by the command that uses it (pigen bundle).
   const epochEnv = process.env.SOURCE_DATE_EPOCH;
-  if (epochEnv !== undefined && epochEnv !== '' && !(/^\d+$/.test(epochEnv) && Number(epochEnv) <= MAX_EPOCH)) {
-    process.stderr.write(`pigen: SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to ${MAX_EPOCH} (the largest a tar header holds), not ${JSON.stringify(epochEnv.slice(0, 40))}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  const epoch = epochEnv ? Number(epochEnv) : 0;
+  const epoch = epochEnv && /^\d+$/.test(epochEnv) && Number(epochEnv) <= MAX_EPOCH ? Number(epochEnv) : 0;
   process.exitCode = await main(process.argv.slice(2), {
     cwd: process.cwd(),
     env: process.env,
     stdout: { write: writeTo(process.stdout), isTTY: process.stdout.isTTY === true },
     stderr: { write: writeTo(process.stderr), isTTY: process.stderr.isTTY === true },
     epoch,
-    interrupted: (onForce) => {
+    interrupted: (onForce, opts) => {
+      // (SIGHUP too when a terminal is there: closing it, or an SSH session, stops the command as
+      // Ctrl-C does (a bake's Packer asked to clean up: its AWS instance terminated). Not without
+      // one: under nohup, SIGHUP is to be ignored, and a listener would undo that.)
+      const names = ['SIGINT', 'SIGTERM', ...(process.stdin.isTTY || process.stderr.isTTY ? ['SIGHUP'] : [])];
       stop = stopRequests(process, (sig) => {
         if (onForce?.(sig)) return;
         writeTo(process.stderr)(`pigen: ${sig} again: stopped at once${onForce ? '' : ' (the output is what the last finished build left)'}\n`);
         process.exit(128 + (signals[sig as keyof typeof signals] ?? 0));
-      });
+      }, names);
       if (closed.size) stop.request();
-      return stop.stopped;
+      return opts?.signalsOnly ? stop.signalled : stop.stopped;
     },
   });
   // The command is done (main awaits all its work): exit now, once what it printed is out,
@@ -79,15 +76,17 @@ export async function runProcess(): Promise<void> {
  * a second signal calls `force` (the CLI exits at once, 128 + the signal's number, as a kill would
  * leave things: a build's output is written so that one cut short leaves the last finished one).
  */
-// (SIGHUP too: a terminal or SSH session closed stops the command as Ctrl-C does, a bake's Packer
-// asked to clean up (its AWS instance terminated), where it killed pigen and left Packer running.)
-export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): { stopped: Promise<void>; request(): void } {
+export function stopRequests(proc: Pick<EventEmitter, 'on'>, force: (signal: string) => void, names: readonly string[] = ['SIGINT', 'SIGTERM']): { stopped: Promise<void>; signalled: Promise<void>; request(): void } {
   // (One listener per signal for good: one removed and another added lost a signal that came
   // with the first.)
   let requests = 0;
   let resolve!: () => void;
+  let signal!: () => void;
   const stopped = new Promise<void>((r) => (resolve = r));
-  for (const n of names) proc.on(n, () => (requests++ === 0 ? resolve() : force(n)));
+  // (A signal's alone: a command that goes on when an output closes (a bundle whose progress
+  // pipe is gone) stops only on this one.)
+  const signalled = new Promise<void>((r) => (signal = r));
+  for (const n of names) proc.on(n, () => (signal(), requests++ === 0 ? resolve() : force(n)));
   // (A request of the program's own, an output closed: a first request, never a forcing one.)
-  return { stopped, request: () => void (requests++ === 0 && resolve()) };
+  return { stopped, signalled, request: () => void (requests++ === 0 && resolve()) };
 }

@@ -81,6 +81,20 @@ export const uniqueNodenames: Rule = (inv) => {
       );
     } else seen.set(n.nodename, n);
   }
+  // A PostgreSQL instance, <pg_cluster>-<pg_seq>, is one node: its scrape target is named so. (A
+  // node named from them is checked above, with its name.)
+  const instances = new Map<string, ResolvedNode>();
+  for (const n of inv.nodes) {
+    const c = n.vars.pg_cluster;
+    const q = n.vars.pg_seq;
+    if (!n.modules.includes('pgsql') || typeof c !== 'string' || c === '' || !(typeof q === 'number' || (typeof q === 'string' && q !== ''))) continue;
+    const ins = `${c}-${q}`;
+    const first = instances.get(ins);
+    if (!first) instances.set(ins, n);
+    else if (first.nodenameSource !== 'pg' || n.nodenameSource !== 'pg') {
+      out.push(err('pg-instance-duplicate', originOf(n, 'pg_seq'), `PostgreSQL instance \`${ins}\` (pg_cluster and pg_seq) is both ${first.ip} and ${n.ip}`, { related: { path: originOf(first, 'pg_seq'), message: `${first.ip} is also ${ins}` } }));
+    }
+  }
   return out;
 };
 

@@ -90,7 +90,7 @@ export function redactIndexed(text: string, index: RedactionIndex): string {
 // line (a validator quotes it after its own words): the value to the end of the line; and in an
 // apt auth.conf line (`machine H login U password P`), the word after `password`.
 const ANY_ENTRY = /(?<![A-Za-z0-9_.-])(["']?)([A-Za-z0-9_.-]+)\1(\s*[=:]\s*)(?=\S)/g;
-const NETRC_LINE = /\b(?:machine|login)\s+\S|^\s*password\s/;
+const NETRC_LINE = /(?:^|\s)machine\s+\S|^\s*password\s+\S+\s*$/;
 const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
 // A line of a PEM body (or any long base64 run): a key's, possibly. (Mixed case and digits: not a
 // path, nor a hex digest.)
@@ -106,11 +106,17 @@ export function redactHeuristic(text: string): string {
         // (A line of a double-quoted YAML scalar folded over lines starts with `\`.)
         const fold = /^\s*\\(?=\s)/.exec(whole)?.[0] ?? '';
         const line = whole.slice(fold.length);
-        let l = maskSecretsInLine(line);
-        for (const m of l.matchAll(ANY_ENTRY)) {
-          if (!isSecretKey(m[2]!) || l.startsWith(HIDDEN, m.index! + m[0].length)) continue;
-          l = `${l.slice(0, m.index! + m[0].length)}${HIDDEN}`;
-          break;
+        // (A flow mapping's entries as the code frames mask them; any other line by the rule below,
+        // which stops at the next `, `.)
+        let l = line.includes('{') ? maskSecretsInLine(line) : line;
+        // (To the next `, ` when the line goes on: a validator lists several errors on one line.)
+        const entry = new RegExp(ANY_ENTRY.source, 'g');
+        for (let m = entry.exec(l); m; m = entry.exec(l)) {
+          const from = m.index + m[0].length;
+          if (!isSecretKey(m[2]!) || l.startsWith(HIDDEN, from)) continue;
+          const next = l.indexOf(', ', from);
+          l = `${l.slice(0, from)}${HIDDEN}${next < 0 ? '' : l.slice(next)}`;
+          entry.lastIndex = from + HIDDEN.length;
         }
         if (NETRC_LINE.test(l)) l = l.replace(NETRC_SECRET, (_m, key: string, sp: string) => `${key}${sp}${HIDDEN}`);
         return fold + l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));

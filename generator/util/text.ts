@@ -40,8 +40,8 @@ export const isIPv4 = (s: string) => IPV4.test(s);
  * what follows the `@`; undefined when it carries none.
  */
 export function urlUserinfo(url: string): { scheme: string; userinfo: string; rest: string } | undefined {
-  // (To the last `@` before the host's end, as curl and apt read it: a password may hold a raw `@`.)
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#\s]*)@(.*)$/is.exec(url);
+  // (To the last `@` before the first `/`, as apt reads it: a password may hold a raw `@`, `?` or `#`.)
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/\s]*)@(.*)$/is.exec(url);
   return m ? { scheme: m[1]!, userinfo: m[2]!, rest: m[3]! } : undefined;
 }
 /** RFC 1123 hostname (labels of letters, digits and inner dashes), also accepting '*.' wildcards off. */
