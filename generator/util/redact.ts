@@ -87,8 +87,9 @@ export function redactIndexed(text: string, index: RedactionIndex): string {
 }
 
 // `key = value` (ini, conf) or `key: value` under a secret-named key, wherever it stands in the
-// line (a validator quotes it after its own words): the value to the end of the line; and in an
-// apt auth.conf line (`machine H login U password P`), the word after `password`.
+// line (a validator quotes it after its own words): the value, to the next `, ` or the end of the
+// line; and in an apt auth.conf line (`machine H login U password P`, or `password P` alone), the
+// word after `password`.
 const ANY_ENTRY = /(?<![A-Za-z0-9_.-])(["']?)([A-Za-z0-9_.-]+)\1(\s*[=:]\s*)(?=\S)/g;
 const NETRC_LINE = /(?:^|\s)machine\s+\S|^\s*password\s+\S+\s*$/;
 const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
