@@ -189,11 +189,17 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   const keyOf = (src: Source, secrets: { path: string; text: string | undefined; mode?: number | undefined }) =>
     now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text && now.mode === secrets.mode ? now.key : inputsKey(src, secrets, values);
   const stamp = !earlier || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
+  // What a later `pigen check` hides in the validators' messages (util/redact.ts): saved under
+  // the output's lock, before the swap, so builds one after the other leave the last one's.
+  try {
+    saveRedactionIndex(outDir, secretFormsOf(r));
+  } catch (e) {
+    await writer.abort();
+    return cannotWrite(e);
+  }
   let stats;
   try {
     stats = await writer.finish(stamp);
-    // (What a later `pigen check` hides in the validators' messages: util/redact.ts.)
-    saveRedactionIndex(outDir, secretFormsOf(r));
   } catch (e) {
     return cannotWrite(e);
   }
