@@ -53,6 +53,9 @@ test('by their look: a secret-named key\'s value, a URL\'s credentials, an auth.
     ['baseurl=https://bob:Hunter2x@repo.example.com/el9', 'baseurl=https://****@repo.example.com/el9'],
     ['machine https://repo.example.com login bob password Hunter2x', 'machine https://repo.example.com login bob password ****'],
     ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', '****'],
+    // (A key's line may start with `/`: one did, and went through a CI run.)
+    ['    /3+RLgYRksoA3IJ3sfDaKYcjj4k+4Eu5HOIm3Ds5jSFTP4T/cDf3LN6H', '    ****'],
+    ['    abcdefghijKLMNOPQRSTuvwxyzABCDEFGHIJklmnopqrstUVWXYZab1', '    ****'],
     ['/etc/grafana/provisioning/datasources/pigsty-datasource-defaults.yml: ok', '/etc/grafana/provisioning/datasources/pigsty-datasource-defaults.yml: ok'],
     ['sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 differs', 'sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 differs'],
     ["line 3: 'admin_password' set twice in its section", "line 3: 'admin_password' set twice in its section"],

@@ -96,6 +96,7 @@ const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
 // A line of a PEM body (or any long base64 run): a key's, possibly. (Mixed case and digits: not a
 // path, nor a hex digest.)
 const BASE64_RUN = /(?<![A-Za-z0-9+/])[A-Za-z0-9+][A-Za-z0-9+/]{39,}={0,2}/g;
+const BASE64_LINE = /^(\s*)[A-Za-z0-9+/]{40,}={0,2}\s*$/;
 const looksEncoded = (run: string) => (run.match(/[0-9]/g)?.length ?? 0) >= 3 && (run.match(/[A-Z]/g)?.length ?? 0) >= 3 && (run.match(/[a-z]/g)?.length ?? 0) >= 3;
 
 /** `text` with what looks like a secret hidden, line by line (no index needed: see the top). */
@@ -120,6 +121,10 @@ export function redactHeuristic(text: string): string {
           entry.lastIndex = from + HIDDEN.length;
         }
         if (NETRC_LINE.test(l)) l = l.replace(NETRC_SECRET, (_m, key: string, sp: string) => `${key}${sp}${HIDDEN}`);
+        // (A PEM line alone may start with `/`, which a run within a line may not: a path's.)
+        // (Mixed case is enough there: a random line of 40 and more lacks 3 digits one time in ~200.)
+        const pem = BASE64_LINE.exec(l);
+        if (pem && /[A-Z]/.test(l) && /[a-z]/.test(l)) return `${fold}${pem[1]}${HIDDEN}`;
         return fold + l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));
       })
       .join('\n'),
