@@ -62,8 +62,11 @@ test('real packages: download, bundle, install with the generated script, serve 
   const debs = readdirSync(archives).filter((n) => n.endsWith('.deb'));
   for (const p of ['jq_', 'libjq1_', 'libonig5_', 'libc6_']) assert.ok(debs.some((d) => d.startsWith(p)), `${p}* downloaded: ${debs.join(' ')}`);
   // A second run reuses the cache (apt finds the files already there).
-  const again = await cli(['bundle', inv, '--download', '--cache', cache, '--quiet']);
+  const again = await cli(['bundle', inv, '--download', '--cache', cache, '--quiet', '--json']);
   assert.is(again.code, 0, again.err);
+  // (--json: one report on stdout.)
+  const rep = JSON.parse(again.out) as { ok: boolean; archives: string; debs: number; missing: string[] };
+  assert.equal([rep.ok, rep.archives, rep.debs, rep.missing], [true, archives, debs.length, []]);
 
   // 2. Bundle and verify.
   const bundle = join(dir, 'pkg.tgz');

@@ -920,6 +920,13 @@ test('CLI: --json says every failure; bad inputs found late exit 2; names apt ca
   const ver = await cli(['bundle', '--set', 'version=x/../../../escaped', '--from', late, '--quiet']);
   assert.is(ver.code, 2, ver.err);
   assert.match(ver.err, /version.*a version string \(letters, digits and \. _ \+ ~ -/);
+  // --download's failures are JSON too.
+  const el = await cli(['bundle', '--set', 'os_profile=el9', '--download', '--cache', join(d, 'c'), '--json']);
+  assert.is(el.code, 1);
+  assert.equal(JSON.parse(el.out), { ok: false, error: '--download uses apt-get and supports deb profiles only (os_profile is el9); on EL use repotrack' });
+  const noApt = await cli(['bundle', '--download', '--cache', join(d, 'c'), '--json'], { PATH: '/nonexistent' });
+  assert.is(noApt.code, 1);
+  assert.match((JSON.parse(noApt.out) as { error: string }).error, /--download needs apt-get/);
   // Stray words are counted, not quoted (one may be a password).
   const stray = await cli(['bundle', 'inv.yml', 'Sup3rSecret']);
   assert.is(stray.code, 2);

@@ -81,7 +81,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     }
     if (values.download) {
       if (typeof values.cache !== 'string') throw new UsageError(`--download needs --cache DIR\nUsage: ${bundle.usage}`);
-      return download(ctx, facts, abs(ctx, values.cache), values.quiet === true);
+      return download(ctx, facts, abs(ctx, values.cache), values.quiet === true, values.json === true);
     }
 
     if (typeof values.from !== 'string') throw new UsageError(`missing --from DIR (the directory of .deb/.rpm files)\nUsage: ${bundle.usage}`);
@@ -268,26 +268,24 @@ async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promi
 }
 
 /** --download: isolated apt-get update + install --download-only into CACHE/archives. */
-async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, cache: string, quiet: boolean): Promise<number> {
-  if (facts.os.family !== 'deb') {
-    ctx.stderr.write(`pigen: --download uses apt-get and supports deb profiles only (os_profile is ${facts.os.code}); on EL use repotrack\n`);
+async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, cache: string, quiet: boolean, json: boolean): Promise<number> {
+  // (Every outcome is one JSON object on stdout with --json; apt-get's lines go to stderr.)
+  const report = (v: Record<string, unknown>) => json && ctx.stdout.write(JSON.stringify(v, null, 2) + '\n');
+  const fail = (message: string) => {
+    ctx.stderr.write(`pigen: ${message}\n`);
+    report({ ok: false, error: message });
     return 1;
-  }
+  };
+  if (facts.os.family !== 'deb') return fail(`--download uses apt-get and supports deb profiles only (os_profile is ${facts.os.code}); on EL use repotrack`);
   const apt = findProgram('apt-get', ctx.env.PATH ?? '');
-  if (!apt) {
-    ctx.stderr.write('pigen: --download needs apt-get (a Debian build host)\n');
-    return 1;
-  }
+  if (!apt) return fail('--download needs apt-get (a Debian build host)');
   ensurePaths([join(cache, 'archives', 'partial'), join(cache, 'state', 'lists', 'partial')], [join(cache, 'state', 'status')]);
   const opts = isolatedApt(cache);
   const log = quiet ? undefined : (s: string) => ctx.stderr.write(s);
   // (apt-get reads http_proxy and https_proxy from its environment: proxy_env's, over the caller's.)
   const env = { ...ctx.env, ...facts.proxyEnv };
   const up = await runProgram(apt, [...opts, '-q', 'update'], { onOutput: log, env });
-  if (up.code !== 0) {
-    ctx.stderr.write(`pigen: apt-get update failed (exit ${up.code})\n`);
-    return 1;
-  }
+  if (up.code !== 0) return fail(`apt-get update failed (exit ${up.code})`);
   let wanted = [...facts.packages];
   const missing: string[] = [];
   for (let attempt = 0; attempt < 3 && wanted.length; attempt++) {
@@ -297,17 +295,16 @@ async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, 
       break;
     }
     const gone = missingPackages(r.stdout + r.stderr).filter((p) => wanted.includes(p));
-    if (!gone.length) {
-      ctx.stderr.write(`pigen: apt-get install --download-only failed (exit ${r.code})\n`);
-      return 1;
-    }
+    if (!gone.length) return fail(`apt-get install --download-only failed (exit ${r.code})`);
     missing.push(...gone);
     wanted = wanted.filter((p) => !gone.includes(p));
   }
   const got = listDirFiles(join(cache, 'archives')).files.filter((f) => f.name.endsWith('.deb'));
-  ctx.stdout.write(`${join(cache, 'archives')}: ${got.length} .deb files (${formatBytes(got.reduce((n, f) => n + f.size, 0))}); bundle them with: pigen bundle --from ${join(cache, 'archives')}\n`);
-  if (missing.length) {
-    ctx.stderr.write(`pigen: ${missing.length} package${missing.length === 1 ? '' : 's'} not found in the apt sources: ${[...new Set(missing)].sort().join(' ')}\n`);
+  const absent = [...new Set(missing)].sort();
+  if (json) report({ ok: absent.length === 0, archives: join(cache, 'archives'), debs: got.length, bytes: got.reduce((n, f) => n + f.size, 0), missing: absent });
+  else ctx.stdout.write(`${join(cache, 'archives')}: ${got.length} .deb files (${formatBytes(got.reduce((n, f) => n + f.size, 0))}); bundle them with: pigen bundle --from ${join(cache, 'archives')}\n`);
+  if (absent.length) {
+    ctx.stderr.write(`pigen: ${absent.length} package${absent.length === 1 ? '' : 's'} not found in the apt sources: ${absent.join(' ')}\n`);
     return 1;
   }
   return 0;
