@@ -89,17 +89,19 @@ export function inventoryFile(arg: string | undefined, cwd: string): string | un
   return arg ?? (existsSync(join(cwd, 'pigsty.yml')) ? 'pigsty.yml' : undefined);
 }
 
+/** An absolute path with its links resolved as far as it exists (the rest kept as written). */
+function realAsFar(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    const parent = dirname(p);
+    return parent === p ? p : join(realAsFar(parent), basename(p));
+  }
+}
+
 /** Whether `path` is `dir` or lies below it (links resolved where the paths exist). */
 export function isWithin(path: string, dir: string): boolean {
-  const real = (p: string): string => {
-    try {
-      return realpathSync(p);
-    } catch {
-      const parent = dirname(p);
-      return parent === p ? p : join(real(parent), basename(p));
-    }
-  };
-  const rel = relative(real(resolvePath(dir)), real(resolvePath(path)));
+  const rel = relative(realAsFar(resolvePath(dir)), realAsFar(resolvePath(path)));
   return rel === '' || (rel !== '..' && !rel.startsWith('../') && !rel.startsWith('/'));
 }
 
@@ -954,15 +956,7 @@ export function hasState(outDir: string): boolean {
 export function managingOutput(path: string): string | undefined {
   // (Up the path as given and up the path it leads to: a link to a directory of the output,
   // `nl -> out/nodes`, leads into it.)
-  const real = (p: string): string => {
-    try {
-      return realpathSync(p);
-    } catch {
-      const parent = dirname(p);
-      return parent === p ? p : join(real(parent), basename(p));
-    }
-  };
-  for (const start of [dirname(resolvePath(path)), real(dirname(resolvePath(path)))]) {
+  for (const start of [dirname(resolvePath(path)), realAsFar(dirname(resolvePath(path)))]) {
     for (let d = start; ; d = dirname(d)) {
       if (hasState(d)) return d;
       if (dirname(d) === d) break;
@@ -1634,15 +1628,10 @@ export function listDirFiles(dir: string): { files: DirFile[]; skipped: string[]
 
 /** Whether the file at `path` starts with the bytes `head` (false when it cannot be read). */
 export function fileStartsWith(path: string, head: Uint8Array): boolean {
-  let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
-    const buf = Buffer.alloc(head.length);
-    return readSync(fd, buf, 0, head.length, 0) === head.length && buf.equals(head);
+    return readAtMost(path, head.length).equals(head);
   } catch {
     return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

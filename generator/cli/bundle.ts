@@ -60,12 +60,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     if (args[0] === 'verify') return verifyCommand(ctx, args[1], values.json === true);
     // (Counted, not quoted: a stray word may be a password, `--set pw= secret`.)
     if (args.length > 1) throw new UsageError(`too many arguments: bundle takes at most 1 (the inventory), and ${args.length - 1} more ${args.length === 2 ? 'was' : 'were'} given\nUsage: ${bundle.usage}`);
-    // A failure said on stderr and, with --json, as {ok: false, error} on stdout.
-    const fail = (code: number, message: string) => {
-      ctx.stderr.write(`pigen: ${message}\n`);
-      if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
-      return code;
-    };
+    const fail = failer(ctx, values.json === true);
 
     const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
     if (!values.json) printDiagnostics(ctx, r);
@@ -267,15 +262,18 @@ async function createrepo(ctx: CliContext, rpms: string[], epoch: number): Promi
   return { tmp, files };
 }
 
+/** A failure said on stderr and, with --json, as {ok: false, error} on stdout; its exit code returned. */
+const failer = (ctx: CliContext, json: boolean) => (code: number, message: string) => {
+  ctx.stderr.write(`pigen: ${message}\n`);
+  if (json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
+  return code;
+};
+
 /** --download: isolated apt-get update + install --download-only into CACHE/archives. */
 async function download(ctx: CliContext, facts: ReturnType<typeof bundleFacts>, cache: string, quiet: boolean, json: boolean): Promise<number> {
   // (Every outcome is one JSON object on stdout with --json; apt-get's lines go to stderr.)
   const report = (v: Record<string, unknown>) => json && ctx.stdout.write(JSON.stringify(v, null, 2) + '\n');
-  const fail = (message: string) => {
-    ctx.stderr.write(`pigen: ${message}\n`);
-    report({ ok: false, error: message });
-    return 1;
-  };
+  const fail = (message: string) => failer(ctx, json)(1, message);
   if (facts.os.family !== 'deb') return fail(`--download uses apt-get and supports deb profiles only (os_profile is ${facts.os.code}); on EL use repotrack`);
   const apt = findProgram('apt-get', ctx.env.PATH ?? '');
   if (!apt) return fail('--download needs apt-get (a Debian build host)');

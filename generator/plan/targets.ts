@@ -3,6 +3,7 @@
 
 import type { FilePlan, Inventory, Json, ResolvedNode } from '../types.js';
 import { Vars } from './vars.js';
+import { pgInstance } from '../resolve/params.js';
 
 type Target = { labels: Record<string, string>; targets: string[] };
 const file = (path: string, data: Target[]): FilePlan => ({
@@ -29,8 +30,7 @@ function nodeTargets(n: ResolvedNode): FilePlan[] {
     // The PostgreSQL instance, <pg_cluster>-<pg_seq> (Pigsty's pg_instance), whatever the node is
     // named (node_id_from_pg: false, or a nodename of its own); the node's name without them.
     const cls = v.str('pg_cluster', n.cluster);
-    const seq = n.vars.pg_seq;
-    const ins = typeof n.vars.pg_cluster === 'string' && n.vars.pg_cluster !== '' && (typeof seq === 'number' || (typeof seq === 'string' && seq !== '')) ? `${n.vars.pg_cluster}-${seq}` : n.nodename;
+    const ins = pgInstance(n.vars) ?? n.nodename;
     const pg = [`${n.ip}:${v.num('pg_exporter_port', 9630)}`, `${n.ip}:${v.num('pgbouncer_exporter_port', 9631)}`, `${n.ip}:${v.num('patroni_port', 8008)}`, `${n.ip}:${v.num('pgbackrest_exporter_port', 9854)}`];
     out.push(file(`/infra/targets/pgsql/${ins}.yml`, [{ labels: { ip: n.ip, ins, cls }, targets: pg }]));
   }

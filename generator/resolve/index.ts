@@ -19,7 +19,7 @@ import { readStructure } from './groups.js';
 import { setOwn } from '../util/object.js';
 import { ADMIN_IP_FIELDS, checkPlaceholders, substituteAdminIp } from './placeholders.js';
 import { RULES } from './rules.js';
-import { knownParams, paramDefaults, isForeignParam } from './params.js';
+import { knownParams, paramDefaults, isForeignParam, pgInstance } from './params.js';
 
 const MODULE_ORDER: GroupModule[] = ['infra', 'node', 'etcd', 'minio', 'pgsql', 'redis'];
 /** Top-level parameters `${admin_ip}` is substituted in (their values are copied per node). */
@@ -189,11 +189,8 @@ const seqOf = (n: ResolvedNode) => (typeof n.vars.infra_seq === 'number' ? n.var
 
 /** pigsty-infra.md §1.2: <pg_cluster>-<pg_seq> when node_id_from_pg, else nodename, else from the IP. */
 export function nodenameOf(ip: string, vars: JsonObject): { nodename: string; source: ResolvedNode['nodenameSource'] } {
-  const pgc = vars.pg_cluster;
-  const pgs = vars.pg_seq;
-  if (vars.node_id_from_pg !== false && typeof pgc === 'string' && pgc !== '' && (typeof pgs === 'number' || typeof pgs === 'string') && pgs !== '') {
-    return { nodename: `${pgc}-${pgs}`, source: 'pg' };
-  }
+  const pg = pgInstance(vars);
+  if (vars.node_id_from_pg !== false && pg !== undefined) return { nodename: pg, source: 'pg' };
   if (typeof vars.nodename === 'string' && vars.nodename !== '') return { nodename: vars.nodename, source: 'nodename' };
   return { nodename: `node-${ip.replace(/\./g, '-')}`, source: 'ip' };
 }

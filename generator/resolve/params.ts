@@ -38,3 +38,10 @@ export const publishedSecretDefaults = (schema: JsonObject): Set<string> => {
 // and Pigsty's other modules), plus Ansible's own connection variables.
 const FOREIGN = /^(pg|pgb|pgsql|pgbouncer|pgbackrest|patroni|etcd|minio|redis|docker|app|apps|ansible|mongo|ferret|kafka|mysql|juice|supa|supabase|code|jupyter|pev|vibe|claude|pgadmin|bytebase|gitea|wiki|cache|infra_extra|haproxy_services|certbot|mssql|polar|ivory|oriole|babelfish|citus|pgedge|agens|odoo|dify|registry|electric|teable|immich|mattermost|maybe|jumpserver|insforge|hindsight|s3|pig|nodejs|uv)(_|$)/;
 export const isForeignParam = (name: string) => FOREIGN.test(name);
+
+/** The PostgreSQL instance a node's vars name, `<pg_cluster>-<pg_seq>` (Pigsty's pg_instance); undefined without both. */
+export function pgInstance(vars: JsonObject): string | undefined {
+  const c = vars.pg_cluster;
+  const q = vars.pg_seq;
+  return typeof c === 'string' && c !== '' && (typeof q === 'number' || (typeof q === 'string' && q !== '')) ? `${c}-${q}` : undefined;
+}

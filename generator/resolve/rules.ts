@@ -4,7 +4,7 @@
 import { err, hideUserinfo, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
-import { isForeignParam } from './params.js';
+import { isForeignParam, pgInstance } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
 
@@ -85,10 +85,8 @@ export const uniqueNodenames: Rule = (inv) => {
   // node named from them is checked above, with its name.)
   const instances = new Map<string, ResolvedNode>();
   for (const n of inv.nodes) {
-    const c = n.vars.pg_cluster;
-    const q = n.vars.pg_seq;
-    if (!n.modules.includes('pgsql') || typeof c !== 'string' || c === '' || !(typeof q === 'number' || (typeof q === 'string' && q !== ''))) continue;
-    const ins = `${c}-${q}`;
+    const ins = n.modules.includes('pgsql') ? pgInstance(n.vars) : undefined;
+    if (ins === undefined) continue;
     const first = instances.get(ins);
     if (!first) instances.set(ins, n);
     else if (first.nodenameSource !== 'pg' || n.nodenameSource !== 'pg') {
