@@ -35,7 +35,8 @@ export class ProgressReporter {
 
   constructor(
     private out: ProgressSink,
-    private opts: { interval?: number; now?: () => number; width?: number; label?: string } = {},
+    // (The clock comes from the caller, the CLI: no stage reads it.)
+    private opts: { now: () => number; interval?: number; width?: number; label?: string },
   ) {
     this.start = this.now();
     // Plain lines start after one interval: a quick build prints none.
@@ -43,7 +44,7 @@ export class ProgressReporter {
   }
 
   private now(): number {
-    return this.opts.now ? this.opts.now() : performance.now();
+    return this.opts.now();
   }
 
   /** The status text for a progress state at `elapsed` seconds. */

@@ -59,11 +59,12 @@ debootstrap suite and mirror, pigen's Packer templates and scripts).
           DIR/<image>.qemu/; Packer logs in as a throwaway user with a key made for the bake,
           removed before the image is shut down
 
-Ctrl-C (or SIGTERM) stops Packer (it cleans up: on AWS it terminates its instance) and waits for
-it; a second one is passed to Packer, still waited for; a third ends pigen at once.
+Ctrl-C, SIGTERM or, with a terminal, SIGHUP stops Packer (it cleans up: on AWS it terminates
+its instance) and waits for it, the image reported as interrupted (exit 1); a second one is passed
+to Packer, still waited for; a third ends pigen at once.
 
 With --json, stdout carries one JSON report: the plan, and each image's result (baked, with its
-seconds and AMI; reused; failed, and why; not baked); Packer's output goes to stderr.
+seconds and AMI; reused; failed, and why; interrupted; not baked); Packer's output goes to stderr.
 
 ${INVENTORY_HELP}
   --only IMAGE       bake only this image (full name, name without the hash, role, or a prefix of
@@ -77,7 +78,7 @@ ${INVENTORY_HELP}
   --mirror URL       Debian mirror for debootstrap (default: the host's, else deb.debian.org)
   --cache DIR        keep debootstrap results here between bakes (keyed by suite, variant,
                      packages and mirror)
-  --aws-region R     (default: AWS_REGION, else us-east-1)
+  --aws-region R     EC2 region (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1)
   --aws-endpoint URL EC2 endpoint for the lookups and Packer's bake (also AWS_ENDPOINT_URL_EC2);
                      AWS_MAX_ATTEMPTS sets retries, PIGEN_AWS_TIMEOUT each request's seconds (60)
 

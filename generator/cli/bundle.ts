@@ -153,7 +153,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
         if (!err.code) throw e;
         return fail(1, `cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : err.message}`);
       }
-      const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr);
+      const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr, { now: () => performance.now() });
       const t0 = performance.now();
       const building = buildBundle({ epoch: ctx.epoch, payload, repodata, sink, level, concurrency: jobs, onProgress: (p) => reporter?.update(p) });
       building.catch(() => undefined);

@@ -922,7 +922,7 @@ that were not found. Deprecated cloud-config keys are warnings. No secret is pri
 validator quotes of a file is shown with the secrets the build put there (known from the index it
 leaves beside DIR) and anything that looks like one (a password's line, a URL's credentials, a
 key's base64) as ****. Exit 0 when nothing failed, 1 when a check failed, 2 when DIR is not a
-pigen output.
+pigen output or --cloud-init-schema names no usable JSON Schema.
 
 Arguments:
   DIR                       a 'pigen build' output directory (default: out)

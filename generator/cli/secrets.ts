@@ -89,7 +89,7 @@ function ensureGitignore(dir: string): void {
 export const secrets: Command = {
   name: 'secrets',
   summary: 'create or rotate the secrets file (CA, infra TLS keys, admin SSH key, passwords)',
-  usage: 'pigen secrets init [INVENTORY] [--force] | pigen secrets rotate NAME [INVENTORY]',
+  usage: 'pigen secrets init [INVENTORY] [--force] [--json] [--set KEY=VALUE ...] | pigen secrets rotate NAME [INVENTORY] [--json] [--set KEY=VALUE ...]',
   help: `init writes ${SECRETS_FILE} beside the inventory (mode 0600, added to a .gitignore next to it):
   - a CA (CN from ca_cn, 36500 days, CA:TRUE, pathlen 1);
   - for each infra node a TLS key and two certificates signed by that CA (SAN: every portal
