@@ -358,4 +358,14 @@ test('proxy_env is the environment of `pigen bundle --download`: apt-get runs wi
   assert.match(env, /^no_proxy=localhost,10\.0\.0\.0\/8$/m);
 });
 
+test("vector_log_endpoint: [infra] (the default) ships logs to every infra node's vlogs; [] ships them nowhere (the metrics sink stays), not read as the default; a host:port is a jsonline URL", () => {
+  const sinks = (c: Compiled, ip: string) => (parse(file(c, `nodes/${ip}/rootfs/etc/vector/vector.yaml`)) as { sinks: Record<string, { uri?: string }> }).sinks;
+  const uris = (c: Compiled, ip: string) => Object.values(sinks(c, ip)).flatMap((s) => (s.uri ? [s.uri] : []));
+  assert.equal(uris(build(fleet()), '10.10.10.11'), ['http://10.10.10.10:9428/insert/jsonline']);
+  const none = build(fleet('', '    vector_log_endpoint: []'));
+  assert.equal(uris(none, '10.10.10.11'), []);
+  assert.equal(Object.keys(sinks(none, '10.10.10.11')), ['prometheus']);
+  assert.equal(uris(build(fleet('', '    vector_log_endpoint: [ "10.9.9.9:9428" ]')), '10.10.10.11'), ['http://10.9.9.9:9428/insert/jsonline']);
+});
+
 test.run();

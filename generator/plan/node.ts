@@ -204,11 +204,13 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
   return { ...p, apt: repos.apt, ...(hostname ? { hostname } : {}) };
 }
 
-/** vector_log_endpoint: `[infra]` means every infra node's vlogs; otherwise host:port or URLs. */
+/**
+ * vector_log_endpoint: `[infra]` (the default) means every infra node's vlogs; otherwise host:port
+ * or URLs. `[]` ships logs nowhere (vector still serves its metrics): said, not read as the default.
+ */
 function logEndpoints(inv: Inventory, v: Vars): string[] {
-  const raw = v.strings('vector_log_endpoint');
   const out: string[] = [];
-  for (const e of raw.length ? raw : ['infra']) {
+  for (const e of v.strings('vector_log_endpoint')) {
     if (e === 'infra') {
       for (const ip of inv.infra) {
         const infraNode = inv.nodes.find((x) => x.ip === ip)!;
