@@ -254,6 +254,8 @@ const RACY_MS = 2000;
  * place after its state was saved, is always read and compared.
  */
 function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS, dirsChecked?: boolean): { entries: Listing; dirs: string[]; walked: boolean } {
+  // (The top directory's mode, which no state records, put back as a walk puts back the others'.)
+  fixDirMode(dir);
   const walk = () => {
     const dirs: string[] = [];
     return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
@@ -342,7 +344,14 @@ interface Listing {
   keys(): IterableIterator<string>;
 }
 
+/**
+ * The entries (files and links) of a tree of pigen's, and its directories into `dirs`. A
+ * directory whose mode was changed by hand gets its mode back (0755, as every directory of a tree
+ * is made), before it is read: the walk of a tree follows from dirsMatch finding it (a mode
+ * changed alone would otherwise stay, and come back with each swap of the generations).
+ */
 function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
+  if (!prefix) fixDirMode(dir);
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -353,10 +362,16 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   for (const d of entries) {
     const rel = prefix ? `${prefix}/${d.name}` : d.name;
     if (d.isSymbolicLink()) out.set(rel, 'link');
-    else if (d.isDirectory()) dirs?.push(rel), listTree(join(dir, d.name), rel, out, dirs);
+    else if (d.isDirectory()) dirs?.push(rel), fixDirMode(join(dir, d.name)), listTree(join(dir, d.name), rel, out, dirs);
     else out.set(rel, 'file');
   }
   return out;
+}
+
+/** A tree's directory with a mode other than 0755 (chmod'ed by hand) gets 0755 back; one gone is left to the caller. */
+function fixDirMode(d: string): void {
+  const st = lstatOr(d);
+  if (st?.isDirectory() && (st.mode & 0o7777) !== 0o755) chmodSync(d, 0o755);
 }
 
 /** Where the state of tree `dir` (output or spare) lies in pigen's home: named by the tree's inode (undefined: no tree). */
@@ -449,6 +464,8 @@ interface SpareResult {
  * (openTreeWriter): one copy of it either way.
  */
 function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path')) {
+  // (Here, not outside: this code also runs as source on worker threads.)
+  const DIR_MODE = 0o755;
   const lstatOr = (p: string) => {
     try {
       // (No exception for a path that does not exist: building one costs more than the lstat.)
@@ -466,11 +483,15 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
     if (e[0].startsWith('L') ? !st.isSymbolicLink() : !st.isFile() || (st.mode & 0o7777) !== e[1]) return undefined;
     return e;
   };
-  /** Whether every directory `dirs` records (relative to `dir`) is still one, with the mtime it records. */
+  /**
+   * Whether every directory `dirs` records (relative to `dir`) is still one, with the mtime it
+   * records and the mode every directory of a tree has (0755: a chmod changes no mtime, so one made
+   * by hand is found here, and the tree walked: listTree puts the mode back).
+   */
   const dirsMatch = (dir: string, dirs: Record<string, number>): boolean => {
     for (const d in dirs) {
       const st = lstatOr(`${dir}/${d}`);
-      if (!st?.isDirectory() || st.mtimeMs !== dirs[d]) return false;
+      if (!st?.isDirectory() || st.mtimeMs !== dirs[d] || (st.mode & 0o7777) !== DIR_MODE) return false;
     }
     return true;
   };
@@ -506,7 +527,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       for (let d = path.dirname(rel); d !== '.' && d.includes('/') && !changed.has(d); d = path.dirname(d)) changed.add(d);
     };
     const io = { files: 0, links: 0, dirs: 0, removed: 0 };
-    fs.chmodSync(spareDir, 0o755);
+    fs.chmodSync(spareDir, DIR_MODE);
     const made = new Set<string>([spareDir]);
     const ensureDir = (d: string) => {
       if (made.has(d)) return;
@@ -1062,6 +1083,23 @@ function lockHome(home: string, dir: string): () => void {
  * naming `what` the holder writes. A lock whose pid no longer runs is stale: taken over. Returns
  * its release.
  */
+/** The release of every lock this process holds (releaseLocks). */
+const heldLocks = new Set<() => void>();
+
+/**
+ * Releases every lock this process holds, for a process ending at once (a second Ctrl-C): the
+ * next command finds no lock naming a dead pid, which it would wait on should the pid be reused.
+ */
+export function releaseLocks(): void {
+  for (const release of [...heldLocks]) {
+    try {
+      release();
+    } catch {
+      // (Ending anyway: the next command takes over a stale lock.)
+    }
+  }
+}
+
 export function takeLock(lock: string, what: string): () => void {
   const readPid = (f: string) => {
     try {
@@ -1078,10 +1116,13 @@ export function takeLock(lock: string, what: string): () => void {
     try {
       linkSync(tmp, lock);
       const ino = lstatSync(lock).ino;
-      return () => {
+      const release = () => {
+        heldLocks.delete(release);
         // (Removed only while it is still this build's own: never a lock another build took since.)
         if (lstatOr(lock)?.ino === ino) rmSync(lock, { force: true });
       };
+      heldLocks.add(release);
+      return release;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw e;
     } finally {
@@ -1791,6 +1832,13 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
     watchers.get(d)?.w.close();
     watchers.delete(d);
   };
+  // And each file where it ends, itself (its inode): an edit in place under another name (a hard
+  // link of it elsewhere, edited there) shows in no directory watched above.
+  const fileWatchers = new Map<string, { w: FSWatcher; ino: number }>();
+  const dropFile = (f: string) => {
+    fileWatchers.get(f)?.w.close();
+    fileWatchers.delete(f);
+  };
   // A file given through a symbolic link is watched where the link is, where each link on the way
   // leads, and where it ends (an edit of the target changes nothing in the link's directory). The
   // links are followed again at every event: a link pointed elsewhere (`ln -sfn prod.yml
@@ -1806,6 +1854,34 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
     }
     for (const d of [...watchers.keys()]) if (!next.has(d)) drop(d);
     byDir = next;
+    const ends = new Map<string, number>();
+    for (const f of files) {
+      try {
+        const real = realpathSync(f);
+        const st = statSync(real, { throwIfNoEntry: false });
+        if (st?.isFile()) ends.set(real, st.ino);
+      } catch {
+        // dangling, or not there (yet): its directory's watcher sees it come
+      }
+    }
+    for (const f of [...fileWatchers.keys()]) if (fileWatchers.get(f)!.ino !== ends.get(f)) dropFile(f);
+    for (const [f, ino] of ends) {
+      if (fileWatchers.has(f)) continue;
+      try {
+        const w = watch(f, () => {
+          refresh();
+          fire();
+        });
+        w.on('error', () => {
+          dropFile(f);
+          refresh();
+          fire();
+        });
+        fileWatchers.set(f, { w, ino });
+      } catch {
+        // (Gone meanwhile: its directory's watcher sees it.)
+      }
+    }
     for (const d of byDir.keys()) {
       let ino: number | undefined;
       try {
@@ -1841,6 +1917,8 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
       clearTimeout(timer);
       for (const { w } of watchers.values()) w.close();
       watchers.clear();
+      for (const { w } of fileWatchers.values()) w.close();
+      fileWatchers.clear();
     },
   };
 }

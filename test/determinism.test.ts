@@ -16,7 +16,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, read
 import { basename, dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
-import { openTreeWriter, prevalidator, writeTree, writerOf } from '../generator/io.ts';
+import { openTreeWriter, prevalidator, releaseLocks, takeLock, writeTree, writerOf } from '../generator/io.ts';
 import type { OutTree } from '../generator/types.ts';
 
 const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
@@ -602,6 +602,58 @@ test('a rebuild lists the previous output from its state while no directory chan
   // (a change in the same tick of the clock would not show in their mtime); nothing was added here.
   writeTree(a, t2);
   assert.is(writeTree(a, t1).listed, 'state');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('releaseLocks (a process stopped at once: a second Ctrl-C) removes the locks it holds, never one another process took since', () => {
+  const dir = tmp('pigen-locks-');
+  const a = join(dir, 'a.lock');
+  const b = join(dir, 'b.lock');
+  takeLock(a, 'a');
+  const releaseB = takeLock(b, 'b');
+  releaseB();
+  // b's lock taken again by another process after this one released it: not this one's to remove.
+  writeFileSync(b, '999999\n');
+  assert.is(readFileSync(a, 'utf8'), `${process.pid}\n`);
+  releaseLocks();
+  assert.not.ok(existsSync(a), 'its own lock removed');
+  assert.ok(existsSync(b), "another's lock left");
+  releaseLocks();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a directory's mode changed by hand is put back (0755, as every directory of a tree), in the output and in the spare: it does not come back with the swaps", () => {
+  const dir = tmp('pigen-dirmode-');
+  const a = join(dir, 'a');
+  const cwd = join(ROOT, 'test', 'fixtures');
+  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const opts = { racyMs: 0 };
+  const badModes = (root: string) => {
+    const bad: string[] = [];
+    const walk = (d: string, rel: string) => {
+      if ((lstatSync(d).mode & 0o7777) !== 0o755) bad.push(rel || '.');
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
+    };
+    walk(root, '');
+    return bad;
+  };
+  const spare = join(dir, '.a.pigen', 'spare');
+  writeTree(a, t1, opts);
+  writeTree(a, t2, opts);
+  const deep = dirname(files(treeEntries(t1))[0]![0]);
+  // In the output (the top, a node's directory) and in the spare: a no-op build puts them back.
+  for (const d of [a, join(a, deep), join(spare, deep)]) chmodSync(d, 0o700);
+  writeTree(a, t2, opts);
+  assert.equal(badModes(a), [], 'the output after a build of the same tree');
+  // Builds that change the tree, each swapping the generations.
+  chmodSync(join(a, deep), 0o750);
+  for (const t of [t1, t2, t1, t2]) {
+    writeTree(a, t, opts);
+    assert.equal(badModes(a), [], 'every directory 0755 after each build');
+    assertSame(scan(a), treeEntries(t), { actual: 'the output', expected: 'its tree' });
+  }
+  assert.equal(badModes(spare), [], 'and in the spare');
   rmSync(dir, { recursive: true, force: true });
 });
 

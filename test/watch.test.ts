@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -340,6 +340,27 @@ test('pigen build --watch through a symbolic link: an edit of the file it leads 
     assert.is(secrets('rotate', 'grafana_admin_password', 'inv.yml').status, 0);
     assert.is((await w.next(20_000)).ok, true, `the link's target rotated is built; ${w.stderr()}`);
     assert.not.equal(ud(), withSecrets, 'the rotated password is in the user-data');
+  } finally {
+    assert.is(await w.stop(), 0, w.stderr());
+  }
+});
+
+test('pigen build --watch: an edit in place through another hard link of the inventory (in another directory) is built', async () => {
+  const dir = tmp('pigen-watch-hardlink-');
+  for (const d of ['work', 'elsewhere']) mkdirSync(join(dir, d));
+  writeFileSync(join(dir, 'work', 'inv.yml'), fleet());
+  linkSync(join(dir, 'work', 'inv.yml'), join(dir, 'elsewhere', 'alias.yml'));
+  const port = () => readFileSync(join(dir, 'work', 'out', 'nodes', '10.10.20.3', 'rootfs', 'etc', 'default', 'node_exporter'), 'utf8').match(/:(9\d\d\d)\b/)?.[1];
+  const w = watcher(['inv.yml', '-o', 'out'], join(dir, 'work'));
+  try {
+    assert.is((await w.next()).ok, true, w.stderr());
+    // Written in place (the same inode) under the other name: no directory the watcher watches changes.
+    const fd = openSync(join(dir, 'elsewhere', 'alias.yml'), 'r+');
+    ftruncateSync(fd, 0);
+    writeSync(fd, fleet({ 2: 'node_exporter_port: 9205' }), 0);
+    closeSync(fd);
+    assert.is((await w.next(20_000)).ok, true, w.stderr());
+    assert.is(port(), '9205');
   } finally {
     assert.is(await w.stop(), 0, w.stderr());
   }

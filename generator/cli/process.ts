@@ -5,6 +5,7 @@ import type { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { main } from './main.js';
 import { MAX_EPOCH } from '../bundle/build.js';
+import { releaseLocks } from '../io.js';
 
 const { signals } = constants;
 
@@ -51,6 +52,7 @@ export async function runProcess(): Promise<void> {
       stop = stopRequests(process, (sig) => {
         if (onForce?.(sig)) return;
         writeTo(process.stderr)(`pigen: ${sig} again: stopped at once${onForce ? '' : ' (the output is what the last finished build left)'}\n`);
+        releaseLocks();
         process.exit(128 + (signals[sig as keyof typeof signals] ?? 0));
       }, names);
       if (closed.size) stop.request();
