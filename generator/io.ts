@@ -13,7 +13,7 @@ import { DEFAULT_INVENTORY, DEFAULT_INVENTORY_NAME } from './default-inventory.j
 import { err } from './diagnostics.js';
 import { MAX_INVENTORY_BYTES } from './load/parse.js';
 import { sha256 } from './util/hash.js';
-import { isRedactionIndex, redactionIndex, type RedactionIndex } from './util/redact.js';
+import { isRedactionIndex, redactionIndex, unionIndex, type RedactionIndex } from './util/redact.js';
 import type { Assets, Diagnostic, JsonObject, OutEntry, OutTree, Source } from './types.js';
 
 /** The package root: dist/.. when compiled, generator/.. when run from source. */
@@ -254,8 +254,6 @@ const RACY_MS = 2000;
  * place after its state was saved, is always read and compared.
  */
 function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS, dirsChecked?: boolean): { entries: Listing; dirs: string[]; walked: boolean } {
-  // (The top directory's mode, which no state records, put back as a walk puts back the others'.)
-  fixDirMode(dir);
   const walk = () => {
     const dirs: string[] = [];
     return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
@@ -346,12 +344,12 @@ interface Listing {
 
 /**
  * The entries (files and links) of a tree of pigen's, and its directories into `dirs`. A
- * directory whose mode was changed by hand gets its mode back (0755, as every directory of a tree
- * is made), before it is read: the walk of a tree follows from dirsMatch finding it (a mode
- * changed alone would otherwise stay, and come back with each swap of the generations).
+ * directory below its top whose mode was changed by hand gets its mode back (0755, as every
+ * directory of a tree is made), before it is read: the walk of a tree follows from dirsMatch
+ * finding it (a mode changed alone would otherwise stay, and come back with each swap of the
+ * generations). The top's mode is the user's (0700 keeps others out): carried to each generation.
  */
 function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
-  if (!prefix) fixDirMode(dir);
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -424,6 +422,8 @@ interface SpareInit {
   exact: boolean;
   /** The spare was made empty for this build: nothing lies where an entry goes. */
   fresh: boolean;
+  /** The mode of the output's own directory (the user's: 0755 for a new one), given to the spare's. */
+  topMode: number;
   /**
    * Report the mtimes of the directories it changes (SpareResult.dirs), for the state the spare is
    * saved with (the others' are carried over from its previous state, or lstat'ed). Not in a cold
@@ -519,7 +519,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
    * directory) is removed first; an entry its state shows right (and lstat confirms) is left.
    */
   const spareWriter = (init: SpareInit) => {
-    const { dir, spareDir, exact, fresh, recordDirs } = init;
+    const { dir, spareDir, exact, fresh, recordDirs, topMode } = init;
     const next: Record<string, StateEntry> = {};
     // Directories (relative) this writer made or changed, below the top level.
     const changed = new Set<string>();
@@ -527,7 +527,7 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
       for (let d = path.dirname(rel); d !== '.' && d.includes('/') && !changed.has(d); d = path.dirname(d)) changed.add(d);
     };
     const io = { files: 0, links: 0, dirs: 0, removed: 0 };
-    fs.chmodSync(spareDir, DIR_MODE);
+    fs.chmodSync(spareDir, topMode);
     const made = new Set<string>([spareDir]);
     const ensureDir = (d: string) => {
       if (made.has(d)) return;
@@ -1006,12 +1006,18 @@ export function readRedactionIndex(outDir: string): RedactionIndex | undefined {
  * (secretForms), mode 0600: salted with the salt of the one there, when there is one (then not
  * written again when it is the same), else with a new random one.
  */
-export function saveRedactionIndex(outDir: string, forms: readonly string[]): void {
+/**
+ * Saves the index of `forms` beside the output. `keepOld`: with what the index holds already (a
+ * build saves that before its swap, and the new one alone after it: until the new output is in
+ * place, the live one's secrets, which may be others, stay hidden, whatever stops the build).
+ */
+export function saveRedactionIndex(outDir: string, forms: readonly string[], keepOld = false): void {
   const dir = outputDir(outDir);
   if (dir === undefined) return;
   const file = redactionFile(dir);
   const old = readRedactionIndex(dir);
-  const index = redactionIndex(forms, old?.salt ?? randomBytes(16).toString('hex'));
+  const fresh = redactionIndex(forms, old?.salt ?? randomBytes(16).toString('hex'));
+  const index = keepOld && old ? unionIndex(old, fresh) : fresh;
   const text = JSON.stringify(index);
   if (old && JSON.stringify(old) === text && (fileMode(file) ?? 0) === 0o600) return;
   // (A temp file of a build killed while writing it goes at the next: removeStaleTemps.)
@@ -1041,8 +1047,11 @@ export async function upToDate(outDir: string, key: string, prevalidating?: Prom
   let unlock;
   try {
     unlock = lockHome(home, outDir);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // (On a read-only filesystem no lock can be written, nor can another build write meanwhile:
+    // checked without one. Otherwise the build says what is wrong.)
+    if ((e as NodeJS.ErrnoException).code !== 'EROFS') return undefined;
+    unlock = () => {};
   }
   try {
     // (Read again under the lock: a build may have swapped a new generation in meanwhile. Leftovers
@@ -1053,6 +1062,9 @@ export async function upToDate(outDir: string, key: string, prevalidating?: Prom
     if (liveListing(dir, live, racyMs, checked?.dirsValid).walked) return undefined;
     if (checked ? checked.invalid === undefined || checked.invalid.size > 0 : !keysOf(live.entries).every((k) => validEntry(live.entries[k], dir, k) !== undefined)) return undefined;
     return { report: live.build!.report };
+  } catch {
+    // (A directory of the output unreadable, an I/O error: not up to date; the build says why.)
+    return undefined;
   } finally {
     unlock();
   }
@@ -1074,6 +1086,29 @@ export interface OutputBusy extends Error {
  * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
  * stale: moved aside and taken. Returns its release.
  */
+/** Whether `dir` (a real path) is a mount point: on another device than its parent, or named as one in /proc/self/mountinfo (a bind mount on the same device). */
+function isMountPoint(path: string): boolean {
+  let dir: string;
+  try {
+    dir = realpathSync(path);
+  } catch {
+    return false; // (not there yet: made by the build)
+  }
+  const st = lstatOr(dir);
+  const up = lstatOr(dirname(dir));
+  if (!st?.isDirectory() || !up || dirname(dir) === dir) return false;
+  if (st.dev !== up.dev) return true;
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return false; // (not Linux: the device test alone)
+  }
+  // (Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.)
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return info.split('\n').some((line) => line && unescape(line.split(' ')[4] ?? '') === dir);
+}
+
 function lockHome(home: string, dir: string): () => void {
   return takeLock(join(home, 'lock'), dir);
 }
@@ -1111,8 +1146,15 @@ export function takeLock(lock: string, what: string): () => void {
   for (let attempt = 0; ; attempt++) {
     // Written whole, then linked into place (link(2) fails on an existing name, as O_EXCL does): a
     // lock file never exists without its pid.
+    // (Temp files of processes that died writing one, a full disk's: removed first.)
+    if (attempt === 0) removeStaleTemps(lock);
     const tmp = tempBeside(lock);
-    writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+    try {
+      writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
     try {
       linkSync(tmp, lock);
       const ino = lstatSync(lock).ino;
@@ -1193,6 +1235,11 @@ function generationWriter(outDir: string, opts: WriteOptions, backendOf: () => S
   // An output given as a symbolic link is written where it points (the link stays a link).
   const dir = outputDir(outDir);
   if (dir === undefined) throw Object.assign(new Error(`${outDir} is a symbolic link to nothing (${readlinkSync(resolvePath(outDir))}): make its target, or remove the link`), { code: 'ENOENT' });
+  // A mount point (a bind mount of a container, a filesystem of its own) cannot be renamed aside,
+  // nor a tree from beside it renamed in (EBUSY, EXDEV): refused before anything is written.
+  if (isMountPoint(dir)) {
+    throw Object.assign(new Error(`${outDir} is a mount point: pigen builds the new output beside it and renames it into place, which a mount point refuses; build into a directory inside it (-o ${join(outDir, 'out')})`), { code: 'EPIGENMOUNT' });
+  }
   const home = homeOf(dir);
   // Not writable by others whatever the umask: the spare generation and the states in it are
   // trusted (an entry whose inode, size, mode and mtime match is not read again).
@@ -1352,7 +1399,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     }
     backend = backendOf();
     // (Directories recorded in every build but the first: a cold build is the one not slowed.)
-    backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined || live !== undefined });
+    const topMode = (lstatOr(dir)?.isDirectory() ? lstatOr(dir)!.mode : 0o755) & 0o7777;
+    backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined || live !== undefined, topMode });
     for (const item of held!) send(item);
     held = undefined;
   };
@@ -1463,9 +1511,24 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     // The swap.
     if (existsSync(dir)) {
       renameSync(dir, oldDir);
-      renameSync(spareDir, dir);
+      try {
+        renameSync(spareDir, dir);
+      } catch (e) {
+        // (The previous output back in its place at once, not left to the next build.)
+        try {
+          renameSync(oldDir, dir);
+        } catch {
+          // (The next build puts it back: openGeneration.)
+        }
+        throw e;
+      }
       if (keepSpare) {
-        renameSync(oldDir, spareDir);
+        try {
+          renameSync(oldDir, spareDir);
+        } catch {
+          // The new output is in place: the build succeeded; the next one makes old/ the spare
+          // (openGeneration), or removes it.
+        }
         if (liveFile && !liveStateComplete) rmSync(liveFile, { force: true });
       } else {
         removeTree(oldDir);
@@ -1561,8 +1624,14 @@ function writeStateJson(file: string, state: TreeState): void {
  */
 function writeJson(file: string, text: string): void {
   const tmp = tempBeside(file, false);
-  writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    // (A full disk: no partial state left behind, tens of MB at 10,000 nodes.)
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { GZIP_OPTIONS } from '../emit/userdata.js';
 import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, saveRedactionIndex, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
@@ -135,7 +135,7 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     bundleSha256 = v.manifestSha256;
   }
   // (-o naming a directory that is no pigen output is bad input, exit 2, as for pigen check.)
-  const cannotWrite = (e: unknown) => fail((e as { code?: string }).code === 'ENOTPIGEN' ? 2 : 1, `cannot write ${out}: ${(e as Error).message}`);
+  const cannotWrite = (e: unknown) => fail(['ENOTPIGEN', 'EPIGENMOUNT'].includes((e as { code?: string }).code ?? '') ? 2 : 1, `cannot write ${out}: ${systemErrorMessage(e)}`);
   const assets = readAssets();
   const opts = { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) };
   // A watching process compiles first, its entries (references to what its memo holds anyway) kept
@@ -190,9 +190,12 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     now && now.source.name === src.name && Buffer.from(now.source.bytes).equals(src.bytes) && now.secrets === secrets.text && now.mode === secrets.mode ? now.key : inputsKey(src, secrets, values);
   const stamp = !earlier || values.bundle !== undefined || !r.source || !r.secretsFile ? undefined : { key: keyOf(r.source, r.secretsFile), report: rep };
   // What a later `pigen check` hides in the validators' messages (util/redact.ts): saved under
-  // the output's lock, before the swap, so builds one after the other leave the last one's.
+  // the output's lock, before the swap, so builds one after the other leave the last one's; with
+  // what it held, until the new output is in place (a swap that fails, or a build killed before
+  // it, leaves the output with the secrets the index held: they stay hidden); then the new alone.
+  const forms = secretFormsOf(r);
   try {
-    saveRedactionIndex(outDir, secretFormsOf(r));
+    saveRedactionIndex(outDir, forms, true);
   } catch (e) {
     await writer.abort();
     return cannotWrite(e);
@@ -202,6 +205,11 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     stats = await writer.finish(stamp);
   } catch (e) {
     return cannotWrite(e);
+  }
+  try {
+    saveRedactionIndex(outDir, forms);
+  } catch {
+    // (The output is built: the index holds the old secrets too, which hides more, not less.)
   }
   const ms = performance.now() - t0;
   // A watching process names the nodes it rendered again (on the first build: every node).
@@ -336,9 +344,22 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
 
 /** An error of a system call (ENOSPC, EIO, EDQUOT, EACCES...), not of pigen's own code. */
 function isSystemError(e: unknown): boolean {
-  const x = e as { code?: unknown; syscall?: unknown };
-  return typeof x?.code === 'string' && /^E[A-Z]+$/.test(x.code) && typeof x.syscall === 'string';
+  const x = e as { code?: unknown; syscall?: unknown; errno?: unknown };
+  // (Node 20 has no name for some errnos, EDQUOT's: its code is then 'Unknown system error -122'.)
+  return typeof x?.syscall === 'string' && ((typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) || typeof x.errno === 'number');
 }
+
+/** A system error's message, an errno Node has no name for named (`Unknown system error -122` → EDQUOT, disk quota exceeded). */
+export function systemErrorMessage(e: unknown): string {
+  const x = e as { message?: unknown; errno?: unknown };
+  const message = String(x?.message ?? e);
+  if (typeof x?.errno !== 'number' || !message.includes(`Unknown system error ${x.errno}`)) return message;
+  const name = Object.entries(osConstants.errno).find(([, n]) => n === -x.errno!)?.[0];
+  if (name === undefined) return message;
+  const said = ERRNO_TEXT[name] ? `${name} (${ERRNO_TEXT[name]})` : name;
+  return message.replaceAll(`Unknown system error ${x.errno}`, said);
+}
+const ERRNO_TEXT: Record<string, string> = { EDQUOT: 'disk quota exceeded' };
 
 /**
  * Every build replaces the output whole: an input inside it (the inventory, the secrets file when

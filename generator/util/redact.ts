@@ -52,6 +52,15 @@ export function redactionIndex(forms: readonly string[], salt: string): Redactio
   return { v: 1, salt, lengths };
 }
 
+/** One index holding what either holds (the same salt: `a`'s). */
+export function unionIndex(a: RedactionIndex, b: RedactionIndex): RedactionIndex {
+  if (a.salt !== b.salt) throw new Error('unionIndex: indexes of different salts');
+  const lengths: Record<string, string[]> = {};
+  for (const k of new Set([...Object.keys(a.lengths), ...Object.keys(b.lengths)])) lengths[k] = [...new Set([...(a.lengths[k] ?? []), ...(b.lengths[k] ?? [])])].sort();
+  // (Integer keys enumerate in ascending order, as in redactionIndex's: equal indexes write alike.)
+  return { v: 1, salt: a.salt, lengths };
+}
+
 /** Whether `x` is an index this pigen reads (one written by hand or by another version is not trusted). */
 export function isRedactionIndex(x: unknown): x is RedactionIndex {
   if (!x || typeof x !== 'object') return false;
