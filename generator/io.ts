@@ -253,10 +253,11 @@ const RACY_MS = 2000;
  * in place is caught by its own lstat, validEntry), else walked. The top directory, renamed into
  * place after its state was saved, is always read and compared.
  */
-function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS, dirsChecked?: boolean): { entries: Listing; dirs: string[]; walked: boolean } {
+function liveListing(dir: string, state: TreeState | undefined, racyMs = RACY_MS, dirsChecked?: boolean, fix = false): { entries: Listing; dirs: string[]; walked: boolean } {
   const walk = () => {
     const dirs: string[] = [];
-    return { entries: listTree(dir, '', new Map(), dirs), dirs, walked: true };
+    // (`fix`: a build's walk puts directories' modes back (listTree); the up-to-date check's touches nothing.)
+    return { entries: listTree(dir, '', new Map(), dirs, fix), dirs, walked: true };
   };
   const recorded = state?.dirs;
   if (!state || !recorded || state.saved === undefined) return walk();
@@ -349,7 +350,7 @@ interface Listing {
  * finding it (a mode changed alone would otherwise stay, and come back with each swap of the
  * generations). The top's mode is the user's (0700 keeps others out): carried to each generation.
  */
-function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[]): Map<string, 'file' | 'link'> {
+function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link'>(), dirs?: string[], fix = false): Map<string, 'file' | 'link'> {
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -360,7 +361,7 @@ function listTree(dir: string, prefix = '', out = new Map<string, 'file' | 'link
   for (const d of entries) {
     const rel = prefix ? `${prefix}/${d.name}` : d.name;
     if (d.isSymbolicLink()) out.set(rel, 'link');
-    else if (d.isDirectory()) dirs?.push(rel), fixDirMode(join(dir, d.name)), listTree(join(dir, d.name), rel, out, dirs);
+    else if (d.isDirectory()) dirs?.push(rel), fix && fixDirMode(join(dir, d.name)), listTree(join(dir, d.name), rel, out, dirs, fix);
     else out.set(rel, 'file');
   }
   return out;
@@ -464,8 +465,6 @@ interface SpareResult {
  * (openTreeWriter): one copy of it either way.
  */
 function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path')) {
-  // (Here, not outside: this code also runs as source on worker threads.)
-  const DIR_MODE = 0o755;
   const lstatOr = (p: string) => {
     try {
       // (No exception for a path that does not exist: building one costs more than the lstat.)
@@ -485,13 +484,18 @@ function treeOps(fs: typeof import('node:fs'), path: typeof import('node:path'))
   };
   /**
    * Whether every directory `dirs` records (relative to `dir`) is still one, with the mtime it
-   * records and the mode every directory of a tree has (0755: a chmod changes no mtime, so one made
-   * by hand is found here, and the tree walked: listTree puts the mode back).
+   * records, all of them with one mode: 0755 as a tree's are made, or the one a filesystem that
+   * ignores chmod shows for all (CIFS, WSL's drvfs, vfat). A chmod changes no mtime: a directory
+   * whose mode was changed by hand differs from the others here, and the tree is walked
+   * (listTree puts the mode back).
    */
   const dirsMatch = (dir: string, dirs: Record<string, number>): boolean => {
+    let mode: number | undefined;
     for (const d in dirs) {
       const st = lstatOr(`${dir}/${d}`);
-      if (!st?.isDirectory() || st.mtimeMs !== dirs[d] || (st.mode & 0o7777) !== DIR_MODE) return false;
+      if (!st?.isDirectory() || st.mtimeMs !== dirs[d]) return false;
+      if (mode === undefined) mode = st.mode & 0o7777;
+      else if ((st.mode & 0o7777) !== mode) return false;
     }
     return true;
   };
@@ -690,7 +694,7 @@ function workerBackend(): SpareBackend {
          else if (m.end) parentPort.postMessage({ result: w.end() });
        } catch (e) {
          failed = true;
-         parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code } });
+         parentPort.postMessage({ error: { message: String(e && e.message), code: e && e.code, errno: e && e.errno, syscall: e && e.syscall } });
        }
      });`,
   );
@@ -701,8 +705,9 @@ function workerBackend(): SpareBackend {
     settle?.reject(failure);
     settle = undefined;
   };
-  worker.on('message', (m: { result?: SpareResult; error?: { message: string; code?: string } }) => {
-    if (m.error) fail(Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}));
+  worker.on('message', (m: { result?: SpareResult; error?: { message: string; code?: string; errno?: number; syscall?: string } }) => {
+    // (With its errno and syscall: a system error is said as one, one Node has no name for named.)
+    if (m.error) fail(Object.assign(new Error(m.error.message), ...(['code', 'errno', 'syscall'] as const).map((k) => (m.error![k] !== undefined && m.error![k] !== null ? { [k]: m.error![k] } : {}))));
     else if (m.result) settle?.resolve(m.result), (settle = undefined);
   });
   worker.on('error', fail);
@@ -910,8 +915,12 @@ function partitionedBackend(n: number, make: () => SpareBackend): () => SpareBac
 export interface TreeWriter {
   /** Entries of the new tree, in any order, as they are made (each path once). */
   add(e: OutEntry): void;
-  /** Completes the new generation and swaps it in; `stamp` is recorded in its state (upToDate). */
-  finish(stamp?: BuildStamp): Promise<WriteStats>;
+  /**
+   * Completes the new generation and swaps it in; `stamp` is recorded in its state (upToDate).
+   * `swapped` runs once the new output is in place, still under the output's lock (its errors
+   * are ignored: what it does must be optional, as the build succeeded).
+   */
+  finish(stamp?: BuildStamp, swapped?: () => void): Promise<WriteStats>;
   /** Gives up (the build failed): the output stays as it was. */
   abort(): Promise<void>;
 }
@@ -928,7 +937,7 @@ export function openTreeWriter(outDir: string, opts: WriteOptions = {}, threads 
   const w = generationWriter(outDir, opts, threads > 1 ? partitionedBackend(threads, workerBackend) : threads === 1 ? workerBackend : inlineBackend);
   return {
     add: w.add,
-    finish: async (stamp) => {
+    finish: async (stamp, swapped) => {
       let r;
       try {
         r = await w.end();
@@ -936,7 +945,7 @@ export function openTreeWriter(outDir: string, opts: WriteOptions = {}, threads 
         await w.abort(); // the umask back, the thread ended
         throw e;
       }
-      return w.complete(r, stamp);
+      return w.complete(r, stamp, swapped);
     },
     abort: w.abort,
   };
@@ -1086,27 +1095,39 @@ export interface OutputBusy extends Error {
  * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
  * stale: moved aside and taken. Returns its release.
  */
-/** Whether `dir` (a real path) is a mount point: on another device than its parent, or named as one in /proc/self/mountinfo (a bind mount on the same device). */
-function isMountPoint(path: string): boolean {
+/**
+ * Whether `path` is a mount point. /proc/self/mountinfo says: the last mount (in mount order) on
+ * the path or on one of its parents is on the path itself (a mount on a parent made later hides
+ * it; a btrfs subvolume, another device but no mount, renames as any directory). Without /proc:
+ * whether it is on another device than its parent.
+ */
+export function isMountPoint(path: string, mountinfo?: string): boolean {
   let dir: string;
   try {
     dir = realpathSync(path);
   } catch {
     return false; // (not there yet: made by the build)
   }
-  const st = lstatOr(dir);
-  const up = lstatOr(dirname(dir));
-  if (!st?.isDirectory() || !up || dirname(dir) === dir) return false;
-  if (st.dev !== up.dev) return true;
-  let info: string;
-  try {
-    info = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return false; // (not Linux: the device test alone)
+  if (dirname(dir) === dir || !lstatOr(dir)?.isDirectory()) return false;
+  let info = mountinfo;
+  if (info === undefined) {
+    try {
+      info = readFileSync('/proc/self/mountinfo', 'utf8');
+    } catch {
+      const up = lstatOr(dirname(dir));
+      return up !== undefined && lstatOr(dir)!.dev !== up.dev;
+    }
   }
   // (Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.)
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return info.split('\n').some((line) => line && unescape(line.split(' ')[4] ?? '') === dir);
+  let last: string | undefined;
+  for (const line of info.split('\n')) {
+    const at = line.split(' ')[4];
+    if (at === undefined) continue;
+    const p = unescape(at);
+    if (p === dir || p === '/' || dir.startsWith(p + '/')) last = p;
+  }
+  return last === dir;
 }
 
 function lockHome(home: string, dir: string): () => void {
@@ -1160,8 +1181,9 @@ export function takeLock(lock: string, what: string): () => void {
       const ino = lstatSync(lock).ino;
       const release = () => {
         heldLocks.delete(release);
-        // (Removed only while it is still this build's own: never a lock another build took since.)
-        if (lstatOr(lock)?.ino === ino) rmSync(lock, { force: true });
+        // (Removed only while it is still this build's own: never a lock another build took since,
+        // whose file may have been given the same inode number: its pid tells.)
+        if (lstatOr(lock)?.ino === ino && readPid(lock) === process.pid) rmSync(lock, { force: true });
       };
       heldLocks.add(release);
       return release;
@@ -1305,7 +1327,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // (A directory with no marker at its top is refused before it is walked: -o /usr.)
   const notOurs = () => Object.assign(new Error(`refusing to replace ${outDir}: it is not empty and has no ${marker} (not a pigen output)`), { code: 'ENOTPIGEN' });
   if (!live && lstatOr(dir)?.isDirectory() && !existsSync(join(dir, marker)) && readdirSync(dir).length > 0) throw notOurs();
-  const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs, pre?.dirsValid);
+  const { entries: existing, dirs: liveDirs, walked } = liveListing(dir, live, opts.racyMs, pre?.dirsValid, true);
   const listed = walked ? ('walked' as const) : ('state' as const);
   // The common case of a rebuild: listed from the live state, its files prevalidated.
   const fast = live && !walked && pre?.invalid ? { entries: live.entries, invalid: pre.invalid } : undefined;
@@ -1340,7 +1362,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   let spareState = ((f) => (f ? readState(f, spareDir) : undefined))(stateFile(spareDir));
   // (Its directories checked on a thread already, when prevalidated against this very state.)
   const spareChecked = spareState && opts.prevalidated?.spare?.state === spareState ? opts.prevalidated.spare.dirsValid : undefined;
-  if (spareState && (!spareState.dirs || liveListing(spareDir, spareState, opts.racyMs, spareChecked).walked)) spareState = undefined;
+  if (spareState && (!spareState.dirs || liveListing(spareDir, spareState, opts.racyMs, spareChecked, true).walked)) spareState = undefined;
   const sameInSpare = (path: string, liveEntry: StateEntry) => {
     const s = spareState?.entries[path];
     return s !== undefined && s[0] === liveEntry[0] && s[1] === liveEntry[1] && s[2] === liveEntry[2] && s[3] === liveEntry[3] && s[4] === liveEntry[4];
@@ -1391,7 +1413,7 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     spareFile = stateFile(spareDir)!;
     rmSync(spareFile, { force: true });
     if (spareState) spareEntries = keysOf(spareState.entries);
-    else spareEntries = [...listTree(spareDir, '', new Map(), spareDirs).keys()];
+    else spareEntries = [...listTree(spareDir, '', new Map(), spareDirs, true).keys()];
     try {
       umask = process.umask(0);
     } catch {
@@ -1479,9 +1501,16 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
       const r = backend!.end();
       return r instanceof Promise ? r.then(done) : done(r);
     },
-    complete(r: SpareResult | undefined, stamp?: BuildStamp): WriteStats {
+    complete(r: SpareResult | undefined, stamp?: BuildStamp, swapped?: () => void): WriteStats {
       try {
-        return swap(r, stamp);
+        const stats = swap(r, stamp);
+        // (Still under the lock: no other build's output is in place yet. Its failure fails nothing.)
+        try {
+          swapped?.();
+        } catch {
+          // (What it saves is an improvement: see TreeWriter.finish.)
+        }
+        return stats;
       } finally {
         unlock();
         if (!keepSpare && readdirSync(home).length === 0) rmdirSync(home);

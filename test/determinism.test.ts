@@ -16,7 +16,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, read
 import { basename, dirname, join } from 'node:path';
 import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
-import { openTreeWriter, prevalidator, releaseLocks, takeLock, writeTree, writerOf } from '../generator/io.ts';
+import { isMountPoint, openTreeWriter, prevalidator, releaseLocks, takeLock, writeTree, writerOf } from '../generator/io.ts';
 import type { OutTree } from '../generator/types.ts';
 
 const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
@@ -605,19 +605,55 @@ test('a rebuild lists the previous output from its state while no directory chan
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('isMountPoint: the last mount on a path or its parents decides (one made later on a parent hides it); escaped names; a path under no mount of its own is none', () => {
+  const d = tmp('pigen-mnt-');
+  const b = join(d, 'a b', 'c');
+  mkdirSync(b, { recursive: true });
+  const esc = (p: string) => p.replaceAll(' ', '\\040');
+  const line = (id: number, at: string) => `${id} 1 0:${id} / ${esc(at)} rw,relatime shared:${id} - tmpfs tmpfs rw`;
+  const root = line(20, '/');
+  assert.ok(isMountPoint(b, [root, line(30, b)].join('\n')), 'mounted on itself, its name escaped');
+  assert.not.ok(isMountPoint(b, [root, line(30, b), line(31, join(d, 'a b'))].join('\n')), 'hidden by a mount on its parent made later');
+  assert.ok(isMountPoint(join(d, 'a b'), [root, line(30, b), line(31, join(d, 'a b'))].join('\n')));
+  assert.not.ok(isMountPoint(b, root), 'no mount of its own (a btrfs subvolume is another device, and no mount)');
+  assert.not.ok(isMountPoint(join(d, 'missing'), root), 'not there yet');
+  rmSync(d, { recursive: true, force: true });
+});
+
+test('directories with one mode other than 0755, all alike (a filesystem that ignores chmod: CIFS, drvfs), keep the fast listing; one unlike the others is walked', () => {
+  const dir = tmp('pigen-dirmodes-');
+  const a = join(dir, 'a');
+  const cwd = join(ROOT, 'test', 'fixtures');
+  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
+  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const opts = { racyMs: 0 };
+  for (const t of [t1, t2, t1]) writeTree(a, t, opts);
+  const chmodAll = (root: string, mode: number) => {
+    for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory()) chmodSync(join(root, e.name), mode), chmodAll(join(root, e.name), mode);
+  };
+  chmodAll(a, 0o777);
+  chmodAll(join(dir, '.a.pigen', 'spare'), 0o777);
+  assert.is(writeTree(a, t2, opts).listed, 'state', 'all alike: listed from the state');
+  chmodSync(join(a, 'nodes'), 0o700);
+  assert.is(writeTree(a, t1, opts).listed, 'walked', 'one unlike the others: walked');
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('releaseLocks (a process stopped at once: a second Ctrl-C) removes the locks it holds, never one another process took since', () => {
   const dir = tmp('pigen-locks-');
   const a = join(dir, 'a.lock');
   const b = join(dir, 'b.lock');
   takeLock(a, 'a');
-  const releaseB = takeLock(b, 'b');
-  releaseB();
-  // b's lock taken again by another process after this one released it: not this one's to remove.
+  takeLock(b, 'b');
+  // b's lock removed while held (by hand) and taken by another process: its file written in place
+  // of this one's (it may get the same inode number), not this one's to remove.
+  rmSync(b);
   writeFileSync(b, '999999\n');
   assert.is(readFileSync(a, 'utf8'), `${process.pid}\n`);
   releaseLocks();
   assert.not.ok(existsSync(a), 'its own lock removed');
   assert.ok(existsSync(b), "another's lock left");
+  assert.is(readFileSync(b, 'utf8'), '999999\n');
   releaseLocks();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -66,6 +66,17 @@ test('a quota exceeded (EDQUOT, which Node 20 has no name for) is said by name: 
   assert.not.match(r.err, /internal error|Unknown system error/);
 });
 
+test('a quota exceeded on the writer threads of a large fleet is named as well (the thread passes the errno on)', () => {
+  if (!needTools('the writer under injected I/O errors', 'strace')) return;
+  const d = tmp('pigen-wfail-');
+  const hosts = Array.from({ length: 120 }, (_, i) => `        10.10.${20 + (i >> 8)}.${(i & 255) + 1}: {}`).join('\n');
+  writeFileSync(join(d, 'inv.yml'), `all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    web:\n      hosts:\n${hosts}\n  vars:\n    admin_ip: 10.10.10.10\n`);
+  const r = build(d, { path: join(d, '.out.pigen', 'spare', 'nodes'), spec: 'mkdir:error=EDQUOT' });
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /pigen: cannot write out: EDQUOT \(disk quota exceeded\)/);
+  assert.not.match(r.err, /internal error|Unknown system error/);
+});
+
 test('a swap that fails puts the previous output back at once; the secrets index holds the old secrets and the new until the new output is in place', () => {
   if (!needTools('the writer under injected I/O errors', 'strace')) return;
   const d = setUp('OldSecretPw1');

@@ -202,14 +202,11 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
   }
   let stats;
   try {
-    stats = await writer.finish(stamp);
+    // (The new alone once the output is in place, under the same lock: no other build's output
+    // can be in place by then. Should it fail, the index holds the old secrets too: more hidden.)
+    stats = await writer.finish(stamp, () => saveRedactionIndex(outDir, forms));
   } catch (e) {
     return cannotWrite(e);
-  }
-  try {
-    saveRedactionIndex(outDir, forms);
-  } catch {
-    // (The output is built: the index holds the old secrets too, which hides more, not less.)
   }
   const ms = performance.now() - t0;
   // A watching process names the nodes it rendered again (on the first build: every node).
