@@ -1013,12 +1013,10 @@ export function readRedactionIndex(outDir: string): RedactionIndex | undefined {
 /**
  * Leaves beside the output `outDir` (written by a build just now) the redaction index of `forms`
  * (secretForms), mode 0600: salted with the salt of the one there, when there is one (then not
- * written again when it is the same), else with a new random one.
- */
-/**
- * Saves the index of `forms` beside the output. `keepOld`: with what the index holds already (a
- * build saves that before its swap, and the new one alone after it: until the new output is in
- * place, the live one's secrets, which may be others, stay hidden, whatever stops the build).
+ * written again when it is the same), else with a new random one. `keepOld`: with what the index
+ * holds already (a build saves that before its swap, and the new one alone after it: until the
+ * new output is in place, the live one's secrets, which may be others, stay hidden, whatever
+ * stops the build).
  */
 export function saveRedactionIndex(outDir: string, forms: readonly string[], keepOld = false): void {
   const dir = outputDir(outDir);
@@ -1091,11 +1089,6 @@ export interface OutputBusy extends Error {
 }
 
 /**
- * Takes the lock of a tree's home (`lock`: this process's pid in it, linked into place), or
- * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
- * stale: moved aside and taken. Returns its release.
- */
-/**
  * Whether `path` is a mount point. /proc/self/mountinfo says: the last mount (in mount order) on
  * the path or on one of its parents is on the path itself (a mount on a parent made later hides
  * it; a btrfs subvolume, another device but no mount, renames as any directory). Without /proc:
@@ -1130,15 +1123,15 @@ export function isMountPoint(path: string, mountinfo?: string): boolean {
   return last === dir;
 }
 
+/**
+ * Takes the lock of a tree's home (`lock`: this process's pid in it, linked into place), or
+ * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
+ * stale: moved aside and taken. Returns its release.
+ */
 function lockHome(home: string, dir: string): () => void {
   return takeLock(join(home, 'lock'), dir);
 }
 
-/**
- * Takes the lock file `lock` (this process's pid in it, linked into place), or throws OutputBusy
- * naming `what` the holder writes. A lock whose pid no longer runs is stale: taken over. Returns
- * its release.
- */
 /** The release of every lock this process holds (releaseLocks). */
 const heldLocks = new Set<() => void>();
 
@@ -1156,6 +1149,11 @@ export function releaseLocks(): void {
   }
 }
 
+/**
+ * Takes the lock file `lock` (this process's pid in it, linked into place), or throws OutputBusy
+ * naming `what` the holder writes. A lock whose pid no longer runs is stale: taken over. Returns
+ * its release.
+ */
 export function takeLock(lock: string, what: string): () => void {
   const readPid = (f: string) => {
     try {
