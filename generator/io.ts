@@ -1101,14 +1101,15 @@ export function isMountPoint(path: string, mountinfo?: string): boolean {
   } catch {
     return false; // (not there yet: made by the build)
   }
-  if (dirname(dir) === dir || !lstatOr(dir)?.isDirectory()) return false;
+  const st = lstatOr(dir);
+  if (dirname(dir) === dir || !st?.isDirectory()) return false;
   let info = mountinfo;
   if (info === undefined) {
     try {
       info = readFileSync('/proc/self/mountinfo', 'utf8');
     } catch {
       const up = lstatOr(dirname(dir));
-      return up !== undefined && lstatOr(dir)!.dev !== up.dev;
+      return up !== undefined && st.dev !== up.dev;
     }
   }
   // (Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.)
@@ -1419,7 +1420,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
     }
     backend = backendOf();
     // (Directories recorded in every build but the first: a cold build is the one not slowed.)
-    const topMode = (lstatOr(dir)?.isDirectory() ? lstatOr(dir)!.mode : 0o755) & 0o7777;
+    const top = lstatOr(dir);
+    const topMode = (top?.isDirectory() ? top.mode : 0o755) & 0o7777;
     backend.init({ dir, spareDir, exact: umask !== undefined, fresh, recordDirs: spareState !== undefined || live !== undefined, topMode });
     for (const item of held!) send(item);
     held = undefined;
@@ -1941,7 +1943,8 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
   // pigsty.yml`), or a file created as a link, is then watched where it now leads.
   const refresh = () => {
     const next = new Map<string, Set<string>>();
-    for (const f of files.flatMap(linkChain)) {
+    const chains = files.map(linkChain);
+    for (const f of chains.flat()) {
       for (let child = f, d = dirname(f); ; child = d, d = dirname(d)) {
         if (!next.has(d)) next.set(d, new Set());
         next.get(d)!.add(basename(child));
@@ -1950,15 +1953,12 @@ export function watchFiles(files: string[], onChange: () => void, quietMs = 25):
     }
     for (const d of [...watchers.keys()]) if (!next.has(d)) drop(d);
     byDir = next;
+    // (Where each file ends: its chain's last path, its real path when it has one; a link left
+    // dangling, or no file yet, is for its directory's watcher to see come.)
     const ends = new Map<string, number>();
-    for (const f of files) {
-      try {
-        const real = realpathSync(f);
-        const st = statSync(real, { throwIfNoEntry: false });
-        if (st?.isFile()) ends.set(real, st.ino);
-      } catch {
-        // dangling, or not there (yet): its directory's watcher sees it come
-      }
+    for (const chain of chains) {
+      const st = lstatOr(chain.at(-1)!);
+      if (st?.isFile()) ends.set(chain.at(-1)!, st.ino);
     }
     for (const f of [...fileWatchers.keys()]) if (fileWatchers.get(f)!.ino !== ends.get(f)) dropFile(f);
     for (const [f, ino] of ends) {

@@ -5,13 +5,13 @@ import { GZIP_OPTIONS } from '../emit/userdata.js';
 import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, saveRedactionIndex, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
-import { availableParallelism, constants as osConstants } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretFormsOf, secretsFileOf, whenFree, type LoadResult } from './common.js';
+import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretFormsOf, secretsFileOf, systemErrorMessage, whenFree, type LoadResult } from './common.js';
 import { asReport, buildKey, inputsKey, type BuildReport } from './uptodate.js';
 
 /**
@@ -345,18 +345,6 @@ function isSystemError(e: unknown): boolean {
   // (Node 20 has no name for some errnos, EDQUOT's: its code is then 'Unknown system error -122'.)
   return typeof x?.syscall === 'string' && ((typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) || typeof x.errno === 'number');
 }
-
-/** A system error's message, an errno Node has no name for named (`Unknown system error -122` → EDQUOT, disk quota exceeded). */
-export function systemErrorMessage(e: unknown): string {
-  const x = e as { message?: unknown; errno?: unknown };
-  const message = String(x?.message ?? e);
-  if (typeof x?.errno !== 'number' || !message.includes(`Unknown system error ${x.errno}`)) return message;
-  const name = Object.entries(osConstants.errno).find(([, n]) => n === -x.errno!)?.[0];
-  if (name === undefined) return message;
-  const said = ERRNO_TEXT[name] ? `${name} (${ERRNO_TEXT[name]})` : name;
-  return message.replaceAll(`Unknown system error ${x.errno}`, said);
-}
-const ERRNO_TEXT: Record<string, string> = { EDQUOT: 'disk quota exceeded' };
 
 /**
  * Every build replaces the output whole: an input inside it (the inventory, the secrets file when

@@ -10,7 +10,7 @@ import { formatBytes, ProgressReporter } from '../bundle/progress.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { atomicFileSink, ensurePaths, fileSizeOf, fileStartsWith, findProgram, isDirectory, listDirFiles, makeTempDir, outputFileTarget, primaryPackageCount, readFileChunks, removePath, runProgram, symlinkFile } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, systemErrorMessage } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
 export const bundle: Command = {
@@ -151,7 +151,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (!err.code) throw e;
-        return fail(1, `cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : err.message}`);
+        return fail(1, `cannot write ${shown}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such directory' : systemErrorMessage(err)}`);
       }
       const reporter = values.quiet ? undefined : new ProgressReporter(ctx.stderr, { now: () => performance.now() });
       const t0 = performance.now();

@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
 import { secretForms } from '../util/redact.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
 import { parseSet } from '../resolve/index.js';
@@ -97,7 +98,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     text = readOptionalText(secretsPath);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    const why = code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : systemErrorMessage(e);
     result.diagnostics = [...result.diagnostics, err('file-unreadable', [], `cannot read ${secretsPath}: ${why}`, { file: secretsPath, hint: 'the secrets file beside the inventory must be a file pigen can read (pigen secrets init makes one)' })];
     delete result.inventory;
     return result;
@@ -209,3 +210,15 @@ export async function whenFree<T>(ctx: CliContext, what: string, take: () => T, 
     }
   }
 }
+
+/** A system error's message, an errno Node has no name for named (`Unknown system error -122` → EDQUOT, disk quota exceeded). */
+export function systemErrorMessage(e: unknown): string {
+  const x = e as { message?: unknown; errno?: unknown };
+  const message = String(x?.message ?? e);
+  if (typeof x?.errno !== 'number' || !message.includes(`Unknown system error ${x.errno}`)) return message;
+  const name = Object.entries(osConstants.errno).find(([, n]) => n === -x.errno!)?.[0];
+  if (name === undefined) return message;
+  const said = ERRNO_TEXT[name] ? `${name} (${ERRNO_TEXT[name]})` : name;
+  return message.replaceAll(`Unknown system error ${x.errno}`, said);
+}
+const ERRNO_TEXT: Record<string, string> = { EDQUOT: 'disk quota exceeded' };

@@ -12,7 +12,7 @@ import { SECRETS_FILE, defaultPasswords, infraSans, parseSecrets, serializeSecre
 import type { Inventory } from '../types.js';
 import { Vars } from '../plan/vars.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { EXPIRY_WARNING_MS, diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, whenFree } from './common.js';
+import { EXPIRY_WARNING_MS, diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, systemErrorMessage, whenFree } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 
 /**
@@ -208,8 +208,9 @@ async function writeSecrets(ctx: CliContext, values: Values, sub: string, name: 
     return 0;
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    ctx.stderr.write(`pigen: ${(e as Error).message}\n`);
-    if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: (e as Error).message }, null, 2) + '\n');
+    const message = systemErrorMessage(e);
+    ctx.stderr.write(`pigen: ${message}\n`);
+    if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, error: message }, null, 2) + '\n');
     return 1;
   }
 }

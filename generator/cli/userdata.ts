@@ -8,7 +8,7 @@ import { resolve as resolvePath } from 'node:path';
 import { HIDDEN, isSecretKey, maskSecretsInLine, redactText } from '../diagnostics.js';
 import { shellWord } from '../util/text.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, secretsFileOf } from './common.js';
+import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics, secretsFileOf, systemErrorMessage } from './common.js';
 import { UsageError } from './context.js';
 
 const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b64'] as const;
@@ -153,7 +153,7 @@ warning on stderr names the files that hold them (no secret in it).`,
         const code = (e as NodeJS.ErrnoException).code;
         const usage = code === 'EISDIR' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'ENOTREG';
         const why = code === 'ENOTREG' ? (e as Error).message : code === 'EISDIR' ? 'it is a directory' : 'its directory does not exist';
-        return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${why}; give a file path` : (e as Error).message}`);
+        return fail(usage ? 2 : 1, `cannot write ${values.out}: ${usage ? `${why}; give a file path` : systemErrorMessage(e)}`);
       }
       said();
       json({ ok: true, ...result });
