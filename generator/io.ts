@@ -1151,18 +1151,26 @@ export function releaseLocks(): void {
 }
 
 /**
- * Takes the lock file `lock` (this process's pid in it, linked into place), or throws OutputBusy
- * naming `what` the holder writes. A lock whose pid no longer runs is stale: taken over. Returns
+ * Takes the lock file `lock` (this process's pid and start time in it, linked into place), or
+ * throws OutputBusy naming `what` the holder writes. A lock whose process no longer runs is
+ * stale: taken over. Returns
  * its release.
  */
 export function takeLock(lock: string, what: string): () => void {
-  const readPid = (f: string) => {
+  // A lock holds `<pid> <start>`: the holder's pid and its start time, which tells it from a later
+  // process given the same pid once it died (a build killed by Ctrl-C leaves its lock: a one-shot
+  // build has no signal handler, so Ctrl-C stops it at once). A lock of just a pid (an older
+  // pigen's, or one without /proc) is judged by the pid alone.
+  const readLock = (f: string) => {
     try {
-      return Number.parseInt(readFileSync(f, 'utf8'), 10);
+      const text = readFileSync(f, 'utf8');
+      const [pid, start] = text.trim().split(/\s+/);
+      return { text, pid: Number.parseInt(pid ?? '', 10), start: start && /^\d+$/.test(start) ? start : undefined };
     } catch {
       return undefined;
     }
   };
+  const self = startTime(process.pid);
   for (let attempt = 0; ; attempt++) {
     // Written whole, then linked into place (link(2) fails on an existing name, as O_EXCL does): a
     // lock file never exists without its pid.
@@ -1170,7 +1178,7 @@ export function takeLock(lock: string, what: string): () => void {
     if (attempt === 0) removeStaleTemps(lock);
     const tmp = tempBeside(lock);
     try {
-      writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      writeFileSync(tmp, self === undefined ? `${process.pid}\n` : `${process.pid} ${self}\n`, { flag: 'wx', mode: 0o644 });
     } catch (e) {
       rmSync(tmp, { force: true });
       throw e;
@@ -1182,7 +1190,7 @@ export function takeLock(lock: string, what: string): () => void {
         heldLocks.delete(release);
         // (Removed only while it is still this build's own: never a lock another build took since,
         // whose file may have been given the same inode number: its pid tells.)
-        if (lstatOr(lock)?.ino === ino && readPid(lock) === process.pid) rmSync(lock, { force: true });
+        if (lstatOr(lock)?.ino === ino && readLock(lock)?.pid === process.pid) rmSync(lock, { force: true });
       };
       heldLocks.add(release);
       return release;
@@ -1191,9 +1199,10 @@ export function takeLock(lock: string, what: string): () => void {
     } finally {
       rmSync(tmp, { force: true });
     }
-    const pid = readPid(lock);
-    if (pid === undefined) continue; // released meanwhile
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+    const held = readLock(lock);
+    if (held === undefined) continue; // released meanwhile
+    const pid = held.pid;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid, held.start)) {
       throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${what}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
     }
     // Stale (its pid ended: a build killed with SIGKILL). Moved aside first (of two builds taking it
@@ -1205,7 +1214,7 @@ export function takeLock(lock: string, what: string): () => void {
     } catch {
       continue;
     }
-    if (!Object.is(readPid(aside), pid)) {
+    if (readLock(aside)?.text !== held.text) {
       try {
         linkSync(aside, lock);
       } catch {
@@ -1216,12 +1225,29 @@ export function takeLock(lock: string, what: string): () => void {
   }
 }
 
-function isRunning(pid: number): boolean {
+/** Whether process `pid` runs (and, given the `start` its lock recorded, is still the same process). */
+function isRunning(pid: number, start?: string): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (start === undefined) return true;
+  const now = startTime(pid);
+  return now === undefined || now === start;
+}
+
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat; the command
+ * name before it, in parentheses, may hold spaces), or undefined where there is no such file.
+ */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start && /^\d+$/.test(start) ? start : undefined;
+  } catch {
+    return undefined;
   }
 }
 

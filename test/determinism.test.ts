@@ -521,7 +521,9 @@ test('one build writes an output at a time: another waits for its lock, a stale 
   // goes on once the holder is gone.
   const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
   const holderGone = new Promise((res) => holder.on('exit', res));
-  writeFileSync(lock, `${holder.pid}\n`);
+  // (Its start time beside the pid, as pigen writes it: /proc/<pid>/stat's field 22.)
+  const stat = readFileSync(`/proc/${holder.pid}/stat`, 'utf8');
+  writeFileSync(lock, `${holder.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
   const before = scan(out, true);
   const b = start(['--set', 'node_exporter_port=9111']);
   for (let i = 0; i < 600 && !b.stderr().includes('waiting for pid'); i++) await sleep(50);
@@ -541,6 +543,14 @@ test('one build writes an output at a time: another waits for its lock, a stale 
   assertOk(r, 'build over a stale lock');
   assert.not.match(r.stderr, /waiting/);
   assertSame(scan(out), trees.A, { actual: 'out/', expected: 'tree A' });
+  // A lock a build killed by Ctrl-C left, whose pid now belongs to another process (reused): the
+  // start time beside the pid tells them apart, and it is taken over too. (pid 1 runs; its start
+  // time is not 1.)
+  writeFileSync(lock, '1 1\n');
+  const reused = cli(['build', 'big.yml', '-o', 'out'], { cwd: dir });
+  assertOk(reused, 'build over the lock of a dead process whose pid runs again');
+  assert.not.match(reused.stderr, /waiting/);
+  assert.not.ok(existsSync(lock), 'no lock left');
   // And a lock file with no pid in it (not one pigen writes: it links a complete file into place).
   writeFileSync(lock, 'garbage\n');
   assertOk(cli(['build', 'big.yml', '-o', 'out'], { cwd: dir }), 'build over a lock without a pid');
@@ -649,7 +659,9 @@ test('releaseLocks (a process stopped at once: a second Ctrl-C) removes the lock
   // of this one's (it may get the same inode number), not this one's to remove.
   rmSync(b);
   writeFileSync(b, '999999\n');
-  assert.is(readFileSync(a, 'utf8'), `${process.pid}\n`);
+  // (The pid, and the start time that tells this process from a later one given its pid.)
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  assert.is(readFileSync(a, 'utf8'), `${process.pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}\n`);
   releaseLocks();
   assert.not.ok(existsSync(a), 'its own lock removed');
   assert.ok(existsSync(b), "another's lock left");
