@@ -49,10 +49,13 @@ test('real packages: download, bundle, install with the generated script, serve 
   const inv = join(dir, 'pigsty.yml');
   writeFileSync(
     inv,
-    'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    nodes: { hosts: { 10.10.10.11: {} } }\n  vars:\n    admin_ip: 10.10.10.10\n    repo_packages: [jq]\n    repo_extra_packages: []\n    repo_bundle: /tmp/pkg.tgz\n',
+    'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    nodes: { hosts: { 10.10.10.11: {} } }\n  vars:\n    admin_ip: 10.10.10.10\n    repo_packages: [jq]\n    repo_extra_packages: []\n    repo_bundle: /tmp/pkg.tgz\n    node_repo_modules: node\n',
   );
 
-  // 1. Download with dependencies (isolated apt: own lists, cache, empty dpkg status).
+  // 1. Download with dependencies (isolated apt: own lists, cache, empty dpkg status). (The
+  //    nodes read upstream repos here, so the bundle is repo_packages' alone; grafana, vector and
+  //    the like, which they install, are not in this build host's sources. Built below with
+  //    node_repo_modules=local: the served repo is what is tested.)
   const pk = await cli(['bundle', inv, '--packages']);
   assert.equal(pk.out.trim().split('\n'), ['jq']);
   const cache = join(dir, 'cache');

@@ -553,6 +553,45 @@ test('CLI: --packages resolves repo_packages + repo_extra_packages through the a
   assert.ok(el.out.split('\n').includes('postgresql17-server'));
 });
 
+test('the bundle holds what the nodes reading the local repo install (beyond repo_packages, named); --from warns of those no .deb provides', async () => {
+  const dir = tmp('pigen-fleet-');
+  const inv = join(dir, 'pigsty.yml');
+  // (repo_packages short: jq alone. The admin node installs grafana, victoria-*, sudo, … at boot;
+  // the other node reads upstream repos, and its node_packages are none of the bundle's business.)
+  writeFileSync(
+    inv,
+    'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    web: { hosts: { 10.10.10.11: { node_repo_modules: "node,infra", node_packages: [upstream-only] } } }\n  vars:\n    admin_ip: 10.10.10.10\n    node_repo_modules: local\n    node_packages: [openssh-server, htop]\n    repo_packages: [jq]\n    repo_extra_packages: []\n',
+  );
+  const r = await cli(['bundle', inv, '--packages', '--json']);
+  assert.is(r.code, 0, r.err);
+  const list = JSON.parse(r.out) as string[];
+  for (const p of ['jq', 'grafana', 'grafana-victorialogs-ds', 'victoria-metrics', 'sudo', 'htop', 'openssh-server', 'prometheus-node-exporter', 'chrony']) assert.ok(list.includes(p), `${p} in ${list.join(' ')}`);
+  assert.not.ok(list.includes('upstream-only'), 'a node that does not read the local repo adds nothing');
+  assert.equal(list, [...list].sort());
+  const note = /note: (\d+) packages beyond repo_packages \+ repo_extra_packages, which the nodes that read the local repo install at boot: (.*)\n/.exec(r.err);
+  assert.ok(note, r.err);
+  assert.equal(note![2]!.split(' '), list.filter((p) => p !== 'jq'));
+  // Nodes that read no local repo: the list is repo_packages' alone, and no note.
+  const up = await cli(['bundle', inv, '--packages', '--set', 'node_repo_modules=node']);
+  assert.equal(up.out.trim().split('\n'), ['jq']);
+  assert.not.match(up.err, /beyond repo_packages/);
+
+  // --from: a directory that lacks some of them is bundled, with a warning naming them (a name
+  // a package Provides counts).
+  if (!HAVE_DPKG) return;
+  const d = join(dir, 'debs-src');
+  makeDeb(d, 'jq', 'gzip');
+  makeDeb(d, 'htop-ng', 'gzip', 'Provides: htop (= 3.0), other-name\n');
+  const out = join(dir, 'b.tgz');
+  const b = await cli(['bundle', inv, '--from', join(d, 'debs'), '-o', out, '--quiet', '--json']);
+  assert.is(b.code, 0, b.err);
+  const lacking = (JSON.parse(b.out) as { lacking: string[] }).lacking;
+  assert.ok(lacking.includes('grafana') && lacking.includes('sudo'), lacking.join(' '));
+  assert.not.ok(lacking.includes('htop') || lacking.includes('jq'), 'provided by a .deb (Package or Provides)');
+  assert.equal(lacking, list.filter((p) => p !== 'jq' && p !== 'htop'));
+  assert.match(b.err, new RegExp(`warning: ${lacking.length} packages that the nodes reading the local repo install at boot are in no \\.deb of --from .*: ${lacking.join(' ')}; their package install would fail`));
+});
+
 test('progress: plain lines on a pipe every interval, a redrawn bar on a TTY', () => {
   let t = 0;
   const lines: string[] = [];

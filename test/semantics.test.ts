@@ -205,6 +205,23 @@ test('an empty local repo is a warning: nodes read it, no repo_bundle fills it',
   assert.equal(diags(fleet('', "    node_repo_modules: 'node,infra'")), [], 'nodes read upstream repos');
   assert.equal(diags(fleet('', '    repo_enabled: false\n    node_repo_modules: node')), []);
   assert.equal(diags(DEFAULT_INVENTORY), [], 'the embedded default reads upstream repos');
+  // The admin node makes no repo (repo_enabled: false, as Pigsty's one-node online templates keep
+  // it), while the nodes read it: said at repo_enabled, a repo_bundle named as not installed.
+  const off = diags(fleet('', '    repo_enabled: false\n    repo_bundle: /srv/b.tgz'));
+  assert.is(off.length, 1);
+  assert.match(off[0]!.message, /every node reads the `local` repo .*, but the admin node has repo_enabled: false: it makes no repo, and its repo_bundle is not installed/);
+  assert.equal(off[0]!.path.join('.'), 'all.vars.repo_enabled');
+  assert.match(diags(fleet('', '    repo_enabled: false'))[0]!.message, /repo_enabled: false: it makes no repo; booted/);
+});
+
+test('the repo made in repo_home but served from nginx_home: nodes reading it get nothing (repo-unserved)', () => {
+  const diags = (vars: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', `    repo_bundle: /srv/b.tgz\n${vars}`)) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-unserved');
+  const w = diags('    nginx_home: /srv/www');
+  assert.is(w.length, 1);
+  assert.match(w[0]!.message, /the repo is made in repo_home \/www, while the home server's \/pigsty\/ serves nginx_home \/srv\/www/);
+  assert.equal(w[0]!.path.join('.'), 'all.vars.nginx_home');
+  assert.equal(diags('    nginx_home: /srv/www\n    repo_home: /srv/www/'), [], 'the same directory');
+  assert.equal(diags(''), []);
 });
 
 test('repo_upstream with no entry for the OS of a module the nodes read is a warning (an EL inventory built for Debian)', () => {

@@ -118,7 +118,7 @@ const duplicateMessage = (a: { name: string; sha256?: string }, b: { name: strin
  * package, version and architecture. Reads only each .deb's head (up to its data member's
  * header); the bundle's own pass over the whole file stays the authority.
  */
-export async function checkInputs(payload: BundleInput[], repodata: BundleInput[] = []): Promise<string[]> {
+export async function checkInputs(payload: BundleInput[], repodata: BundleInput[] = [], provides?: Set<string>): Promise<string[]> {
   const problems = nameProblems(payload, repodata);
   const seen = new Map<string, string>();
   for (const f of [...payload].sort((a, b) => byCodeUnit(a.name, b.name))) {
@@ -140,6 +140,8 @@ export async function checkInputs(payload: BundleInput[], repodata: BundleInput[
       const next = ar.members[ar.members.findIndex((m) => controlMember(m.name) !== null) + 1];
       if (next && next.offset + next.size > f.size) throw new Error(`cut short: its member ${next.name} needs ${next.offset + next.size} bytes, the file has ${f.size}`);
       const id = packageId(fields);
+      // (What apt can install from it by name: its Package, and each name its Provides gives.)
+      if (provides) for (const name of [get(fields, 'Package'), ...(get(fields, 'Provides') ?? '').split(',').map((x) => x.trim().split(/[\s(:]/)[0])]) if (name) provides.add(name);
       const twin = seen.get(id);
       if (twin) problems.push(duplicateMessage({ name: twin }, f, id));
       else seen.set(id, f.name);

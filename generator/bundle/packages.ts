@@ -1,7 +1,8 @@
 // Which packages go into the offline repo (repo_packages + repo_extra_packages through the per-OS
-// alias table, pigsty-infra.md §2.4), and the isolated apt-get invocations that download them with
+// alias table, pigsty-infra.md §2.4, and what the nodes that read it install), and the isolated apt-get invocations that download them with
 // their dependencies into a cache directory (Pigsty's method on a Debian build host).
 
+import { planNode } from '../plan/index.js';
 import { expandPackages, osProfile, type OsProfile } from '../plan/os.js';
 import { Vars } from '../plan/vars.js';
 import { SECRETS_FILE } from '../secrets/index.js';
@@ -12,15 +13,31 @@ export function repoVars(inv: Inventory): JsonObject {
   return (inv.nodes.find((n) => n.ip === inv.adminIp) ?? inv.nodes[0])?.vars ?? inv.globals;
 }
 
-export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; defaultName: string; urlFiles: string[]; proxyEnv: Record<string, string> } {
+/**
+ * What goes into the bundle: repo_packages + repo_extra_packages through the alias table, as
+ * Pigsty downloads them, and every package a node that reads the `local` repo (node_repo_modules)
+ * installs at boot, for the bundle's OS: its components, node_packages, and the rest of its plan
+ * (`fleet`: those; `added`: those repo_packages did not name). Its packages install in one transaction: a single
+ * name the repo lacks fails them all, and an air-gapped node has no other source.
+ */
+export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; packages: string[]; added: string[]; fleet: string[]; defaultName: string; urlFiles: string[]; proxyEnv: Record<string, string> } {
   const v = new Vars(repoVars(inv));
   const os = osProfile(v.str('os_profile', 'd12'));
   const version = v.str('version', 'v4.5.0');
   const items = [...v.list('repo_packages'), ...v.list('repo_extra_packages')];
-  const packages = expandPackages(os, items, v.str('pg_version', '18'));
+  const listed = expandPackages(os, items, v.str('pg_version', '18'));
+  const fleet = new Set<string>();
+  for (const n of inv.nodes) {
+    const nv = new Vars(n.vars);
+    if (!nv.csv('node_repo_modules').includes('local') || osProfile(nv.str('os_profile', 'd12')).code !== os.code) continue;
+    for (const p of planNode(inv, n).packages) fleet.add(p);
+  }
+  const have = new Set(listed);
+  const added = [...fleet].filter((p) => !have.has(p)).sort();
+  const packages = [...listed, ...added].sort();
   // proxy_env: the environment of the downloads (pigsty-infra.md §2.1), as Pigsty sets it for its own.
   const proxyEnv = Object.fromEntries(Object.entries(v.obj('proxy_env')).filter((e): e is [string, string] => typeof e[1] === 'string'));
-  return { version, os, packages, defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz`, urlFiles: urlFileNames(v.list('repo_url_packages')), proxyEnv };
+  return { version, os, packages, added, fleet: [...fleet].sort(), defaultName: `pigsty-pkg-${version}.${os.code}.${os.arch}.tgz`, urlFiles: urlFileNames(v.list('repo_url_packages')), proxyEnv };
 }
 
 /**

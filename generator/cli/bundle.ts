@@ -36,8 +36,9 @@ ${INVENTORY_HELP}
                      the inventory's version and os_profile)
   --level N          gzip level 1-9 (default 6)
   -j, --jobs N       gzip members compressed at once (default: number of CPUs)
-  --packages         print the packages repo_packages + repo_extra_packages resolve to (one a
-                     line; with --json a list)
+  --packages         print the packages repo_packages + repo_extra_packages resolve to, and
+                     those the nodes reading the local repo install at boot (one a line; with
+                     --json a list)
   --download         download those packages and their dependencies with an isolated apt-get
                      (Debian build host) into --cache DIR (DIR/archives; reused on later runs)
   --cache DIR        cache directory for --download
@@ -69,6 +70,10 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       return 2;
     }
     const facts = bundleFacts(r.inventory);
+    // (Named: a user who keeps repo_packages short learns why the list is longer.)
+    if ((values.packages || values.download) && facts.added.length) {
+      ctx.stderr.write(`pigen: note: ${facts.added.length} package${facts.added.length === 1 ? '' : 's'} beyond repo_packages + repo_extra_packages, which the nodes that read the local repo install at boot: ${facts.added.join(' ')}\n`);
+    }
 
     if (values.packages) {
       ctx.stdout.write(values.json ? JSON.stringify(facts.packages, null, 2) + '\n' : facts.packages.map((p) => p + '\n').join(''));
@@ -133,12 +138,21 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       }
       const payload: BundleInput[] = payloadFiles.map((f) => ({ name: f.name, size: f.size, read: () => readFileChunks(f.path) }));
       // Bad inputs (a broken or duplicated .deb, a bad name): every one named, nothing written.
-      const problems = await checkInputs(payload, repodata);
+      const provides = new Set<string>();
+      const problems = await checkInputs(payload, repodata, provides);
       if (problems.length) {
         for (const p of problems) ctx.stderr.write(`pigen: error: ${p}\n`);
         ctx.stderr.write(`pigen: ${problems.length} problem${problems.length === 1 ? '' : 's'} in --from ${values.from}, nothing written: replace or remove ${problems.length === 1 ? 'that file' : 'those files'} (download them again: pigen bundle --download), then bundle again\n`);
         if (values.json) ctx.stdout.write(JSON.stringify({ ok: false, errors: problems }, null, 2) + '\n');
         return 2;
+      }
+      // What the nodes that read this repo install and no .deb of it provides: their boot's one
+      // package transaction would fail on it (a warning: the bundle may be one part of a repo).
+      const lacking = facts.os.family === 'deb' && debs.length ? facts.fleet.filter((p) => !provides.has(p)) : [];
+      if (lacking.length) {
+        ctx.stderr.write(
+          `pigen: warning: ${lacking.length} package${lacking.length === 1 ? '' : 's'} that the nodes reading the local repo install at boot ${lacking.length === 1 ? 'is' : 'are'} in no .deb of --from ${values.from} (as Package or Provides): ${lacking.join(' ')}; their package install would fail on ${lacking.length === 1 ? 'it' : 'them'}: download ${lacking.length === 1 ? 'it' : 'them'} (pigen bundle --download) or add the .deb files\n`,
+        );
       }
       // Ctrl-C or SIGTERM: the partial file is removed and the previous one left as it was (a
       // second signal ends pigen at once; the next bundle to this file removes what it left).
@@ -175,7 +189,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       reporter?.done();
       const secs = (performance.now() - t0) / 1000;
       if (values.json) {
-        ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, notBundled: left.map((f) => f.name), seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
+        ctx.stdout.write(JSON.stringify({ ok: true, out: shown, ...res, notBundled: left.map((f) => f.name), lacking, seconds: Number(secs.toFixed(3)) }, null, 2) + '\n');
       } else {
         ctx.stdout.write(
           `${shown}: ${res.files} files (${res.debs} .deb, ${res.rpms} .rpm), ${formatBytes(res.bytesIn)} → ${formatBytes(res.bytesOut)} in ${secs.toFixed(1)} s` +

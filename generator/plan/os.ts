@@ -101,7 +101,7 @@ const D12: OsProfile = {
   aliases: {
     'node-bootstrap': ['python3', 'python3-pip', 'sshpass', 'wget', 'curl', 'ca-certificates'],
     'infra-package': ['nginx', 'dnsmasq', 'etcd', 'haproxy', 'prometheus-node-exporter', 'prometheus-blackbox-exporter', 'prometheus-nginx-exporter'],
-    'infra-addons': ['grafana', 'victoria-metrics', 'victoria-logs', 'victoria-traces', 'vector', 'prometheus-alertmanager'],
+    'infra-addons': ['grafana', 'grafana-victorialogs-ds', 'victoria-metrics', 'victoria-logs', 'victoria-traces', 'vector', 'prometheus-alertmanager'],
     'node-package1': ['chrony', 'openssh-server', 'rsync', 'lz4', 'zstd', 'socat'],
     'node-package2': ['haproxy', 'keepalived', 'vector'],
     'node-package3': ['netcat-openbsd', 'tcpdump', 'sysstat', 'lsof'],
@@ -159,7 +159,7 @@ const EL9: OsProfile = {
   aliases: {
     'node-bootstrap': ['python3', 'python3-pip', 'sshpass', 'wget', 'curl', 'ca-certificates'],
     'infra-package': ['nginx', 'dnsmasq', 'etcd', 'haproxy', 'node_exporter', 'blackbox_exporter', 'nginx_exporter'],
-    'infra-addons': ['grafana', 'victoria-metrics', 'victoria-logs', 'victoria-traces', 'vmutils', 'vector', 'alertmanager'],
+    'infra-addons': ['grafana', 'grafana-victorialogs-ds', 'victoria-metrics', 'victoria-logs', 'victoria-traces', 'vmutils', 'vector', 'alertmanager'],
     'node-package1': ['chrony', 'openssh-server', 'rsync', 'lz4', 'zstd', 'socat'],
     'node-package2': ['haproxy', 'keepalived', 'vector'],
     'node-package3': ['nmap-ncat', 'tcpdump', 'sysstat', 'lsof'],

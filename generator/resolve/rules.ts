@@ -713,9 +713,19 @@ export const repoEmpty: Rule = (inv) => {
   const admin = inv.nodes.find((n) => n.ip === inv.adminIp);
   if (!admin || !admin.modules.includes('infra')) return [];
   const av = admin.vars;
-  if (av.repo_enabled === false || (typeof av.repo_bundle === 'string' && av.repo_bundle !== '')) return [];
+  const bundle = typeof av.repo_bundle === 'string' && av.repo_bundle !== '' ? av.repo_bundle : undefined;
   const users = inv.nodes.filter((n) => repoModules(n.vars).includes('local'));
   if (!users.length) return [];
+  // (repo_enabled: false, as Pigsty's one-node online templates keep it while their comment
+  // suggests node_repo_modules: local: the admin node makes no repo, nor installs a bundle.)
+  if (av.repo_enabled === false) {
+    return [
+      warn('repo-empty', originOf(admin, 'repo_enabled'), `${readersOf(inv, users)} the \`local\` repo (http://${inv.adminIp}/pigsty), but the admin node has repo_enabled: false: it makes no repo${bundle ? ', and its repo_bundle is not installed' : ''}; booted from their full user-data, they install no packages`, {
+        hint: 'set repo_enabled: true on the admin node (with repo_bundle), or point node_repo_modules at upstream repos',
+      }),
+    ];
+  }
+  if (bundle) return [];
   const at = users[0]!.origins.node_repo_modules ?? admin.origins.admin_ip ?? admin.path;
   return [
     warn('repo-empty', at, `${readersOf(inv, users)} the \`local\` repo (http://${inv.adminIp}/pigsty), but no repo_bundle fills it: booted from their full user-data, they install no packages`),
@@ -759,7 +769,9 @@ export const adminServes: Rule = (inv) => {
         ? { at: admin.origins.infra_portal ?? at, msg: `the admin node's infra_portal has no \`home\` entry with a domain (the server that holds /pigsty/)` }
         : av.num('nginx_port', 80) !== 80
           ? { at: originOf(admin, 'nginx_port'), msg: `nginx listens on ${av.num('nginx_port', 80)}, not 80 (the repo URL has no port)` }
-          : undefined;
+          : dirOf(admin, 'repo_home') !== undefined && dirOf(admin, 'nginx_home') !== undefined && dirOf(admin, 'repo_home') !== dirOf(admin, 'nginx_home')
+            ? { at: originOf(admin, admin.origins.repo_home ? 'repo_home' : 'nginx_home'), msg: `the repo is made in repo_home ${dirOf(admin, 'repo_home')}, while the home server's /pigsty/ serves nginx_home ${dirOf(admin, 'nginx_home')}` }
+            : undefined;
     if (why) {
       out.push(
         warn('repo-unserved', why.at, `${readersOf(inv, repoUsers)} the \`local\` repo (http://${inv.adminIp}/pigsty), but nothing serves it there: ${why.msg}; they install no packages at first boot`, {
@@ -779,6 +791,15 @@ export const adminServes: Rule = (inv) => {
     }
   }
   return out;
+};
+
+/**
+ * A directory parameter of a node (default /www, as repo_home and nginx_home are), without a
+ * trailing slash; undefined when it is no plain absolute path (an error of its own).
+ */
+const dirOf = (n: ResolvedNode, k: string) => {
+  const d = (typeof n.vars[k] === 'string' && n.vars[k] !== '' ? (n.vars[k] as string) : '/www').replace(/(.)\/+$/, '$1');
+  return /^\/[A-Za-z0-9._/-]*$/.test(d) && !d.split('/').includes('..') ? d : undefined;
 };
 
 /** Prometheus refuses a scrape timeout longer than the interval (the scrape config; pigen check's promtool). */
