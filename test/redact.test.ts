@@ -15,14 +15,19 @@ test.after(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true }
 
 test('the index hides each secret, as is and JSON-escaped, wherever it stands; nothing else', () => {
   const forms = secretForms([{ value: 'hunter2-Secret' }, { value: 'back\\slash' }, { value: 'ab' }]);
-  assert.equal(forms, ['back\\\\\\\\slash', 'back\\\\slash', 'back\\slash', 'hunter2-Secret'], 'as is, escaped once and twice; two-letter values are not indexed');
+  // (As is, escaped once and twice (and as Python's repr() quotes it: the same as once here);
+  // two-letter values are not indexed; and every piece of 10 characters.)
+  const whole = ['back\\\\\\\\slash', 'back\\\\slash', 'back\\slash', 'hunter2-Secret'];
+  const pieces = whole.flatMap((f) => Array.from({ length: Math.max(0, f.length - 9) }, (_, i) => f.slice(i, i + 10)));
+  assert.equal(forms, [...new Set([...whole, ...pieces])].sort());
   const index = redactionIndex(forms, '00112233445566778899aabbccddeeff');
   assert.ok(isRedactionIndex(index));
   assert.not.match(JSON.stringify(index), /hunter2|slash/);
   assert.is(redactIndexed("line 3: 'hunter2-Secret!' is not valid", index), "line 3: '****!' is not valid");
   assert.is(redactIndexed('hunter2-Secrethunter2-Secret', index), '****', 'adjacent occurrences make one ****');
   assert.is(redactIndexed('"pw": "back\\\\slash", pw2=back\\slash', index), '"pw": "****", pw2=****');
-  assert.is(redactIndexed('hunter2-Secre and hunter2', index), 'hunter2-Secre and hunter2', 'a part of a secret is no match');
+  assert.is(redactIndexed('hunter2-S and nter2-Secr', index), 'hunter2-S and ****', 'a part of 10 characters or more is hidden, a shorter one not');
+  assert.is(redactIndexed('Secret2-hunter', index), 'Secret2-hunter');
   assert.is(redactIndexed('', index), '');
   // Another salt: another index, the same verdicts.
   const other = redactionIndex(forms, 'ffeeddccbbaa99887766554433221100');
@@ -32,6 +37,16 @@ test('the index hides each secret, as is and JSON-escaped, wherever it stands; n
   const body = 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7'.repeat(3);
   const k = redactionIndex(secretForms([{ value: body, pem: true }]), '00112233445566778899aabbccddeeff');
   assert.is(redactIndexed(`key:\n${body.slice(64, 128)}\n`, k), 'key:\n****\n');
+  // A piece of a line, cut short as cloud-init's YAML errors quote it (found by a review: 32 of
+  // a key line's 64 characters were printed).
+  assert.is(redactIndexed(`  in "<byte string>", line 9, column 1:\n      ${body.slice(80, 112)} ... \n`, k), '  in "<byte string>", line 9, column 1:\n      **** ... \n');
+  // And without an index, by its look: a base64 run of 16 or more beside `...`.
+  assert.is(redactHeuristic(`      ${body.slice(80, 112)} ... `), '      **** ... ');
+  assert.is(redactHeuristic('      found character ... '), '      found character ... ');
+  // Python's repr() of a value with both quotes (cloud-init's messages; found by a review: 13 of
+  // its 16 characters were printed).
+  const repr = redactionIndex(secretForms([{ value: `Pw'q"uo\\te #x: y` }]), '00112233445566778899aabbccddeeff');
+  assert.is(redactIndexed(`{'auth_password': 'Pw\\'q"uo\\\\te #x: y'} is not valid`, repr), `{'auth_password': '****'} is not valid`);
   // Escaped twice: a file's content as a double-quoted string in the user-data, holding the
   // secret as a double-quoted string of its own (found by a review).
   const twice = redactionIndex(secretForms([{ value: 'Ml\\Pw\u0080Zz99q' }]), '00112233445566778899aabbccddeeff');

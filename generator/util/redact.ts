@@ -24,8 +24,33 @@ const MIN_LENGTH = 3;
 const digest = (salt: string, text: string) => cryptoHash('sha256', `${salt}\u0000${text}`, 'hex').slice(0, 32);
 
 /**
+ * A piece of a secret this long or longer is hidden wherever it stands: a validator may quote a
+ * line cut short (cloud-init's YAML errors show ~37 characters around the error, a third of a PEM
+ * line), so every stretch of this length of each form is indexed too.
+ */
+const PIECE = 10;
+
+/** The body of Python's repr() of `s` (cloud-init quotes values so): its quote and escapes. */
+function pythonRepr(s: string): string {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\' || ch === quote) out += '\\' + ch;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out;
+}
+
+/**
  * The forms a secret takes in a file: as is, as a JSON or double-quoted YAML string escapes it
- * (once, or twice: see below), and, for a PEM key's base64 body (`pem`), each 64-character line of it.
+ * (once, or twice: see below), as Python's repr() quotes it (cloud-init's messages), and, for a
+ * PEM key's base64 body (`pem`), each 64-character line of it; and every piece of PIECE
+ * characters of each of those.
  */
 export function secretForms(values: readonly { value: string; pem?: boolean }[]): string[] {
   const out = new Set<string>();
@@ -40,7 +65,9 @@ export function secretForms(values: readonly { value: string; pem?: boolean }[])
     out.add(value);
     out.add(once);
     out.add(JSON.stringify(once).slice(1, -1));
+    out.add(pythonRepr(value));
   }
+  for (const f of [...out]) if (f.length > PIECE) for (let i = 0; i + PIECE <= f.length; i++) out.add(f.slice(i, i + PIECE));
   return [...out].filter((f) => f.length >= MIN_LENGTH).sort();
 }
 
@@ -69,7 +96,7 @@ export function isRedactionIndex(x: unknown): x is RedactionIndex {
   return Object.entries(o.lengths as Record<string, unknown>).every(([k, v]) => /^[1-9][0-9]{0,5}$/.test(k) && Array.isArray(v) && v.every((h) => typeof h === 'string' && /^[0-9a-f]{32}$/.test(h)));
 }
 
-/** `text` with every stretch whose salted hash is in `index` replaced by HIDDEN (the longest first). */
+/** `text` with every stretch whose salted hash is in `index` replaced by HIDDEN (adjacent ones by one). */
 export function redactIndexed(text: string, index: RedactionIndex): string {
   const hidden = new Uint8Array(text.length);
   let any = false;
@@ -79,11 +106,11 @@ export function redactIndexed(text: string, index: RedactionIndex): string {
     .sort((a, b) => b - a);
   for (const l of lengths) {
     const set = new Set(index.lengths[l]);
+    // (Overlapping matches too: pieces of a secret (secretForms) cover it only together.)
     for (let i = 0; i + l <= text.length; i++) {
-      if (hidden[i] || !set.has(digest(index.salt, text.slice(i, i + l)))) continue;
+      if (!set.has(digest(index.salt, text.slice(i, i + l)))) continue;
       hidden.fill(1, i, i + l);
       any = true;
-      i += l - 1;
     }
   }
   if (!any) return text;
@@ -106,6 +133,8 @@ const NETRC_SECRET = /\b(password)(\s+)(\S+)/g;
 // path, nor a hex digest.)
 const BASE64_RUN = /(?<![A-Za-z0-9+/])[A-Za-z0-9+][A-Za-z0-9+/]{39,}={0,2}/g;
 const BASE64_LINE = /^(\s*)[A-Za-z0-9+/]{40,}={0,2}\s*$/;
+// A shorter run beside `...`: a line a validator cut short (cloud-init's YAML errors), a PEM line's piece.
+const BASE64_CUT = /(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}(?=\s*\.\.\.)|(?<=\.\.\.\s*)[A-Za-z0-9+/]{16,}={0,2}/g;
 const looksEncoded = (run: string) => (run.match(/[0-9]/g)?.length ?? 0) >= 3 && (run.match(/[A-Z]/g)?.length ?? 0) >= 3 && (run.match(/[a-z]/g)?.length ?? 0) >= 3;
 
 /** `text` with what looks like a secret hidden, line by line (no index needed: see the top). */
@@ -134,7 +163,7 @@ export function redactHeuristic(text: string): string {
         // (Mixed case is enough there: a random line of 40 and more lacks 3 digits one time in ~200.)
         const pem = BASE64_LINE.exec(l);
         if (pem && /[A-Z]/.test(l) && /[a-z]/.test(l)) return `${fold}${pem[1]}${HIDDEN}`;
-        return fold + l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run));
+        return fold + l.replace(BASE64_RUN, (run) => (looksEncoded(run) ? HIDDEN : run)).replace(BASE64_CUT, (run) => (/[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9+/]/.test(run) ? HIDDEN : run));
       })
       .join('\n'),
   );
