@@ -7,7 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:net';
 import { checkOutput, type CheckReport } from '../generator/cli/check.ts';
+import { listenPorts, remapListen } from '../generator/cli/check-nginx.ts';
 import { loadInventory } from '../generator/cli/common.ts';
 import type { CliContext } from '../generator/cli/context.ts';
 import { main } from '../generator/cli/main.ts';
@@ -182,6 +184,37 @@ test('user-data: an unknown key fails the upstream schema, a deprecated key is o
   const up = r.rows.find((x) => x.path === 'user-data' && x.validator === 'upstream-schema')!;
   assert.is(up.result, 'FAIL');
   assert.match(up.message, /manage_etc_hostz/);
+});
+
+test("nginx -t of pigen check listens on free ports, not the node's: it passes while this machine holds 80 and 443 (or may not bind them), and says a port as the node has it", async () => {
+  // (Each listen's port mapped in the scratch copy, distinct ones to distinct ones; a review found
+  // a correct output failing as a user that may not bind 80, and a server here on 80 fails it too.)
+  assert.is(remapListen('listen 80 default_server;\nlisten [::]:443 ssl;\nlisten 127.0.0.1;\nlisten unix:/run/x.sock;\nserver_name listen;\n', (p) => p + 40000), 'listen "40080" default_server;\nlisten "[::]:40443" ssl;\nlisten "127.0.0.1:40080";\nlisten unix:/run/x.sock;\nserver_name listen;\n');
+  assert.equal(listenPorts(['listen 8080; listen *:80;', 'server { listen 80; listen localhost; }']), [80, 8080]);
+  if (!HAVE) return;
+  const dir = build(undefined);
+  const held = await Promise.all(
+    [80, 443].map(
+      (port) =>
+        new Promise<Server | undefined>((res) => {
+          const srv = createServer();
+          srv.once('error', () => res(undefined));
+          srv.listen(port, () => res(srv));
+        }),
+    ),
+  );
+  try {
+    const r = await cli(['check', dir, '--json']);
+    const rows = (JSON.parse(r.stdout) as CheckReport).rows.filter((x) => x.validator === 'nginx');
+    assert.ok(rows.length > 1 && rows.every((x) => x.result === 'ok'), JSON.stringify(rows.filter((x) => x.result !== 'ok')));
+  } finally {
+    await Promise.all(held.map((srv) => srv && new Promise((res) => srv.close(res))));
+  }
+  const home = join(dir, 'nodes/10.10.10.10/rootfs/etc/nginx/conf.d/home.conf');
+  writeFileSync(home, readFileSync(home, 'utf8').replace(/^(\s*)listen 80 default_server;$/m, '$&\n$1listen 80 default_server;'));
+  const bad = await cli(['check', dir]);
+  assert.is(bad.code, 1);
+  assert.match(bad.stdout, /10\.10\.10\.10:\/etc\/nginx\/conf\.d\/home\.conf +nginx +FAIL +nginx: a duplicate listen 0\.0\.0\.0:80 in \/etc\/nginx\/conf\.d\/home\.conf:\d+/);
 });
 
 test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH are skipped and listed', async () => {

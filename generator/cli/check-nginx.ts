@@ -100,6 +100,52 @@ export function rebaseNginx(text: string, prefix: string): RebaseResult {
   return { text: out, paths };
 }
 
+/**
+ * A `listen` argument's port (`80`, `*:80`, `127.0.0.1:80`, `[::]:443`; an address alone listens
+ * on 80), and the argument with another port; undefined for a unix socket.
+ */
+export function listenPort(arg: string): { port: number; with(port: number): string } | undefined {
+  if (arg.startsWith('unix:')) return undefined;
+  const m = /^(?:(.*):)?(\d+)$/.exec(arg);
+  if (m) return { port: Number(m[2]), with: (p) => (m[1] !== undefined ? `${m[1]}:${p}` : String(p)) };
+  return { port: 80, with: (p) => `${arg}:${p}` };
+}
+
+/** Every port the `listen` directives of these configs name, sorted. */
+export function listenPorts(texts: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const text of texts) forEachListen(text, (arg) => void ((l) => l && ports.add(l.port))(listenPort(arg.value!)));
+  return [...ports].sort((a, b) => a - b);
+}
+
+function forEachListen(text: string, f: (arg: ReturnType<typeof nginxTokens>[number]) => void): void {
+  const tokens = nginxTokens(text);
+  let atStart = true;
+  for (let k = 0; k < tokens.length; k++) {
+    const t = tokens[k]!;
+    if (t.value === null) {
+      atStart = true;
+      continue;
+    }
+    if (!atStart) continue;
+    atStart = false;
+    const arg = tokens[k + 1];
+    if (t.value === 'listen' && arg && arg.value !== null) f(arg);
+  }
+}
+
+/** `text` with each `listen` directive's port mapped by `port` (the copy's: see copyNginxTree). */
+export function remapListen(text: string, port: (p: number) => number): string {
+  const edits: { start: number; end: number; text: string }[] = [];
+  forEachListen(text, (arg) => {
+    const l = listenPort(arg.value!);
+    if (l && port(l.port) !== l.port) edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(l.with(port(l.port))) });
+  });
+  let out = text;
+  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  return out;
+}
+
 /** The system's mime.types (nginx package), which the generated nginx.conf includes. */
 export const SYSTEM_MIME_TYPES = '/etc/nginx/mime.types';
 
@@ -119,9 +165,10 @@ export interface NginxCopy {
  * system mime.types, creates the log directory, and, when the configured `user` does not exist
  * on this machine (e.g. `nginx` of the el9 profile), runs the copy as `www-data` instead. The
  * compiled-in temp directories (/var/lib/nginx/*, which nginx creates even for `-t`) are set
- * under the prefix at the top of the http block.
+ * under the prefix at the top of the http block. `port` maps the ports `listen` names (nginx -t
+ * binds them: 80 and 443 need root, and one in use fails it), distinct ones to distinct ones.
  */
-export function copyNginxTree(nodeFiles: { path: string; content: string }[], prefix: string, userExists: (user: string) => boolean): NginxCopy {
+export function copyNginxTree(nodeFiles: { path: string; content: string }[], prefix: string, userExists: (user: string) => boolean, port?: (p: number) => number): NginxCopy {
   const extraHttp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${prefix}/var/lib/nginx/${t}; # check copy only`);
   mkdirSync(join(prefix, 'var/lib/nginx'), { recursive: true });
   const files = new Map<string, string>();
@@ -132,7 +179,7 @@ export function copyNginxTree(nodeFiles: { path: string; content: string }[], pr
     let text = f.content;
     if (f.path.endsWith('.conf')) {
       const r = rebaseNginx(text, prefix);
-      text = r.text;
+      text = port ? remapListen(r.text, port) : r.text;
       paths.push(...r.paths.map((p) => ({ file: f.path, ...p })));
       if (f.path === '/etc/nginx/nginx.conf') {
         const user = /^user\s+([^\s;]+)/m.exec(text)?.[1];

@@ -6,13 +6,14 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
 import { isWithin, PACKAGE_ROOT, readRedactionIndex } from '../io.js';
 import { redactRaw, redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
-import { copyNginxTree } from './check-nginx.js';
+import { copyNginxTree, listenPorts } from './check-nginx.js';
 import type { Command } from './commands.js';
 import { UsageError } from './context.js';
 import { loadDefault } from '../util/packages.js';
@@ -296,7 +297,12 @@ class Toolbox {
       p = (async () => {
         const prefix = this.scratch(`nginx-${s.node}`);
         const files = s.nodeFiles.filter((f) => f.path.startsWith('/etc/nginx/')).map((f) => ({ path: f.path, content: readFileSync(join(s.dir, f.out), 'utf8') }));
-        const copy = copyNginxTree(files, prefix, (u) => spawnSync('id', ['-u', u]).status === 0);
+        // (The ports it listens on, each mapped to a free one of this machine: nginx -t binds them,
+        // and 80 and 443 need root, or fail while a server here has them. Said back as they were.)
+        const ports = listenPorts(files.filter((f) => f.path.endsWith('.conf')).map((f) => f.content));
+        const free = await freePorts(ports.length);
+        const map = new Map(free ? ports.map((p, i) => [p, free[i]!]) : []);
+        const copy = copyNginxTree(files, prefix, (u) => spawnSync('id', ['-u', u]).status === 0, (p) => map.get(p) ?? p);
         const standIns: string[] = [];
         // (A path that would leave the prefix or the rootfs, `..` in it, is not copied: nginx -t then
         // reports the file missing. The rules reject such paths in an inventory.)
@@ -312,7 +318,9 @@ class Toolbox {
           standIns.push(pair[0]);
           for (const [f, from] of [[pair[0], tls.crt], [pair[1], tls.key]] as const) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(from, prefix + f);
         }
-        const r = await this.exec('nginx', ['-t', '-q', '-e', 'stderr', '-p', prefix + '/', '-c', copy.conf, '-g', `pid ${prefix}/nginx.pid;`], prefix);
+        const ran = await this.exec('nginx', ['-t', '-q', '-e', 'stderr', '-p', prefix + '/', '-c', copy.conf, '-g', `pid ${prefix}/nginx.pid;`], prefix);
+        const back = new Map([...map].map(([p, q]) => [String(q), String(p)]));
+        const r = { ...ran, out: back.size ? ran.out.replace(/(?<=:)\d+(?!\d)/g, (n) => back.get(n) ?? n) : ran.out };
         return { r, prefix, standIns };
       })();
       this.nginxRuns.set(s.node, p);
@@ -338,6 +346,23 @@ class Toolbox {
     let p = schemas.get(key);
     if (!p) schemas.set(key, (p = loadUpstreamSchema(this.schemaPath)));
     return p;
+  }
+}
+
+/** `n` ports free on this machine now (the kernel's choice), or undefined when none can be had. */
+async function freePorts(n: number): Promise<number[] | undefined> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = createServer();
+      servers.push(srv);
+      await new Promise<void>((res, rej) => (srv.once('error', rej), srv.listen(0, () => res())));
+    }
+    return servers.map((srv) => (srv.address() as AddressInfo).port);
+  } catch {
+    return undefined;
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((res) => srv.close(res))));
   }
 }
 
@@ -369,7 +394,7 @@ function firstLine(out: string): string {
     .filter((l) => !/level=info|\tinfo\t/.test(l))
     .map((l) => unlog(l.trim()))
     .filter((l) => l && !/^(FAILED|Error):?$/.test(l));
-  let i = ls.findIndex((l) => /error|fatal|fail|invalid|unknown|bad |not |cannot|refus|unexpected|missing/i.test(l));
+  let i = ls.findIndex((l) => /error|fatal|fail|invalid|unknown|bad |not |cannot|refus|unexpected|missing|duplicate|conflict/i.test(l));
   if (i < 0) i = ls.findIndex((l) => !NOISE.test(l));
   if (i < 0) i = 0;
   // "...: yaml: unmarshal errors:" says what is wrong on the next line.
