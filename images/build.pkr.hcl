@@ -6,9 +6,11 @@ build {
   name    = "cloud"
   sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty"]
 
-  # cloud-init's own first boot must be over before apt runs (dpkg lock races).
+  # cloud-init's own first boot must be over before apt runs (dpkg lock races). The upload's
+  # destination is made first: Packer's file provisioner copies a directory's contents
+  # (`source` ending in /) into one that must exist (scp otherwise writes an empty file there).
   provisioner "shell" {
-    inline = ["cloud-init status --wait || true"]
+    inline = ["cloud-init status --wait || true", "rm -rf /tmp/pigen-content && mkdir -m 0700 /tmp/pigen-content"]
   }
   provisioner "file" {
     source      = "${local.content_dir}/"

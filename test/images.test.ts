@@ -182,6 +182,14 @@ test('packer validate passes for every image var file (Debian Packer 1.6.6), req
   // The newer-Packer-only block lives outside images/ (1.6.6 rejects it).
   assert.not.ok(readdirSync(join(ROOT, 'images')).some((f) => f.endsWith('.pkr.hcl') && readFileSync(join(ROOT, 'images', f), 'utf8').includes('required_plugins')));
   assert.match(readFileSync(join(ROOT, 'images/plugins/required_plugins.pkr.hcl'), 'utf8'), /required_plugins/);
+  // The VM builds upload the content directory's contents (`source` ending in /) into
+  // /tmp/pigen-content, which Packer's file provisioner needs made first: scp wrote an empty file
+  // there and the upload failed (found by a review, with a null source over ssh into a chroot; no
+  // VM runs here, so the order is checked as written).
+  const hcl = readFileSync(join(ROOT, 'images/build.pkr.hcl'), 'utf8');
+  const made = hcl.indexOf('mkdir -m 0700 /tmp/pigen-content');
+  const upload = hcl.search(/provisioner "file" \{\s*source\s*= "\$\{local\.content_dir\}\/"\s*destination = "\/tmp\/pigen-content"/);
+  assert.ok(made > 0 && upload > made, 'the destination is made before the upload');
 });
 
 test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans without packer', () => {

@@ -447,7 +447,7 @@ test('MIME multipart: deterministic boundary from the content, two parts, runcmd
   const qp = (t: string) => Buffer.from(t.replace(/=\n/g, '').replace(/=([0-9A-F]{2})|[^]/g, (c, h?: string) => (h ? String.fromCharCode(parseInt(h, 16)) : c)), 'latin1').toString('utf8');
   const cc = parse(qp(ccPart));
   assert.is(cc.runcmd, undefined);
-  assert.match(a, /systemctl enable --now/);
+  assert.match(a, /systemctl enable \S+\.service.* && systemctl restart \S+\.service/);
   const py = cloudInitPython();
   if (py) {
     const f = join(tmp(), 'mime');

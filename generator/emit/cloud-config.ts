@@ -116,7 +116,9 @@ export function cloudConfigObject(n: RenderedNode, opts: CloudConfigOptions): Re
   for (const d of n.dirs) run.push(`mkdir -p ${d.path} && chown ${d.owner} ${d.path} && chmod ${d.mode} ${d.path}`);
   run.push(...n.late);
   if (n.os.family === 'deb' && !opts.skipPackages) run.push('rm -f /usr/sbin/policy-rc.d');
-  if (n.services.length) run.push(`systemctl enable --now ${n.services.map((s) => `${s}.service`).join(' ')}`);
+  // (Restarted, not started: one its package enabled already runs with the packaged config by
+  // now, on a node booted from a baked image or from a base image that has it: dnsmasq.)
+  if (n.services.length) ((units) => run.push(`systemctl enable ${units} && systemctl restart ${units}`))(n.services.map((s) => `${s}.service`).join(' '));
   if (n.restart.length) run.push(`systemctl enable ${n.restart.join(' ')} && systemctl restart ${n.restart.join(' ')}`);
   cc.runcmd = run;
   return cc;
