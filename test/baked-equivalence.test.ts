@@ -145,6 +145,9 @@ const CASES: [string, string][] = [
   // which keeps its distro repos, lost them when booted from the image.)
   ['one node keeps its distro repos, the others remove them', role('node_repo_remove: false')],
   ['the same, the first node of the role keeps them', role('node_repo_remove: true', '    node_repo_remove: false').replace('10.10.10.11: { pg_seq: 1, pg_role: primary }', '10.10.10.11: { pg_seq: 1, pg_role: primary, node_repo_remove: false }').replace('10.10.10.12: { pg_seq: 2, pg_role: replica }', '10.10.10.12: { pg_seq: 2, pg_role: replica, node_repo_remove: true }')],
+  // (A review found the image taking its role's first member's users: the member without the
+  // Victoria components got their system user from the image.)
+  ['one infra node of three without the Victoria components (their user leaves the image)', ['all:', '  children:', '    infra:', '      hosts:', '        10.10.10.10: { infra_seq: 1 }', '        10.10.10.11: { infra_seq: 2 }', '        10.10.10.12: { infra_seq: 3, vmetrics_enabled: false, vlogs_enabled: false, vtraces_enabled: false, vmalert_enabled: false }', '  vars: { admin_ip: 10.10.10.10 }', ''].join('\n')],
   ['one infra node with its own nginx_data (a symlink)', ['all:', '  children:', '    infra:', '      hosts:', '        10.10.10.10: { infra_seq: 1 }', '        10.10.10.20: { infra_seq: 2 }', '        10.10.10.21: { infra_seq: 3, nginx_data: /data/www2 }', '  vars: { admin_ip: 10.10.10.10 }', ''].join('\n')],
 ];
 

@@ -156,8 +156,17 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
     // the image; a member whose variant differs carries its own at boot (written over the image's).
     // So one node's host var changes that node's boot content, not the image every member shares.
     const inImage = members.map(() => new Set<string>());
+    // Users and groups of the role: those every member has, alike (a member that lacks one, its
+    // component off by a host var, would get it from the image). A file owned by one made for
+    // some members only stays boot content (the image cannot own it by that name).
+    const sameUser = (a: ImageSpec['users'][number], b: ImageSpec['users'][number]) => a.name === b.name && a.home === b.home && a.groups.join('\0') === b.groups.join('\0');
+    const users = first.users.filter((u) => members.every((m) => m.users.some((x) => sameUser(x, u))));
+    const groups = first.groups.filter((g) => members.every((m) => m.groups.includes(g)));
+    const made = new Set(members.flatMap((m) => [...m.users.map((u) => u.name), ...m.groups]));
+    const owned = new Set([...users.map((u) => u.name), ...groups]);
+    const ownable = (owner: string) => owner.split(':').every((o) => !made.has(o) || owned.has(o));
     for (const f of first.files) {
-      if (!imageCandidate(f)) continue;
+      if (!imageCandidate(f) || !ownable(f.owner)) continue;
       // (Keyed by the content itself, then mode and owner: a content string hashes once, where a key
       // made of all three was a new string per member to hash, the whole content copied each time.)
       const variants = new Map<string, { file: RenderedFile; at: number[] }[]>();
@@ -185,9 +194,8 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
       files.push({ path: g.path, kind: g.kind, mode: g.mode, owner: g.owner, sha256: sha256(data), size: data.length, from: `nodes/${owner.ip}/rootfs${physical(owner, g.path)}` });
     }
     files.sort((a, b) => byCodeUnit(a.path, b.path));
-    // Users, groups, links and packages of the role: identical across its members by construction
-    // (they derive from the module set and group vars); the first node's are taken, and a member
-    // that differs is left out of the image's packages by intersection.
+    // Links and packages of the role: identical across its members by construction (they derive
+    // from the module set and group vars), but a member that differs is left out by intersection.
     const packages = first.packages.filter((p) => members.every((m) => m.packages.includes(p)));
     // (Links too: a member whose link differs makes its own at boot.)
     const links = first.links.filter((l) => members.every((m) => m.links.some((x) => x.path === l.path && x.target === l.target)));
@@ -200,8 +208,8 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
       os: first.os.code,
       files: files.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, sha256: f.sha256 })),
       packages,
-      groups: first.groups,
-      users: first.users,
+      groups,
+      users,
       links,
       repoRemove,
       ...(repo ? { repo } : {}),
@@ -220,8 +228,8 @@ export function splitImages(nodes: RenderedNode[], opts: SplitOptions): SplitRes
         generator: `pigen ${opts.version}`,
         files,
         packages,
-        groups: [...first.groups],
-        users: first.users.map((u) => ({ ...u, groups: [...u.groups] })),
+        groups: [...groups],
+        users: users.map((u) => ({ ...u, groups: [...u.groups] })),
         links: links.map((l) => ({ ...l })),
         repoRemove,
         ...(repo ? { repo } : {}),
