@@ -161,6 +161,34 @@ test('user-data.baked: no image files, no packages, hostname and boot files kept
   }
 });
 
+test('pigen bake: an -o that cannot be made, or inside a pigen build output, is said (exit 2, no stack); an endpoint\'s credentials are never printed', () => {
+  // (Found by a review: an internal error with a stack for -o under /proc, a bake into out/ that
+  // the next build removed, and the password of --aws-endpoint on stderr.)
+  const cwd = emptyDir();
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'packer'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+  const env = { PATH: `${bin}:${process.env.PATH}` };
+  for (const json of [false, true]) {
+    const r = pigen(['bake', '--target', 'qemu', '-o', '/proc/pigen-x', ...(json ? ['--json'] : [])], cwd, env);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /pigen: cannot make -o \/proc\/pigen-x: ENOENT/);
+    assert.not.match(r.stderr + r.stdout, /internal error|at .*\.ts:\d+/);
+    if (json) assert.equal(JSON.parse(r.stdout), { ok: false, error: "cannot make -o /proc/pigen-x: ENOENT: no such file or directory, mkdir '/proc/pigen-x'" });
+  }
+  assert.is(pigen(['build', '-o', 'out'], cwd).code, 0);
+  const inside = pigen(['bake', '--target', 'qemu', '-o', 'out/baked'], cwd, env);
+  assert.is(inside.code, 2);
+  assert.match(inside.stderr, /-o out\/baked: it is inside out, an output of pigen build/);
+  assert.not.ok(existsSync(join(cwd, 'out/baked')));
+  const ep = pigen(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', 'http://admin:Sup3rS3cret@127.0.0.1:1'], cwd, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' });
+  assert.match(ep.stderr, /at http:\/\/\*\*\*\*@127\.0\.0\.1:1/);
+  assert.not.match(ep.stderr + ep.stdout, /Sup3rS3cret/);
+  const bad = pigen(['bake', '--target', 'aws', '--dry-run', '--aws-endpoint', 'ftp://admin:Sup3rS3cret@h'], cwd);
+  assert.is(bad.code, 2);
+  assert.not.match(bad.stderr, /Sup3rS3cret/);
+});
+
 test('packer validate passes for every image var file (Debian Packer 1.6.6), required_plugins kept apart', () => {
   if (!needTools('packer validate of images/', 'packer')) return;
   const dir = tmp('pigen-packer-');

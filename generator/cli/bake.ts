@@ -12,9 +12,9 @@ import { sshPublicKey } from '../secrets/index.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
-import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, PACKAGE_ROOT, packageVersion, readAssets, readBakeFiles, readFileChunks, readOptionalText, removeIfEmpty, removePath, runProgram, takeLock, writeFileAtomic, writeTree, ensurePaths, type OutputBusy } from '../io.js';
+import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, managingOutput, PACKAGE_ROOT, packageVersion, readAssets, readBakeFiles, readFileChunks, readOptionalText, removeIfEmpty, removePath, runProgram, takeLock, writeFileAtomic, writeTree, ensurePaths, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
-import { diagnosticsToJson, hasErrors, loadInventory, printDiagnostics } from './common.js';
+import { diagnosticsToJson, hasErrors, isSystemError, loadInventory, printDiagnostics, systemErrorMessage } from './common.js';
 import { UsageError, type CliContext } from './context.js';
 import { hideUserinfo } from '../diagnostics.js';
 import { urlUserinfo } from '../util/text.js';
@@ -146,8 +146,11 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     // (-o names a directory: a file there, or on its path, is bad input, found before any work.)
     const blocked = fileOnPath(outDir);
     if (blocked) throw new UsageError(`-o ${values.out ?? 'baked'}: ${blocked === outDir ? 'is' : `${blocked} is`} not a directory`);
+    // (Nor inside an output pigen build manages: its next build removes what it did not write.)
+    const managed = managingOutput(outDir);
+    if (managed) throw new UsageError(`-o ${values.out ?? 'baked'}: it is inside ${rel(ctx, managed)}, an output of pigen build (the next build would remove the bakes); give a directory outside it`);
     const endpoint = (values['aws-endpoint'] as string | undefined) ?? ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL;
-    if (target === 'aws' && endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${endpoint}' is not an http(s) URL`);
+    if (target === 'aws' && endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new UsageError(`--aws-endpoint (or AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL): '${hideUserinfo(endpoint)}' is not an http(s) URL`);
     // (What each target can bake is known before any lookup: bad input, also for --dry-run.)
     if (target === 'local') {
       const rpm = images.find((i) => i.family !== 'deb');
@@ -179,7 +182,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           ...(key && secret ? { credentials: { accessKeyId: key, secretAccessKey: secret, ...(ctx.env.AWS_SESSION_TOKEN ? { sessionToken: ctx.env.AWS_SESSION_TOKEN } : {}) } } : {}),
         });
         // (Said before the lookups: they may take a while.)
-        ctx.stderr.write(`pigen: looking up the base and baked AMIs in ${region}${endpoint ? ` at ${endpoint}` : ''}\n`);
+        ctx.stderr.write(`pigen: looking up the base and baked AMIs in ${region}${endpoint ? ` at ${hideUserinfo(endpoint)}` : ''}\n`);
         try {
           const sources = new Map<string, Awaited<ReturnType<typeof findSourceImage>>>();
           for (const img of images) {
@@ -322,6 +325,15 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     ).then(() => {
       interrupted = true;
     });
+    // -o made before any bake: one that cannot be (under /proc, read-only, no permission) is said
+    // once, not as each image's failure.
+    try {
+      ensurePaths([join(outDir, '.work')]);
+    } catch (e) {
+      if (!isSystemError(e)) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      return fail(code === 'ENOSPC' || code === 'EIO' || code === 'EDQUOT' ? 1 : 2, `cannot make -o ${values.out ?? 'baked'}: ${systemErrorMessage(e)}`);
+    }
     const built = new Map(c.tree.flatMap((e) => ('data' in e ? [[e.path, e.data] as const] : [])));
     let failed = 0;
     for (const s of todo) {
@@ -401,6 +413,15 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
           results.set(s, { result: 'baked', seconds: Number(secs), ...(ami ? { ami } : {}) });
         }
       } catch (e) {
+        // A full disk, an I/O error while staging: this image failed, said; the next is tried.
+        if (isSystemError(e)) {
+          running = undefined;
+          const message = `cannot stage ${img.name} in ${rel(ctx, work)}: ${systemErrorMessage(e)}`;
+          ctx.stderr.write(`pigen: ${message}; not baked\n`);
+          results.set(s, { result: 'failed', seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), error: message });
+          failed++;
+          continue;
+        }
         // Another pigen bakes the same image into the same directory: its work is left alone.
         if ((e as OutputBusy).code !== 'EPIGENBUSY') throw e;
         ours = false;

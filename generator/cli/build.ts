@@ -11,7 +11,7 @@ import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command, type Values } from './commands.js';
-import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretFormsOf, secretsFileOf, systemErrorMessage, whenFree, type LoadResult } from './common.js';
+import { diagnosticsText, hasErrors, loadInventory, printDiagnostics, diagnosticsToJson, secretFormsOf, secretsFileOf, isSystemError, systemErrorMessage, whenFree, type LoadResult } from './common.js';
 import { asReport, buildKey, inputsKey, type BuildReport } from './uptodate.js';
 
 /**
@@ -339,12 +339,6 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
   }
 }
 
-/** An error of a system call (ENOSPC, EIO, EDQUOT, EACCES...), not of pigen's own code. */
-function isSystemError(e: unknown): boolean {
-  const x = e as { code?: unknown; syscall?: unknown; errno?: unknown };
-  // (Node 20 has no name for some errnos, EDQUOT's: its code is then 'Unknown system error -122'.)
-  return typeof x?.syscall === 'string' && ((typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) || typeof x.errno === 'number');
-}
 
 /**
  * Every build replaces the output whole: an input inside it (the inventory, the secrets file when

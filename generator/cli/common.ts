@@ -211,6 +211,13 @@ export async function whenFree<T>(ctx: CliContext, what: string, take: () => T, 
   }
 }
 
+/** An error of a system call (ENOSPC, EIO, EDQUOT, EACCES...), not of pigen's own code. */
+export function isSystemError(e: unknown): boolean {
+  const x = e as { code?: unknown; syscall?: unknown; errno?: unknown };
+  // (Node 20 has no name for some errnos, EDQUOT's: its code is then 'Unknown system error -122'.)
+  return typeof x?.syscall === 'string' && ((typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) || typeof x.errno === 'number');
+}
+
 /** A system error's message, an errno Node has no name for named (`Unknown system error -122` → EDQUOT, disk quota exceeded). */
 export function systemErrorMessage(e: unknown): string {
   const x = e as { message?: unknown; errno?: unknown };
