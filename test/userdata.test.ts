@@ -8,7 +8,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, syml
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { parse } from 'yaml';
-import { needTools, pigen, run, tmp, which } from './helpers.ts';
+import { makeDeb, needTools, pigen, run, tmp, which } from './helpers.ts';
 import { CLOUDS, LIMITS, bestFit, encodeUserData, quotedPrintable, toMime, transferEncoding } from '../generator/emit/userdata.ts';
 
 const cli = (args: string[], cwd = tmp()) => pigen(args, cwd);
@@ -533,6 +533,27 @@ test('GCP and vSphere count a base64 form as its text; AWS as the decoded bytes'
   assert.is(encodeUserData(doc, 'base64', 'gcp').delivered, Math.ceil(raw / 3) * 4 + 1);
   assert.is(encodeUserData(doc, 'base64', 'vsphere').delivered, Math.ceil(raw / 3) * 4 + 1);
   for (const c of ['gcp', 'vsphere'] as const) for (const e of ['base64', 'gzip+base64'] as const) assert.is(encodeUserData(doc, e, c).delivered, encodeUserData(doc, e, c).bytes.length, `${c} ${e}`);
+});
+
+
+// (Found by a review: `--baked` of the node serving the repo named the bundle-less image, where
+// `pigen build --bundle` had named the image with the bundle's manifest hash.)
+test('--baked --bundle FILE: the baked user-data pigen build --bundle writes, its image named with the bundle', () => {
+  if (!needTools('userdata --bundle', 'dpkg-deb', 'tar')) return;
+  const d = tmp('pigen-ud-bundle-');
+  writeFileSync(join(d, 'pigsty.yml'), 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    repo_bundle: /tmp/p.tgz\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n');
+  makeDeb(d, 'pigen-ud', 'gzip');
+  assert.is(cli(['bundle', '--from', 'debs', '-o', 'b.tgz', '--quiet'], d).code, 0);
+  assert.is(cli(['build', '-o', 'out', '--bundle', 'b.tgz'], d).code, 0);
+  const written = readFileSync(join(d, 'out/nodes/10.10.10.10/user-data.baked'), 'utf8');
+  const withBundle = cli(['userdata', '10.10.10.10', '--baked', '--bundle', 'b.tgz', '--encoding', 'plain', '--cloud', 'nocloud'], d);
+  assert.is(withBundle.code, 0, withBundle.stderr);
+  assert.is(withBundle.stdout, written);
+  const without = cli(['userdata', '10.10.10.10', '--baked', '--encoding', 'plain', '--cloud', 'nocloud'], d);
+  assert.is.not(without.stdout, written, 'the image without the bundle is another');
+  const bad = cli(['userdata', '10.10.10.10', '--baked', '--bundle', 'pigsty.yml'], d);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--bundle pigsty\.yml: not a valid pigen bundle/);
 });
 
 test.run();

@@ -3,7 +3,8 @@
 import { compile } from '../compile.js';
 import { cloudConfigText } from '../emit/cloud-config.js';
 import { CLOUDS, LIMITS, candidates, encodeUserData, encodingMetadata, largestContributors, toMime, type Cloud, type Encoding } from '../emit/userdata.js';
-import { inventoryFile, isWithin, managingOutput, packageVersion, readAssets, writeFileAtomic } from '../io.js';
+import { fileSizeOf, inventoryFile, isWithin, managingOutput, packageVersion, readAssets, readFileChunks, writeFileAtomic } from '../io.js';
+import { verifyBundle } from '../bundle/verify.js';
 import { resolve as resolvePath } from 'node:path';
 import { HIDDEN, isSecretKey, maskSecretsInLine, redactText } from '../diagnostics.js';
 import { shellWord } from '../util/text.js';
@@ -16,7 +17,7 @@ const ENCODINGS = ['auto', 'plain', 'gzip', 'base64', 'gzip+base64', 'files-gz+b
 export const userdata: Command = {
   name: 'userdata',
   summary: "print or write one node's user-data, encoded to fit a cloud's size limit",
-  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [--baked] [-o FILE] [--json]',
+  usage: 'pigen userdata NODE [INVENTORY] [--cloud aws|azure|gcp|openstack|vsphere|nocloud] [--encoding auto|plain|gzip|base64|gzip+base64|files-gz+b64] [--mime] [--baked [--bundle FILE]] [-o FILE] [--json]',
   help: `NODE is a node's IP or nodename. The size and the budget go to stderr; the user-data to stdout
 or FILE. Limits (bytes the instance receives):
 ${CLOUDS.map((c) => `  ${c.padEnd(10)} ${Number.isFinite(LIMITS[c].bytes) ? String(LIMITS[c].bytes).padStart(7) : '   none'}  ${LIMITS[c].note}`).join('\n')}
@@ -39,11 +40,13 @@ ${INVENTORY_HELP}
   --mime             MIME multipart: the cloud-config plus a shell part (deterministic boundary)
   --baked            the user-data of the node booted from its golden image (out/nodes/<ip>/
                      user-data.baked: its image's files and packages left out)
+  --bundle FILE      with --baked: the offline repo bundle the images carry, as given to pigen
+                     build --bundle (its manifest hash is part of the repo node's image name)
   -o, --out FILE     write to FILE (atomically, mode 0600) instead of stdout
 
 The user-data holds the node's secrets (private keys, passwords): printed to a terminal, a
 warning on stderr names the files that hold them (no secret in it).`,
-  options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, baked: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
+  options: { ...INVENTORY_OPTIONS, cloud: { type: 'string' }, encoding: { type: 'string' }, mime: { type: 'boolean' }, baked: { type: 'boolean' }, bundle: { type: 'string' }, out: { type: 'string', short: 'o' } },
   maxArgs: 2,
   async run(ctx, values, args) {
     const [nodeArg, invArg] = args;
@@ -70,7 +73,15 @@ warning on stderr names the files that hold them (no secret in it).`,
     const node = r.inventory.nodes.find((n) => n.ip === nodeArg) ?? r.inventory.nodes.find((n) => n.nodename === nodeArg);
     if (!node) return fail(2, `no node '${nodeArg}' in ${r.source?.name}; nodes: ${r.inventory.nodes.map((n) => `${n.ip} (${n.nodename})`).join(', ')}`);
     const version = packageVersion();
-    const compiled = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}) });
+    // (The bundle the images carry names the repo node's image, as pigen build --bundle does.)
+    let bundleSha256: string | undefined;
+    if (typeof values.bundle === 'string') {
+      const path = resolvePath(ctx.cwd, values.bundle);
+      const v = fileSizeOf(path) === undefined ? undefined : await verifyBundle(readFileChunks(path));
+      if (!v?.ok || !v.manifestSha256) return fail(2, `--bundle ${values.bundle}: ${v ? `not a valid pigen bundle: ${v.error}` : 'no such file'}`);
+      bundleSha256 = v.manifestSha256;
+    }
+    const compiled = compile(r.inventory, readAssets(), { version, ...(r.secrets ? { secrets: r.secrets } : {}), ...(bundleSha256 ? { bundleSha256 } : {}) });
     const rendered = compiled.nodes.find((n) => n.ip === node.ip)!;
     // The baked user-data as the build writes it (the image split is the whole fleet's).
     const bakedEntry = compiled.tree.find((e) => e.path === `nodes/${node.ip}/user-data.baked`);
@@ -195,6 +206,7 @@ function bakedCommand(node: string, inventory: string | undefined, values: Recor
   if (values.json) words.push('--json');
   if (values.out !== undefined) words.push('-o', values.out as string);
   words.push('--baked');
+  if (typeof values.bundle === 'string') words.push('--bundle', values.bundle);
   const command = words.map(shellWord).join(' ');
   return masked ? `${command}, with your --set secrets in place of ${HIDDEN}` : command;
 }
