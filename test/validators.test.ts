@@ -5,7 +5,7 @@
 // file, unit or nginx conf makes `pigen check` exit 1 naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { checkOutput, type CheckReport } from '../generator/cli/check.ts';
@@ -15,7 +15,7 @@ import type { CliContext } from '../generator/cli/context.ts';
 import { main } from '../generator/cli/main.ts';
 import { compile } from '../generator/compile.ts';
 import { packageVersion, readAssets, writeTree } from '../generator/io.ts';
-import { SHARED, needShared, needTools, run, tmp } from './helpers.ts';
+import { SHARED, needShared, needTools, run, tmp, which } from './helpers.ts';
 
 const TOOLS = ['cloud-init', 'nginx', 'vmalert', 'promtool', 'amtool', 'prometheus-blackbox-exporter', 'dnsmasq', 'chronyd', 'systemd-analyze', 'victoria-metrics', 'openssl', 'visudo'];
 const HAVE = needTools('pigen check with the real validators', ...TOOLS);
@@ -252,6 +252,11 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   // nginx file failed with "spawn ENOENT", the others skipped as if nginx had stopped there.)
   const bin = temp('pigen-vt-bin-');
   for (const [name, body] of [['nginx', '#!/nonexistent/sh\n'], ['amtool', '#!/bin/sh\nkill -SEGV $$\n'], ['cloud-init', '#!/bin/sh\nexit 0\n']] as const) writeFileSync(join(bin, name), body, { mode: 0o755 });
+  // (Without openssl, nginx -t is skipped: no stand-in certificate can be made for it.)
+  const noSsl = await checkOutput(outDir, { env: { PATH: bin }, cloudInitSchema: null });
+  assert.ok(noSsl.notFound.includes('openssl'), 'openssl listed as not found');
+  for (const x of noSsl.rows.filter((x) => x.validator === 'nginx')) assert.match(x.message, /^openssl not found: no stand-in certificate for \/etc\/nginx\/conf\.d\/cert\/\S+ \(the node makes its own at first boot\), which nginx -t needs$/);
+  symlinkSync(which('openssl')!, join(bin, 'openssl'));
   const broken = await checkOutput(outDir, { env: { PATH: bin }, cloudInitSchema: null });
   const nginxRows = broken.rows.filter((x) => x.validator === 'nginx');
   assert.ok(nginxRows.length > 1);
@@ -273,6 +278,53 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   assert.match(row(env.out).message, /leads out of/);
   assert.match(row(hosts.out).message, /is not a regular file/);
   assert.not.match(JSON.stringify(out.rows), /root:/);
+
+  // Nothing a link leads to outside DIR is read by the checks that read a node's other files
+  // (found by a review: nginx -t read a linked conf through a second manifest entry of its path,
+  // and the rootfs copy kept links out of it, which dnsmasq's conf-dir followed).
+  const sneaky = build(undefined);
+  const outside = join(temp('pigen-vt-outside-'), 'outside.conf');
+  writeFileSync(outside, 'outside_dir_secret_Value_1234;\n');
+  const smf = JSON.parse(readFileSync(join(sneaky, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; kind: string }[] }> };
+  const sn = smf.nodes['10.10.10.10']!;
+  const home = sn.files.find((f) => f.path === '/etc/nginx/conf.d/home.conf')!;
+  writeFileSync(join(sneaky, home.out.replace('home.conf', 'home2.conf')), readFileSync(join(sneaky, home.out)));
+  rmSync(join(sneaky, home.out));
+  symlinkSync(outside, join(sneaky, home.out));
+  sn.files.unshift({ ...home, out: home.out.replace('home.conf', 'home2.conf') });
+  writeFileSync(join(sneaky, 'manifest.json'), JSON.stringify(smf));
+  symlinkSync(outside, join(sneaky, 'nodes/10.10.10.10/rootfs/etc/dnsmasq.d/evil'));
+  const sr = await checkOutput(sneaky, { env: process.env, cloudInitSchema: null });
+  assert.not.match(JSON.stringify(sr.rows), /outside_dir_secret/);
+  assert.ok(sr.rows.some((x) => x.out === home.out && /is listed twice in manifest\.json/.test(x.message)), JSON.stringify(sr.rows.filter((x) => x.result === 'FAIL')));
+  if (HAVE) assert.is(sr.rows.find((x) => x.validator === 'dnsmasq')!.result, 'ok', 'the link out of the rootfs is not in the copy dnsmasq reads');
+  // A file this user cannot read: a FAIL row saying so (was an internal error with a stack).
+  // A manifest that lists no node, a node's file of a kind named like an object's property: exit
+  // 2, and no crash.
+  if (process.getuid?.() !== 0) {
+    const ro = build(undefined);
+    const f = join(ro, 'nodes/10.10.10.10/rootfs/etc/default/node_exporter');
+    chmodSync(f, 0);
+    const rr = await checkOutput(ro, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });
+    assert.match(rr.rows.find((x) => x.out.endsWith('etc/default/node_exporter'))!.message, /cannot be read: permission denied/);
+  }
+  const odd = build(undefined);
+  const omf = JSON.parse(readFileSync(join(odd, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { kind: string }[] }> };
+  for (const [i, k] of ['toString', 'constructor', '__proto__', 'hasOwnProperty'].entries()) omf.nodes['10.10.10.10']!.files[i]!.kind = k;
+  writeFileSync(join(odd, 'manifest.json'), JSON.stringify(omf));
+  const or = await checkOutput(odd, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });
+  assert.not.match(JSON.stringify(or.rows), /check crashed/);
+  writeFileSync(join(odd, 'manifest.json'), '{"generator": "pigen 0.1.0", "nodes": {}}');
+  const none = await cli(['check', odd]);
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /lists no node/);
+  // A --cloud-init-schema that constrains nothing or is no object: exit 2 (`[]` crashed each check).
+  for (const body of ['[]', '{}', 'true']) {
+    writeFileSync(join(empty, 'weak.json'), body);
+    const w = await cli(['check', outDir, '--cloud-init-schema', join(empty, 'weak.json')]);
+    assert.is(w.code, 2, `${body}: ${w.stderr}`);
+    assert.match(w.stderr, /not a usable JSON Schema/);
+  }
 
   const dir = build(undefined);
   const report = await checkOutput(dir, { env: { PATH: '/nonexistent' }, cloudInitSchema: null });

@@ -5,16 +5,17 @@
 
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
-import { basename, delimiter, dirname, join, resolve as resolvePath } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join, relative as relativePath, resolve as resolvePath } from 'node:path';
 import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 'yaml';
 import { isWithin, PACKAGE_ROOT, readRedactionIndex } from '../io.js';
 import { redactRaw, redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
 import { copyNginxTree, listenPorts } from './check-nginx.js';
 import type { Command } from './commands.js';
+import { systemErrorMessage } from './common.js';
 import { UsageError } from './context.js';
 import { loadDefault } from '../util/packages.js';
 
@@ -85,6 +86,8 @@ interface Outcome {
   message: string;
   warnings?: string[];
   output?: string;
+  /** Programs it needed besides its own and did not find (a skip's reason: listed as not found). */
+  missing?: string[];
 }
 
 /** One file to check, with what a validator may need around it. */
@@ -208,12 +211,37 @@ class Toolbox {
     );
   }
 
-  /** A copy of the node's rootfs (symlinks kept) to rebase absolute paths into; one per node. */
+  /**
+   * A copy of the node's rootfs to rebase absolute paths into (one per node): its files that the
+   * manifest lists and checkOutput vetted, and its links that stay inside it (`/infra`, `/www`);
+   * nothing a link leads to outside DIR is read.
+   */
   nodeRoot(s: Subject): Promise<string> {
     let p = this.nodeRoots.get(s.node);
     if (!p) {
       const dir = join(this.scratch(`root-${s.node}`), 'root');
-      cpSync(s.rootfs, dir, { recursive: true, verbatimSymlinks: true });
+      mkdirSync(dir, { recursive: true });
+      const prefix = relativePath(s.dir, s.rootfs) + '/';
+      for (const f of s.nodeFiles) {
+        if (!f.out.startsWith(prefix)) continue;
+        const to = join(dir, f.out.slice(prefix.length));
+        mkdirSync(dirname(to), { recursive: true });
+        copyFileSync(join(s.dir, f.out), to);
+      }
+      const links = (d: string): void => {
+        for (const e of readdirSync(join(s.rootfs, d), { withFileTypes: true })) {
+          const rel = d ? `${d}/${e.name}` : e.name;
+          if (e.isDirectory()) links(rel);
+          else if (e.isSymbolicLink()) {
+            const target = readlinkSync(join(s.rootfs, rel));
+            if (!isAbsolute(target) && resolvePath(s.rootfs, dirname(rel), target).startsWith(s.rootfs + '/') && !existsSync(join(dir, rel))) {
+              mkdirSync(dirname(join(dir, rel)), { recursive: true });
+              symlinkSync(target, join(dir, rel));
+            }
+          }
+        }
+      };
+      if (existsSync(s.rootfs)) links('');
       p = Promise.resolve(dir);
       this.nodeRoots.set(s.node, p);
     }
@@ -284,14 +312,14 @@ class Toolbox {
     return p;
   }
 
-  private nginxRuns = new Map<string, Promise<{ r: Ran; prefix: string; standIns: string[] }>>();
+  private nginxRuns = new Map<string, Promise<{ r: Ran; prefix: string; standIns: string[]; noStandIn?: string }>>();
   /**
    * `nginx -t` of the node's whole nginx configuration (once per node): its /etc/nginx files copied
    * under a scratch prefix with every path rebased (check-nginx.ts), the certificates and keys they
    * name copied from the node's rootfs, or a stand-in pair where the node makes its own at first
    * boot (no secrets file).
    */
-  nginxRun(s: Subject): Promise<{ r: Ran; prefix: string; standIns: string[] }> {
+  nginxRun(s: Subject): Promise<{ r: Ran; prefix: string; standIns: string[]; noStandIn?: string }> {
     let p = this.nginxRuns.get(s.node);
     if (!p) {
       p = (async () => {
@@ -306,15 +334,18 @@ class Toolbox {
         const standIns: string[] = [];
         // (A path that would leave the prefix or the rootfs, `..` in it, is not copied: nginx -t then
         // reports the file missing. The rules reject such paths in an inventory.)
+        // (The pair from the node's vetted files, by path: never through a link of the rootfs.)
         const inside = (root: string, f: string) => ((p) => p.startsWith(root + '/'))(resolvePath(root + f));
+        const byPath = new Map(s.nodeFiles.map((f) => [f.path, join(s.dir, f.out)]));
         for (const pair of copy.certs) {
-          if (!pair.every((f) => inside(prefix, f) && inside(s.rootfs, f))) continue;
-          if (pair.every((f) => existsSync(join(s.rootfs, f)))) {
-            for (const f of pair) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(join(s.rootfs, f), prefix + f);
+          if (!pair.every((f) => inside(prefix, f))) continue;
+          if (pair.every((f) => byPath.has(f))) {
+            for (const f of pair) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(byPath.get(f)!, prefix + f);
             continue;
           }
           const tls = await this.tls();
-          if (!tls) continue;
+          // (No openssl to make a stand-in: nginx -t cannot load it, which says nothing of the file.)
+          if (!tls) return { r: { code: 0, out: '' }, prefix, standIns, noStandIn: pair[0] };
           standIns.push(pair[0]);
           for (const [f, from] of [[pair[0], tls.crt], [pair[1], tls.key]] as const) mkdirSync(dirname(prefix + f), { recursive: true }), cpSync(from, prefix + f);
         }
@@ -533,6 +564,9 @@ async function loadUpstreamSchema(path: string | null): Promise<UpstreamSchema |
   } catch (e) {
     return `cannot read ${path}: ${(e as Error).message}`;
   }
+  // (A JSON Schema object that constrains a document: `[]`, `true` or `{}` would pass anything.)
+  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return 'not a usable JSON Schema: not a JSON object';
+  if (!Object.keys(schema).some((k) => ['properties', 'allOf', 'anyOf', 'oneOf', '$ref', 'type', 'definitions', '$defs'].includes(k))) return 'not a usable JSON Schema: it constrains nothing (no type, properties, $ref or allOf)';
   const ajvMod = { default: loadDefault<unknown>('ajv-draft-04') };
   const formatsMod = { default: loadDefault<unknown>('ajv-formats') };
   type AjvLike = {
@@ -559,7 +593,8 @@ async function loadUpstreamSchema(path: string | null): Promise<UpstreamSchema |
     },
   });
   ajv.addSchema(schema, 'cloud-config');
-  const validate = ajv.getSchema('cloud-config')!;
+  const validate = ajv.getSchema('cloud-config');
+  if (typeof validate !== 'function') return 'not a usable JSON Schema: it does not compile to a validator';
   return {
     validate(doc) {
       seen = [];
@@ -637,9 +672,10 @@ const V: Record<string, Validator> = {
     pure: false,
     // (nginx -t reads the node's whole configuration: one run per node, each file's row from it;
     // the result depends on every nginx file of the node, and on the rootfs its certificates are in.)
-    context: (s, t) => `${s.rootfs}|${t.nginxSet(s)}`,
+    context: (s, t) => `${s.rootfs}|${t.nginxSet(s)}|${t.which('openssl') ?? ''}`,
     async run(s, t) {
-      let { r, prefix, standIns } = await t.nginxRun(s);
+      let { r, prefix, standIns, noStandIn } = await t.nginxRun(s);
+      if (noStandIn) return { result: 'skipped', message: `openssl not found: no stand-in certificate for ${noStandIn} (the node makes its own at first boot), which nginx -t needs`, missing: ['openssl'] };
       const warnings = standIns.map((c) => `stand-in certificate for ${c} (the node makes its own at first boot)`);
       if (r.code === 0) return { result: 'ok', message: '', ...(warnings.length ? { warnings } : {}) };
       // (Its lines start with a time, a level and pid#tid: left out.)
@@ -707,7 +743,7 @@ const V: Record<string, Validator> = {
     async run(s, t) {
       const root = await t.nodeRoot(s);
       const { text, notes, problem } = await rebaseScrapeConfig(s, t, root);
-      if (problem) return { result: 'skipped', message: problem };
+      if (problem) return { result: 'skipped', message: problem, missing: ['openssl'] };
       const d = t.scratch('victoria-metrics');
       writeFileSync(join(d, 'prometheus.yml'), text);
       const r = await t.exec('victoria-metrics', ['-promscrape.config=prometheus.yml', '-promscrape.config.dryRun', '-loggerLevel=ERROR'], d);
@@ -776,7 +812,7 @@ export function validatorsFor(kind: string, path: string): Validator[] {
     case 'tls-key':
       return [V['openssl-key']!];
     default:
-      return BUILTIN[kind] ? [builtin(kind)] : [];
+      return Object.hasOwn(BUILTIN, kind) ? [builtin(kind)] : [];
   }
 }
 
@@ -795,6 +831,7 @@ function readManifest(dir: string): Record<string, ManifestNode> {
     throw new NotPigenOutput(`${mf} is not a pigen manifest`);
   }
   const nodes = m.nodes as Record<string, ManifestNode>;
+  if (!Object.keys(nodes).length) throw new NotPigenOutput(`${mf} lists no node (a pigen build writes at least one)`);
   // (Every file it names lies in DIR, under its node's directory, as pigen writes them: a manifest
   // edited to name ../../etc/shadow is no pigen output, and no file outside DIR is read.)
   const under = (out: unknown, ip: string) => typeof out === 'string' && out.startsWith(`nodes/${ip}/`) && !out.split('/').some((x) => x === '..' || x === '.' || x === '');
@@ -830,26 +867,45 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
   const pending: Promise<void>[] = [];
   const notFound = new Set<string>();
   try {
+    // (Read only a regular file within DIR that this user can read: not a directory, nor a link
+    // out of DIR, nor one it may not open; said once, as the file's row.)
+    const problemOf = (abs: string, out: string): string | undefined => {
+      try {
+        if (!statSync(abs).isFile()) return `${out} is not a regular file`;
+        if (!isWithin(abs, dir)) return `${out} leads out of ${dir}`;
+        closeSync(openSync(abs, 'r'));
+        return undefined;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return `${out} is listed in manifest.json but missing`;
+        return `${out} cannot be read: ${code === 'EACCES' ? 'permission denied (run pigen check as the user who built it, or root)' : systemErrorMessage(e)}`;
+      }
+    };
     for (const ip of Object.keys(nodes).sort()) {
       const n = nodes[ip]!;
       const rootfs = join(dir, 'nodes', ip, 'rootfs');
-      const subjects: Subject[] = n.files.map((f) => ({ node: ip, path: f.path, out: f.out, kind: f.kind, abs: join(dir, f.out), rootfs, nodeFiles: n.files, dir, sha: '' }));
+      // Each file the manifest lists, vetted once: only those reach the checks that read a node's
+      // other files too (nginx -t, the units, the rootfs copy). A path listed twice is no pigen output's.
+      const problems = new Map<ManifestFile, string>();
+      const seenPaths = new Set<string>();
+      for (const f of n.files) {
+        const why = seenPaths.has(f.path) ? `${f.out}: ${f.path} is listed twice in manifest.json` : problemOf(join(dir, f.out), f.out);
+        seenPaths.add(f.path);
+        if (why) problems.set(f, why);
+      }
+      const nodeFiles = n.files.filter((f) => !problems.has(f));
+      const subjects: (Subject & { problem?: string })[] = n.files.map((f) => ({ node: ip, path: f.path, out: f.out, kind: f.kind, abs: join(dir, f.out), rootfs, nodeFiles, dir, sha: '', ...(problems.has(f) ? { problem: problems.get(f)! } : {}) }));
       const ud = n.userData?.out ?? `nodes/${ip}/user-data`;
-      subjects.push({ node: ip, path: 'user-data', out: ud, kind: 'cloud-config', abs: join(dir, ud), rootfs, nodeFiles: n.files, dir, sha: '' });
+      subjects.push({ node: ip, path: 'user-data', out: ud, kind: 'cloud-config', abs: join(dir, ud), rootfs, nodeFiles, dir, sha: '' });
       // (What a node booted from its golden image gets instead: checked the same way.)
       const baked = n.image?.userData?.out;
-      if (baked) subjects.push({ node: ip, path: 'user-data.baked', out: baked, kind: 'cloud-config', abs: join(dir, baked), rootfs, nodeFiles: n.files, dir, sha: '' });
+      if (baked) subjects.push({ node: ip, path: 'user-data.baked', out: baked, kind: 'cloud-config', abs: join(dir, baked), rootfs, nodeFiles, dir, sha: '' });
       for (const s of subjects) {
         const vs = validatorsFor(s.kind, s.path);
         const base = { node: ip, path: s.path, out: s.out, kind: s.kind };
-        if (!existsSync(s.abs)) {
-          rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: `${s.out} is listed in manifest.json but missing` });
-          continue;
-        }
-        // (Read only a regular file within DIR: not a directory, nor a link out of it.)
-        const what = !statSync(s.abs).isFile() ? 'is not a regular file' : !isWithin(s.abs, dir) ? `leads out of ${dir}` : undefined;
+        const what = s.problem ?? problemOf(s.abs, s.out);
         if (what) {
-          rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: `${s.out} ${what}` });
+          rows.push({ ...base, validator: 'manifest', result: 'FAIL', message: what });
           continue;
         }
         if (!vs.length) {
@@ -879,6 +935,7 @@ export async function checkOutput(dir: string, opts: CheckOptions = {}): Promise
           pending.push(
             p.then((o) => {
               Object.assign(row, { result: o.result, message: o.message });
+              for (const m of o.missing ?? []) notFound.add(m);
               if (o.warnings?.length) row.warnings = o.warnings;
               if (o.output) row.output = o.output;
             }),
