@@ -195,6 +195,19 @@ test('a portal entry with a custom template (conf) is a warning, not silently dr
   assert.ok(r.inventory);
 });
 
+test("infra_data other than /data/infra, the home page's infra_services: not applied, said where set; node_firewall_mode: off unquoted is off", () => {
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', "    infra_data: /srv/infra\n    infra_extra_services: [ { name: x, url: /x } ]\n    node_data: /data")) }, readAssets(), { sets: [], strict: false });
+  const w = r.diagnostics.filter((d) => d.code === 'not-applied');
+  assert.equal(w.map((d) => d.path.join('.')), ['all.vars.infra_data', 'all.vars.infra_extra_services']);
+  assert.match(w[0]!.message, /Pigsty links \/infra to \/data\/infra/);
+  assert.match(w[1]!.message, /home page/);
+  // (An unquoted `off` reads as false, as Ansible reads it: off, no error, nothing to warn of.)
+  const off = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', '    node_firewall_mode: off')) }, readAssets(), { sets: [], strict: false });
+  assert.not.ok(off.diagnostics.some((d) => d.path.at(-1) === 'node_firewall_mode'), JSON.stringify(off.diagnostics));
+  const same = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', '    infra_data: /data/infra')) }, readAssets(), { sets: [], strict: false });
+  assert.not.ok(same.diagnostics.some((d) => d.code === 'not-applied'), 'its default: nothing to say');
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

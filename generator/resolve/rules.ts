@@ -552,7 +552,10 @@ const NOT_APPLIED: [RegExp, string][] = [
   [/^node_admin_pk_current$/, "the key of whoever runs the build: list it in node_admin_pk_list"],
   [/^certbot_sign$/, "Let's Encrypt certificates: the portal is served with the CA's certificates"],
   [/^node_(uv_env|pip_packages)$/, 'the uv virtualenv and its pip packages'],
-  [/^node_data$/, 'a main data directory other than /data: the directories pigen makes come from infra_data, nginx_data, vector_data and the like'],
+  [/^node_data$/, 'a main data directory other than /data: the directories pigen makes are /data/infra and those of nginx_data, vector_data and the like'],
+  // (Fixed in Pigsty too: /infra is linked to the literal /data/infra, the env files name /infra.)
+  [/^infra_data$/, 'an infra data directory other than /data/infra (Pigsty links /infra to /data/infra whatever it says)'],
+  [/^infra_(extra_)?services$/, "the portal's home page (index.html) and its navigation: the home server serves the repo, the CA certificate and the portal's locations"],
   // (Scrape jobs of the PGSQL module that pigen does not write: its own pgsql job scrapes 8008 as plain http.)
   [/^patroni_ssl_enabled$/, "Patroni's https scrape job (pgsql-patroni): 8008 is scraped over plain http, and PatroniDown fires"],
   [/^pg_exporters$/, 'the remote PostgreSQL exporters (the pgrds scrape job and its targets)'],
@@ -566,7 +569,7 @@ export const notApplied: Rule = (inv) => {
       const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
       // (Turned off or empty, it asks for nothing pigen leaves out.)
       const val = n.vars[k];
-      if (!what || val === false || val === '' || (k === 'node_data' && val === '/data') || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
+      if (!what || val === false || val === '' || (k === 'node_data' && val === '/data') || (k === 'infra_data' && val === '/data/infra') || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
