@@ -208,6 +208,30 @@ test("infra_data other than /data/infra, the home page's infra_services: not app
   assert.not.ok(same.diagnostics.some((d) => d.code === 'not-applied'), 'its default: nothing to say');
 });
 
+test("nodename_overwrite: false keeps the cloud's hostname: /etc/hosts, written whole, gets a line for it at first boot unless one names it (found by a review)", () => {
+  const c = build(fleet('', '    nodename_overwrite: false'));
+  const hosts = file(c, 'nodes/10.10.10.11/rootfs/etc/hosts');
+  assert.match(hosts, /^10\.10\.10\.11 pg-test-1\n# \(The node keeps its own hostname, nodename_overwrite: false: a line for it is added below at first boot\.\)$/m);
+  const runcmd = (parse(file(c, 'nodes/10.10.10.11/user-data')) as { runcmd: string[] }).runcmd;
+  const cmd = runcmd.find((x) => x.startsWith('h=$(hostname)'))!;
+  assert.ok(cmd, runcmd.join('\n'));
+  // Run as written, against a copy of the file, for a hostname: added once; not when a line names it.
+  const dir = tmp('pigen-hosts-');
+  const at = join(dir, 'hosts');
+  const run = (name: string) => spawnSync('sh', ['-c', cmd.replaceAll('/etc/hosts', at).replace('$(hostname)', name)], { encoding: 'utf8' });
+  writeFileSync(at, hosts);
+  run('ip-10-0-0-5');
+  run('ip-10-0-0-5');
+  run('pg-test-1');
+  run('pigsty');
+  const added = readFileSync(at, 'utf8').slice(hosts.length);
+  assert.is(added, "127.0.1.1 ip-10-0-0-5 # this node's hostname (nodename_overwrite: false)\n127.0.1.1 pigsty # this node's hostname (nodename_overwrite: false)\n");
+  // The default (the hostname becomes the nodename): no such line, nor comment.
+  const d = build(fleet());
+  assert.not.match(file(d, 'nodes/10.10.10.11/rootfs/etc/hosts'), /keeps its own hostname/);
+  assert.not.ok((parse(file(d, 'nodes/10.10.10.11/user-data')) as { runcmd: string[] }).runcmd.some((x) => x.startsWith('h=$(hostname)')));
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

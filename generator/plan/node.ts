@@ -54,9 +54,15 @@ export function planNodeBase(inv: Inventory, n: ResolvedNode, os: OsProfile): Pa
       mode: '0644',
       owner: 'root:root',
       template: 'node/hosts.njk',
-      ctx: { nodename: hostname ?? n.nodename, ip: n.ip, entries, meta },
+      ctx: { nodename: hostname ?? n.nodename, ip: n.ip, entries, meta, preserved: hostname === undefined },
       ...(exchange ? { fleet: true } : {}),
     });
+    // The hostname kept (nodename_overwrite: false) is the cloud's, unknown here: the file, written
+    // whole, has no line for it (Pigsty edits the file in place, and the distro's stays). Added at
+    // first boot unless some line names it, or sudo and `hostname -f` cannot resolve it.
+    if (hostname === undefined) {
+      p.late.push(`h=$(hostname); [ -z "$h" ] || awk -v h="$h" '$1 !~ /^#/ { for (i = 2; i <= NF && $i !~ /^#/; i++) if ($i == h) f = 1 } END { exit !f }' /etc/hosts || echo "127.0.1.1 $h # this node's hostname (nodename_overwrite: false)" >> /etc/hosts`);
+    }
   }
 
   // DNS: node_dns_options then a nameserver per node_dns_servers; `add` keeps up to 3 existing ones.
