@@ -711,7 +711,8 @@ const V: Record<string, Validator> = {
       const root = await t.nodeRoot(s);
       const d = t.scratch('dnsmasq');
       writeFileSync(join(d, 'dnsmasq.conf'), rebaseDnsmasq(readFileSync(s.abs, 'utf8'), root));
-      const r = await t.exec('dnsmasq', ['--test', '-C', 'dnsmasq.conf'], d);
+      // (By its absolute path, which the message maps back to the node's: dnsmasq names the file as given.)
+      const r = await t.exec('dnsmasq', ['--test', '-C', join(d, 'dnsmasq.conf')], d);
       return verdict(r, [[join(d, 'dnsmasq.conf'), s.path], [root, ''], [d + '/', '']], r.code !== 0 || !/syntax check OK/.test(r.out));
     },
   },
@@ -1003,8 +1004,9 @@ Prints a table (file, validator, ok/FAIL/skipped, first line of the message), th
 that were not found. Deprecated cloud-config keys are warnings. No secret is printed: what a
 validator quotes of a file is shown with the secrets the build put there (known from the index it
 leaves beside DIR) and anything that looks like one (a password's line, a URL's credentials, a
-key's base64) as ****. Exit 0 when nothing failed, 1 when a check failed, 2 when DIR is not a
-pigen output or --cloud-init-schema names no usable JSON Schema.
+key's base64) as ****. A validator not on PATH is listed, and its checks skipped: they do not
+fail the run. Exit 0 when nothing failed, 1 when a check failed, 2 when DIR is not a pigen output
+or --cloud-init-schema names no usable JSON Schema.
 
 Arguments:
   DIR                       a 'pigen build' output directory (default: out)
