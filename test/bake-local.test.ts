@@ -36,7 +36,7 @@ async function cli(args: string[], cwd: string) {
 const ALICE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGCnbi4GnkD7wx8YOJ58rQYGLRZ3Dpj/WFkplaN35X64 alice@laptop';
 const INVENTORY = `all:
   children:
-    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1, node_repo_modules: 'node,infra' } } }
     web:
       hosts: { 10.10.10.11: {}, 10.10.10.12: {} }
       vars: { node_exporter_enabled: false, vector_enabled: false, node_packages: [] }
