@@ -232,6 +232,21 @@ test("nodename_overwrite: false keeps the cloud's hostname: /etc/hosts, written 
   assert.not.ok((parse(file(d, 'nodes/10.10.10.11/user-data')) as { runcmd: string[] }).runcmd.some((x) => x.startsWith('h=$(hostname)')));
 });
 
+test("directory parameters: no trailing /, none of the system's own, not /infra nor /data; ca_cn adds no field to the CA's subject (found by a review: `nginx_home: /www/` was an internal error, `ca_cn: \"x;/O=Evil\"` passed)", () => {
+  const errs = (vars: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', vars)) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path.at(-1)}: ${d.message}`);
+  assert.equal(errs('    nginx_home: /www/'), ['nginx_home: path `/www/` ends with /']);
+  for (const [k, v] of [['nginx_home', '/'], ['nginx_data', '/'], ['nginx_home', '/etc'], ['vector_data', '/tmp'], ['repo_home', '/usr']]) {
+    assert.equal(errs(`    ${k}: ${v}`), [`${k}: path \`${v}\` is a directory of the system's own (pigen would link, chown or chmod it)`]);
+  }
+  assert.equal(errs('    nginx_home: /infra'), ['nginx_home: path `/infra` is the link pigen makes to /data/infra']);
+  assert.equal(errs('    nginx_data: /data'), ['nginx_data: path `/data` is the main data directory (node_data)']);
+  assert.equal(errs('    node_data: /data\n    nginx_home: /srv/www\n    nginx_data: /data/www\n    repo_home: /srv/www'), []);
+  for (const cn of ['x;/O=Evil Corp/CN=evil', 'a#/CN=b', 'a;/emailAddress=x@y']) {
+    assert.equal(errs(`    ca_cn: '${cn}'`), [`ca_cn: \`${cn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`]);
+  }
+  assert.equal(errs("    ca_cn: 'Pigsty CA (test), v2'"), []);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

@@ -369,7 +369,8 @@ export const noInjection: Rule = (inv, _loaded, known) => {
       }
     }
     const caCn = v.ca_cn;
-    if (set.has('ca_cn') && typeof caCn === 'string' && !describeBad(caCn, STRICT_BAD) && !/^[A-Za-z0-9][A-Za-z0-9 .,_()-]*$/.test(caCn)) {
+    // (No check above looks at it: any character outside these is said here, `;` and `/` too.)
+    if (set.has('ca_cn') && typeof caCn === 'string' && !reported.has(pathKey(['ca_cn'])) && !/^[A-Za-z0-9][A-Za-z0-9 .,_()-]*$/.test(caCn)) {
       out.push(err('bad-value', originOf(n, 'ca_cn'), `\`${caCn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`, { hint: 'use letters, digits, spaces and . , _ ( ) -' }));
     }
     // Paths go unquoted into shell commands and configs; names become file and directory names.
@@ -379,6 +380,18 @@ export const noInjection: Rule = (inv, _loaded, known) => {
       if (!set.has(k) || typeof val !== 'string' || reported.has(pathKey([k]))) continue;
       if (!PATH_OK.test(val) || val.split('/').some((seg) => seg === '..' || seg === '.')) {
         out.push(err('bad-value', originOf(n, k), `path \`${val}\` is not a plain absolute path`, { hint: 'use an absolute path of letters, digits and . _ - @ + = : , ~ (no spaces, globs, quotes or .. segments)' }));
+      } else if (k !== 'exporter_metrics_path') {
+        // A directory pigen makes, links or chowns: named one way (no trailing /, which made an
+        // output path `rootfs/www/` and a link `ln -s … /www/`), and none of the system's own.
+        const why =
+          val !== '/' && val.endsWith('/')
+            ? 'ends with /'
+            : SYSTEM_DIRS.has(val)
+              ? "is a directory of the system's own (pigen would link, chown or chmod it)"
+              : val === '/infra' || (val === '/data' && k !== 'node_data')
+                ? `is ${val === '/infra' ? 'the link pigen makes to /data/infra' : 'the main data directory (node_data)'}`
+                : undefined;
+        if (why) out.push(err('bad-value', originOf(n, k), `path \`${val}\` ${why}`, { hint: val.endsWith('/') && val !== '/' ? `write it \`${val.replace(/\/+$/, '')}\`` : 'use a directory of its own, such as /data/<name> (Pigsty: /www, /data/nginx, /data/vector)' }));
       }
     }
     for (const [k, inner] of NAME_PARAMS) {
@@ -403,6 +416,9 @@ export const noInjection: Rule = (inv, _loaded, known) => {
   }
   return dedupe(out);
 };
+
+/** The system's own directories: never a directory pigen makes, links to or chowns. */
+const SYSTEM_DIRS = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/media', '/mnt', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/bin', '/usr/lib', '/usr/local', '/usr/sbin', '/usr/share', '/var', '/var/lib', '/var/log', '/var/tmp']);
 
 /** Parameters holding a path on the node (written into shell commands and configs unquoted). */
 const PATH_PARAMS = ['infra_data', 'nginx_home', 'nginx_data', 'repo_home', 'node_data', 'vector_data', 'exporter_metrics_path'];
