@@ -23,6 +23,12 @@ const file = (c: Compiled, path: string) => {
   assert.ok(e && 'data' in e, `${path} in the build`);
   return dec.decode((e as { data: Uint8Array }).data);
 };
+/** `pigen validate` of the text, as a user runs it (its code frames included). */
+const pigenValidate = (text: string) => {
+  const dir = tmp('pigen-sem-cli-');
+  writeFileSync(join(dir, 'pigsty.yml'), text);
+  return pigen(['validate'], dir);
+};
 const build = (text: string, sets: string[] = []) => {
   const dir = tmp('pigen-sem-');
   writeFileSync(join(dir, 'pigsty.yml'), text);
@@ -245,6 +251,22 @@ test("directory parameters: no trailing /, none of the system's own, not /infra 
     assert.equal(errs(`    ca_cn: '${cn}'`), [`ca_cn: \`${cn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`]);
   }
   assert.equal(errs("    ca_cn: 'Pigsty CA (test), v2'"), []);
+});
+
+test('no credentials in repo_bundle or vector_log_endpoint (world-readable files, a golden image, boot logs), never printed; log endpoints are infra, host:port or http(s) URLs (found by a review)', () => {
+  const diags = (vars: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', vars)) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.severity === 'error');
+  for (const vars of ['    repo_bundle: "http://u:Zq9SECRETpw@h/x.tgz"', '    vector_log_endpoint: ["http://u:Zq9SECRETpw@h:9428"]', '    vector_log_endpoint: ["u:Zq9SECRETpw@h:9428"]']) {
+    const d = diags(vars);
+    assert.is(d.length, 1, vars);
+    assert.match(d[0]!.message, /credentials/);
+    assert.not.match(JSON.stringify(d), /Zq9SECRETpw/);
+    const shown = pigenValidate(fleet('', vars));
+    assert.is(shown.code, 2);
+    assert.not.match(shown.stdout + shown.stderr, /Zq9SECRETpw/, 'nor in the code frame');
+  }
+  const bad = diags('    vector_log_endpoint: ["h:99999", ":9428", "${admin_ip}:X1", "h:9428", "http://h/insert", "https://[::1]:9428/x", infra]');
+  assert.equal(bad.map((d) => d.path.at(-1)), [0, 1, 2]);
+  assert.match(bad[2]!.message, /`10\.10\.10\.10:X1` is neither `infra`, host:port \(a port in 1\.\.65535\) nor an http\(s\) URL/);
 });
 
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {

@@ -1024,6 +1024,39 @@ export const aptCredentials: Rule = (inv) => {
   return dedupe(out);
 };
 
+/**
+ * Locations written into files every reader of the node (or of its golden image) may read, and
+ * said in boot logs: no credentials in them. repo_bundle (the admin node's installer script, 0755,
+ * part of its image) and vector_log_endpoint (vector.yaml, 0644), whose entries are also
+ * `infra`, `host:port` or an http(s) URL with a port in 1..65535.
+ */
+export const locationUrls: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  const ENDPOINT = /^(?:(https?):\/\/)?([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(\/[^\s]*)?$/;
+  for (const n of inv.nodes) {
+    const bundle = n.vars.repo_bundle;
+    if (n.origins.repo_bundle && typeof bundle === 'string' && urlUserinfo(bundle)) {
+      out.push(err('bad-value', originOf(n, 'repo_bundle'), "repo_bundle's URL holds credentials, which would be written into the admin node's installer script (readable by every user, and part of its golden image) and its boot log", { hint: 'serve the bundle where the admin node fetches it without credentials (its own network), or give a path on the node' }));
+    }
+    const eps = n.vars.vector_log_endpoint;
+    if (!n.origins.vector_log_endpoint || !Array.isArray(eps)) continue;
+    eps.forEach((e, i) => {
+      if (typeof e !== 'string' || e === 'infra' || /[;{}"'`#\\$<>|&\s]/.test(e)) return;
+      const at = [...originOf(n, 'vector_log_endpoint'), i];
+      if (urlUserinfo(e) || /^[^/]*@/.test(e)) {
+        out.push(err('bad-value', at, 'a vector_log_endpoint with credentials would be written into vector.yaml, readable by every user of the node', { hint: 'give the endpoint without them (VictoriaLogs on the infra nodes takes none)' }));
+        return;
+      }
+      const m = ENDPOINT.exec(e);
+      const port = m?.[3] === undefined ? undefined : Number(m[3]);
+      if (!m || (m[1] === undefined && port === undefined) || (port !== undefined && (port < 1 || port > 65535))) {
+        out.push(err('bad-value', at, `vector_log_endpoint \`${e}\` is neither \`infra\`, host:port (a port in 1..65535) nor an http(s) URL`, { hint: 'e.g. 10.10.10.10:9428, or http://logs.example.com:9428/insert/jsonline' }));
+      }
+    });
+  }
+  return dedupe(out);
+};
+
 /** Each baseurl an apt source of a deb node is written from (the repos of its modules and release): the node's OS, where the URL is set, the URL. */
 function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string) => void): void {
   for (const n of inv.nodes) {
@@ -1036,4 +1069,4 @@ function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string
   }
 }
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, adminServes, scrapeDurations, alertReceivers];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, adminServes, scrapeDurations, alertReceivers];
