@@ -114,7 +114,8 @@ function allowedFields(schema: JsonObject, schemaPath: string): string[] {
  * meant that one); when no branch got past the value itself, keep one summary.
  */
 function collapse(errors: ErrorObject[]): ErrorObject[] {
-  let out = [...errors];
+  // (A property name that fails is said by its own error: "property name must be valid" is noise.)
+  let out = errors.filter((e) => e.keyword !== 'propertyNames');
   const depth = (e: ErrorObject) => pointerToPath(e.instancePath).length;
   const under = (e: ErrorObject, alt: ErrorObject) => e.instancePath === alt.instancePath || e.instancePath.startsWith(alt.instancePath + '/');
   for (const alt of errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')) {

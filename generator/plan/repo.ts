@@ -42,6 +42,8 @@ export interface RepoItem {
   description: string;
   module: string;
   baseurl: string;
+  gpgcheck: string;
+  enabled: string;
   meta: [string, string][];
 }
 
@@ -67,9 +69,13 @@ export function repoItems(v: Vars, os: OsProfile, adminIp: string, modules: stri
       // The node that serves the repo installs from its own files (it has no nginx yet when its
       // packages are installed): http://<admin_ip>/… becomes file:<repo_home>/… (§4).
       if (selfRepo) url = selfRepoUrl(url, adminIp, v.str('repo_home', '/www'), os);
-      const meta: [string, string][] = [];
-      if (isObj(it.meta)) for (const [k, x] of Object.entries(it.meta).sort(([a], [b]) => (a < b ? -1 : 1))) meta.push([k, String(x)]);
-      out.push({ name: String(it.name), description: String(it.description ?? it.name), module: mod, baseurl: url, meta });
+      // (Merged over gpgcheck = 0 and enabled = 1, as Pigsty merges them: each option once.)
+      const options: Record<string, string> = { gpgcheck: '0', enabled: '1' };
+      if (isObj(it.meta)) for (const [k, x] of Object.entries(it.meta)) if (typeof x !== 'object') options[k] = String(x);
+      const meta = Object.entries(options)
+        .filter(([k]) => k !== 'gpgcheck' && k !== 'enabled')
+        .sort(([a], [b]) => (a < b ? -1 : 1));
+      out.push({ name: String(it.name), description: String(it.description ?? it.name), module: mod, baseurl: url, gpgcheck: options.gpgcheck!, enabled: options.enabled!, meta });
     }
   }
   return out;

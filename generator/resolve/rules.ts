@@ -1057,6 +1057,22 @@ export const locationUrls: Rule = (inv) => {
   return dedupe(out);
 };
 
+/** A repo's yum options (meta) that pigen writes itself: `name`, `baseurl`, `proxy` (from proxy_env). */
+export const repoMeta: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    const list = n.vars.repo_upstream;
+    if (!n.origins.repo_upstream || !Array.isArray(list)) continue;
+    list.forEach((it, i) => {
+      if (!isObj(it) || !isObj(it.meta)) return;
+      for (const k of ['name', 'baseurl', 'proxy']) {
+        if (k in it.meta) out.push(err('bad-value', [...n.origins.repo_upstream!, i, 'meta', k], `\`${k}\` cannot be a repo's meta option: pigen writes it (${k === 'proxy' ? 'from proxy_env' : `from the repo's ${k === 'name' ? 'description' : 'baseurl'}`})`, { hint: k === 'proxy' ? 'set proxy_env' : `set the repo's ${k === 'name' ? 'description' : 'baseurl'}` }));
+      }
+    });
+  }
+  return dedupe(out);
+};
+
 /** Each baseurl an apt source of a deb node is written from (the repos of its modules and release): the node's OS, where the URL is set, the URL. */
 function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string) => void): void {
   for (const n of inv.nodes) {
@@ -1069,4 +1085,4 @@ function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string
   }
 }
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, adminServes, scrapeDurations, alertReceivers];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, repoMeta, adminServes, scrapeDurations, alertReceivers];
