@@ -28,6 +28,7 @@ export const CODES = {
   'repo-empty': { hint: 'make a bundle (pigen bundle --download), and set repo_bundle to where the admin node can read it at boot (or bake images with --bundle); or point node_repo_modules at upstream repos' },
   'admin-outside': { hint: 'add the admin node to the inventory (an infra group with infra_seq), or make sure the one running elsewhere serves the repo and DNS' },
   'repo-unserved': { hint: 'keep nginx on port 80 with a `home` portal entry on the admin node, or point node_repo_modules at upstream repos' },
+  'dns-name-clash': { hint: 'give the clusters distinct names (not `default`), or the nodes distinct sequence numbers' },
   'dns-unserved': { hint: 'keep dnsmasq on the admin node on port 53, or list other servers in node_dns_servers' },
   'alert-receiver': { hint: 'fix the receiver as Alertmanager reads it (see alertmanager_receivers in schemas/inventory.schema.json)' },
   'selinux-enforcing': { hint: 'keep node_selinux_mode permissive on infra nodes, or after the first boot label the nginx data directory httpd_sys_content_t (semanage fcontext, restorecon) and set httpd_can_network_connect on' },

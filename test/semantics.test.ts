@@ -277,6 +277,24 @@ test("a yum repo's meta options: merged over gpgcheck = 0 and enabled = 1 (each 
   assert.equal(errs.map((d) => `${d.code} ${d.path.slice(-2).join('.')}`), ['schema-format repo_upstream.0', 'schema-format repo_upstream.0', 'schema-type meta.m', 'bad-value meta.baseurl'].map((x) => x.replace('repo_upstream.0', '0.meta')));
 });
 
+test("a cluster named `default` (dns_records' file) and a DNS name two clusters claim are warnings (dns-name-clash; found by a review)", () => {
+  const text = [
+    'all:',
+    '  vars: { admin_ip: 10.10.10.10, repo_bundle: /srv/b.tgz }',
+    '  children:',
+    '    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }',
+    '    pg-x: { vars: { pg_cluster: default }, hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } } }',
+    '    pg-y: { vars: { pg_cluster: shared }, hosts: { 10.10.10.12: { pg_seq: 1, pg_role: primary }, 10.10.10.13: { pg_seq: 2, pg_role: replica } } }',
+    '    mi: { vars: { minio_cluster: shared }, hosts: { 10.10.10.14: { minio_seq: 1 } } }',
+    '',
+  ].join('\n');
+  const w = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'dns-name-clash');
+  assert.equal(w.map((d) => d.path.join('.')), ['all.children.pg-x.vars.pg_cluster', 'all.children.mi.vars.minio_cluster']);
+  assert.match(w[0]!.message, /cluster named `default` gets no DNS names/);
+  assert.match(w[1]!.message, /the DNS name `shared-1` is claimed by 10\.10\.10\.12 and 10\.10\.10\.14/);
+  assert.equal(loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet()) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'dns-name-clash'), [], 'a PGSQL cluster name its members share');
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

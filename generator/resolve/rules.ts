@@ -1057,6 +1057,41 @@ export const locationUrls: Rule = (inv) => {
   return dedupe(out);
 };
 
+/**
+ * The names the infra nodes' dnsmasq answers for the PGSQL and MINIO clusters (plan/infra.ts,
+ * clusterRecords): a cluster named `default` would share dns_records' file (`pigsty/default`, left
+ * to dns_records), and a name two nodes claim resolves to both.
+ */
+export const clusterNames: Rule = (inv) => {
+  if (!inv.infra.length) return [];
+  const out: Diagnostic[] = [];
+  // (Each name with who claims it: a cluster's own name (its PGSQL primary's), a member's `-<seq>`.)
+  const owners = new Map<string, { ip: string; at: Path; cluster: boolean }[]>();
+  const claim = (name: string, ip: string, at: Path, cluster: boolean) => void (owners.get(name) ?? (owners.set(name, []), owners.get(name)!)).push({ ip, at, cluster });
+  for (const n of inv.nodes) {
+    for (const [mod, clusterKey, seqKey, fallback] of [['pgsql', 'pg_cluster', 'pg_seq', undefined], ['minio', 'minio_cluster', 'minio_seq', 'minio']] as const) {
+      if (!n.modules.includes(mod)) continue;
+      const cls = typeof n.vars[clusterKey] === 'string' ? (n.vars[clusterKey] as string) : fallback;
+      const seq = n.vars[seqKey];
+      if (cls === undefined || !Number.isInteger(seq)) continue;
+      const at = originOf(n, n.origins[clusterKey] ? clusterKey : seqKey);
+      if (cls === 'default') {
+        out.push(warn('dns-name-clash', at, `a ${mod === 'pgsql' ? 'PGSQL' : 'MINIO'} cluster named \`default\` gets no DNS names: its file would be dns_records' (/etc/dnsmasq.d/pigsty/default)`));
+        continue;
+      }
+      claim(`${cls}-${seq}`, n.ip, at, false);
+      if (mod === 'pgsql') claim(cls, n.ip, at, true);
+    }
+  }
+  for (const [name, list] of [...owners].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const ips = [...new Set(list.map((o) => o.ip))];
+    // (A PGSQL cluster's own name is claimed by all its members, and answered with its primary.)
+    if (ips.length < 2 || list.every((o) => o.cluster)) continue;
+    out.push(warn('dns-name-clash', [...list].reverse().find((o) => !o.cluster)?.at ?? list[0]!.at, `the DNS name \`${name}\` is claimed by ${ips.join(' and ')} (two clusters' names and sequence numbers meet): dnsmasq answers with all of them`));
+  }
+  return dedupe(out);
+};
+
 /** A repo's yum options (meta) that pigen writes itself: `name`, `baseurl`, `proxy` (from proxy_env). */
 export const repoMeta: Rule = (inv) => {
   const out: Diagnostic[] = [];
@@ -1085,4 +1120,4 @@ function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string
   }
 }
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, repoMeta, adminServes, scrapeDurations, alertReceivers];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, repoMeta, clusterNames, adminServes, scrapeDurations, alertReceivers];
