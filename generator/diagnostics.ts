@@ -218,19 +218,28 @@ export function formatDiagnostics(ds: readonly Diagnostic[], opts: FormatOptions
   return ds.map((d) => formatOne(d, withForms)).join('\n');
 }
 
+/**
+ * Control characters (C0 but tab and newline, DEL, C1) and bidirectional overrides, which a terminal would
+ * act on (a title set, lines hidden or reordered): what an inventory's key or value may carry into
+ * a message.
+ */
+const UNSAFE_FOR_TERMINAL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** `s` with what a terminal would act on written as an escape (`\u001b`). */
+export const visible = (s: string) => s.replace(UNSAFE_FOR_TERMINAL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 function formatOne(d: Diagnostic, { color, sources, secrets }: FormatOptions): string {
   const sev = d.severity === 'error' ? paint(color, '1;31', 'error') : paint(color, '1;33', 'warning');
   const lines: string[] = [];
   const where = d.path.length ? `${formatPath(d.path)}: ` : '';
-  lines.push(`${sev}${paint(color, '1', `[${d.code}]`)}: ${paint(color, '1', where + d.message)}`);
-  if (d.file) lines.push(`  ${paint(color, '34', '-->')} ${d.file}${d.pos ? `:${d.pos.line}:${d.pos.col}` : ''}`);
+  lines.push(`${sev}${paint(color, '1', `[${d.code}]`)}: ${paint(color, '1', visible(where + d.message))}`);
+  if (d.file) lines.push(`  ${paint(color, '34', '-->')} ${visible(d.file)}${d.pos ? `:${d.pos.line}:${d.pos.col}` : ''}`);
   const text = d.file ? sources.get(d.file) : undefined;
   if (text !== undefined && d.pos) lines.push(...codeFrame(text, d.pos, color, secrets ?? []));
   if (d.related) {
-    const at = d.related.pos && d.file ? ` at ${d.file}:${d.related.pos.line}:${d.related.pos.col}` : '';
-    lines.push(`   ${paint(color, '34', '=')} note: ${d.related.message}${at}`);
+    const at = d.related.pos && d.file ? ` at ${visible(d.file)}:${d.related.pos.line}:${d.related.pos.col}` : '';
+    lines.push(`   ${paint(color, '34', '=')} note: ${visible(d.related.message)}${at}`);
   }
-  lines.push(`   ${paint(color, '34', '=')} hint: ${d.hint ?? hintFor(d.code)}`);
+  lines.push(`   ${paint(color, '34', '=')} hint: ${visible(d.hint ?? hintFor(d.code))}`);
   return lines.join('\n') + '\n';
 }
 
@@ -257,7 +266,7 @@ function codeFrame(text: string, pos: Pos, color: boolean, secrets: readonly str
     let shown = raw.slice(start, start + WIDTH);
     if (start > 0) shown = '...' + shown;
     if (raw.length > start + WIDTH) shown += '...';
-    out.push(`${gutter(String(n))} ${shown.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')}`);
+    out.push(`${gutter(String(n))} ${shown.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?')}`);
   }
   const caretCol = col - start + (start > 0 ? 3 : 0);
   out.push(`${gutter('')} ${' '.repeat(Math.max(0, caretCol - 1))}${paint(color, '1;31', '^')}`);

@@ -9,6 +9,7 @@
 // below or generated here. Also: --set, --strict, the injection matrix (every field kind × every
 // dangerous character), CRLF/BOM variants, and the CLI's exit code and output for broken input.
 import { test } from 'uvu';
+import { formatDiagnostics } from '../generator/diagnostics.ts';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -420,6 +421,15 @@ const withSets = (...raws: string[]) => {
   const sets = raws.map((raw) => parseSet(raw, setValue) as ResolveOptions['sets'][number]);
   return loadAndResolve({ name: 'single.yml', bytes: validBytes }, assets, { sets, strict: false });
 };
+
+test('a message never carries what a terminal acts on (ESC, BEL, C1, bidi overrides): written as escapes (found by a review: a nodename set the terminal title)', () => {
+  const text = 'all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1, nodename: "a\\e]0;PWNED\\ab" }\n  vars:\n    admin_ip: 10.10.10.10\n    "\\e[41mZ\\u202e\\x9b": 1\n';
+  const r = loadAndResolve({ name: 'e.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });
+  const shown = formatDiagnostics(r.diagnostics, { color: false, sources: new Map([['e.yml', text]]) });
+  assert.not.match(shown, /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+  assert.match(shown, /nodename `a\\u001b\]0;PWNED\\u0007b` of 10\.10\.10\.10 is not a valid hostname/);
+  assert.match(shown, /unknown parameter `\\u001b\[41mZ\\u202e\\u009b`/);
+});
 
 test('--set values are checked like the inventory (range, enum, type, clash) and carry no file position', () => {
   assert.equal(withSets().diagnostics, [], 'the base inventory is valid');
