@@ -295,6 +295,13 @@ test("a cluster named `default` (dns_records' file) and a DNS name two clusters 
   assert.equal(loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet()) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'dns-name-clash'), [], 'a PGSQL cluster name its members share');
 });
 
+test('node_crontab and node_dns_options lines are checked as cron and the resolver read them, before a build (pigen check found them only after; found by a review); a crontab line is not quoted', () => {
+  const errs = (vars: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', vars)) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.severity === 'error');
+  const e = errs('    node_crontab: ["bad line PGPASSWORD=Hunter2x", "00 01 * * * postgres /pg/bin/pg-backup full", "@daily root true"]\n    node_dns_options: ["nameserver 6.6.6.6 X1", "options timeout:1", "search example.com"]');
+  assert.equal(e.map((d) => `${d.path.slice(-2).join('.')}: ${d.message}`), ['node_crontab.0: not a cron.d line: five time fields, a user and a command expected', 'node_dns_options.0: not a resolv.conf line: nameserver needs one IP address: nameserver 6.6.6.6 X1']);
+  assert.not.match(JSON.stringify(e), /Hunter2x/);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

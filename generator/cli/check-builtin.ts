@@ -3,6 +3,7 @@
 
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
+import { crontabLineProblem, RESOLV_DOMAIN, resolvLineProblem } from '../util/conf-lines.js';
 
 export interface BuiltinResult {
   errors: string[];
@@ -13,7 +14,7 @@ type Check = (text: string, path: string) => BuiltinResult;
 
 const lines = (text: string) => text.split('\n').map((l, i) => ({ n: i + 1, l: l.replace(/\r$/, '') }));
 const isComment = (l: string) => /^\s*(#.*)?$/.test(l);
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
+const HOSTNAME = RESOLV_DOMAIN;
 
 function yamlOf(text: string, errors: string[]): unknown {
   try {
@@ -55,17 +56,9 @@ const resolv: Check = (text) => {
   const warnings: string[] = [];
   let ns = 0;
   for (const { n, l } of lines(text)) {
-    if (/^\s*([#;].*)?$/.test(l)) continue;
-    const [key, ...args] = l.trim().split(/\s+/);
-    if (key === 'nameserver') {
-      ns++;
-      if (args.length !== 1 || !isIP(args[0]!)) errors.push(`line ${n}: nameserver needs one IP address: ${l}`);
-    } else if (key === 'search' || key === 'domain') {
-      for (const d of args) if (!HOSTNAME.test(d)) errors.push(`line ${n}: '${d}' is not a domain`);
-      if (!args.length) errors.push(`line ${n}: ${key} without a domain`);
-    } else if (key === 'options') {
-      for (const o of args) if (!/^[a-z0-9-]+(:\d+)?$/.test(o)) errors.push(`line ${n}: bad option '${o}'`);
-    } else if (key !== 'sortlist') errors.push(`line ${n}: unknown keyword '${key}'`);
+    if (/^\s*nameserver\b/.test(l)) ns++;
+    const problem = resolvLineProblem(l);
+    if (problem) errors.push(`line ${n}: ${problem}`);
   }
   if (ns > 3) warnings.push(`${ns} nameservers: the resolver uses only the first 3`);
   return { errors, warnings };
@@ -257,13 +250,9 @@ const kernelModules: Check = (text) => {
 /** /etc/cron.d files (cron(8)): NAME=value lines, and five time fields (or @reboot, @daily...), a user, a command. */
 const crontab: Check = (text) => {
   const errors: string[] = [];
-  const field = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$|^[A-Za-z]{3}(-[A-Za-z]{3})?$/;
   for (const { n, l } of lines(text)) {
-    if (isComment(l) || /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l)) continue;
-    const w = l.trim().split(/\s+/);
-    if (w[0]?.startsWith('@')) {
-      if (!/^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(w[0]) || w.length < 3) errors.push(`line ${n}: @keyword, user, command expected: ${l}`);
-    } else if (w.length < 7 || !w.slice(0, 5).every((f) => field.test(f))) errors.push(`line ${n}: five time fields, a user and a command expected: ${l}`);
+    const problem = crontabLineProblem(l);
+    if (problem) errors.push(`line ${n}: ${problem}`);
   }
   return { errors, warnings: [] };
 };

@@ -2,6 +2,7 @@
 // all rules run, so the user sees every problem at once.
 
 import { err, hideUserinfo, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
+import { crontabLineProblem, resolvLineProblem } from '../util/conf-lines.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
 import { isForeignParam, pgInstance } from './params.js';
@@ -1092,6 +1093,30 @@ export const clusterNames: Rule = (inv) => {
   return dedupe(out);
 };
 
+/**
+ * Lines the inventory gives for system files, read as their programs read them (the checks
+ * `pigen check` runs over the written files): node_crontab (/etc/cron.d/pigsty, where cron ignores
+ * a file with one bad line) and node_dns_options (/etc/resolv.conf). The crontab line is not
+ * quoted: a command may hold a password.
+ */
+export const confLines: Rule = (inv) => {
+  const out: Diagnostic[] = [];
+  for (const n of inv.nodes) {
+    for (const [k, problemOf, what] of [['node_crontab', crontabLineProblem, 'a cron.d line'], ['node_dns_options', resolvLineProblem, 'a resolv.conf line']] as const) {
+      const list = n.vars[k];
+      if (!n.origins[k] || !Array.isArray(list)) continue;
+      list.forEach((l, i) => {
+        if (typeof l !== 'string' || /[\r\n]/.test(l)) return;
+        const problem = problemOf(l);
+        if (!problem) return;
+        const said = k === 'node_crontab' ? problem.replace(/: .*$/, '') : problem;
+        out.push(err('bad-value', [...originOf(n, k), i], `not ${what}: ${said}`, { hint: k === 'node_crontab' ? "e.g. '00 01 * * * postgres /pg/bin/pg-backup full' (minute hour day month weekday user command)" : "e.g. 'options single-request-reopen timeout:1', 'search example.com'" }));
+      });
+    }
+  }
+  return dedupe(out);
+};
+
 /** A repo's yum options (meta) that pigen writes itself: `name`, `baseurl`, `proxy` (from proxy_env). */
 export const repoMeta: Rule = (inv) => {
   const out: Diagnostic[] = [];
@@ -1120,4 +1145,4 @@ function eachAptBaseurl(inv: Inventory, fn: (os: string, path: Path, url: string
   }
 }
 
-export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, repoMeta, clusterNames, adminServes, scrapeDurations, alertReceivers];
+export const RULES: Rule[] = [nginxUsers, infraSeq, adminIpIsInfra, uniqueNodenames, oneGroupPerModule, portsValid, noInjection, portalEntries, addressFields, adminUser, proxyEnv, selinuxEnforcing, notApplied, repoEmpty, repoUnmatched, repoMinor, aptSourceVars, aptCredentials, locationUrls, repoMeta, clusterNames, confLines, adminServes, scrapeDurations, alertReceivers];
