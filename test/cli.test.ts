@@ -42,7 +42,10 @@ test('--json: every command prints one parseable JSON object on stdout, on succe
     [['validate', 'bad.yml', '--json'], 2],
     [['build', '--json', '-o', 'out'], 0],
     [['build', 'bad.yml', '--json'], 2],
-    [['build', '--json', '-o', 'file/out'], 1],
+    // (-o under a file, or a file, or empty: bad input, said before any work; was ENOTDIR, exit 1.)
+    [['build', '--json', '-o', 'file/out'], 2],
+    [['build', '--json', '-o', 'file'], 2],
+    [['build', '--json', '-o', ''], 2],
     [['userdata', '10.10.10.10', '--json'], 0],
     [['userdata', '10.9.9.9', '--json'], 2],
     [['bundle', 'verify', 'nope.tgz', '--json'], 2],
@@ -175,10 +178,12 @@ test('through a closed pipe, the exit code is still the command\'s: a failed bui
       child.stderr.destroy();
       child.on('exit', (code) => resolve(code));
     });
+  // (A failed build: an output that cannot be made, under /proc.)
   const cases: [string[], number][] = [
-    [['build', 'pigsty.yml', '-o', 'file'], 1],
-    [['build', 'fleet.yml', '-o', 'file'], 1],
-    [['build', 'pigsty.yml', '-o', 'file', '--json'], 1],
+    [['build', 'pigsty.yml', '-o', '/proc/pigen-no/out'], 1],
+    [['build', 'fleet.yml', '-o', '/proc/pigen-no/out'], 1],
+    [['build', 'pigsty.yml', '-o', '/proc/pigen-no/out', '--json'], 1],
+    [['build', 'pigsty.yml', '-o', 'file'], 2],
     [['validate', 'bad.yml'], 2],
     [['validate', 'bad.yml', '--json'], 2],
     [['build', 'pigsty.yml', '-o', 'out'], 0],

@@ -2,7 +2,7 @@
 
 import { compileAsync, compileMemo, type CompileMemo } from '../compile.js';
 import { GZIP_OPTIONS } from '../emit/userdata.js';
-import { fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, saveRedactionIndex, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
+import { fileOnPath, fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inventoryFile, isWithin, openTreeWriter, packageVersion, prevalidator, readAssets, readFileChunks, saveRedactionIndex, upToDate, watchFiles, type GzipSizes, type Prevalidator, type WriteStats } from '../io.js';
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
@@ -99,7 +99,11 @@ async function buildOnce(ctx: CliContext, values: Values, args: string[], sessio
     if (values.json) json({ ok: false, error: message });
     return code;
   };
+  // (-o names a directory: empty, or a file there or on its path, is bad input, said before any work.)
+  if (out === '') return fail(2, '-o needs a directory path (the default is out)');
   const outDir = resolvePath(ctx.cwd, out);
+  const blocked = fileOnPath(outDir);
+  if (blocked) return fail(2, `-o ${out}: ${blocked === outDir ? 'it is a file' : `${blocked} is a file`}, not a directory; give a directory (pigen build writes a tree there)`);
   const inside = inputInsideOutput(ctx, values, args);
   if (inside) return fail(2, inside);
   // (The output's files are checked against its state on another thread meanwhile.)
