@@ -227,6 +227,19 @@ test('a secrets file edited by hand is checked like the inventory: a password wi
     assert.match(r.stderr, want);
     assert.not.ok((r.stdout + r.stderr).includes('Edited'), 'the value is not printed');
   }
+  // Every problem at once, each at its line (found by a review: one, the first, without a position).
+  const many = good.replace(/^(  grafana_admin_password: ).*$/m, '$1"Edited$x"').replace(/^(  pg_admin_password: ).*$/m, '$1""').replace(/^passwords:$/m, 'passwords:\n  grafana_admin_passwrd: EditedToo');
+  writeFileSync(file, many, { mode: 0o600 });
+  const r = pigen(['validate', '--json'], d);
+  assert.is(r.code, 2, r.stderr);
+  const errs = (JSON.parse(r.stdout) as { diagnostics: { message: string; line?: number; pos?: { line: number } }[] }).diagnostics.filter((x) => /pigsty\.secrets\.yml/.test(x.message));
+  const lineOf = (name: string) => many.split('\n').findIndex((l) => l.startsWith(`  ${name}:`)) + 1;
+  assert.equal(errs.map((x) => [x.message.replace(/^.*pigsty\.secrets\.yml: /, '').split(' is ')[0], x.pos?.line ?? x.line ?? null]), [
+    ['password grafana_admin_password', lineOf('grafana_admin_password')],
+    ['password pg_admin_password', lineOf('pg_admin_password')],
+    ['passwords: grafana_admin_passwrd', null],
+  ]);
+  assert.not.match(r.stdout + r.stderr, /Edited/);
 });
 
 // pigen check quotes a malformed line by its first word only, and an APT URL without its user info

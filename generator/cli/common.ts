@@ -111,16 +111,32 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   }
   if (text !== undefined) {
     const read = parseSecretsFile(text);
-    const unknown = 'secrets' in read ? unknownPasswords(read.secrets, assets.schema) : [];
-    if ('problem' in read || unknown.length) {
-      const problem = 'problem' in read ? read.problem : `passwords: ${unknown.join(', ')} ${unknown.length === 1 ? 'is no password parameter' : 'are no password parameters'} (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`;
-      const hint =
-        'problem' in read && read.pos
-          ? 'fix that line (a password starting with *, &, !, |, > or % must be quoted), or replace one entry with `pigen secrets rotate NAME`'
-          : unknown.length
-            ? 'delete those lines (any `pigen secrets rotate NAME` drops them too)'
-            : 'fix that entry, or replace it with `pigen secrets rotate NAME`; `pigen secrets init --force` makes a new file (a new CA, keys and passwords)';
-      result.diagnostics = [...result.diagnostics, err('bad-value', [], `${secretsPath}: ${problem}`, { file: secretsPath, ...('problem' in read && read.pos ? { pos: read.pos } : {}), hint })];
+    // (Every problem at once, each where it is: the entries' and the names that are no password parameter.)
+    const names = 'secrets' in read ? Object.keys(read.secrets.passwords) : (read.passwordNames ?? []);
+    const unknown = unknownPasswords({ passwords: Object.fromEntries(names.map((k) => [k, ''])) }, assets.schema);
+    if ('problems' in read || unknown.length) {
+      const found = [
+        ...('problems' in read
+          ? read.problems.map((p) =>
+              err('bad-value', [], `${secretsPath}: ${p.problem}`, {
+                file: secretsPath,
+                ...(p.pos ? { pos: p.pos } : {}),
+                hint: p.problem.startsWith('not valid YAML')
+                  ? 'fix that line (a password starting with *, &, !, |, > or % must be quoted), or replace one entry with `pigen secrets rotate NAME`'
+                  : 'fix that entry, or replace it with `pigen secrets rotate NAME`; `pigen secrets init --force` makes a new file (a new CA, keys and passwords)',
+              }),
+            )
+          : []),
+        ...(unknown.length
+          ? [
+              err('bad-value', [], `${secretsPath}: passwords: ${unknown.join(', ')} ${unknown.length === 1 ? 'is no password parameter' : 'are no password parameters'} (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`, {
+                file: secretsPath,
+                hint: 'delete those lines (any `pigen secrets rotate NAME` drops them too)',
+              }),
+            ]
+          : []),
+      ];
+      result.diagnostics = [...result.diagnostics, ...found];
       delete result.inventory;
       return result;
     }

@@ -92,7 +92,7 @@ export function passwordParams(schema: JsonObject): Set<string> {
 }
 
 /** The names under `passwords:` that are no password parameter (passwordParams), sorted. */
-export function unknownPasswords(s: Secrets, schema: JsonObject): string[] {
+export function unknownPasswords(s: Secrets | { passwords: Record<string, unknown> }, schema: JsonObject): string[] {
   const known = passwordParams(schema);
   return Object.keys(s.passwords).filter((k) => !known.has(k)).sort();
 }
@@ -117,10 +117,16 @@ export function serializeSecrets(s: Secrets): string {
   );
 }
 
-/** Parses a secrets file; returns a message when it is not one (parseSecretsFile: with the position). */
+/** Parses a secrets file; returns a message when it is not one (parseSecretsFile: every problem, with positions). */
 export function parseSecrets(text: string): Secrets | string {
   const r = parseSecretsFile(text);
-  return 'problem' in r ? r.problem : r.secrets;
+  return 'problems' in r ? r.problems.map((p) => p.problem).join('; ') : r.secrets;
+}
+
+/** What is wrong in a secrets file, and where when it is known. */
+export interface SecretsProblem {
+  problem: string;
+  pos?: { line: number; col: number };
 }
 
 /**
@@ -128,10 +134,14 @@ export function parseSecrets(text: string): Secrets | string {
  * message holds a value of the file: the YAML parser's own quote the text around an error (a
  * password written `*Hunter2` is an alias to it), so only its kind and position are said.
  */
-export function parseSecretsFile(text: string): { secrets: Secrets } | { problem: string; pos?: { line: number; col: number } } {
+export function parseSecretsFile(text: string): { secrets: Secrets } | { problems: SecretsProblem[]; passwordNames?: string[] } {
   const said = (kind: string, at?: { line: number; col: number }) => ({
-    problem: `not valid YAML: ${kind}${at ? ` at line ${at.line}, column ${at.col}` : ''} (a password starting with *, &, !, |, > or % must be quoted)`,
-    ...(at ? { pos: { line: at.line, col: at.col } } : {}),
+    problems: [
+      {
+        problem: `not valid YAML: ${kind}${at ? ` at line ${at.line}, column ${at.col}` : ''} (a password starting with *, &, !, |, > or % must be quoted)`,
+        ...(at ? { pos: { line: at.line, col: at.col } } : {}),
+      },
+    ],
   });
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter });
@@ -147,7 +157,18 @@ export function parseSecretsFile(text: string): { secrets: Secrets } | { problem
     return said(YAML_PROBLEMS.BAD_ALIAS!, at === undefined ? undefined : lineCounter.linePos(at));
   }
   const r = checkSecrets(d);
-  return typeof r === 'string' ? { problem: r } : { secrets: r };
+  if (!Array.isArray(r)) return { secrets: r };
+  // (Each problem where its entry is: the key of a password, the IP of an infra entry.)
+  const posOf = (path?: string[]) => {
+    const node = path ? doc.getIn(path, true) : undefined;
+    const pair = path && path.length ? (doc.getIn(path.slice(0, -1), true) as { items?: { key?: { value?: unknown; range?: number[] } }[] } | undefined)?.items?.find((i) => i.key?.value === path.at(-1)) : undefined;
+    const at = pair?.key?.range?.[0] ?? (node as { range?: number[] } | undefined)?.range?.[0];
+    return at === undefined ? undefined : lineCounter.linePos(at);
+  };
+  // (And the names its passwords have, for those that name no password parameter.)
+  const pw = (d as { passwords?: unknown }).passwords;
+  const passwordNames = pw && typeof pw === 'object' && !Array.isArray(pw) ? Object.keys(pw) : undefined;
+  return { problems: r.map((p) => ((at) => ({ problem: p.problem, ...(at ? { pos: { line: at.line, col: at.col } } : {}) }))(posOf(p.path))), ...(passwordNames ? { passwordNames } : {}) };
 }
 
 /** The YAML parser's error codes, said in words that quote nothing of the file. */
@@ -168,14 +189,22 @@ const YAML_PROBLEMS: Record<string, string> = {
   IMPOSSIBLE: 'a syntax error',
 };
 
-function checkSecrets(d: unknown): Secrets | string {
+/** A problem of a secrets file, and the entry it is in (for its position). */
+type Problem = { problem: string; path?: string[] };
+
+/**
+ * The secrets file's content, or every problem in it: the file's frame (version, the CA) first,
+ * alone; then each infra entry's and each password's, all of them.
+ */
+function checkSecrets(d: unknown): Secrets | Problem[] {
   const s = d as Partial<Secrets> | null;
-  if (!s || typeof s !== 'object' || s.version !== 1) return 'not a pigen secrets file (version: 1 missing)';
-  if (!s.ca || typeof s.ca.key !== 'string' || typeof s.ca.cert !== 'string') return 'the CA key or certificate is missing';
+  const fatal = (problem: string, path?: string[]): Problem[] => [{ problem, ...(path ? { path } : {}) }];
+  if (!s || typeof s !== 'object' || s.version !== 1) return fatal('not a pigen secrets file (version: 1 missing)');
+  if (!s.ca || typeof s.ca.key !== 'string' || typeof s.ca.cert !== 'string') return fatal('the CA key or certificate is missing', ['ca']);
   // Its values go into generated files as they are: each must be what pigen writes there (a PEM
   // block, a password without quotes, backslashes, $ or line breaks), whoever edited the file.
-  if (!isPem(s.ca.key) || !isPem(s.ca.cert)) return 'the CA key or certificate is not a PEM block';
-  if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null || Array.isArray(s.infra))) return 'infra is not a mapping';
+  if (!isPem(s.ca.key) || !isPem(s.ca.cert)) return fatal('the CA key or certificate is not a PEM block', ['ca']);
+  if (s.infra !== undefined && (typeof s.infra !== 'object' || s.infra === null || Array.isArray(s.infra))) return fatal('infra is not a mapping', ['infra']);
   // Each key must be its certificate's, and each infra certificate the CA's: a key put in the wrong
   // place (the CA's in an infra slot, two nodes' swapped) would be written to a node, and a
   // damaged block would break every node's TLS. (A review found each accepted.)
@@ -194,12 +223,14 @@ function checkSecrets(d: unknown): Secrets | string {
     return { cert };
   };
   const ca = pair(s.ca.cert, s.ca.key);
-  if (typeof ca === 'string') return `CA: ${ca}`;
-  if (!ca.cert.ca) return 'CA: the certificate is not a CA certificate';
+  if (typeof ca === 'string') return fatal(`CA: ${ca}`, ['ca']);
+  if (!ca.cert.ca) return fatal('CA: the certificate is not a CA certificate', ['ca']);
+  const problems: Problem[] = [];
   // Each slot is an infra node's IP, and holds a certificate issued for that IP, with a key no
   // other slot holds: entries swapped or copied by hand would put one node's key on another.
   const keysSeen = new Map<string, string>();
-  for (const [ip, t] of Object.entries(s.infra ?? {})) {
+  // (Each entry's first problem; the others' too.)
+  const infraProblem = (ip: string, t: Secrets['infra'][string] | undefined): string | undefined => {
     if (!isIPv4(ip)) return `infra: the entry ${JSON.stringify(ip)} is not an IPv4 address (each entry is an infra node's IP)`;
     if (!t || typeof t !== 'object' || !isPem(t.key) || !isPem(t.cert) || !Array.isArray(t.sans)) return `infra ${ip}: the key, certificate or sans are missing or not PEM`;
     const own = pair(t.cert, t.key);
@@ -217,25 +248,37 @@ function checkSecrets(d: unknown): Secrets | string {
     const other = keysSeen.get(body);
     if (other !== undefined) return `infra ${ip}: the same key as infra ${other}: run \`pigen secrets rotate infra:${ip}\``;
     keysSeen.set(body, ip);
+    return undefined;
+  };
+  for (const [ip, t] of Object.entries(s.infra ?? {})) {
+    const problem = infraProblem(ip, t);
+    if (problem) problems.push({ problem, path: ['infra', ip] });
   }
-  if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null || Array.isArray(s.passwords))) return 'passwords is not a mapping';
-  for (const [k, v] of Object.entries(s.passwords ?? {})) {
-    if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v) || !isWellFormed(v)) return `password ${k} is empty, not a string, or holds a quote, backslash, $, line break or lone UTF-16 surrogate (they would break the files it goes into)`;
+  if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null || Array.isArray(s.passwords))) problems.push({ problem: 'passwords is not a mapping', path: ['passwords'] });
+  else {
+    for (const [k, v] of Object.entries(s.passwords ?? {})) {
+      if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v) || !isWellFormed(v)) problems.push({ problem: `password ${k} is empty, not a string, or holds a quote, backslash, $, line break or lone UTF-16 surrogate (they would break the files it goes into)`, path: ['passwords', k] });
+    }
   }
   let adminSsh: Secrets['adminSsh'];
   if (s.adminSsh !== undefined) {
     const a = s.adminSsh as Partial<NonNullable<Secrets['adminSsh']>> | null;
-    if (!a || typeof a !== 'object' || !isPem(a.key) || typeof a.pub !== 'string') return 'adminSsh: the key is not a PEM block, or the public key is missing';
-    let pub: string;
-    try {
-      pub = sshPublicKey(a.key!);
-    } catch {
-      return 'adminSsh: the key is not a P-256 private key';
-    }
-    // (The public line goes into authorized_keys: it must be the key's own.)
-    if (a.pub !== pub) return 'adminSsh: the public key is not the private key\'s';
-    adminSsh = { key: a.key!, pub };
+    const problem = ((): string | undefined => {
+      if (!a || typeof a !== 'object' || !isPem(a.key) || typeof a.pub !== 'string') return 'adminSsh: the key is not a PEM block, or the public key is missing';
+      let pub: string;
+      try {
+        pub = sshPublicKey(a.key!);
+      } catch {
+        return 'adminSsh: the key is not a P-256 private key';
+      }
+      // (The public line goes into authorized_keys: it must be the key's own.)
+      if (a.pub !== pub) return 'adminSsh: the public key is not the private key\'s';
+      adminSsh = { key: a.key!, pub };
+      return undefined;
+    })();
+    if (problem) problems.push({ problem, path: ['adminSsh'] });
   }
+  if (problems.length) return problems;
   return { version: 1, ca: s.ca, infra: s.infra ?? {}, ...(adminSsh ? { adminSsh } : {}), passwords: s.passwords ?? {} } as Secrets;
 }
 
