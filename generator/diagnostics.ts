@@ -42,7 +42,7 @@ export const hasErrors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severit
 // (Loose on purpose: a misspelt `grafana_admin_pasword` or a Slack `api_url` hold secrets too; a
 // value masked needlessly in a code frame costs nothing.)
 // (nginx_users maps user names to passwords; a database URL or DSN carries its password.)
-const SECRET_KEY = /pas+w|pass|pwd|secret|token|api_?key|private_?key|access_?key|_key$|credential|api_url|webhook|^nginx_users$|pgurl|dsn|database_?url/i;
+const SECRET_KEY = /pas+w|pass|pwd|pw$|(?:^|_)pw_|secret|token|api_?key|private_?key|access_?key|_key$|credential|api_url|webhook|^nginx_users$|pgurl|dsn|database_?url/i;
 export const isSecretKey = (key: string | number) => typeof key === 'string' && SECRET_KEY.test(key);
 export const namesSecret = (path: Path) => path.some(isSecretKey);
 
