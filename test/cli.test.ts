@@ -147,12 +147,17 @@ test('userdata printed to a terminal: a warning on stderr names the files holdin
 });
 
 test('a bug exits 1 with an internal error banner', async () => {
-  COMMANDS.push({ name: 'boom', summary: 'test only', usage: 'pigen boom', help: '', options: {}, maxArgs: 0, run: async () => { throw new TypeError('kaboom'); } });
+  COMMANDS.push({ name: 'boom', summary: 'test only', usage: 'pigen boom', help: '', options: { json: { type: 'boolean' } }, maxArgs: 0, run: async () => { throw new TypeError('kaboom'); } });
   try {
     const t = ctx();
     assert.is(await main(['boom'], t.c), 1);
     assert.match(t.err(), /internal error/);
     assert.match(t.err(), /kaboom/);
+    assert.is(t.out(), '');
+    // With --json, one JSON object on stdout says it too (found by a review: nothing there).
+    const j = ctx();
+    assert.is(await main(['boom', '--json'], j.c), 1);
+    assert.equal(JSON.parse(j.out()), { ok: false, error: 'internal error (a bug in pigen): kaboom' });
   } finally {
     COMMANDS.pop();
   }

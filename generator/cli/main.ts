@@ -56,6 +56,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         `This is a bug in pigen, not a problem with your input. Please report it with the output below.\n\n` +
         `${err?.stack ?? String(e)}\n`,
     );
+    // (A script reading --json gets JSON for this outcome too: the banner's first line, no stack.)
+    if (wantsJson(argv)) ctx.stdout.write(JSON.stringify({ ok: false, error: `internal error (a bug in pigen): ${String(err?.message ?? e).split('\n')[0]}` }, null, 2) + '\n');
     void InternalError;
     return 1;
   }
