@@ -425,6 +425,13 @@ const withSets = (...raws: string[]) => {
   return loadAndResolve({ name: 'single.yml', bytes: validBytes }, assets, { sets, strict: false });
 };
 
+test('a document nested hundreds of levels deep: said so, not as the parser\'s stack overflow (found by a review)', () => {
+  const text = `all:\n  vars:\n    x: ${'['.repeat(3000)}${']'.repeat(3000)}\n`;
+  const r = loadAndResolve({ name: 'deep.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });
+  assert.ok(r.diagnostics.some((d) => d.code === 'yaml-syntax' && /nests too deeply/.test(d.message)), JSON.stringify(r.diagnostics.map((d) => d.message)));
+  assert.not.ok(r.diagnostics.some((d) => /call stack/i.test(d.message)));
+});
+
 test('a message never carries what a terminal acts on (ESC, BEL, C1, bidi overrides): written as escapes (found by a review: a nodename set the terminal title)', () => {
   const text = 'all:\n  children:\n    infra:\n      hosts:\n        10.10.10.10: { infra_seq: 1, nodename: "a\\e]0;PWNED\\ab" }\n  vars:\n    admin_ip: 10.10.10.10\n    "\\e[41mZ\\u202e\\x9b": 1\n';
   const r = loadAndResolve({ name: 'e.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });

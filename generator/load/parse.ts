@@ -129,6 +129,8 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   try {
     doc = parseDocument(text, PARSE_OPTIONS);
   } catch (e) {
+    // (A document nested hundreds of levels deep exhausts the parser's stack: said so, not as its message.)
+    if (e instanceof RangeError) return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', 'cannot parse YAML: the document nests too deeply (hundreds of levels; an inventory nests a few)', 'is this the inventory? flatten the nesting')] };
     return { diagnostics: [at({ line: 1, col: 1 }, 'yaml-syntax', `cannot parse YAML: ${(e as Error).message}`)] };
   }
   const diagnostics: Diagnostic[] = [];
@@ -560,6 +562,8 @@ const TOKEN_WORDS: Record<string, string> = {
 };
 function syntaxMessage(e: YAMLError): string {
   if (e.code === 'MULTIPLE_DOCS') return 'a second YAML document (after a `---` line): an inventory is one document';
+  // (The parser's stack exhausted by hundreds of nested levels.)
+  if (/maximum call stack/i.test(e.message)) return 'the document nests too deeply here (hundreds of levels; an inventory nests a few): is this the inventory?';
   const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
   const token = /^Unexpected (\S+) token in YAML stream/.exec(first);
   if (token) return TOKEN_WORDS[token[1]!] ?? `an unexpected ${token[1]!.replace(/-/g, ' ')} token`;
