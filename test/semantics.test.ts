@@ -302,6 +302,14 @@ test('node_crontab and node_dns_options lines are checked as cron and the resolv
   assert.not.match(JSON.stringify(e), /Hunter2x/);
 });
 
+test('node_timezone is a tz name (no .. segments); a host key is no unspecified or broadcast address (found by a review)', () => {
+  const diag = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.path.at(-1)}`);
+  assert.equal(diag(fleet('', '    node_timezone: "../../X1"')), ['schema-format node_timezone']);
+  for (const tz of ['Asia/Hong_Kong', 'Etc/GMT+8', 'UTC', "''"]) assert.equal(diag(fleet('', `    node_timezone: ${tz}`)), [], tz);
+  assert.equal(diag(fleet().replace('10.10.10.13: {', '0.0.0.0: {')), ['bad-host-key 0.0.0.0']);
+  assert.equal(diag(fleet().replace('10.10.10.13: {', '255.255.255.255: {')), ['bad-host-key 255.255.255.255']);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

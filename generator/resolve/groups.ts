@@ -76,6 +76,11 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
         diags.push(err('bad-host-key', path, `host key \`${ip}\` is not an IPv4 address`));
         continue;
       }
+      // (An address no machine has: the unspecified one, the broadcast one.)
+      if (ip === '0.0.0.0' || ip === '255.255.255.255') {
+        diags.push(err('bad-host-key', path, `host key \`${ip}\` is ${ip === '0.0.0.0' ? 'the unspecified address' : 'the broadcast address'}, no machine's`));
+        continue;
+      }
       ips.push(ip);
       occurrences.push({ ip, group, vars: isObj(hv) ? hv : {}, path });
     }
