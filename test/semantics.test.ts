@@ -310,6 +310,12 @@ test('node_timezone is a tz name (no .. segments); a host key is no unspecified 
   assert.equal(diag(fleet().replace('10.10.10.13: {', '255.255.255.255: {')), ['bad-host-key 255.255.255.255']);
 });
 
+test("grafana.ini's values hold no `%(`, which its reader (go-ini) expands", () => {
+  const d = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', "    grafana_admin_password: 'Hunter%(x)s2'")) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((x) => x.severity === 'error');
+  assert.equal(d.map((x) => `${x.code} ${x.path.at(-1)}`), ['injection grafana_admin_password']);
+  assert.not.match(JSON.stringify(d), /Hunter/);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

@@ -359,6 +359,12 @@ export const noInjection: Rule = (inv, _loaded, known) => {
       // checked for their braces instead; other modules' parameters are carried, not written.)
       if (typeof val === 'string' && k.endsWith('_options')) check(val, [k], 'option string', OPTIONS_BAD);
       if (typeof val === 'string' && /_password$|_secret_key$|^vip_auth_pass$/.test(k)) check(val, [k], 'password', /["'`\\$]/, { placeholders: false });
+      // grafana.ini's reader (go-ini) replaces `%(name)s` in any value with that key's value (an
+      // empty string when there is none): a password holding it would not be the one written.
+      if (typeof val === 'string' && /^grafana_(admin_username|admin_password|view_password|pgurl)$/.test(k) && !reported.has(pathKey([k])) && val.includes('%(')) {
+        out.push(err('injection', originOf(n, k), `${k} holds \`%(\`, which grafana.ini's reader expands (\`%(name)s\` becomes another key's value)`, { hint: 'use a value without `%(`' }));
+        reported.add(pathKey([k]));
+      }
       if (!isForeignParam(k) && (known === undefined || known.has(k))) {
         walkStrings(val, [k], (s, p) => {
           if ((k === 'infra_portal' && p[2] === 'config' && p.length === 3) || reported.has(pathKey(p))) return;

@@ -257,7 +257,7 @@ function checkSecrets(d: unknown): Secrets | Problem[] {
   if (s.passwords !== undefined && (typeof s.passwords !== 'object' || s.passwords === null || Array.isArray(s.passwords))) problems.push({ problem: 'passwords is not a mapping', path: ['passwords'] });
   else {
     for (const [k, v] of Object.entries(s.passwords ?? {})) {
-      if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(v) || !isWellFormed(v)) problems.push({ problem: `password ${k} is empty, not a string, or holds a quote, backslash, $, line break or lone UTF-16 surrogate (they would break the files it goes into)`, path: ['passwords', k] });
+      if (typeof v !== 'string' || v === '' || /["'`\\$\u0000-\u001f\u007f\u0085\u2028\u2029]|%\(/.test(v) || !isWellFormed(v)) problems.push({ problem: `password ${k} is empty, not a string, or holds a quote, backslash, $, %(, line break or lone UTF-16 surrogate (they would break the files it goes into)`, path: ['passwords', k] });
     }
   }
   let adminSsh: Secrets['adminSsh'];
