@@ -276,7 +276,7 @@ test('a parameter pigen does not know is written nowhere: a line break in it is 
   assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
   assert.ok(r.diagnostics.some((d) => d.code === 'unknown-param'));
   // One of pigen's own still is.
-  const own = resolveText(`${HEAD.replace('admin_ip: 10.10.10.10', 'admin_ip: 10.10.10.10, node_timezone: "Asia/X\\nY"')}`);
+  const own = resolveText(`${HEAD.replace('admin_ip: 10.10.10.10', 'admin_ip: 10.10.10.10, grafana_admin_username: "adm\\nY"')}`);
   assert.ok(own.diagnostics.some((d) => d.code === 'injection'));
 });
 
