@@ -425,6 +425,12 @@ const withSets = (...raws: string[]) => {
   return loadAndResolve({ name: 'single.yml', bytes: validBytes }, assets, { sets, strict: false });
 };
 
+test('a duplicate key names its parameter path, nested ones too (found by a review: `(top level)`)', () => {
+  const text = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    nginx_port: 80\n    nginx_port: 81\n    infra_portal: { home: { domain: a, domain: b } }\n    node_etc_hosts: [ { x: 1, x: 2 } ]\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n';
+  const r = loadAndResolve({ name: 'dk.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });
+  assert.equal(r.diagnostics.filter((d) => d.code === 'duplicate-key').map((d) => d.path.join('.')), ['all.vars.nginx_port', 'all.vars.infra_portal.home.domain', 'all.vars.node_etc_hosts.0.x']);
+});
+
 test('a document nested hundreds of levels deep: said so, not as the parser\'s stack overflow (found by a review)', () => {
   const text = `all:\n  vars:\n    x: ${'['.repeat(3000)}${']'.repeat(3000)}\n`;
   const r = loadAndResolve({ name: 'deep.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });

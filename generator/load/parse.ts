@@ -8,6 +8,7 @@ import {
   isAlias,
   isCollection,
   isMap,
+  isPair,
   isScalar,
   isSeq,
   Scalar,
@@ -144,7 +145,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
       continue;
     }
     const offset = errorOffset(doc, e);
-    const d = e.code === 'DUPLICATE_KEY' ? at(pos(offset), 'duplicate-key', duplicateMessage(text, offset)) : at(pos(offset), 'yaml-syntax', syntaxMessage(e));
+    const d = e.code === 'DUPLICATE_KEY' ? { ...at(pos(offset), 'duplicate-key', duplicateMessage(text, offset)), path: keyPathAt(doc, offset) ?? [] } : at(pos(offset), 'yaml-syntax', syntaxMessage(e));
     if (e.code === 'UNEXPECTED_TOKEN') firstUnexpected = d;
     diagnostics.push(d);
   }
@@ -512,6 +513,29 @@ function scalarValue(node: Scalar): Json {
 }
 
 /** yaml's duplicate key, named (its message was only "map keys must be unique"), with the line of the key it repeats. */
+/** The parameter path of the mapping key that starts at `offset` (a duplicate key's), if one does. */
+function keyPathAt(doc: Document.Parsed, offset: number): Path | undefined {
+  let found: Path | undefined;
+  const keyOf = (k: unknown): string | number => (isScalar(k) && typeof k.value === 'number' ? k.value : String(isScalar(k) ? k.value : k));
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      const k = pair.key as YNode | null;
+      if (!k || !isScalar(k) || k.range?.[0] !== offset) return undefined;
+      const chain = [...ancestors, pair];
+      const segs: Path = [];
+      for (let i = 0; i < chain.length - 1; i++) {
+        const a = chain[i];
+        if (isPair(a)) segs.push(keyOf(a.key));
+        else if (isSeq(a)) segs.push(a.items.indexOf(chain[i + 1] as never));
+      }
+      segs.push(keyOf(k));
+      found = segs;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
 function duplicateMessage(text: string, offset: number): string {
   const key = /^(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\n]|'')*)'|([^\s:,{}[\]#][^:,{}[\]#\n]*?))\s*:/.exec(text.slice(offset, offset + 300));
   const name = key ? (key[1] ?? key[2]?.replace(/''/g, "'") ?? key[3]!.trim()) : undefined;
