@@ -135,7 +135,7 @@ const OBJECTS: Record<string, unknown> = {
   infra_services: [{ name: 'X', url: '/x/', desc: 'x d', icon: 'metrics', name_cn: 'X', desc_cn: 'x' }],
   infra_extra_services: [{ name: 'X', url: '/x/', desc: 'x d', icon: 'metrics' }],
   nginx_users: { alice: 'secretpw' },
-  repo_upstream: [{ name: 'xrepo', description: 'X repo', module: 'node', releases: [12], arch: ['x86_64'], baseurl: { default: 'http://10.1.1.1/x/' } }],
+  repo_upstream: [{ name: 'xrepo', description: 'X repo', module: 'node', releases: [12], arch: ['x86_64'], baseurl: { default: 'http://10.1.1.1/x/ ./' } }],
   repo_url_packages: ['http://10.1.1.1/x.deb', { name: 'y.deb', url: 'http://10.1.1.1/y' }],
   alertmanager_receivers: [
     { name: 'hook', matchers: ['severity="CRIT"'], webhook: { url: 'http://10.1.1.1/hook' } },
@@ -182,7 +182,8 @@ function withMarker(v: unknown, leaf: Leaf, marker: string): unknown {
   let o = c;
   for (const s of leaf.path.slice(0, -1)) o = o[s] as Record<string | number, unknown>;
   const last = leaf.path[leaf.path.length - 1]!;
-  const m = (s: string) => s.slice(0, 1) + marker;
+  // (A repo URL keeps its URI and suite, which the rules require: the marker goes into its path.)
+  const m = (s: string) => (/^https?:\/\/\S+ \.\/$/.test(s) ? `${s.slice(0, -3)}${marker} ./` : s.slice(0, 1) + marker);
   if (!leaf.key) o[last] = m(String(o[last]));
   else {
     const entries = Object.entries(o);

@@ -316,6 +316,16 @@ test("grafana.ini's values hold no `%(`, which its reader (go-ini) expands", () 
   assert.not.match(JSON.stringify(d), /Hunter/);
 });
 
+test("a deb node's repo baseurl is URI SUITE [COMPONENTS] (found by a review: `X1` and `[trusted=yes] http://…` were written after pigen's own `deb [trusted=yes]`)", () => {
+  const msgs = (url: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', `    node_repo_modules: zz\n    repo_upstream: [ { name: zz, module: zz, releases: [12], baseurl: { default: '${url}' } } ]`)) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.severity === 'error').map((d) => d.message);
+  assert.match(msgs('X1').join(), /and `X1` is no URI$/);
+  assert.match(msgs('[trusted=yes] http://h/ ./').join(), /and `\[trusted=yes\]` is no URI \(the options are pigen's\)$/);
+  assert.match(msgs('http://u:Pw1@h/').join(), /and it has no suite$/);
+  assert.not.match(msgs('http://u:Pw1secret@h/ x').join() + msgs('X1 y').join(), /Pw1secret/);
+  assert.equal(msgs('http://deb.debian.org/debian/ ${distro_codename} main'), []);
+  assert.equal(msgs('http://h/p ./'), []);
+});
+
 test('an empty local repo is a warning: nodes read it, no repo_bundle fills it', () => {
   const diags = (text: string) => loadAndResolve({ name: 'x.yml', bytes: Buffer.from(text) }, readAssets(), { sets: [], strict: false }).diagnostics.filter((d) => d.code === 'repo-empty');
   const w = diags(fleet());

@@ -998,6 +998,13 @@ const PIGEN_URL_PLACEHOLDERS = new RegExp(`\\$\\{(?:${BASEURL_PLACEHOLDERS.join(
 export const aptSourceVars: Rule = (inv) => {
   const out: Diagnostic[] = [];
   eachAptBaseurl(inv, (os, path, url) => {
+    // A source line's URI, then its suite: pigen writes `deb [trusted=yes] ` before them.
+    const uri = url.trim().split(/\s+/)[0] ?? '';
+    if (!/^(https?|file|ftp|copy|cdrom|(mirror|tor)\+[a-z]+):/.test(uri) || url.trim().split(/\s+/).length < 2) {
+      const why = /^(https?|file|ftp|copy|cdrom|(mirror|tor)\+[a-z]+):/.test(uri) ? 'it has no suite' : `\`${hideUserinfo(uri)}\` is no URI${uri.startsWith('[') ? " (the options are pigen's)" : ''}`;
+      out.push(err('bad-value', path, `the baseurl of a ${os} node's apt source is \`URI SUITE [COMPONENTS]\` (pigen writes \`deb [trusted=yes]\` before it), and ${why}`, { hint: "e.g. 'http://deb.debian.org/debian/ ${distro_codename} main' (a flat repo: 'http://host/path ./')" }));
+      return;
+    }
     if (!url.replace(PIGEN_URL_PLACEHOLDERS, '').includes('$')) return;
     out.push(
       err('bad-value', path, `baseurl \`${url}\` of a ${os} node's apt source holds a \`$\` that cloud-init's apt module would expand (\`$RELEASE\` to the codename; a name it does not know fails the module at boot)`, {
