@@ -5,8 +5,8 @@
 // file, unit or nginx conf makes `pigen check` exit 1 naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { checkOutput, type CheckReport } from '../generator/cli/check.ts';
 import { listenPorts, remapListen } from '../generator/cli/check-nginx.ts';
@@ -298,6 +298,35 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   assert.not.match(JSON.stringify(sr.rows), /outside_dir_secret/);
   assert.ok(sr.rows.some((x) => x.out === home.out && /is listed twice in manifest\.json/.test(x.message)), JSON.stringify(sr.rows.filter((x) => x.result === 'FAIL')));
   if (HAVE) assert.is(sr.rows.find((x) => x.validator === 'dnsmasq')!.result, 'ok', 'the link out of the rootfs is not in the copy dnsmasq reads');
+  // Nor through a chain of relative links (`L -> ..` used in another's target), nor by a `..`
+  // segment in a path a file names (nginx include, scrape config file, unit ExecStart): nothing
+  // outside DIR is read or written (found by a review of the change above).
+  const chain = build(undefined);
+  const R = join(chain, 'nodes/10.10.10.10/rootfs');
+  const deep = join(R, 'data/a/b/c/d/e');
+  mkdirSync(deep, { recursive: true });
+  const out2 = dirname(outside);
+  symlinkSync('..', join(deep, 'L'));
+  symlinkSync('L/../../../../..', join(deep, 'x1'));
+  symlinkSync('x1/../../../../..', join(deep, 'x2'));
+  symlinkSync(`x2${outside}`, join(deep, 'x3'));
+  symlinkSync(`x2${out2}/created-by-link`, join(deep, 'x4'));
+  symlinkSync('../../data/a/b/c/d/e/x3', join(R, 'etc/dnsmasq.d/evil2'));
+  const up = '/..'.repeat(12);
+  const pgadmin = join(R, 'etc/nginx/conf.d/home.conf');
+  writeFileSync(pgadmin, readFileSync(pgadmin, 'utf8').replace(/^(server \{)$/m, `include ${up}${outside};\n$1`));
+  const prom = join(R, 'data/infra/prometheus.yml');
+  writeFileSync(prom, readFileSync(prom, 'utf8').replace('scrape_configs:\n', `scrape_configs:\n  - job_name: evil\n    basic_auth: { username: x, password_file: ${up}${out2}/created-by-dotdot }\n    static_configs: [ { targets: [ "127.0.0.1:1" ] } ]\n  - job_name: evil2\n    basic_auth: { username: x, password_file: /data/a/b/c/d/e/x4 }\n    static_configs: [ { targets: [ "127.0.0.1:1" ] } ]\n`));
+  const unit = join(R, 'etc/systemd/system/vector.service');
+  writeFileSync(unit, readFileSync(unit, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${up}${out2}/stub-created`));
+  const cr = await checkOutput(chain, { env: process.env, cloudInitSchema: null });
+  assert.not.match(JSON.stringify(cr.rows), /outside_dir_secret/);
+  assert.equal(readdirSync(out2).sort(), ['outside.conf'], 'nothing made outside DIR');
+  if (HAVE) {
+    assert.is(cr.rows.find((x) => x.validator === 'dnsmasq')!.result, 'ok');
+    assert.match(cr.rows.find((x) => x.validator === 'victoria-metrics')!.message, /has a \.\. segment: the check does not follow it/);
+    assert.match(cr.rows.find((x) => x.path === '/etc/nginx/conf.d/home.conf' && x.validator === 'nginx')!.message, /pigen-check-path-with-dotdot/);
+  }
   // A file this user cannot read: a FAIL row saying so (was an internal error with a stack).
   // A manifest that lists no node, a node's file of a kind named like an object's property: exit
   // 2, and no crash.

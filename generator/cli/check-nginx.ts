@@ -92,7 +92,9 @@ export function rebaseNginx(text: string, prefix: string): RebaseResult {
       const semi = tokens[k + 2];
       edits.push({ start: t.start, end: semi?.text === ';' ? semi.end : arg.end, text: `# pid ${arg.value}; (set with -g)` });
     } else if (arg.value.startsWith('/')) {
-      edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(prefix + arg.value) });
+      // (A `..` segment would lead out of the prefix: a path that is nowhere, which nginx reports.)
+      const to = arg.value.split('/').includes('..') ? `${prefix}/.pigen-check-path-with-dotdot` : prefix + arg.value;
+      edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(to) });
     }
   }
   let out = text;

@@ -5,7 +5,7 @@
 
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, realpathSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, isAbsolute, join, relative as relativePath, resolve as resolvePath } from 'node:path';
@@ -242,6 +242,25 @@ class Toolbox {
         }
       };
       if (existsSync(s.rootfs)) links('');
+      // (A chain of them may still lead out, `a -> ..` used in another's target: each link of the
+      // copy must resolve inside it, or it goes.)
+      const top = realpathSync(dir);
+      const prune = (d: string): void => {
+        for (const e of readdirSync(join(dir, d), { withFileTypes: true })) {
+          const rel = d ? `${d}/${e.name}` : e.name;
+          if (e.isDirectory()) prune(rel);
+          else if (e.isSymbolicLink()) {
+            let real: string | undefined;
+            try {
+              real = realpathSync(join(dir, rel));
+            } catch {
+              real = undefined;
+            }
+            if (real === undefined || !(real === top || real.startsWith(top + '/'))) rmSync(join(dir, rel), { force: true });
+          }
+        }
+      };
+      prune('');
       p = Promise.resolve(dir);
       this.nodeRoots.set(s.node, p);
     }
@@ -299,6 +318,8 @@ class Toolbox {
           const text = readFileSync(join(s.dir, f.out), 'utf8');
           writeFileSync(join(sys, basename(f.path)), text);
           for (const bin of execPaths(text)) {
+            // (Never out of the root: a `..` segment gets no stub, and the unit fails for it.)
+            if (hasDotDot(bin)) continue;
             const stub = join(root, bin);
             if (existsSync(stub)) continue;
             mkdirSync(dirname(stub), { recursive: true });
@@ -397,6 +418,9 @@ async function freePorts(n: number): Promise<number[] | undefined> {
   }
 }
 
+/** Whether a path has a `..` segment (which join() would take out of the root it is joined to). */
+const hasDotDot = (p: string) => p.split('/').includes('..');
+
 /** Absolute executables named by Exec*= lines (prefixes @-:+! stripped). */
 export function execPaths(unit: string): string[] {
   const out = new Set<string>();
@@ -477,7 +501,7 @@ const TLS_KEYS = new Set(['ca_file', 'cert_file', 'key_file']);
  * The scrape config with every file path rebased into the node's root copy; TLS and secret
  * files the node gets from elsewhere (Pigsty's CA) are created there as stand-ins.
  */
-async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise<{ text: string; notes: string[]; problem?: string }> {
+async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise<{ text: string; notes: string[]; problem?: string; failed?: boolean }> {
   const text = readFileSync(s.abs, 'utf8');
   const doc = parseDocument(text, { version: '1.1' });
   if (doc.errors.length) return { text, notes: [] }; // the validators report the syntax error themselves
@@ -485,6 +509,7 @@ async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise
   const at: number[] = [];
   const standIns: [string, string][] = [];
   const globs: string[] = [];
+  const outside: string[] = [];
   visit(doc, {
     Scalar(_k, node, path) {
       const parent = path[path.length - 1];
@@ -492,6 +517,7 @@ async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise
       const key = pair && isScalar(pair.key) ? String(pair.key.value) : undefined;
       if (!key || !SCRAPE_FILE_KEYS.has(key) || (isSeq(parent) ? key !== 'files' : key === 'files')) return;
       if (typeof node.value !== 'string' || !node.value.startsWith('/') || !node.range) return;
+      if (hasDotDot(node.value)) return void outside.push(node.value);
       const slash = text.indexOf('/', node.range[0]);
       if (slash < 0 || slash >= node.range[1]) return;
       at.push(slash);
@@ -499,6 +525,8 @@ async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise
       else if (!existsSync(join(root, node.value))) standIns.push([key, node.value]);
     },
   });
+  // (A path with a `..` segment would lead out of the node's root copy: not followed, failed.)
+  if (outside.length) return { text, notes: [], problem: `${outside[0]} has a .. segment: the check does not follow it out of the node's files`, failed: true };
   let out = text;
   for (const i of at.sort((a, b) => b - a)) out = out.slice(0, i) + root + out.slice(i);
   const notes: string[] = [];
@@ -510,8 +538,8 @@ async function rebaseScrapeConfig(s: Subject, t: Toolbox, root: string): Promise
       mkdirSync(dirname(target), { recursive: true });
       if (TLS_KEYS.has(k)) {
         if (!tls) return { text, notes, problem: `openssl not found: cannot make a stand-in for ${p}` };
-        if (!existsSync(target)) writeFileSync(target, readFileSync(k === 'key_file' ? tls.key : tls.crt), { mode: 0o600 });
-      } else if (!existsSync(target)) writeFileSync(target, 'pigen-check-stand-in\n', { mode: 0o600 });
+        if (!existsSync(target)) writeFileSync(target, readFileSync(k === 'key_file' ? tls.key : tls.crt), { mode: 0o600, flag: 'wx' });
+      } else if (!existsSync(target)) writeFileSync(target, 'pigen-check-stand-in\n', { mode: 0o600, flag: 'wx' });
     }
     notes.push(`stand-ins used for ${[...new Set(standIns.map(([, p]) => p))].sort().join(', ')} (not among the node's files)`);
   }
@@ -539,7 +567,8 @@ function rebaseDnsmasq(text: string, root: string): string {
     .map((l) => {
       const m = /^\s*([a-z-]+)\s*=\s*(\/[^,\s]*)(.*)$/.exec(l);
       if (!m || !DNSMASQ_PATH_OPTS.has(m[1]!)) return l;
-      const p = join(root, m[2]!);
+      // (Out of the node's files by a `..` segment: a path that is nowhere, which dnsmasq reports.)
+      const p = hasDotDot(m[2]!) ? join(root, '.pigen-check-path-with-dotdot') : join(root, m[2]!);
       // The package creates these directories on the node.
       if (DNSMASQ_DIR_OPTS.has(m[1]!)) mkdirSync(p, { recursive: true });
       return `${m[1]}=${p}${m[3]}`;
@@ -702,7 +731,13 @@ const V: Record<string, Validator> = {
   // (Parsed only, never run: sh -n.)
   sh: { name: 'sh', programs: ['sh'], pure: true, run: (s, t) => simple(s, t, 'sh', (f) => ['-n', f]) },
   visudo: { name: 'visudo', programs: ['visudo'], pure: true, run: (s, t) => simple(s, t, 'visudo', (f) => ['-c', '-f', f]) },
-  chronyd: { name: 'chronyd', programs: ['chronyd'], pure: true, run: (s, t) => simple(s, t, 'chronyd', (f) => ['-p', '-f', f]) },
+  chronyd: {
+    name: 'chronyd',
+    programs: ['chronyd'],
+    pure: true,
+    // (chronyd -p reads what include, confdir and sourcedir name, on this machine: pigen writes none.)
+    run: (s, t) => (/^\s*(include|confdir|sourcedir)\b/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "an include, confdir or sourcedir directive (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'chronyd', (f) => ['-p', '-f', f])),
+  },
   dnsmasq: {
     name: 'dnsmasq',
     programs: ['dnsmasq'],
@@ -743,7 +778,8 @@ const V: Record<string, Validator> = {
     pure: false,
     async run(s, t) {
       const root = await t.nodeRoot(s);
-      const { text, notes, problem } = await rebaseScrapeConfig(s, t, root);
+      const { text, notes, problem, failed } = await rebaseScrapeConfig(s, t, root);
+      if (problem && failed) return { result: 'FAIL', message: problem };
       if (problem) return { result: 'skipped', message: problem, missing: ['openssl'] };
       const d = t.scratch('victoria-metrics');
       writeFileSync(join(d, 'prometheus.yml'), text);
