@@ -32,7 +32,7 @@ export const CODES = {
   'dns-unserved': { hint: 'keep dnsmasq on the admin node on port 53, or list other servers in node_dns_servers' },
   'alert-receiver': { hint: 'fix the receiver as Alertmanager reads it (see alertmanager_receivers in schemas/inventory.schema.json)' },
   'selinux-enforcing': { hint: 'keep node_selinux_mode permissive on infra nodes, or after the first boot label the nginx data directory httpd_sys_content_t (semanage fcontext, restorecon) and set httpd_can_network_connect on' },
-  'not-applied': { hint: "Pigsty's node playbook applies it; pigen does not yet: apply it after the first boot, or drop it from the inventory" },
+  'not-applied': { hint: "Pigsty's playbooks apply it; pigen does not yet: apply it after the first boot, or drop it from the inventory" },
   'unknown-param': { hint: 'fix the spelling, or ignore this warning if the parameter belongs to a module pigen does not know' },
   'unknown-placeholder': { hint: 'known placeholders: ${admin_ip} and the repo placeholders of pigsty-infra.md §1.4' },
   'bad-set': { hint: 'write --set KEY=VALUE, e.g. --set nginx_port=8080' },

@@ -43,6 +43,11 @@ test('the index hides each secret, as is and JSON-escaped, wherever it stands; n
   // And without an index, by its look: a base64 run of 16 or more beside `...`.
   assert.is(redactHeuristic(`      ${body.slice(80, 112)} ... `), '      **** ... ');
   assert.is(redactHeuristic('      found character ... '), '      found character ... ');
+  // A URL or DSN is hidden whole, not by its pieces: they are a host, a scheme, words (found by a
+  // review: rich.yml's pgurl hid every `10.10.10.10` and `postgresql` of a check's output).
+  const url = redactionIndex(secretForms([{ value: 'postgres://dbuser_meta:Hunter2x@10.10.10.10:5432/meta?sslmode=prefer' }, { value: 'Hunter2x' }]), '00112233445566778899aabbccddeeff');
+  assert.is(redactIndexed('server 10.10.10.10 iburst; /usr/lib/postgresql/18; sslmode=prefer', url), 'server 10.10.10.10 iburst; /usr/lib/postgresql/18; sslmode=prefer');
+  assert.is(redactIndexed('url postgres://dbuser_meta:Hunter2x@10.10.10.10:5432/meta?sslmode=prefer end', url), 'url **** end');
   // Python's repr() of a value with both quotes (cloud-init's messages; found by a review: 13 of
   // its 16 characters were printed).
   const repr = redactionIndex(secretForms([{ value: `Pw'q"uo\\te #x: y` }]), '00112233445566778899aabbccddeeff');

@@ -207,9 +207,9 @@ test("infra_data other than /data/infra, the home page's infra_services: not app
   assert.equal(w.map((d) => d.path.join('.')), ['all.vars.infra_data', 'all.vars.infra_extra_services']);
   assert.match(w[0]!.message, /Pigsty links \/infra to \/data\/infra/);
   assert.match(w[1]!.message, /home page/);
-  // (An unquoted `off` reads as false, as Ansible reads it: off, no error, nothing to warn of.)
+  // (An unquoted `off` reads as false, as Ansible reads it: off, no error; not applied, as 'off'.)
   const off = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', '    node_firewall_mode: off')) }, readAssets(), { sets: [], strict: false });
-  assert.not.ok(off.diagnostics.some((d) => d.path.at(-1) === 'node_firewall_mode'), JSON.stringify(off.diagnostics));
+  assert.equal(off.diagnostics.filter((d) => d.path.at(-1) === 'node_firewall_mode').map((d) => d.code), ['not-applied']);
   const same = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', '    infra_data: /data/infra')) }, readAssets(), { sets: [], strict: false });
   assert.not.ok(same.diagnostics.some((d) => d.code === 'not-applied'), 'its default: nothing to say');
 });
@@ -247,6 +247,7 @@ test("directory parameters: no trailing /, none of the system's own, not /infra 
   assert.equal(errs('    nginx_home: /infra'), ['nginx_home: path `/infra` is the link pigen makes to /data/infra']);
   assert.equal(errs('    nginx_data: /data'), ['nginx_data: path `/data` is the main data directory (node_data)']);
   assert.equal(errs('    node_data: /data\n    nginx_home: /srv/www\n    nginx_data: /data/www\n    repo_home: /srv/www'), []);
+  assert.equal(errs('    node_data: /mnt'), [], 'node_data is not applied (a warning says so): not judged');
   for (const cn of ['x;/O=Evil Corp/CN=evil', 'a#/CN=b', 'a;/emailAddress=x@y']) {
     assert.equal(errs(`    ca_cn: '${cn}'`), [`ca_cn: \`${cn}\` cannot be the CA's common name (it would add fields to the certificate's subject)`]);
   }
@@ -264,9 +265,9 @@ test('no credentials in repo_bundle or vector_log_endpoint (world-readable files
     assert.is(shown.code, 2);
     assert.not.match(shown.stdout + shown.stderr, /Zq9SECRETpw/, 'nor in the code frame');
   }
-  const bad = diags('    vector_log_endpoint: ["h:99999", ":9428", "${admin_ip}:X1", "h:9428", "http://h/insert", "https://[::1]:9428/x", infra]');
+  const bad = diags('    vector_log_endpoint: ["h:99999", ":9428", "${admin_ip}:X1", "h:9428", "http://h/insert", "https://[::1]:9428/x", infra, logs.example.com, "logs_1.internal:9428"]');
   assert.equal(bad.map((d) => d.path.at(-1)), [0, 1, 2]);
-  assert.match(bad[2]!.message, /`10\.10\.10\.10:X1` is neither `infra`, host:port \(a port in 1\.\.65535\) nor an http\(s\) URL/);
+  assert.match(bad[2]!.message, /`10\.10\.10\.10:X1` is neither `infra`, a host\[:port\] \(a port in 1\.\.65535\) nor an http\(s\) URL/);
 });
 
 test("a yum repo's meta options: merged over gpgcheck = 0 and enabled = 1 (each once), names of [a-z0-9_], scalar values, not name/baseurl/proxy (found by a review)", () => {

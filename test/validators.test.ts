@@ -327,6 +327,13 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
     assert.match(cr.rows.find((x) => x.validator === 'victoria-metrics')!.message, /has a \.\. segment: the check does not follow it/);
     assert.match(cr.rows.find((x) => x.path === '/etc/nginx/conf.d/home.conf' && x.validator === 'nginx')!.message, /pigen-check-path-with-dotdot/);
   }
+  // What a file of DIR holds reaches the table: nothing a terminal acts on is printed as it is.
+  const esc = build(undefined);
+  appendFileSync(join(esc, 'nodes/10.10.10.10/rootfs/etc/hosts'), '10.10.10.10 bad\x1b]0;PWNED\x07name\n');
+  const shown = await cli(['check', esc]);
+  assert.is(shown.code, 1);
+  assert.not.match(shown.stdout, /[\x1b\x07]/);
+  assert.match(shown.stdout, /bad\\u001b\]0;PWNED\\u0007name/);
   // A file this user cannot read: a FAIL row saying so (was an internal error with a stack).
   // A manifest that lists no node, a node's file of a kind named like an object's property: exit
   // 2, and no crash.

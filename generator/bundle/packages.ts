@@ -30,7 +30,8 @@ export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; p
   for (const n of inv.nodes) {
     const nv = new Vars(n.vars);
     if (!nv.csv('node_repo_modules').includes('local') || osProfile(nv.str('os_profile', 'd12')).code !== os.code) continue;
-    for (const p of planNode(inv, n).packages) fleet.add(p);
+    // (A name as apt installs it: `curl=1.0`, `wget:amd64`, `x/bookworm` are the package's.)
+    for (const p of planNode(inv, n).packages) fleet.add(p.split(/[=:/]/)[0]!);
   }
   const have = new Set(listed);
   const added = [...fleet].filter((p) => !have.has(p)).sort();

@@ -31,7 +31,9 @@ the same bytes. Compression runs in parallel (independent gzip members, like pig
 ${INVENTORY_HELP}
   --from DIR         directory of .deb and/or .rpm files (top level; hidden files ignored), with
                      the Pigsty source tarball (pigsty-<version>.tgz) and the files
-                     repo_url_packages names, if there; any other file is left out and named
+                     repo_url_packages names, if there; any other file is left out and named;
+                     a package the nodes reading the local repo install that no .deb provides
+                     is a warning (lacking in --json)
   -o, --out FILE     output file or directory (default: pigsty-pkg-<version>.<os>.<arch>.tgz from
                      the inventory's version and os_profile)
   --level N          gzip level 1-9 (default 6)

@@ -15,6 +15,7 @@ import { redactRaw, redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
 import { copyNginxTree, listenPorts } from './check-nginx.js';
 import type { Command } from './commands.js';
+import { visible } from '../diagnostics.js';
 import { systemErrorMessage } from './common.js';
 import { UsageError } from './context.js';
 import { loadDefault } from '../util/packages.js';
@@ -595,7 +596,7 @@ async function loadUpstreamSchema(path: string | null): Promise<UpstreamSchema |
   }
   // (A JSON Schema object that constrains a document: `[]`, `true` or `{}` would pass anything.)
   if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return 'not a usable JSON Schema: not a JSON object';
-  if (!Object.keys(schema).some((k) => ['properties', 'allOf', 'anyOf', 'oneOf', '$ref', 'type', 'definitions', '$defs'].includes(k))) return 'not a usable JSON Schema: it constrains nothing (no type, properties, $ref or allOf)';
+  if (!Object.keys(schema).some((k) => ['properties', 'allOf', 'anyOf', 'oneOf', '$ref', 'type', 'definitions', '$defs', 'required', 'patternProperties', 'additionalProperties', 'not', 'enum'].includes(k))) return 'not a usable JSON Schema: it constrains nothing (no type, properties, required, $ref or allOf)';
   const ajvMod = { default: loadDefault<unknown>('ajv-draft-04') };
   const formatsMod = { default: loadDefault<unknown>('ajv-formats') };
   type AjvLike = {
@@ -1011,7 +1012,8 @@ const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 function table(rows: CheckRow[]): string {
   const cells = rows.map((r) => {
     const note = r.result === 'ok' && r.warnings?.length ? `warning: ${r.warnings[0]}${r.warnings.length > 1 ? ` (+${r.warnings.length - 1} more)` : ''}` : r.message;
-    return [`${r.node}:${r.path}`, r.validator, r.result, note.length > 160 ? note.slice(0, 157) + '...' : note];
+    // (What a file of DIR holds reaches these messages: nothing a terminal would act on is printed.)
+    return [visible(`${r.node}:${r.path}`), r.validator, r.result, visible(note.length > 160 ? note.slice(0, 157) + '...' : note)];
   });
   const head = ['FILE', 'VALIDATOR', 'RESULT', 'MESSAGE'];
   const w = [0, 1, 2].map((i) => Math.max(head[i]!.length, ...cells.map((c) => c[i]!.length)));
@@ -1087,7 +1089,7 @@ Options:
     } else {
       ctx.stdout.write(table(report.rows));
       for (const r of report.rows.filter((x) => x.result === 'FAIL' && x.output && x.output.includes('\n'))) {
-        ctx.stdout.write(`\n${r.node}:${r.path} (${r.validator}):\n${r.output!.split('\n').slice(0, 20).map((l) => `  ${l}`).join('\n')}\n`);
+        ctx.stdout.write(`\n${visible(`${r.node}:${r.path}`)} (${r.validator}):\n${r.output!.split('\n').slice(0, 20).map((l) => `  ${visible(l)}`).join('\n')}\n`);
       }
       ctx.stdout.write(`\nvalidators not found: ${report.notFound.length ? report.notFound.join(', ') : 'none'}\n`);
       if (failed && report.redaction === 'look') {

@@ -59,6 +59,7 @@ warning on stderr names the files that hold them (no secret in it).`,
     // boots unconfigured.)
     if (cloud === 'nocloud' && (encoding === 'base64' || encoding === 'gzip+base64')) throw new UsageError(`--encoding ${encoding}: nocloud reads the seed's user-data as it is and decodes no base64 (one of: auto, plain, gzip, files-gz+b64)`);
     if (values.out === '') throw new UsageError('-o needs a file path (to print to stdout, leave -o out)');
+    if (values.bundle !== undefined && !values.baked) throw new UsageError('--bundle names the image of the baked user-data: give it with --baked');
     const r = loadInventory(ctx, invArg, (values.set as string[] | undefined) ?? [], values.strict === true);
     // (--json: every outcome is one JSON object on stdout, failures included.)
     const json = (v: Record<string, unknown>) => values.json && ctx.stdout.write(JSON.stringify({ ...v, diagnostics: diagnosticsToJson(r.diagnostics) }, null, 2) + '\n');

@@ -387,7 +387,8 @@ export const noInjection: Rule = (inv, _loaded, known) => {
       if (!set.has(k) || typeof val !== 'string' || reported.has(pathKey([k]))) continue;
       if (!PATH_OK.test(val) || val.split('/').some((seg) => seg === '..' || seg === '.')) {
         out.push(err('bad-value', originOf(n, k), `path \`${val}\` is not a plain absolute path`, { hint: 'use an absolute path of letters, digits and . _ - @ + = : , ~ (no spaces, globs, quotes or .. segments)' }));
-      } else if (k !== 'exporter_metrics_path') {
+      } else if (k !== 'exporter_metrics_path' && k !== 'node_data') {
+        // (node_data is not applied: said by notApplied, not judged here.)
         // A directory pigen makes, links or chowns: named one way (no trailing /, which made an
         // output path `rootfs/www/` and a link `ln -s … /www/`), and none of the system's own.
         const why =
@@ -592,7 +593,7 @@ export const notApplied: Rule = (inv) => {
       const what = NOT_APPLIED.find(([re]) => re.test(k))?.[1];
       // (Turned off or empty, it asks for nothing pigen leaves out.)
       const val = n.vars[k];
-      if (!what || val === false || val === '' || (k === 'node_data' && val === '/data') || (k === 'infra_data' && val === '/data/infra') || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
+      if (!what || (val === false && k !== 'node_firewall_mode') || val === '' || (k === 'node_data' && val === '/data') || (k === 'infra_data' && val === '/data/infra') || (isObj(val) && !Object.keys(val).length) || (Array.isArray(val) && !val.length)) continue;
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
@@ -1042,11 +1043,11 @@ export const aptCredentials: Rule = (inv) => {
  * Locations written into files every reader of the node (or of its golden image) may read, and
  * said in boot logs: no credentials in them. repo_bundle (the admin node's installer script, 0755,
  * part of its image) and vector_log_endpoint (vector.yaml, 0644), whose entries are also
- * `infra`, `host:port` or an http(s) URL with a port in 1..65535.
+ * `infra`, `host[:port]` or an http(s) URL, a port in 1..65535.
  */
 export const locationUrls: Rule = (inv) => {
   const out: Diagnostic[] = [];
-  const ENDPOINT = /^(?:(https?):\/\/)?([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(\/[^\s]*)?$/;
+  const ENDPOINT = /^(?:(https?):\/\/)?([A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(\/[^\s]*)?$/;
   for (const n of inv.nodes) {
     const bundle = n.vars.repo_bundle;
     if (n.origins.repo_bundle && typeof bundle === 'string' && urlUserinfo(bundle)) {
@@ -1063,8 +1064,8 @@ export const locationUrls: Rule = (inv) => {
       }
       const m = ENDPOINT.exec(e);
       const port = m?.[3] === undefined ? undefined : Number(m[3]);
-      if (!m || (m[1] === undefined && port === undefined) || (port !== undefined && (port < 1 || port > 65535))) {
-        out.push(err('bad-value', at, `vector_log_endpoint \`${e}\` is neither \`infra\`, host:port (a port in 1..65535) nor an http(s) URL`, { hint: 'e.g. 10.10.10.10:9428, or http://logs.example.com:9428/insert/jsonline' }));
+      if (!m || (port !== undefined && (port < 1 || port > 65535))) {
+        out.push(err('bad-value', at, `vector_log_endpoint \`${e}\` is neither \`infra\`, a host[:port] (a port in 1..65535) nor an http(s) URL`, { hint: 'e.g. 10.10.10.10:9428, or http://logs.example.com:9428/insert/jsonline' }));
       }
     });
   }

@@ -50,24 +50,28 @@ function pythonRepr(s: string): string {
  * The forms a secret takes in a file: as is, as a JSON or double-quoted YAML string escapes it
  * (once, or twice: see below), as Python's repr() quotes it (cloud-init's messages), and, for a
  * PEM key's base64 body (`pem`), each 64-character line of it; and every piece of PIECE
- * characters of each of those.
+ * characters of each of those (but of a URL's or DSN's).
  */
 export function secretForms(values: readonly { value: string; pem?: boolean }[]): string[] {
   const out = new Set<string>();
+  const pieced = new Set<string>();
   for (const { value, pem } of values) {
     if (pem) {
-      for (let i = 0; i < value.length; i += 64) out.add(value.slice(i, i + 64));
+      for (let i = 0; i < value.length; i += 64) pieced.add(value.slice(i, i + 64));
       continue;
     }
     // (Escaped twice: a file's content held as a double-quoted string in the user-data, the
     // secret in it a double-quoted string of the file.)
     const once = JSON.stringify(value).slice(1, -1);
-    out.add(value);
-    out.add(once);
-    out.add(JSON.stringify(once).slice(1, -1));
-    out.add(pythonRepr(value));
+    // A URL or DSN (a pgurl, a webhook) is hidden whole, not by its pieces: they are its host,
+    // its scheme, `sslmode=prefer`, words any message holds (its password is a value of its own).
+    const into = /:\/\/|@/.test(value) ? out : pieced;
+    for (const f of [value, once, JSON.stringify(once).slice(1, -1), pythonRepr(value)]) into.add(f);
   }
-  for (const f of [...out]) if (f.length > PIECE) for (let i = 0; i + PIECE <= f.length; i++) out.add(f.slice(i, i + PIECE));
+  for (const f of pieced) {
+    out.add(f);
+    if (f.length > PIECE) for (let i = 0; i + PIECE <= f.length; i++) out.add(f.slice(i, i + PIECE));
+  }
   return [...out].filter((f) => f.length >= MIN_LENGTH).sort();
 }
 
