@@ -344,6 +344,10 @@ test('an empty local repo is a warning: nodes read it, no repo_bundle fills it',
   assert.match(off[0]!.message, /every node reads the `local` repo .*, but the admin node has repo_enabled: false: it makes no repo, and its repo_bundle is not installed/);
   assert.equal(off[0]!.path.join('.'), 'all.vars.repo_enabled');
   assert.match(diags(fleet('', '    repo_enabled: false'))[0]!.message, /repo_enabled: false: it makes no repo; booted/);
+  // A node of another OS than the admin's reads the local repo: none of its packages are there.
+  const mixed = diags(fleet(', os_profile: el9', '    repo_bundle: /srv/b.tgz'));
+  assert.equal(mixed.map((d) => d.path.join('.')), ["all.children.pg-test.hosts['10.10.10.12'].os_profile".replace("['10.10.10.12']", '.10.10.10.12')].map((x) => x.replace('hosts..', 'hosts.')));
+  assert.match(mixed[0]!.message, /1 node of os_profile el9 reads the `local` repo, which holds the admin node's d12 packages/);
 });
 
 test('the repo made in repo_home but served from nginx_home: nodes reading it get nothing (repo-unserved)', () => {

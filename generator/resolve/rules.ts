@@ -752,10 +752,21 @@ export const repoEmpty: Rule = (inv) => {
       }),
     ];
   }
-  if (bundle) return [];
+  // (The repo holds the admin node's OS's packages: a node of another OS finds none of its own.)
+  const osOf = (n: ResolvedNode) => (typeof n.vars.os_profile === 'string' ? n.vars.os_profile : 'd12');
+  const others = users.filter((n) => osOf(n) !== osOf(admin));
+  const mixed = others.length
+    ? [
+        warn('repo-empty', others[0]!.origins.os_profile ?? others[0]!.origins.node_repo_modules ?? others[0]!.path, `${others.length} node${others.length === 1 ? '' : 's'} of os_profile ${[...new Set(others.map(osOf))].join(', ')} read${others.length === 1 ? 's' : ''} the \`local\` repo, which holds the admin node's ${osOf(admin)} packages (and pigen bundle bundles one OS): ${others.length === 1 ? 'it installs' : 'they install'} none of ${others.length === 1 ? 'its' : 'their'} packages from it`, {
+          hint: "point those nodes' node_repo_modules at upstream repos of their OS",
+        }),
+      ]
+    : [];
+  if (bundle) return mixed;
   const at = users[0]!.origins.node_repo_modules ?? admin.origins.admin_ip ?? admin.path;
   return [
     warn('repo-empty', at, `${readersOf(inv, users)} the \`local\` repo (http://${inv.adminIp}/pigsty), but no repo_bundle fills it: booted from their full user-data, they install no packages`),
+    ...mixed,
   ];
 };
 
