@@ -319,7 +319,9 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   writeFileSync(prom, readFileSync(prom, 'utf8').replace('scrape_configs:\n', `scrape_configs:\n  - job_name: evil\n    basic_auth: { username: x, password_file: ${up}${out2}/created-by-dotdot }\n    static_configs: [ { targets: [ "127.0.0.1:1" ] } ]\n  - job_name: evil2\n    basic_auth: { username: x, password_file: /data/a/b/c/d/e/x4 }\n    static_configs: [ { targets: [ "127.0.0.1:1" ] } ]\n`));
   const unit = join(R, 'etc/systemd/system/vector.service');
   writeFileSync(unit, readFileSync(unit, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${up}${out2}/stub-created`));
+  appendFileSync(join(R, 'etc/alertmanager.yml'), `templates:\n  - ${outside}\n`);
   const cr = await checkOutput(chain, { env: process.env, cloudInitSchema: null });
+  if (HAVE) assert.match(cr.rows.find((x) => x.validator === 'amtool')!.message, /a templates list \(pigen writes none\)/);
   assert.not.match(JSON.stringify(cr.rows), /outside_dir_secret/);
   assert.equal(readdirSync(out2).sort(), ['outside.conf'], 'nothing made outside DIR');
   if (HAVE) {

@@ -722,7 +722,13 @@ const V: Record<string, Validator> = {
   },
   vmalert: { name: 'vmalert', programs: ['vmalert'], pure: true, run: (s, t) => simple(s, t, 'vmalert', (f) => ['-dryRun', `-rule=${f}`]) },
   'promtool-rules': { name: 'promtool', programs: ['promtool'], pure: true, run: (s, t) => simple(s, t, 'promtool', (f) => ['check', 'rules', f]) },
-  amtool: { name: 'amtool', programs: ['amtool'], pure: true, run: (s, t) => simple(s, t, 'amtool', (f) => ['check-config', f]) },
+  amtool: {
+    name: 'amtool',
+    programs: ['amtool'],
+    pure: true,
+    // (amtool reads the template files `templates` names, on this machine: pigen writes none.)
+    run: (s, t) => (/^templates\s*:/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "a templates list (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'amtool', (f) => ['check-config', f])),
+  },
   blackbox: {
     name: 'prometheus-blackbox-exporter',
     programs: ['prometheus-blackbox-exporter'],
