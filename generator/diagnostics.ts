@@ -115,7 +115,7 @@ export function hideUserinfo(text: string): string {
   // (To the last `@` before the first `/`: a password may hold one, or a `?`. A scheme starts where no scheme
   // character stands before it: \b there tried every letter of `a.a.a...` again, quadratic.)
   // (And `user:password@host` with no scheme, as a host:port list may be written: an endpoint's.)
-  return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/"'`]+@/gi, `$1${HIDDEN}@`).replace(/(?<![^\s"'`[(,=])[A-Za-z0-9._~%+-]+:[^\s/@"'`]+@(?=[A-Za-z0-9[])/g, `${HIDDEN}@`) : text;
+  return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/"'`]+@/gi, `$1${HIDDEN}@`).replace(/(?<![^\s"'`[(,=])(?!mailto:)[A-Za-z0-9._~%+-]+:[^\s/@"'`]+@(?=[A-Za-z0-9[])/g, `${HIDDEN}@`) : text;
 }
 
 /** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */

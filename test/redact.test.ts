@@ -71,6 +71,9 @@ test('by their look: a secret-named key\'s value, a URL\'s credentials, an auth.
     ['  grafana_admin_password: Hunter2x', '  grafana_admin_password: ****'],
     ['{ user: dba, password: Hunter2x }', '{ user: dba, password: **** }'],
     ['baseurl=https://bob:Hunter2x@repo.example.com/el9', 'baseurl=https://****@repo.example.com/el9'],
+    // (And without a scheme, as a host:port list is written; a mailto: address is none.)
+    ['endpoint u:Hunter2x@logs:9428 refused', 'endpoint ****@logs:9428 refused'],
+    ['receiver mailto:ops@example.com', 'receiver mailto:ops@example.com'],
     ['machine https://repo.example.com login bob password Hunter2x', 'machine https://repo.example.com login bob password ****'],
     ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', '****'],
     // (A key's line may start with `/`: one did, and went through a CI run.)
