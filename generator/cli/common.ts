@@ -3,7 +3,7 @@
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
 import { fileMode, readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { X509Certificate } from 'node:crypto';
-import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
+import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordKeyPositions, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
 import { secretForms } from '../util/redact.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { constants as osConstants } from 'node:os';
@@ -127,14 +127,15 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
               }),
             )
           : []),
-        ...(unknown.length
-          ? [
-              err('bad-value', [], `${secretsPath}: passwords: ${unknown.join(', ')} ${unknown.length === 1 ? 'is no password parameter' : 'are no password parameters'} (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`, {
-                file: secretsPath,
-                hint: 'delete those lines (any `pigen secrets rotate NAME` drops them too)',
-              }),
-            ]
-          : []),
+        // (Each at its line.)
+        ...((keys) =>
+          unknown.map((name) =>
+            err('bad-value', [], `${secretsPath}: passwords: ${name} is no password parameter (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`, {
+              file: secretsPath,
+              ...(keys.get(name) ? { pos: keys.get(name)! } : {}),
+              hint: 'delete that line (any `pigen secrets rotate NAME` drops it too)',
+            }),
+          ))(unknown.length ? passwordKeyPositions(text) : new Map<string, { line: number; col: number }>()),
       ];
       result.diagnostics = [...result.diagnostics, ...found];
       delete result.inventory;

@@ -171,6 +171,19 @@ export function parseSecretsFile(text: string): { secrets: Secrets } | { problem
   return { problems: r.map((p) => ((at) => ({ problem: p.problem, ...(at ? { pos: { line: at.line, col: at.col } } : {}) }))(posOf(p.path))), ...(passwordNames ? { passwordNames } : {}) };
 }
 
+/** Where each key of the secrets file's `passwords` mapping is (for a diagnostic that names one). */
+export function passwordKeyPositions(text: string): Map<string, { line: number; col: number }> {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  const out = new Map<string, { line: number; col: number }>();
+  const map = doc.getIn(['passwords'], true) as { items?: { key?: { value?: unknown; range?: number[] } }[] } | undefined;
+  for (const item of map?.items ?? []) {
+    const at = item.key?.range?.[0];
+    if (at !== undefined) out.set(String(item.key!.value), lineCounter.linePos(at));
+  }
+  return out;
+}
+
 /** The YAML parser's error codes, said in words that quote nothing of the file. */
 const YAML_PROBLEMS: Record<string, string> = {
   BAD_ALIAS: 'an alias (a value starting with *) names no anchor',
