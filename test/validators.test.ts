@@ -320,12 +320,24 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   const unit = join(R, 'etc/systemd/system/vector.service');
   writeFileSync(unit, readFileSync(unit, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${up}${out2}/stub-created`));
   appendFileSync(join(R, 'etc/alertmanager.yml'), `templates:\n  - ${outside}\n`);
+  // (A file of conf-dir naming this machine's file, listed in the manifest; a sudoers include.)
+  writeFileSync(join(R, 'etc/dnsmasq.d/evil3'), `conf-file=${outside}\n`);
+  const cmf = JSON.parse(readFileSync(join(chain, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: Record<string, unknown>[] }> };
+  cmf.nodes['10.10.10.10']!.files.push({ path: '/etc/dnsmasq.d/evil3', out: 'nodes/10.10.10.10/rootfs/etc/dnsmasq.d/evil3', kind: 'other', mode: '0644', owner: 'root:root' });
+  const sudoers = cmf.nodes['10.10.10.10']!.files.find((f) => f.kind === 'sudoers');
+  if (sudoers) appendFileSync(join(chain, sudoers.out as string), `@include ${outside}\n`);
+  writeFileSync(join(chain, 'manifest.json'), JSON.stringify(cmf));
   const cr = await checkOutput(chain, { env: process.env, cloudInitSchema: null });
+  if (HAVE && sudoers) assert.match(cr.rows.find((x) => x.validator === 'visudo')!.message, /an include directive \(pigen writes none\)/);
   if (HAVE) assert.match(cr.rows.find((x) => x.validator === 'amtool')!.message, /a templates list \(pigen writes none\)/);
   assert.not.match(JSON.stringify(cr.rows), /outside_dir_secret/);
   assert.equal(readdirSync(out2).sort(), ['outside.conf'], 'nothing made outside DIR');
   if (HAVE) {
-    assert.is(cr.rows.find((x) => x.validator === 'dnsmasq')!.result, 'ok');
+    // (The conf-dir file's conf-file is read in the node's copy, where there is no such file.)
+    const dm = cr.rows.find((x) => x.validator === 'dnsmasq')!;
+    assert.is(dm.result, 'FAIL', JSON.stringify(dm));
+    assert.match(dm.message, /outside\.conf/);
+    assert.not.match(dm.message, /bad option/);
     assert.match(cr.rows.find((x) => x.validator === 'victoria-metrics')!.message, /has a \.\. segment: the check does not follow it/);
     assert.match(cr.rows.find((x) => x.path === '/etc/nginx/conf.d/home.conf' && x.validator === 'nginx')!.message, /pigen-check-path-with-dotdot/);
   }

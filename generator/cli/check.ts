@@ -562,19 +562,46 @@ function globMatches(root: string, pattern: string): boolean {
 const DNSMASQ_PATH_OPTS = new Set(['hostsdir', 'conf-dir', 'conf-file', 'addn-hosts', 'resolv-conf', 'servers-file', 'dhcp-hostsfile', 'dhcp-optsfile', 'dhcp-hostsdir', 'dhcp-optsdir']);
 const DNSMASQ_DIR_OPTS = new Set(['hostsdir', 'conf-dir', 'dhcp-hostsdir', 'dhcp-optsdir']);
 
-function rebaseDnsmasq(text: string, root: string): string {
+function rebaseDnsmasq(text: string, root: string, included?: string[]): string {
   return text
     .split('\n')
     .map((l) => {
       const m = /^\s*([a-z-]+)\s*=\s*(\/[^,\s]*)(.*)$/.exec(l);
-      if (!m || !DNSMASQ_PATH_OPTS.has(m[1]!)) return l;
+      if (!m || !DNSMASQ_PATH_OPTS.has(m[1]!) || m[2]!.startsWith(root + '/')) return l;
       // (Out of the node's files by a `..` segment: a path that is nowhere, which dnsmasq reports.)
       const p = hasDotDot(m[2]!) ? join(root, '.pigen-check-path-with-dotdot') : join(root, m[2]!);
       // The package creates these directories on the node.
       if (DNSMASQ_DIR_OPTS.has(m[1]!)) mkdirSync(p, { recursive: true });
+      if (m[1] === 'conf-dir' || m[1] === 'conf-file') included?.push(p);
       return `${m[1]}=${p}${m[3]}`;
     })
     .join('\n');
+}
+
+/**
+ * The files dnsmasq reads through conf-dir and conf-file, in the node's root copy, rebased in
+ * turn (their own path options would name this machine's files): a few levels deep.
+ */
+function rebaseDnsmasqIncludes(root: string, included: string[]): void {
+  const seen = new Set<string>();
+  for (let depth = 0; depth < 4 && included.length; depth++) {
+    const next: string[] = [];
+    for (const p of included.splice(0)) {
+      let files: string[] = [];
+      try {
+        const st = statSync(p);
+        files = st.isDirectory() ? readdirSync(p, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(p, e.name)) : st.isFile() ? [p] : [];
+      } catch {
+        files = [];
+      }
+      for (const f of files) {
+        if (seen.has(f) || !f.startsWith(root + '/')) continue;
+        seen.add(f);
+        writeFileSync(f, rebaseDnsmasq(readFileSync(f, 'utf8'), root, next));
+      }
+    }
+    included.push(...next);
+  }
 }
 
 // ── The upstream cloud-config schema (ajv, draft-04) ────────────────────────
@@ -737,7 +764,13 @@ const V: Record<string, Validator> = {
   },
   // (Parsed only, never run: sh -n.)
   sh: { name: 'sh', programs: ['sh'], pure: true, run: (s, t) => simple(s, t, 'sh', (f) => ['-n', f]) },
-  visudo: { name: 'visudo', programs: ['visudo'], pure: true, run: (s, t) => simple(s, t, 'visudo', (f) => ['-c', '-f', f]) },
+  visudo: {
+    name: 'visudo',
+    programs: ['visudo'],
+    pure: true,
+    // (visudo -c reads what #include and @includedir name, on this machine: pigen writes none.)
+    run: (s, t) => (/^\s*[#@]include/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "an include directive (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'visudo', (f) => ['-c', '-f', f])),
+  },
   chronyd: {
     name: 'chronyd',
     programs: ['chronyd'],
@@ -752,7 +785,9 @@ const V: Record<string, Validator> = {
     async run(s, t) {
       const root = await t.nodeRoot(s);
       const d = t.scratch('dnsmasq');
-      writeFileSync(join(d, 'dnsmasq.conf'), rebaseDnsmasq(readFileSync(s.abs, 'utf8'), root));
+      const included: string[] = [];
+      writeFileSync(join(d, 'dnsmasq.conf'), rebaseDnsmasq(readFileSync(s.abs, 'utf8'), root, included));
+      rebaseDnsmasqIncludes(root, included);
       // (By its absolute path, which the message maps back to the node's: dnsmasq names the file as given.)
       const r = await t.exec('dnsmasq', ['--test', '-C', join(d, 'dnsmasq.conf')], d);
       return verdict(r, [[join(d, 'dnsmasq.conf'), s.path], [root, ''], [d + '/', '']], r.code !== 0 || !/syntax check OK/.test(r.out));
