@@ -949,6 +949,18 @@ test('CLI: --json says every failure; bad inputs found late exit 2; names apt ca
   const lat = await cli(['bundle', '--from', latin, '-o', join(d, 'l.tgz'), '--quiet']);
   assert.is(lat.code, 2);
   assert.match(lat.err, /package file names that are no UTF-8 .*: caf\uFFFD_1\.0_all\.deb: rename them/);
+  // Said with the directory's other problems, all at once (it hid them; found by a review).
+  writeFileSync(join(latin, 'broken_1.0_all.deb'), 'not a package\n');
+  const both = await cli(['bundle', '--from', latin, '-o', join(d, 'l.tgz'), '--quiet']);
+  assert.is(both.code, 2);
+  assert.match(both.err, /no UTF-8[^]*broken_1\.0_all\.deb: not a valid Debian package/);
+  rmSync(join(latin, 'broken_1.0_all.deb'));
+  // A bad option is a usage error before the inventory is read (it came after its diagnostics).
+  writeFileSync(join(latin, 'bad.yml'), 'all: [\n');
+  const lvl = await cli(['bundle', join(latin, 'bad.yml'), '--from', latin, '--level', '0']);
+  assert.is(lvl.code, 2);
+  assert.match(lvl.err, /^pigen: --level must be an integer from 1 to 9/);
+  rmSync(join(latin, 'bad.yml'));
   // Another file with such a name is left out (said), as files that are no packages are.
   rmSync(Buffer.from(join(latin, 'caf\xe9_1.0_all.deb'), 'latin1'));
   writeFileSync(Buffer.from(join(latin, 'notes-caf\xe9.txt'), 'latin1'), 'notes\n');

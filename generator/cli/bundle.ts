@@ -64,6 +64,9 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     // (Counted, not quoted: a stray word may be a password, `--set pw= secret`.)
     if (args.length > 1) throw new UsageError(`too many arguments: bundle takes at most 1 (the inventory), and ${args.length - 1} more ${args.length === 2 ? 'was' : 'were'} given\nUsage: ${bundle.usage}`);
     const fail = failer(ctx, values.json === true);
+    // (The options said before the inventory is read: a usage error is found without that work.)
+    const level = intOption(values.level, 'level', 6, 1, 9);
+    const jobs = intOption(values.jobs, 'jobs', Math.max(1, availableParallelism()), 1, 256);
 
     const r = loadInventory(ctx, args[0], (values.set as string[] | undefined) ?? [], values.strict === true);
     if (!values.json) printDiagnostics(ctx, r);
@@ -91,8 +94,6 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     // refused (it was read as 0, or wrapped).
     const sde = ctx.env.SOURCE_DATE_EPOCH;
     if (sde !== undefined && sde !== '' && !(/^\d+$/.test(sde) && Number(sde) <= MAX_EPOCH)) return fail(2, `SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to ${MAX_EPOCH} (the largest a tar header holds), not ${JSON.stringify(sde.slice(0, 40))}`);
-    const level = intOption(values.level, 'level', 6, 1, 9);
-    const jobs = intOption(values.jobs, 'jobs', Math.max(1, availableParallelism()), 1, 256);
     const from = abs(ctx, values.from);
     if (!isDirectory(from)) return fail(2, `--from ${values.from}: not a directory`);
     const listing = listDirFiles(from);
@@ -110,7 +111,8 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
     // (A package whose name is no UTF-8 cannot be named in an index or a URL: refused. Any other
     // such file is left out, as the files that are no packages are.)
     const badPackages = listing.notUtf8.filter((n) => /\.(deb|rpm)$/.test(n));
-    if (badPackages.length) return fail(2, `--from ${values.from}: package file names that are no UTF-8 (an index or a URL cannot name them): ${badPackages.join(', ')}: rename them`);
+    // (Said with the other problems of the directory's files, all at once, below.)
+    const nameProblems = badPackages.length ? [`package file names that are no UTF-8 (an index or a URL cannot name them): ${badPackages.join(', ')}: rename them`] : [];
     const badOthers = listing.notUtf8.filter((n) => !badPackages.includes(n));
     if (badOthers.length) ctx.stderr.write(`pigen: note: not bundled (names that are no UTF-8): ${badOthers.join(', ')}\n`);
     if ((facts.os.family === 'deb' && rpms.length && !debs.length) || (facts.os.family === 'rpm' && debs.length && !rpms.length)) {
@@ -141,7 +143,7 @@ Exit codes: 0 ok, 1 build/verify/download failed, 2 bad input or usage.`,
       const payload: BundleInput[] = payloadFiles.map((f) => ({ name: f.name, size: f.size, read: () => readFileChunks(f.path) }));
       // Bad inputs (a broken or duplicated .deb, a bad name): every one named, nothing written.
       const provides = new Set<string>();
-      const problems = await checkInputs(payload, repodata, provides);
+      const problems = [...nameProblems, ...(await checkInputs(payload, repodata, provides))];
       if (problems.length) {
         for (const p of problems) ctx.stderr.write(`pigen: error: ${p}\n`);
         ctx.stderr.write(`pigen: ${problems.length} problem${problems.length === 1 ? '' : 's'} in --from ${values.from}, nothing written: replace or remove ${problems.length === 1 ? 'that file' : 'those files'} (download them again: pigen bundle --download), then bundle again\n`);
