@@ -68,14 +68,14 @@ export interface RebaseResult {
   paths: { name: string; path: string }[];
 }
 
+type Token = ReturnType<typeof nginxTokens>[number];
+type Edit = { start: number; end: number; text: string };
+
 /**
- * Prefixes the absolute path argument of every path directive with `prefix`. `pid` directives are
- * dropped (the caller passes `-g 'pid ...;'`, and nginx refuses a second pid directive).
+ * Each directive of the text (its name token), with its first argument when it has one and the
+ * index of the name in `tokens`: what the rebasing and the listen mapping below edit.
  */
-export function rebaseNginx(text: string, prefix: string): RebaseResult {
-  const tokens = nginxTokens(text);
-  const edits: { start: number; end: number; text: string }[] = [];
-  const paths: RebaseResult['paths'] = [];
+function eachDirective(tokens: Token[], f: (name: Token & { value: string }, arg: (Token & { value: string }) | undefined, k: number) => void): void {
   let atStart = true;
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k]!;
@@ -86,7 +86,27 @@ export function rebaseNginx(text: string, prefix: string): RebaseResult {
     if (!atStart) continue;
     atStart = false;
     const arg = tokens[k + 1];
-    if (!PATH_DIRECTIVES.has(t.value) || !arg || arg.value === null) continue;
+    f(t as Token & { value: string }, arg && arg.value !== null ? (arg as Token & { value: string }) : undefined, k);
+  }
+}
+
+/** `text` with each edit's span replaced (spans do not overlap). */
+function applyEdits(text: string, edits: Edit[]): string {
+  let out = text;
+  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  return out;
+}
+
+/**
+ * Prefixes the absolute path argument of every path directive with `prefix`. `pid` directives are
+ * dropped (the caller passes `-g 'pid ...;'`, and nginx refuses a second pid directive).
+ */
+export function rebaseNginx(text: string, prefix: string): RebaseResult {
+  const tokens = nginxTokens(text);
+  const edits: Edit[] = [];
+  const paths: RebaseResult['paths'] = [];
+  eachDirective(tokens, (t, arg, k) => {
+    if (!PATH_DIRECTIVES.has(t.value) || !arg) return;
     paths.push({ name: t.value, path: arg.value });
     if (t.value === 'pid') {
       const semi = tokens[k + 2];
@@ -96,10 +116,8 @@ export function rebaseNginx(text: string, prefix: string): RebaseResult {
       const to = arg.value.split('/').includes('..') ? `${prefix}/.pigen-check-path-with-dotdot` : prefix + arg.value;
       edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(to) });
     }
-  }
-  let out = text;
-  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
-  return { text: out, paths };
+  });
+  return { text: applyEdits(text, edits), paths };
 }
 
 /**
@@ -116,36 +134,23 @@ export function listenPort(arg: string): { port: number; with(port: number): str
 /** Every port the `listen` directives of these configs name, sorted. */
 export function listenPorts(texts: readonly string[]): number[] {
   const ports = new Set<number>();
-  for (const text of texts) forEachListen(text, (arg) => void ((l) => l && ports.add(l.port))(listenPort(arg.value!)));
-  return [...ports].sort((a, b) => a - b);
-}
-
-function forEachListen(text: string, f: (arg: ReturnType<typeof nginxTokens>[number]) => void): void {
-  const tokens = nginxTokens(text);
-  let atStart = true;
-  for (let k = 0; k < tokens.length; k++) {
-    const t = tokens[k]!;
-    if (t.value === null) {
-      atStart = true;
-      continue;
-    }
-    if (!atStart) continue;
-    atStart = false;
-    const arg = tokens[k + 1];
-    if (t.value === 'listen' && arg && arg.value !== null) f(arg);
+  for (const text of texts) {
+    eachDirective(nginxTokens(text), (t, arg) => {
+      const l = t.value === 'listen' && arg ? listenPort(arg.value) : undefined;
+      if (l) ports.add(l.port);
+    });
   }
+  return [...ports].sort((a, b) => a - b);
 }
 
 /** `text` with each `listen` directive's port mapped by `port` (the copy's: see copyNginxTree). */
 export function remapListen(text: string, port: (p: number) => number): string {
-  const edits: { start: number; end: number; text: string }[] = [];
-  forEachListen(text, (arg) => {
-    const l = listenPort(arg.value!);
-    if (l && port(l.port) !== l.port) edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(l.with(port(l.port))) });
+  const edits: Edit[] = [];
+  eachDirective(nginxTokens(text), (t, arg) => {
+    const l = t.value === 'listen' && arg ? listenPort(arg.value) : undefined;
+    if (l && port(l.port) !== l.port) edits.push({ start: arg!.start, end: arg!.end, text: JSON.stringify(l.with(port(l.port))) });
   });
-  let out = text;
-  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
-  return out;
+  return applyEdits(text, edits);
 }
 
 /** The system's mime.types (nginx package), which the generated nginx.conf includes. */
