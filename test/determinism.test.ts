@@ -21,6 +21,17 @@ import type { OutTree } from '../generator/types.ts';
 
 const TWO_INFRA = join(ROOT, 'test', 'fixtures', 'two-infra.yml');
 
+/**
+ * The two-infra fixture's tree as is (t1) and with node_exporter_port 9200 (t2), trees that differ
+ * in a few files: compiled once for the tests of the writer that alternate between them.
+ */
+let twoTrees: { t1: OutTree; t2: OutTree } | undefined;
+const twoInfraTrees = () =>
+  (twoTrees ??= {
+    t1: compileInventory({ cwd: dirname(TWO_INFRA), arg: 'two-infra.yml' }).tree,
+    t2: compileInventory({ cwd: dirname(TWO_INFRA), arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree,
+  });
+
 /** The child's environment: nothing inherited that could change the output, plus `extra`. */
 function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
@@ -575,9 +586,7 @@ test('one build writes an output at a time: another waits for its lock, a stale 
 test('a rebuild lists the previous output from its state while no directory changed, and walks it when one did: what was added by hand goes from both generations', () => {
   const dir = tmp('pigen-listing-');
   const a = join(dir, 'a');
-  const cwd = join(ROOT, 'test', 'fixtures');
-  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const { t1, t2 } = twoInfraTrees();
   // racyMs 0: a directory is trusted as soon as its mtime is the one recorded.
   const opts = { racyMs: 0 };
   writeTree(a, t1, opts);
@@ -633,9 +642,7 @@ test('isMountPoint: the last mount on a path or its parents decides (one made la
 test('directories with one mode other than 0755, all alike (a filesystem that ignores chmod: CIFS, drvfs), keep the fast listing; one unlike the others is walked', () => {
   const dir = tmp('pigen-dirmodes-');
   const a = join(dir, 'a');
-  const cwd = join(ROOT, 'test', 'fixtures');
-  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const { t1, t2 } = twoInfraTrees();
   const opts = { racyMs: 0 };
   for (const t of [t1, t2, t1]) writeTree(a, t, opts);
   const chmodAll = (root: string, mode: number) => {
@@ -673,9 +680,7 @@ test('releaseLocks (a process stopped at once: a second Ctrl-C) removes the lock
 test("a directory's mode changed by hand is put back (0755, as every directory of a tree below its top, whose mode is the user's), in the output and in the spare: it does not come back with the swaps", () => {
   const dir = tmp('pigen-dirmode-');
   const a = join(dir, 'a');
-  const cwd = join(ROOT, 'test', 'fixtures');
-  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const { t1, t2 } = twoInfraTrees();
   const opts = { racyMs: 0 };
   const badModes = (root: string) => {
     const bad: string[] = [];
@@ -710,9 +715,7 @@ test("a directory's mode changed by hand is put back (0755, as every directory o
 test('hand damage is repaired, never followed: a deleted directory or manifest, empty directories, a replaced spare file, a spare or state swapped for a link or a directory', () => {
   const dir = tmp('pigen-damage-');
   const a = join(dir, 'a');
-  const cwd = join(ROOT, 'test', 'fixtures');
-  const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-  const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+  const { t1, t2 } = twoInfraTrees();
   const opts = { racyMs: 0 };
   const home = join(dir, '.a.pigen');
   // Three builds: a live tree and a spare, both with states that record their directories.
@@ -829,9 +832,7 @@ test('the writer threads (pigen build) leave what writeTree leaves, entries in a
       assertSame(scan(a), treeEntries(tree), { actual: 'written', expected: 'the tree' });
       return sa;
     };
-    const cwd = join(ROOT, 'test', 'fixtures');
-    const t1 = compileInventory({ cwd, arg: 'two-infra.yml' }).tree;
-    const t2 = compileInventory({ cwd, arg: 'two-infra.yml', sets: ['node_exporter_port=9200'] }).tree;
+    const { t1, t2 } = twoInfraTrees();
     assert.ok(new Set(t1.map((e) => writerOf(e.path, 3))).size === 3, 'three threads share the nodes');
     assert.is((await both(t1)).written, files(treeEntries(t1)).length, 'cold: every file written');
     assert.ok((await both(t1)).noop, 'the same tree again: nothing touched');
