@@ -68,6 +68,9 @@ export interface RebaseResult {
   paths: { name: string; path: string }[];
 }
 
+/** Whether a path has a `..` segment (which a prefix or join() would not keep it under). */
+export const hasDotDot = (p: string) => p.split('/').includes('..');
+
 type Token = ReturnType<typeof nginxTokens>[number];
 type Edit = { start: number; end: number; text: string };
 
@@ -113,7 +116,7 @@ export function rebaseNginx(text: string, prefix: string): RebaseResult {
       edits.push({ start: t.start, end: semi?.text === ';' ? semi.end : arg.end, text: `# pid ${arg.value}; (set with -g)` });
     } else if (arg.value.startsWith('/')) {
       // (A `..` segment would lead out of the prefix: a path that is nowhere, which nginx reports.)
-      const to = arg.value.split('/').includes('..') ? `${prefix}/.pigen-check-path-with-dotdot` : prefix + arg.value;
+      const to = hasDotDot(arg.value) ? `${prefix}/.pigen-check-path-with-dotdot` : prefix + arg.value;
       edits.push({ start: arg.start, end: arg.end, text: JSON.stringify(to) });
     }
   });

@@ -13,7 +13,7 @@ import { isPair, isScalar, isSeq, parse, parseDocument, visit, type Pair } from 
 import { isWithin, PACKAGE_ROOT, readRedactionIndex } from '../io.js';
 import { redactRaw, redactValidatorText } from '../util/redact.js';
 import { BUILTIN } from './check-builtin.js';
-import { copyNginxTree, listenPorts } from './check-nginx.js';
+import { copyNginxTree, hasDotDot, listenPorts } from './check-nginx.js';
 import type { Command } from './commands.js';
 import { visible } from '../diagnostics.js';
 import { systemErrorMessage } from './common.js';
@@ -419,8 +419,14 @@ async function freePorts(n: number): Promise<number[] | undefined> {
   }
 }
 
-/** Whether a path has a `..` segment (which join() would take out of the root it is joined to). */
-const hasDotDot = (p: string) => p.split('/').includes('..');
+/**
+ * A validator's run, unless the file holds a directive (`directive`, said as `what`) with which
+ * the program would read more files, on this machine: pigen writes none, and the check reads
+ * nothing outside the node's files: it fails, naming it.
+ */
+function unlessItReadsMore(directive: RegExp, what: string, run: Validator['run']): Validator['run'] {
+  return (s, t) => (directive.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL', message: `${what} (pigen writes none): the check does not read files outside the node's` }) : run(s, t));
+}
 
 /** Absolute executables named by Exec*= lines (prefixes @-:+! stripped). */
 export function execPaths(unit: string): string[] {
@@ -753,8 +759,8 @@ const V: Record<string, Validator> = {
     name: 'amtool',
     programs: ['amtool'],
     pure: true,
-    // (amtool reads the template files `templates` names, on this machine: pigen writes none.)
-    run: (s, t) => (/^templates\s*:/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "a templates list (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'amtool', (f) => ['check-config', f])),
+    // (amtool reads the template files `templates` names, on this machine.)
+    run: unlessItReadsMore(/^templates\s*:/m, 'a templates list', (s, t) => simple(s, t, 'amtool', (f) => ['check-config', f])),
   },
   blackbox: {
     name: 'prometheus-blackbox-exporter',
@@ -768,15 +774,15 @@ const V: Record<string, Validator> = {
     name: 'visudo',
     programs: ['visudo'],
     pure: true,
-    // (visudo -c reads what #include and @includedir name, on this machine: pigen writes none.)
-    run: (s, t) => (/^\s*[#@]include/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "an include directive (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'visudo', (f) => ['-c', '-f', f])),
+    // (visudo -c reads what #include and @includedir name, on this machine.)
+    run: unlessItReadsMore(/^\s*[#@]include/m, 'an include directive', (s, t) => simple(s, t, 'visudo', (f) => ['-c', '-f', f])),
   },
   chronyd: {
     name: 'chronyd',
     programs: ['chronyd'],
     pure: true,
-    // (chronyd -p reads what include, confdir and sourcedir name, on this machine: pigen writes none.)
-    run: (s, t) => (/^\s*(include|confdir|sourcedir)\b/m.test(readFileSync(s.abs, 'utf8')) ? Promise.resolve({ result: 'FAIL' as const, message: "an include, confdir or sourcedir directive (pigen writes none): the check does not read files outside the node's" }) : simple(s, t, 'chronyd', (f) => ['-p', '-f', f])),
+    // (chronyd -p reads what include, confdir and sourcedir name, on this machine.)
+    run: unlessItReadsMore(/^\s*(include|confdir|sourcedir)\b/m, 'an include, confdir or sourcedir directive', (s, t) => simple(s, t, 'chronyd', (f) => ['-p', '-f', f])),
   },
   dnsmasq: {
     name: 'dnsmasq',
