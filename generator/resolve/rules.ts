@@ -801,14 +801,16 @@ export const adminServes: Rule = (inv) => {
   if (repoUsers.length && av.on('repo_enabled')) {
     const at = admin.origins.infra_portal ?? admin.origins.nginx_port ?? admin.origins.nginx_enabled ?? admin.origins.admin_ip ?? admin.path;
     const home = isObj(admin.vars.infra_portal) ? admin.vars.infra_portal.home : undefined;
+    const repoDir = dirOf(admin, 'repo_home');
+    const homeDir = dirOf(admin, 'nginx_home');
     const why = !av.on('nginx_enabled')
       ? { at: originOf(admin, 'nginx_enabled'), msg: 'nginx_enabled is false on the admin node' }
       : !isObj(home) || typeof home.domain !== 'string' || home.domain === ''
         ? { at: admin.origins.infra_portal ?? at, msg: `the admin node's infra_portal has no \`home\` entry with a domain (the server that holds /pigsty/)` }
         : av.num('nginx_port', 80) !== 80
           ? { at: originOf(admin, 'nginx_port'), msg: `nginx listens on ${av.num('nginx_port', 80)}, not 80 (the repo URL has no port)` }
-          : dirOf(admin, 'repo_home') !== undefined && dirOf(admin, 'nginx_home') !== undefined && dirOf(admin, 'repo_home') !== dirOf(admin, 'nginx_home')
-            ? { at: originOf(admin, admin.origins.repo_home ? 'repo_home' : 'nginx_home'), msg: `the repo is made in repo_home ${dirOf(admin, 'repo_home')}, while the home server's /pigsty/ serves nginx_home ${dirOf(admin, 'nginx_home')}` }
+          : repoDir !== undefined && homeDir !== undefined && repoDir !== homeDir
+            ? { at: originOf(admin, admin.origins.repo_home ? 'repo_home' : 'nginx_home'), msg: `the repo is made in repo_home ${repoDir}, while the home server's /pigsty/ serves nginx_home ${homeDir}` }
             : undefined;
     if (why) {
       out.push(
@@ -1011,9 +1013,10 @@ export const aptSourceVars: Rule = (inv) => {
   const out: Diagnostic[] = [];
   eachAptBaseurl(inv, (os, path, url) => {
     // A source line's URI, then its suite: pigen writes `deb [trusted=yes] ` before them.
-    const uri = url.trim().split(/\s+/)[0] ?? '';
-    if (!/^(https?|file|ftp|copy|cdrom|(mirror|tor)\+[a-z]+):/.test(uri) || url.trim().split(/\s+/).length < 2) {
-      const why = /^(https?|file|ftp|copy|cdrom|(mirror|tor)\+[a-z]+):/.test(uri) ? 'it has no suite' : `\`${hideUserinfo(uri)}\` is no URI${uri.startsWith('[') ? " (the options are pigen's)" : ''}`;
+    const [uri = '', ...rest] = url.trim().split(/\s+/);
+    const isUri = /^(https?|file|ftp|copy|cdrom|(mirror|tor)\+[a-z]+):/.test(uri);
+    if (!isUri || !rest.length) {
+      const why = isUri ? 'it has no suite' : `\`${hideUserinfo(uri)}\` is no URI${uri.startsWith('[') ? " (the options are pigen's)" : ''}`;
       out.push(err('bad-value', path, `the baseurl of a ${os} node's apt source is \`URI SUITE [COMPONENTS]\` (pigen writes \`deb [trusted=yes]\` before it), and ${why}`, { hint: "e.g. 'http://deb.debian.org/debian/ ${distro_codename} main' (a flat repo: 'http://host/path ./')" }));
       return;
     }
