@@ -3,7 +3,7 @@
 import { diagnosticsToJson, err, formatDiagnostics, hasErrors, warn } from '../diagnostics.js';
 import { fileMode, readAssets, readInventory, readOptionalText, type OutputBusy } from '../io.js';
 import { X509Certificate } from 'node:crypto';
-import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordKeyPositions, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
+import { SECRETS_FILE, applyPasswords, defaultPasswords, infraSans, parseSecretsFile, passwordParams, secretValues, unknownPasswords, type Secrets } from '../secrets/index.js';
 import { secretForms } from '../util/redact.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { constants as osConstants } from 'node:os';
@@ -112,7 +112,8 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   if (text !== undefined) {
     const read = parseSecretsFile(text);
     // (Every problem at once, each where it is: the entries' and the names that are no password parameter.)
-    const names = 'secrets' in read ? Object.keys(read.secrets.passwords) : (read.passwordNames ?? []);
+    const keys = read.passwordKeys ?? new Map<string, { line: number; col: number }>();
+    const names = 'secrets' in read ? Object.keys(read.secrets.passwords) : [...keys.keys()];
     const unknown = unknownPasswords({ passwords: Object.fromEntries(names.map((k) => [k, ''])) }, assets.schema);
     if ('problems' in read || unknown.length) {
       const found = [
@@ -128,14 +129,13 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
             )
           : []),
         // (Each at its line.)
-        ...((keys) =>
-          unknown.map((name) =>
-            err('bad-value', [], `${secretsPath}: passwords: ${name} is no password parameter (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`, {
-              file: secretsPath,
-              ...(keys.get(name) ? { pos: keys.get(name)! } : {}),
-              hint: 'delete that line (any `pigen secrets rotate NAME` drops it too)',
-            }),
-          ))(unknown.length ? passwordKeyPositions(text) : new Map<string, { line: number; col: number }>()),
+        ...unknown.map((name) =>
+          err('bad-value', [], `${secretsPath}: passwords: ${name} is no password parameter (a secrets file sets only parameters whose published default it replaces: ${[...passwordParams(assets.schema)].sort().join(', ')})`, {
+            file: secretsPath,
+            ...(keys.get(name) ? { pos: keys.get(name)! } : {}),
+            hint: 'delete that line (any `pigen secrets rotate NAME` drops it too)',
+          }),
+        ),
       ];
       result.diagnostics = [...result.diagnostics, ...found];
       delete result.inventory;

@@ -134,7 +134,7 @@ export interface SecretsProblem {
  * message holds a value of the file: the YAML parser's own quote the text around an error (a
  * password written `*Hunter2` is an alias to it), so only its kind and position are said.
  */
-export function parseSecretsFile(text: string): { secrets: Secrets } | { problems: SecretsProblem[]; passwordNames?: string[] } {
+export function parseSecretsFile(text: string): ({ secrets: Secrets } | { problems: SecretsProblem[] }) & { passwordKeys?: Map<string, { line: number; col: number }> } {
   const said = (kind: string, at?: { line: number; col: number }) => ({
     problems: [
       {
@@ -156,32 +156,23 @@ export function parseSecretsFile(text: string): { secrets: Secrets } | { problem
     visit(doc, { Alias: (_, n) => ((at = n.range?.[0]), visit.BREAK) });
     return said(YAML_PROBLEMS.BAD_ALIAS!, at === undefined ? undefined : lineCounter.linePos(at));
   }
-  const r = checkSecrets(d);
-  if (!Array.isArray(r)) return { secrets: r };
-  // (Each problem where its entry is: the key of a password, the IP of an infra entry.)
-  const posOf = (path?: string[]) => {
-    const node = path ? doc.getIn(path, true) : undefined;
-    const pair = path && path.length ? (doc.getIn(path.slice(0, -1), true) as { items?: { key?: { value?: unknown; range?: number[] } }[] } | undefined)?.items?.find((i) => i.key?.value === path.at(-1)) : undefined;
-    const at = pair?.key?.range?.[0] ?? (node as { range?: number[] } | undefined)?.range?.[0];
-    return at === undefined ? undefined : lineCounter.linePos(at);
+  // Where each key of a mapping is (`path` names the mapping): a problem's entry, a password's name.
+  const keysOf = (path: string[]) => {
+    const out = new Map<string, { line: number; col: number }>();
+    const map = (path.length ? doc.getIn(path, true) : doc.contents) as { items?: { key?: { value?: unknown; range?: number[] } }[] } | null | undefined;
+    for (const item of map?.items ?? []) {
+      const at = item.key?.range?.[0];
+      if (at !== undefined) out.set(String(item.key!.value), lineCounter.linePos(at));
+    }
+    return out;
   };
-  // (And the names its passwords have, for those that name no password parameter.)
-  const pw = (d as { passwords?: unknown }).passwords;
-  const passwordNames = pw && typeof pw === 'object' && !Array.isArray(pw) ? Object.keys(pw) : undefined;
-  return { problems: r.map((p) => ((at) => ({ problem: p.problem, ...(at ? { pos: { line: at.line, col: at.col } } : {}) }))(posOf(p.path))), ...(passwordNames ? { passwordNames } : {}) };
-}
-
-/** Where each key of the secrets file's `passwords` mapping is (for a diagnostic that names one). */
-export function passwordKeyPositions(text: string): Map<string, { line: number; col: number }> {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter });
-  const out = new Map<string, { line: number; col: number }>();
-  const map = doc.getIn(['passwords'], true) as { items?: { key?: { value?: unknown; range?: number[] } }[] } | undefined;
-  for (const item of map?.items ?? []) {
-    const at = item.key?.range?.[0];
-    if (at !== undefined) out.set(String(item.key!.value), lineCounter.linePos(at));
-  }
-  return out;
+  // (The names its passwords have, each where it is: those that name no password parameter are said there.)
+  const passwordKeys = keysOf(['passwords']);
+  const r = checkSecrets(d);
+  if (!Array.isArray(r)) return { secrets: r, passwordKeys };
+  // (Each problem where its entry is: the key of a password, the IP of an infra entry.)
+  const posOf = (path?: string[]) => (path && path.length ? keysOf(path.slice(0, -1)).get(path.at(-1)!) : undefined);
+  return { problems: r.map((p) => ((at) => ({ problem: p.problem, ...(at ? { pos: { line: at.line, col: at.col } } : {}) }))(posOf(p.path))), passwordKeys };
 }
 
 /** The YAML parser's error codes, said in words that quote nothing of the file. */
