@@ -114,7 +114,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     // (Every problem at once, each where it is: the entries' and the names that are no password parameter.)
     const keys = read.passwordKeys ?? new Map<string, { line: number; col: number }>();
     const names = 'secrets' in read ? Object.keys(read.secrets.passwords) : [...keys.keys()];
-    const unknown = unknownPasswords({ passwords: Object.fromEntries(names.map((k) => [k, ''])) }, assets.schema);
+    const unknown = unknownPasswords(names, assets.schema);
     if ('problems' in read || unknown.length) {
       const found = [
         ...('problems' in read

@@ -92,9 +92,9 @@ export function passwordParams(schema: JsonObject): Set<string> {
 }
 
 /** The names under `passwords:` that are no password parameter (passwordParams), sorted. */
-export function unknownPasswords(s: Secrets | { passwords: Record<string, unknown> }, schema: JsonObject): string[] {
+export function unknownPasswords(s: Secrets | readonly string[], schema: JsonObject): string[] {
   const known = passwordParams(schema);
-  return Object.keys(s.passwords).filter((k) => !known.has(k)).sort();
+  return (Array.isArray(s) ? [...s] : Object.keys((s as Secrets).passwords)).filter((k) => !known.has(k)).sort();
 }
 
 /** Applies the secrets file's passwords where the inventory leaves the published default (password parameters only). */
