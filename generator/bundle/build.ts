@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { pack as tarPack, type Header } from 'tar-stream';
 import { byCodeUnit } from '../util/text.js';
 import { ArParser } from './ar.js';
-import { controlFromTar, controlMember, decompress, get, gzipFixed, MAX_CONTROL, packagesIndex, packagesStanza, parseControl, releaseFile, type Fields, type FileSums } from './deb.js';
+import { controlFromTar, controlMember, decompress, get, gzipFixed, installableNames, MAX_CONTROL, packagesIndex, packagesStanza, parseControl, releaseFile, type Fields, type FileSums } from './deb.js';
 import { ParallelGzip, type ByteSink, type PgzipOptions } from './pgzip.js';
 
 export const TOP = 'pigsty';
@@ -140,8 +140,7 @@ export async function checkInputs(payload: BundleInput[], repodata: BundleInput[
       const next = ar.members[ar.members.findIndex((m) => controlMember(m.name) !== null) + 1];
       if (next && next.offset + next.size > f.size) throw new Error(`cut short: its member ${next.name} needs ${next.offset + next.size} bytes, the file has ${f.size}`);
       const id = packageId(fields);
-      // (What apt can install from it by name: its Package, and each name its Provides gives.)
-      if (provides) for (const name of [get(fields, 'Package'), ...(get(fields, 'Provides') ?? '').split(',').map((x) => x.trim().split(/[\s(:]/)[0])]) if (name) provides.add(name);
+      if (provides) for (const name of installableNames(fields)) provides.add(name);
       const twin = seen.get(id);
       if (twin) problems.push(duplicateMessage({ name: twin }, f, id));
       else seen.set(id, f.name);

@@ -112,6 +112,16 @@ export function parseControl(text: string): Fields {
 
 export const get = (f: Fields, k: string): string | undefined => f.find(([n]) => n.toLowerCase() === k.toLowerCase())?.[1];
 
+/**
+ * The names apt can install a package by: its Package, and each name its Provides gives
+ * (`Provides: a (= 1), b:any`: the names, without versions or architecture qualifiers).
+ */
+export function installableNames(f: Fields): string[] {
+  const names = [get(f, 'Package') ?? ''];
+  for (const p of (get(f, 'Provides') ?? '').split(',')) names.push(p.trim().split(/[\s(:]/)[0]!);
+  return names.filter(Boolean);
+}
+
 export interface FileSums {
   size: number;
   sha256: string;

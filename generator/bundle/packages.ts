@@ -3,7 +3,7 @@
 // their dependencies into a cache directory (Pigsty's method on a Debian build host).
 
 import { planNode } from '../plan/index.js';
-import { expandPackages, osProfile, type OsProfile } from '../plan/os.js';
+import { expandPackages, osProfile, packageName, type OsProfile } from '../plan/os.js';
 import { Vars } from '../plan/vars.js';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { Inventory, JsonObject } from '../types.js';
@@ -30,8 +30,7 @@ export function bundleFacts(inv: Inventory): { version: string; os: OsProfile; p
   for (const n of inv.nodes) {
     const nv = new Vars(n.vars);
     if (!nv.csv('node_repo_modules').includes('local') || osProfile(nv.str('os_profile', 'd12')).code !== os.code) continue;
-    // (A name as apt installs it: `curl=1.0`, `wget:amd64`, `x/bookworm` are the package's.)
-    for (const p of planNode(inv, n).packages) fleet.add(p.split(/[=:/]/)[0]!);
+    for (const p of planNode(inv, n).packages) fleet.add(packageName(p));
   }
   const have = new Set(listed);
   const added = [...fleet].filter((p) => !have.has(p)).sort();

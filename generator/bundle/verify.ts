@@ -17,7 +17,7 @@ import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { byCodeUnit } from '../util/text.js';
 import { MARKER, SIZES, SUMS, TOP } from './build.js';
-import { get, parsePackages } from './deb.js';
+import { get, installableNames, parsePackages } from './deb.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -210,8 +210,7 @@ export async function verifyBundle(input: AsyncIterable<Uint8Array>): Promise<Ve
     for (const st of parsePackages(Buffer.from(packages).toString('utf8'))) {
       const pkg = get(st, 'Package') ?? '?';
       names.add(pkg);
-      // (`Provides: a (= 1), b:any`: the names, without versions or architecture qualifiers.)
-      for (const p of (get(st, 'Provides') ?? '').split(',')) if (p.trim()) names.add(p.trim().split(/[\s(:]/)[0]!);
+      for (const name of installableNames(st)) names.add(name);
       const fn = (get(st, 'Filename') ?? '').replace(/^\.\//, '');
       const f = files.get(fn);
       described.add(fn);

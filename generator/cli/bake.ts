@@ -12,6 +12,7 @@ import { sshPublicKey } from '../secrets/index.js';
 import { verifyBundle } from '../bundle/verify.js';
 import { compile } from '../compile.js';
 import { splitImages, type ImageSpec } from '../emit/images.js';
+import { packageName } from '../plan/os.js';
 import { fileOnPath, fileSizeOf, findProgram, isDirectory, linkOrCopy, managingOutput, PACKAGE_ROOT, packageVersion, readAssets, readBakeFiles, readFileChunks, readOptionalText, removeIfEmpty, removePath, runProgram, takeLock, writeFileAtomic, writeTree, ensurePaths, type OutputBusy } from '../io.js';
 import { INVENTORY_HELP, INVENTORY_OPTIONS, type Command } from './commands.js';
 import { diagnosticsToJson, hasErrors, isSystemError, loadInventory, printDiagnostics, systemErrorMessage } from './common.js';
@@ -138,7 +139,7 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     // package nor provided by one) fails the bake at apt-get install, after minutes. Said before.
     if (bundlePackages) {
       // (A word may name a version, an architecture or a release: curl=7.88, htop:amd64, x/bookworm.)
-      const lacking = images.filter((i) => i.family === 'deb').flatMap((i) => ((m) => (m.length ? [`${i.name}: ${m.join(', ')}`] : []))(i.packages.filter((p) => !bundlePackages!.has(p.split(/[=:/]/)[0]!))));
+      const lacking = images.filter((i) => i.family === 'deb').flatMap((i) => ((m) => (m.length ? [`${i.name}: ${m.join(', ')}`] : []))(i.packages.filter((p) => !bundlePackages!.has(packageName(p)))));
       if (lacking.length) return fail(2, `--bundle ${values.bundle} lacks packages the images install (apt-get would not find them): ${lacking.join('; ')}; make the bundle with them (repo_packages, pigen bundle --download)`);
     }
 

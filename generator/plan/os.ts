@@ -177,6 +177,9 @@ export function osProfile(code: unknown): OsProfile {
   return code === 'el9' ? EL9 : D12;
 }
 
+/** The package a word of a package list installs (`curl=1.0`, `wget:amd64`, `x/bookworm`: curl, wget, x). */
+export const packageName = (word: string): string => word.split(/[=:/]/)[0]!;
+
 /**
  * Expands package list items (names or aliases separated by spaces or commas, `$v` = pg_version)
  * into sorted, unique package names.
