@@ -335,6 +335,8 @@ test('an empty local repo is a warning: nodes read it, no repo_bundle fills it',
   assert.ok(w[0]!.pos, 'located');
   assert.equal(diags(fleet('', '    repo_bundle: /srv/pigsty-bundle.tgz')), [], 'a bundle fills it');
   assert.equal(diags(fleet('', "    node_repo_modules: 'node,infra'")), [], 'nodes read upstream repos');
+  // (Read as the plan reads it, spaces separating too: the plan writes the local source for it.)
+  assert.is(diags(fleet('', "    node_repo_modules: 'node local'")).length, 1, 'a space-separated list naming local');
   assert.equal(diags(fleet('', '    repo_enabled: false\n    node_repo_modules: node')), []);
   assert.equal(diags(DEFAULT_INVENTORY), [], 'the embedded default reads upstream repos');
   // The admin node makes no repo (repo_enabled: false, as Pigsty's one-node online templates keep

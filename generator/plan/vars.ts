@@ -1,6 +1,7 @@
 // Typed reads of resolved variables (defaults are already merged in by resolve).
 
 import type { Json, JsonObject } from '../types.js';
+import { csvWords } from '../util/text.js';
 
 export class Vars {
   constructor(readonly v: JsonObject) {}
@@ -36,8 +37,6 @@ export class Vars {
   }
   /** Comma/space separated list parameter (e.g. node_repo_modules: 'node,infra,pgsql'). */
   csv(k: string): string[] {
-    const x = this.v[k];
-    const s = Array.isArray(x) ? x.join(',') : typeof x === 'string' ? x : '';
-    return s.split(/[\s,]+/).filter(Boolean);
+    return csvWords(this.v[k]);
   }
 }

@@ -4,7 +4,7 @@
 import { err, hideUserinfo, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
 import { crontabLineProblem, resolvLineProblem } from '../util/conf-lines.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
-import { isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
+import { csvWords, isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
 import { isForeignParam, pgInstance } from './params.js';
 import { balancedNginx } from '../util/nginx.js';
 import { BASEURL_PLACEHOLDERS, fillsPlaceholders } from './placeholders.js';
@@ -726,11 +726,11 @@ export const selinuxEnforcing: Rule = (inv) => {
   return dedupe(out);
 };
 
-/** A node's node_repo_modules, as a list. */
 /** `every node reads`, or `N of M nodes read`: the nodes of `inv` that `some` are. */
 const readersOf = (inv: Inventory, some: readonly ResolvedNode[]) => (some.length === inv.nodes.length ? 'every node reads' : `${some.length} of ${inv.nodes.length} nodes read`);
 
-const repoModules = (vars: JsonObject): string[] => (typeof vars.node_repo_modules === 'string' ? vars.node_repo_modules : '').split(',').map((m) => m.trim());
+/** A node's node_repo_modules, as a list: read as the plan reads it (plan/repo.ts, Vars.csv). */
+const repoModules = (vars: JsonObject): string[] => csvWords(vars.node_repo_modules);
 
 /**
  * The `local` repo is the admin node's, filled by an offline bundle (repo_bundle, installed at

@@ -44,6 +44,11 @@ export function urlUserinfo(url: string): { scheme: string; userinfo: string; re
   const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/\s]*)@(.*)$/is.exec(url);
   return m ? { scheme: m[1]!, userinfo: m[2]!, rest: m[3]! } : undefined;
 }
+/** A list parameter written as comma/space separated words, or as a list (node_repo_modules: 'node,infra,pgsql'). */
+export function csvWords(x: unknown): string[] {
+  const s = Array.isArray(x) ? x.join(',') : typeof x === 'string' ? x : '';
+  return s.split(/[\s,]+/).filter(Boolean);
+}
 /** RFC 1123 hostname (labels of letters, digits and inner dashes), also accepting '*.' wildcards off. */
 export const HOSTNAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 export const isHostname = (s: string) => HOSTNAME.test(s);
