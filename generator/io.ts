@@ -1125,9 +1125,9 @@ export function isMountPoint(path: string, mountinfo?: string): boolean {
 }
 
 /**
- * Takes the lock of a tree's home (`lock`: this process's pid in it, linked into place), or
- * throws OutputBusy. A lock whose pid no longer runs (a build killed with SIGKILL, a crash) is
- * stale: moved aside and taken. Returns its release.
+ * Takes the lock of a tree's home (`lock`, see takeLock), or throws OutputBusy. A lock whose
+ * process no longer runs (a build killed with Ctrl-C or SIGKILL, a crash) is stale: moved aside
+ * and taken. Returns its release.
  */
 function lockHome(home: string, dir: string): () => void {
   return takeLock(join(home, 'lock'), dir);
@@ -1153,8 +1153,7 @@ export function releaseLocks(): void {
 /**
  * Takes the lock file `lock` (this process's pid and start time in it, linked into place), or
  * throws OutputBusy naming `what` the holder writes. A lock whose process no longer runs is
- * stale: taken over. Returns
- * its release.
+ * stale: taken over. Returns its release.
  */
 export function takeLock(lock: string, what: string): () => void {
   // A lock holds `<pid> <start>`: the holder's pid and its start time, which tells it from a later
