@@ -21,10 +21,18 @@ build {
     execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} sh {{ .Path }}"
     script           = "${path.root}/scripts/apply-image.sh"
   }
-  # Last: forget this boot, so the image's first boot is a first boot. (qemu: the bake user is
-  # removed by the shutdown command, sources.pkr.hcl.)
+  # Last: forget this boot, so the image's first boot is a first boot (qemu: the bake user is
+  # removed by the shutdown command, sources.pkr.hcl); and say what the image is, for whoever finds
+  # a machine made from it, as a local bake's tarball says it (scripts/pack-rootfs.sh).
   provisioner "shell" {
-    inline = ["sudo rm -rf /tmp/pigen-content", "sudo cloud-init clean --logs --machine-id --seed", "sudo truncate -s 0 /etc/machine-id"]
+    inline = [
+      "sudo rm -rf /tmp/pigen-content",
+      "sudo cloud-init clean --logs --machine-id --seed",
+      "sudo truncate -s 0 /etc/machine-id",
+      "sudo install -d -m 0755 /etc/pigen",
+      "printf 'image=%s\\ncontent_hash=%s\\nbake_key=%s\\n' '${var.image_name}' '${var.content_hash}' '${var.bake_key}' | sudo tee /etc/pigen/image >/dev/null",
+      "sudo chmod 0644 /etc/pigen/image",
+    ]
   }
   # amazon-ebs: Packer's temporary key leaves the login user's authorized_keys (cloud-init puts
   # the launch key pair's there at the image's first boot).

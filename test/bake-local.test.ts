@@ -5,27 +5,30 @@
 // image's packages from the bundle (a file: repo inside the root filesystem), the image files,
 // cloud-init clean, a rootfs tarball. The test looks inside the tarball, then checks that a second
 // bake reuses it; then boots the image: cloud-init's first boot with a node's user-data.baked in a
-// chroot of the unpacked tarball. Needs root and the Debian mirror; the debootstrap result and the downloaded
+// chroot of the unpacked tarball; then bakes the same image as a VM would be baked (Packer's
+// cloud build over SSH into a booted Debian root). Needs root and the Debian mirror; the debootstrap result and the downloaded
 // .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { main } from '../generator/cli/main.ts';
-import { needTools, ROOT, run, skip, tmp } from './helpers.ts';
+import { needTools, ROOT, run, skip, tmp, which } from './helpers.ts';
 
 const HAVE = needTools('local bake (packer, debootstrap)', 'packer', 'debootstrap', 'apt-get', 'chroot', 'mount', 'tar', 'dpkg-deb', 'unshare');
 const ROOT_USER = process.getuid?.() === 0;
 if (HAVE && !ROOT_USER) skip('SKIP local bake: debootstrap and chroot need root');
 
-async function cli(args: string[], cwd: string) {
+async function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
   let out = '';
   let err = '';
   const code = await main(args, {
     cwd,
-    env: process.env,
+    env,
     stdout: { write: (s) => void (out += s), isTTY: false },
     stderr: { write: (s) => void (err += s), isTTY: false },
     epoch: 0,
@@ -48,7 +51,7 @@ const INVENTORY = `all:
     node_admin_pk_list: [ '${ALICE}' ]
 `;
 /** What the bake leaves for the first-boot test: the inventory's directory and the image's tarball. */
-let baked: { dir: string; tarball: string } | undefined;
+let baked: { dir: string; tarball: string; debootstrap: string } | undefined;
 
 test('pigen bake --target local: a rootfs tarball with the image files, packages from the bundle, cloud-init cleaned; reused the second time', async () => {
   if (!HAVE || !ROOT_USER) return;
@@ -147,7 +150,10 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   const j = JSON.parse(report.out) as { ok: boolean; images: { name: string; action: string; result: string }[] };
   assert.equal([j.ok, j.images.map((i) => [i.name, i.action, i.result])], [true, [[img.name, 'reuse', 'reused']]]);
   console.log(`  download+bundle ${((tDl - t0) / 1000).toFixed(1)} s, bake ${((tBake - tDl) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  baked = { dir, tarball };
+  // (The plain Debian root the bake started from: the VM bake below starts from it too.)
+  const debootstrap = /^.*debootstrap: (?:cache hit:|cached as) (\S+)$/m.exec(r.out)?.[1];
+  assert.ok(debootstrap && existsSync(debootstrap), r.out);
+  baked = { dir, tarball, debootstrap: debootstrap! };
 });
 
 // The last step of a local bake packs the root filesystem: a tar that fails part-way fails the
@@ -257,6 +263,209 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
     for (const m of [join(root, 'proc/sys'), join(root, 'proc')]) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
   }
 });
+
+// The VM bake (`--target aws` or `qemu`: images/build.pkr.hcl, build "cloud"), run for real as far
+// as this machine allows: Debian's Packer connects over SSH (a real sshd on loopback, its session
+// chrooted into a plain Debian root from the same debootstrap, booted once by cloud-init as a
+// cloud VM is), runs the cloud build's provisioners in order (wait for cloud-init, make
+// /tmp/pigen-content, upload the staged content and the bundle, apply-image.sh as root with
+// ROOT=/, forget the boot), and the root is then checked as the local bake's image is. Only the
+// source differs: a null source with an SSH communicator stands in for the VM Packer would start
+// (added to the build's sources in a copy of images/), `pigen bake --target qemu` stages the
+// content, and a `packer` first on PATH runs the real one with `-only=cloud.null.ssh`. (A review
+// found every VM bake failing at the upload, the destination never made.) Uploads go over SFTP:
+// a minbase root has no scp. Cloud images have sudo, minbase does not: a stand-in runs the command.
+test('a VM bake: real Packer runs the cloud build\'s provisioners over real SSH into a booted Debian root, which then holds the image', async () => {
+  if (!HAVE || !ROOT_USER) return;
+  if (!needTools('VM bake over SSH (sshd)', 'sshd', 'ssh-keygen')) return;
+  assert.ok(baked, 'the bake test ran first');
+  const { dir, debootstrap } = baked!;
+  const t0 = Date.now();
+  // (sshd takes a chroot only where every directory on its path is root's and writable by no
+  // one else: not under /tmp.)
+  const vm = mkdtempSync('/var/lib/pigen-test-vm-');
+  chmodSync(vm, 0o755);
+  const keys = join(dir, 'ssh');
+  mkdirSync(keys);
+  let sshd: ChildProcess | undefined;
+  let sshdLog = '';
+  const mounts: string[] = [];
+  try {
+    assert.is(run('tar', ['-C', vm, '--numeric-owner', '-xpf', debootstrap]).code, 0);
+    writeFileSync(join(vm, 'usr/local/bin/sudo'), '#!/bin/sh\n# pigen test: a stand-in for the sudo every cloud image has\nexec "$@"\n', { mode: 0o755 });
+    assert.is(run('mount', ['-t', 'proc', 'proc', join(vm, 'proc')]).code, 0);
+    mounts.unshift(join(vm, 'proc'));
+    assert.is(run('mount', ['--bind', join(vm, 'proc/sys'), join(vm, 'proc/sys')]).code, 0);
+    mounts.unshift(join(vm, 'proc/sys'));
+    assert.is(run('mount', ['-o', 'remount,bind,ro', join(vm, 'proc/sys')]).code, 0);
+
+    // Its first boot: cloud-init's four stages with an empty cloud-config (Packer's first step
+    // waits for them), in a UTS namespace of its own.
+    const seed = join(vm, 'var/lib/cloud/seed/nocloud');
+    mkdirSync(seed, { recursive: true });
+    writeFileSync(join(seed, 'user-data'), '#cloud-config\n{}\n');
+    writeFileSync(join(seed, 'meta-data'), 'instance-id: pigen-test-vm\n');
+    writeFileSync(join(vm, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
+    const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+    for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
+      const r = run('unshare', ['--uts', 'chroot', vm, 'env', PATH, 'cloud-init', ...stage]);
+      assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
+    }
+    // (instance is a link to an absolute path inside the root: looked at, not followed.)
+    const present = (p: string) => lstatSync(join(vm, p), { throwIfNoEntry: false }) !== undefined;
+    assert.ok(present('var/lib/cloud/instance'), 'booted');
+
+    // sshd on a free loopback port: root by key only, its session chrooted into the VM's root.
+    for (const k of ['host', 'client']) assert.is(run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `pigen-test-${k}`, '-f', join(keys, k)]).code, 0);
+    copyFileSync(join(keys, 'client.pub'), join(keys, 'authorized_keys'));
+    const port = await freePort();
+    const config = join(keys, 'sshd_config');
+    writeFileSync(
+      config,
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${join(keys, 'host')}`,
+        'PidFile none',
+        `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
+        'StrictModes no',
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        `ChrootDirectory ${vm}`,
+        'Subsystem sftp internal-sftp',
+        'LogLevel VERBOSE',
+        '',
+      ].join('\n'),
+    );
+    // (Its privilege separation directory, which a running ssh service makes.)
+    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    const sshdPath = which('sshd')!;
+    const check = run(sshdPath, ['-t', '-f', config]);
+    assert.is(check.code, 0, check.stderr);
+    sshd = spawn(sshdPath, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    sshd.stderr!.on('data', (d) => (sshdLog += d));
+    await waitForPort(port);
+
+    // Packer, as pigen bake runs it, but against the null source.
+    const images = join(dir, 'images-ssh');
+    assert.is(run('cp', ['-r', join(ROOT, 'images'), images]).code, 0);
+    const build = readFileSync(join(images, 'build.pkr.hcl'), 'utf8');
+    const sources = 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty"]';
+    assert.ok(build.includes(sources), 'the cloud build names its two sources');
+    writeFileSync(join(images, 'build.pkr.hcl'), build.replace(sources, 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty", "source.null.ssh"]'));
+    writeFileSync(
+      join(images, 'test-ssh.pkr.hcl'),
+      `source "null" "ssh" {\n  communicator             = "ssh"\n  ssh_host                 = "127.0.0.1"\n  ssh_port                 = ${port}\n  ssh_username             = "root"\n  ssh_private_key_file     = "${join(keys, 'client')}"\n  ssh_file_transfer_method = "sftp"\n  ssh_timeout              = "30s"\n}\n`,
+    );
+    const bin = join(dir, 'bin-ssh');
+    mkdirSync(bin);
+    const plan = await cli(['bake', '--dry-run', '--json', '--only', 'node', '--target', 'qemu'], dir);
+    assert.is(plan.code, 0, plan.err);
+    const img = (JSON.parse(plan.out) as { images: { name: string }[] }).images[0]!.name;
+    const artifact = join(dir, 'baked-vm', `${img}.qemu`, `${img}.qcow2`);
+    // (After Packer, the qcow2 the qemu source would have made: an empty stand-in.)
+    writeFileSync(
+      join(bin, 'packer'),
+      [
+        '#!/bin/bash',
+        'args=()',
+        'for a in "$@"; do',
+        '  case "$a" in',
+        '    -only=cloud.qemu.pigsty) args+=("-only=cloud.null.ssh") ;;',
+        `    ${JSON.stringify(join(ROOT, 'images'))}) args+=(${JSON.stringify(images)}) ;;`,
+        '    *) args+=("$a") ;;',
+        '  esac',
+        'done',
+        `${JSON.stringify(which('packer')!)} "\${args[@]}" || exit`,
+        `mkdir -p ${JSON.stringify(dirname(artifact))} && : > ${JSON.stringify(artifact)}`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const tPacker = Date.now();
+    const bakeArgs = ['bake', '--only', img, '--target', 'qemu', '--bundle', 'pkg.tgz', '-o', 'baked-vm'];
+    const r = await cli(bakeArgs, dir, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+    const tBake = Date.now();
+    assert.is(r.code, 0, r.out.split('\n').slice(-60).join('\n') + r.err + sshdLog.slice(-3000));
+    // Packer's steps, in order, over SSH.
+    const steps = [
+      /==> cloud\.null\.ssh: Using ssh communicator to connect: 127\.0\.0\.1/,
+      /==> cloud\.null\.ssh: Provisioning with shell script: /,
+      /==> cloud\.null\.ssh: Uploading .*\/content\/ => \/tmp\/pigen-content/,
+      /cloud\.null\.ssh: apply-image: installing: /,
+      /cloud\.null\.ssh: apply-image: \d+ files written/,
+      /cloud\.null\.ssh: apply-image: done/,
+    ];
+    let at = 0;
+    for (const s of steps) {
+      const m = s.exec(r.out.slice(at));
+      assert.ok(m, `${s} after offset ${at}:\n${r.out}`);
+      at += m!.index + m![0].length;
+    }
+    assert.match(r.out, new RegExp(`^\\[${img}\\] baked in [\\d.]+ s: baked-vm/${img}\\.qemu/${img}\\.qcow2$`, 'm'));
+    assert.match(sshdLog, /Accepted publickey for root from 127\.0\.0\.1/);
+
+    // The root now holds the image, as the local bake's tarball does: every file as built (bytes,
+    // mode, owner), the packages installed from the bundle, the bake's own traces gone, the boot
+    // forgotten (cloud-init's instance, logs and seed; machine-id empty).
+    const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img}.json`), 'utf8')) as { files: { path: string; from: string; mode: string; owner: string }[]; packages: string[]; hash: string };
+    assert.match(r.out, new RegExp(`apply-image: ${spec.files.length} files written`));
+    const ids = (f: string) => new Map(readFileSync(join(vm, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
+    const [users, groups] = [ids('passwd'), ids('group')];
+    for (const f of spec.files) {
+      const on = join(vm, f.path);
+      assert.is(readFileSync(on, 'utf8'), readFileSync(join(dir, 'out', f.from), 'utf8'), f.path);
+      const st = statSync(on);
+      assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
+      const [u, g] = f.owner.split(':');
+      assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
+    }
+    const status = readFileSync(join(vm, 'var/lib/dpkg/status'), 'utf8');
+    const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+    for (const p of spec.packages) assert.ok(installed.has(p), `${p} installed`);
+    // What the image is, as a local bake's tarball says it.
+    const key = (JSON.parse((await cli([...bakeArgs, '--dry-run', '--json'], dir)).out) as { images: { bakeKey: string }[] }).images[0]!.bakeKey;
+    assert.is(readFileSync(join(vm, 'etc/pigen/image'), 'utf8'), `image=${img}\ncontent_hash=${spec.hash}\nbake_key=${key}\n`);
+    assert.is(statSync(join(vm, 'etc/pigen/image')).mode & 0o777, 0o644);
+    for (const gone of ['tmp/pigen-content', 'usr/sbin/policy-rc.d', 'var/tmp/pigen-repo', 'var/tmp/pigen-bundle.tgz', 'var/lib/cloud/instance', 'var/lib/cloud/seed', 'var/log/cloud-init.log']) {
+      assert.not.ok(present(gone), `${gone} is gone`);
+    }
+    assert.equal(readdirSync(join(vm, 'tmp')).filter((f) => f.startsWith('script_')), [], "Packer's uploaded scripts removed");
+    assert.is(statSync(join(vm, 'etc/machine-id')).size, 0, 'machine-id empty');
+    console.log(`  VM bake over SSH: ${((tBake - tPacker) / 1000).toFixed(1)} s, ${((Date.now() - t0) / 1000).toFixed(1)} s with the first boot and the checks`);
+  } finally {
+    sshd?.kill();
+    for (const m of mounts) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
+    if (!mounts.some((m) => run('mountpoint', ['-q', m]).code === 0)) rmSync(vm, { recursive: true, force: true });
+  }
+});
+
+/** A TCP port on 127.0.0.1 that nothing listens on (asked of the kernel). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:port (up to 10 s). */
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = connect(port, '127.0.0.1', () => (c.end(), resolve(true)));
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.unreachable(`nothing listens on 127.0.0.1:${port}`);
+}
 
 // The links before the packages, as the full user-data's bootcmd makes them (found by a review:
 // a package that ships /var/www made nginx_home's link land inside it, /var/www/nginx).

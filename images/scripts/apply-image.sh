@@ -82,11 +82,14 @@ if [ -n "$PKGS" ]; then
     fi
     # shellcheck disable=SC2086
     in_root apt-get $APT -q update
-    # (Recommends too, as cloud-init's packages module installs them at first boot.)
+    # (Recommends too, as cloud-init's packages module installs them at first boot; and, as it
+    # does, a config file the machine already has is kept, never asked about: a VM's first boot
+    # may have made one (cloud-init writes /etc/sudoers where sudo is not installed yet), and
+    # dpkg's question, with no one to answer it, failed the install. The image's files come next.)
     # (Words, never globs: a package named htp* would match files here.)
     set -f
     # shellcheck disable=SC2086
-    in_root apt-get $APT -q -y install -- $PKGS
+    in_root apt-get $APT -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -- $PKGS
     set +f
     in_root apt-get clean
     rm -f "$R"/var/lib/apt/lists/_var_tmp_pigen-repo*
