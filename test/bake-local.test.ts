@@ -5,8 +5,9 @@
 // image's packages from the bundle (a file: repo inside the root filesystem), the image files,
 // cloud-init clean, a rootfs tarball. The test looks inside the tarball, then checks that a second
 // bake reuses it; then boots the image: cloud-init's first boot with a node's user-data.baked in a
-// chroot of the unpacked tarball; then bakes the same image as a VM would be baked (Packer's
-// cloud build over SSH into a booted Debian root). Needs root and the Debian mirror; the debootstrap result and the downloaded
+// chroot of the unpacked tarball; boots a plain Debian root with a node's full user-data, its
+// packages from the bundle served over HTTP; then bakes the same image as a VM would be baked
+// (Packer's cloud build over SSH into a booted Debian root). Needs root and the Debian mirror; the debootstrap result and the downloaded
 // .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -201,68 +202,137 @@ test('the baked image boots with its user-data.baked in cloud-init: no module fa
   assert.ok(baked, 'the bake test ran first');
   const { dir, tarball } = baked!;
   const ip = '10.10.10.11';
-  const host = hostname();
   const root = join(dir, 'boot');
   mkdirSync(root);
   assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', tarball]).code, 0);
+  await firstBoot(root, readFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), 'utf8'), readFileSync(join(dir, 'out/nodes', ip, 'meta-data'), 'utf8'), () => checkBootedNode(root, dir, 'out', ip));
+});
+
+// The way most nodes get their configuration, user-data pasted into a cloud console: a plain
+// Debian root (the debootstrap the bakes start from) boots with a node's full `user-data` in
+// cloud-init. The local repo it reads is the bundle, served by a real nginx on loopback (the
+// inventory's `repo_upstream` pointing the local repo there): cloud-init's apt module writes its
+// source, its ntp and packages modules install the node's packages from it, and the node ends as
+// the baked one does.
+test("a plain Debian root boots with a node's full user-data in cloud-init: its packages from the local repo over HTTP, every file as built, the admin user made", async () => {
+  if (!HAVE || !ROOT_USER) return;
+  if (!needTools('booting the full user-data (nginx serves the repo)', 'nginx')) return;
+  assert.ok(baked, 'the bake test ran first');
+  const { dir, debootstrap } = baked!;
+  const ip = '10.10.10.11';
+  // The bundle, extracted where a web server serves <home>/pigsty/.
+  const www = join(dir, 'www');
+  mkdirSync(www);
+  assert.is(run('tar', ['-C', www, '-xzf', join(dir, 'pkg.tgz')]).code, 0);
+  const port = await freePort();
+  const conf = join(dir, 'repo-nginx.conf');
+  const log = join(dir, 'repo-access.log');
+  writeFileSync(conf, `user root;\ndaemon off;\npid ${join(dir, 'repo-nginx.pid')};\nerror_log stderr;\nevents {}\nhttp {\n  access_log ${log};\n  server {\n    listen 127.0.0.1:${port};\n    root ${www};\n  }\n}\n`);
+  const nginx = spawn(which('nginx')!, ['-p', dir, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let nginxLog = '';
+  nginx.stderr!.on('data', (d) => (nginxLog += d));
+  const exited = new Promise((r) => nginx.on('close', r));
+  try {
+    await waitForPort(port);
+    const local = { name: 'pigsty-local', description: 'Pigsty Local', module: 'local', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: `http://127.0.0.1:${port}/pigsty ./` } };
+    const built = await cli(['build', '-o', 'out-full', '--set', `repo_upstream=${JSON.stringify([local])}`], dir);
+    assert.is(built.code, 0, built.err);
+    const userData = readFileSync(join(dir, 'out-full/nodes', ip, 'user-data'), 'utf8');
+    assert.ok(userData.includes(`deb [trusted=yes] http://127.0.0.1:${port}/pigsty ./`), 'the local repo at the loopback server');
+    const packages = (parseYaml(userData) as { packages: string[] }).packages;
+    assert.ok(packages.includes('chrony') && packages.includes('sudo'), packages.join(' '));
+    const root = join(dir, 'full-boot');
+    mkdirSync(root);
+    assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
+    await firstBoot(root, userData, readFileSync(join(dir, 'out-full/nodes', ip, 'meta-data'), 'utf8'), () => {
+      checkBootedNode(root, dir, 'out-full', ip);
+      // Its packages, installed, from the repo.
+      const status = readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8');
+      const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+      for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
+      const fetched = readFileSync(log, 'utf8');
+      assert.match(fetched, /"GET \/pigsty\/(?:\.\/)?Packages(?:\.gz)? HTTP\/1\.1" 200 /, fetched);
+      assert.match(fetched, /"GET \/pigsty\/(?:\.\/)?chrony_[^ ]+\.deb HTTP\/1\.1" 200 /, fetched);
+    });
+  } finally {
+    nginx.kill('SIGQUIT');
+    await exited;
+  }
+  assert.not.match(nginxLog, /\[(?:emerg|alert|crit)\]/, nginxLog);
+});
+
+/**
+ * cloud-init's own first boot of the root filesystem `root`: its four stages, in a chroot, in a
+ * UTS namespace of its own (cloud-init sets the hostname, which a chroot shares), NoCloud seed =
+ * `userData` and `metaData`; they end with no module in error. Then `check` runs, /proc still
+ * mounted. The commands that would change this machine's kernel through the chroot's /proc
+ * (sysctl, modules, swap, SELinux) are stand-ins that log their arguments, first on PATH; /proc/sys
+ * is read-only besides. (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
+ */
+async function firstBoot(root: string, userData: string, metaData: string, check: () => void | Promise<void>): Promise<void> {
+  const host = hostname();
   const seed = join(root, 'var/lib/cloud/seed/nocloud');
   mkdirSync(seed, { recursive: true });
-  copyFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), join(seed, 'user-data'));
-  copyFileSync(join(dir, 'out/nodes', ip, 'meta-data'), join(seed, 'meta-data'));
-  // (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
+  writeFileSync(join(seed, 'user-data'), userData);
+  writeFileSync(join(seed, 'meta-data'), metaData);
   writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
-  // The commands that would change this machine's kernel through the chroot's /proc (sysctl,
-  // modules, swap, SELinux) are stand-ins that log their arguments, first on PATH; /proc/sys is
-  // read-only besides.
-  const stubs = ['sysctl', 'modprobe', 'swapoff', 'setenforce'];
-  for (const c of stubs) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
+  for (const c of ['sysctl', 'modprobe', 'swapoff', 'setenforce']) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
   const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
+  const mounted: string[] = [];
   try {
+    assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
+    mounted.unshift(join(root, 'proc'));
     assert.is(run('mount', ['--bind', join(root, 'proc/sys'), join(root, 'proc/sys')]).code, 0);
+    mounted.unshift(join(root, 'proc/sys'));
     assert.is(run('mount', ['-o', 'remount,bind,ro', join(root, 'proc/sys')]).code, 0);
     for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
-      // (In a UTS namespace of its own: cloud-init sets the hostname, which a chroot shares.)
       const r = run('unshare', ['--uts', 'chroot', root, 'env', PATH, 'cloud-init', ...stage]);
       assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
     }
     const status = run('chroot', [root, 'cloud-init', 'status', '--long']).stdout;
     assert.match(status, /^status: done$/m, status);
     assert.is(hostname(), host, 'the machine running the test keeps its hostname');
-    // runcmd ran its kernel steps (through the stand-ins).
-    const stubbed = readFileSync(join(root, 'var/log/pigen-stubs.log'), 'utf8');
-    assert.match(stubbed, /^sysctl -q -p \/etc\/sysctl\.d\/90-pigsty\.conf$/m);
-    assert.match(stubbed, /^modprobe -q softdog$/m);
-    const id = run('chroot', [root, 'id', 'dba']).stdout.trim();
-    assert.is(id, 'uid=88(dba) gid=88(dba) groups=88(dba)');
-    assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
-    assert.match(run('chroot', [root, 'passwd', '-S', 'dba']).stdout, /^dba L /, 'password locked');
-    assert.match(run('chroot', [root, 'sudo', '-l', '-U', 'dba']).stdout, /\(ALL\) NOPASSWD: ALL/);
-    const secrets = parseYaml(readFileSync(join(dir, 'pigsty.secrets.yml'), 'utf8')) as { adminSsh: { pub: string } };
-    const keys = readFileSync(join(root, 'home/dba/.ssh/authorized_keys'), 'utf8').trim().split('\n').sort();
-    assert.equal(keys, [secrets.adminSsh.pub, ALICE].sort());
-    assert.is(statSync(join(root, 'home/dba/.ssh')).mode & 0o777, 0o700);
-    // Every file of the node, as the build wrote it (resolv.conf: pigen's, then the nameservers
-    // the node booted with, appended by node_dns_method `add`).
-    const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; mode: string; owner: string }[] }> };
-    const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
-    const [users, groups] = [ids('passwd'), ids('group')];
-    for (const f of manifest.nodes[ip]!.files) {
-      const on = join(root, f.path);
-      assert.ok(existsSync(on), `${f.path} on the booted node`);
-      const want = readFileSync(join(dir, 'out', f.out), 'utf8');
-      const got = readFileSync(on, 'utf8');
-      if (f.path === '/etc/resolv.conf') assert.ok(got.startsWith(want), `${f.path}: ${got}`);
-      else assert.is(got, want, f.path);
-      const st = statSync(on);
-      assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
-      const [u, g] = f.owner.split(':');
-      assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
-    }
+    await check();
   } finally {
-    for (const m of [join(root, 'proc/sys'), join(root, 'proc')]) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
+    for (const m of mounted) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
   }
-});
+}
+
+/**
+ * A node booted in `root` as Pigsty makes it: runcmd's kernel steps ran (through the stand-ins),
+ * the admin user (uid and gid 88, bash, a locked password, its keys, passwordless sudo), and every
+ * file of the node's manifest in `dir`/`out` on disk as built: bytes, mode, owner (resolv.conf:
+ * pigen's, then the nameservers the node booted with, appended by node_dns_method `add`).
+ */
+function checkBootedNode(root: string, dir: string, out: string, ip: string): void {
+  const stubbed = readFileSync(join(root, 'var/log/pigen-stubs.log'), 'utf8');
+  assert.match(stubbed, /^sysctl -q -p \/etc\/sysctl\.d\/90-pigsty\.conf$/m);
+  assert.match(stubbed, /^modprobe -q softdog$/m);
+  const id = run('chroot', [root, 'id', 'dba']).stdout.trim();
+  assert.is(id, 'uid=88(dba) gid=88(dba) groups=88(dba)');
+  assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
+  assert.match(run('chroot', [root, 'passwd', '-S', 'dba']).stdout, /^dba L /, 'password locked');
+  assert.match(run('chroot', [root, 'sudo', '-l', '-U', 'dba']).stdout, /\(ALL\) NOPASSWD: ALL/);
+  const secrets = parseYaml(readFileSync(join(dir, 'pigsty.secrets.yml'), 'utf8')) as { adminSsh: { pub: string } };
+  const keys = readFileSync(join(root, 'home/dba/.ssh/authorized_keys'), 'utf8').trim().split('\n').sort();
+  assert.equal(keys, [secrets.adminSsh.pub, ALICE].sort());
+  assert.is(statSync(join(root, 'home/dba/.ssh')).mode & 0o777, 0o700);
+  const manifest = JSON.parse(readFileSync(join(dir, out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; mode: string; owner: string }[] }> };
+  const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
+  const [users, groups] = [ids('passwd'), ids('group')];
+  for (const f of manifest.nodes[ip]!.files) {
+    const on = join(root, f.path);
+    assert.ok(existsSync(on), `${f.path} on the booted node`);
+    const want = readFileSync(join(dir, out, f.out), 'utf8');
+    const got = readFileSync(on, 'utf8');
+    if (f.path === '/etc/resolv.conf') assert.ok(got.startsWith(want), `${f.path}: ${got}`);
+    else assert.is(got, want, f.path);
+    const st = statSync(on);
+    assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
+    const [u, g] = f.owner.split(':');
+    assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
+  }
+}
 
 // The VM bake (`--target aws` or `qemu`: images/build.pkr.hcl, build "cloud"), run for real as far
 // as this machine allows: Debian's Packer connects over SSH (a real sshd on loopback, its session
@@ -289,156 +359,147 @@ test('a VM bake: real Packer runs the cloud build\'s provisioners over real SSH 
   mkdirSync(keys);
   let sshd: ChildProcess | undefined;
   let sshdLog = '';
-  const mounts: string[] = [];
+  let sshdClosed: Promise<unknown> | undefined;
+  // (A path is looked at, not followed: instance, for one, is a link to an absolute path inside the root.)
+  const present = (p: string) => lstatSync(join(vm, p), { throwIfNoEntry: false }) !== undefined;
   try {
     assert.is(run('tar', ['-C', vm, '--numeric-owner', '-xpf', debootstrap]).code, 0);
     writeFileSync(join(vm, 'usr/local/bin/sudo'), '#!/bin/sh\n# pigen test: a stand-in for the sudo every cloud image has\nexec "$@"\n', { mode: 0o755 });
-    assert.is(run('mount', ['-t', 'proc', 'proc', join(vm, 'proc')]).code, 0);
-    mounts.unshift(join(vm, 'proc'));
-    assert.is(run('mount', ['--bind', join(vm, 'proc/sys'), join(vm, 'proc/sys')]).code, 0);
-    mounts.unshift(join(vm, 'proc/sys'));
-    assert.is(run('mount', ['-o', 'remount,bind,ro', join(vm, 'proc/sys')]).code, 0);
+    // Its first boot: an empty cloud-config (Packer's first step waits for cloud-init to be done).
+    await firstBoot(vm, '#cloud-config\n{}\n', 'instance-id: pigen-test-vm\n', async () => {
+      assert.ok(present('var/lib/cloud/instance'), 'booted');
+      try {
+        // sshd on a free loopback port: root by key only, its session chrooted into the VM's root.
+        for (const k of ['host', 'client']) assert.is(run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `pigen-test-${k}`, '-f', join(keys, k)]).code, 0);
+        copyFileSync(join(keys, 'client.pub'), join(keys, 'authorized_keys'));
+        const port = await freePort();
+        const config = join(keys, 'sshd_config');
+        writeFileSync(
+          config,
+          [
+            `Port ${port}`,
+            'ListenAddress 127.0.0.1',
+            `HostKey ${join(keys, 'host')}`,
+            'PidFile none',
+            `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
+            'StrictModes no',
+            'PermitRootLogin prohibit-password',
+            'PasswordAuthentication no',
+            'KbdInteractiveAuthentication no',
+            'UsePAM no',
+            `ChrootDirectory ${vm}`,
+            'Subsystem sftp internal-sftp',
+            'LogLevel VERBOSE',
+            '',
+          ].join('\n'),
+        );
+        // (Its privilege separation directory, which a running ssh service makes.)
+        mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+        const sshdPath = which('sshd')!;
+        const check = run(sshdPath, ['-t', '-f', config]);
+        assert.is(check.code, 0, check.stderr);
+        sshd = spawn(sshdPath, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+        sshd.stderr!.on('data', (d) => (sshdLog += d));
+        sshdClosed = new Promise((r) => sshd!.on('close', r));
+        await waitForPort(port);
 
-    // Its first boot: cloud-init's four stages with an empty cloud-config (Packer's first step
-    // waits for them), in a UTS namespace of its own.
-    const seed = join(vm, 'var/lib/cloud/seed/nocloud');
-    mkdirSync(seed, { recursive: true });
-    writeFileSync(join(seed, 'user-data'), '#cloud-config\n{}\n');
-    writeFileSync(join(seed, 'meta-data'), 'instance-id: pigen-test-vm\n');
-    writeFileSync(join(vm, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
-    const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-    for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
-      const r = run('unshare', ['--uts', 'chroot', vm, 'env', PATH, 'cloud-init', ...stage]);
-      assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
-    }
-    // (instance is a link to an absolute path inside the root: looked at, not followed.)
-    const present = (p: string) => lstatSync(join(vm, p), { throwIfNoEntry: false }) !== undefined;
-    assert.ok(present('var/lib/cloud/instance'), 'booted');
+        // Packer, as pigen bake runs it, but against the null source.
+        const images = join(dir, 'images-ssh');
+        assert.is(run('cp', ['-r', join(ROOT, 'images'), images]).code, 0);
+        const build = readFileSync(join(images, 'build.pkr.hcl'), 'utf8');
+        const sources = 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty"]';
+        assert.ok(build.includes(sources), 'the cloud build names its two sources');
+        writeFileSync(join(images, 'build.pkr.hcl'), build.replace(sources, 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty", "source.null.ssh"]'));
+        writeFileSync(
+          join(images, 'test-ssh.pkr.hcl'),
+          `source "null" "ssh" {\n  communicator             = "ssh"\n  ssh_host                 = "127.0.0.1"\n  ssh_port                 = ${port}\n  ssh_username             = "root"\n  ssh_private_key_file     = "${join(keys, 'client')}"\n  ssh_file_transfer_method = "sftp"\n  ssh_timeout              = "30s"\n}\n`,
+        );
+        const bin = join(dir, 'bin-ssh');
+        mkdirSync(bin);
+        const plan = await cli(['bake', '--dry-run', '--json', '--only', 'node', '--target', 'qemu'], dir);
+        assert.is(plan.code, 0, plan.err);
+        const img = (JSON.parse(plan.out) as { images: { name: string }[] }).images[0]!.name;
+        const artifact = join(dir, 'baked-vm', `${img}.qemu`, `${img}.qcow2`);
+        // (After Packer, the qcow2 the qemu source would have made: an empty stand-in.)
+        writeFileSync(
+          join(bin, 'packer'),
+          [
+            '#!/bin/bash',
+            'args=()',
+            'for a in "$@"; do',
+            '  case "$a" in',
+            '    -only=cloud.qemu.pigsty) args+=("-only=cloud.null.ssh") ;;',
+            `    ${JSON.stringify(join(ROOT, 'images'))}) args+=(${JSON.stringify(images)}) ;;`,
+            '    *) args+=("$a") ;;',
+            '  esac',
+            'done',
+            `${JSON.stringify(which('packer')!)} "\${args[@]}" || exit`,
+            `mkdir -p ${JSON.stringify(dirname(artifact))} && : > ${JSON.stringify(artifact)}`,
+            '',
+          ].join('\n'),
+          { mode: 0o755 },
+        );
+        const tPacker = Date.now();
+        const bakeArgs = ['bake', '--only', img, '--target', 'qemu', '--bundle', 'pkg.tgz', '-o', 'baked-vm'];
+        const r = await cli(bakeArgs, dir, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+        const tBake = Date.now();
+        assert.is(r.code, 0, r.out.split('\n').slice(-60).join('\n') + r.err + sshdLog.slice(-3000));
+        // Packer's steps, in order, over SSH.
+        const steps = [
+          /==> cloud\.null\.ssh: Using ssh communicator to connect: 127\.0\.0\.1/,
+          /==> cloud\.null\.ssh: Provisioning with shell script: /,
+          /==> cloud\.null\.ssh: Uploading .*\/content\/ => \/tmp\/pigen-content/,
+          /cloud\.null\.ssh: apply-image: installing: /,
+          /cloud\.null\.ssh: apply-image: \d+ files written/,
+          /cloud\.null\.ssh: apply-image: done/,
+        ];
+        let at = 0;
+        for (const s of steps) {
+          const m = s.exec(r.out.slice(at));
+          assert.ok(m, `${s} after offset ${at}:\n${r.out}`);
+          at += m!.index + m![0].length;
+        }
+        assert.match(r.out, new RegExp(`^\\[${img}\\] baked in [\\d.]+ s: baked-vm/${img}\\.qemu/${img}\\.qcow2$`, 'm'));
+        assert.match(sshdLog, /Accepted publickey for root from 127\.0\.0\.1/);
 
-    // sshd on a free loopback port: root by key only, its session chrooted into the VM's root.
-    for (const k of ['host', 'client']) assert.is(run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `pigen-test-${k}`, '-f', join(keys, k)]).code, 0);
-    copyFileSync(join(keys, 'client.pub'), join(keys, 'authorized_keys'));
-    const port = await freePort();
-    const config = join(keys, 'sshd_config');
-    writeFileSync(
-      config,
-      [
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${join(keys, 'host')}`,
-        'PidFile none',
-        `AuthorizedKeysFile ${join(keys, 'authorized_keys')}`,
-        'StrictModes no',
-        'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        `ChrootDirectory ${vm}`,
-        'Subsystem sftp internal-sftp',
-        'LogLevel VERBOSE',
-        '',
-      ].join('\n'),
-    );
-    // (Its privilege separation directory, which a running ssh service makes.)
-    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    const sshdPath = which('sshd')!;
-    const check = run(sshdPath, ['-t', '-f', config]);
-    assert.is(check.code, 0, check.stderr);
-    sshd = spawn(sshdPath, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    sshd.stderr!.on('data', (d) => (sshdLog += d));
-    await waitForPort(port);
-
-    // Packer, as pigen bake runs it, but against the null source.
-    const images = join(dir, 'images-ssh');
-    assert.is(run('cp', ['-r', join(ROOT, 'images'), images]).code, 0);
-    const build = readFileSync(join(images, 'build.pkr.hcl'), 'utf8');
-    const sources = 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty"]';
-    assert.ok(build.includes(sources), 'the cloud build names its two sources');
-    writeFileSync(join(images, 'build.pkr.hcl'), build.replace(sources, 'sources = ["source.amazon-ebs.pigsty", "source.qemu.pigsty", "source.null.ssh"]'));
-    writeFileSync(
-      join(images, 'test-ssh.pkr.hcl'),
-      `source "null" "ssh" {\n  communicator             = "ssh"\n  ssh_host                 = "127.0.0.1"\n  ssh_port                 = ${port}\n  ssh_username             = "root"\n  ssh_private_key_file     = "${join(keys, 'client')}"\n  ssh_file_transfer_method = "sftp"\n  ssh_timeout              = "30s"\n}\n`,
-    );
-    const bin = join(dir, 'bin-ssh');
-    mkdirSync(bin);
-    const plan = await cli(['bake', '--dry-run', '--json', '--only', 'node', '--target', 'qemu'], dir);
-    assert.is(plan.code, 0, plan.err);
-    const img = (JSON.parse(plan.out) as { images: { name: string }[] }).images[0]!.name;
-    const artifact = join(dir, 'baked-vm', `${img}.qemu`, `${img}.qcow2`);
-    // (After Packer, the qcow2 the qemu source would have made: an empty stand-in.)
-    writeFileSync(
-      join(bin, 'packer'),
-      [
-        '#!/bin/bash',
-        'args=()',
-        'for a in "$@"; do',
-        '  case "$a" in',
-        '    -only=cloud.qemu.pigsty) args+=("-only=cloud.null.ssh") ;;',
-        `    ${JSON.stringify(join(ROOT, 'images'))}) args+=(${JSON.stringify(images)}) ;;`,
-        '    *) args+=("$a") ;;',
-        '  esac',
-        'done',
-        `${JSON.stringify(which('packer')!)} "\${args[@]}" || exit`,
-        `mkdir -p ${JSON.stringify(dirname(artifact))} && : > ${JSON.stringify(artifact)}`,
-        '',
-      ].join('\n'),
-      { mode: 0o755 },
-    );
-    const tPacker = Date.now();
-    const bakeArgs = ['bake', '--only', img, '--target', 'qemu', '--bundle', 'pkg.tgz', '-o', 'baked-vm'];
-    const r = await cli(bakeArgs, dir, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
-    const tBake = Date.now();
-    assert.is(r.code, 0, r.out.split('\n').slice(-60).join('\n') + r.err + sshdLog.slice(-3000));
-    // Packer's steps, in order, over SSH.
-    const steps = [
-      /==> cloud\.null\.ssh: Using ssh communicator to connect: 127\.0\.0\.1/,
-      /==> cloud\.null\.ssh: Provisioning with shell script: /,
-      /==> cloud\.null\.ssh: Uploading .*\/content\/ => \/tmp\/pigen-content/,
-      /cloud\.null\.ssh: apply-image: installing: /,
-      /cloud\.null\.ssh: apply-image: \d+ files written/,
-      /cloud\.null\.ssh: apply-image: done/,
-    ];
-    let at = 0;
-    for (const s of steps) {
-      const m = s.exec(r.out.slice(at));
-      assert.ok(m, `${s} after offset ${at}:\n${r.out}`);
-      at += m!.index + m![0].length;
-    }
-    assert.match(r.out, new RegExp(`^\\[${img}\\] baked in [\\d.]+ s: baked-vm/${img}\\.qemu/${img}\\.qcow2$`, 'm'));
-    assert.match(sshdLog, /Accepted publickey for root from 127\.0\.0\.1/);
-
-    // The root now holds the image, as the local bake's tarball does: every file as built (bytes,
-    // mode, owner), the packages installed from the bundle, the bake's own traces gone, the boot
-    // forgotten (cloud-init's instance, logs and seed; machine-id empty).
-    const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img}.json`), 'utf8')) as { files: { path: string; from: string; mode: string; owner: string }[]; packages: string[]; hash: string };
-    assert.match(r.out, new RegExp(`apply-image: ${spec.files.length} files written`));
-    const ids = (f: string) => new Map(readFileSync(join(vm, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
-    const [users, groups] = [ids('passwd'), ids('group')];
-    for (const f of spec.files) {
-      const on = join(vm, f.path);
-      assert.is(readFileSync(on, 'utf8'), readFileSync(join(dir, 'out', f.from), 'utf8'), f.path);
-      const st = statSync(on);
-      assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
-      const [u, g] = f.owner.split(':');
-      assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
-    }
-    const status = readFileSync(join(vm, 'var/lib/dpkg/status'), 'utf8');
-    const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
-    for (const p of spec.packages) assert.ok(installed.has(p), `${p} installed`);
-    // What the image is, as a local bake's tarball says it.
-    const key = (JSON.parse((await cli([...bakeArgs, '--dry-run', '--json'], dir)).out) as { images: { bakeKey: string }[] }).images[0]!.bakeKey;
-    assert.is(readFileSync(join(vm, 'etc/pigen/image'), 'utf8'), `image=${img}\ncontent_hash=${spec.hash}\nbake_key=${key}\n`);
-    assert.is(statSync(join(vm, 'etc/pigen/image')).mode & 0o777, 0o644);
-    for (const gone of ['tmp/pigen-content', 'usr/sbin/policy-rc.d', 'var/tmp/pigen-repo', 'var/tmp/pigen-bundle.tgz', 'var/lib/cloud/instance', 'var/lib/cloud/seed', 'var/log/cloud-init.log']) {
-      assert.not.ok(present(gone), `${gone} is gone`);
-    }
-    assert.equal(readdirSync(join(vm, 'tmp')).filter((f) => f.startsWith('script_')), [], "Packer's uploaded scripts removed");
-    assert.is(statSync(join(vm, 'etc/machine-id')).size, 0, 'machine-id empty');
-    console.log(`  VM bake over SSH: ${((tBake - tPacker) / 1000).toFixed(1)} s, ${((Date.now() - t0) / 1000).toFixed(1)} s with the first boot and the checks`);
+        // The root now holds the image, as the local bake's tarball does: every file as built (bytes,
+        // mode, owner), the packages installed from the bundle, the bake's own traces gone, the boot
+        // forgotten (cloud-init's instance, logs and seed; machine-id empty).
+        const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img}.json`), 'utf8')) as { files: { path: string; from: string; mode: string; owner: string }[]; packages: string[]; hash: string };
+        assert.match(r.out, new RegExp(`apply-image: ${spec.files.length} files written`));
+        const ids = (f: string) => new Map(readFileSync(join(vm, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
+        const [users, groups] = [ids('passwd'), ids('group')];
+        for (const f of spec.files) {
+          const on = join(vm, f.path);
+          assert.is(readFileSync(on, 'utf8'), readFileSync(join(dir, 'out', f.from), 'utf8'), f.path);
+          const st = statSync(on);
+          assert.is((st.mode & 0o7777).toString(8).padStart(4, '0'), f.mode, `${f.path} mode`);
+          const [u, g] = f.owner.split(':');
+          assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
+        }
+        const status = readFileSync(join(vm, 'var/lib/dpkg/status'), 'utf8');
+        const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+        for (const p of spec.packages) assert.ok(installed.has(p), `${p} installed`);
+        // What the image is, as a local bake's tarball says it.
+        const key = (JSON.parse((await cli([...bakeArgs, '--dry-run', '--json'], dir)).out) as { images: { bakeKey: string }[] }).images[0]!.bakeKey;
+        assert.is(readFileSync(join(vm, 'etc/pigen/image'), 'utf8'), `image=${img}\ncontent_hash=${spec.hash}\nbake_key=${key}\n`);
+        assert.is(statSync(join(vm, 'etc/pigen/image')).mode & 0o777, 0o644);
+        for (const gone of ['tmp/pigen-content', 'usr/sbin/policy-rc.d', 'var/tmp/pigen-repo', 'var/tmp/pigen-bundle.tgz', 'var/lib/cloud/instance', 'var/lib/cloud/seed', 'var/log/cloud-init.log']) {
+          assert.not.ok(present(gone), `${gone} is gone`);
+        }
+        assert.equal(readdirSync(join(vm, 'tmp')).filter((f) => f.startsWith('script_')), [], "Packer's uploaded scripts removed");
+        assert.is(statSync(join(vm, 'etc/machine-id')).size, 0, 'machine-id empty');
+        console.log(`  VM bake over SSH: ${((tBake - tPacker) / 1000).toFixed(1)} s, ${((Date.now() - t0) / 1000).toFixed(1)} s with the first boot and the checks`);
+      } finally {
+        // (Before the root's /proc is unmounted: its sessions run inside.)
+        if (sshd) {
+          sshd.kill();
+          await sshdClosed;
+        }
+      }
+    });
   } finally {
-    sshd?.kill();
-    for (const m of mounts) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
-    if (!mounts.some((m) => run('mountpoint', ['-q', m]).code === 0)) rmSync(vm, { recursive: true, force: true });
+    if (!['proc/sys', 'proc'].some((m) => run('mountpoint', ['-q', join(vm, m)]).code === 0)) rmSync(vm, { recursive: true, force: true });
   }
 });
 
