@@ -11,6 +11,7 @@ export const CODES = {
   'yaml-syntax': { hint: 'fix the YAML syntax at this position' },
   'duplicate-key': { hint: 'remove one of the two keys; YAML keeps only one and Ansible warns' },
   'yaml-tag': { hint: 'custom YAML tags are not part of an Ansible inventory' },
+  'jinja-template': { hint: 'write the value the template stands for (${admin_ip} works where Pigsty takes it), or tag the string !unsafe to mean its text, as Ansible then does' },
   'alias-error': { hint: 'define the anchor (&name) before using the alias (*name)' },
   'not-mapping': { hint: 'the top level must be a mapping with one key, `all`' },
 

@@ -145,13 +145,45 @@ test('binary at a known position: NUL, gzip and PNG magic, a BOM before a NUL', 
   const cases: [string, Buffer, string][] = [
     ['nul-in-value', enc('all:\n  vars:\n    admin_ip: 10.10\x00.10.10\n'), 'not-text@3:20'],
     ['nul-first', enc('\x00all:\n'), 'not-text@1:1'],
-    ['gzip', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]), 'not-text@1:2'],
+    ['gzip', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]), 'not-text@1:1'],
     ['png', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), 'not-text@1:1'],
     ['bom-then-nul', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), enc('all:\x00\n')]), 'not-text@1:5'],
     ['truncated-utf8', Buffer.concat([enc('all:\n  vars: { node_cluster: "caf'), Buffer.from([0xc3])]), 'not-text@2:29'],
     ['overlong-utf8', Buffer.concat([enc('all: '), Buffer.from([0xc0, 0xaf])]), 'not-text@1:6'],
+    ['overlong-3-byte', Buffer.concat([enc('all: '), Buffer.from([0xe0, 0x80, 0xaf])]), 'not-text@1:6'],
+    ['surrogate', Buffer.concat([enc('all: "'), Buffer.from([0xed, 0xa0, 0xbd]), enc('"\n')]), 'not-text@1:7'],
   ];
   for (const [name, bytes, want] of cases) check(name, bytes, { expects: [want], only: true });
+});
+
+// Characters Ansible's YAML parser (libyaml, YAML 1.1) reads otherwise than an editor shows them
+// (found by a review against ansible-inventory): a line separator or NEL is a line break there, so
+// `# comment<U+2028>node_tune: olap` set node_tune in Ansible and was a comment to pigen; a lone
+// CR too; control characters, a BOM past the start and U+FFFE/U+FFFF fail Ansible's load.
+test('line breaks YAML 1.1 reads and editors do not show, and characters Ansible rejects, are not-text at their position', () => {
+  const u = (s: string) => Buffer.from(s, 'utf8');
+  const base = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    # timezone';
+  const cases: [string, Buffer, string, RegExp][] = [
+    ['line-separator', u(`${base}\u2028    node_tune: olap\n`), 'not-text@4:15', /U\+2028 LINE SEPARATOR, which YAML 1\.1 \(Ansible\) reads as a line break where editors show none/],
+    ['paragraph-separator', u(`${base}\u2029x\n`), 'not-text@4:15', /U\+2029 PARAGRAPH SEPARATOR/],
+    ['nel', u(`${base}\u0085x\n`), 'not-text@4:15', /U\+0085 NEL/],
+    ['lone-cr', u(`${base}\r    node_timezone: Asia/Tokyo\n`), 'not-text@4:15', /carriage return without a newline/],
+    ['bel', u('all:\n  vars: { x: "a\u0007b" }\n'), 'not-text@2:16', /control character U\+0007/],
+    ['del', u('all: {}\u007f\n'), 'not-text@1:8', /control character U\+007F/],
+    ['c1', u('all: {}\u009b\n'), 'not-text@1:8', /control character U\+009B/],
+    ['bom-inside', u('all:\n  vars:\n    \ufeffadmin_ip: 10.10.10.10\n'), 'not-text@3:5', /byte order mark \(U\+FEFF\) past its start/],
+    ['noncharacter', u('all: { x: "\uffff" }\n'), 'not-text@1:12', /U\+FFFF, which is not a character/],
+    // (Columns as the parse counts them: an astral character is two.)
+    ['after-emoji', u('all: { x: "\u{1F600}\u0007" }\n'), 'not-text@1:14', /U\+0007/],
+  ];
+  for (const [name, bytes, want, message] of cases) {
+    check(name, bytes, { expects: [want], only: true });
+    assert.match(parseInventory({ name: 'x.yml', bytes }).diagnostics[0]!.message, message, name);
+  }
+  // CR LF line endings, tabs and a leading BOM stay text.
+  for (const ok of [u('all:\r\n  vars:\r\n    admin_ip: 10.10.10.10\r\n'), u('\ufeffall:\n  vars: { admin_ip:\t10.10.10.10 }\n')]) {
+    assert.equal(parseInventory({ name: 'x.yml', bytes: ok }).diagnostics, []);
+  }
 });
 
 // (A review found yaml's messages quoting the token, a password included, and one stray `}`
@@ -479,6 +511,48 @@ const noStack = (name: string, s: string) => {
   assert.not.match(s, /^ {4}at /m, `${name}: stack trace in output:\n${s}`);
   assert.not.match(s, /internal error/i, `${name}: internal error:\n${s}`);
 };
+
+// How Ansible (libyaml, YAML 1.1, its own constructor) reads what yaml would read otherwise (a
+// review against ansible-inventory found each of these).
+test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exact, the later of two merge keys, !unsafe strings; Jinja and bad directives reported', () => {
+  const parse = (t: string) => parseInventory({ name: 'x.yml', bytes: Buffer.from(t) });
+  const vars = (t: string) => (parse(t).value?.data as { all: { vars: Record<string, Json> } } | undefined)?.all.vars;
+  // %YAML 1.2 switched yaml to 1.2's core schema (0200 was 200 where Ansible reads 128).
+  assert.equal(vars('%YAML 1.2\n---\nall:\n  vars: { a: 0200, b: 1_000, c: 1:30, d: 0b11, e: yes, f: 1e3 }\n'), { a: 128, b: 1000, c: 90, d: 3, e: true, f: '1e3' });
+  for (const [t, message] of [
+    ['%YAML 2.0\n---\nall: {}\n', '%YAML 2.0 is not a YAML version Ansible reads (1.1 and 1.2 are)'],
+    ['%YAML 1.1\n%YAML 1.1\n---\nall: {}\n', 'a second %YAML directive'],
+    ['# x\n%FOO bar\n---\nall: {}\n', 'unknown directive %FOO'],
+  ] as const) {
+    const r = parse(t);
+    assert.equal(r.diagnostics.map((d) => [d.code, d.message]), [['yaml-syntax', message]], t);
+  }
+  // Past 2^53 a number would round (9223372036854775807 written as 9223372036854776000): the
+  // digits, exactly, as PyYAML's int has them (a string: an integer parameter then fails its type).
+  assert.equal(vars('all:\n  vars: { a: 9223372036854775807, b: -9007199254740993, c: 0x1_0000_0000_0000_0001, d: 0777777777777777777777, e: 1:0:0:0:0:0:0:0:0:0, f: 9007199254740991, 12345678901234567890: k }\n'), {
+    a: '9223372036854775807',
+    b: '-9007199254740993',
+    c: '18446744073709551617',
+    d: '9223372036854775807',
+    e: '10077696000000000',
+    f: 9007199254740991,
+    '12345678901234567890': 'k',
+  });
+  // Two merge keys: a duplicate key; the later one is read, as in Ansible (pigen kept the first).
+  const merges = parse('all:\n  vars:\n    base: &base { node_timezone: UTC, a: 1 }\n    tokyo: &tokyo { node_timezone: Asia/Tokyo }\n    x: { <<: *base, <<: *tokyo }\n');
+  assert.equal((merges.value!.data as { all: { vars: { x: Json } } }).all.vars.x, { node_timezone: 'Asia/Tokyo' });
+  assert.equal(merges.diagnostics.map((d) => [d.code, d.pos, d.message]), [['duplicate-key', { line: 5, col: 21 }, 'duplicate key: a second merge key (<<) in this mapping (the first on line 5); the later one wins, the earlier is not merged']]);
+  // Jinja: Ansible evaluates it, pigen would write the text; reported at the value (never quoted:
+  // it may be a secret), once however many aliases name it; !unsafe is Ansible's way to mean the text.
+  const jinja = parse('all:\n  vars:\n    node_aliases: { dps: !unsafe \'docker ps --format "{{.Names}}"\' }\n    a: !unsafe 12\n    c: &x "echo {{ admin_ip }}"\n    d: *x\n    e: "{% if x %}"\n    f: "{ braces } and ${admin_ip}"\n');
+  assert.equal((jinja.value!.data as { all: { vars: Json } }).all.vars, { node_aliases: { dps: 'docker ps --format "{{.Names}}"' }, a: '12', c: 'echo {{ admin_ip }}', d: 'echo {{ admin_ip }}', e: '{% if x %}', f: '{ braces } and ${admin_ip}' });
+  assert.equal(jinja.diagnostics.map((d) => [d.code, d.severity, formatPath(d.path), d.pos]), [
+    ['jinja-template', 'error', 'all.vars.c', { line: 5, col: 11 }],
+    ['jinja-template', 'error', 'all.vars.e', { line: 7, col: 8 }],
+  ]);
+  assert.match(jinja.diagnostics[0]!.message, /^a Jinja template \(\{\{ in the value\): Ansible evaluates it, pigen does not/);
+  assert.equal(parse('all:\n  vars:\n    m: !unsafe { a: 1 }\n').diagnostics.map((d) => d.message), ['!unsafe on a mapping or a list: pigen takes it on single values']);
+});
 
 test('CLI --json on broken inputs: exit 2, parseable JSON with the expected line:col, no stack trace', () => {
   const dir = tmp('pigen-invalid-cli-');

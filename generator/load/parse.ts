@@ -50,20 +50,46 @@ const PY_INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x
 const PY_FLOAT = /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 /**
  * `tag` matching only what PyYAML's resolver also matches. yaml reads an octal of only zeros and
- * underscores (`0_`) as NaN, PyYAML as 0.
+ * underscores (`0_`) as NaN, PyYAML as 0. An integer past 2^53, which a JavaScript number would
+ * round (`fs.file-max: 9223372036854775807` written as 9223372036854776000, where Ansible writes
+ * the digits), is its exact decimal digits, as a string.
  */
 function asPyYaml(tag: ScalarTag, py: RegExp): ScalarTag {
   if (!tag.test) return tag;
   const resolve = tag.resolve;
+  const int = tag.tag === 'tag:yaml.org,2002:int';
   return {
     ...tag,
     test: new RegExp(`^(?=${py.source})${tag.test.source.replace(/^\^/, '')}`, tag.test.flags),
     resolve: (str, onError, options) => {
       const v = resolve(str, onError, options);
-      return typeof v === 'number' && Number.isNaN(v) && /^[-+]?0[0_]*$/.test(str) ? 0 : v;
+      if (typeof v === 'number' && Number.isNaN(v) && /^[-+]?0[0_]*$/.test(str)) return 0;
+      return int && typeof v === 'number' && !Number.isSafeInteger(v) ? exactInt(str) : v;
     },
   };
 }
+
+/** The decimal digits of a YAML 1.1 integer (binary, octal, decimal, hex or base 60), exactly. */
+function exactInt(str: string): string {
+  const t = str.replace(/_/g, '');
+  const neg = t.startsWith('-');
+  const u = t.replace(/^[-+]/, '');
+  let n: bigint;
+  if (u.includes(':')) n = u.split(':').reduce((acc, part) => acc * 60n + BigInt(part), 0n);
+  else if (/^0[bx]/.test(u)) n = BigInt(u);
+  else if (/^0[0-7]+$/.test(u)) n = BigInt(`0o${u.slice(1)}`);
+  else n = BigInt(u);
+  return (neg ? -n : n).toString();
+}
+
+/** What makes Ansible evaluate a string as a Jinja template: its variable, block and comment starts. */
+const JINJA = /\{\{|\{%|\{#/;
+
+/**
+ * Ansible's `!unsafe`: a string taken as it is, never evaluated as a template (`!unsafe 12` is the
+ * string "12"). On a single value only: on a mapping or a list it is an unknown tag here.
+ */
+const unsafeTag: ScalarTag = { tag: '!unsafe', resolve: (str) => str };
 
 function customTags(tags: Tags): Tags {
   // Timestamps stay strings (pigen never computes with dates); bools, ints and floats follow PyYAML.
@@ -71,7 +97,7 @@ function customTags(tags: Tags): Tags {
   const keep = tags
     .filter((t) => tagOf(t) !== 'tag:yaml.org,2002:bool' && tagOf(t) !== 'tag:yaml.org,2002:timestamp')
     .map((t) => (typeof t === 'string' ? t : t.tag === 'tag:yaml.org,2002:int' ? asPyYaml(t as ScalarTag, PY_INT) : t.tag === 'tag:yaml.org,2002:float' ? asPyYaml(t as ScalarTag, PY_FLOAT) : t));
-  return [pyTrue, pyFalse, ...keep];
+  return [pyTrue, pyFalse, ...keep, unsafeTag];
 }
 
 /**
@@ -90,7 +116,7 @@ interface Parsed {
   loaded: Loaded;
 }
 
-const PARSE_OPTIONS = { version: '1.1', merge: true, uniqueKeys: true, prettyErrors: false, customTags, strict: true } as const;
+const PARSE_OPTIONS = { version: '1.1', schema: 'yaml-1.1', merge: true, uniqueKeys: true, prettyErrors: false, customTags, strict: true } as const;
 
 /**
  * Parses one inventory source. Pure: bytes in, data with positions (or diagnostics) out. With a
@@ -126,6 +152,10 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   }
 
   const pos = positionsOf(text);
+  // Directives Ansible's parser (libyaml) rejects, yaml would take: a %YAML other than 1.1 or 1.2
+  // (1.2 is read as 1.1 all the same, as there), a second %YAML, one it does not know.
+  const directives = directiveProblems(text).map((d) => at(pos(d.offset), 'yaml-syntax', d.message, 'an inventory needs no directive: remove the line (or write %YAML 1.1)'));
+  if (directives.length) return { diagnostics: directives };
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, PARSE_OPTIONS);
@@ -175,7 +205,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   const walker = new Walker(doc, pos, positions, file, text);
   const data = walker.convert(doc.contents as YNode, [], new Set());
   // (Keys that read the same (`1` and `"1"`): as yaml's own duplicates, reported, the document still read.)
-  diagnostics.push(...walker.duplicates);
+  diagnostics.push(...walker.duplicates, ...walker.templates);
   if (walker.diagnostics.length) return { diagnostics: [...diagnostics, ...walker.diagnostics] };
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
@@ -186,6 +216,28 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   // (Nor one with a NUL in a key: positions are keyed by the path's parts joined with NULs.)
   if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !walker.nulKey && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
   return { value: loaded, diagnostics };
+}
+
+/** The directive lines (`%…` before the first `---`) that libyaml, and so Ansible, rejects. */
+function directiveProblems(text: string): { offset: number; message: string }[] {
+  const out: { offset: number; message: string }[] = [];
+  let yaml = false;
+  for (let o = 0; o < text.length; ) {
+    const end = text.indexOf('\n', o) < 0 ? text.length : text.indexOf('\n', o);
+    const line = text.slice(o, end).replace(/\r$/, '');
+    if (/^---(?:\s|$)/.test(line)) break;
+    const m = /^%(\S*)(?:[ \t]+(\S+))?/.exec(line);
+    if (m) {
+      if (m[1] === 'YAML') {
+        if (yaml) out.push({ offset: o, message: 'a second %YAML directive' });
+        else if (m[2] === undefined) out.push({ offset: o, message: 'a %YAML directive without a version' });
+        else if (m[2] !== '1.1' && m[2] !== '1.2') out.push({ offset: o, message: `%YAML ${m[2]} is not a YAML version Ansible reads (1.1 and 1.2 are)` });
+        yaml = true;
+      } else if (m[1] !== 'TAG') out.push({ offset: o, message: `unknown directive %${m[1]}` });
+    } else if (line.trim() !== '' && !/^\s*#/.test(line)) break;
+    o = end + 1;
+  }
+  return out;
 }
 
 /**
@@ -275,7 +327,7 @@ export function reparse(last: Parsed, text: string): Parsed | undefined {
   const pos = positionsOf(text);
   const walker = new Walker(doc, (o) => pos(o + r0), positions, last.loaded.file);
   const converted = walker.convert(value, path, new Set());
-  if (walker.diagnostics.length || walker.duplicates.length || walker.nulKey || positions.size > MAX_VALUES) return undefined;
+  if (walker.diagnostics.length || walker.duplicates.length || walker.templates.length || walker.nulKey || positions.size > MAX_VALUES) return undefined;
   // (Made before the document changes: nothing after this may fail half-way.)
   const loaded: Loaded = { file: last.loaded.file, text, data: withValue(last.loaded.data, path, converted) as JsonObject, positions };
   // The memo's document: the new value in place (its offsets made the text's), later offsets moved.
@@ -318,6 +370,13 @@ class Walker {
   diagnostics: Diagnostic[] = [];
   /** Keys of one mapping that yaml holds distinct but read as the same string (`1`, `"1"`). */
   duplicates: Diagnostic[] = [];
+  /**
+   * Strings Ansible would evaluate as Jinja templates (`{{`, `{%`, `{#`; not tagged !unsafe):
+   * pigen would write their text where Pigsty writes what they evaluate to. (Reported, the
+   * document still read; each node once, however many aliases name it.)
+   */
+  templates: Diagnostic[] = [];
+  private templated = new Set<YNode>();
   /** Whether a key holds a NUL (a path's key in `positions` is then ambiguous). */
   nulKey = false;
   constructor(
@@ -405,7 +464,14 @@ class Walker {
       }
       return this.convert(target, path, new Set(seen).add(target));
     }
-    if (isScalar(node)) return scalarValue(node);
+    if (isScalar(node)) {
+      const v = scalarValue(node);
+      if (typeof v === 'string' && node.tag !== '!unsafe' && JINJA.test(v) && !this.templated.has(node)) {
+        this.templated.add(node);
+        this.templates.push(err('jinja-template', path, `a Jinja template (${JINJA.exec(v)![0]} in the value): Ansible evaluates it, pigen does not and would write the text as it is`, { file: this.file, pos: this.pos(node.range![0]) }));
+      }
+      return v;
+    }
     if (isSeq(node)) return node.items.map((it, i) => this.convert(it as YNode, [...path, i], seen));
     if (isMap(node)) {
       // (The mappings being converted, this one in: a merge of one of them would never end.)
@@ -415,6 +481,19 @@ class Walker {
       for (const pair of node.items) {
         const k = pair.key as YNode | null;
         if (isScalar(k) && typeof k.value === 'symbol') {
+          // (A second merge key: a duplicate key as any other, the later one read, as Ansible
+          // does. A review found pigen keeping the first, with no word of it.)
+          if (merges.length) {
+            const first = node.items.find((p) => isScalar(p.key) && typeof p.key.value === 'symbol')!.key as YNode;
+            this.duplicates.push(
+              err('duplicate-key', [...path, '<<'], `duplicate key: a second merge key (<<) in this mapping (the first on line ${this.pos(first.range![0]).line}); the later one wins, the earlier is not merged`, {
+                file: this.file,
+                pos: this.pos(k.range![0]),
+                hint: 'merge several mappings with one key: <<: [*first, *second] (the first listed wins where they share a key)',
+              }),
+            );
+            merges.length = 0;
+          }
           merges.push(pair.value as YNode);
           continue;
         }
@@ -557,6 +636,7 @@ function tagDiagnostic(at: (pos: Pos, code: 'yaml-tag', message: string, hint?: 
   const tag = /tag: (\S+)$/.exec(message)?.[1] ?? '';
   // (On a secret's line, `!...` may be the secret itself: not named.)
   if (secret && tag !== '!vault') return at(p, 'yaml-tag', 'an unknown tag (the value starts with `!`: quote it if it is a string)');
+  if (tag === '!unsafe') return at(p, 'yaml-tag', '!unsafe on a mapping or a list: pigen takes it on single values', 'tag each string that holds `{{`, `{%` or `{#` !unsafe');
   if (tag === '!vault') return at(p, 'yaml-tag', 'an Ansible Vault value (!vault): pigen does not decrypt vault values', 'decrypt it (ansible-vault decrypt), or leave the secret out of the inventory: pigen secrets init keeps generated ones in pigsty.secrets.yml');
   const std = /^tag:yaml\.org,2002:(\w+)$/.exec(tag)?.[1];
   if (std) return at(p, 'yaml-tag', `the value is not a valid !!${std}`, `write a valid ${std}, or drop the !!${std} tag`);
@@ -655,31 +735,54 @@ function positionsOf(text: string): (offset: number) => Pos {
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
-/** The first byte that makes this not UTF-8 text (NUL or invalid sequence), with its position. */
+/**
+ * The first character that makes this not an inventory's text, with its position: a NUL, bytes
+ * that are not UTF-8, or a character Ansible's YAML parser (libyaml) reads otherwise than an
+ * editor shows it or not at all: a control character (but tab, newline and carriage return), a
+ * carriage return without its newline, NEL, the Unicode line and paragraph separators (each a line
+ * break to YAML 1.1: `# comment<U+2028>node_tune: olap` sets node_tune in Ansible, where an editor
+ * shows a comment), a byte order mark past the start, U+FFFE and U+FFFF. (Columns count as the
+ * positions of the parse do: UTF-16 code units.)
+ */
 function firstNonText(bytes: Uint8Array): { pos: Pos; why: string } | undefined {
   let line = 1;
   let col = 1;
   const n = bytes.length;
   // A leading BOM is not a column: the YAML positions are counted without it.
   const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const hex = (c: number) => `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
   for (let i = bom; i < n; ) {
     const b = bytes[i]!;
     if (b === 0) return { pos: { line, col }, why: 'the file contains a NUL byte; it is binary, not YAML text' };
     let len = 1;
+    let c = b;
     if (b >= 0x80) {
-      if (b >= 0xc2 && b <= 0xdf) len = 2;
-      else if (b >= 0xe0 && b <= 0xef) len = 3;
-      else if (b >= 0xf0 && b <= 0xf4) len = 4;
+      if (b >= 0xc2 && b <= 0xdf) (len = 2), (c = b & 0x1f);
+      else if (b >= 0xe0 && b <= 0xef) (len = 3), (c = b & 0x0f);
+      else if (b >= 0xf0 && b <= 0xf4) (len = 4), (c = b & 0x07);
       else return { pos: { line, col }, why: `invalid UTF-8 byte 0x${b.toString(16)}` };
       for (let j = 1; j < len; j++) {
-        const c = bytes[i + j];
-        if (c === undefined || (c & 0xc0) !== 0x80) return { pos: { line, col }, why: `invalid UTF-8 sequence at byte 0x${b.toString(16)}` };
+        const x = bytes[i + j];
+        if (x === undefined || (x & 0xc0) !== 0x80) return { pos: { line, col }, why: `invalid UTF-8 sequence at byte 0x${b.toString(16)}` };
+        c = (c << 6) | (x & 0x3f);
       }
+      // (Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 either.)
+      if ((len === 3 && c < 0x800) || (len === 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff)) return { pos: { line, col }, why: `invalid UTF-8 sequence at byte 0x${b.toString(16)}` };
     }
+    if (b === 0x0d && bytes[i + 1] !== 0x0a) return { pos: { line, col }, why: 'the file has a carriage return without a newline after it (an old Mac line ending), which Ansible reads as a line break; save the file with newline (or CR LF) line endings' };
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0x7f || (c >= 0x80 && c <= 0x9f && c !== 0x85)) {
+      return { pos: { line, col }, why: `the file contains the control character ${hex(c)}, which YAML does not allow (Ansible rejects the file); remove it` };
+    }
+    if (c === 0x85 || c === 0x2028 || c === 0x2029) {
+      const name = c === 0x85 ? 'NEL (next line)' : c === 0x2028 ? 'LINE SEPARATOR' : 'PARAGRAPH SEPARATOR';
+      return { pos: { line, col }, why: `the file contains ${hex(c)} ${name}, which YAML 1.1 (Ansible) reads as a line break where editors show none; replace it with a newline, or remove it` };
+    }
+    if (c === 0xfeff) return { pos: { line, col }, why: 'the file contains a byte order mark (U+FEFF) past its start, which Ansible rejects; remove it' };
+    if (c === 0xfffe || c === 0xffff) return { pos: { line, col }, why: `the file contains ${hex(c)}, which is not a character (Ansible rejects the file); remove it` };
     if (b === 0x0a) {
       line++;
       col = 1;
-    } else col++;
+    } else col += len === 4 ? 2 : 1;
     i += len;
   }
   return undefined;
