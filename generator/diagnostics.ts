@@ -13,6 +13,7 @@
 
 import { hintFor, type Code } from './codes.js';
 import type { Diagnostic, Loaded, Path, Pos, Severity } from './types.js';
+import { escapeRegExp } from './util/text.js';
 
 export function diag(
   code: Code,
@@ -118,10 +119,21 @@ export function hideUserinfo(text: string): string {
   return text.includes('@') ? text.replace(/((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/)[^\s/"'`]+@/gi, `$1${HIDDEN}@`).replace(/(?<![^\s"'`[(,=])(?!mailto:)[A-Za-z0-9._~%+-]+:[^\s/@"'`]+@(?=[A-Za-z0-9[])/g, `${HIDDEN}@`) : text;
 }
 
-/** `text` with every occurrence of each value (longest first, as given) replaced by HIDDEN. */
+/**
+ * `text` with each value (longest first, as given) replaced by HIDDEN: everywhere when it is long
+ * enough to be no part of a name by chance, else where it stands as a word of its own (no letter,
+ * digit, `_` or `-` beside it). (Pigsty's own example user has the password `test`: masked
+ * everywhere, it made the cluster `pg-test` `pg-****` in every message and code frame.)
+ */
 function hideValues(text: string, values: readonly string[]): string {
-  return values.reduce((t, v) => (t.includes(v) ? t.split(v).join(HIDDEN) : t), text);
+  return values.reduce((t, v) => {
+    if (!t.includes(v)) return t;
+    if (v.length >= ANYWHERE) return t.split(v).join(HIDDEN);
+    return t.replace(new RegExp(`(?<![A-Za-z0-9_-])${escapeRegExp(v)}(?![A-Za-z0-9_-])`, 'g'), HIDDEN);
+  }, text);
 }
+/** The length from which a secret value is hidden wherever it appears, inside longer words too. */
+const ANYWHERE = 12;
 
 /** Each secret as it is and as a double-quoted YAML or JSON string writes it, longest first. */
 const secretForms = (secrets: readonly string[]) => [...new Set(secrets.flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]))].sort((a, b) => b.length - a.length);

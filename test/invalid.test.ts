@@ -9,7 +9,7 @@
 // below or generated here. Also: --set, --strict, the injection matrix (every field kind × every
 // dangerous character), CRLF/BOM variants, and the CLI's exit code and output for broken input.
 import { test } from 'uvu';
-import { formatDiagnostics } from '../generator/diagnostics.ts';
+import { formatDiagnostics, redactText } from '../generator/diagnostics.ts';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -477,6 +477,18 @@ test('a message never carries what a terminal acts on (ESC, BEL, C1, bidi overri
   assert.not.match(shown, /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
   assert.match(shown, /nodename `a\\u001b\]0;PWNED\\u0007b` of 10\.10\.10\.10 is not a valid hostname/);
   assert.match(shown, /unknown parameter `\\u001b\[41mZ\\u202e\\u009b`/);
+});
+
+// (Found by a review on Pigsty's own templates: their example user's password `test` made the
+// cluster `pg-test` `pg-****` in every message and code frame.)
+test('a short secret value is hidden where it stands as a word, not inside names; a long one everywhere', () => {
+  const text = 'all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    pg-test:\n      hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary }, 10.10.10.12: { pg_seq: 1, pg_role: replica } }\n      vars: { pg_cluster: pg-test, pg_users: [ { name: test, password: test } ] }\n  vars:\n    admin_ip: 10.10.10.10\n';
+  const r = loadAndResolve({ name: 's.yml', bytes: Buffer.from(text) }, assets, { sets: [], strict: false });
+  assert.ok(r.secretValues?.includes('test'));
+  const shown = formatDiagnostics(r.diagnostics, { color: false, sources: new Map([['s.yml', text]]), secrets: r.secretValues ?? [] });
+  assert.match(shown, /nodename `pg-test-1` is used by 10\.10\.10\.11 and 10\.10\.10\.12/, shown);
+  assert.match(shown, /pg_cluster: pg-test, pg_users: \[ \{ name: \*\*\*\*, password: \*\*\*\* \}/, `the password, and the name that is the same word, hidden in the code frame:\n${shown}`);
+  assert.is(redactText('pg-test test x test-1 "test" user:test@h xLong.Secret.2024x', ['test', 'Long.Secret.2024']), 'pg-test **** x test-1 "****" ****@h x****x');
 });
 
 test('--set values are checked like the inventory (range, enum, type, clash) and carry no file position', () => {

@@ -24,6 +24,7 @@ import { hintFor } from '../codes.js';
 import { pathKey } from '../diagnostics.js';
 import type { Diagnostic, Json, JsonObject, Loaded, Path, Pos, Result, Source } from '../types.js';
 import { setOwn } from '../util/object.js';
+import { escapeRegExp } from '../util/text.js';
 
 /** Inventories are small; anything past this is the wrong file (and would only waste memory). */
 export const MAX_INVENTORY_BYTES = 8 * 1024 * 1024;
@@ -625,7 +626,7 @@ function duplicateMessage(text: string, offset: number): string {
   let line: number | undefined;
   if (/^[ -]*$/.test(indent)) {
     const before = text.slice(0, lineStart).split('\n');
-    const re = new RegExp(`^${indent.replace(/-/g, ' ').replace(/ /g, '[ -]')}["']?${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*:`);
+    const re = new RegExp(`^${indent.replace(/-/g, ' ').replace(/ /g, '[ -]')}["']?${escapeRegExp(name)}["']?\\s*:`);
     for (let i = before.length - 1; i >= 0; i--) if (re.test(before[i]!)) (line = i + 1), (i = -1);
   }
   return `duplicate key \`${name}\`${line ? ` (first on line ${line})` : ''}: YAML keeps one of the two values (PyYAML the later one)`;

@@ -120,3 +120,6 @@ export const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
 
 /** A word as a POSIX shell reads it back: as it is when plain, else single-quoted. */
 export const shellWord = (w: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
+
+/** `s` as a regular expression that matches it literally. */
+export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
