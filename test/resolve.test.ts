@@ -10,6 +10,7 @@ import { readAssets } from '../generator/io.ts';
 import { parseSet } from '../generator/resolve/index.ts';
 import { parseSetValue } from '../generator/cli/common.ts';
 import { hasErrors } from '../generator/diagnostics.ts';
+import { compile } from '../generator/compile.ts';
 import type { Inventory, Json } from '../generator/types.ts';
 
 const assets = readAssets();
@@ -284,6 +285,41 @@ test('hosts written as a plain string: the schema says so, and no false empty-gr
   const r = resolveText(`${HEAD}    b: { hosts: 10.10.10.12 }\n`);
   assert.ok(r.diagnostics.some((d) => d.code === 'schema-type'), JSON.stringify(r.diagnostics));
   assert.not.ok(r.diagnostics.some((d) => d.code === 'empty-group'), JSON.stringify(r.diagnostics));
+});
+
+// Pigsty's playbooks pick their hosts by their resolved vars (pgsql.yml: every host with
+// pg_cluster; minio.yml: minio_cluster and minio_seq; redis.yml: redis_cluster), so a cluster name
+// given per host, as Pigsty's own ha/citus.yml gives it, makes the host a member as a group's
+// does (a review found such nodes planned as plain nodes: no targets, no DNS records).
+test('pg_cluster, minio_cluster + minio_seq and redis_cluster given per host make the host a member of their module', () => {
+  const r = resolveText(`all:
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    citus:
+      hosts:
+        10.10.10.11: { pg_cluster: pg-c1, pg_seq: 1, pg_role: primary }
+        10.10.10.12: { pg_cluster: pg-c2, pg_seq: 1, pg_role: primary }
+        10.10.10.13: { minio_cluster: m, minio_seq: 1 }
+        10.10.10.14: { minio_cluster: m }
+        10.10.10.15: { redis_cluster: r, redis_node: 1, redis_instances: { 6379: {} } }
+  vars: { admin_ip: 10.10.10.10 }
+`);
+  assert.not.ok(hasErrors(r.diagnostics), JSON.stringify(r.diagnostics));
+  const inv = r.inventory!;
+  assert.equal(inv.nodes.map((n) => [n.ip, n.nodename, n.modules.join(',')]), [
+    ['10.10.10.10', 'node-10-10-10-10', 'infra,node'],
+    ['10.10.10.11', 'pg-c1-1', 'node,pgsql'],
+    ['10.10.10.12', 'pg-c2-1', 'node,pgsql'],
+    ['10.10.10.13', 'node-10-10-10-13', 'node,minio'],
+    ['10.10.10.14', 'node-10-10-10-14', 'node'],
+    ['10.10.10.15', 'node-10-10-10-15', 'node,redis'],
+  ]);
+  // What membership brings: the admin node's scrape targets and DNS records for them.
+  const files = new Map(compile(inv, assets, { version: 't' }).nodes.find((n) => n.ip === '10.10.10.10')!.files.map((f) => [f.path, f.content]));
+  assert.match(files.get('/infra/targets/pgsql/pg-c1-1.yml') ?? '', /10\.10\.10\.11/);
+  assert.match(files.get('/etc/dnsmasq.d/pigsty/pg-c2') ?? '', /^10\.10\.10\.12 pg-c2$/m);
+  assert.match(files.get('/etc/dnsmasq.d/pigsty/m') ?? '', /^10\.10\.10\.13 m-1$/m);
+  assert.ok([...files.keys()].some((p) => p.startsWith('/infra/targets/redis/')), [...files.keys()].filter((p) => p.includes('targets')).join(' '));
 });
 
 test.run();

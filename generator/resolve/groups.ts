@@ -42,6 +42,15 @@ export function moduleOf(name: string, vars: JsonObject): GroupModule {
   return 'node';
 }
 
+/** The modules a host's resolved vars make it a member of, whatever its groups (see moduleOf). */
+export function moduleOfVars(vars: JsonObject): GroupModule[] {
+  const out: GroupModule[] = [];
+  if (vars.pg_cluster != null) out.push('pgsql');
+  if (vars.minio_cluster != null && vars.minio_seq != null) out.push('minio');
+  if (vars.redis_cluster != null) out.push('redis');
+  return out;
+}
+
 /**
  * A group's ansible_group_priority as Ansible reads it (Python's int(): a number truncated, a
  * boolean 0 or 1, a string of digits with an optional sign, underscores and spaces around); the

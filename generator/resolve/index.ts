@@ -15,7 +15,7 @@ import type {
   Result,
 } from '../types.js';
 import { compareIp, didYouMean, isIPv4 } from '../util/text.js';
-import { readStructure } from './groups.js';
+import { moduleOfVars, readStructure } from './groups.js';
 import { setOwn } from '../util/object.js';
 import { ADMIN_IP_FIELDS, checkPlaceholders, substituteAdminIp } from './placeholders.js';
 import { RULES } from './rules.js';
@@ -148,6 +148,11 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
 
     const modules = new Set<GroupModule>(['node']);
     for (const g of memberOf) modules.add(g.module);
+    // (And from the node's own resolved vars, as Pigsty's playbooks pick their hosts: pgsql.yml
+    // runs on every host with pg_cluster defined, minio.yml on those with minio_cluster and
+    // minio_seq, redis.yml on those with redis_cluster. Pigsty's own ha/citus.yml sets pg_cluster
+    // per host in one group: a review found its 12 nodes given no PGSQL targets or DNS records.)
+    for (const m of moduleOfVars(vars)) modules.add(m);
     const { nodename, source } = nodenameOf(ip, vars);
     let cluster = typeof vars.node_cluster === 'string' ? vars.node_cluster : 'nodes';
     if (cluster === 'nodes' && vars.node_id_from_pg !== false && typeof vars.pg_cluster === 'string') cluster = vars.pg_cluster;
