@@ -51,6 +51,7 @@ export const CODES = {
   'port-clash': { hint: 'move one of the two services to another port, or disable one' },
   'portal-domain': { hint: 'a domain is a hostname such as i.pigsty' },
   'portal-endpoint': { hint: 'an endpoint is host:port, e.g. ${admin_ip}:3000' },
+  'legacy-portal': { hint: 'Pigsty v4 serves its UIs as paths of the home server: remove the entry, or point it at a port something listens on' },
   'portal-path': { hint: 'a path entry needs an absolute directory, e.g. /www/docs' },
   'portal-duplicate-domain': { hint: 'two portal entries cannot serve the same domain' },
   'portal-name': { hint: 'portal keys become file and upstream names: letters, digits, dash and underscore' },

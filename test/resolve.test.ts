@@ -322,4 +322,32 @@ test('pg_cluster, minio_cluster + minio_seq and redis_cluster given per host mak
   assert.ok([...files.keys()].some((p) => p.startsWith('/infra/targets/redis/')), [...files.keys()].filter((p) => p.includes('targets')).join(' '));
 });
 
+// Pigsty v3's default portal entries proxied to Prometheus (9090), Alertmanager (9093) and Loki
+// (3100) on the admin node; an inventory carried into v4 keeps them, and their servers answer 502
+// (a review found 12 of 30 real inventories with one, built without a word).
+test('a portal entry with a domain proxying to a port where v3 ran Prometheus, Alertmanager or Loki, and nothing listens now, is a warning', () => {
+  const r = resolveText(`all:
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  vars:
+    admin_ip: 10.10.10.10
+    infra_portal:
+      home:         { domain: h.pigsty }
+      grafana:      { domain: g.pigsty, endpoint: "\${admin_ip}:3000", websocket: true }
+      prometheus:   { domain: p.pigsty, endpoint: "\${admin_ip}:9090" }
+      alertmanager: { domain: a.pigsty, endpoint: "\${admin_ip}:9093" }
+      loki:         { endpoint: "\${admin_ip}:3100" }
+      app:          { domain: app.pigsty, endpoint: "\${admin_ip}:8885" }
+      vm:           { domain: v.pigsty, endpoint: "10.10.10.10:9090" }
+`, ['vmetrics_port=9090']);
+  const legacy = r.diagnostics.filter((d) => d.code === 'legacy-portal');
+  assert.equal(legacy.map((d) => [d.severity, d.path.join('.'), d.pos?.line]), [['warning', 'all.vars.infra_portal.alertmanager.endpoint', 9]]);
+  assert.match(legacy[0]!.message, /^portal entry `alertmanager` proxies to 10\.10\.10\.10:9093, where Pigsty v3 ran Alertmanager; nothing pigen deploys listens there/);
+  assert.match(legacy[0]!.hint!, /\/alertmgr\//);
+  const without = resolveText(`all:
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  vars: { admin_ip: 10.10.10.10, infra_portal: { home: { domain: h.pigsty }, prometheus: { domain: p.pigsty, endpoint: "\${admin_ip}:9090" } } }
+`);
+  assert.equal(without.diagnostics.filter((d) => d.code === 'legacy-portal').map((d) => d.path.join('.')), ['all.vars.infra_portal.prometheus.endpoint']);
+});
+
 test.run();

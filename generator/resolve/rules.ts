@@ -456,8 +456,20 @@ function walkStrings(v: Json | undefined, path: Path, fn: (s: string, p: Path) =
   }
 }
 
+/**
+ * Ports that Pigsty v3's default portal entries proxied to (pigsty-infra.md §2.2), for services v4
+ * no longer runs there: what listened, and where v4 serves it instead.
+ */
+const LEGACY_PORTAL_PORTS: Record<number, { what: string; hint: string }> = {
+  9090: { what: 'Prometheus', hint: 'Pigsty v4 (and pigen) serve metrics with VictoriaMetrics, at /vmetrics/ on the home server: remove the entry, or point it at vmetrics_port (8428)' },
+  9058: { what: 'Prometheus', hint: 'Pigsty v4 (and pigen) serve metrics with VictoriaMetrics, at /vmetrics/ on the home server: remove the entry, or point it at vmetrics_port (8428)' },
+  9093: { what: 'Alertmanager', hint: 'Pigsty v4 (and pigen) serve Alertmanager at /alertmgr/ on the home server, on alertmanager_port (9059): remove the entry, or point it there' },
+  3100: { what: 'Loki', hint: 'Pigsty v4 (and pigen) keep logs in VictoriaLogs, at /vlogs/ on the home server: remove the entry, or point it at vlogs_port (9428)' },
+};
+
 export const portalEntries: Rule = (inv) => {
   const out: Diagnostic[] = [];
+  const byIp = new Map(inv.nodes.map((n) => [n.ip, n]));
   for (const n of inv.nodes.filter((x) => x.modules.includes('infra'))) {
     const portal = n.vars.infra_portal;
     if (!isObj(portal)) continue;
@@ -485,6 +497,15 @@ export const portalEntries: Rule = (inv) => {
         const port = Number(m?.[2]);
         if (!m || !(isIPv4(host) || isHostname(host)) || !(port >= 1 && port <= 65535)) {
           out.push(err('portal-endpoint', [...p, 'endpoint'], `endpoint \`${e.endpoint}\` is not host:port with a port in 1..65535`));
+        } else {
+          // A Pigsty v3 entry, carried into a v4 inventory, proxies to a service nothing runs now
+          // (a review found 12 of 30 real inventories with one, built without a word).
+          const target = byIp.get(host);
+          const legacy = LEGACY_PORTAL_PORTS[port];
+          // (An entry without a domain has no server: nothing answers for it.)
+          if (target && legacy && names.some((d) => typeof d === 'string') && !servicePorts(target).some((sp) => sp.port === port)) {
+            out.push(warn('legacy-portal', [...p, 'endpoint'], `portal entry \`${key}\` proxies to ${host}:${port}, where Pigsty v3 ran ${legacy.what}; nothing pigen deploys listens there (the entry's server would answer 502)`, { hint: legacy.hint }));
+          }
         }
       }
       if (typeof e.path === 'string' && !describeBad(e.path, STRICT_BAD) && (!e.path.startsWith('/') || e.path.includes('..'))) {
