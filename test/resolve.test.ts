@@ -11,6 +11,9 @@ import { parseSet } from '../generator/resolve/index.ts';
 import { parseSetValue } from '../generator/cli/common.ts';
 import { hasErrors } from '../generator/diagnostics.ts';
 import { compile } from '../generator/compile.ts';
+import { DEFAULT_UPSTREAM_MODULES } from '../generator/resolve/rules.ts';
+import { defaultUpstream } from '../generator/plan/repo.ts';
+import { osProfile } from '../generator/plan/os.ts';
 import type { Inventory, Json } from '../generator/types.ts';
 
 const assets = readAssets();
@@ -348,6 +351,22 @@ test('a portal entry with a domain proxying to a port where v3 ran Prometheus, A
   vars: { admin_ip: 10.10.10.10, infra_portal: { home: { domain: h.pigsty }, prometheus: { domain: p.pigsty, endpoint: "\${admin_ip}:9090" } } }
 `);
   assert.equal(without.diagnostics.filter((d) => d.code === 'legacy-portal').map((d) => d.path.join('.')), ['all.vars.infra_portal.prometheus.endpoint']);
+});
+
+// pigen's own repo_upstream has entries of four modules; Pigsty's templates name others
+// (docker, mssql, beta...), which got no source at all, without a word (found by a review).
+test('a node_repo_modules module that pigen\'s default repo_upstream lacks is a repo-unmatched warning; the list matches the defaults', () => {
+  for (const code of ['d12', 'el9']) {
+    const mods = [...new Set(defaultUpstream(osProfile(code)).map((it) => String(it.module)))].sort();
+    assert.equal(mods, DEFAULT_UPSTREAM_MODULES, code);
+  }
+  const r = resolveText(`all:
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  vars: { admin_ip: 10.10.10.10, node_repo_modules: 'node,infra,pgsql,docker' }
+`);
+  assert.equal(r.diagnostics.filter((d) => d.code === 'repo-unmatched').map((d) => [d.severity, d.path.join('.'), d.message]), [
+    ['warning', 'all.vars.node_repo_modules', "module `docker` is in node_repo_modules, but pigen's default repo_upstream has no entry of it (its modules: infra, local, node, pgsql): its nodes get no source for it, and the packages it carries do not install"],
+  ]);
 });
 
 test.run();

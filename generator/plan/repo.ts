@@ -9,7 +9,7 @@ import { aptProxyConf, proxiesOf, proxyFor } from './proxy.js';
 import { urlUserinfo } from '../util/text.js';
 
 /** The default upstream list (repo_upstream_default) for the OS, when the inventory sets none. */
-function defaultUpstream(os: OsProfile): JsonObject[] {
+export function defaultUpstream(os: OsProfile): JsonObject[] {
   const all = [11, 12, 13, 22, 24, 26];
   if (os.family === 'deb') {
     return [

@@ -984,7 +984,15 @@ export const repoUnmatched: Rule = (inv) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
     const u = upstreamOf(n);
-    if (!u) continue;
+    if (!u) {
+      // pigen's own repo_upstream (plan/repo.ts: defaultUpstream) has entries of these modules
+      // only: another one named (Pigsty's docker, mssql, beta...) got no source, without a word.
+      const missing = repoModules(n.vars).filter((m) => NAME_OK.test(m) && !DEFAULT_UPSTREAM_MODULES.includes(m));
+      for (const m of missing) {
+        out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.path, `module \`${m}\` is in node_repo_modules, but pigen's default repo_upstream has no entry of it (its modules: ${DEFAULT_UPSTREAM_MODULES.join(', ')}): its nodes get no source for it, and the packages it carries do not install`, { hint: `set repo_upstream with the repos of module \`${m}\` (and the others the nodes read), or drop it from node_repo_modules` }));
+      }
+      continue;
+    }
     for (const m of u.modules) {
       if (!u.entries.some((it) => isObj(it) && it.module === m && u.forRelease(it))) {
         out.push(warn('repo-unmatched', n.origins.node_repo_modules ?? n.origins.repo_upstream!, `no repo_upstream entry of module \`${m}\` is for os_profile ${u.os} (release ${u.rel}): its nodes get no source for it, and the packages it carries do not install`));
@@ -1011,6 +1019,9 @@ export const repoMinor: Rule = (inv) => {
   }
   return dedupe(out);
 };
+
+/** The modules of pigen's own repo_upstream for every OS (plan/repo.ts: defaultUpstream; a test keeps them equal). */
+export const DEFAULT_UPSTREAM_MODULES = ['infra', 'local', 'node', 'pgsql'];
 
 /**
  * A node's repo_upstream as the inventory sets it (undefined when it is left to pigen's per-OS
