@@ -369,4 +369,22 @@ test('a node_repo_modules module that pigen\'s default repo_upstream lacks is a 
   ]);
 });
 
+// An etcd, MinIO or Redis member is <cluster>-<seq>, as a PostgreSQL instance is: two nodes of
+// one name left one of them unmonitored, without a word (found by a review on a real inventory).
+test('two etcd, MinIO or Redis members of one name (<cluster>-<seq>) are member-duplicate errors', () => {
+  const r = resolveText(`all:
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    etcd: { hosts: { 10.10.10.11: { etcd_seq: 1 }, 10.10.10.12: { etcd_seq: 1 } }, vars: { etcd_cluster: etcd } }
+    redis-x: { hosts: { 10.10.10.15: { redis_node: 1 }, 10.10.10.16: { redis_node: 1 } }, vars: { redis_cluster: redis-x } }
+    minio: { hosts: { 10.10.10.17: { minio_seq: 1 }, 10.10.10.18: { minio_seq: 2 } }, vars: { minio_cluster: minio } }
+    redis-y: { hosts: { 10.10.10.19: { redis_node: 1 } }, vars: { redis_cluster: redis-y } }
+  vars: { admin_ip: 10.10.10.10 }
+`);
+  assert.equal(r.diagnostics.filter((d) => d.code === 'member-duplicate').map((d) => [d.severity, d.path.join('.'), d.message]), [
+    ['error', 'all.children.etcd.hosts.10.10.10.12.etcd_seq', 'etcd member `etcd-1` (etcd_cluster and etcd_seq) is both 10.10.10.11 and 10.10.10.12: one of them would not be monitored'],
+    ['error', 'all.children.redis-x.hosts.10.10.10.16.redis_node', 'Redis node `redis-x-1` (redis_cluster and redis_node) is both 10.10.10.15 and 10.10.10.16: one of them would not be monitored'],
+  ]);
+});
+
 test.run();

@@ -94,8 +94,30 @@ export const uniqueNodenames: Rule = (inv) => {
       out.push(err('pg-instance-duplicate', originOf(n, 'pg_seq'), `PostgreSQL instance \`${ins}\` (pg_cluster and pg_seq) is both ${first.ip} and ${n.ip}`, { related: { path: originOf(first, 'pg_seq'), message: `${first.ip} is also ${ins}` } }));
     }
   }
+  // So is an etcd, MinIO or Redis member, <cluster>-<seq>: its scrape target file is named so, and
+  // of two nodes of one name the infra nodes monitored one (found by a review: `redis_node: 2` on
+  // three hosts of a real inventory).
+  for (const m of MEMBER_NAMES) {
+    const members = new Map<string, ResolvedNode>();
+    for (const n of inv.nodes) {
+      const seq = n.vars[m.seq];
+      if (!n.modules.includes(m.module) || typeof seq !== 'number') continue;
+      const cls = typeof n.vars[m.cluster] === 'string' ? (n.vars[m.cluster] as string) : m.module;
+      const ins = `${cls}-${seq}`;
+      const first = members.get(ins);
+      if (!first) members.set(ins, n);
+      else out.push(err('member-duplicate', originOf(n, m.seq), `${m.what} \`${ins}\` (${m.cluster} and ${m.seq}) is both ${first.ip} and ${n.ip}: one of them would not be monitored`, { related: { path: originOf(first, m.seq), message: `${first.ip} is also ${ins}` } }));
+    }
+  }
   return out;
 };
+
+/** The modules whose members are named <cluster>-<seq> (plan/targets.ts), beside PostgreSQL's. */
+const MEMBER_NAMES = [
+  { module: 'etcd', cluster: 'etcd_cluster', seq: 'etcd_seq', what: 'etcd member' },
+  { module: 'minio', cluster: 'minio_cluster', seq: 'minio_seq', what: 'MinIO node' },
+  { module: 'redis', cluster: 'redis_cluster', seq: 'redis_node', what: 'Redis node' },
+] as const;
 
 export const oneGroupPerModule: Rule = (inv) => {
   const out: Diagnostic[] = [];
