@@ -14,6 +14,11 @@ export interface Validated {
   diagnostics: Diagnostic[];
   /** The inventory's secret values (inventorySecretValues), for printing code frames without them. */
   secretValues?: string[];
+  /**
+   * The inventory as resolved though a rule reported an error (no `inventory` then): for what is
+   * still said with those errors (the default passwords, cli/common.ts), never for a build.
+   */
+  draft?: Inventory;
 }
 
 /**
@@ -42,7 +47,7 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
   return {
     loaded,
     secretValues,
-    ...(resolved.value && !hasErrors(diagnostics) ? { inventory: resolved.value } : {}),
+    ...(resolved.value ? (hasErrors(diagnostics) ? { draft: resolved.value } : { inventory: resolved.value }) : {}),
     diagnostics,
   };
 }

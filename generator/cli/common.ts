@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
 import { parseSet } from '../resolve/index.js';
-import type { Diagnostic, Json, ResolveOptions, Source } from '../types.js';
+import type { Assets, Diagnostic, Inventory, Json, ResolveOptions, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 
 /** Parses a --set value with the inventory's YAML 1.1 rules: the value, or why it is none. */
@@ -89,7 +89,22 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
     delete v.inventory;
     v.diagnostics = [...setDiags, ...v.diagnostics];
   }
-  const result: LoadResult = { ...v, source: src, sourceText: v.loaded?.text };
+  const { draft, ...validated } = v;
+  const result: LoadResult = { ...validated, source: src, sourceText: v.loaded?.text };
+  if (!v.inventory && draft && !opts.noSecrets) {
+    // (With errors elsewhere, the default passwords are said all the same: every problem at once.
+    // The secrets file's passwords count when it reads; its own problems are said once the
+    // inventory resolves. A draft of values of the wrong type may trip this: the errors said
+    // explain them. Under --strict, where it is an error, it is said with the others too.)
+    try {
+      const text = readOptionalText(secretsFileOf(ctx.cwd, arg));
+      const read = text === undefined ? undefined : parseSecretsFile(text);
+      if (read && 'secrets' in read) applyPasswords(draft, assets.schema, read.secrets);
+      if (read === undefined || 'secrets' in read) result.diagnostics = [...result.diagnostics, ...defaultSecret(draft, assets, src.name, text === undefined, strict)];
+    } catch {
+      // (Said once the inventory resolves.)
+    }
+  }
   if (!v.inventory || opts.noSecrets) return result;
   // The secrets file beside the inventory: its passwords replace published defaults.
   const secretsPath = secretsFileOf(ctx.cwd, arg);
@@ -168,16 +183,22 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
       result.diagnostics = [...result.diagnostics, warn('stale-secret', [], `${secretsPath} has no admin SSH key: node_admin_ssh_exchange gives the admin users no key to reach each other`, { file: src.name, hint: 'run `pigen secrets rotate admin-ssh`' })];
     }
   }
-  const defaults = defaultPasswords(v.inventory, assets.schema);
-  if (defaults.length) {
-    const d = (strict ? err : warn)('default-secret', [], `well-known default passwords are in use: ${defaults.join(', ')}`, {
-      file: src.name,
-      hint: text === undefined ? 'run `pigen secrets init` to generate random ones (kept in pigsty.secrets.yml)' : 'run `pigen secrets rotate all` to generate the missing ones',
-    });
-    result.diagnostics = [...result.diagnostics, d];
-    if (strict) delete result.inventory;
-  }
+  const defaults = defaultSecret(v.inventory, assets, src.name, text === undefined, strict);
+  result.diagnostics = [...result.diagnostics, ...defaults];
+  if (strict && defaults.length) delete result.inventory;
   return result;
+}
+
+/** The default-secret diagnostic of an inventory (its secrets file's passwords applied), if it has default passwords. */
+function defaultSecret(inv: Inventory, assets: Assets, file: string, noSecretsFile: boolean, strict: boolean): Diagnostic[] {
+  const defaults = defaultPasswords(inv, assets.schema);
+  if (!defaults.length) return [];
+  return [
+    (strict ? err : warn)('default-secret', [], `well-known default passwords are in use: ${defaults.join(', ')}`, {
+      file,
+      hint: noSecretsFile ? 'run `pigen secrets init` to generate random ones (kept in pigsty.secrets.yml)' : 'run `pigen secrets rotate all` to generate the missing ones',
+    }),
+  ];
 }
 
 /**

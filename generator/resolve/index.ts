@@ -1,7 +1,7 @@
 // Resolve stage: defaults < all.vars < group vars < host vars < --set (dicts and lists replace, as in
 // Ansible), placeholders, identity (nodename, cluster, modules), then the rules.
 
-import { err, hasErrors, pathKey, warn } from '../diagnostics.js';
+import { err, pathKey, warn } from '../diagnostics.js';
 import type {
   Diagnostic,
   GroupModule,
@@ -186,7 +186,8 @@ export function resolve(loaded: Loaded, schema: JsonObject, opts: ResolveOptions
     diags.push(err('admin-ip-invalid', globalOrigins.admin_ip ?? ['all', 'vars'], `admin_ip \`${adminIp}\` is not an IPv4 address`));
   }
   for (const rule of RULES) diags.push(...rule(inventory, loaded, known));
-  return hasErrors(diags) ? { diagnostics: diags } : { value: inventory, diagnostics: diags };
+  // (With errors too: the pipeline builds nothing from it then, and keeps it as a draft.)
+  return { value: inventory, diagnostics: diags };
 }
 
 
