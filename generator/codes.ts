@@ -46,6 +46,7 @@ export const CODES = {
   'admin-ip-not-infra': { hint: 'admin_ip must be one of the infra hosts (the one that serves the repo)' },
   'nodename-duplicate': { hint: 'give each node its own nodename (or pg_cluster/pg_seq)' },
   'pg-instance-duplicate': { hint: 'give each node of a PostgreSQL cluster its own pg_seq' },
+  'crontab-user': { hint: "run the job as a user the node has at first boot (root, the admin user), or add it once its user exists (Pigsty's pg_crontab holds the postgres user's jobs)" },
   'member-duplicate': { hint: 'give each member of the cluster its own sequence number (etcd_seq, minio_seq, redis_node)' },
   'nodename-invalid': { hint: 'a nodename is a hostname: letters, digits, dots and dashes' },
   'port-range': { hint: 'ports are integers from 1 to 65535' },

@@ -387,4 +387,21 @@ test('two etcd, MinIO or Redis members of one name (<cluster>-<seq>) are member-
   ]);
 });
 
+// A cron.d line run as a user the node lacks at first boot (Pigsty's backup as postgres, a user of
+// PGSQL's packages, which pigen does not deploy): cron skips it, Debian's cron the whole file,
+// read again only when it changes (found by a review: 8 of 30 real inventories).
+test('a node_crontab line run as a user the node does not have at first boot is a crontab-user warning', () => {
+  const r = resolveText(`all:
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  vars:
+    admin_ip: 10.10.10.10
+    node_admin_username: ops
+    node_crontab: [ '00 01 * * * postgres /pg/bin/pg-backup full', '@daily root /bin/true', '0 2 * * * ops /bin/true', 'MAILTO=""', '@reboot www-data /bin/true', '0 3 * * * grafana /bin/true', '@hourly redis /bin/true' ]
+`);
+  assert.equal(r.diagnostics.filter((d) => d.code === 'crontab-user').map((d) => [d.severity, d.path.join('.'), /runs as `(\S+)`/.exec(d.message)?.[1]]), [
+    ['warning', 'all.vars.node_crontab.0', 'postgres'],
+    ['warning', 'all.vars.node_crontab.6', 'redis'],
+  ]);
+});
+
 test.run();
