@@ -404,4 +404,20 @@ test('a node_crontab line run as a user the node does not have at first boot is 
   ]);
 });
 
+// Ansible reads `10.10.10.[11:13]` as three hosts and `10.10.10.20:22` as a host and its port;
+// pigen keys hosts by the address alone, and says which it met (found by a review).
+test('an Ansible host range or an address with a port as a host key is bad-host-key, named as such', () => {
+  const r = resolveText(`all:
+  children:
+    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }
+    web: { hosts: { "10.10.10.[11:13]": {}, "10.10.10.20:22": {}, web1: {} } }
+  vars: { admin_ip: 10.10.10.10 }
+`);
+  assert.equal(r.diagnostics.filter((d) => d.code === 'bad-host-key').map((d) => [d.message, d.hint]), [
+    ['host key `10.10.10.[11:13]` is an Ansible host range', 'pigen does not expand Ansible host ranges: list each host by its IPv4 address'],
+    ['host key `10.10.10.20:22` is an address with a port', 'a host key is the address alone: pigen reaches no host over SSH (drop the port)'],
+    ['host key `web1` is not an IPv4 address', undefined],
+  ]);
+});
+
 test.run();

@@ -82,7 +82,12 @@ export function readStructure(data: JsonObject, diags: Diagnostic[]): Structure 
     for (const [ip, hv] of Object.entries(hosts)) {
       const path = [...base, 'hosts', ip];
       if (!isIPv4(ip)) {
-        diags.push(err('bad-host-key', path, `host key \`${ip}\` is not an IPv4 address`));
+        // (Ansible reads `10.10.10.[11:13]` as three hosts, `10.10.10.10:22` as a host and its SSH
+        // port: said so, not as a bad address.)
+        const range = /\[[0-9a-z]+:[0-9a-z]+(?::\d+)?\]/i.test(ip);
+        const port = !range && /^[\d.]+:\d+$/.test(ip) && isIPv4(ip.slice(0, ip.lastIndexOf(':')));
+        const hint = range ? 'pigen does not expand Ansible host ranges: list each host by its IPv4 address' : port ? 'a host key is the address alone: pigen reaches no host over SSH (drop the port)' : undefined;
+        diags.push(err('bad-host-key', path, `host key \`${ip}\` is ${range ? 'an Ansible host range' : port ? 'an address with a port' : 'not an IPv4 address'}`, hint ? { hint } : {}));
         continue;
       }
       // (An address no machine has: the unspecified one, the broadcast one.)
