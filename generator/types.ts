@@ -59,6 +59,11 @@ export interface Loaded {
   data: JsonObject;
   /** Key: path joined by '\u0000'. Value: position of the value node (and of its key, when in a map). */
   positions: Map<string, { value: Pos; key?: Pos }>;
+  /**
+   * Floats of a whole value (`1.0`, `8.08e+3`) and their text: a number here as `1` is, where
+   * Ansible keeps them floats (`pg-meta-1.0`). Absent when there are none.
+   */
+  wholeFloats?: { path: Path; source: string; value: number }[];
 }
 
 /** The module a group makes its hosts members of (pigsty-infra.md §1.1). */

@@ -564,6 +564,14 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
   ]);
   assert.match(jinja.diagnostics[0]!.message, /^a Jinja template \(\{\{ in the value\): Ansible evaluates it, pigen does not/);
   assert.equal(parse('all:\n  vars:\n    m: !unsafe { a: 1 }\n').diagnostics.map((d) => d.message), ['!unsafe on a mapping or a list: pigen takes it on single values']);
+  // A whole float where an integer goes: a number to JavaScript as 1 is, a float to Ansible
+  // (`pg-meta-1.0`); a float parameter takes it (node_hugepage_ratio), an unknown one is not judged.
+  const floats = loadAndResolve({ name: 'f.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1.0 } } }\n  vars: { admin_ip: 10.10.10.10, nginx_port: 8.08e+3, node_hugepage_ratio: 1.0, a: &x 2.0, dns_port: *x }\n') }, assets, { sets: [], strict: false });
+  assert.equal(floats.diagnostics.filter((d) => d.code === 'schema-type').map((d) => [formatPath(d.path), d.pos?.line, d.message.split(',')[0], d.hint]), [
+    ["all.children.infra.hosts['10.10.10.10'].infra_seq", 3, '`1.0` is a float in YAML', 'write it as an integer: 1'],
+    ['all.vars.nginx_port', 4, '`8.08e+3` is a float in YAML', 'write it as an integer: 8080'],
+    ['all.vars.dns_port', 4, '`2.0` is a float in YAML', 'write it as an integer: 2'],
+  ]);
 });
 
 test('CLI --json on broken inputs: exit 2, parseable JSON with the expected line:col, no stack trace', () => {

@@ -212,7 +212,7 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
     const kind = Array.isArray(data) ? 'a list' : `a ${typeof data}`;
     return { diagnostics: [...diagnostics, at(positions.get('')?.value ?? { line: 1, col: 1 }, 'not-mapping', `the top level is ${kind}, not a mapping`)] };
   }
-  const loaded = { file, text, data, positions };
+  const loaded: Loaded = { file, text, data, positions, ...(walker.wholeFloats.length ? { wholeFloats: walker.wholeFloats } : {}) };
   // (Nor one with a directive: %YAML 1.2 would read a value parsed alone otherwise.)
   // (Nor one with a NUL in a key: positions are keyed by the path's parts joined with NULs.)
   if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !walker.nulKey && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
@@ -328,7 +328,8 @@ export function reparse(last: Parsed, text: string): Parsed | undefined {
   const pos = positionsOf(text);
   const walker = new Walker(doc, (o) => pos(o + r0), positions, last.loaded.file);
   const converted = walker.convert(value, path, new Set());
-  if (walker.diagnostics.length || walker.duplicates.length || walker.templates.length || walker.nulKey || positions.size > MAX_VALUES) return undefined;
+  // (Nor where a whole float is, in the last parse or the new value: a full parse finds them all.)
+  if (walker.diagnostics.length || walker.duplicates.length || walker.templates.length || walker.wholeFloats.length || last.loaded.wholeFloats || walker.nulKey || positions.size > MAX_VALUES) return undefined;
   // (Made before the document changes: nothing after this may fail half-way.)
   const loaded: Loaded = { file: last.loaded.file, text, data: withValue(last.loaded.data, path, converted) as JsonObject, positions };
   // The memo's document: the new value in place (its offsets made the text's), later offsets moved.
@@ -378,6 +379,8 @@ class Walker {
    */
   templates: Diagnostic[] = [];
   private templated = new Set<YNode>();
+  /** Floats of a whole value, at their paths (Loaded.wholeFloats). */
+  wholeFloats: { path: Path; source: string; value: number }[] = [];
   /** Whether a key holds a NUL (a path's key in `positions` is then ambiguous). */
   nulKey = false;
   constructor(
@@ -467,6 +470,9 @@ class Walker {
     }
     if (isScalar(node)) {
       const v = scalarValue(node);
+      if (typeof v === 'number' && Number.isInteger(v) && (node.tag === 'tag:yaml.org,2002:float' || (node.tag === undefined && PY_FLOAT.test(String(node.source))))) {
+        this.wholeFloats.push({ path, source: String(node.source), value: v });
+      }
       if (typeof v === 'string' && node.tag !== '!unsafe' && JINJA.test(v) && !this.templated.has(node)) {
         this.templated.add(node);
         this.templates.push(err('jinja-template', path, `a Jinja template (${JINJA.exec(v)![0]} in the value): Ansible evaluates it, pigen does not and would write the text as it is`, { file: this.file, pos: this.pos(node.range![0]) }));

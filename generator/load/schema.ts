@@ -73,8 +73,36 @@ export function compileSchema(schema: JsonObject): ValidateFunction {
 /** Validates and returns one diagnostic per real problem (anyOf/oneOf noise collapsed). */
 export function checkSchema(loaded: Loaded, schema: JsonObject): Diagnostic[] {
   const validate = compileSchema(schema);
-  if (validate(loaded.data)) return [];
-  return collapse(validate.errors ?? []).map((e) => toDiagnostic(e, schema, loaded.data));
+  const out = validate(loaded.data) ? [] : collapse(validate.errors ?? []).map((e) => toDiagnostic(e, schema, loaded.data));
+  return loaded.wholeFloats ? [...out, ...floatsForIntegers(validate, loaded, loaded.wholeFloats)] : out;
+}
+
+/**
+ * The whole floats (`pg_seq: 1.0`) where the schema takes an integer: JavaScript reads them as
+ * the integer, Ansible keeps them floats, and Pigsty then names `pg-meta-1.0` what pigen would name
+ * `pg-meta-1` (found by a review against Ansible). Found by validating the data once more with
+ * each of them half a unit off: a `type` error there is an integer's.
+ */
+function floatsForIntegers(validate: ValidateFunction, loaded: Loaded, floats: NonNullable<Loaded['wholeFloats']>): Diagnostic[] {
+  const pointer = (path: Path) => path.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+  const at = new Map(floats.map((f) => [pointer(f.path), f]));
+  const data = structuredClone(loaded.data);
+  for (const f of floats) {
+    let o = data as Record<string | number, Json>;
+    for (const p of f.path.slice(0, -1)) o = o[p] as Record<string | number, Json>;
+    const last = f.path[f.path.length - 1]!;
+    o[last] = (o[last] as number) + 0.5;
+  }
+  if (validate(data)) return [];
+  const out: Diagnostic[] = [];
+  for (const e of validate.errors ?? []) {
+    const f = at.get(e.instancePath);
+    const types = ([] as unknown[]).concat((e.params as { type?: unknown }).type ?? []);
+    if (!f || e.keyword !== 'type' || !types.includes('integer')) continue;
+    at.delete(e.instancePath);
+    out.push(err('schema-type', f.path, `\`${f.source}\` is a float in YAML, where this parameter takes an integer (Ansible keeps it a float, and what Pigsty writes from it ends in \`.0\`: pg-meta-1.0)`, { hint: `write it as an integer: ${f.value}` }));
+  }
+  return out;
 }
 
 /** A JSON pointer's segment as the key it names (`~1` is `/`, `~0` is `~`). */
