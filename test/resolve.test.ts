@@ -420,4 +420,18 @@ test('an Ansible host range or an address with a port as a host key is bad-host-
   ]);
 });
 
+// A node whose own repo_upstream has no `local` entry for its release gets no source for it
+// (repo-unmatched); repo-empty said beside it that it read the repo, which nothing fills (found by
+// a review on a real inventory written for Ubuntu).
+test('repo-empty counts only the nodes that get a source for the local repo', () => {
+  const r = resolveText(`all:
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  vars:
+    admin_ip: 10.10.10.10
+    node_repo_modules: local
+    repo_upstream: [ { name: pigsty-local, description: x, module: local, releases: [22, 24], arch: [x86_64], baseurl: { default: 'http://\${admin_ip}/pigsty ./' } } ]
+`);
+  assert.equal(r.diagnostics.filter((d) => d.code.startsWith('repo-')).map((d) => d.code), ['repo-unmatched']);
+});
+
 test.run();

@@ -784,7 +784,9 @@ export const repoEmpty: Rule = (inv) => {
   if (!admin || !admin.modules.includes('infra')) return [];
   const av = admin.vars;
   const bundle = typeof av.repo_bundle === 'string' && av.repo_bundle !== '' ? av.repo_bundle : undefined;
-  const users = inv.nodes.filter((n) => repoModules(n.vars).includes('local'));
+  // (The nodes that get a source for it: one whose own repo_upstream has no `local` entry for its
+  // release gets none, which repo-unmatched says; this said the opposite of it beside it.)
+  const users = inv.nodes.filter((n) => repoModules(n.vars).includes('local') && readsLocal(n));
   if (!users.length) return [];
   // (repo_enabled: false, as Pigsty's one-node online templates keep it while their comment
   // suggests node_repo_modules: local: the admin node makes no repo, nor installs a bundle.)
@@ -1041,6 +1043,12 @@ export const repoMinor: Rule = (inv) => {
   }
   return dedupe(out);
 };
+
+/** Whether a node reading the `local` module gets a source for it (pigen's default repo_upstream has one). */
+function readsLocal(n: ResolvedNode): boolean {
+  const u = upstreamOf(n);
+  return !u || u.entries.some((it) => isObj(it) && it.module === 'local' && u.forRelease(it));
+}
 
 /** The modules of pigen's own repo_upstream for every OS (plan/repo.ts: defaultUpstream; a test keeps them equal). */
 export const DEFAULT_UPSTREAM_MODULES = ['infra', 'local', 'node', 'pgsql'];
