@@ -564,6 +564,13 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
   ]);
   assert.match(jinja.diagnostics[0]!.message, /^a Jinja template \(\{\{ in the value\): Ansible evaluates it, pigen does not/);
   assert.equal(parse('all:\n  vars:\n    m: !unsafe { a: 1 }\n').diagnostics.map((d) => d.message), ['!unsafe on a mapping or a list: pigen takes it on single values']);
+  // Anchors libyaml rejects: a name with a `.`, one defined twice (yaml took the later).
+  assert.equal(parse('all:\n  vars:\n    a: &x 1\n    b: &x 2\n    c: *x\n').diagnostics.map((d) => [d.code, d.pos, d.message]), [['yaml-syntax', { line: 4, col: 8 }, 'the anchor &x is defined a second time (Ansible rejects the file)']]);
+  assert.equal(parse('all:\n  vars:\n    a: &pg.base { x: 1 }\n    b: *pg.base\n').diagnostics.map((d) => [d.pos, d.message.split(':')[0]]), [
+    [{ line: 3, col: 8 }, 'the anchor &pg.base'],
+    [{ line: 4, col: 8 }, 'the alias *pg.base'],
+  ]);
+  assert.equal(parse('all:\n  vars:\n    a: &ok-1_x 1\n    b: *ok-1_x\n').diagnostics, []);
   // A whole float where an integer goes: a number to JavaScript as 1 is, a float to Ansible
   // (`pg-meta-1.0`); a float parameter takes it (node_hugepage_ratio), an unknown one is not judged.
   const floats = loadAndResolve({ name: 'f.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1.0 } } }\n  vars: { admin_ip: 10.10.10.10, nginx_port: 8.08e+3, node_hugepage_ratio: 1.0, a: &x 2.0, dns_port: *x }\n') }, assets, { sets: [], strict: false });

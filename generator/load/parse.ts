@@ -186,6 +186,9 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   for (const w of doc.warnings) {
     if (w.code === 'TAG_RESOLVE_FAILED') diagnostics.push(tagDiagnostic(at, pos(w.pos[0]), w.message.split('\n')[0]!, onSecretLine(text, w.pos[0])));
   }
+  // Anchors as Ansible's parser (libyaml) takes them: a name of letters, digits, `-` and `_`,
+  // each defined once (yaml takes `&pg.base`, and a second `&x` as a new definition).
+  if (!diagnostics.length) diagnostics.push(...anchorProblems(doc, text).map((a) => at(pos(a.offset), 'yaml-syntax', a.message, a.hint)));
   // One broken bracket can cascade into hundreds of errors; the first ones are the useful ones.
   const MAX_SYNTAX = 20;
   if (diagnostics.length > MAX_SYNTAX) {
@@ -217,6 +220,27 @@ export function parseInventory(src: Source, memo?: ParseMemo): Result<Loaded> {
   // (Nor one with a NUL in a key: positions are keyed by the path's parts joined with NULs.)
   if (memo && diagnostics.length === 0 && doc.warnings.length === 0 && !walker.nulKey && !/^%/m.test(text) && plainTree(doc.contents)) memo.last = { text, doc, loaded };
   return { value: loaded, diagnostics };
+}
+
+/** Anchors and aliases that libyaml, and so Ansible, rejects: a name it does not read, an anchor defined again. */
+function anchorProblems(doc: Document.Parsed, text: string): { offset: number; message: string; hint: string }[] {
+  const out: { offset: number; message: string; hint: string }[] = [];
+  const seen = new Map<string, number>();
+  const NAME = /^[A-Za-z0-9_-]+$/;
+  const hint = 'name anchors with letters, digits, - and _, each name once';
+  visit(doc, {
+    Alias: (_, a) => void (!NAME.test(a.source) && out.push({ offset: a.range![0], message: `the alias *${a.source}: Ansible's parser reads an anchor's name as letters, digits, - and _ only`, hint })),
+    Node: (_, n) => {
+      if (!n.anchor || !n.range) return;
+      // (At the anchor, which stands before the node's own range.)
+      const amp = text.lastIndexOf(`&${n.anchor}`, n.range[0]);
+      const offset = amp >= 0 ? amp : n.range[0];
+      if (!NAME.test(n.anchor)) out.push({ offset, message: `the anchor &${n.anchor}: Ansible's parser reads an anchor's name as letters, digits, - and _ only`, hint });
+      else if (seen.has(n.anchor)) out.push({ offset, message: `the anchor &${n.anchor} is defined a second time (Ansible rejects the file)`, hint });
+      else seen.set(n.anchor, offset);
+    },
+  });
+  return out;
 }
 
 /** The directive lines (`%…` before the first `---`) that libyaml, and so Ansible, rejects. */
