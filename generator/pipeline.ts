@@ -5,8 +5,8 @@ import { hasErrors, locate, inventorySecretValues, redactSecrets, sortDiagnostic
 import { parseInventory, type ParseMemo } from './load/parse.js';
 import { checkSchema } from './load/schema.js';
 import { resolve } from './resolve/index.js';
-import { publishedSecretDefaults } from './resolve/params.js';
-import type { Assets, Diagnostic, Inventory, Loaded, ResolveOptions, Source } from './types.js';
+import { knownParams, publishedSecretDefaults } from './resolve/params.js';
+import type { Assets, Diagnostic, Inventory, Loaded, Path, ResolveOptions, Source } from './types.js';
 
 export interface Validated {
   loaded?: Loaded;
@@ -29,6 +29,11 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
   const parsed = parseInventory(src, memo);
   if (!parsed.value) return { diagnostics: redactSecrets(sortDiagnostics(locate(parsed.diagnostics, undefined, src.name)), []) };
   const loaded = parsed.value;
+  // A Jinja template counts where pigen reads the parameter (the schema's): one in a parameter of
+  // a module pigen carries through (`pg_users: [{ password: "{{ vault_pw }}" }]`, a common
+  // Ansible pattern) is never written (found by a review: it blocked the build).
+  const known = knownParams(assets.schema);
+  parsed.diagnostics = parsed.diagnostics.filter((d) => d.code !== 'jinja-template' || known.has(String(paramOf(d.path))));
   // (Parse diagnostics that leave a value: duplicate keys. They come first, and no inventory is made.)
   const schemaDiags = locate([...parsed.diagnostics, ...checkSchema(loaded, assets.schema), ...checkSets(loaded, assets, opts)], loaded, src.name);
   // Resolve even when the schema found type errors in leaf values: rules report more at once.
@@ -55,7 +60,8 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
 /** --set values get the same type and range checks as the inventory's own vars. */
 function checkSets(loaded: Loaded, assets: Assets, opts: ResolveOptions): Diagnostic[] {
   return opts.sets.flatMap((s, i) =>
-    checkSchema({ ...loaded, data: { all: { vars: { [s.key]: s.value } } } }, assets.schema).map((d) => ({
+    // (The value alone: not the inventory's whole floats, whose paths are not in it.)
+    checkSchema({ file: loaded.file, text: loaded.text, positions: loaded.positions, data: { all: { vars: { [s.key]: s.value } } } }, assets.schema).map((d) => ({
       ...d,
       path: ['--set', i, ...d.path.slice(2)],
       message: `${d.message} (in --set ${s.raw})`,
@@ -67,4 +73,16 @@ function checkSets(loaded: Loaded, assets: Assets, opts: ResolveOptions): Diagno
 function dedupeByLocation(ds: Diagnostic[]): Diagnostic[] {
   const schemaAt = new Set(ds.filter((d) => d.code.startsWith('schema-')).map((d) => d.path.join('\u0000')));
   return ds.filter((d) => d.code.startsWith('schema-') || d.severity === 'warning' || !schemaAt.has(d.path.join('\u0000')));
+}
+
+/** The parameter a path into the inventory's data is under (all.vars.K, a group's vars.K, a host's K), if any. */
+export function paramOf(path: Path): string | number | undefined {
+  if (path[0] !== 'all') return undefined;
+  for (let i = 1; i < path.length; ) {
+    if (path[i] === 'vars') return path[i + 1];
+    if (path[i] === 'hosts') return path[i + 2];
+    if (path[i] === 'children') i += 2;
+    else return undefined;
+  }
+  return undefined;
 }

@@ -550,10 +550,17 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
     f: 9007199254740991,
     '12345678901234567890': 'k',
   });
-  // Two merge keys: a duplicate key; the later one is read, as in Ansible (pigen kept the first).
+  // Two merge keys: both merged, the later one's values winning where they share a key, as PyYAML
+  // (so Ansible) flattens them, without a word (pigen kept the first only). A whole float taken
+  // from a merge is judged where it lands; one another value won over is not.
   const merges = parse('all:\n  vars:\n    base: &base { node_timezone: UTC, a: 1 }\n    tokyo: &tokyo { node_timezone: Asia/Tokyo }\n    x: { <<: *base, <<: *tokyo }\n');
-  assert.equal((merges.value!.data as { all: { vars: { x: Json } } }).all.vars.x, { node_timezone: 'Asia/Tokyo' });
-  assert.equal(merges.diagnostics.map((d) => [d.code, d.pos, d.message]), [['duplicate-key', { line: 5, col: 21 }, 'duplicate key: a second merge key (<<) in this mapping (the first on line 5); the later one wins, the earlier is not merged']]);
+  assert.equal((merges.value!.data as { all: { vars: { x: Json } } }).all.vars.x, { node_timezone: 'Asia/Tokyo', a: 1 });
+  assert.equal(merges.diagnostics, []);
+  const merged = loadAndResolve({ name: 'm.yml', bytes: Buffer.from('all:\n  vars:\n    admin_ip: 10.10.10.10\n    <<: { node_hugepage_ratio: 0.0, dns_port: 53.0 }\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1, <<: { nginx_port: 80.0, vlogs_port: 9428.0 }, vlogs_port: 9428 } } }\n') }, assets, { sets: [parseSet('nginx_exporter_port=9113', setValue) as ResolveOptions['sets'][number]], strict: false });
+  assert.equal(merged.diagnostics.filter((d) => d.severity === 'error').map((d) => [d.code, formatPath(d.path)]), [
+    ['schema-type', 'all.vars.dns_port'],
+    ['schema-type', "all.children.infra.hosts['10.10.10.10'].nginx_port"],
+  ]);
   // Jinja: Ansible evaluates it, pigen would write the text; reported at the value (never quoted:
   // it may be a secret), once however many aliases name it; !unsafe is Ansible's way to mean the text.
   const jinja = parse('all:\n  vars:\n    node_aliases: { dps: !unsafe \'docker ps --format "{{.Names}}"\' }\n    a: !unsafe 12\n    c: &x "echo {{ admin_ip }}"\n    d: *x\n    e: "{% if x %}"\n    f: "{ braces } and ${admin_ip}"\n');
@@ -564,6 +571,10 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
   ]);
   assert.match(jinja.diagnostics[0]!.message, /^a Jinja template \(\{\{ in the value\): Ansible evaluates it, pigen does not/);
   assert.equal(parse('all:\n  vars:\n    m: !unsafe { a: 1 }\n').diagnostics.map((d) => d.message), ['!unsafe on a mapping or a list: pigen takes it on single values']);
+  // Only where pigen reads the parameter: a vault variable in pg_users (carried, never written) is
+  // Ansible's business (found by a review: it blocked the build).
+  const carried = loadAndResolve({ name: 'j.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n    pg-x: { hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-x, pg_users: [ { name: app, password: "{{ vault_pw }}" } ] } }\n  vars: { admin_ip: 10.10.10.10, node_crontab: [ "0 1 * * * root echo {{ x }}" ] }\n') }, assets, { sets: [], strict: false });
+  assert.equal(carried.diagnostics.filter((d) => d.code === 'jinja-template').map((d) => formatPath(d.path)), ['all.vars.node_crontab[0]']);
   // Anchors libyaml rejects: a name with a `.`, one defined twice (yaml took the later).
   assert.equal(parse('all:\n  vars:\n    a: &x 1\n    b: &x 2\n    c: *x\n').diagnostics.map((d) => [d.code, d.pos, d.message]), [['yaml-syntax', { line: 4, col: 8 }, 'the anchor &x is defined a second time (Ansible rejects the file)']]);
   assert.equal(parse('all:\n  vars:\n    a: &pg.base { x: 1 }\n    b: *pg.base\n').diagnostics.map((d) => [d.pos, d.message.split(':')[0]]), [

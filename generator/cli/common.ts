@@ -21,6 +21,8 @@ export function parseSetValue(s: string): { value: Json } | { error: string } {
     const code = r.diagnostics[0]?.code;
     return { error: code === 'alias-error' ? 'it starts with `*`, an alias with no anchor (quote it if it is a string)' : code === 'yaml-tag' ? 'it starts with `!`, a tag pigen does not read (quote it if it is a string)' : code === 'duplicate-key' ? 'a mapping with a key twice' : 'it is not valid YAML (an unclosed quote or bracket?)' };
   }
+  // (A Jinja template, as in the inventory: pigen would write its text.)
+  if (r.diagnostics.some((d) => d.code === 'jinja-template')) return { error: 'it holds a Jinja template (`{{`, `{%` or `{#`), which pigen does not evaluate: write the value it stands for' };
   const data = r.value.data as Record<string, Json>;
   // (A line break would start a second key, read and dropped: `nginx_port=8080\nadmin_ip: x`.)
   if (Object.keys(data).length !== 1) return { error: 'it holds more than one value (a line break?): one --set sets one parameter' };

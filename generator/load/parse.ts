@@ -512,19 +512,6 @@ class Walker {
       for (const pair of node.items) {
         const k = pair.key as YNode | null;
         if (isScalar(k) && typeof k.value === 'symbol') {
-          // (A second merge key: a duplicate key as any other, the later one read, as Ansible
-          // does. A review found pigen keeping the first, with no word of it.)
-          if (merges.length) {
-            const first = node.items.find((p) => isScalar(p.key) && typeof p.key.value === 'symbol')!.key as YNode;
-            this.duplicates.push(
-              err('duplicate-key', [...path, '<<'], `duplicate key: a second merge key (<<) in this mapping (the first on line ${this.pos(first.range![0]).line}); the later one wins, the earlier is not merged`, {
-                file: this.file,
-                pos: this.pos(k.range![0]),
-                hint: 'merge several mappings with one key: <<: [*first, *second] (the first listed wins where they share a key)',
-              }),
-            );
-            merges.length = 0;
-          }
           merges.push(pair.value as YNode);
           continue;
         }
@@ -553,8 +540,10 @@ class Walker {
         }
         setOwn(out, key, this.convert(pair.value as YNode, [...path, key], seen, k));
       }
-      // Merge keys: explicit keys win; earlier sources win over later ones (YAML merge spec).
-      for (const m of merges) {
+      // Merge keys: explicit keys win; within one key's list, earlier sources win over later
+      // ones (YAML merge spec); of two merge keys in one mapping, the later one's win, both
+      // merged (as PyYAML, so Ansible, flattens them: a review found pigen keeping the first).
+      for (const m of [...merges].reverse()) {
         const sources = isSeq(m) ? (m.items as YNode[]) : [m];
         for (const s0 of sources) {
           const s = isAlias(s0) ? this.resolveAlias(s0) : s0;
@@ -573,9 +562,18 @@ class Walker {
             continue;
           }
           const start = this.order.length;
+          const floats = this.wholeFloats.length;
           const merged = this.convert(s, [...path, '<<'], new Set(seen).add(s)) as JsonObject;
           if (merged === null) continue;
-          for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) setOwn(out, k, v);
+          const taken = new Set<string>();
+          for (const [k, v] of Object.entries(merged)) if (!Object.prototype.hasOwnProperty.call(out, k)) setOwn(out, k, v), taken.add(k);
+          // (The whole floats found in the source, moved under this mapping where their key was
+          // taken from it, and dropped where another value won: the data has no `<<`.)
+          const found = this.wholeFloats.splice(floats);
+          for (const f of found) {
+            const k = f.path[path.length + 1];
+            if (f.path[path.length] === '<<' && typeof k === 'string' && taken.has(k)) this.wholeFloats.push({ ...f, path: [...path, ...f.path.slice(path.length + 1)] });
+          }
           // (The positions the source's values were given, moved under this mapping: those made
           // by this convert, or by merges inside it. A position made earlier is copied already.)
           const prefix = pathKey([...path, '<<']) + '\u0000';

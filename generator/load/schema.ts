@@ -88,10 +88,15 @@ function floatsForIntegers(validate: ValidateFunction, loaded: Loaded, floats: N
   const at = new Map(floats.map((f) => [pointer(f.path), f]));
   const data = structuredClone(loaded.data);
   for (const f of floats) {
-    let o = data as Record<string | number, Json>;
-    for (const p of f.path.slice(0, -1)) o = o[p] as Record<string | number, Json>;
+    // (Each where the data holds it; one that is not there, or no longer that number, is passed.)
+    let o: Json | undefined = data;
+    for (const p of f.path.slice(0, -1)) o = o !== null && typeof o === 'object' ? (o as Record<string | number, Json>)[p] : undefined;
     const last = f.path[f.path.length - 1]!;
-    o[last] = (o[last] as number) + 0.5;
+    if (o === null || typeof o !== 'object' || (o as Record<string | number, Json>)[last] !== f.value) {
+      at.delete(pointer(f.path));
+      continue;
+    }
+    (o as Record<string | number, Json>)[last] = f.value + 0.5;
   }
   if (validate(data)) return [];
   const out: Diagnostic[] = [];
