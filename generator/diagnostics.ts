@@ -120,19 +120,21 @@ export function hideUserinfo(text: string): string {
 }
 
 /**
- * `text` with each value (longest first, as given) replaced by HIDDEN: everywhere when it is long
- * enough to be no part of a name by chance, else where it stands as a word of its own (no letter,
- * digit, `_` or `-` beside it). (Pigsty's own example user has the password `test`: masked
- * everywhere, it made the cluster `pg-test` `pg-****` in every message and code frame.)
+ * `text` with each value (longest first, as given) replaced by HIDDEN, wherever it stands; with
+ * `words`, a value shorter than ANYWHERE only where it stands as a word of its own (no letter,
+ * digit, `_` or `-` beside it). Words are for pigen's own messages, which name clusters and nodes:
+ * Pigsty's example user has the password `test`, and masked everywhere it made the cluster
+ * `pg-test` `pg-****` in every message. Code frames and a validator's output show the inventory's
+ * own text, where a password may stand inside a word (`mysqldump -pXk9mQ2`): hidden everywhere.
  */
-function hideValues(text: string, values: readonly string[]): string {
+function hideValues(text: string, values: readonly string[], words = false): string {
   return values.reduce((t, v) => {
     if (!t.includes(v)) return t;
-    if (v.length >= ANYWHERE) return t.split(v).join(HIDDEN);
+    if (!words || v.length >= ANYWHERE) return t.split(v).join(HIDDEN);
     return t.replace(new RegExp(`(?<![A-Za-z0-9_-])${escapeRegExp(v)}(?![A-Za-z0-9_-])`, 'g'), HIDDEN);
   }, text);
 }
-/** The length from which a secret value is hidden wherever it appears, inside longer words too. */
+/** The length from which a secret value is hidden inside longer words of a message too. */
 const ANYWHERE = 12;
 
 /** Each secret as it is and as a double-quoted YAML or JSON string writes it, longest first. */
@@ -146,7 +148,7 @@ export function redactText(text: string, secrets: readonly string[]): string {
 /** The diagnostics with every occurrence of a secret value (as is, or JSON-escaped) in their texts replaced by HIDDEN. */
 export function redactSecrets(ds: Diagnostic[], secrets: readonly string[]): Diagnostic[] {
   const forms = secretForms(secrets);
-  const clean = (t: string) => hideUserinfo(hideValues(t, forms));
+  const clean = (t: string) => hideUserinfo(hideValues(t, forms, true));
   return ds.map((d) => {
     const message = clean(d.message);
     const hint = d.hint === undefined ? undefined : clean(d.hint);
