@@ -355,6 +355,12 @@ test('a VM bake: real Packer runs the cloud build\'s provisioners over real SSH 
   // one else: not under /tmp.)
   const vm = mkdtempSync('/var/lib/pigen-test-vm-');
   chmodSync(vm, 0o755);
+  // (Removed however the test ends, an interrupted run too: ~300 MB outside the temp directory.)
+  const unmake = () => {
+    for (const m of ['proc/sys', 'proc']) if (run('mountpoint', ['-q', join(vm, m)]).code === 0) run('umount', ['-l', join(vm, m)]);
+    rmSync(vm, { recursive: true, force: true });
+  };
+  process.once('exit', unmake);
   const keys = join(dir, 'ssh');
   mkdirSync(keys);
   let sshd: ChildProcess | undefined;
@@ -489,6 +495,13 @@ test('a VM bake: real Packer runs the cloud build\'s provisioners over real SSH 
         }
         assert.equal(readdirSync(join(vm, 'tmp')).filter((f) => f.startsWith('script_')), [], "Packer's uploaded scripts removed");
         assert.is(statSync(join(vm, 'etc/machine-id')).size, 0, 'machine-id empty');
+        // sudo's own /etc/sudoers, not the stub cloud-init wrote before sudo was there (a review
+        // found root and the sudo group refused: dpkg kept the stub under --force-confold).
+        rmSync(join(vm, 'usr/local/bin/sudo'));
+        const sudo = run('chroot', [vm, 'sudo', '-n', 'true']);
+        assert.is(sudo.code, 0, sudo.stderr);
+        assert.match(readFileSync(join(vm, 'etc/sudoers'), 'utf8'), /^Defaults\s+secure_path=/m);
+        assert.not.ok(present('etc/sudoers.dpkg-dist'));
         console.log(`  VM bake over SSH: ${((tBake - tPacker) / 1000).toFixed(1)} s, ${((Date.now() - t0) / 1000).toFixed(1)} s with the first boot and the checks`);
       } finally {
         // (Before the root's /proc is unmounted: its sessions run inside.)
@@ -499,7 +512,7 @@ test('a VM bake: real Packer runs the cloud build\'s provisioners over real SSH 
       }
     });
   } finally {
-    if (!['proc/sys', 'proc'].some((m) => run('mountpoint', ['-q', join(vm, m)]).code === 0)) rmSync(vm, { recursive: true, force: true });
+    unmake();
   }
 });
 

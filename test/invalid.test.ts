@@ -159,7 +159,8 @@ test('binary at a known position: NUL, gzip and PNG magic, a BOM before a NUL', 
 // Characters Ansible's YAML parser (libyaml, YAML 1.1) reads otherwise than an editor shows them
 // (found by a review against ansible-inventory): a line separator or NEL is a line break there, so
 // `# comment<U+2028>node_tune: olap` set node_tune in Ansible and was a comment to pigen; a lone
-// CR too; control characters, a BOM past the start and U+FFFE/U+FFFF fail Ansible's load.
+// CR too; control characters and U+FFFE/U+FFFF fail Ansible's load, and a BOM past the start is an
+// invisible character it reads into a key or value.
 test('line breaks YAML 1.1 reads and editors do not show, and characters Ansible rejects, are not-text at their position', () => {
   const u = (s: string) => Buffer.from(s, 'utf8');
   const base = 'all:\n  vars:\n    admin_ip: 10.10.10.10\n    # timezone';
@@ -171,7 +172,7 @@ test('line breaks YAML 1.1 reads and editors do not show, and characters Ansible
     ['bel', u('all:\n  vars: { x: "a\u0007b" }\n'), 'not-text@2:16', /control character U\+0007/],
     ['del', u('all: {}\u007f\n'), 'not-text@1:8', /control character U\+007F/],
     ['c1', u('all: {}\u009b\n'), 'not-text@1:8', /control character U\+009B/],
-    ['bom-inside', u('all:\n  vars:\n    \ufeffadmin_ip: 10.10.10.10\n'), 'not-text@3:5', /byte order mark \(U\+FEFF\) past its start/],
+    ['bom-inside', u('all:\n  vars:\n    \ufeffadmin_ip: 10.10.10.10\n'), 'not-text@3:5', /byte order mark \(U\+FEFF\) past its start, an invisible character Ansible reads into the key or value/],
     ['noncharacter', u('all: { x: "\uffff" }\n'), 'not-text@1:12', /U\+FFFF, which is not a character/],
     // (Columns as the parse counts them: an astral character is two.)
     ['after-emoji', u('all: { x: "\u{1F600}\u0007" }\n'), 'not-text@1:14', /U\+0007/],

@@ -317,6 +317,9 @@ test('pg_cluster, minio_cluster + minio_seq and redis_cluster given per host mak
     ['10.10.10.14', 'node-10-10-10-14', 'node'],
     ['10.10.10.15', 'node-10-10-10-15', 'node,redis'],
   ]);
+  // (pg_cluster without pg_seq, as in all.vars, makes no member: Pigsty's identity step fails it.)
+  const global = resolveText('all:\n  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }, web: { hosts: { 10.10.10.12: {} } } }\n  vars: { admin_ip: 10.10.10.10, pg_cluster: pg-meta }\n');
+  assert.equal(global.inventory!.nodes.map((n) => n.modules.join(',')), ['infra,node', 'node']);
   // What membership brings: the admin node's scrape targets and DNS records for them.
   const files = new Map(compile(inv, assets, { version: 't' }).nodes.find((n) => n.ip === '10.10.10.10')!.files.map((f) => [f.path, f.content]));
   assert.match(files.get('/infra/targets/pgsql/pg-c1-1.yml') ?? '', /10\.10\.10\.11/);
@@ -330,7 +333,7 @@ test('pg_cluster, minio_cluster + minio_seq and redis_cluster given per host mak
 // (a review found 12 of 30 real inventories with one, built without a word).
 test('a portal entry with a domain proxying to a port where v3 ran Prometheus, Alertmanager or Loki, and nothing listens now, is a warning', () => {
   const r = resolveText(`all:
-  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }
+  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }, web: { hosts: { 10.10.10.11: {} } } }
   vars:
     admin_ip: 10.10.10.10
     infra_portal:
@@ -341,6 +344,7 @@ test('a portal entry with a domain proxying to a port where v3 ran Prometheus, A
       loki:         { endpoint: "\${admin_ip}:3100" }
       app:          { domain: app.pigsty, endpoint: "\${admin_ip}:8885" }
       vm:           { domain: v.pigsty, endpoint: "10.10.10.10:9090" }
+      cockpit:      { domain: c.pigsty, endpoint: "10.10.10.11:9090" }
 `, ['vmetrics_port=9090']);
   const legacy = r.diagnostics.filter((d) => d.code === 'legacy-portal');
   assert.equal(legacy.map((d) => [d.severity, d.path.join('.'), d.pos?.line]), [['warning', 'all.vars.infra_portal.alertmanager.endpoint', 9]]);
@@ -379,11 +383,14 @@ test('two etcd, MinIO or Redis members of one name (<cluster>-<seq>) are member-
     redis-x: { hosts: { 10.10.10.15: { redis_node: 1 }, 10.10.10.16: { redis_node: 1 } }, vars: { redis_cluster: redis-x } }
     minio: { hosts: { 10.10.10.17: { minio_seq: 1 }, 10.10.10.18: { minio_seq: 2 } }, vars: { minio_cluster: minio } }
     redis-y: { hosts: { 10.10.10.19: { redis_node: 1 } }, vars: { redis_cluster: redis-y } }
+    redis-z: { hosts: { 10.10.10.21: {}, 10.10.10.22: {} }, vars: { redis_cluster: redis-z } }
   vars: { admin_ip: 10.10.10.10 }
 `);
   assert.equal(r.diagnostics.filter((d) => d.code === 'member-duplicate').map((d) => [d.severity, d.path.join('.'), d.message]), [
     ['error', 'all.children.etcd.hosts.10.10.10.12.etcd_seq', 'etcd member `etcd-1` (etcd_cluster and etcd_seq) is both 10.10.10.11 and 10.10.10.12: one of them would not be monitored'],
     ['error', 'all.children.redis-x.hosts.10.10.10.16.redis_node', 'Redis node `redis-x-1` (redis_cluster and redis_node) is both 10.10.10.15 and 10.10.10.16: one of them would not be monitored'],
+    // (No redis_node is 0, as the target is named: two such members are one name too.)
+    ['error', 'all.children.redis-z.hosts.10.10.10.22', 'Redis node `redis-z-0` (redis_cluster and redis_node) is both 10.10.10.21 and 10.10.10.22: one of them would not be monitored'],
   ]);
 });
 
@@ -396,7 +403,7 @@ test('a node_crontab line run as a user the node does not have at first boot is 
   vars:
     admin_ip: 10.10.10.10
     node_admin_username: ops
-    node_crontab: [ '00 01 * * * postgres /pg/bin/pg-backup full', '@daily root /bin/true', '0 2 * * * ops /bin/true', 'MAILTO=""', '@reboot www-data /bin/true', '0 3 * * * grafana /bin/true', '@hourly redis /bin/true' ]
+    node_crontab: [ '00 01 * * * postgres /pg/bin/pg-backup full', '@daily root /bin/true', '0 2 * * * ops /bin/true', 'MAILTO=""', '@reboot www-data /bin/true', '0 3 * * * grafana /bin/true', '@hourly redis /bin/true', '0 4 * * * prometheus /bin/true', '0 5 * * * vector /bin/true' ]
 `);
   assert.equal(r.diagnostics.filter((d) => d.code === 'crontab-user').map((d) => [d.severity, d.path.join('.'), /runs as `(\S+)`/.exec(d.message)?.[1]]), [
     ['warning', 'all.vars.node_crontab.0', 'postgres'],
@@ -432,6 +439,9 @@ test('repo-empty counts only the nodes that get a source for the local repo', ()
     repo_upstream: [ { name: pigsty-local, description: x, module: local, releases: [22, 24], arch: [x86_64], baseurl: { default: 'http://\${admin_ip}/pigsty ./' } } ]
 `);
   assert.equal(r.diagnostics.filter((d) => d.code.startsWith('repo-')).map((d) => d.code), ['repo-unmatched']);
+  // (An empty repo_upstream is pigen's default, as the plan reads it: the local repo is read.)
+  const empty = resolveText('all:\n  children: { infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } } }\n  vars: { admin_ip: 10.10.10.10, node_repo_modules: local, repo_upstream: [] }\n');
+  assert.equal(empty.diagnostics.filter((d) => d.code.startsWith('repo-')).map((d) => d.code), ['repo-empty']);
 });
 
 test.run();

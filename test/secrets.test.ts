@@ -381,6 +381,9 @@ test('without a secrets file: one warning about default passwords; --strict make
   const broken = pigen(['validate', '--strict', '--set', 'nginx_port=70000', '--set', 'unknown_thing=1'], d);
   assert.is(broken.code, 2);
   assert.equal([...broken.stderr.matchAll(/^error\[([a-z-]+)\]/gm)].map((m) => m[1]).sort(), ['default-secret', 'schema-range', 'unknown-param']);
+  // (A --set that does not parse too.)
+  const badSet = pigen(['validate', '--strict', '--set', 'nginx_port=[1'], d);
+  assert.equal([...badSet.stderr.matchAll(/^error\[([a-z-]+)\]/gm)].map((m) => m[1]).sort(), ['bad-set', 'default-secret']);
   if (!hasOpenssl) return;
   assert.is(pigen(['secrets', 'init'], d).code, 0);
   const set = pigen(['validate', '--strict', '--set', 'nginx_port=70000'], d);

@@ -88,6 +88,7 @@ export function loadInventory(ctx: CliContext, arg: string | undefined, sets: st
   const v = loadAndResolve(src, assets, { sets: parsedSets, strict }, opts.parseMemo);
   // (A bad --set is said with the inventory's own problems, not instead of them.)
   if (setDiags.length) {
+    v.draft ??= v.inventory;
     delete v.inventory;
     v.diagnostics = [...setDiags, ...v.diagnostics];
   }

@@ -770,7 +770,8 @@ const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
  * editor shows it or not at all: a control character (but tab, newline and carriage return), a
  * carriage return without its newline, NEL, the Unicode line and paragraph separators (each a line
  * break to YAML 1.1: `# comment<U+2028>node_tune: olap` sets node_tune in Ansible, where an editor
- * shows a comment), a byte order mark past the start, U+FFFE and U+FFFF. (Columns count as the
+ * shows a comment), a byte order mark past the start (invisible, read into a key or value), U+FFFE
+ * and U+FFFF. (Columns count as the
  * positions of the parse do: UTF-16 code units.)
  */
 function firstNonText(bytes: Uint8Array): { pos: Pos; why: string } | undefined {
@@ -806,7 +807,7 @@ function firstNonText(bytes: Uint8Array): { pos: Pos; why: string } | undefined 
       const name = c === 0x85 ? 'NEL (next line)' : c === 0x2028 ? 'LINE SEPARATOR' : 'PARAGRAPH SEPARATOR';
       return { pos: { line, col }, why: `the file contains ${hex(c)} ${name}, which YAML 1.1 (Ansible) reads as a line break where editors show none; replace it with a newline, or remove it` };
     }
-    if (c === 0xfeff) return { pos: { line, col }, why: 'the file contains a byte order mark (U+FEFF) past its start, which Ansible rejects; remove it' };
+    if (c === 0xfeff) return { pos: { line, col }, why: 'the file contains a byte order mark (U+FEFF) past its start, an invisible character Ansible reads into the key or value it stands in; remove it' };
     if (c === 0xfffe || c === 0xffff) return { pos: { line, col }, why: `the file contains ${hex(c)}, which is not a character (Ansible rejects the file); remove it` };
     if (b === 0x0a) {
       line++;

@@ -45,7 +45,8 @@ export function moduleOf(name: string, vars: JsonObject): GroupModule {
 /** The modules a host's resolved vars make it a member of, whatever its groups (see moduleOf). */
 export function moduleOfVars(vars: JsonObject): GroupModule[] {
   const out: GroupModule[] = [];
-  if (vars.pg_cluster != null) out.push('pgsql');
+  // (With pg_seq: Pigsty's identity step fails a host without one, pg_cluster in all.vars too.)
+  if (vars.pg_cluster != null && vars.pg_seq != null) out.push('pgsql');
   if (vars.minio_cluster != null && vars.minio_seq != null) out.push('minio');
   if (vars.redis_cluster != null) out.push('redis');
   return out;

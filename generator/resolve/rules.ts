@@ -100,7 +100,8 @@ export const uniqueNodenames: Rule = (inv) => {
   for (const m of MEMBER_NAMES) {
     const members = new Map<string, ResolvedNode>();
     for (const n of inv.nodes) {
-      const seq = n.vars[m.seq];
+      // (No sequence number is 0, as the target is named: plan/targets.ts.)
+      const seq = n.vars[m.seq] ?? 0;
       if (!n.modules.includes(m.module) || typeof seq !== 'number') continue;
       const cls = typeof n.vars[m.cluster] === 'string' ? (n.vars[m.cluster] as string) : m.module;
       const ins = `${cls}-${seq}`;
@@ -525,7 +526,7 @@ export const portalEntries: Rule = (inv) => {
           const target = byIp.get(host);
           const legacy = LEGACY_PORTAL_PORTS[port];
           // (An entry without a domain has no server: nothing answers for it.)
-          if (target && legacy && names.some((d) => typeof d === 'string') && !servicePorts(target).some((sp) => sp.port === port)) {
+          if (target?.modules.includes('infra') && legacy && names.some((d) => typeof d === 'string') && !servicePorts(target).some((sp) => sp.port === port)) {
             out.push(warn('legacy-portal', [...p, 'endpoint'], `portal entry \`${key}\` proxies to ${host}:${port}, where Pigsty v3 ran ${legacy.what}; nothing pigen deploys listens there (the entry's server would answer 502)`, { hint: legacy.hint }));
           }
         }
@@ -1060,7 +1061,8 @@ export const DEFAULT_UPSTREAM_MODULES = ['infra', 'local', 'node', 'pgsql'];
  */
 function upstreamOf(n: ResolvedNode) {
   const v = n.vars;
-  if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream)) return undefined;
+  // (An empty list, or one of no entries, is pigen's default, as the plan reads it: plan/repo.ts.)
+  if (!n.origins.repo_upstream || !Array.isArray(v.repo_upstream) || !v.repo_upstream.some(isObj)) return undefined;
   const os = typeof v.os_profile === 'string' ? v.os_profile : 'd12';
   const rel = Number(os.replace(/\D/g, ''));
   const forRelease = (it: JsonObject) => !Array.isArray(it.releases) || it.releases.length === 0 || it.releases.includes(rel);
@@ -1204,7 +1206,7 @@ export const confLines: Rule = (inv) => {
           // postgres, a user of PGSQL's packages, which pigen does not deploy).
           const user = k === 'node_crontab' ? crontabUser(l) : undefined;
           if (user !== undefined && !usersAtBoot(n).has(user)) {
-            out.push(warn('crontab-user', [...originOf(n, k), i], `a node_crontab line runs as \`${user}\`, a user ${n.ip} does not have at first boot (pigen makes root, the admin user and its services' users; PGSQL and the other modules pigen does not deploy make theirs): cron skips the job while the user is missing (Debian's cron all of /etc/cron.d/pigsty), and reads the file again only when it changes`));
+            out.push(warn('crontab-user', [...originOf(n, k), i], `a node_crontab line runs as \`${user}\`, a user the node does not have at first boot (pigen makes root, the admin user and its services' users; PGSQL and the other modules pigen does not deploy make theirs): cron skips the job while the user is missing (Debian's cron all of /etc/cron.d/pigsty), and reads the file again only when it changes`));
           }
           return;
         }
@@ -1232,8 +1234,10 @@ function usersAtBoot(n: ResolvedNode): Set<string> {
   const v = n.vars;
   const el = String(v.os_profile ?? 'd12').startsWith('el');
   const users = new Set(el ? ['root', 'bin', 'daemon', 'adm', 'lp', 'sync', 'shutdown', 'halt', 'mail', 'operator', 'games', 'ftp', 'nobody', 'chrony'] : ['root', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'www-data', 'backup', 'list', 'irc', '_apt', 'nobody', '_chrony']);
+  // (openssh-server's, the node exporter's (Debian's package makes prometheus), vector's.)
+  for (const u of ['sshd', 'prometheus', 'vector']) users.add(u);
   if (v.node_admin_enabled !== false) users.add(typeof v.node_admin_username === 'string' ? v.node_admin_username : 'dba');
-  if (n.modules.includes('infra')) for (const u of ['victoria', 'prometheus', 'grafana', ...(el ? ['nginx'] : [])]) users.add(u);
+  if (n.modules.includes('infra')) for (const u of ['victoria', 'grafana', 'dnsmasq', ...(el ? ['nginx'] : [])]) users.add(u);
   return users;
 }
 

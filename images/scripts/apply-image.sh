@@ -91,6 +91,12 @@ if [ -n "$PKGS" ]; then
     # shellcheck disable=SC2086
     in_root apt-get $APT -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -- $PKGS
     set +f
+    # (A first boot before sudo leaves cloud-init's stub /etc/sudoers, only an include line, which
+    # --force-confold keeps: sudo's own file goes in its place, root and the sudo group in it.)
+    if [ -e "$R/etc/sudoers.dpkg-dist" ] && ! grep -q '^Defaults' "$R/etc/sudoers" 2>/dev/null; then
+      chmod 0440 "$R/etc/sudoers.dpkg-dist" && mv "$R/etc/sudoers.dpkg-dist" "$R/etc/sudoers"
+      log "/etc/sudoers: sudo's own (the machine had cloud-init's stub)"
+    fi
     in_root apt-get clean
     rm -f "$R"/var/lib/apt/lists/_var_tmp_pigen-repo*
   else
