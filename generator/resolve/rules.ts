@@ -2,7 +2,7 @@
 // all rules run, so the user sees every problem at once.
 
 import { err, hideUserinfo, namesSecret, pathKey, positionOf, warn } from '../diagnostics.js';
-import { crontabLineProblem, resolvLineProblem } from '../util/conf-lines.js';
+import { crontabLineProblem, crontabUser, resolvLineProblem } from '../util/conf-lines.js';
 import type { Diagnostic, Inventory, Json, JsonObject, Loaded, Path, Pos, ResolvedNode } from '../types.js';
 import { csvWords, isHostname, isIPv4, LONE_SURROGATE, promDurationMs, urlUserinfo } from '../util/text.js';
 import { isForeignParam, pgInstance } from './params.js';
@@ -483,9 +483,10 @@ function walkStrings(v: Json | undefined, path: Path, fn: (s: string, p: Path) =
  * Ports that Pigsty v3's default portal entries proxied to (pigsty-infra.md §2.2), for services v4
  * no longer runs there: what listened, and where v4 serves it instead.
  */
+const PROMETHEUS = { what: 'Prometheus', hint: 'Pigsty v4 (and pigen) serve metrics with VictoriaMetrics, at /vmetrics/ on the home server: remove the entry, or point it at vmetrics_port (8428)' };
 const LEGACY_PORTAL_PORTS: Record<number, { what: string; hint: string }> = {
-  9090: { what: 'Prometheus', hint: 'Pigsty v4 (and pigen) serve metrics with VictoriaMetrics, at /vmetrics/ on the home server: remove the entry, or point it at vmetrics_port (8428)' },
-  9058: { what: 'Prometheus', hint: 'Pigsty v4 (and pigen) serve metrics with VictoriaMetrics, at /vmetrics/ on the home server: remove the entry, or point it at vmetrics_port (8428)' },
+  9090: PROMETHEUS,
+  9058: PROMETHEUS,
   9093: { what: 'Alertmanager', hint: 'Pigsty v4 (and pigen) serve Alertmanager at /alertmgr/ on the home server, on alertmanager_port (9059): remove the entry, or point it there' },
   3100: { what: 'Loki', hint: 'Pigsty v4 (and pigen) keep logs in VictoriaLogs, at /vlogs/ on the home server: remove the entry, or point it at vlogs_port (9428)' },
 };
@@ -1194,6 +1195,7 @@ export const clusterNames: Rule = (inv) => {
 export const confLines: Rule = (inv) => {
   const out: Diagnostic[] = [];
   for (const n of inv.nodes) {
+    let users: Set<string> | undefined;
     for (const [k, problemOf, what] of [['node_crontab', crontabLineProblem, 'a cron.d line'], ['node_dns_options', resolvLineProblem, 'a resolv.conf line']] as const) {
       const list = n.vars[k];
       if (!n.origins[k] || !Array.isArray(list)) continue;
@@ -1205,7 +1207,7 @@ export const confLines: Rule = (inv) => {
           // reads it again only when the file changes (a review: 8 of 30 real inventories run Pigsty's backup as
           // postgres, a user of PGSQL's packages, which pigen does not deploy).
           const user = k === 'node_crontab' ? crontabUser(l) : undefined;
-          if (user !== undefined && !usersAtBoot(n).has(user)) {
+          if (user !== undefined && !(users ??= usersAtBoot(n)).has(user)) {
             out.push(warn('crontab-user', [...originOf(n, k), i], `a node_crontab line runs as \`${user}\`, a user the node does not have at first boot (pigen makes root, the admin user and its services' users; PGSQL and the other modules pigen does not deploy make theirs): cron skips the job while the user is missing (Debian's cron all of /etc/cron.d/pigsty), and reads the file again only when it changes`));
           }
           return;
@@ -1217,13 +1219,6 @@ export const confLines: Rule = (inv) => {
   }
   return dedupe(out);
 };
-
-/** The user of a cron.d line cron reads (crontabLineProblem: none), if it is a job line. */
-function crontabUser(l: string): string | undefined {
-  if (/^\s*(#.*)?$/.test(l) || /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l)) return undefined;
-  const w = l.trim().split(/\s+/);
-  return w[0]!.startsWith('@') ? w[1] : w[5];
-}
 
 /**
  * The users a node has when cron first reads /etc/cron.d/pigsty: the OS's base users (Debian's

@@ -26,10 +26,22 @@ export function resolvLineProblem(l: string): string | undefined {
 
 const CRON_FIELD = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$|^[A-Za-z]{3}(-[A-Za-z]{3})?$/;
 
+/** The words of a /etc/cron.d job line; undefined for a blank line, a comment or a NAME=value line. */
+function cronJobWords(l: string): string[] | undefined {
+  if (/^\s*(#.*)?$/.test(l) || /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l)) return undefined;
+  return l.trim().split(/\s+/);
+}
+
+/** The user a /etc/cron.d job line runs as (one crontabLineProblem finds none in); undefined for other lines. */
+export function crontabUser(l: string): string | undefined {
+  const w = cronJobWords(l);
+  return w === undefined ? undefined : w[0]!.startsWith('@') ? w[1] : w[5];
+}
+
 /** What is wrong with a /etc/cron.d line (cron(8): NAME=value, five time fields or an @keyword, a user, a command), if anything. */
 export function crontabLineProblem(l: string): string | undefined {
-  if (/^\s*(#.*)?$/.test(l) || /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l)) return undefined;
-  const w = l.trim().split(/\s+/);
+  const w = cronJobWords(l);
+  if (w === undefined) return undefined;
   if (w[0]?.startsWith('@')) {
     return !/^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(w[0]) || w.length < 3 ? `@keyword, user, command expected: ${l}` : undefined;
   }
