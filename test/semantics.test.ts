@@ -119,7 +119,10 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet(', vip_enabled: true, vip_address: 10.10.10.99, vip_vrid: 42', '    haproxy_enabled: true\n    node_admin_username: ops\n    node_admin_pk_current: true')) }, readAssets(), { sets: [], strict: false });
   const warned = r.diagnostics.filter((d) => d.code === 'not-applied').map((d) => `${d.path.at(-1)}@${d.pos?.line}`);
   // (The admin user is deployed; only the key of "the current user", whom pigen has none of, is not.)
-  assert.equal(warned.sort(), ['haproxy_enabled@14', 'node_admin_pk_current@16', 'vip_address@8', 'vip_enabled@8', 'vip_vrid@8'].sort());
+  // One warning per feature and mapping, at its first parameter, naming them all.
+  assert.equal(warned.sort(), ['haproxy_enabled@14', 'node_admin_pk_current@16', 'vip_enabled@8'].sort());
+  assert.match(r.diagnostics.find((d) => d.path.at(-1) === 'vip_enabled')!.message, /^`vip_enabled`, `vip_address` and `vip_vrid` are not applied by pigen \(the L2 VIP .*\): the nodes boot without them$/);
+  assert.match(r.diagnostics.find((d) => d.path.at(-1) === 'haproxy_enabled')!.message, /^`haproxy_enabled` is not applied by pigen \(haproxy .*\): the nodes boot without it$/);
   assert.ok(r.inventory, 'warnings only');
   // The embedded default (Pigsty's meta.yml) sets one: the tuned profile.
   const d = loadAndResolve({ name: 'default', bytes: Buffer.from(DEFAULT_INVENTORY) }, readAssets(), { sets: [], strict: false });
@@ -175,7 +178,8 @@ test('the uv virtualenv, its pip packages and a data directory other than /data 
   const warned = (extra: string) =>
     loadAndResolve({ name: 'x.yml', bytes: Buffer.from(fleet('', extra)) }, readAssets(), { sets: [], strict: false })
       .diagnostics.filter((d) => d.code === 'not-applied')
-      .map((d) => d.path.at(-1))
+      // (Every parameter a warning names: one names those of one feature set in one mapping.)
+      .flatMap((d) => [...d.message.split(/ (?:is|are) not applied/)[0]!.matchAll(/`(\w+)`/g)].map((m) => m[1]))
       .sort();
   assert.equal(warned('    node_uv_env: /data/venv\n    node_pip_packages: pgcli\n    node_data: /data2'), ['node_data', 'node_pip_packages', 'node_uv_env']);
   assert.equal(warned("    node_uv_env: ''\n    node_pip_packages: ''\n    node_data: /data"), []);

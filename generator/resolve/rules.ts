@@ -631,7 +631,9 @@ const NOT_APPLIED: [RegExp, string][] = [
 ];
 
 export const notApplied: Rule = (inv) => {
-  const out: Diagnostic[] = [];
+  // One warning per feature and per mapping that sets it (a vars block, a host), at its first
+  // parameter, naming them all: Pigsty's own inventories set eight haproxy parameters in all.vars.
+  const groups = new Map<string, { at: Path; what: string; keys: string[] }>();
   const seen = new Set<string>();
   for (const n of inv.nodes) {
     for (const k of Object.keys(n.origins)) {
@@ -642,10 +644,17 @@ export const notApplied: Rule = (inv) => {
       const at = originOf(n, k);
       if (seen.has(pathKey(at))) continue;
       seen.add(pathKey(at));
-      out.push(warn('not-applied', at, `\`${k}\` is not applied by pigen (${what}): the nodes boot without it`));
+      const group = `${what}\u0001${pathKey(at.slice(0, -1))}`;
+      const g = groups.get(group);
+      if (g) g.keys.push(k);
+      else groups.set(group, { at, what, keys: [k] });
     }
   }
-  return out;
+  return [...groups.values()].map(({ at, what, keys }) =>
+    keys.length === 1
+      ? warn('not-applied', at, `\`${keys[0]}\` is not applied by pigen (${what}): the nodes boot without it`)
+      : warn('not-applied', at, `${keys.slice(0, -1).map((k) => `\`${k}\``).join(', ')} and \`${keys.at(-1)}\` are not applied by pigen (${what}): the nodes boot without them`),
+  );
 };
 
 /**
