@@ -60,8 +60,8 @@ export function loadAndResolve(src: Source, assets: Assets, opts: ResolveOptions
 /** --set values get the same type and range checks as the inventory's own vars. */
 function checkSets(loaded: Loaded, assets: Assets, opts: ResolveOptions): Diagnostic[] {
   return opts.sets.flatMap((s, i) =>
-    // (The value alone: not the inventory's whole floats, whose paths are not in it.)
-    checkSchema({ file: loaded.file, text: loaded.text, positions: loaded.positions, data: { all: { vars: { [s.key]: s.value } } } }, assets.schema).map((d) => ({
+    // (The value alone, with its own whole floats: not the inventory's, whose paths are not in it.)
+    checkSchema({ file: loaded.file, text: loaded.text, positions: loaded.positions, data: { all: { vars: { [s.key]: s.value } } }, ...(s.wholeFloats ? { wholeFloats: s.wholeFloats.map((f) => ({ ...f, path: ['all', 'vars', s.key, ...f.path] })) } : {}) }, assets.schema).map((d) => ({
       ...d,
       path: ['--set', i, ...d.path.slice(2)],
       message: `${d.message} (in --set ${s.raw})`,

@@ -114,9 +114,18 @@ export interface Inventory {
   globals: JsonObject;
 }
 
+/** One --set KEY=VALUE, its value parsed as the inventory's YAML. */
+export interface SetVar {
+  key: string;
+  value: Json;
+  raw: string;
+  /** Whole floats in the value (`--set pg_seq=1.0`), at their paths within it (Loaded.wholeFloats). */
+  wholeFloats?: { path: Path; source: string; value: number }[];
+}
+
 export interface ResolveOptions {
   /** --set KEY=VALUE pairs, already parsed as YAML scalars. */
-  sets: { key: string; value: Json; raw: string }[];
+  sets: SetVar[];
   strict: boolean;
 }
 

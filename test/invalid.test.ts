@@ -20,7 +20,7 @@ import { formatPath } from '../generator/diagnostics.ts';
 import { parseSet } from '../generator/resolve/index.ts';
 import { parseInventory } from '../generator/load/parse.ts';
 import { parseSetValue } from '../generator/cli/common.ts';
-import type { Diagnostic, Json, ResolveOptions } from '../generator/types.ts';
+import type { Diagnostic, Json, ResolveOptions, SetVar } from '../generator/types.ts';
 import { ROOT, needTools, run, tmp, prng } from './helpers.ts';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'invalid');
@@ -594,6 +594,14 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
     ['all.vars.nginx_port', 4, '`8.08e+3` is a float in YAML', 'write it as an integer: 8080'],
     ['all.vars.dns_port', 4, '`2.0` is a float in YAML', 'write it as an integer: 2'],
   ]);
+  // The same through --set (pigen took `--set pg_seq=1.0` for 1), deep in a value too; a float parameter takes one.
+  const sets = ['pg_seq=1.0', 'node_hugepage_ratio=1.0', 'nginx_port=8080', "repo_upstream=[{ name: r, description: R, module: local, releases: [12, 13.0], arch: [x86_64], baseurl: { default: 'http://10.10.10.10/r/' } }]"].map((raw) => parseSet(raw, setValue) as SetVar);
+  const viaSet = loadAndResolve({ name: 'f.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars: { admin_ip: 10.10.10.10 }\n') }, assets, { sets, strict: false });
+  assert.equal(viaSet.diagnostics.filter((d) => d.code === 'schema-type').map((d) => [formatPath(d.path), d.message.split(',')[0], d.hint]), [
+    ['--set[0].pg_seq', '`1.0` is a float in YAML', 'write it as an integer: 1'],
+    ['--set[3].repo_upstream[0].releases[1]', '`13.0` is a float in YAML', 'write it as an integer: 13'],
+  ]);
+  assert.not.ok(viaSet.inventory);
 });
 
 test('CLI --json on broken inputs: exit 2, parseable JSON with the expected line:col, no stack trace', () => {

@@ -10,11 +10,11 @@ import { constants as osConstants } from 'node:os';
 import { parseInventory, type ParseMemo } from '../load/parse.js';
 import { loadAndResolve, type Validated } from '../pipeline.js';
 import { parseSet } from '../resolve/index.js';
-import type { Assets, Diagnostic, Inventory, Json, ResolveOptions, Source } from '../types.js';
+import type { Assets, Diagnostic, Inventory, Json, ResolveOptions, SetVar, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
 
 /** Parses a --set value with the inventory's YAML 1.1 rules: the value, or why it is none. */
-export function parseSetValue(s: string): { value: Json } | { error: string } {
+export function parseSetValue(s: string): { value: Json; wholeFloats?: SetVar['wholeFloats'] } | { error: string } {
   const r = parseInventory({ name: '--set', bytes: new TextEncoder().encode(`v: ${s === '' ? "''" : s}\n`) });
   // (What is wrong by its kind only, never the text: the value may be a password, `*Secret`.)
   if (!r.value) {
@@ -26,7 +26,10 @@ export function parseSetValue(s: string): { value: Json } | { error: string } {
   const data = r.value.data as Record<string, Json>;
   // (A line break would start a second key, read and dropped: `nginx_port=8080\nadmin_ip: x`.)
   if (Object.keys(data).length !== 1) return { error: 'it holds more than one value (a line break?): one --set sets one parameter' };
-  return { value: data.v ?? null };
+  // (Whole floats, `--set pg_seq=1.0`, at their paths within the value: the schema's check says
+  // where an integer is wanted, as for the inventory's own.)
+  const floats = r.value.wholeFloats?.map((f) => ({ ...f, path: f.path.slice(1) }));
+  return { value: data.v ?? null, ...(floats?.length ? { wholeFloats: floats } : {}) };
 }
 
 /** The secrets file a build with inventory argument `arg` reads: beside the inventory (or in `cwd`). */

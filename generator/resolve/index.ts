@@ -13,6 +13,7 @@ import type {
   ResolveOptions,
   ResolvedNode,
   Result,
+  SetVar,
 } from '../types.js';
 import { compareIp, didYouMean, isIPv4 } from '../util/text.js';
 import { moduleOfVars, readStructure } from './groups.js';
@@ -202,7 +203,7 @@ export function nodenameOf(ip: string, vars: JsonObject): { nodename: string; so
 }
 
 /** Parses `--set KEY=VALUE` with the same YAML 1.1 scalar rules as the inventory. */
-export function parseSet(raw: string, parseValue: (s: string) => { value: Json } | { error: string }): { key: string; value: Json; raw: string } | Diagnostic {
+export function parseSet(raw: string, parseValue: (s: string) => { value: Json; wholeFloats?: SetVar['wholeFloats'] } | { error: string }): SetVar | Diagnostic {
   const eq = raw.indexOf('=');
   const key = eq > 0 ? raw.slice(0, eq).trim() : '';
   if (eq === 0) return err('bad-set', ['--set'], 'a --set has no KEY before its `=`');
@@ -213,7 +214,7 @@ export function parseSet(raw: string, parseValue: (s: string) => { value: Json }
   }
   const parsed = parseValue(raw.slice(eq + 1));
   if ('error' in parsed) return err('bad-set', ['--set', key], `cannot read the value of --set ${key}: ${parsed.error}`, { hint: 'the value is read as YAML, e.g. --set nginx_port=8080 or --set "node_etc_hosts=[\'1.2.3.4 x.pigsty\']"' });
-  return { key, value: parsed.value, raw };
+  return { key, value: parsed.value, raw, ...(parsed.wholeFloats ? { wholeFloats: parsed.wholeFloats } : {}) };
 }
 
 export type { Json };
