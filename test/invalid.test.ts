@@ -20,6 +20,7 @@ import { formatPath } from '../generator/diagnostics.ts';
 import { parseSet } from '../generator/resolve/index.ts';
 import { parseInventory } from '../generator/load/parse.ts';
 import { parseSetValue } from '../generator/cli/common.ts';
+import { didYouMean, distance } from '../generator/util/text.ts';
 import type { Diagnostic, Json, ResolveOptions, SetVar } from '../generator/types.ts';
 import { ROOT, needTools, run, tmp, prng } from './helpers.ts';
 
@@ -291,6 +292,18 @@ test('unknown parameter: a warning with did-you-mean; an error under --strict', 
   assert.is(e?.severity, 'error');
   assert.equal(e?.pos, w!.pos);
   assert.is(strict.inventory, undefined);
+});
+
+// (`repo_address`, Pigsty v1's, was offered as a misspelt `vip_address`.)
+test('did-you-mean: a swap of two letters is one edit; no suggestion that rewrites a whole word of the name', () => {
+  const params = ['vip_address', 'nginx_port', 'node_tune', 'pg_cluster', 'pg_role', 'repo_upstream', 'repo_endpoint'];
+  const dym = (w: string) => didYouMean(w, params);
+  assert.equal(['ngnix_port', 'pg_clsuter', 'pq_role', 'node_tunee', 'repo_upstrem', 'vip_adress'].map(dym), ['nginx_port', 'pg_cluster', 'pg_role', 'node_tune', 'repo_upstream', 'vip_address']);
+  assert.equal(['repo_address', 'pg_tune', 'node_role'].map(dym), [undefined, undefined, undefined]);
+  assert.equal([distance('ngnix', 'nginx'), distance('kitten', 'sitting'), distance('', 'ab'), distance('same', 'same')], [1, 3, 2, 0]);
+  const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars: { admin_ip: 10.10.10.10, repo_address: pigsty }\n') }, assets, NO_OPTS);
+  const w = r.diagnostics.find((d) => d.code === 'unknown-param');
+  assert.ok(w && !/did you mean/.test(w.hint ?? ''), w?.hint);
 });
 
 // (A review found only "remove the field or fix its spelling" for misspelt fields, and a list's

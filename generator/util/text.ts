@@ -1,35 +1,43 @@
 // Small pure helpers shared by stages.
 
-/** Levenshtein distance, for did-you-mean suggestions. */
+/** Edit distance (optimal string alignment: a swap of two neighbours is one edit), for did-you-mean suggestions. */
 export function distance(a: string, b: string): number {
   if (a === b) return 0;
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  // Rows i-2, i-1 and i of the table.
+  let before = new Array<number>(b.length + 1).fill(0);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let row = new Array<number>(b.length + 1);
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
+    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, before[j - 2]! + 1);
     }
+    [before, prev, row] = [prev, row, before];
   }
   return prev[b.length]!;
 }
 
-/** The closest candidate within a distance proportional to the word's length, if any. */
+/**
+ * The closest candidate within a distance proportional to the word's length, if any. Not one
+ * with a word of its name (between `_`) more than half rewritten: `repo_address` is no misspelt
+ * `vip_address`, nor `node_role` a misspelt `node_tune`.
+ */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  const w = word.toLowerCase();
+  const parts = w.split('_');
   for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD || (d === bestD && best !== undefined && c < best)) {
-      best = c;
-      bestD = d;
-    }
+    const d = distance(w, c.toLowerCase());
+    if (d > limit || !(d < bestD || (d === bestD && best !== undefined && c < best))) continue;
+    const cParts = c.toLowerCase().split('_');
+    if (parts.length === cParts.length && parts.length > 1 && parts.some((p, i) => distance(p, cParts[i]!) * 2 > Math.max(p.length, cParts[i]!.length))) continue;
+    best = c;
+    bestD = d;
   }
-  return bestD <= limit ? best : undefined;
+  return best;
 }
 
 export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
