@@ -68,8 +68,10 @@ variable "debootstrap_cache" {
   description = "Directory caching debootstrap results by suite+variant+packages; empty: no cache"
 }
 variable "rootfs_packages" {
-  type        = list(string)
-  default     = ["cloud-init"]
+  type = list(string)
+  # (systemd-sysv: an init, and the systemctl a node's services are enabled with at first boot;
+  # minbase has neither, and cloud-init does not pull them in.)
+  default     = ["cloud-init", "systemd-sysv"]
   description = "Installed by debootstrap into the local bake's root filesystem"
 }
 

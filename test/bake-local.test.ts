@@ -1,7 +1,7 @@
 // A real local bake, as `.ci/run` runs it: `pigen bundle --download` fetches the node image's
-// packages (chrony, curl, ca-certificates and their dependencies) with an isolated apt-get,
+// packages (chrony, curl, ca-certificates, sudo, the node exporter and their dependencies) with an isolated apt-get,
 // `pigen bundle` makes a real bundle, and `pigen bake --only node --target local --bundle` runs
-// Debian's Packer (null source, shell-local): debootstrap (minbase, bookworm, + cloud-init), the
+// Debian's Packer (null source, shell-local): debootstrap (minbase, bookworm, + cloud-init and systemd-sysv), the
 // image's packages from the bundle (a file: repo inside the root filesystem), the image files,
 // cloud-init clean, a rootfs tarball. The test looks inside the tarball, then checks that a second
 // bake reuses it; then boots the image: cloud-init's first boot with a node's user-data.baked in a
@@ -43,11 +43,11 @@ const INVENTORY = `all:
     infra: { hosts: { 10.10.10.10: { infra_seq: 1, node_repo_modules: 'node,infra' } } }
     web:
       hosts: { 10.10.10.11: {}, 10.10.10.12: {} }
-      vars: { node_exporter_enabled: false, vector_enabled: false, node_packages: [] }
+      vars: { vector_enabled: false, node_packages: [] }
   vars:
     admin_ip: 10.10.10.10
     node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]
-    repo_packages: [chrony, curl, ca-certificates, sudo]
+    repo_packages: [chrony, curl, ca-certificates, sudo, prometheus-node-exporter]
     repo_extra_packages: []
     node_admin_pk_list: [ '${ALICE}' ]
 `;
@@ -121,7 +121,9 @@ test('pigen bake --target local: a rootfs tarball with the image files, packages
   // The packages, installed (dpkg status), from the bundle.
   const status = cat('/var/lib/dpkg/status');
   const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
-  for (const p of [...spec.packages, 'cloud-init']) assert.ok(installed.has(p), `${p} installed`);
+  // (And an init: a root filesystem without one boots nothing, and its services cannot be enabled.)
+  for (const p of [...spec.packages, 'cloud-init', 'systemd-sysv']) assert.ok(installed.has(p), `${p} installed`);
+  assert.ok(spec.packages.includes('prometheus-node-exporter'), spec.packages.join(' '));
   assert.ok(entries.has('./usr/sbin/chronyd') && entries.has('./usr/bin/curl'));
   assert.not.ok(entries.has('./usr/sbin/policy-rc.d'), 'policy-rc.d removed after the installs');
   assert.not.ok([...entries.keys()].some((k) => k.startsWith('./var/tmp/pigen-repo')), 'the bake repo is gone');
@@ -278,6 +280,9 @@ async function firstBoot(root: string, userData: string, metaData: string, check
   writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
   for (const c of ['sysctl', 'modprobe', 'swapoff', 'setenforce']) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
   const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  // (systemctl acts as in any chroot: units enabled and masked on disk, start and reload ignored.
+  // It cannot tell it is in one here, where /proc/1/root is unreadable, and would try the bus.)
+  const OFFLINE = 'SYSTEMD_OFFLINE=1';
   const mounted: string[] = [];
   try {
     assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
@@ -286,7 +291,7 @@ async function firstBoot(root: string, userData: string, metaData: string, check
     mounted.unshift(join(root, 'proc/sys'));
     assert.is(run('mount', ['-o', 'remount,bind,ro', join(root, 'proc/sys')]).code, 0);
     for (const stage of [['init', '--local'], ['init'], ['modules', '--mode=config'], ['modules', '--mode=final']]) {
-      const r = run('unshare', ['--uts', 'chroot', root, 'env', PATH, 'cloud-init', ...stage]);
+      const r = run('unshare', ['--uts', 'chroot', root, 'env', PATH, OFFLINE, 'cloud-init', ...stage]);
       assert.is(r.code, 0, `cloud-init ${stage.join(' ')}: ${r.stdout}${r.stderr}`);
     }
     const status = run('chroot', [root, 'cloud-init', 'status', '--long']).stdout;
@@ -317,7 +322,12 @@ function checkBootedNode(root: string, dir: string, out: string, ip: string): vo
   const keys = readFileSync(join(root, 'home/dba/.ssh/authorized_keys'), 'utf8').trim().split('\n').sort();
   assert.equal(keys, [secrets.adminSsh.pub, ALICE].sort());
   assert.is(statSync(join(root, 'home/dba/.ssh')).mode & 0o777, 0o700);
-  const manifest = JSON.parse(readFileSync(join(dir, out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string; out: string; mode: string; owner: string }[] }> };
+  const manifest = JSON.parse(readFileSync(join(dir, out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { services: string[]; files: { path: string; out: string; mode: string; owner: string }[] }> };
+  // Its services enabled (pigen's units), Debian's own units of the same daemons masked.
+  const services = manifest.nodes[ip]!.services;
+  assert.ok(services.includes('node_exporter'), services.join(' '));
+  for (const s of services) assert.is(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', `${s}.service`)), `/etc/systemd/system/${s}.service`, `${s} enabled`);
+  assert.is(readlinkSync(join(root, 'etc/systemd/system/prometheus-node-exporter.service')), '/dev/null', "Debian's node exporter unit masked");
   const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
   const [users, groups] = [ids('passwd'), ids('group')];
   for (const f of manifest.nodes[ip]!.files) {
