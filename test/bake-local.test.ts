@@ -11,7 +11,7 @@
 // .debs are cached under the OS temp dir between runs (a cold cache works too, just slower).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
@@ -269,7 +269,10 @@ test("a plain Debian root boots with a node's full user-data in cloud-init: its 
  * `userData` and `metaData`; they end with no module in error. Then `check` runs, /proc still
  * mounted. The commands that would change this machine's kernel through the chroot's /proc
  * (sysctl, modules, swap, SELinux) are stand-ins that log their arguments, first on PATH; /proc/sys
- * is read-only besides. (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
+ * is read-only besides. So are those that would start a daemon here, on the machine running the
+ * test (`service`, which cloud-init's ntp module runs with no systemd as PID 1, and `invoke-rc.d`,
+ * which packages' scripts run): no process may be left running in the root (one is killed, and
+ * fails the boot). (The test's own cloud.cfg: the seed only; minbase has no locales but C.UTF-8.)
  */
 async function firstBoot(root: string, userData: string, metaData: string, check: () => void | Promise<void>): Promise<void> {
   const host = hostname();
@@ -278,12 +281,13 @@ async function firstBoot(root: string, userData: string, metaData: string, check
   writeFileSync(join(seed, 'user-data'), userData);
   writeFileSync(join(seed, 'meta-data'), metaData);
   writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99-test.cfg'), 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n');
-  for (const c of ['sysctl', 'modprobe', 'swapoff', 'setenforce']) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
+  for (const c of ['sysctl', 'modprobe', 'swapoff', 'setenforce', 'service', 'invoke-rc.d']) writeFileSync(join(root, 'usr/local/sbin', c), `#!/bin/sh\necho "${c} $*" >> /var/log/pigen-stubs.log\n`, { mode: 0o755 });
   const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
   // (systemctl acts as in any chroot: units enabled and masked on disk, start and reload ignored.
   // It cannot tell it is in one here, where /proc/1/root is unreadable, and would try the bus.)
   const OFFLINE = 'SYSTEMD_OFFLINE=1';
   const mounted: string[] = [];
+  let booted = false;
   try {
     assert.is(run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).code, 0);
     mounted.unshift(join(root, 'proc'));
@@ -298,9 +302,29 @@ async function firstBoot(root: string, userData: string, metaData: string, check
     assert.match(status, /^status: done$/m, status);
     assert.is(hostname(), host, 'the machine running the test keeps its hostname');
     await check();
+    booted = true;
   } finally {
+    const left = processesIn(realpathSync(root));
+    for (const { pid } of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
     for (const m of mounted) run('umount', [m]).code === 0 || run('umount', ['-l', m]);
+    if (booted) assert.equal(left.map((p) => p.command), [], 'no process left running in the booted root');
   }
+}
+
+/** The processes whose root directory is `root` (started in the chroot), and their command lines. */
+function processesIn(root: string): { pid: number; command: string }[] {
+  const out: { pid: number; command: string }[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readlinkSync(`/proc/${d}/root`) === root) out.push({ pid: Number(d), command: readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() });
+    } catch {}
+  }
+  return out;
 }
 
 /**
