@@ -222,25 +222,12 @@ test("a plain Debian root boots with a node's full user-data in cloud-init: its 
   assert.ok(baked, 'the bake test ran first');
   const { dir, debootstrap } = baked!;
   const ip = '10.10.10.11';
-  // The bundle, extracted where a web server serves <home>/pigsty/.
-  const www = join(dir, 'www');
-  mkdirSync(www);
-  assert.is(run('tar', ['-C', www, '-xzf', join(dir, 'pkg.tgz')]).code, 0);
-  const port = await freePort();
-  const conf = join(dir, 'repo-nginx.conf');
-  const log = join(dir, 'repo-access.log');
-  writeFileSync(conf, `user root;\ndaemon off;\npid ${join(dir, 'repo-nginx.pid')};\nerror_log stderr;\nevents {}\nhttp {\n  access_log ${log};\n  server {\n    listen 127.0.0.1:${port};\n    root ${www};\n  }\n}\n`);
-  const nginx = spawn(which('nginx')!, ['-p', dir, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let nginxLog = '';
-  nginx.stderr!.on('data', (d) => (nginxLog += d));
-  const exited = new Promise((r) => nginx.on('close', r));
+  const repo = await serveRepo(dir, join(dir, 'pkg.tgz'));
   try {
-    await waitForPort(port);
-    const local = { name: 'pigsty-local', description: 'Pigsty Local', module: 'local', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: `http://127.0.0.1:${port}/pigsty ./` } };
-    const built = await cli(['build', '-o', 'out-full', '--set', `repo_upstream=${JSON.stringify([local])}`], dir);
+    const built = await cli(['build', '-o', 'out-full', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], dir);
     assert.is(built.code, 0, built.err);
     const userData = readFileSync(join(dir, 'out-full/nodes', ip, 'user-data'), 'utf8');
-    assert.ok(userData.includes(`deb [trusted=yes] http://127.0.0.1:${port}/pigsty ./`), 'the local repo at the loopback server');
+    assert.ok(userData.includes(`deb [trusted=yes] ${repo.url} ./`), 'the local repo at the loopback server');
     const packages = (parseYaml(userData) as { packages: string[] }).packages;
     assert.ok(packages.includes('chrony') && packages.includes('sudo'), packages.join(' '));
     const root = join(dir, 'full-boot');
@@ -249,19 +236,161 @@ test("a plain Debian root boots with a node's full user-data in cloud-init: its 
     await firstBoot(root, userData, readFileSync(join(dir, 'out-full/nodes', ip, 'meta-data'), 'utf8'), () => {
       checkBootedNode(root, dir, 'out-full', ip);
       // Its packages, installed, from the repo.
-      const status = readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8');
-      const installed = new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+      const installed = installedPackages(root);
       for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
-      const fetched = readFileSync(log, 'utf8');
+      const fetched = repo.fetched();
       assert.match(fetched, /"GET \/pigsty\/(?:\.\/)?Packages(?:\.gz)? HTTP\/1\.1" 200 /, fetched);
       assert.match(fetched, /"GET \/pigsty\/(?:\.\/)?chrony_[^ ]+\.deb HTTP\/1\.1" 200 /, fetched);
     });
   } finally {
+    await repo.stop();
+  }
+});
+
+// The infra node, the one with the most to do at its first boot (nginx and the portal's
+// certificates, VictoriaMetrics, vmalert, Alertmanager, blackbox, Grafana, dnsmasq, and its
+// own users and directories), booted the same way from its full user-data: the packages Debian
+// has are Debian's (downloaded and bundled by pigen); those only Pigsty's repo has (Grafana and
+// its VictoriaLogs datasource, Vector, VictoriaLogs, VictoriaTraces), which this machine cannot
+// reach, are stand-in packages of the same names (Grafana's makes its user and group, as the
+// real one does). Then the real nginx, dnsmasq and vmalert installed in the root read the
+// configuration as booted (nginx with the certificates its first boot made).
+test("the infra node boots from its full user-data in cloud-init: nginx, VictoriaMetrics, Alertmanager, blackbox, dnsmasq from the repo, every file as built, and the daemons accept their configuration in place", async () => {
+  if (!HAVE || !ROOT_USER) return;
+  if (!needTools('booting the infra node (nginx serves the repo)', 'nginx')) return;
+  assert.ok(baked, 'the bake test ran first');
+  const { debootstrap } = baked!;
+  const dir = tmp('pigen-infra-boot-');
+  const ip = '10.10.10.10';
+  const standIns = ['grafana', 'grafana-victorialogs-ds', 'vector', 'victoria-logs', 'victoria-traces'];
+  const inventory = (packages: string[], modules: string) =>
+    `all:\n  children:\n    infra: { hosts: { ${ip}: { infra_seq: 1 } } }\n  vars:\n    admin_ip: ${ip}\n    node_repo_modules: ${modules}\n    node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]\n    repo_packages: [ ${packages.join(', ')} ]\n    repo_extra_packages: []\n    node_admin_pk_list: [ '${ALICE}' ]\n`;
+  writeFileSync(join(dir, 'pigsty.yml'), inventory(['nginx'], 'local'));
+  assert.is((await cli(['secrets', 'init'], dir)).code, 0);
+  // What the node installs at boot: Debian's packages downloaded (an inventory of them alone,
+  // its node reading upstream repos), the others made here.
+  const listed = await cli(['bundle', '--packages', '--json'], dir);
+  assert.is(listed.code, 0, listed.err);
+  const all = JSON.parse(listed.out) as string[];
+  for (const p of [...standIns, 'nginx', 'victoria-metrics', 'prometheus-alertmanager', 'prometheus-blackbox-exporter', 'dnsmasq']) assert.ok(all.includes(p), `${p} in ${all.join(' ')}`);
+  const fromDebian = all.filter((p) => !standIns.includes(p));
+  const dl = join(dir, 'download');
+  mkdirSync(dl);
+  writeFileSync(join(dl, 'pigsty.yml'), inventory(fromDebian, 'node'));
+  const apt = join(tmpdir(), 'pigen-test-cache', 'apt-infra');
+  const got = await cli(['bundle', '--download', '--cache', apt, '--quiet'], dl);
+  assert.is(got.code, 0, got.err);
+  const debs = join(dir, 'debs');
+  mkdirSync(debs);
+  for (const f of readdirSync(join(apt, 'archives'))) if (f.endsWith('.deb')) copyFileSync(join(apt, 'archives', f), join(debs, f));
+  for (const name of standIns) standInDeb(dir, debs, name);
+  const b = await cli(['bundle', '--from', debs, '-o', join(dir, 'pkg.tgz'), '--quiet'], dir);
+  assert.is(b.code, 0, b.err);
+  assert.not.match(b.err, /lack/, b.err);
+
+  const repo = await serveRepo(dir, join(dir, 'pkg.tgz'));
+  try {
+    const built = await cli(['build', '-o', 'out', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], dir);
+    assert.is(built.code, 0, built.err);
+    const userData = readFileSync(join(dir, 'out/nodes', ip, 'user-data'), 'utf8');
+    const packages = (parseYaml(userData) as { packages: string[] }).packages;
+    assert.equal([...packages].sort(), [...all].sort());
+    const root = join(dir, 'root');
+    mkdirSync(root);
+    assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
+    await firstBoot(root, userData, readFileSync(join(dir, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
+      checkBootedNode(root, dir, 'out', ip);
+      const installed = installedPackages(root);
+      for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
+      assert.match(repo.fetched(), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
+      // The portal's certificate (from the secrets file's CA) verifies against the CA the node
+      // trusts, for the portal's domain; nginx takes the whole configuration.
+      const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', '/etc/pki/ca.crt', '/etc/nginx/conf.d/cert/pigsty.crt']);
+      assert.is(verified.code, 0, verified.stdout + verified.stderr);
+      assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', '/etc/nginx/conf.d/cert/pigsty.crt']).stdout, /DNS:i\.pigsty\b/);
+      const nginxT = run('chroot', [root, 'nginx', '-t']);
+      assert.is(nginxT.code, 0, nginxT.stderr);
+      const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
+      assert.is(dnsmasq.code, 0, dnsmasq.stderr);
+      const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
+      const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
+      assert.ok(rules.length > 0, 'alert rules');
+      const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
+      assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
+      // Its own users, and the directories its services write, theirs.
+      for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
+        assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
+      }
+      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
+    });
+  } finally {
+    await repo.stop();
+  }
+});
+
+/** A package of `name` that installs nothing but a note (Grafana's has its unit, and makes its system user and group, as the real one does). */
+function standInDeb(dir: string, debs: string, name: string): void {
+  const src = join(dir, `stand-in-${name}`);
+  mkdirSync(join(src, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(src, 'usr/share/doc', name), { recursive: true });
+  writeFileSync(join(src, 'usr/share/doc', name, 'README.pigen-test'), `A stand-in for ${name}, from Pigsty's repo, which this machine cannot reach.\n`);
+  writeFileSync(join(src, 'DEBIAN/control'), `Package: ${name}\nVersion: 0.0.0-pigen.test\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nSection: misc\nPriority: optional\nDescription: stand-in for ${name}\n`);
+  if (name === 'grafana') {
+    // (The real package's unit, by name: the node enables grafana-server.)
+    mkdirSync(join(src, 'lib/systemd/system'), { recursive: true });
+    writeFileSync(join(src, 'lib/systemd/system/grafana-server.service'), '[Unit]\nDescription=Grafana (stand-in)\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n');
+    writeFileSync(
+      join(src, 'DEBIAN/postinst'),
+      '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  getent group grafana >/dev/null || groupadd -r grafana\n  getent passwd grafana >/dev/null || useradd -r -g grafana -d /usr/share/grafana -M -s /bin/false grafana\nfi\n',
+      { mode: 0o755 },
+    );
+  }
+  const r = run('dpkg-deb', ['--root-owner-group', '--build', src, join(debs, `${name}_0.0.0-pigen.test_all.deb`)]);
+  assert.is(r.code, 0, r.stderr);
+}
+
+/** The packages dpkg has installed in `root`. */
+function installedPackages(root: string): Set<string> {
+  const status = readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8');
+  return new Set([...status.matchAll(/^Package: (\S+)\n(?:[^\n]+\n)*?Status: install ok installed$/gm)].map((m) => m[1]!));
+}
+
+/**
+ * The bundle `tgz`, extracted in `dir` and served by a real nginx on a loopback port (its own
+ * configuration and access log in `dir`), as `<url>` = http://127.0.0.1:PORT/pigsty; `upstream`
+ * is the repo_upstream entry for it (module `local`). stop() ends nginx and checks its log.
+ */
+async function serveRepo(dir: string, tgz: string) {
+  const www = join(dir, 'www');
+  mkdirSync(www);
+  assert.is(run('tar', ['-C', www, '-xzf', tgz]).code, 0);
+  const port = await freePort();
+  const conf = join(dir, 'repo-nginx.conf');
+  const log = join(dir, 'repo-access.log');
+  writeFileSync(conf, `user root;\ndaemon off;\npid ${join(dir, 'repo-nginx.pid')};\nerror_log stderr;\nevents {}\nhttp {\n  access_log ${log};\n  server {\n    listen 127.0.0.1:${port};\n    root ${www};\n  }\n}\n`);
+  const nginx = spawn(which('nginx')!, ['-p', dir, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let nginxLog = '';
+  nginx.stderr!.on('data', (d) => (nginxLog += d));
+  const exited = new Promise((r) => nginx.on('close', r));
+  const url = `http://127.0.0.1:${port}/pigsty`;
+  const stop = async () => {
     nginx.kill('SIGQUIT');
     await exited;
+    assert.not.match(nginxLog, /\[(?:emerg|alert|crit)\]/, nginxLog);
+  };
+  try {
+    await waitForPort(port);
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  assert.not.match(nginxLog, /\[(?:emerg|alert|crit)\]/, nginxLog);
-});
+  return {
+    url,
+    upstream: { name: 'pigsty-local', description: 'Pigsty Local', module: 'local', releases: [11, 12, 13], arch: ['x86_64', 'aarch64'], baseurl: { default: `${url} ./` } },
+    fetched: () => readFileSync(log, 'utf8'),
+    stop,
+  };
+}
 
 /**
  * cloud-init's own first boot of the root filesystem `root`: its four stages, in a chroot, in a
@@ -355,7 +484,7 @@ function checkBootedNode(root: string, dir: string, out: string, ip: string): vo
   const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
   const [users, groups] = [ids('passwd'), ids('group')];
   for (const f of manifest.nodes[ip]!.files) {
-    const on = join(root, f.path);
+    const on = inRoot(root, f.path);
     assert.ok(existsSync(on), `${f.path} on the booted node`);
     const want = readFileSync(join(dir, out, f.out), 'utf8');
     const got = readFileSync(on, 'utf8');
@@ -366,6 +495,30 @@ function checkBootedNode(root: string, dir: string, out: string, ip: string): vo
     const [u, g] = f.owner.split(':');
     assert.equal([st.uid, st.gid], [users.get(u!), groups.get(g!)], `${f.path} owner ${f.owner}`);
   }
+}
+
+/** Where `path`, as the node sees it, lies in `root`: each link followed as in a chroot (an absolute target from `root`). */
+function inRoot(root: string, path: string): string {
+  const todo = path.split('/').filter((p) => p !== '' && p !== '.');
+  let at = '';
+  for (let links = 0; todo.length; ) {
+    const seg = todo.shift()!;
+    if (seg === '..') {
+      at = dirname(at === '' ? '/' : at);
+      if (at === '/') at = '';
+      continue;
+    }
+    const st = lstatSync(join(root, at, seg), { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) {
+      assert.ok(++links < 40, `${path}: too many links`);
+      const target = readlinkSync(join(root, at, seg));
+      if (target.startsWith('/')) at = '';
+      todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    at = `${at}/${seg}`;
+  }
+  return join(root, at);
 }
 
 // The VM bake (`--target aws` or `qemu`: images/build.pkr.hcl, build "cloud"), run for real as far
