@@ -290,39 +290,51 @@ test("the infra node boots from its full user-data in cloud-init: nginx, Victori
 
   const repo = await serveRepo(dir, join(dir, 'pkg.tgz'));
   try {
-    const built = await cli(['build', '-o', 'out', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], dir);
-    assert.is(built.code, 0, built.err);
-    const userData = readFileSync(join(dir, 'out/nodes', ip, 'user-data'), 'utf8');
-    const packages = (parseYaml(userData) as { packages: string[] }).packages;
-    assert.equal([...packages].sort(), [...all].sort());
-    const root = join(dir, 'root');
-    mkdirSync(root);
-    assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
-    await firstBoot(root, userData, readFileSync(join(dir, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
-      checkBootedNode(root, dir, 'out', ip);
-      const installed = installedPackages(root);
-      for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
-      assert.match(repo.fetched(), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
-      // The portal's certificate (from the secrets file's CA) verifies against the CA the node
-      // trusts, for the portal's domain; nginx takes the whole configuration.
-      const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', '/etc/pki/ca.crt', '/etc/nginx/conf.d/cert/pigsty.crt']);
-      assert.is(verified.code, 0, verified.stdout + verified.stderr);
-      assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', '/etc/nginx/conf.d/cert/pigsty.crt']).stdout, /DNS:i\.pigsty\b/);
-      const nginxT = run('chroot', [root, 'nginx', '-t']);
-      assert.is(nginxT.code, 0, nginxT.stderr);
-      const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
-      assert.is(dnsmasq.code, 0, dnsmasq.stderr);
-      const manifest = JSON.parse(readFileSync(join(dir, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
-      const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
-      assert.ok(rules.length > 0, 'alert rules');
-      const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
-      assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
-      // Its own users, and the directories its services write, theirs.
-      for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
-        assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
-      }
-      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
-    });
+    // With a secrets file (the CA's certificates), and without (the first boot makes its own, as
+    // a newcomer's first build has it).
+    const plain = join(dir, 'no-secrets');
+    mkdirSync(plain);
+    copyFileSync(join(dir, 'pigsty.yml'), join(plain, 'pigsty.yml'));
+    for (const [at, secrets] of [[dir, true], [plain, false]] as const) {
+      const built = await cli(['build', '-o', 'out', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], at);
+      assert.is(built.code, 0, built.err);
+      const userData = readFileSync(join(at, 'out/nodes', ip, 'user-data'), 'utf8');
+      const packages = (parseYaml(userData) as { packages: string[] }).packages;
+      assert.equal([...packages].sort(), [...all].sort());
+      const root = join(at, 'root');
+      mkdirSync(root);
+      assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
+      await firstBoot(root, userData, readFileSync(join(at, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
+        checkBootedNode(root, at, 'out', ip);
+        const installed = installedPackages(root);
+        for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
+        assert.match(repo.fetched(), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
+        // The portal's certificate verifies against the CA the node trusts (the secrets file's;
+        // else the node's own, made at first boot, which is its own CA), for the portal's domain.
+        const cert = secrets ? '/etc/nginx/conf.d/cert/pigsty.crt' : '/etc/nginx/conf.d/cert/i.pigsty.crt';
+        const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', secrets ? '/etc/pki/ca.crt' : cert, cert]);
+        assert.is(verified.code, 0, verified.stdout + verified.stderr);
+        assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', cert]).stdout, /DNS:i\.pigsty\b/);
+        assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', cert.replace(/crt$/, 'key')]).stdout, /^root:root 600$/m);
+        // nginx, dnsmasq and vmalert, as installed, take the configuration as booted.
+        const nginxT = run('chroot', [root, 'nginx', '-t']);
+        assert.is(nginxT.code, 0, nginxT.stderr);
+        const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
+        assert.is(dnsmasq.code, 0, dnsmasq.stderr);
+        const manifest = JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
+        const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
+        assert.ok(rules.length > 0, 'alert rules');
+        const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
+        assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
+        // Its own users, and the directories its services write, theirs.
+        for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
+          assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
+        }
+        assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
+      });
+      // (The root is large: gone before the next.)
+      rmSync(root, { recursive: true, force: true });
+    }
   } finally {
     await repo.stop();
   }
@@ -471,9 +483,11 @@ function checkBootedNode(root: string, dir: string, out: string, ip: string): vo
   assert.match(run('chroot', [root, 'getent', 'passwd', 'dba']).stdout, /^dba:x:88:88::\/home\/dba:\/bin\/bash$/m);
   assert.match(run('chroot', [root, 'passwd', '-S', 'dba']).stdout, /^dba L /, 'password locked');
   assert.match(run('chroot', [root, 'sudo', '-l', '-U', 'dba']).stdout, /\(ALL\) NOPASSWD: ALL/);
-  const secrets = parseYaml(readFileSync(join(dir, 'pigsty.secrets.yml'), 'utf8')) as { adminSsh: { pub: string } };
+  // (The fleet's admin key when there is a secrets file.)
+  const secretsFile = join(dir, 'pigsty.secrets.yml');
+  const fleetKey = existsSync(secretsFile) ? [(parseYaml(readFileSync(secretsFile, 'utf8')) as { adminSsh: { pub: string } }).adminSsh.pub] : [];
   const keys = readFileSync(join(root, 'home/dba/.ssh/authorized_keys'), 'utf8').trim().split('\n').sort();
-  assert.equal(keys, [secrets.adminSsh.pub, ALICE].sort());
+  assert.equal(keys, [...fleetKey, ALICE].sort());
   assert.is(statSync(join(root, 'home/dba/.ssh')).mode & 0o777, 0o700);
   const manifest = JSON.parse(readFileSync(join(dir, out, 'manifest.json'), 'utf8')) as { nodes: Record<string, { services: string[]; files: { path: string; out: string; mode: string; owner: string }[] }> };
   // Its services enabled (pigen's units), Debian's own units of the same daemons masked.
