@@ -300,6 +300,10 @@ test('did-you-mean: a swap of two letters is one edit; no suggestion that rewrit
   const dym = (w: string) => didYouMean(w, params);
   assert.equal(['ngnix_port', 'pg_clsuter', 'pq_role', 'node_tunee', 'repo_upstrem', 'vip_adress'].map(dym), ['nginx_port', 'pg_cluster', 'pg_role', 'node_tune', 'repo_upstream', 'vip_address']);
   assert.equal(['repo_address', 'pg_tune', 'node_role'].map(dym), [undefined, undefined, undefined]);
+  // (A word cut short is no word rewritten; and a refused candidate gives way to none, not to one farther.)
+  const more = [...params, 'node_uv_env', 'nginx_ssl_port', 'node_pip_packages', 'node_packages'];
+  assert.equal(['node_uv_e', 'nginx_ls_port', 'node_op_packages'].map((w) => didYouMean(w, more)), ['node_uv_env', 'nginx_ssl_port', 'node_pip_packages']);
+  assert.is(didYouMean('repo_adress', ['vip_address', 'vip_adres']), undefined);
   assert.equal([distance('ngnix', 'nginx'), distance('kitten', 'sitting'), distance('', 'ab'), distance('same', 'same')], [1, 3, 2, 0]);
   const r = loadAndResolve({ name: 'x.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars: { admin_ip: 10.10.10.10, repo_address: pigsty }\n') }, assets, NO_OPTS);
   const w = r.diagnostics.find((d) => d.code === 'unknown-param');
@@ -608,11 +612,13 @@ test('read as Ansible reads it: %YAML 1.2 still YAML 1.1, integers past 2^53 exa
     ['all.vars.dns_port', 4, '`2.0` is a float in YAML', 'write it as an integer: 2'],
   ]);
   // The same through --set (pigen took `--set pg_seq=1.0` for 1), deep in a value too; a float parameter takes one.
-  const sets = ['pg_seq=1.0', 'node_hugepage_ratio=1.0', 'nginx_port=8080', "repo_upstream=[{ name: r, description: R, module: local, releases: [12, 13.0], arch: [x86_64], baseurl: { default: 'http://10.10.10.10/r/' } }]"].map((raw) => parseSet(raw, setValue) as SetVar);
+  const sets = ['pg_seq=1.0', 'node_hugepage_ratio=1.0', 'nginx_port=8080', 'nginx_ssl_port=9007199254740993.0', "repo_upstream=[{ name: r, description: R, module: local, releases: [12, 13.0], arch: [x86_64], baseurl: { default: 'http://10.10.10.10/r/' } }]"].map((raw) => parseSet(raw, setValue) as SetVar);
   const viaSet = loadAndResolve({ name: 'f.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1 } } }\n  vars: { admin_ip: 10.10.10.10 }\n') }, assets, { sets, strict: false });
-  assert.equal(viaSet.diagnostics.filter((d) => d.code === 'schema-type').map((d) => [formatPath(d.path), d.message.split(',')[0], d.hint]), [
+  assert.equal(viaSet.diagnostics.filter((d) => d.code === 'schema-type').map((d) => [formatPath(d.path), d.message.split(',')[0], d.hint]).sort(), [
     ['--set[0].pg_seq', '`1.0` is a float in YAML', 'write it as an integer: 1'],
-    ['--set[3].repo_upstream[0].releases[1]', '`13.0` is a float in YAML', 'write it as an integer: 13'],
+    // (Past 2^52 too, where half a unit more rounds back to an integer.)
+    ['--set[3].nginx_ssl_port', '`9007199254740993.0` is a float in YAML', 'write it as an integer: 9007199254740993'],
+    ['--set[4].repo_upstream[0].releases[1]', '`13.0` is a float in YAML', 'write it as an integer: 13'],
   ]);
   assert.not.ok(viaSet.inventory);
 });

@@ -10,6 +10,7 @@ import { bypasses } from '../generator/plan/proxy.ts';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadAndResolve } from '../generator/pipeline.ts';
+import { formatPath } from '../generator/diagnostics.ts';
 import type { ResolveOptions } from '../generator/types.ts';
 import { readAssets } from '../generator/io.ts';
 import { DEFAULT_INVENTORY } from '../generator/default-inventory.ts';
@@ -124,6 +125,14 @@ test('haproxy and the VIP: not scraped (pigen installs neither), and a warning w
   assert.match(r.diagnostics.find((d) => d.path.at(-1) === 'vip_enabled')!.message, /^`vip_enabled`, `vip_address` and `vip_vrid` are not applied by pigen \(the L2 VIP .*\): the nodes boot without them$/);
   assert.match(r.diagnostics.find((d) => d.path.at(-1) === 'haproxy_enabled')!.message, /^`haproxy_enabled` is not applied by pigen \(haproxy .*\): the nodes boot without it$/);
   assert.ok(r.inventory, 'warnings only');
+  // At the parameter written first in its mapping, the names in the order written, whatever order
+  // the nodes' parameters were merged in (all.vars's vip_enabled first; host .10 overrides node_tune).
+  const ordered = loadAndResolve({ name: 'o.yml', bytes: Buffer.from('all:\n  children:\n    infra: { hosts: { 10.10.10.10: { infra_seq: 1, node_tune: tiny } } }\n    g1:\n      hosts: { 10.10.10.11: {} }\n      vars:\n        vip_address: 10.10.10.99\n        vip_vrid: 42\n        vip_enabled: true\n  vars:\n    admin_ip: 10.10.10.10\n    vip_enabled: false\n    node_tune: oltp\n    node_static_network: true\n') }, readAssets(), { sets: [], strict: false });
+  assert.equal(ordered.diagnostics.filter((d) => d.code === 'not-applied').map((d) => `${formatPath(d.path)}@${d.pos?.line}: ${d.message.split(' are not applied')[0]!.split(' is not applied')[0]}`).sort(), [
+    "all.children.infra.hosts['10.10.10.10'].node_tune@3: `node_tune`",
+    'all.children.g1.vars.vip_address@7: `vip_address`, `vip_vrid` and `vip_enabled`',
+    'all.vars.node_tune@13: `node_tune` and `node_static_network`',
+  ].sort());
   // The embedded default (Pigsty's meta.yml) sets one: the tuned profile.
   const d = loadAndResolve({ name: 'default', bytes: Buffer.from(DEFAULT_INVENTORY) }, readAssets(), { sets: [], strict: false });
   assert.equal(d.diagnostics.filter((x) => x.code === 'not-applied').map((x) => x.path.at(-1)), ['node_tune']);

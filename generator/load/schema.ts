@@ -96,7 +96,8 @@ function floatsForIntegers(validate: ValidateFunction, loaded: Loaded, floats: N
       at.delete(pointer(f.path));
       continue;
     }
-    (o as Record<string | number, Json>)[last] = f.value + 0.5;
+    // (From 2^52 on, a half is rounded away: there any fraction will do.)
+    (o as Record<string | number, Json>)[last] = Math.abs(f.value) < 2 ** 52 ? f.value + 0.5 : 0.5;
   }
   if (validate(data)) return [];
   const out: Diagnostic[] = [];
@@ -105,7 +106,9 @@ function floatsForIntegers(validate: ValidateFunction, loaded: Loaded, floats: N
     const types = ([] as unknown[]).concat((e.params as { type?: unknown }).type ?? []);
     if (!f || e.keyword !== 'type' || !types.includes('integer')) continue;
     at.delete(e.instancePath);
-    out.push(err('schema-type', f.path, `\`${f.source}\` is a float in YAML, where this parameter takes an integer (Ansible keeps it a float, and what Pigsty writes from it ends in \`.0\`: pg-meta-1.0)`, { hint: `write it as an integer: ${f.value}` }));
+    // (The digits as written where they are plain: past 2^53 the number read is another.)
+    const plain = /^([-+]?\d[\d_]*)\.0*$/.exec(f.source)?.[1]?.replace(/_/g, '').replace(/^\+/, '');
+    out.push(err('schema-type', f.path, `\`${f.source}\` is a float in YAML, where this parameter takes an integer (Ansible keeps it a float, and what Pigsty writes from it ends in \`.0\`: pg-meta-1.0)`, { hint: `write it as an integer: ${plain ?? f.value}` }));
   }
   return out;
 }

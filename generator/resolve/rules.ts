@@ -630,9 +630,10 @@ const NOT_APPLIED: [RegExp, string][] = [
   [/^pg_exporters$/, 'the remote PostgreSQL exporters (the pgrds scrape job and its targets)'],
 ];
 
-export const notApplied: Rule = (inv) => {
-  // One warning per feature and per mapping that sets it (a vars block, a host), at its first
-  // parameter, naming them all: Pigsty's own inventories set eight haproxy parameters in all.vars.
+export const notApplied: Rule = (inv, loaded) => {
+  // One warning per feature and per mapping that sets it (a vars block, a host), at the parameter
+  // written first, naming them all in the order written: Pigsty's debian.yml sets ten haproxy
+  // parameters in all.vars (eight ask for something).
   const groups = new Map<string, { at: Path; what: string; keys: string[] }>();
   const seen = new Set<string>();
   for (const n of inv.nodes) {
@@ -650,11 +651,19 @@ export const notApplied: Rule = (inv) => {
       else groups.set(group, { at, what, keys: [k] });
     }
   }
-  return [...groups.values()].map(({ at, what, keys }) =>
-    keys.length === 1
+  // (Found node by node, in the order each node's parameters were merged: sorted by where they stand.)
+  const written = (k: Path) => {
+    const pos = positionOf(loaded, k, true);
+    return pos ? pos.line * 1e6 + pos.col : Infinity;
+  };
+  return [...groups.values()].map(({ at: first, what, keys: found }) => {
+    const scope = first.slice(0, -1);
+    const keys = [...found].sort((a, b) => written([...scope, a]) - written([...scope, b]) || (a < b ? -1 : a > b ? 1 : 0));
+    const at = [...scope, keys[0]!];
+    return keys.length === 1
       ? warn('not-applied', at, `\`${keys[0]}\` is not applied by pigen (${what}): the nodes boot without it`)
-      : warn('not-applied', at, `${keys.slice(0, -1).map((k) => `\`${k}\``).join(', ')} and \`${keys.at(-1)}\` are not applied by pigen (${what}): the nodes boot without them`),
-  );
+      : warn('not-applied', at, `${keys.slice(0, -1).map((k) => `\`${k}\``).join(', ')} and \`${keys.at(-1)}\` are not applied by pigen (${what}): the nodes boot without them`);
+  });
 };
 
 /**

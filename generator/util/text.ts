@@ -20,24 +20,28 @@ export function distance(a: string, b: string): number {
 
 /**
  * The closest candidate within a distance proportional to the word's length, if any. Not one
- * with a word of its name (between `_`) more than half rewritten: `repo_address` is no misspelt
- * `vip_address`, nor `node_role` a misspelt `node_tune`.
+ * with a word of its name (between `_`) more than half rewritten, by three edits or more: `repo_address` is no misspelt
+ * `vip_address`, nor `node_role` a misspelt `node_tune`; and then none at all, rather than one
+ * farther still (`node_uv_e` is no `node_tune`).
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
   const w = word.toLowerCase();
-  const parts = w.split('_');
+  const limit = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
+  let bestD = Infinity;
+  let best: string[] = [];
   for (const c of candidates) {
     const d = distance(w, c.toLowerCase());
-    if (d > limit || !(d < bestD || (d === bestD && best !== undefined && c < best))) continue;
-    const cParts = c.toLowerCase().split('_');
-    if (parts.length === cParts.length && parts.length > 1 && parts.some((p, i) => distance(p, cParts[i]!) * 2 > Math.max(p.length, cParts[i]!.length))) continue;
-    best = c;
-    bestD = d;
+    if (d > limit || d > bestD) continue;
+    if (d < bestD) (bestD = d), (best = []);
+    best.push(c);
   }
-  return best;
+  const parts = w.split('_');
+  const rewritten = (c: string) => {
+    const cParts = c.toLowerCase().split('_');
+    // (Three edits or more: a short word cut short, `node_uv_e`, is still `node_uv_env`.)
+    return parts.length === cParts.length && parts.length > 1 && parts.some((p, i) => ((d) => d >= 3 && d * 2 > Math.max(p.length, cParts[i]!.length))(distance(p, cParts[i]!)));
+  };
+  return best.sort().find((c) => !rewritten(c));
 }
 
 export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
