@@ -1327,12 +1327,17 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   }
   // Leftovers of interrupted builds. A swap cut between its renames left no output: the previous
   // one waits in old/ (complete: it only ever gets there by a rename). Trees of older pigen
-  // versions: `.<name>.new-*` (partial), `.<name>.old-*` (complete), `.<name>.del-*` (being removed).
-  const legacy = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`));
+  // versions: `.<name>.new-<pid>` (partial), `.<name>.old-<pid>` (complete), `.<name>.del-<pid>`
+  // (being removed): directories of exactly those names (a user's `.out.old-backup` is not one),
+  // and one put back as the output only when it holds the marker.
+  const legacy = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`) && /^\d+$/.test(n.slice(name.length + kind.length + 3)) && lstatOr(join(parent, n))?.isDirectory());
   if (!existsSync(dir)) {
     if (existsSync(oldDir)) renameSync(oldDir, dir);
     else {
-      const old = legacy('old').map((n) => ({ n, t: lstatSync(join(parent, n)).ctimeMs })).sort((a, b) => a.t - b.t || (a.n < b.n ? -1 : 1));
+      const old = legacy('old')
+        .filter((n) => lstatOr(join(parent, n, marker))?.isFile())
+        .map((n) => ({ n, t: lstatSync(join(parent, n)).ctimeMs }))
+        .sort((a, b) => a.t - b.t || (a.n < b.n ? -1 : 1));
       if (old.length) renameSync(join(parent, old[old.length - 1]!.n), dir);
     }
   }

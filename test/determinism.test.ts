@@ -392,9 +392,17 @@ test('a build cleans up after killed ones: partial spare, a swap cut between its
   legacy('.out.new-999999');
   cpSync(out, join(dir, '.out.old-999998'), { recursive: true, verbatimSymlinks: true });
   legacy('.out.del-999997');
+  // (And the user's own files of like names, which are none of them: kept, untouched. A review
+  // found them removed, and `.out.old-mine` put in place of a missing output.)
+  mkdirSync(join(dir, '.out.new-notes'));
+  writeFileSync(join(dir, '.out.new-notes', 'todo.txt'), 'mine\n');
+  mkdirSync(join(dir, '.out.old-backup-2024'));
+  writeFileSync(join(dir, '.out.del-me-not'), 'mine\n');
   assertOk(cli(['build', TWO_INFRA, '-o', out]), 'build with leftovers');
   assertSame(scan(out), A, { actual: 'out/', expected: 'compile()' });
-  only('.out.pigen', 'out');
+  only('.out.pigen', 'out', '.out.new-notes', '.out.old-backup-2024', '.out.del-me-not');
+  assert.is(readFileSync(join(dir, '.out.new-notes', 'todo.txt'), 'utf8'), 'mine\n');
+  for (const n of ['.out.new-notes', '.out.old-backup-2024', '.out.del-me-not']) rmSync(join(dir, n), { recursive: true });
   assertSame(scan(join(home, 'spare')), B, { actual: '.out.pigen/spare', expected: 'compile() with --set' });
 
   // Killed between the two renames of the swap: out/ is missing, the complete previous tree is set aside.
@@ -492,6 +500,16 @@ test('build refuses an inventory or secrets file inside -o DIR (every build repl
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /lies inside the output directory/);
   assert.ok(existsSync(join(out, 'pigsty.yml')) && existsSync(join(out, 'pigsty.secrets.yml')), 'the inputs are still there');
+  // Run from inside the output, the inventory outside it: refused too (a review found the shell
+  // left in the previous tree, moved aside, which then looked empty, and the next build unable to
+  // read ../pigsty.yml).
+  mkdirSync(join(dir, 'elsewhere'));
+  writeFileSync(join(dir, 'elsewhere', 'pigsty.yml'), readFileSync(TWO_INFRA));
+  for (const [cwd, args] of [[out, ['build', join(dir, 'elsewhere', 'pigsty.yml'), '-o', '.']], [join(out, 'nodes'), ['build', join(dir, 'elsewhere', 'pigsty.yml'), '-o', '..']]] as const) {
+    const r = cli([...args], { cwd });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the current directory lies inside the output directory \.{1,2}, which every build replaces whole .*run pigen from outside it, e\.g\. cd \.\. and -o out/);
+  }
   assert.equal(checkManifest(out), ['pigsty.secrets.yml: not in the manifest', 'pigsty.yml: not in the manifest'], 'the output is as it was, the two files put there by hand');
   rmSync(dir, { recursive: true, force: true });
 });

@@ -6,7 +6,7 @@ import { fileOnPath, fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inven
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
+import { basename, resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
@@ -346,7 +346,8 @@ async function watch(ctx: CliContext, values: Values, args: string[]): Promise<n
 
 /**
  * Every build replaces the output whole: an input inside it (the inventory, the secrets file when
- * there is one, the --bundle) would be gone after the next one. The message, if one is.
+ * there is one, the --bundle) would be gone after the next one, and a shell whose current
+ * directory is inside it left in the previous tree. The message, if one is.
  */
 function inputInsideOutput(ctx: CliContext, values: Values, args: string[]): string | undefined {
   const out = (values.out as string | undefined) ?? 'out';
@@ -361,6 +362,11 @@ function inputInsideOutput(ctx: CliContext, values: Values, args: string[]): str
     if (f !== undefined && (what !== 'the secrets file' || fileStamp(f) !== undefined) && isWithin(f, outDir)) {
       return `${what} ${f} lies inside the output directory ${out}, which every build replaces whole: move it out, or build with -o elsewhere`;
     }
+  }
+  // (Nor may the current directory: a shell there is left in the previous tree, moved aside, and
+  // sees an empty directory; a relative inventory path then names nothing.)
+  if (isWithin(ctx.cwd, outDir)) {
+    return `the current directory lies inside the output directory ${out}, which every build replaces whole (a shell there is left in the previous tree, moved aside): run pigen from outside it, e.g. cd .. and -o ${basename(outDir)}`;
   }
   return undefined;
 }
