@@ -1199,28 +1199,60 @@ export function takeLock(lock: string, what: string): () => void {
       rmSync(tmp, { force: true });
     }
     const held = readLock(lock);
-    if (held === undefined) continue; // released meanwhile
+    if (held === undefined) {
+      // Released meanwhile; or a directory made by hand where the lock goes, no lock of pigen's:
+      // removed (every build failed on it).
+      if (lstatOr(lock)?.isDirectory()) removeTree(lock);
+      continue;
+    }
     const pid = held.pid;
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid, held.start)) {
       throw Object.assign(new Error(`another pigen process (pid ${pid}) is writing ${what}`), { code: 'EPIGENBUSY', pid, lock }) as OutputBusy;
     }
-    // Stale (its pid ended: a build killed with SIGKILL). Moved aside first (of two builds taking it
-    // over, one rename wins), then removed if it is still the stale one that was read; a live lock
-    // taken meanwhile is put back.
-    const aside = `${tempBeside(lock)}.stale`;
-    try {
-      renameSync(lock, aside);
-    } catch {
-      continue;
-    }
-    if (readLock(aside)?.text !== held.text) {
+    // Stale (its pid ended: a build killed with SIGKILL): removed under a second lock, taken the
+    // same way, `<lock>.takeover`, if it is still the one read (the same inode and text). Nothing
+    // else removes or replaces a lock meanwhile (a build makes one only where none is, and removes
+    // only its own), so no build's live lock is ever removed. (Moving it aside to look at it, as
+    // pigen did, could move a live one taken just then, and a third build take the free name.)
+    takeOver(lock, held.text, self, readLock);
+  }
+}
+
+/**
+ * Removes the stale lock `lock` if it still holds `text`, under the lock `<lock>.takeover` (held
+ * for a moment; waited for while its process runs, up to a second; taken over at once when that
+ * process is gone, which can only be one killed within that moment). (Only a process stopped for
+ * over a second inside that moment could still remove a lock taken since.)
+ */
+function takeOver(lock: string, text: string, self: string | undefined, readLock: (f: string) => { text: string; pid: number; start?: string | undefined } | undefined): void {
+  const guard = `${lock}.takeover`;
+  removeStaleTemps(guard);
+  const tmp = tempBeside(guard);
+  writeFileSync(tmp, self === undefined ? `${process.pid}\n` : `${process.pid} ${self}\n`, { flag: 'wx', mode: 0o644 });
+  try {
+    for (let waited = 0; ; waited++) {
       try {
-        linkSync(aside, lock);
-      } catch {
-        // another build's lock is in place already
+        linkSync(tmp, guard);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
+      const other = readLock(guard);
+      if (other && Number.isInteger(other.pid) && other.pid > 0 && other.pid !== process.pid && isRunning(other.pid, other.start) && waited < 200) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      // (Its process is gone, or a second has passed: that lock is itself stale.)
+      if (other?.text === readLock(guard)?.text) rmSync(guard, { force: true });
     }
-    rmSync(aside, { force: true });
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  try {
+    const before = lstatOr(lock);
+    if (before && readLock(lock)?.text === text && lstatOr(lock)?.ino === before.ino) rmSync(lock, { force: true });
+  } finally {
+    rmSync(guard, { force: true });
   }
 }
 

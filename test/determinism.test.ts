@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ROOT, SHARED, needShared, tmp } from './helpers.ts';
+import { ROOT, SHARED, TSX, needShared, prng, tmp } from './helpers.ts';
 import { checkManifest, cliArgs, compileInventory, diffTrees, reportDiff, sameTree, scan, treeEntries, type BuildInput, type Entry } from './tree.ts';
 import { isMountPoint, openTreeWriter, prevalidator, releaseLocks, takeLock, writeTree, writerOf } from '../generator/io.ts';
 import type { OutTree } from '../generator/types.ts';
@@ -222,16 +222,6 @@ function bigInventory(n: number): string {
   }
   l.push('  vars:', '    admin_ip: 10.10.10.10', '    infra_portal:', '      home: { domain: i.pigsty }');
   return l.join('\n') + '\n';
-}
-
-/** mulberry32: a seeded PRNG, so a failing run can be repeated with PIGEN_SEED. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -598,6 +588,57 @@ test('one build writes an output at a time: another waits for its lock, a stale 
     assertSame(scan(out), trees.A, { actual: 'out/ rebuilt', expected: 'tree A' });
     assert.not.ok(existsSync(lock), 'no lock left');
   }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// (A review found the takeover of a stale lock could move aside a live one taken just then, and a
+// third build take the free name: two builds writing one spare. Now a stale lock is removed only
+// under a second lock, `<lock>.takeover`, and only if it is still the one read.)
+test('the lock under contention: processes that die holding it (stale locks) and live ones, never two holders at once; a stale takeover lock is taken over', async () => {
+  const dir = tmp('pigen-lock-race-');
+  const lock = join(dir, 'lock');
+  const marker = join(dir, 'holder');
+  // Each child takes the lock (waiting while it is busy), proves it holds it alone (a file made
+  // with O_EXCL), and then either releases it or exits holding it, as a killed build does.
+  const child = (die: boolean) =>
+    new Promise<{ code: number | null; err: string }>((resolve) => {
+      const script = `import { takeLock } from ${JSON.stringify(join(ROOT, 'generator/io.ts'))};
+import { closeSync, openSync, rmSync } from 'node:fs';
+let release;
+for (let i = 0; ; i++) {
+  try { release = takeLock(${JSON.stringify(lock)}, 'x'); break; } catch (e) { if (e.code !== 'EPIGENBUSY' || i > 20000) throw e; Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); }
+}
+closeSync(openSync(${JSON.stringify(marker)}, 'wx'));
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+rmSync(${JSON.stringify(marker)});
+if (!${die}) release();
+process.exit(0);`;
+      const c = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr!.on('data', (d) => (err += d));
+      c.on('close', (code) => resolve({ code, err }));
+    });
+  const rnd = prng(11);
+  const worker = async () => {
+    for (let i = 0; i < 8; i++) {
+      const r = await child(rnd() < 0.5);
+      assert.is(r.code, 0, r.err);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  // A takeover lock left by a process that died in its moment: taken over, and removed after.
+  const dead = spawnSync('true');
+  writeFileSync(lock, `${dead.pid}\n`);
+  writeFileSync(`${lock}.takeover`, `${dead.pid}\n`);
+  const release = takeLock(lock, 'x');
+  assert.not.ok(existsSync(`${lock}.takeover`), 'the takeover lock is gone');
+  assert.match(readFileSync(lock, 'utf8'), new RegExp(`^${process.pid}\\b`));
+  release();
+  assert.equal(readdirSync(dir), [], 'no lock, temp file or marker left');
+  // A directory made by hand where the lock goes is no lock: removed (every build failed on it).
+  mkdirSync(join(lock, 'sub'), { recursive: true });
+  takeLock(lock, 'x')();
+  assert.equal(readdirSync(dir), []);
   rmSync(dir, { recursive: true, force: true });
 });
 
