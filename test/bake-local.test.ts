@@ -295,8 +295,34 @@ test("the infra node boots from its full user-data in cloud-init: nginx, Victori
     const plain = join(dir, 'no-secrets');
     mkdirSync(plain);
     copyFileSync(join(dir, 'pigsty.yml'), join(plain, 'pigsty.yml'));
+    // The node as booted: every file as built, its users, services; the portal's certificate
+    // verifies against the CA the node trusts (the secrets file's; else the node's own, made at
+    // first boot, which is its own CA), for the portal's domain; nginx, dnsmasq and vmalert, as
+    // installed, take the configuration as booted; its directories are its services' users'.
+    const checkInfra = (root: string, at: string, secrets: boolean) => {
+      checkBootedNode(root, at, 'out', ip);
+      const cert = secrets ? '/etc/nginx/conf.d/cert/pigsty.crt' : '/etc/nginx/conf.d/cert/i.pigsty.crt';
+      const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', secrets ? '/etc/pki/ca.crt' : cert, cert]);
+      assert.is(verified.code, 0, verified.stdout + verified.stderr);
+      assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', cert]).stdout, /DNS:i\.pigsty\b/);
+      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', cert.replace(/crt$/, 'key')]).stdout, /^root:root 600$/m);
+      const nginxT = run('chroot', [root, 'nginx', '-t']);
+      assert.is(nginxT.code, 0, nginxT.stderr);
+      const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
+      assert.is(dnsmasq.code, 0, dnsmasq.stderr);
+      const manifest = JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
+      const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
+      assert.ok(rules.length > 0, 'alert rules');
+      const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
+      assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
+      for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
+        assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
+      }
+      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
+    };
+    const set = ['--set', `repo_upstream=${JSON.stringify([repo.upstream])}`];
     for (const [at, secrets] of [[dir, true], [plain, false]] as const) {
-      const built = await cli(['build', '-o', 'out', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], at);
+      const built = await cli(['build', '-o', 'out', ...set], at);
       assert.is(built.code, 0, built.err);
       const userData = readFileSync(join(at, 'out/nodes', ip, 'user-data'), 'utf8');
       const packages = (parseYaml(userData) as { packages: string[] }).packages;
@@ -306,37 +332,36 @@ test("the infra node boots from its full user-data in cloud-init: nginx, Victori
       assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
       const logged = repo.fetched().length;
       await firstBoot(root, userData, readFileSync(join(at, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
-        checkBootedNode(root, at, 'out', ip);
+        checkInfra(root, at, secrets);
         const installed = installedPackages(root);
         for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
         // (Fetched by this boot: the log holds the one before too.)
         assert.match(repo.fetched().slice(logged), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
-        // The portal's certificate verifies against the CA the node trusts (the secrets file's;
-        // else the node's own, made at first boot, which is its own CA), for the portal's domain.
-        const cert = secrets ? '/etc/nginx/conf.d/cert/pigsty.crt' : '/etc/nginx/conf.d/cert/i.pigsty.crt';
-        const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', secrets ? '/etc/pki/ca.crt' : cert, cert]);
-        assert.is(verified.code, 0, verified.stdout + verified.stderr);
-        assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', cert]).stdout, /DNS:i\.pigsty\b/);
-        assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', cert.replace(/crt$/, 'key')]).stdout, /^root:root 600$/m);
-        // nginx, dnsmasq and vmalert, as installed, take the configuration as booted.
-        const nginxT = run('chroot', [root, 'nginx', '-t']);
-        assert.is(nginxT.code, 0, nginxT.stderr);
-        const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
-        assert.is(dnsmasq.code, 0, dnsmasq.stderr);
-        const manifest = JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
-        const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
-        assert.ok(rules.length > 0, 'alert rules');
-        const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
-        assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
-        // Its own users, and the directories its services write, theirs.
-        for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
-          assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
-        }
-        assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
       });
       // (The root is large: gone before the next.)
       rmSync(root, { recursive: true, force: true });
     }
+
+    // Its golden image, baked from the same bundle (the packages installed, the files in place),
+    // boots with its user-data.baked: the same node.
+    const plan = await cli(['bake', '--dry-run', '--json', '--only', 'infra', ...set], dir);
+    assert.is(plan.code, 0, plan.err);
+    const img = (JSON.parse(plan.out) as { images: { name: string; nodes: string[] }[] }).images[0]!;
+    assert.equal(img.nodes, [ip]);
+    const bake = await cli(['bake', '--only', img.name, '--target', 'local', '--bundle', join(dir, 'pkg.tgz'), '--cache', join(tmpdir(), 'pigen-test-cache', 'debootstrap'), '-o', 'baked', ...set], dir);
+    assert.is(bake.code, 0, bake.out.split('\n').slice(-60).join('\n') + bake.err);
+    const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img.name}.json`), 'utf8')) as { packages: string[] };
+    const root = join(dir, 'baked-root');
+    mkdirSync(root);
+    assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', join(dir, 'baked', `${img.name}.rootfs.tar.gz`)]).code, 0);
+    const logged = repo.fetched().length;
+    await firstBoot(root, readFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), 'utf8'), readFileSync(join(dir, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
+      checkInfra(root, dir, true);
+      const installed = installedPackages(root);
+      for (const p of spec.packages) assert.ok(installed.has(p), `${p} installed in the image`);
+      assert.is(repo.fetched().slice(logged), '', 'nothing fetched at boot: the image has it all');
+    });
+    rmSync(root, { recursive: true, force: true });
   } finally {
     await repo.stop();
   }
@@ -495,7 +520,13 @@ function checkBootedNode(root: string, dir: string, out: string, ip: string): vo
   // Its services enabled (pigen's units), Debian's own units of the same daemons masked.
   const services = manifest.nodes[ip]!.services;
   assert.ok(services.includes('node_exporter'), services.join(' '));
-  for (const s of services) assert.is(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', `${s}.service`)), `/etc/systemd/system/${s}.service`, `${s} enabled`);
+  // (Enabled by name: a package's own unit of the same name may have been enabled before, in an
+  // image, its link left as it was; pigen's, in /etc, is the one systemd loads.)
+  for (const s of services) {
+    assert.match(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', `${s}.service`)), new RegExp(`^/(?:etc|lib|usr/lib)/systemd/system/${s}\\.service$`), `${s} enabled`);
+    assert.is(run('chroot', [root, 'env', 'SYSTEMD_OFFLINE=1', 'systemctl', 'is-enabled', `${s}.service`]).stdout.trim(), 'enabled', `${s} enabled`);
+    assert.ok(lstatSync(join(root, 'etc/systemd/system', `${s}.service`)).isFile(), `pigen's ${s}.service`);
+  }
   assert.is(readlinkSync(join(root, 'etc/systemd/system/prometheus-node-exporter.service')), '/dev/null', "Debian's node exporter unit masked");
   const ids = (f: string) => new Map(readFileSync(join(root, 'etc', f), 'utf8').trim().split('\n').map((l) => l.split(':')).map((x) => [x[0]!, Number(x[2])]));
   const [users, groups] = [ids('passwd'), ids('group')];
