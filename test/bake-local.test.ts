@@ -249,23 +249,29 @@ test("a plain Debian root boots with a node's full user-data in cloud-init: its 
 
 // The infra node, the one with the most to do at its first boot (nginx and the portal's
 // certificates, VictoriaMetrics, vmalert, Alertmanager, blackbox, Grafana, dnsmasq, and its
-// own users and directories), booted the same way from its full user-data: the packages Debian
-// has are Debian's (downloaded and bundled by pigen); those only Pigsty's repo has (Grafana and
-// its VictoriaLogs datasource, Vector, VictoriaLogs, VictoriaTraces), which this machine cannot
-// reach, are stand-in packages of the same names (Grafana's makes its user and group, as the
-// real one does). Then the real nginx, dnsmasq and vmalert installed in the root read the
-// configuration as booted (nginx with the certificates its first boot made).
-test("the infra node boots from its full user-data in cloud-init: nginx, VictoriaMetrics, Alertmanager, blackbox, dnsmasq from the repo, every file as built, and the daemons accept their configuration in place", async () => {
+// own users and directories), booted the same way from its full user-data, three ways: air-gapped,
+// its repo_bundle a file on the node (installed at boot before its packages, which come from it
+// through file:/www/pigsty: no network at all), with a secrets file; its packages over HTTP from
+// the bundle served on loopback, without one (the first boot makes the portal's certificate, as
+// a newcomer's first build has it); and its golden image, baked from the same bundle (packages,
+// files and the offline repo in it), booted with user-data.baked. The packages Debian has are
+// Debian's (downloaded and bundled by pigen); those only Pigsty's repo has (Grafana and its
+// VictoriaLogs datasource, Vector, VictoriaLogs, VictoriaTraces), which this machine cannot
+// reach, are stand-in packages of the same names (Grafana's has its unit and makes its user
+// and group, as the real one does). Each time the real nginx, dnsmasq and vmalert installed in
+// the root read the configuration as booted (nginx with the certificates it booted with).
+test("the infra node boots in cloud-init from its full user-data, air-gapped (repo_bundle) and over HTTP, and from its baked image: packages from the bundle, every file as built, the daemons accept their configuration in place", async () => {
   if (!HAVE || !ROOT_USER) return;
-  if (!needTools('booting the infra node (nginx serves the repo)', 'nginx')) return;
+  if (!needTools('booting the infra node (nginx serves the repo)', 'nginx', 'sha256sum')) return;
   assert.ok(baked, 'the bake test ran first');
   const { debootstrap } = baked!;
   const dir = tmp('pigen-infra-boot-');
   const ip = '10.10.10.10';
   const standIns = ['grafana', 'grafana-victorialogs-ds', 'vector', 'victoria-logs', 'victoria-traces'];
-  const inventory = (packages: string[], modules: string) =>
-    `all:\n  children:\n    infra: { hosts: { ${ip}: { infra_seq: 1 } } }\n  vars:\n    admin_ip: ${ip}\n    node_repo_modules: ${modules}\n    node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]\n    repo_packages: [ ${packages.join(', ')} ]\n    repo_extra_packages: []\n    node_admin_pk_list: [ '${ALICE}' ]\n`;
-  writeFileSync(join(dir, 'pigsty.yml'), inventory(['nginx'], 'local'));
+  const BUNDLE_AT = '/var/tmp/pigsty-pkg.tgz';
+  const inventory = (packages: string[], modules: string, bundle = false) =>
+    `all:\n  children:\n    infra: { hosts: { ${ip}: { infra_seq: 1 } } }\n  vars:\n    admin_ip: ${ip}\n    node_repo_modules: ${modules}\n    node_ntp_servers: [ 'pool 2.debian.pool.ntp.org iburst' ]\n    repo_packages: [ ${packages.join(', ')} ]\n    repo_extra_packages: []\n    node_admin_pk_list: [ '${ALICE}' ]\n${bundle ? `    repo_bundle: ${BUNDLE_AT}\n` : ''}`;
+  writeFileSync(join(dir, 'pigsty.yml'), inventory(['nginx'], 'local', true));
   assert.is((await cli(['secrets', 'init'], dir)).code, 0);
   // What the node installs at boot: Debian's packages downloaded (an inventory of them alone,
   // its node reading upstream repos), the others made here.
@@ -284,84 +290,120 @@ test("the infra node boots from its full user-data in cloud-init: nginx, Victori
   mkdirSync(debs);
   for (const f of readdirSync(join(apt, 'archives'))) if (f.endsWith('.deb')) copyFileSync(join(apt, 'archives', f), join(debs, f));
   for (const name of standIns) standInDeb(dir, debs, name);
-  const b = await cli(['bundle', '--from', debs, '-o', join(dir, 'pkg.tgz'), '--quiet'], dir);
+  const pkg = join(dir, 'pkg.tgz');
+  const b = await cli(['bundle', '--from', debs, '-o', pkg, '--quiet'], dir);
   assert.is(b.code, 0, b.err);
   assert.not.match(b.err, /lack/, b.err);
 
-  const repo = await serveRepo(dir, join(dir, 'pkg.tgz'));
+  // The node as booted: every file as built, its users, services; the portal's certificate
+  // verifies against the CA the node trusts (the secrets file's; else the node's own, made at
+  // first boot, which is its own CA), for the portal's domain; nginx, dnsmasq and vmalert, as
+  // installed, take the configuration as booted; its directories are its services' users'; the
+  // packages installed.
+  const checkInfra = (root: string, at: string, secrets: boolean, packages: string[]) => {
+    checkBootedNode(root, at, 'out', ip);
+    const installed = installedPackages(root);
+    for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
+    const cert = secrets ? '/etc/nginx/conf.d/cert/pigsty.crt' : '/etc/nginx/conf.d/cert/i.pigsty.crt';
+    const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', secrets ? '/etc/pki/ca.crt' : cert, cert]);
+    assert.is(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', cert]).stdout, /DNS:i\.pigsty\b/);
+    assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', cert.replace(/crt$/, 'key')]).stdout, /^root:root 600$/m);
+    const nginxT = run('chroot', [root, 'nginx', '-t']);
+    assert.is(nginxT.code, 0, nginxT.stderr);
+    const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
+    assert.is(dnsmasq.code, 0, dnsmasq.stderr);
+    const manifest = JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
+    const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
+    assert.ok(rules.length > 0, 'alert rules');
+    const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
+    assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
+    for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
+      assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
+    }
+    assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
+  };
+  // The offline repo in place on the node: complete (its marker), every file as its manifest says.
+  const checkRepo = (root: string) => {
+    const repo = inRoot(root, '/www/pigsty');
+    assert.ok(existsSync(join(repo, 'repo_complete')), 'repo_complete');
+    assert.is(readFileSync(join(repo, 'repo_complete'), 'utf8').trim(), run('sha256sum', [join(repo, 'manifest.sha256')]).stdout.split(' ')[0]);
+    const sums = run('sha256sum', ['--strict', '--quiet', '-c', 'manifest.sha256'], { cwd: repo });
+    assert.is(sums.code, 0, sums.stdout + sums.stderr);
+  };
+  const boot = async (at: string, userData: string, before: (root: string) => void, check: (root: string) => void) => {
+    const root = join(at, 'root');
+    mkdirSync(root);
+    before(root);
+    await firstBoot(root, userData, readFileSync(join(at, 'out/nodes', ip, 'meta-data'), 'utf8'), () => check(root));
+    // (The root is large: gone before the next.)
+    rmSync(root, { recursive: true, force: true });
+  };
+  const plainRoot = (root: string) => assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
+
+  // Air-gapped: the bundle a file on the node; no repo on the network.
+  {
+    const built = await cli(['build', '-o', 'out'], dir);
+    assert.is(built.code, 0, built.err);
+    const userData = readFileSync(join(dir, 'out/nodes', ip, 'user-data'), 'utf8');
+    const packages = (parseYaml(userData) as { packages: string[] }).packages;
+    assert.equal([...packages].sort(), [...all].sort());
+    assert.ok(userData.includes('file:/www/pigsty'), 'the node reads its own repo from its disk');
+    assert.not.ok(/deb \[[^\]]*\] https?:/.test(userData), 'and no repo over the network');
+    await boot(
+      dir,
+      userData,
+      (root) => {
+        plainRoot(root);
+        copyFileSync(pkg, join(root, BUNDLE_AT));
+      },
+      (root) => {
+        checkInfra(root, dir, true, packages);
+        checkRepo(root);
+      },
+    );
+  }
+
+  const repo = await serveRepo(dir, pkg);
   try {
-    // With a secrets file (the CA's certificates), and without (the first boot makes its own, as
-    // a newcomer's first build has it).
+    // Over HTTP, with no secrets file: the bundle served on loopback as the local repo.
     const plain = join(dir, 'no-secrets');
     mkdirSync(plain);
-    copyFileSync(join(dir, 'pigsty.yml'), join(plain, 'pigsty.yml'));
-    // The node as booted: every file as built, its users, services; the portal's certificate
-    // verifies against the CA the node trusts (the secrets file's; else the node's own, made at
-    // first boot, which is its own CA), for the portal's domain; nginx, dnsmasq and vmalert, as
-    // installed, take the configuration as booted; its directories are its services' users'.
-    const checkInfra = (root: string, at: string, secrets: boolean) => {
-      checkBootedNode(root, at, 'out', ip);
-      const cert = secrets ? '/etc/nginx/conf.d/cert/pigsty.crt' : '/etc/nginx/conf.d/cert/i.pigsty.crt';
-      const verified = run('chroot', [root, 'openssl', 'verify', '-CAfile', secrets ? '/etc/pki/ca.crt' : cert, cert]);
-      assert.is(verified.code, 0, verified.stdout + verified.stderr);
-      assert.match(run('chroot', [root, 'openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in', cert]).stdout, /DNS:i\.pigsty\b/);
-      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', cert.replace(/crt$/, 'key')]).stdout, /^root:root 600$/m);
-      const nginxT = run('chroot', [root, 'nginx', '-t']);
-      assert.is(nginxT.code, 0, nginxT.stderr);
-      const dnsmasq = run('chroot', [root, 'dnsmasq', '--test']);
-      assert.is(dnsmasq.code, 0, dnsmasq.stderr);
-      const manifest = JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { files: { path: string }[] }> };
-      const rules = manifest.nodes[ip]!.files.filter((f) => /\/rules\/[^/]+\.yml$/.test(f.path)).map((f) => f.path);
-      assert.ok(rules.length > 0, 'alert rules');
-      const vmalert = run('chroot', [root, 'vmalert', '-dryRun', ...rules.map((r) => `-rule=${r}`)]);
-      assert.is(vmalert.code, 0, vmalert.stdout + vmalert.stderr);
-      for (const [path, owner] of [['/data/infra/metrics', 'victoria:infra'], ['/data/infra/alertmgr', 'prometheus:infra']] as const) {
-        assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
-      }
-      assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
-    };
-    const set = ['--set', `repo_upstream=${JSON.stringify([repo.upstream])}`];
-    for (const [at, secrets] of [[dir, true], [plain, false]] as const) {
-      const built = await cli(['build', '-o', 'out', ...set], at);
-      assert.is(built.code, 0, built.err);
-      const userData = readFileSync(join(at, 'out/nodes', ip, 'user-data'), 'utf8');
-      const packages = (parseYaml(userData) as { packages: string[] }).packages;
-      assert.equal([...packages].sort(), [...all].sort());
-      const root = join(at, 'root');
-      mkdirSync(root);
-      assert.is(run('tar', ['-C', root, '--numeric-owner', '-xpf', debootstrap]).code, 0);
-      const logged = repo.fetched().length;
-      await firstBoot(root, userData, readFileSync(join(at, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
-        checkInfra(root, at, secrets);
-        const installed = installedPackages(root);
-        for (const p of packages) assert.ok(installed.has(p), `${p} installed`);
-        // (Fetched by this boot: the log holds the one before too.)
-        assert.match(repo.fetched().slice(logged), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
-      });
-      // (The root is large: gone before the next.)
-      rmSync(root, { recursive: true, force: true });
-    }
+    writeFileSync(join(plain, 'pigsty.yml'), inventory(['nginx'], 'local'));
+    const built = await cli(['build', '-o', 'out', '--set', `repo_upstream=${JSON.stringify([repo.upstream])}`], plain);
+    assert.is(built.code, 0, built.err);
+    const userData = readFileSync(join(plain, 'out/nodes', ip, 'user-data'), 'utf8');
+    const packages = (parseYaml(userData) as { packages: string[] }).packages;
+    assert.equal([...packages].sort(), [...all].sort());
+    await boot(plain, userData, plainRoot, (root) => {
+      checkInfra(root, plain, false, packages);
+      assert.match(repo.fetched(), /"GET \/pigsty\/(?:\.\/)?nginx[-_][^ ]+\.deb HTTP\/1\.1" 200 /);
+    });
 
-    // Its golden image, baked from the same bundle (the packages installed, the files in place),
-    // boots with its user-data.baked: the same node.
-    const plan = await cli(['bake', '--dry-run', '--json', '--only', 'infra', ...set], dir);
+    // Its golden image, baked from the same bundle (the air-gapped inventory: packages, files
+    // and the offline repo in it), boots with its user-data.baked: the same node, nothing fetched.
+    const plan = await cli(['bake', '--dry-run', '--json', '--only', 'infra-repo', '--bundle', pkg], dir);
     assert.is(plan.code, 0, plan.err);
     const img = (JSON.parse(plan.out) as { images: { name: string; nodes: string[] }[] }).images[0]!;
     assert.equal(img.nodes, [ip]);
-    const bake = await cli(['bake', '--only', img.name, '--target', 'local', '--bundle', join(dir, 'pkg.tgz'), '--cache', join(tmpdir(), 'pigen-test-cache', 'debootstrap'), '-o', 'baked', ...set], dir);
+    const bake = await cli(['bake', '--only', img.name, '--target', 'local', '--bundle', pkg, '--cache', join(tmpdir(), 'pigen-test-cache', 'debootstrap'), '-o', 'baked'], dir);
     assert.is(bake.code, 0, bake.out.split('\n').slice(-60).join('\n') + bake.err);
-    const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img.name}.json`), 'utf8')) as { packages: string[] };
-    const root = join(dir, 'baked-root');
-    mkdirSync(root);
-    assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', join(dir, 'baked', `${img.name}.rootfs.tar.gz`)]).code, 0);
+    // (The build of the same inputs as the bake: its bundle is part of the image's content.)
+    const rebuilt = await cli(['build', '-o', 'out', '--bundle', pkg], dir);
+    assert.is(rebuilt.code, 0, rebuilt.err);
+    const spec = JSON.parse(readFileSync(join(dir, 'out/images', `${img.name}.json`), 'utf8')) as { packages: string[]; repo?: unknown };
+    assert.ok(spec.repo, 'the image carries the offline repo');
     const logged = repo.fetched().length;
-    await firstBoot(root, readFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), 'utf8'), readFileSync(join(dir, 'out/nodes', ip, 'meta-data'), 'utf8'), () => {
-      checkInfra(root, dir, true);
-      const installed = installedPackages(root);
-      for (const p of spec.packages) assert.ok(installed.has(p), `${p} installed in the image`);
-      assert.is(repo.fetched().slice(logged), '', 'nothing fetched at boot: the image has it all');
-    });
-    rmSync(root, { recursive: true, force: true });
+    await boot(
+      dir,
+      readFileSync(join(dir, 'out/nodes', ip, 'user-data.baked'), 'utf8'),
+      (root) => assert.is(run('tar', ['-C', root, '--numeric-owner', '-xzpf', join(dir, 'baked', `${img.name}.rootfs.tar.gz`)]).code, 0),
+      (root) => {
+        checkInfra(root, dir, true, spec.packages);
+        checkRepo(root);
+        assert.is(repo.fetched().slice(logged), '', 'nothing fetched at boot: the image has it all');
+      },
+    );
   } finally {
     await repo.stop();
   }
