@@ -322,6 +322,12 @@ test("the infra node boots in cloud-init from its full user-data, air-gapped (re
       assert.is(run('chroot', [root, 'stat', '-c', '%U:%G', path]).stdout.trim(), owner, path);
     }
     assert.match(run('chroot', [root, 'stat', '-c', '%U:%G %a', '/etc/grafana/grafana.ini']).stdout, /^root:grafana 640$/m);
+    // Each service's unit, as systemd reads it in the node it runs on: its program there, its
+    // users, its dependencies.
+    const services = (JSON.parse(readFileSync(join(at, 'out/manifest.json'), 'utf8')) as { nodes: Record<string, { services: string[] }> }).nodes[ip]!.services;
+    const verify = run('chroot', [root, 'systemd-analyze', 'verify', ...services.map((s) => `/etc/systemd/system/${s}.service`)]);
+    assert.is(verify.code, 0, verify.stdout + verify.stderr);
+    assert.is(verify.stderr.trim(), '', verify.stderr);
   };
   // The offline repo in place on the node: complete (its marker), every file as its manifest says.
   const checkRepo = (root: string) => {
@@ -409,13 +415,19 @@ test("the infra node boots in cloud-init from its full user-data, air-gapped (re
   }
 });
 
-/** A package of `name` that installs nothing but a note (Grafana's has its unit, and makes its system user and group, as the real one does). */
+/** A package of `name` that installs nothing but a note and a program that does nothing where the real one's is (Grafana's has its unit, and makes its system user and group, as the real one does). */
 function standInDeb(dir: string, debs: string, name: string): void {
   const src = join(dir, `stand-in-${name}`);
   mkdirSync(join(src, 'DEBIAN'), { recursive: true });
   mkdirSync(join(src, 'usr/share/doc', name), { recursive: true });
   writeFileSync(join(src, 'usr/share/doc', name, 'README.pigen-test'), `A stand-in for ${name}, from Pigsty's repo, which this machine cannot reach.\n`);
   writeFileSync(join(src, 'DEBIAN/control'), `Package: ${name}\nVersion: 0.0.0-pigen.test\nArchitecture: all\nMaintainer: pigen <pigen@example.com>\nSection: misc\nPriority: optional\nDescription: stand-in for ${name}\n`);
+  // (The real package's program, where pigen's unit runs it.)
+  const bin = { vector: 'vector', 'victoria-logs': 'victoria-logs', 'victoria-traces': 'victoria-traces' }[name];
+  if (bin) {
+    mkdirSync(join(src, 'usr/bin'), { recursive: true });
+    writeFileSync(join(src, 'usr/bin', bin), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  }
   if (name === 'grafana') {
     // (The real package's unit, by name: the node enables grafana-server.)
     mkdirSync(join(src, 'lib/systemd/system'), { recursive: true });
