@@ -20,9 +20,9 @@ export function distance(a: string, b: string): number {
 
 /**
  * The closest candidate within a distance proportional to the word's length, if any. Not one
- * with a word of its name (between `_`) more than half rewritten, by three edits or more: `repo_address` is no misspelt
- * `vip_address`, nor `node_role` a misspelt `node_tune`; and then none at all, rather than one
- * farther still (`node_uv_e` is no `node_tune`).
+ * with a word of its name (between `_`) more than half rewritten, by three edits or more:
+ * `repo_address` is no misspelt `vip_address`, nor `node_role` a misspelt `node_tune`; and then
+ * none at all, rather than one farther still.
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase();
