@@ -255,6 +255,11 @@ test('pigen build writes images/ and user-data.baked; pigen bake --dry-run plans
   const bad = pigen(['bake', '--only', 'nope'], cwd);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /no image matches --only nope; the images of this inventory: pigsty-/);
+  assert.not.match(bad.stderr, /did you mean/);
+  // A module of a role offers the roles that have it.
+  const module = pigen(['bake', '--dry-run', '--only', 'infra'], cwd);
+  assert.is(module.code, 2, module.stderr);
+  assert.match(module.stderr, /no image matches --only infra; .*; did you mean --only infra-[a-z-]+\?/);
   // (A review found: `--only ''` taking every image, -o naming a file a stack trace, a malformed
   // --aws-endpoint reported as a failed lookup.)
   assert.is(pigen(['bake', '--only', '', '--dry-run'], cwd).code, 2, "--only '' matches nothing");

@@ -133,7 +133,9 @@ Exit codes: 0 ok, 1 a lookup or bake failed or was interrupted, 2 bad input or u
     const images = only.length ? split.images.filter((i) => only.some((o) => matches(i, o))) : split.images;
     const unmatched = only.filter((o) => !split.images.some((i) => matches(i, o)));
     if (unmatched.length) {
-      throw new UsageError(`no image matches --only ${unmatched.join(', ')}; the images of this inventory: ${split.images.map((i) => `${i.name} (${i.role})`).join(', ')}`);
+      // (A module of a role, `--only infra` for the role infra-repo or infra-pgsql: those roles offered.)
+      const roles = [...new Set(unmatched.flatMap((o) => split.images.filter((i) => i.role.split('-').includes(o)).map((i) => i.role)))].sort();
+      throw new UsageError(`no image matches --only ${unmatched.join(', ')}; the images of this inventory: ${split.images.map((i) => `${i.name} (${i.role})`).join(', ')}${roles.length ? `; did you mean ${roles.map((r) => `--only ${r}`).join(' or ')}?` : ''}`);
     }
     // A Debian image installs its packages from the --bundle alone: one the bundle lacks (neither a
     // package nor provided by one) fails the bake at apt-get install, after minutes. Said before.
