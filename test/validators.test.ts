@@ -222,6 +222,14 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   const r = await cli(['check', empty]);
   assert.is(r.code, 2);
   assert.match(r.stderr, /not a pigen output/);
+  // Gone, its previous tree set aside by a build cut in its swap: said so.
+  const gone = join(empty, 'gone');
+  mkdirSync(join(empty, '.gone.pigen', 'old'), { recursive: true });
+  writeFileSync(join(empty, '.gone.pigen', 'old', 'manifest.json'), '{}');
+  const cut = await cli(['check', gone]);
+  assert.is(cut.code, 2, cut.stderr);
+  assert.match(cut.stderr, /gone is missing: a build was cut between the renames that swap in a new output, and the previous one waits in .*\.gone\.pigen\/old \(the next build puts it back first\); run 'pigen build -o .*gone' first/);
+  rmSync(join(empty, '.gone.pigen'), { recursive: true });
   writeFileSync(join(empty, 'manifest.json'), '{"nodes": 1}');
   assert.is((await cli(['check', empty])).code, 2);
   // A manifest not as pigen writes it: exit 2 (was an internal error, exit 1, for the first three),

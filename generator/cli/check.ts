@@ -910,6 +910,12 @@ function readManifest(dir: string): Record<string, ManifestNode> {
     m = JSON.parse(readFileSync(mf, 'utf8')) as typeof m;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // (Gone, its previous tree set aside: a build cut between the two renames of its swap, or one
+    // in that moment now. Not put back from here: a build under way does that itself.)
+    const aside = join(dirname(dir), `.${basename(dir)}.pigen`, 'old', 'manifest.json');
+    if (code === 'ENOENT' && !existsSync(dir) && existsSync(aside)) {
+      throw new NotPigenOutput(`${dir} is missing: a build was cut between the renames that swap in a new output, and the previous one waits in ${dirname(aside)} (the next build puts it back first)`);
+    }
     throw new NotPigenOutput(code === 'ENOENT' || code === 'ENOTDIR' ? `${dir} is not a pigen output (no manifest.json)` : `${mf}: ${(e as Error).message}`);
   }
   if (!m || typeof m !== 'object' || typeof m.generator !== 'string' || !m.generator.startsWith('pigen') || !m.nodes || typeof m.nodes !== 'object' || Array.isArray(m.nodes)) {
