@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { chmodSync, constants as fsConstants, type Stats, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { accessSync, chmodSync, constants as fsConstants, type Stats, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -1469,6 +1469,9 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // The spare generation is touched from here on: its state is dropped first, so an interrupted
   // update is never trusted; a fresh directory, or one of unknown content, is walked.
   const commit = () => {
+    // (The swap renames DIR and the spare in DIR's directory: one that may not be written to
+    // fails it, said now rather than after the whole spare is written. Root may always.)
+    accessSync(parent, fsConstants.W_OK | fsConstants.X_OK);
     const fresh = !existsSync(spareDir);
     if (fresh) mkdirSync(spareDir, { mode: 0o755 }), (wanted = undefined);
     spareFile = stateFile(spareDir)!;

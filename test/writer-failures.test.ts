@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needTools, skip, tmp } from './helpers.ts';
-import { cliArgs, diffTrees, scan } from './tree.ts';
+import { cliArgs, diffTrees, sameTree, scan } from './tree.ts';
 
 /** The differences between two scanned trees (none: []), modes included. */
 const differences = (a: ReturnType<typeof scan>, b: ReturnType<typeof scan>) => Object.entries(diffTrees(a, b, { modes: true })).filter(([, v]) => v.length);
@@ -99,6 +99,34 @@ test('a swap that fails puts the previous output back at once; the secrets index
   const after = readRedactionIndex(join(d, 'out'));
   assert.is(hidden(after, 'password = NewSecretPw2'), 'password = ****');
   assert.is(hidden(after, 'password = OldSecretPw1'), 'password = OldSecretPw1', 'the old one no longer in the index once the new output is in place');
+});
+
+// (A review found a 1,000-node build writing its whole spare before failing on the first rename.)
+test("an output whose directory the user may not write to fails before the new tree is written (exit 1, said), the output intact; a build of unchanged inputs still skips", () => {
+  if (process.getuid?.() !== 0) return void skip('SKIP the read-only parent: it needs root, to build as another user');
+  if (!needTools('a build as another user (setpriv)', 'setpriv')) return;
+  const d = setUp();
+  const parent = join(d, 'p');
+  mkdirSync(parent);
+  chmodSync(d, 0o755);
+  spawnSync('chown', ['-R', 'nobody:nogroup', d]);
+  const asNobody = (...extra: string[]) => {
+    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, ...cliArgs('build', '../inv.yml', '-o', 'out', ...extra)], { cwd: parent, encoding: 'utf8' });
+    return { code: r.status, err: r.stderr };
+  };
+  const first = asNobody();
+  assert.is(first.code, 0, first.err);
+  const before = scan(join(parent, 'out'));
+  chmodSync(parent, 0o555);
+  const r = asNobody('--set', 'nginx_port=8080');
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /cannot write out: EACCES: permission denied, access '.*\/p'/);
+  assert.not.match(r.err, /internal error/);
+  assert.equal(readdirSync(join(parent, '.out.pigen')).filter((n) => n === 'spare'), [], 'no spare written');
+  assert.ok(sameTree(diffTrees(scan(join(parent, 'out')), before)), 'the output as it was');
+  const same = asNobody();
+  assert.is(same.code, 0, same.err);
+  chmodSync(parent, 0o755);
 });
 
 test("the output directory's own mode is the user's (0700 keeps others out), carried to every generation; those below it are 0755", () => {
