@@ -1,7 +1,7 @@
 // The one module that touches the filesystem (besides the CLI): reads inputs and assets, and writes
 // output trees atomically (built beside the target, then renamed into place).
 
-import { accessSync, chmodSync, constants as fsConstants, type Stats, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, constants as fsConstants, type Stats, copyFileSync, readSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import * as fsModule from 'node:fs';
 import * as pathModule from 'node:path';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
@@ -1200,9 +1200,13 @@ export function takeLock(lock: string, what: string): () => void {
     }
     const held = readLock(lock);
     if (held === undefined) {
-      // Released meanwhile; or a directory made by hand where the lock goes, no lock of pigen's:
-      // removed (every build failed on it).
-      if (lstatOr(lock)?.isDirectory()) removeTree(lock);
+      // Released meanwhile; or no file of pigen's where the lock goes (a directory or a link made
+      // by hand): removed (every build failed on it).
+      const st = lstatOr(lock);
+      if (st && !st.isFile()) {
+        if (st.isDirectory()) removeTree(lock);
+        else rmSync(lock, { force: true });
+      }
       continue;
     }
     const pid = held.pid;
@@ -1214,36 +1218,53 @@ export function takeLock(lock: string, what: string): () => void {
     // else removes or replaces a lock meanwhile (a build makes one only where none is, and removes
     // only its own), so no build's live lock is ever removed. (Moving it aside to look at it, as
     // pigen did, could move a live one taken just then, and a third build take the free name.)
-    takeOver(lock, held.text, self, readLock);
+    takeOver(lock, what, held.text, self, readLock);
   }
 }
 
 /**
  * Removes the stale lock `lock` if it still holds `text`, under the lock `<lock>.takeover` (held
- * for a moment; waited for while its process runs, up to a second; taken over at once when that
- * process is gone, which can only be one killed within that moment). (Only a process stopped for
- * over a second inside that moment could still remove a lock taken since.)
+ * for a moment; waited for while its process runs; taken over at once when that process is gone,
+ * which can only be one killed within that moment).
  */
-function takeOver(lock: string, text: string, self: string | undefined, readLock: (f: string) => { text: string; pid: number; start?: string | undefined } | undefined): void {
+function takeOver(lock: string, what: string, text: string, self: string | undefined, readLock: (f: string) => { text: string; pid: number; start?: string | undefined } | undefined): void {
   const guard = `${lock}.takeover`;
   removeStaleTemps(guard);
   const tmp = tempBeside(guard);
   writeFileSync(tmp, self === undefined ? `${process.pid}\n` : `${process.pid} ${self}\n`, { flag: 'wx', mode: 0o644 });
+  let mine: number | undefined;
   try {
     for (let waited = 0; ; waited++) {
       try {
         linkSync(tmp, guard);
+        mine = lstatSync(guard).ino;
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      const other = readLock(guard);
-      if (other && Number.isInteger(other.pid) && other.pid > 0 && other.pid !== process.pid && isRunning(other.pid, other.start) && waited < 200) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      const st = lstatOr(guard);
+      if (!st) continue; // released meanwhile: linked again
+      // (Not a file pigen writes, a directory or a link made by hand: removed.)
+      if (!st.isFile()) {
+        if (st.isDirectory()) removeTree(guard);
+        else rmSync(guard, { force: true });
         continue;
       }
-      // (Its process is gone, or a second has passed: that lock is itself stale.)
-      if (other?.text === readLock(guard)?.text) rmSync(guard, { force: true });
+      const other = readLock(guard);
+      if (other === undefined) continue;
+      if (Number.isInteger(other.pid) && other.pid > 0 && other.pid !== process.pid && isRunning(other.pid, other.start)) {
+        // Its holder runs: waited for (a moment, as a rule). One known by pid and start time is
+        // never taken from it (a build stopped or starved inside it): after a second, the build
+        // waits as for a busy output; one known by its pid alone, which a later process may have
+        // been given, is taken over after a second.
+        if (waited < 200) {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+          continue;
+        }
+        if (other.start !== undefined) throw Object.assign(new Error(`another pigen process (pid ${other.pid}) is writing ${what}`), { code: 'EPIGENBUSY', pid: other.pid, lock: guard }) as OutputBusy;
+      }
+      // (Its process is gone: that lock is itself stale, removed if it is still the one read.)
+      if (lstatOr(guard)?.ino === st.ino && readLock(guard)?.text === other.text) rmSync(guard, { force: true });
     }
   } finally {
     rmSync(tmp, { force: true });
@@ -1252,7 +1273,8 @@ function takeOver(lock: string, text: string, self: string | undefined, readLock
     const before = lstatOr(lock);
     if (before && readLock(lock)?.text === text && lstatOr(lock)?.ino === before.ino) rmSync(lock, { force: true });
   } finally {
-    rmSync(guard, { force: true });
+    // (Only its own: never one taken since.)
+    if (lstatOr(guard)?.ino === mine && readLock(guard)?.pid === process.pid) rmSync(guard, { force: true });
   }
 }
 
@@ -1362,7 +1384,8 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // versions: `.<name>.new-<pid>` (partial), `.<name>.old-<pid>` (complete), `.<name>.del-<pid>`
   // (being removed): directories of exactly those names (a user's `.out.old-backup` is not one),
   // and one put back as the output only when it holds the marker.
-  const legacy = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`) && /^\d+$/.test(n.slice(name.length + kind.length + 3)) && lstatOr(join(parent, n))?.isDirectory());
+  // (A pid is at most 2^22: a user's `.out.old-20240101` is no such tree.)
+  const legacy = (kind: string) => readdirSync(parent).filter((n) => n.startsWith(`.${name}.${kind}-`) && /^\d{1,7}$/.test(n.slice(name.length + kind.length + 3)) && Number(n.slice(name.length + kind.length + 3)) <= 4194304 && lstatOr(join(parent, n))?.isDirectory());
   if (!existsSync(dir)) {
     if (existsSync(oldDir)) renameSync(oldDir, dir);
     else {
@@ -1470,8 +1493,11 @@ function openGeneration(outDir: string, dir: string, opts: WriteOptions, backend
   // update is never trusted; a fresh directory, or one of unknown content, is walked.
   const commit = () => {
     // (The swap renames DIR and the spare in DIR's directory: one that may not be written to
-    // fails it, said now rather than after the whole spare is written. Root may always.)
-    accessSync(parent, fsConstants.W_OK | fsConstants.X_OK);
+    // fails it, said now rather than after the whole spare is written. Tried, not asked of
+    // access(2), which judges by the real uid and no capabilities: CAP_DAC_OVERRIDE may.)
+    const probe = tempBeside(dir);
+    mkdirSync(probe, { mode: 0o700 });
+    rmdirSync(probe);
     const fresh = !existsSync(spareDir);
     if (fresh) mkdirSync(spareDir, { mode: 0o755 }), (wanted = undefined);
     spareFile = stateFile(spareDir)!;

@@ -6,7 +6,7 @@ import { fileOnPath, fileStamp, gzipSizeWorker, hasState, inlineGzipSizer, inven
 import { verifyBundle } from '../bundle/verify.js';
 import type { ParseMemo } from '../load/parse.js';
 import { availableParallelism } from 'node:os';
-import { basename, resolve as resolvePath } from 'node:path';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { SECRETS_FILE } from '../secrets/index.js';
 import type { OutEntry, RenderedNode, Source } from '../types.js';
 import { useColor, type CliContext } from './context.js';
@@ -366,7 +366,7 @@ function inputInsideOutput(ctx: CliContext, values: Values, args: string[]): str
   // (Nor may the current directory: a shell there is left in the previous tree, moved aside, and
   // sees an empty directory; a relative inventory path then names nothing.)
   if (isWithin(ctx.cwd, outDir)) {
-    return `the current directory lies inside the output directory ${out}, which every build replaces whole (a shell there is left in the previous tree, moved aside): run pigen from outside it, e.g. cd .. and -o ${basename(outDir)}`;
+    return `the current directory lies inside the output directory ${out}, which every build replaces whole (a shell there is left in the previous tree, moved aside): run pigen from outside it, e.g. from ${dirname(outDir)} with -o ${basename(outDir)}`;
   }
   return undefined;
 }
