@@ -229,6 +229,10 @@ test('pigen check: exit 2 when DIR is not a pigen output; validators not on PATH
   const cut = await cli(['check', gone]);
   assert.is(cut.code, 2, cut.stderr);
   assert.match(cut.stderr, /gone is missing: a build was cut between the renames that swap in a new output, and the previous one waits in .*\.gone\.pigen\/old \(the next build puts it back first\); run 'pigen build -o .*gone' first/);
+  // Through a link to it too.
+  symlinkSync('gone', join(empty, 'link'));
+  assert.match((await cli(['check', join(empty, 'link')])).stderr, /link is missing: .*\.gone\.pigen\/old/);
+  rmSync(join(empty, 'link'));
   rmSync(join(empty, '.gone.pigen'), { recursive: true });
   writeFileSync(join(empty, 'manifest.json'), '{"nodes": 1}');
   assert.is((await cli(['check', empty])).code, 2);

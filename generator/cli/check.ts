@@ -912,7 +912,12 @@ function readManifest(dir: string): Record<string, ManifestNode> {
     const code = (e as NodeJS.ErrnoException).code;
     // (Gone, its previous tree set aside: a build cut between the two renames of its swap, or one
     // in that moment now. Not put back from here: a build under way does that itself.)
-    const aside = join(dirname(dir), `.${basename(dir)}.pigen`, 'old', 'manifest.json');
+    // (DIR a link to the output: the output's own home.)
+    let real = dir;
+    try {
+      real = resolvePath(dirname(dir), readlinkSync(dir));
+    } catch {}
+    const aside = join(dirname(real), `.${basename(real)}.pigen`, 'old', 'manifest.json');
     if (code === 'ENOENT' && !existsSync(dir) && existsSync(aside)) {
       throw new NotPigenOutput(`${dir} is missing: a build was cut between the renames that swap in a new output, and the previous one waits in ${dirname(aside)} (the next build puts it back first)`);
     }
